@@ -1,0 +1,139 @@
+/**
+ * One device's energy over time: a bounded list of points (time, cumulative energy since the sampler
+ * started) and the answer to "how much energy had it used at instant t?". Pure: no I/O, no clock.
+ *
+ * Between two counter updates the energy is interpolated linearly. Its error bound comes from how much
+ * the power can have changed inside the interval (the neighbouring intervals' mean powers and the instant
+ * power at both ends); a step of size dP inside an interval of length T gives at most dP*(t-t0)*(t1-t)/T.
+ * After the last update the energy is extrapolated with the last instant power.
+ */
+export interface TimelinePoint {
+  tMs: number;
+  /** Cumulative energy since the timeline began, joules (wraps and resets already removed). */
+  energyJ: number;
+  /** Instant power at tMs, watts, when known. */
+  powerW?: number;
+  /** Cumulative error bound accumulated by approximations (power integration, resets), joules. */
+  uncertaintyJ: number;
+  /** Counter resets seen so far. */
+  resets: number;
+}
+
+export type EdgeKind = "interpolated" | "extrapolated" | "exact";
+
+export interface EdgeEnergy {
+  energyJ: number;
+  /** Error bound of this instant's interpolation or extrapolation alone, joules. */
+  edgeUncertaintyJ: number;
+  /** The cumulative approximation bound up to here (TimelinePoint.uncertaintyJ), joules. */
+  cumulativeUncertaintyJ: number;
+  kind: EdgeKind;
+  resets: number;
+  /** The counter update intervals [i0, i1] the edge falls in, by absolute point number. */
+  segment: number;
+}
+
+/** The energy between two edges, with its error bound. */
+export function energyBetween(e0: EdgeEnergy, e1: EdgeEnergy): { energyJ: number; uncertaintyJ: number } {
+  return {
+    energyJ: Math.max(0, e1.energyJ - e0.energyJ),
+    uncertaintyJ: e0.edgeUncertaintyJ + e1.edgeUncertaintyJ + (e1.cumulativeUncertaintyJ - e0.cumulativeUncertaintyJ),
+  };
+}
+
+export class Timeline {
+  private points: TimelinePoint[] = [];
+  /** Absolute number of points dropped from the front. */
+  private dropped = 0;
+
+  constructor(private readonly capacity = 20_000) {}
+
+  get size(): number {
+    return this.points.length;
+  }
+
+  last(): TimelinePoint | undefined {
+    return this.points[this.points.length - 1];
+  }
+
+  first(): TimelinePoint | undefined {
+    return this.points[0];
+  }
+
+  /** Appends a point; a point not after the last one (the same counter update read twice) is ignored. */
+  push(point: TimelinePoint): boolean {
+    const last = this.last();
+    if (last && point.tMs <= last.tMs) return false;
+    this.points.push(point);
+    if (this.points.length > this.capacity) {
+      const drop = Math.max(1, Math.floor(this.capacity / 10));
+      this.points.splice(0, drop);
+      this.dropped += drop;
+    }
+    return true;
+  }
+
+  /** Energy at instant t; undefined before the first point or when t is older than the timeline holds. */
+  energyAt(tMs: number): EdgeEnergy | undefined {
+    const pts = this.points;
+    const n = pts.length;
+    if (n === 0 || tMs < pts[0]!.tMs) return undefined;
+    const last = pts[n - 1]!;
+    if (tMs >= last.tMs) return this.extrapolate(last, tMs, n - 1);
+    const i = this.indexAtOrBefore(tMs);
+    const p0 = pts[i]!;
+    if (p0.tMs === tMs) return this.exact(p0, i);
+    const p1 = pts[i + 1]!;
+    const span = p1.tMs - p0.tMs;
+    const f = (tMs - p0.tMs) / span;
+    const energyJ = p0.energyJ + f * (p1.energyJ - p0.energyJ);
+    const bound = Math.min(this.powerSwingW(i) * ((tMs - p0.tMs) * (p1.tMs - tMs)) / span / 1000, Math.max(energyJ - p0.energyJ, p1.energyJ - energyJ));
+    return { energyJ, edgeUncertaintyJ: bound, cumulativeUncertaintyJ: p0.uncertaintyJ, kind: "interpolated", resets: p0.resets, segment: this.dropped + i };
+  }
+
+  /** Mean power between two points, watts. */
+  private meanPowerW(i: number): number | undefined {
+    const a = this.points[i];
+    const b = this.points[i + 1];
+    return a && b ? ((b.energyJ - a.energyJ) / (b.tMs - a.tMs)) * 1000 : undefined;
+  }
+
+  /** How far power may have moved inside interval i, from what surrounds it. */
+  private powerSwingW(i: number): number {
+    const mean = this.meanPowerW(i)!;
+    const around = [this.meanPowerW(i - 1), this.meanPowerW(i + 1), this.points[i]!.powerW, this.points[i + 1]!.powerW];
+    return Math.max(0, ...around.filter((p): p is number => p !== undefined).map((p) => Math.abs(p - mean)));
+  }
+
+  private extrapolate(last: TimelinePoint, tMs: number, i: number): EdgeEnergy {
+    const dtS = (tMs - last.tMs) / 1000;
+    if (dtS === 0) return this.exact(last, i);
+    const powerW = last.powerW ?? this.meanPowerW(i - 1) ?? 0;
+    const swings = [this.meanPowerW(i - 1), this.meanPowerW(i - 2)].filter((p): p is number => p !== undefined);
+    const swingW = Math.max(0.05 * powerW, ...swings.map((p) => Math.abs(p - powerW)));
+    return {
+      energyJ: last.energyJ + powerW * dtS,
+      edgeUncertaintyJ: swingW * dtS,
+      cumulativeUncertaintyJ: last.uncertaintyJ,
+      kind: "extrapolated",
+      resets: last.resets,
+      segment: this.dropped + i,
+    };
+  }
+
+  private exact(p: TimelinePoint, i: number): EdgeEnergy {
+    return { energyJ: p.energyJ, edgeUncertaintyJ: 0, cumulativeUncertaintyJ: p.uncertaintyJ, kind: "exact", resets: p.resets, segment: this.dropped + i };
+  }
+
+  /** Binary search: the last point with tMs <= t (t within range). */
+  private indexAtOrBefore(tMs: number): number {
+    let lo = 0;
+    let hi = this.points.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.points[mid]!.tMs <= tMs) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+}

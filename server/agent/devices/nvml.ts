@@ -1,0 +1,121 @@
+/**
+ * The NVML backend as the agent's main thread sees it: a worker thread (nvml-worker.ts) owns the library
+ * and its slow reads; this side only receives the probe result and the readings.
+ */
+import { Worker } from "node:worker_threads";
+import type { BackendState, Device, EnergySource, ReadingSink } from "./energy-source.js";
+import type { NvmlWorkerData, NvmlWorkerMessage } from "./nvml-worker.js";
+
+export interface NvmlOptions {
+  libraryPath: string;
+  samplingPeriodMs: number;
+  /** How long the probe may take before the backend is reported unavailable. */
+  probeTimeoutMs?: number;
+}
+
+/** Running from TypeScript sources (tsx): the worker needs the same loader. */
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
+const WORKER_URL = new URL(FROM_SOURCE ? "./nvml-worker.ts" : "./nvml-worker.js", import.meta.url);
+
+export class NvmlSource implements EnergySource {
+  readonly name = "nvml";
+  /** Energy-counter reads performed by the worker so far. */
+  energyReads = 0;
+  private sink: ReadingSink | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    private readonly worker: Worker | undefined,
+    private backendState: BackendState,
+    private readonly found: Device[],
+  ) {
+    worker?.on("message", (msg: NvmlWorkerMessage) => this.onMessage(msg));
+  }
+
+  /** Starts the worker and waits for its probe. Never throws: problems become an unavailable state. */
+  static async probe(options: NvmlOptions): Promise<NvmlSource> {
+    const workerData: NvmlWorkerData = { libraryPath: options.libraryPath, periodMs: options.samplingPeriodMs };
+    const worker = FROM_SOURCE
+      ? new Worker(tsxBootstrap(WORKER_URL), { eval: true, workerData })
+      : new Worker(WORKER_URL, { workerData });
+    try {
+      const probe = await firstProbe(worker, options.probeTimeoutMs ?? 15_000);
+      if (probe.devices.length === 0) {
+        await worker.terminate();
+        return new NvmlSource(undefined, probe.state, []);
+      }
+      return new NvmlSource(worker, probe.state, probe.devices);
+    } catch (err) {
+      await worker.terminate();
+      const reason = `NVML probe failed: ${(err as Error).message}`;
+      return new NvmlSource(undefined, { name: "nvml", status: "unavailable", reason }, []);
+    }
+  }
+
+  state(): BackendState {
+    return this.backendState;
+  }
+
+  devices(): readonly Device[] {
+    return this.found;
+  }
+
+  start(sink: ReadingSink): void {
+    this.sink = sink;
+  }
+
+  private onMessage(msg: NvmlWorkerMessage): void {
+    if (msg.type !== "readings") return;
+    this.energyReads = msg.energyReads;
+    for (const r of msg.readings) {
+      if (!r.failure) continue;
+      const device = this.found.find((d) => d.id === r.deviceId);
+      if (device) Object.assign(device, { status: r.failure.status, statusReason: r.failure.reason });
+    }
+    this.sink?.(msg.readings);
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdownWorker();
+    return this.stopping;
+  }
+
+  private async shutdownWorker(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    this.sink = undefined;
+    const stopped = new Promise<void>((resolve) => {
+      worker.on("message", (msg: NvmlWorkerMessage) => msg.type === "stopped" && resolve());
+      worker.once("exit", () => resolve());
+    });
+    worker.postMessage({ type: "stop" });
+    const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref());
+    await Promise.race([stopped, timeout]);
+    await worker.terminate();
+  }
+}
+
+/** Node 20 cannot start a worker from a .ts file even under tsx: register tsx inside the worker first. */
+function tsxBootstrap(url: URL): string {
+  const api = JSON.stringify(import.meta.resolve("tsx/esm/api"));
+  return `import(${api}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
+}
+
+function firstProbe(worker: Worker, timeoutMs: number): Promise<Extract<NvmlWorkerMessage, { type: "probe" }>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    worker.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    worker.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`worker exited with code ${code}`));
+    });
+    worker.on("message", (msg: NvmlWorkerMessage) => {
+      if (msg.type !== "probe") return;
+      clearTimeout(timer);
+      resolve(msg);
+    });
+  });
+}

@@ -1,0 +1,198 @@
+/**
+ * One loop for all devices. Backends push readings (NVML from its worker once per sampling period, RAPL
+ * from file reads at a wrap-safe period); the sampler turns raw counters into one timeline per device and
+ * answers "energy of device d at instant t" by interpolation, with an error bound. Windows and power
+ * streams only read timelines, so the hardware cost is the same for 0 or 10,000 of them.
+ */
+import type { Clock } from "../shared/clock.js";
+import { systemClock } from "../shared/clock.js";
+import { AppError, Code } from "../shared/errors.js";
+import { counterDelta } from "./core/counter.js";
+import { energyBetween, Timeline, type EdgeEnergy } from "./core/timeline.js";
+import type { BackendState, Device, EnergySource, Reading } from "./devices/energy-source.js";
+
+export interface DeviceSnapshot {
+  device: Device;
+  /** Time of the latest reading, agent clock ms. */
+  tMs: number | undefined;
+  powerW: number | undefined;
+  memoryPowerW: number | undefined;
+  temperatureC: number | undefined;
+}
+
+export interface IntervalEnergy {
+  energyJ: number;
+  uncertaintyJ: number;
+  /** No counter update fell inside the interval: energy is mean or instant power x time. */
+  shortWindow: boolean;
+  /** Energy integrated from power (no energy counter). */
+  powerIntegration: boolean;
+  /** The counter restarted inside the interval. */
+  counterReset: boolean;
+  /** The end lies after the latest counter update. */
+  extrapolated: boolean;
+}
+
+interface Track {
+  device: Device;
+  timeline: Timeline;
+  lastRawJ: number | undefined;
+  lastPowerW: number | undefined;
+  snapshot: DeviceSnapshot;
+}
+
+export interface SamplerOptions {
+  clock?: Clock;
+  /** Points kept per device (default 20,000: over half an hour at 10 Hz). */
+  timelineCapacity?: number;
+}
+
+export class Sampler {
+  /** Readings ingested so far, all devices together. */
+  readings = 0;
+  private readonly tracks = new Map<string, Track>();
+  private readonly listeners = new Set<() => void>();
+  private readonly waiters = new Set<{ afterMs: number; ids: string[]; resolve: () => void }>();
+  private readonly clock: Clock;
+
+  constructor(
+    readonly sources: readonly EnergySource[],
+    options: SamplerOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    for (const source of sources) {
+      for (const device of source.devices()) {
+        const snapshot = { device, tMs: undefined, powerW: undefined, memoryPowerW: undefined, temperatureC: undefined };
+        this.tracks.set(device.id, { device, timeline: new Timeline(options.timelineCapacity), lastRawJ: undefined, lastPowerW: undefined, snapshot });
+      }
+    }
+  }
+
+  start(): void {
+    for (const source of this.sources) source.start((batch) => this.ingest(batch));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.sources.map((s) => s.stop()));
+    for (const w of this.waiters) w.resolve();
+    this.waiters.clear();
+  }
+
+  devices(): Device[] {
+    return [...this.tracks.values()].map((t) => t.device);
+  }
+
+  states(): BackendState[] {
+    return this.sources.map((s) => s.state());
+  }
+
+  /** Called for every batch of readings; listeners must be cheap (they run on the sampler's turn). */
+  onUpdate(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  snapshot(deviceId: string): DeviceSnapshot | undefined {
+    return this.tracks.get(deviceId)?.snapshot;
+  }
+
+  ingest(batch: readonly Reading[]): void {
+    for (const reading of batch) {
+      const track = this.tracks.get(reading.deviceId);
+      if (track) this.apply(track, reading);
+    }
+    this.readings += batch.length;
+    this.wakeWaiters();
+    for (const listener of this.listeners) listener();
+  }
+
+  private apply(track: Track, r: Reading): void {
+    if (r.failure) {
+      Object.assign(track.device, { status: r.failure.status, statusReason: r.failure.reason });
+      return;
+    }
+    const last = track.timeline.last();
+    const dtS = last ? (r.tMs - last.tMs) / 1000 : 0;
+    if (last && dtS <= 0) return;
+    let energyJ = last?.energyJ ?? 0;
+    let uncertaintyJ = last?.uncertaintyJ ?? 0;
+    let resets = last?.resets ?? 0;
+    if (r.counterJ !== undefined) {
+      if (track.lastRawJ !== undefined) {
+        const d = counterDelta(track.lastRawJ, r.counterJ, track.device.counterRangeJ);
+        if (d.event === "reset") {
+          // Only the energy since the restart is known; the rest of the interval is estimated from power.
+          const estimateJ = (track.lastPowerW ?? r.powerW ?? 0) * dtS;
+          energyJ += Math.max(d.deltaJ, estimateJ);
+          uncertaintyJ += estimateJ;
+          resets++;
+        } else energyJ += d.deltaJ;
+      }
+      track.lastRawJ = r.counterJ;
+    } else if (r.powerW !== undefined && last) {
+      const prevW = track.lastPowerW ?? r.powerW;
+      energyJ += ((prevW + r.powerW) / 2) * dtS;
+      uncertaintyJ += (Math.abs(r.powerW - prevW) / 2) * dtS;
+    } else if (r.powerW === undefined) return;
+    const powerW = r.powerW ?? (last && dtS > 0 ? (energyJ - last.energyJ) / dtS : undefined);
+    track.timeline.push({ tMs: r.tMs, energyJ, uncertaintyJ, resets, ...(powerW !== undefined ? { powerW } : {}) });
+    track.lastPowerW = powerW;
+    Object.assign(track.snapshot, { tMs: r.tMs, powerW, memoryPowerW: r.memoryPowerW, temperatureC: r.temperatureC });
+  }
+
+  private track(deviceId: string): Track {
+    const track = this.tracks.get(deviceId);
+    if (!track) throw new AppError(Code.NotFound, `no device ${deviceId} on this host`);
+    return track;
+  }
+
+  /** Energy of a device at instant t (agent clock ms), or undefined when the timeline does not reach t. */
+  energyAt(deviceId: string, tMs: number): EdgeEnergy | undefined {
+    return this.track(deviceId).timeline.energyAt(tMs);
+  }
+
+  /** Energy of a device over [t0, t1]. */
+  energyBetween(deviceId: string, t0Ms: number, t1Ms: number): IntervalEnergy {
+    const track = this.track(deviceId);
+    const e0 = track.timeline.energyAt(t0Ms);
+    const e1 = track.timeline.energyAt(t1Ms);
+    if (!e0 || !e1) {
+      throw new AppError(Code.FailedPrecondition, `${deviceId} has no readings covering the interval`, {
+        hint: "the device was not sampled then (agent restarted or device unavailable)",
+      });
+    }
+    return {
+      ...energyBetween(e0, e1),
+      shortWindow: e0.segment === e1.segment && e1.kind !== "exact",
+      powerIntegration: !track.device.hasEnergyCounter,
+      counterReset: e1.resets > e0.resets,
+      extrapolated: e1.kind === "extrapolated",
+    };
+  }
+
+  /** Resolves once every given device has a reading after t (or is no longer ok), or after timeoutMs. */
+  waitForReadingsAfter(tMs: number, deviceIds: readonly string[], timeoutMs: number): Promise<void> {
+    const ids = deviceIds.filter((id) => this.tracks.has(id));
+    if (this.covered(tMs, ids)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const waiter = { afterMs: tMs, ids, resolve: () => (clearTimeout(timer), this.waiters.delete(waiter), resolve()) };
+      const timer = setTimeout(waiter.resolve, timeoutMs);
+      this.waiters.add(waiter);
+    });
+  }
+
+  private covered(tMs: number, ids: readonly string[]): boolean {
+    return ids.every((id) => {
+      const t = this.tracks.get(id)!;
+      return t.device.status !== "ok" || (t.timeline.last()?.tMs ?? -Infinity) > tMs;
+    });
+  }
+
+  private wakeWaiters(): void {
+    for (const w of this.waiters) if (this.covered(w.afterMs, w.ids)) w.resolve();
+  }
+
+  now(): number {
+    return this.clock.nowMs();
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * The only reader of environment variables and command-line flags. Every setting is declared once in
+ * SETTINGS (the README's configuration table is checked against it); each service validates its settings
+ * once at start-up and reports every bad one at once, with the variable's name and what is allowed.
+ */
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { AppError, Code } from "./errors.js";
+
+export type Service = "agent" | "intensity";
+
+export interface Setting {
+  env: string;
+  flag: string;
+  services: readonly Service[];
+  /** Default as text; undefined: unset unless given. */
+  default?: string;
+  description: string;
+}
+
+const BOTH = ["agent", "intensity"] as const;
+const AGENT = ["agent"] as const;
+const INTENSITY = ["intensity"] as const;
+
+export const SETTINGS = [
+  { env: "CARBONMON_AGENT_LISTEN", flag: "--listen", services: AGENT, default: "127.0.0.1:50051", description: "host:port the agent listens on (0.0.0.0:50051 for remote clients)" },
+  { env: "CARBONMON_INTENSITY_LISTEN", flag: "--listen", services: INTENSITY, default: "127.0.0.1:50061", description: "host:port the intensity service listens on" },
+  { env: "CARBONMON_INTENSITY_ADDR", flag: "--intensity-addr", services: AGENT, description: "host:port of the intensity service; unset: carbon is disabled, energy is reported as usual" },
+  { env: "CARBONMON_DATA_DIR", flag: "--data-dir", services: BOTH, default: "~/.local/state/carbonmon", description: "directory for the SQLite databases (agent.db, intensity.db)" },
+  { env: "CARBONMON_NVML_LIBRARY", flag: "--nvml-library", services: AGENT, default: "libnvidia-ml.so.1", description: "path or name of the NVML library" },
+  { env: "CARBONMON_POWERCAP_ROOT", flag: "--powercap-root", services: AGENT, default: "/sys/class/powercap", description: "root of the RAPL powercap tree (a read-only bind mount in containers)" },
+  { env: "CARBONMON_SAMPLING_PERIOD_MS", flag: "--sampling-period-ms", services: AGENT, default: "100", description: "how often energy counters are read, 10-10000 ms (NVML counters move every ~100 ms)" },
+  { env: "CARBONMON_RAPL_MAX_POWER_W", flag: "--rapl-max-power-w", services: AGENT, default: "1000", description: "highest plausible power of one RAPL zone; sets how often zones are read so that no wrap is missed" },
+  { env: "CARBONMON_MAX_OPEN_WINDOWS", flag: "--max-open-windows", services: AGENT, default: "100000", description: "open windows allowed at once (RESOURCE_EXHAUSTED beyond)" },
+  { env: "CARBONMON_RETENTION_DAYS", flag: "--retention-days", services: AGENT, default: "7", description: "how long ended windows' results are kept" },
+  { env: "CARBONMON_LOCATION", flag: "--location", services: BOTH, description: "where the electricity is used: \"lat,lon\", a zone (\"DE\"), or \"auto\" (IP location)" },
+  { env: "ELECTRICITYMAPS_API_TOKEN", flag: "--electricitymaps-api-token", services: INTENSITY, description: "ElectricityMaps auth-token; unset: ElectricityMaps is not used" },
+  { env: "CARBONMON_ELECTRICITYMAPS_URL", flag: "--electricitymaps-url", services: INTENSITY, default: "https://api.electricitymap.org/v3", description: "ElectricityMaps API base URL" },
+  { env: "WATTTIME_USERNAME", flag: "--watttime-username", services: INTENSITY, description: "WattTime account; unset: WattTime is not used" },
+  { env: "WATTTIME_PASSWORD", flag: "--watttime-password", services: INTENSITY, description: "WattTime password" },
+  { env: "CARBONMON_WATTTIME_URL", flag: "--watttime-url", services: INTENSITY, default: "https://api.watttime.org", description: "WattTime API base URL" },
+  { env: "CARBONMON_UKGRID_URL", flag: "--ukgrid-url", services: INTENSITY, default: "https://api.carbonintensity.org.uk", description: "UK Carbon Intensity API base URL" },
+  { env: "CARBONMON_IPINFO_URL", flag: "--ipinfo-url", services: BOTH, default: "http://ipinfo.io/json", description: "ipinfo-compatible endpoint used for CARBONMON_LOCATION=auto" },
+  { env: "CARBONMON_LOG_LEVEL", flag: "--log-level", services: BOTH, default: "info", description: "trace, debug, info, warn, error, fatal or silent (JSON logs on stderr)" },
+] as const satisfies readonly Setting[];
+
+export interface AgentConfig {
+  listen: string;
+  intensityAddr: string | undefined;
+  dataDir: string;
+  nvmlLibrary: string;
+  powercapRoot: string;
+  samplingPeriodMs: number;
+  raplMaxPowerW: number;
+  maxOpenWindows: number;
+  retentionDays: number;
+  location: string | undefined;
+  ipinfoUrl: string;
+  logLevel: string;
+  /** The agent's own CUDA_VISIBLE_DEVICES (read, not a carbonmon setting); undefined: all GPUs. */
+  cudaVisibleDevices: string | undefined;
+}
+
+export interface IntensityConfig {
+  listen: string;
+  dataDir: string;
+  location: string | undefined;
+  electricitymapsApiToken: string | undefined;
+  electricitymapsUrl: string;
+  watttimeUsername: string | undefined;
+  watttimePassword: string | undefined;
+  watttimeUrl: string;
+  ukgridUrl: string;
+  ipinfoUrl: string;
+  logLevel: string;
+}
+
+export interface ConfigSource {
+  env?: NodeJS.ProcessEnv;
+  argv?: readonly string[];
+}
+
+export class ConfigError extends AppError {
+  constructor(readonly problems: string[]) {
+    super(Code.InvalidArgument, `invalid configuration:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+/** Reads one service's settings: flags override environment variables, which override defaults. */
+class Reader {
+  readonly problems: string[] = [];
+  private readonly flags = new Map<string, string>();
+
+  constructor(
+    private readonly service: Service,
+    private readonly env: NodeJS.ProcessEnv,
+    argv: readonly string[],
+  ) {
+    this.parseFlags(argv);
+  }
+
+  private parseFlags(argv: readonly string[]): void {
+    const known = new Set<string>(SETTINGS.filter((s) => s.services.includes(this.service as never)).map((s) => s.flag));
+    for (let i = 0; i < argv.length; i++) {
+      const arg = argv[i]!;
+      const eq = arg.indexOf("=");
+      const flag = eq > 0 ? arg.slice(0, eq) : arg;
+      if (!known.has(flag)) {
+        this.problems.push(`unknown option ${flag} for '${this.service}' (see --help)`);
+        if (eq < 0 && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) i++;
+        continue;
+      }
+      const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+      if (value === undefined) this.problems.push(`${flag} needs a value`);
+      else this.flags.set(flag, value);
+    }
+  }
+
+  private setting(env: string): Setting {
+    const found = SETTINGS.find((s) => s.env === env);
+    if (!found) throw new Error(`undeclared setting ${env}`);
+    return found;
+  }
+
+  /** The raw text of a setting, or undefined when unset and without default. */
+  text(env: string): string | undefined {
+    const s = this.setting(env);
+    const raw = this.flags.get(s.flag) ?? nonEmpty(this.env[env]) ?? s.default;
+    return raw?.startsWith("~/") ? join(homedir(), raw.slice(2)) : raw;
+  }
+
+  required(env: string): string {
+    return this.text(env) ?? "";
+  }
+
+  address(env: string, optional = false): string | undefined {
+    const value = this.text(env);
+    if (value === undefined) return undefined;
+    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(value) || Number(value.split(":").pop()) > 65535) {
+      this.problems.push(`${env}=${JSON.stringify(value)}: expected host:port, e.g. 127.0.0.1:50051`);
+    }
+    return optional && value === "" ? undefined : value;
+  }
+
+  integer(env: string, min: number, max: number): number {
+    const value = this.required(env);
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) {
+      this.problems.push(`${env}=${JSON.stringify(value)}: expected a whole number from ${min} to ${max}`);
+    }
+    return n;
+  }
+
+  url(env: string): string {
+    const value = this.required(env);
+    try {
+      const u = new URL(value);
+      if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("scheme");
+    } catch {
+      this.problems.push(`${env}=${JSON.stringify(value)}: expected an http:// or https:// URL`);
+    }
+    return value.replace(/\/+$/, "");
+  }
+
+  oneOf(env: string, allowed: readonly string[]): string {
+    const value = this.required(env);
+    if (!allowed.includes(value)) this.problems.push(`${env}=${JSON.stringify(value)}: expected one of ${allowed.join(", ")}`);
+    return value;
+  }
+
+  location(env: string): string | undefined {
+    const value = this.text(env);
+    if (value === undefined) return undefined;
+    if (value !== "auto" && !parseLatLon(value) && !/^[A-Z]{2}(-[A-Z0-9]+)*$/.test(value)) {
+      this.problems.push(`${env}=${JSON.stringify(value)}: expected "lat,lon" (e.g. "42.28,-83.74"), a zone (e.g. "DE", "US-MIDW-MISO") or "auto"`);
+    }
+    return value;
+  }
+
+  done<T>(config: T): T {
+    if (this.problems.length > 0) throw new ConfigError(this.problems);
+    return config;
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/** "lat,lon" with both in range, or undefined. */
+export function parseLatLon(text: string): { lat: number; lon: number } | undefined {
+  const m = /^\s*(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)\s*$/.exec(text);
+  if (!m) return undefined;
+  const lat = Number(m[1]);
+  const lon = Number(m[2]);
+  return Math.abs(lat) <= 90 && Math.abs(lon) <= 180 ? { lat, lon } : undefined;
+}
+
+export function loadAgentConfig(source: ConfigSource = {}): AgentConfig {
+  const env = source.env ?? process.env;
+  const r = new Reader("agent", env, source.argv ?? []);
+  return r.done({
+    listen: r.address("CARBONMON_AGENT_LISTEN")!,
+    intensityAddr: r.address("CARBONMON_INTENSITY_ADDR", true),
+    dataDir: r.required("CARBONMON_DATA_DIR"),
+    nvmlLibrary: r.required("CARBONMON_NVML_LIBRARY"),
+    powercapRoot: r.required("CARBONMON_POWERCAP_ROOT"),
+    samplingPeriodMs: r.integer("CARBONMON_SAMPLING_PERIOD_MS", 10, 10_000),
+    raplMaxPowerW: r.integer("CARBONMON_RAPL_MAX_POWER_W", 1, 100_000),
+    maxOpenWindows: r.integer("CARBONMON_MAX_OPEN_WINDOWS", 1, 10_000_000),
+    retentionDays: r.integer("CARBONMON_RETENTION_DAYS", 1, 3650),
+    location: r.location("CARBONMON_LOCATION"),
+    ipinfoUrl: r.url("CARBONMON_IPINFO_URL"),
+    logLevel: r.oneOf("CARBONMON_LOG_LEVEL", LOG_LEVELS),
+    cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES,
+  });
+}
+
+export function loadIntensityConfig(source: ConfigSource = {}): IntensityConfig {
+  const r = new Reader("intensity", source.env ?? process.env, source.argv ?? []);
+  const config = {
+    listen: r.address("CARBONMON_INTENSITY_LISTEN")!,
+    dataDir: r.required("CARBONMON_DATA_DIR"),
+    location: r.location("CARBONMON_LOCATION"),
+    electricitymapsApiToken: r.text("ELECTRICITYMAPS_API_TOKEN"),
+    electricitymapsUrl: r.url("CARBONMON_ELECTRICITYMAPS_URL"),
+    watttimeUsername: r.text("WATTTIME_USERNAME"),
+    watttimePassword: r.text("WATTTIME_PASSWORD"),
+    watttimeUrl: r.url("CARBONMON_WATTTIME_URL"),
+    ukgridUrl: r.url("CARBONMON_UKGRID_URL"),
+    ipinfoUrl: r.url("CARBONMON_IPINFO_URL"),
+    logLevel: r.oneOf("CARBONMON_LOG_LEVEL", LOG_LEVELS),
+  };
+  if ((config.watttimeUsername === undefined) !== (config.watttimePassword === undefined)) {
+    r.problems.push("WATTTIME_USERNAME and WATTTIME_PASSWORD: set both or neither");
+  }
+  return r.done(config);
+}
+
+/** `--help` text for one service: every flag, its variable and default. */
+export function helpText(service: Service): string {
+  const rows = SETTINGS.filter((s) => (s.services as readonly Service[]).includes(service));
+  const lines = rows.map((s) => {
+    const def = "default" in s ? ` (default ${s.default})` : "";
+    return `  ${s.flag.padEnd(30)} ${s.env}${def}\n  ${"".padEnd(30)} ${s.description}`;
+  });
+  return `Usage: carbonmon ${service} [options]\n\nEvery option can also be set through its environment variable; a flag wins.\n\n${lines.join("\n")}\n`;
+}

@@ -1,0 +1,57 @@
+/**
+ * The only place that maps AppError codes to gRPC statuses, and the wrappers that every handler goes
+ * through so that no handler contains a switch over error codes.
+ */
+import { Metadata, status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
+import { AppError, Code } from "./errors.js";
+import type { Logger } from "./log.js";
+
+const STATUS: Record<Code, status> = {
+  [Code.InvalidArgument]: status.INVALID_ARGUMENT,
+  [Code.NotFound]: status.NOT_FOUND,
+  [Code.AlreadyExists]: status.ALREADY_EXISTS,
+  [Code.ResourceExhausted]: status.RESOURCE_EXHAUSTED,
+  [Code.FailedPrecondition]: status.FAILED_PRECONDITION,
+  [Code.PermissionDenied]: status.PERMISSION_DENIED,
+  [Code.Unauthenticated]: status.UNAUTHENTICATED,
+  [Code.Unavailable]: status.UNAVAILABLE,
+  [Code.DeadlineExceeded]: status.DEADLINE_EXCEEDED,
+  [Code.Cancelled]: status.CANCELLED,
+  [Code.Unimplemented]: status.UNIMPLEMENTED,
+  [Code.Internal]: status.INTERNAL,
+};
+
+export function grpcStatusOf(code: Code): status {
+  return STATUS[code];
+}
+
+/** Turns any thrown value into a gRPC error. Unexpected errors are logged and hidden behind INTERNAL. */
+export function toServiceError(err: unknown, log?: Logger): Partial<ServiceError> {
+  const appError = AppError.from(err);
+  if (!(err instanceof AppError)) log?.error({ err }, "unexpected error in handler");
+  const metadata = new Metadata();
+  if (appError.hint) metadata.set("carbonmon-hint", appError.hint);
+  const details = err instanceof AppError ? appError.detail : "internal error (see the server's log)";
+  return { code: STATUS[appError.code], details, metadata };
+}
+
+/** Adapts an async function to a grpc-js unary handler. */
+export function unary<Req, Res>(
+  fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
+  log?: Logger,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => fn(call.request, call))
+      .then(
+        (response) => callback(null, response),
+        (err: unknown) => callback(toServiceError(err, log)),
+      );
+  };
+}
+
+/** A handler for an RPC whose issue has not landed yet (unary or server-streaming). */
+export function unimplemented(rpc: string, streaming = false): (call: ServerWritableStream<unknown, unknown>, callback?: sendUnaryData<never>) => void {
+  const error = () => toServiceError(new AppError(Code.Unimplemented, `${rpc} is not implemented in this version`));
+  return (call, callback) => (streaming ? call.emit("error", error()) : callback?.(error()));
+}

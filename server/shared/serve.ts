@@ -1,0 +1,119 @@
+/**
+ * Server bootstrap shared by both services: grpc-js server, the standard health service, server
+ * reflection (so grpcurl and other generic clients can list and call everything), graceful shutdown.
+ */
+import { fileURLToPath } from "node:url";
+import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import type { Logger } from "./log.js";
+
+export const PROTO_ROOT = fileURLToPath(new URL("../../proto", import.meta.url));
+export const PROTO_FILES = ["carbonmon/agent/v1/agent.proto", "carbonmon/intensity/v1/intensity.proto"];
+
+export interface ServiceRegistration {
+  /** Fully qualified name, e.g. "carbonmon.agent.v1.EnergyMonitor", as health and reflection report it. */
+  name: string;
+  definition: ServiceDefinition;
+  implementation: UntypedServiceImplementation;
+}
+
+export interface ServeOptions {
+  listen: string;
+  services: ServiceRegistration[];
+  log: Logger;
+  /** Runs after the server stopped accepting calls: close stores, devices. */
+  onShutdown?: () => Promise<void> | void;
+  /** Runs when shutdown begins, before in-flight calls drain: end streams with a status. */
+  onDraining?: () => void;
+}
+
+export interface RunningServer {
+  /** The bound port (useful with port 0). */
+  port: number;
+  /** "host:port" as bound. */
+  address: string;
+  server: Server;
+  health: HealthImplementation;
+  /** Stops accepting calls, lets in-flight calls finish for up to graceMs, then cleans up. Idempotent. */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+let reflectionPackage: ReturnType<typeof loadSync> | undefined;
+
+function reflectionDefinitions(): ReturnType<typeof loadSync> {
+  reflectionPackage ??= loadSync([...PROTO_FILES, healthProtoPath], {
+    includeDirs: [PROTO_ROOT],
+    keepCase: true,
+  });
+  return reflectionPackage;
+}
+
+export async function serve(options: ServeOptions): Promise<RunningServer> {
+  const server = new Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
+  for (const s of options.services) server.addService(s.definition, s.implementation);
+
+  const health = new HealthImplementation({ "": "SERVING" });
+  for (const s of options.services) health.setStatus(s.name, "SERVING");
+  health.addToServer(server);
+
+  const names = [...options.services.map((s) => s.name), "grpc.health.v1.Health"];
+  new ReflectionService(reflectionDefinitions(), { services: names }).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(options.listen, ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(new Error(`cannot listen on ${options.listen}: ${err.message}`)) : resolve(bound),
+    ),
+  );
+  const host = options.listen.slice(0, options.listen.lastIndexOf(":"));
+  const address = `${host}:${port}`;
+  options.log.info({ address, services: names }, "listening");
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (graceMs = 5000): Promise<void> =>
+    (stopping ??= (async () => {
+      options.log.info("shutting down");
+      health.setStatus("", "NOT_SERVING");
+      for (const s of options.services) health.setStatus(s.name, "NOT_SERVING");
+      options.onDraining?.();
+      await drain(server, graceMs);
+      await options.onShutdown?.();
+      options.log.info("stopped");
+    })());
+
+  return { port, address, server, health, shutdown };
+}
+
+async function drain(server: Server, graceMs: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    timer.unref();
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** SIGTERM / SIGINT shut the server down gracefully; a second signal exits at once. */
+export function shutdownOnSignals(running: RunningServer, log: Logger): void {
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) process.exit(130);
+    signalled = true;
+    log.info({ signal }, "signal received");
+    running.shutdown().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}

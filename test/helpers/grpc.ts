@@ -1,0 +1,77 @@
+/** Starting the real servers on 127.0.0.1:0 and calling them through the generated clients. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { credentials, type Client, type ServiceError } from "@grpc/grpc-js";
+import { EnergyMonitorClient } from "../../proto/gen/carbonmon/agent/v1/agent.js";
+import { CarbonIntensityClient } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { startAgent, type Agent } from "../../server/agent/main.js";
+import { startIntensity, type IntensityServer } from "../../server/intensity/main.js";
+import { loadAgentConfig, loadIntensityConfig } from "../../server/shared/config.js";
+import { silentLogger } from "../../server/shared/log.js";
+
+/** A fresh data dir; the returned function removes it. */
+export function tempDataDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "carbonmon-data-"));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface TestAgent extends Agent {
+  client: EnergyMonitorClient;
+  close(): Promise<void>;
+}
+
+/** The agent on 127.0.0.1:0 with env-style overrides (defaults: no NVML library, an empty powercap root). */
+export async function startTestAgent(env: Record<string, string> = {}): Promise<TestAgent> {
+  const data = tempDataDir();
+  const config = loadAgentConfig({
+    env: {
+      CARBONMON_AGENT_LISTEN: "127.0.0.1:0",
+      CARBONMON_DATA_DIR: data.dir,
+      CARBONMON_NVML_LIBRARY: "/nonexistent/libnvidia-ml.so.1",
+      CARBONMON_POWERCAP_ROOT: join(data.dir, "no-powercap"),
+      ...env,
+    },
+  });
+  const agent = await startAgent(config, silentLogger());
+  const client = new EnergyMonitorClient(agent.running.address, credentials.createInsecure());
+  return {
+    ...agent,
+    client,
+    close: async () => {
+      client.close();
+      await agent.running.shutdown(1000);
+      data.cleanup();
+    },
+  };
+}
+
+export interface TestIntensity extends IntensityServer {
+  client: CarbonIntensityClient;
+  close(): Promise<void>;
+}
+
+export async function startTestIntensity(env: Record<string, string> = {}): Promise<TestIntensity> {
+  const data = tempDataDir();
+  const config = loadIntensityConfig({ env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, ...env } });
+  const server = await startIntensity(config, silentLogger());
+  const client = new CarbonIntensityClient(server.running.address, credentials.createInsecure());
+  return {
+    ...server,
+    client,
+    close: async () => {
+      client.close();
+      await server.running.shutdown(1000);
+      data.cleanup();
+    },
+  };
+}
+
+type Callback<Res> = (err: ServiceError | null, res: Res) => void;
+
+/** Calls a generated unary method as a promise: `await call(client, client.getHost, {})`. */
+export function call<Req, Res>(client: Client, method: (req: Req, cb: Callback<Res>) => unknown, request: Req): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    method.call(client, request, (err: ServiceError | null, res: Res) => (err ? reject(err) : resolve(res)));
+  });
+}

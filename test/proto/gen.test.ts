@@ -1,0 +1,33 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import test from "ava";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const BUF = join(ROOT, "node_modules/.bin/buf");
+const env = { ...process.env, PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH}` };
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? files(path) : [path];
+  });
+}
+
+test("proto/gen is exactly what `npm run gen` generates from proto/", (t) => {
+  const out = mkdtempSync(join(tmpdir(), "carbonmon-gen-"));
+  t.teardown(() => rmSync(out, { recursive: true, force: true }));
+  execFileSync(BUF, ["generate", "--output", out], { cwd: ROOT, env });
+  const fresh = files(join(out, "proto/gen")).map((f) => relative(join(out, "proto/gen"), f)).sort();
+  const committed = files(join(ROOT, "proto/gen")).map((f) => relative(join(ROOT, "proto/gen"), f)).sort();
+  t.deepEqual(committed, fresh, "the same files");
+  for (const f of fresh) {
+    t.is(readFileSync(join(ROOT, "proto/gen", f), "utf8"), readFileSync(join(out, "proto/gen", f), "utf8"), `${f} differs: run npm run gen`);
+  }
+});
+
+test("buf lint is clean", (t) => {
+  t.notThrows(() => execFileSync(BUF, ["lint"], { cwd: ROOT, env, stdio: "pipe" }));
+});

@@ -1,0 +1,100 @@
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { credentials, loadPackageDefinition, status, type Client, type ServiceError } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import test from "ava";
+import { protoPath as healthProtoPath } from "grpc-health-check";
+import type { GetHostRequest, GetHostResponse } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { call, startTestAgent, startTestIntensity } from "../../helpers/grpc.js";
+
+type Ctor = new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & Record<string, any>;
+
+const require = createRequire(import.meta.url);
+const reflectionProto = join(dirname(require.resolve("@grpc/reflection")), "../proto/grpc/reflection/v1/reflection.proto");
+
+function clientFor(protoFile: string, path: string[]): Ctor {
+  let node: any = loadPackageDefinition(loadSync(protoFile, { keepCase: true, enums: String }));
+  for (const p of path) node = node[p];
+  return node as Ctor;
+}
+
+const HealthClient = clientFor(healthProtoPath, ["grpc", "health", "v1", "Health"]);
+const ReflectionClient = clientFor(reflectionProto, ["grpc", "reflection", "v1", "ServerReflection"]);
+
+function reflect(address: string, request: object): Promise<any> {
+  const client = new ReflectionClient(address, credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    const stream = client.ServerReflectionInfo();
+    stream.on("data", (res: unknown) => {
+      resolve(res);
+      stream.end();
+      client.close();
+    });
+    stream.on("error", reject);
+    stream.write(request);
+  });
+}
+
+function health(address: string, service: string): Promise<string> {
+  const client = new HealthClient(address, credentials.createInsecure());
+  return new Promise((resolve, reject) =>
+    client.Check({ service }, (err: ServiceError | null, res: { status: string }) => {
+      client.close();
+      return err ? reject(err) : resolve(res.status);
+    }),
+  );
+}
+
+test("the agent answers health, reflection and GetHost on 127.0.0.1:0", async (t) => {
+  const agent = await startTestAgent();
+  t.teardown(() => agent.close());
+  const address = agent.running.address;
+  t.regex(address, /^127\.0\.0\.1:\d+$/);
+  t.not(agent.running.port, 0);
+
+  t.is(await health(address, ""), "SERVING");
+  t.is(await health(address, "carbonmon.agent.v1.EnergyMonitor"), "SERVING");
+
+  const listed = await reflect(address, { list_services: "" });
+  const names = listed.list_services_response.service.map((s: { name: string }) => s.name);
+  t.true(names.includes("carbonmon.agent.v1.EnergyMonitor"));
+  t.true(names.includes("grpc.health.v1.Health"));
+
+  const file = await reflect(address, { file_containing_symbol: "carbonmon.agent.v1.EnergyMonitor" });
+  t.true(file.file_descriptor_response.file_descriptor_proto.length > 0);
+
+  const host = await call<GetHostRequest, GetHostResponse>(agent.client, agent.client.getHost, {});
+  t.is(host.agentVersion, "0.1.0");
+  t.truthy(host.hostname);
+  t.deepEqual(host.gpus, []);
+  t.is(host.backends.find((b) => b.name === "nvml")?.reason.includes("cannot load"), true);
+});
+
+test("the intensity service answers health and reflection; an unlanded RPC is UNIMPLEMENTED", async (t) => {
+  const intensity = await startTestIntensity();
+  t.teardown(() => intensity.close());
+  const address = intensity.running.address;
+  t.is(await health(address, "carbonmon.intensity.v1.CarbonIntensity"), "SERVING");
+  const listed = await reflect(address, { list_services: "" });
+  t.true(listed.list_services_response.service.some((s: { name: string }) => s.name === "carbonmon.intensity.v1.CarbonIntensity"));
+
+  const err = await t.throwsAsync(call(intensity.client, intensity.client.listProviders, {}));
+  t.is((err as ServiceError).code, status.UNIMPLEMENTED);
+  t.regex((err as ServiceError).details, /ListProviders is not implemented/);
+});
+
+test("shutdown marks the services NOT_SERVING and refuses new calls", async (t) => {
+  const agent = await startTestAgent();
+  const address = agent.running.address;
+  await agent.running.shutdown(500);
+  const err = await t.throwsAsync(health(address, ""));
+  t.is((err as ServiceError).code, status.UNAVAILABLE);
+  await agent.close();
+});
+
+test("a port already in use fails start-up with the address in the message", async (t) => {
+  const agent = await startTestAgent();
+  t.teardown(() => agent.close());
+  const err = await t.throwsAsync(startTestAgent({ CARBONMON_AGENT_LISTEN: agent.running.address }));
+  t.regex(err!.message, new RegExp(`cannot listen on ${agent.running.address.replace(/\./g, "\\.")}`));
+});
