@@ -29,6 +29,7 @@ export interface FakeGpu {
   lostAfterMs?: number;
   resetAtMs?: number;
   gpuScopePower?: boolean;
+  moduleScopePower?: boolean;
   memoryPower?: boolean;
   mig?: boolean;
 }
@@ -77,6 +78,7 @@ function configText(config: FakeNvmlConfig, epochMs: number): string {
     set("lost_after_ms", g.lostAfterMs);
     set("reset_at_ms", g.resetAtMs);
     set("gpu_scope_power", g.gpuScopePower === undefined ? undefined : Number(g.gpuScopePower));
+    set("module_scope_power", g.moduleScopePower === undefined ? undefined : Number(g.moduleScopePower));
     set("memory_power", g.memoryPower === undefined ? undefined : Number(g.memoryPower));
     set("mig", g.mig === undefined ? undefined : Number(g.mig));
   });

@@ -4,7 +4,8 @@
  *
  * Between two counter updates the energy is interpolated linearly. Its error bound comes from how much
  * the power can have changed inside the interval (the neighbouring intervals' mean powers and the instant
- * power at both ends); a step of size dP inside an interval of length T gives at most dP*(t-t0)*(t1-t)/T.
+ * power at both ends): a step of size dP anywhere inside an interval of length T puts the interpolation at
+ * most dP*(t-t0)*(t1-t)/T away from the truth at t.
  * After the last update the energy is extrapolated with the last instant power.
  */
 export interface TimelinePoint {
@@ -98,11 +99,14 @@ export class Timeline {
     return a && b ? ((b.energyJ - a.energyJ) / (b.tMs - a.tMs)) * 1000 : undefined;
   }
 
-  /** How far power may have moved inside interval i, from what surrounds it. */
+  /**
+   * How far power may have moved inside interval i: the spread of the interval's mean, its neighbours'
+   * means and the instant powers at its ends (a step from the lowest to the highest of them).
+   */
   private powerSwingW(i: number): number {
-    const mean = this.meanPowerW(i)!;
-    const around = [this.meanPowerW(i - 1), this.meanPowerW(i + 1), this.points[i]!.powerW, this.points[i + 1]!.powerW];
-    return Math.max(0, ...around.filter((p): p is number => p !== undefined).map((p) => Math.abs(p - mean)));
+    const candidates = [this.meanPowerW(i), this.meanPowerW(i - 1), this.meanPowerW(i + 1), this.points[i]!.powerW, this.points[i + 1]!.powerW];
+    const known = candidates.filter((p): p is number => p !== undefined);
+    return Math.max(...known) - Math.min(...known);
   }
 
   private extrapolate(last: TimelinePoint, tMs: number, i: number): EdgeEnergy {

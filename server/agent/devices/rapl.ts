@@ -111,7 +111,7 @@ function discover(root: string): Discovery {
     for (const sub of listZones(dir, top)) {
       const kind = readZoneName(path.join(dir, sub))?.kind;
       const rel = `${top}/${sub}`;
-      if (kind === "dram") devices.push(device(root, rel, "dram", pkg, `package-${pkg} dram`));
+      if (kind === "dram") devices.push(device(root, rel, "dram", pkg, "dram"));
       else if (kind === "core" || kind === "uncore") info.push(infoZone(root, rel, kind, pkg));
     }
   }
