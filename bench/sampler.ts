@@ -103,15 +103,16 @@ interface Mark {
 /**
  * Resolves on the first sampler update that carries a new NVML batch (energyReads moved), so that a phase
  * starts and ends on batch boundaries and its rate has no ±1-batch quantisation. The temporary listener
- * is the last one in the set, so it runs after the consumers of that update.
+ * is the last one in the set, so it runs after the consumers of that update: `arrivedAtMs` gives the time
+ * the update began (taken by the first listener), so that the consumers' own run time does not skew it.
  */
-function nextNvmlBatch(sampler: Sampler, nvml: NvmlSource): Promise<Mark> {
+function nextNvmlBatch(sampler: Sampler, nvml: NvmlSource, arrivedAtMs: () => number): Promise<Mark> {
   const before = nvml.energyReads;
   return new Promise((resolve) => {
     const off = sampler.onUpdate(() => {
       if (nvml.energyReads === before) return;
       off();
-      resolve({ tMs: sampler.now(), energyReads: nvml.energyReads, readings: sampler.readings });
+      resolve({ tMs: arrivedAtMs(), energyReads: nvml.energyReads, readings: sampler.readings });
     });
   });
 }
@@ -136,9 +137,15 @@ async function consumerPhase(sampler: Sampler, nvml: NvmlSource, gpuIds: string[
   let consumerTotalMs = 0;
   let consumerMaxMs = 0;
   let updateStart = 0;
+  let updateAtMs = 0;
   const offs: (() => void)[] = [];
   // Brackets: the listener set runs in insertion order, so these two time the consumers between them.
-  offs.push(sampler.onUpdate(() => void (updateStart = performance.now())));
+  offs.push(
+    sampler.onUpdate(() => {
+      updateStart = performance.now();
+      updateAtMs = sampler.now();
+    }),
+  );
   for (let i = 0; i < consumers; i++) {
     const id = gpuIds[i % gpuIds.length]!;
     offs.push(
@@ -161,13 +168,13 @@ async function consumerPhase(sampler: Sampler, nvml: NvmlSource, gpuIds: string[
     }),
   );
   try {
-    const start = await nextNvmlBatch(sampler, nvml);
+    const start = await nextNvmlBatch(sampler, nvml, () => updateAtMs);
     updates = 0;
     consumerTotalMs = 0;
     consumerMaxMs = 0;
     const stopLoop = startLoopDelay();
     await sleep(seconds * 1000);
-    const end = await nextNvmlBatch(sampler, nvml);
+    const end = await nextNvmlBatch(sampler, nvml, () => updateAtMs);
     const loop = stopLoop();
     const elapsedS = (end.tMs - start.tMs) / 1000;
     if (!Number.isFinite(sinkJ)) failures++;

@@ -161,8 +161,10 @@ export class Sampler {
         hint: "the device was not sampled then (agent restarted or device unavailable)",
       });
     }
+    const { energyJ, uncertaintyJ } = energyBetween(e0, e1);
     return {
-      ...energyBetween(e0, e1),
+      energyJ,
+      uncertaintyJ,
       shortWindow: e0.segment === e1.segment && e1.kind !== "exact",
       powerIntegration: !track.device.hasEnergyCounter,
       counterReset: e1.resets > e0.resets,

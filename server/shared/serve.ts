@@ -2,14 +2,15 @@
  * Server bootstrap shared by both services: grpc-js server, the standard health service, server
  * reflection (so grpcurl and other generic clients can list and call everything), graceful shutdown.
  */
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import type { Logger } from "./log.js";
+import { PACKAGE_ROOT } from "./paths.js";
 
-export const PROTO_ROOT = fileURLToPath(new URL("../../proto", import.meta.url));
+export const PROTO_ROOT = join(PACKAGE_ROOT, "proto");
 export const PROTO_FILES = ["carbonmon/agent/v1/agent.proto", "carbonmon/intensity/v1/intensity.proto"];
 
 export interface ServiceRegistration {

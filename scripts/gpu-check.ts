@@ -1,0 +1,154 @@
+/**
+ * The NVML backend on a real GPU (../shared/GPU-CHECK.md): GetHost through gRPC, then windows of 0.05 s,
+ * 1 s and 10 s under a bf16 matmul load, each compared with pynvml's own counter (an independent reader in
+ * another process) and with the integral of instant power; power tracking at 10 Hz; event-loop delay.
+ * Usage: node --import tsx scripts/gpu-check.ts [outDir]. Needs python3 with pynvml and torch.
+ */
+import { spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { credentials } from "@grpc/grpc-js";
+import { EnergyMonitorClient, type GetHostResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
+import { startAgent } from "../server/agent/main.js";
+import { loadAgentConfig } from "../server/shared/config.js";
+import { createLogger } from "../server/shared/log.js";
+
+const out = process.argv[2] ?? ".";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const here = new URL(".", import.meta.url).pathname;
+const results: Record<string, unknown> = {};
+const save = () => writeFileSync(join(out, "gpu-check.json"), JSON.stringify(results, null, 2));
+
+/** Wall minus agent clock (Date.now() is exact on its tick). */
+function wallOffsetMs(): number {
+  const s = Date.now();
+  let t = s;
+  while (t === s) t = Date.now();
+  return t - (performance.timeOrigin + performance.now());
+}
+
+type Row = [number, number, number, number | null, number, number | null, number];
+
+/** pynvml's counter as a function of wall time: linear through the instants the value changed. */
+function referenceEnergy(rows: Row[]): (tWallMs: number) => number {
+  const pts: Array<[number, number]> = [];
+  for (let i = 1; i < rows.length; i++) {
+    if (rows[i]![2] !== rows[i - 1]![2]) pts.push([(rows[i - 1]![1] * 1000 + rows[i]![0] * 1000) / 2, rows[i]![2] / 1000]);
+  }
+  return (t) => {
+    let k = pts.findIndex((p) => p[0] > t);
+    if (k <= 0) k = k === 0 ? 1 : pts.length - 1;
+    const [t0, e0] = pts[k - 1]!;
+    const [t1, e1] = pts[k]!;
+    return e0 + ((e1 - e0) * (t - t0)) / (t1 - t0);
+  };
+}
+
+/** Integral of instant power (field 186, step-held from its own timestamp), joules. */
+function powerIntegral(rows: Row[], a: number, b: number): number {
+  const samples = rows.filter((r) => r[3] !== null).map((r) => [r[4] / 1000, r[3]! / 1000] as [number, number]);
+  let e = 0;
+  for (let i = 0; i < samples.length - 1; i++) {
+    const lo = Math.max(a, samples[i]![0]);
+    const hi = Math.min(b, samples[i + 1]![0]);
+    if (hi > lo) e += (samples[i]![1] * (hi - lo)) / 1000;
+  }
+  return e;
+}
+
+async function main(): Promise<void> {
+  const eld = monitorEventLoopDelay({ resolution: 1 });
+  eld.enable();
+  const config = loadAgentConfig({ env: { ...process.env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: "/tmp/carbonmon-gpu-check", CARBONMON_LOG_LEVEL: "warn" } });
+  const agent = await startAgent(config, createLogger("gpu-check", "warn"));
+  const { sampler } = agent.context;
+  const client = new EnergyMonitorClient(agent.running.address, credentials.createInsecure());
+  const host = await new Promise<GetHostResponse>((res, rej) => client.getHost({}, (e, r) => (e ? rej(e) : res(r))));
+  results.getHost = GetHostResponseToJson(host);
+  console.log("GetHost:", JSON.stringify(results.getHost, null, 1));
+  save();
+
+  const refPath = "/tmp/gpu-ref.jsonl";
+  const ref = spawn("python3", [join(here, "gpu-ref.py"), "300", refPath], { stdio: "inherit" });
+  const refDone = new Promise((r) => ref.on("exit", r));
+  const powerLog: Array<[number, number]> = [];
+  const powerTimer = setInterval(() => {
+    const s = sampler.snapshot("gpu:0");
+    if (s?.powerW !== undefined) powerLog.push([sampler.now(), s.powerW]);
+  }, 100);
+  await sleep(4000);
+
+  const load = spawn("python3", [join(here, "gpu-load.py"), "24"], { stdio: ["ignore", "pipe", "inherit"] });
+  const loadDone = new Promise((r) => load.on("exit", r));
+  const started = new Promise<number>((res) => load.stdout.on("data", (d: Buffer) => /LOAD_START/.test(String(d)) && res(sampler.now())));
+  const loadStart = await Promise.race([started, loadDone.then(() => Promise.reject(new Error("the load did not start (torch?)")))]);
+  console.log("load started", loadStart);
+  await sleep(2000);
+
+  const windows: Array<{ kind: string; t0: number; t1: number; immediate: { energyJ: number; uncertaintyJ: number; extrapolated: boolean } }> = [];
+  const openWindow = async (kind: string, ms: number): Promise<void> => {
+    const t0 = sampler.now();
+    await sleep(ms);
+    const t1 = sampler.now();
+    const e = sampler.energyBetween("gpu:0", t0, t1);
+    windows.push({ kind, t0, t1, immediate: { energyJ: e.energyJ, uncertaintyJ: e.uncertaintyJ, extrapolated: e.extrapolated } });
+  };
+  const long = openWindow("10s", 10_000);
+  for (let i = 0; i < 5; i++) await openWindow("1s", 1000);
+  for (let i = 0; i < 20; i++) await openWindow("0.05s", 50 + (i % 3));
+  await long;
+  await loadDone;
+  await sleep(6000);
+  clearInterval(powerTimer);
+  ref.kill("SIGINT"); // KeyboardInterrupt: the reference file is flushed and closed
+  await refDone;
+
+  const rows = readFileSync(refPath, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Row);
+  const offset = wallOffsetMs();
+  const refE = referenceEnergy(rows);
+  const compared = windows.map((w) => {
+    const later = sampler.energyBetween("gpu:0", w.t0, w.t1);
+    const reference = refE(w.t1 + offset) - refE(w.t0 + offset);
+    const integral = powerIntegral(rows, w.t0 + offset, w.t1 + offset);
+    return { ...w, interpolated: { energyJ: later.energyJ, uncertaintyJ: later.uncertaintyJ, shortWindow: later.shortWindow }, referenceJ: reference, powerIntegralJ: integral, relErr: (later.energyJ - reference) / reference };
+  });
+  results.windows = compared;
+  for (const w of compared) {
+    console.log(`${w.kind.padEnd(6)} agent ${w.interpolated.energyJ.toFixed(2)} J ±${w.interpolated.uncertaintyJ.toFixed(2)} (at end: ${w.immediate.energyJ.toFixed(2)} ±${w.immediate.uncertaintyJ.toFixed(2)}) | pynvml ${w.referenceJ.toFixed(2)} J | ∫P ${w.powerIntegralJ.toFixed(2)} J | rel ${(100 * w.relErr).toFixed(3)} %`);
+  }
+  // Does field 83 carry the update instant (same timestamp while the value holds) or the read time?
+  let same = 0;
+  let held = 0;
+  for (let i = 1; i < rows.length; i++) {
+    if (rows[i]![5] !== null && rows[i]![5] === rows[i - 1]![5]) {
+      held++;
+      if (rows[i]![6] === rows[i - 1]![6]) same++;
+    }
+  }
+  const changes = rows.filter((r, i) => i > 0 && r[2] !== rows[i - 1]![2]).map((r) => r[0]);
+  const gaps = changes.slice(1).map((t, i) => (t - changes[i]!) * 1000).sort((a, b) => a - b);
+  results.field83 = { heldPairs: held, sameTimestampWhileHeld: same, counterUpdateGapMsP50: gaps[Math.floor(gaps.length / 2)], refReads: rows.length, refReadMsMean: rows.reduce((a, r) => a + (r[1] - r[0]) * 1000, 0) / rows.length };
+  const busy = powerLog.filter(([t]) => t > loadStart + 3000 && t < loadStart + 20_000).map(([, p]) => p);
+  const idle = powerLog.filter(([t]) => t < loadStart - 500).map(([, p]) => p);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  results.power = { idleMeanW: mean(idle), busyMeanW: mean(busy), samples: powerLog.length };
+  eld.disable();
+  results.eventLoopDelayMs = { p50: eld.percentile(50) / 1e6, p99: eld.percentile(99) / 1e6, max: eld.max / 1e6 };
+  results.nvmlEnergyReads = (sampler.sources[0] as unknown as { energyReads: number }).energyReads;
+  console.log(JSON.stringify({ field83: results.field83, power: results.power, eventLoopDelayMs: results.eventLoopDelayMs }, null, 1));
+  save();
+  client.close();
+  await agent.running.shutdown(1000);
+}
+
+function GetHostResponseToJson(h: GetHostResponse): unknown {
+  return JSON.parse(JSON.stringify(h, (_k, v) => (typeof v === "bigint" ? Number(v) : v)));
+}
+
+main().catch((err) => {
+  console.error(err);
+  results.error = String(err?.stack ?? err);
+  save();
+  process.exit(1);
+});
