@@ -38,8 +38,12 @@ async function serveIntensity(argv: string[]): Promise<RunningServer[]> {
 async function serveBoth(): Promise<RunningServer[]> {
   const [intensity] = await serveIntensity([]);
   const [agent] = await serveAgent([]);
-  process.stdout.write(`carbonmon ${VERSION}\n  agent      ${agent!.address}\n  intensity  ${intensity!.address}\nPress Ctrl-C to stop.\n`);
   return [agent!, intensity!];
+}
+
+function banner(servers: readonly RunningServer[]): string {
+  const lines = servers.map((s, i) => `  ${(i === 0 ? "agent" : "intensity").padEnd(10)} ${s.address}`);
+  return `carbonmon ${VERSION}\n${lines.join("\n")}\nPress Ctrl-C to stop.\n`;
 }
 
 const COMMANDS: Record<string, { help?: string; run: (argv: string[]) => Promise<RunningServer[]> }> = {
@@ -59,8 +63,8 @@ async function main(argv: string[]): Promise<void> {
   }
   if (rest.includes("--help")) return void process.stdout.write(command.help ?? USAGE);
   const servers = await command.run(rest);
-  const log = createLogger("carbonmon", "info");
-  for (const server of servers) shutdownOnSignals(server, log);
+  shutdownOnSignals(servers, createLogger("carbonmon", "info"));
+  if (name === "serve") process.stdout.write(banner(servers));
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -100,14 +100,14 @@ async function drain(server: Server, graceMs: number): Promise<void> {
   });
 }
 
-/** SIGTERM / SIGINT shut the server down gracefully; a second signal exits at once. */
-export function shutdownOnSignals(running: RunningServer, log: Logger): void {
+/** SIGTERM / SIGINT shut the servers down gracefully, then exit 0; a second signal exits at once. */
+export function shutdownOnSignals(servers: readonly RunningServer[], log: Logger): void {
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signalled) process.exit(130);
     signalled = true;
     log.info({ signal }, "signal received");
-    running.shutdown().then(
+    Promise.all(servers.map((s) => s.shutdown())).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, "shutdown failed");
