@@ -135,7 +135,14 @@ export class Sampler {
       uncertaintyJ += (Math.abs(r.powerW - prevW) / 2) * dtS;
     } else if (r.powerW === undefined) return;
     const powerW = r.powerW ?? (last && dtS > 0 ? (energyJ - last.energyJ) / dtS : undefined);
-    track.timeline.push({ tMs: r.tMs, energyJ, uncertaintyJ, resets, ...(powerW !== undefined ? { powerW } : {}) });
+    track.timeline.push({
+      tMs: r.tMs,
+      energyJ,
+      uncertaintyJ,
+      resets,
+      ...(powerW !== undefined ? { powerW } : {}),
+      ...(r.timeUncertaintyMs ? { timeUncertaintyMs: r.timeUncertaintyMs } : {}),
+    });
     track.lastPowerW = powerW;
     Object.assign(track.snapshot, { tMs: r.tMs, powerW, memoryPowerW: r.memoryPowerW, temperatureC: r.temperatureC });
   }

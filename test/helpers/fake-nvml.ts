@@ -37,6 +37,8 @@ export interface FakeGpu {
 export interface FakeNvmlConfig {
   gpus: FakeGpu[];
   init?: "ok" | "no_permission" | "driver_not_loaded";
+  /** What field values' timestamps are: the read time (real drivers; default) or the update instant. */
+  fieldTimestamp?: "read" | "update";
   readLatencyUs?: number;
   updateUs?: number;
   /** Time zero of every profile, epoch ms; default: a whole second, now. */
@@ -65,6 +67,7 @@ export function buildFakeNvml(): string {
 
 function configText(config: FakeNvmlConfig, epochMs: number): string {
   const lines = [`epoch_us=${Math.round(epochMs * 1000)}`, `gpus=${config.gpus.length}`, `init=${config.init ?? "ok"}`];
+  if (config.fieldTimestamp !== undefined) lines.push(`field_timestamp=${config.fieldTimestamp}`);
   if (config.readLatencyUs !== undefined) lines.push(`read_latency_us=${config.readLatencyUs}`);
   if (config.updateUs !== undefined) lines.push(`update_us=${config.updateUs}`);
   config.gpus.forEach((g, i) => {

@@ -6,7 +6,8 @@
  * the power can have changed inside the interval (the neighbouring intervals' mean powers and the instant
  * power at both ends): a step of size dP anywhere inside an interval of length T puts the interpolation at
  * most dP*(t-t0)*(t1-t)/T away from the truth at t.
- * After the last update the energy is extrapolated with the last instant power.
+ * After the last update the energy is extrapolated with the last instant power. Where a point's instant is
+ * itself estimated (+/- timeUncertaintyMs), the edge's bound grows by power x that uncertainty.
  */
 export interface TimelinePoint {
   tMs: number;
@@ -18,6 +19,8 @@ export interface TimelinePoint {
   uncertaintyJ: number;
   /** Counter resets seen so far. */
   resets: number;
+  /** Half-width of the interval holding the true tMs (estimated counter update instants), ms. */
+  timeUncertaintyMs?: number;
 }
 
 export type EdgeKind = "interpolated" | "extrapolated" | "exact";
@@ -88,8 +91,9 @@ export class Timeline {
     const span = p1.tMs - p0.tMs;
     const f = (tMs - p0.tMs) / span;
     const energyJ = p0.energyJ + f * (p1.energyJ - p0.energyJ);
-    const bound = Math.min(this.powerSwingW(i) * ((tMs - p0.tMs) * (p1.tMs - tMs)) / span / 1000, Math.max(energyJ - p0.energyJ, p1.energyJ - energyJ));
-    return { energyJ, edgeUncertaintyJ: bound, cumulativeUncertaintyJ: p0.uncertaintyJ, kind: "interpolated", resets: p0.resets, segment: this.dropped + i };
+    const shape = Math.min(this.powerSwingW(i) * ((tMs - p0.tMs) * (p1.tMs - tMs)) / span / 1000, Math.max(energyJ - p0.energyJ, p1.energyJ - energyJ));
+    const timing = (this.meanPowerW(i)! * Math.max(p0.timeUncertaintyMs ?? 0, p1.timeUncertaintyMs ?? 0)) / 1000;
+    return { energyJ, edgeUncertaintyJ: shape + timing, cumulativeUncertaintyJ: p0.uncertaintyJ, kind: "interpolated", resets: p0.resets, segment: this.dropped + i };
   }
 
   /** Mean power between two points, watts. */
@@ -117,7 +121,7 @@ export class Timeline {
     const swingW = Math.max(0.05 * powerW, ...swings.map((p) => Math.abs(p - powerW)));
     return {
       energyJ: last.energyJ + powerW * dtS,
-      edgeUncertaintyJ: swingW * dtS,
+      edgeUncertaintyJ: swingW * dtS + (powerW * (last.timeUncertaintyMs ?? 0)) / 1000,
       cumulativeUncertaintyJ: last.uncertaintyJ,
       kind: "extrapolated",
       resets: last.resets,
@@ -126,7 +130,8 @@ export class Timeline {
   }
 
   private exact(p: TimelinePoint, i: number): EdgeEnergy {
-    return { energyJ: p.energyJ, edgeUncertaintyJ: 0, cumulativeUncertaintyJ: p.uncertaintyJ, kind: "exact", resets: p.resets, segment: this.dropped + i };
+    const powerW = p.powerW ?? this.meanPowerW(i - 1) ?? 0;
+    return { energyJ: p.energyJ, edgeUncertaintyJ: (powerW * (p.timeUncertaintyMs ?? 0)) / 1000, cumulativeUncertaintyJ: p.uncertaintyJ, kind: "exact", resets: p.resets, segment: this.dropped + i };
   }
 
   /** Binary search: the last point with tMs <= t (t within range). */

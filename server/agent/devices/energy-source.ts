@@ -63,6 +63,8 @@ export interface Reading {
   deviceId: string;
   /** When the value was valid, on the agent clock (monotonic, epoch-aligned ms; see shared/clock.ts). */
   tMs: number;
+  /** Half-width of the interval that holds the true tMs (a counter's update instant is estimated), ms. */
+  timeUncertaintyMs?: number;
   /** The raw cumulative counter in joules, as the hardware reports it (wraps and resets included). */
   counterJ?: number;
   /** Instant power, watts. */

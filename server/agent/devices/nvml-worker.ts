@@ -22,6 +22,10 @@ import {
   type Nvml,
 } from "./nvml-binding.js";
 import { isLost, NVML_SUCCESS, nvmlError } from "./nvml-errors.js";
+import { UpdateGrid } from "../core/update-grid.js";
+
+/** NVML's energy counter moves every ~100 ms (measured on H100 and H200). */
+const COUNTER_UPDATE_MS = 100;
 
 export interface NvmlWorkerData {
   libraryPath: string;
@@ -133,93 +137,180 @@ class RealtimeOffset {
   }
 }
 
-class Sweeper {
-  energyReads = 0;
-  private readonly offset = new RealtimeOffset();
+/** One read of one GPU: what it returned and when the call ran. */
+interface RawRead {
+  startMs: number;
+  endMs: number;
+  counterMj?: number;
+  fieldTimestampUs?: number;
+  powerW?: number;
+  memoryPowerW?: number;
+  temperatureC?: number;
+}
+
+/**
+ * Reads one GPU on its own schedule. A counter value is stamped with the instant it became current: the
+ * driver's field timestamp where that is the update instant (value held => timestamp held), otherwise the
+ * update grid learnt from the reads themselves (real drivers stamp the read time).
+ */
+class GpuReader {
+  nextAtMs = 0;
+  private nextIsProbe = false;
+  private readonly grid = new UpdateGrid({ periodMs: COUNTER_UPDATE_MS });
+  private last: RawRead | undefined;
+  /** undefined until a held value shows whether field timestamps are update instants. */
+  private driverStamps: boolean | undefined;
+  private readMs = 4;
 
   constructor(
     private readonly nvml: Nvml,
-    private readonly plans: GpuPlan[],
+    readonly plan: GpuPlan,
+    private readonly offset: RealtimeOffset,
+    private readonly samplingPeriodMs: number,
   ) {}
 
-  sweep(): Reading[] {
-    this.offset.update();
-    const readings: Reading[] = [];
-    for (const plan of this.plans) {
-      if (plan.device.status !== "ok") continue;
-      try {
-        readings.push(this.readGpu(plan));
-      } catch (err) {
-        const reason = AppError.from(err).detail;
-        plan.device.status = "lost";
-        readings.push({ deviceId: plan.device.id, tMs: systemClock.nowMs(), failure: { status: "lost", reason } });
-      }
-    }
-    return readings;
+  get ok(): boolean {
+    return this.plan.device.status === "ok";
   }
 
-  private readGpu(plan: GpuPlan): Reading {
-    const { nvml, handle } = { nvml: this.nvml, handle: plan.handle };
+  /** Reads now; returns the reading to publish (none for a probe), and schedules the next read. */
+  read(): Reading | undefined {
+    const raw = this.readRaw();
+    const probe = this.nextIsProbe;
+    const reading = this.toReading(raw);
+    this.schedule(raw);
+    return probe ? undefined : reading;
+  }
+
+  private toReading(raw: RawRead): Reading {
+    const { plan } = this;
+    const reading: Reading = { deviceId: plan.device.id, tMs: (raw.startMs + raw.endMs) / 2 };
+    if (raw.powerW !== undefined) reading.powerW = raw.powerW;
+    if (raw.memoryPowerW !== undefined) reading.memoryPowerW = raw.memoryPowerW;
+    if (raw.temperatureC !== undefined) reading.temperatureC = raw.temperatureC;
+    if (raw.counterMj === undefined) return reading;
+    reading.counterJ = mJToJ(raw.counterMj);
+    const prev = this.last;
+    if (prev?.counterMj === raw.counterMj && raw.fieldTimestampUs !== undefined) {
+      this.driverStamps = prev.fieldTimestampUs === raw.fieldTimestampUs;
+    }
+    this.last = raw;
+    if (this.driverStamps && raw.fieldTimestampUs !== undefined) {
+      reading.tMs = this.offset.toAgentMs(raw.fieldTimestampUs, reading.tMs);
+      return reading;
+    }
+    const stamp = this.grid.observe({ startMs: raw.startMs, endMs: raw.endMs, value: raw.counterMj });
+    reading.tMs = stamp.tMs;
+    reading.timeUncertaintyMs = stamp.uncertaintyMs;
+    return reading;
+  }
+
+  private schedule(raw: RawRead): void {
+    this.readMs += 0.1 * (raw.endMs - raw.startMs - this.readMs);
+    this.grid.targetWidthMs = 1.5 * this.readMs + 1;
+    if (this.plan.energy === "none" || this.driverStamps) {
+      this.nextIsProbe = false;
+      this.nextAtMs = raw.startMs + this.samplingPeriodMs;
+      return;
+    }
+    const next = this.grid.nextRead(raw.endMs, this.readMs, this.samplingPeriodMs);
+    this.nextIsProbe = next.probe;
+    this.nextAtMs = next.atMs;
+  }
+
+  private readRaw(): RawRead {
+    const { nvml, plan } = this;
+    const handle = plan.handle;
     const requests: FieldRequest[] = [];
     if (plan.energy === "field") requests.push({ fieldId: FIELD_TOTAL_ENERGY, scopeId: SCOPE_GPU });
     if (plan.power) requests.push(plan.power);
     if (plan.memoryPower) requests.push({ fieldId: FIELD_POWER_AVERAGE, scopeId: SCOPE_MEMORY });
-    const before = systemClock.nowMs();
+    const raw: RawRead = { startMs: systemClock.nowMs(), endMs: 0 };
     const { ret, results } = requests.length > 0 ? nvml.fieldValues(handle, requests) : { ret: NVML_SUCCESS, results: [] };
     this.fail("nvmlDeviceGetFieldValues", ret);
-    const reading: Reading = { deviceId: plan.device.id, tMs: (before + systemClock.nowMs()) / 2 };
     let k = 0;
     if (plan.energy === "field") {
       const energy = results[k++]!;
-      this.energyReads++;
       this.fail("field TOTAL_ENERGY_CONSUMPTION", energy.ret);
-      reading.counterJ = mJToJ(energy.value);
-      reading.tMs = this.offset.toAgentMs(energy.timestampUs, reading.tMs);
+      raw.counterMj = energy.value;
+      raw.fieldTimestampUs = energy.timestampUs;
     } else if (plan.energy === "call") {
       const [r, mj] = nvml.totalEnergyMj(handle);
-      this.energyReads++;
       this.fail("nvmlDeviceGetTotalEnergyConsumption", r);
-      reading.counterJ = mJToJ(mj);
+      raw.counterMj = mj;
     }
+    raw.endMs = systemClock.nowMs();
     if (plan.power) {
       const p = results[k++]!;
-      if (p.ret === NVML_SUCCESS) reading.powerW = mWToW(p.value);
-      else this.fail("field POWER_INSTANT", p.ret);
+      this.fail("field POWER_INSTANT", p.ret);
+      if (p.ret === NVML_SUCCESS) raw.powerW = mWToW(p.value);
     } else {
       const [r, mw] = nvml.powerUsageMw(handle);
       this.fail("nvmlDeviceGetPowerUsage", r);
-      reading.powerW = mWToW(mw);
+      if (r === NVML_SUCCESS) raw.powerW = mWToW(mw);
     }
-    if (plan.memoryPower && results[k]!.ret === NVML_SUCCESS) reading.memoryPowerW = mWToW(results[k]!.value);
+    if (plan.memoryPower && results[k]!.ret === NVML_SUCCESS) raw.memoryPowerW = mWToW(results[k]!.value);
     const [tr, tempC] = nvml.temperatureC(handle);
-    if (tr === NVML_SUCCESS) reading.temperatureC = tempC;
-    return reading;
+    if (tr === NVML_SUCCESS) raw.temperatureC = tempC;
+    return raw;
   }
 
-  /** A lost GPU throws (the sweep marks it lost); other failures of one reading are tolerated. */
+  /** A lost GPU throws (the loop marks it lost); other failures of one reading are tolerated. */
   private fail(call: string, ret: number): void {
     if (ret === NVML_SUCCESS) return;
     if (isLost(ret)) throw nvmlError(call, ret, this.nvml.errorString(ret));
   }
 }
 
+/** Reads every GPU when it is due; one timer for all. */
+class ReadLoop {
+  energyReads = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly readers: GpuReader[];
+  private readonly offset = new RealtimeOffset();
+
+  constructor(nvml: Nvml, plans: GpuPlan[], samplingPeriodMs: number) {
+    this.readers = plans.map((p) => new GpuReader(nvml, p, this.offset, samplingPeriodMs));
+  }
+
+  start(): void {
+    this.tick();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private tick(): void {
+    this.offset.update();
+    const now = systemClock.nowMs();
+    const readings: Reading[] = [];
+    for (const reader of this.readers) {
+      if (!reader.ok || reader.nextAtMs > now + 0.5) continue;
+      try {
+        const reading = reader.read();
+        if (reader.plan.energy !== "none") this.energyReads++;
+        if (reading) readings.push(reading);
+      } catch (err) {
+        reader.plan.device.status = "lost";
+        readings.push({ deviceId: reader.plan.device.id, tMs: systemClock.nowMs(), failure: { status: "lost", reason: AppError.from(err).detail } });
+      }
+    }
+    if (readings.length > 0) post({ type: "readings", readings, energyReads: this.energyReads });
+    const due = Math.min(...this.readers.filter((r) => r.ok).map((r) => r.nextAtMs));
+    if (Number.isFinite(due)) this.timer = setTimeout(() => this.tick(), Math.max(0, due - systemClock.nowMs()));
+  }
+}
+
 function run(data: NvmlWorkerData): void {
   const { nvml, state, plans, devices } = probe(data);
   post({ type: "probe", state, devices });
-  let timer: NodeJS.Timeout | undefined;
-  const sweeper = nvml && plans.length > 0 ? new Sweeper(nvml, plans) : undefined;
-  const started = systemClock.nowMs();
-  let tick = 0;
-  const loop = (): void => {
-    post({ type: "readings", readings: sweeper!.sweep(), energyReads: sweeper!.energyReads });
-    const now = systemClock.nowMs();
-    tick = Math.max(tick + 1, Math.ceil((now - started) / data.periodMs));
-    timer = setTimeout(loop, Math.max(0, started + tick * data.periodMs - now));
-  };
-  if (sweeper) loop();
+  const loop = nvml && plans.length > 0 ? new ReadLoop(nvml, plans, data.periodMs) : undefined;
+  loop?.start();
   parentPort!.on("message", (msg: { type: string }) => {
     if (msg.type !== "stop") return;
-    clearTimeout(timer);
+    loop?.stop();
     nvml?.shutdown();
     post({ type: "stopped" });
     parentPort!.close();

@@ -41,10 +41,34 @@ test("probe lists each GPU with name, UUID, power limit and driver version; read
   t.is(r[0]!.memoryPowerW, 15);
   t.is(r[0]!.temperatureC, 45);
   t.true(r[2]!.counterJ! > r[0]!.counterJ!, "the counter moves");
-  // Field timestamps are the driver's update instants: 100 ms apart to the microsecond.
-  const gapMs = r[2]!.tMs - r[1]!.tMs;
-  t.true(Math.abs(gapMs - 100 * Math.round(gapMs / 100)) < 0.01, `gap ${gapMs}`);
   t.true(source.energyReads >= 3);
+});
+
+test("where field timestamps are update instants (value held, timestamp held) they are used as they are", async (t) => {
+  const { readings, close } = await open({ gpus: [{}], fieldTimestamp: "update" });
+  t.teardown(close);
+  await until(() => readings.length >= 6);
+  const r = readings.slice(-3);
+  for (let i = 1; i < r.length; i++) {
+    const gapMs = r[i]!.tMs - r[i - 1]!.tMs;
+    t.true(Math.abs(gapMs - 100 * Math.round(gapMs / 100)) < 0.01, `gap ${gapMs}`);
+    t.is(r[i]!.timeUncertaintyMs, undefined);
+  }
+});
+
+test("where field timestamps are read times (real drivers), update instants are learnt: stamps land on the grid", async (t) => {
+  const epochMs = Math.floor(Date.now() / 1000) * 1000 + 37; // the grid's phase: 37 ms past each 100 ms
+  const { readings, close } = await open({ gpus: [{}], fieldTimestamp: "read", epochMs });
+  t.teardown(close);
+  await until(() => readings.length >= 25, 10_000);
+  const offset = Date.now() - (performance.timeOrigin + performance.now());
+  const late = readings.slice(-8);
+  for (const r of late) {
+    const wallMs = r.tMs + offset;
+    const gridMs = epochMs + 100 * Math.round((wallMs - epochMs) / 100);
+    t.true(Math.abs(wallMs - gridMs) <= r.timeUncertaintyMs! + 1.5, `stamp ${wallMs - gridMs} ms off the grid, ± ${r.timeUncertaintyMs}`);
+    t.true(r.timeUncertaintyMs! < 10, `uncertainty ${r.timeUncertaintyMs} ms`);
+  }
 });
 
 test("a GPU without an energy counter is read by power only and says so", async (t) => {
