@@ -117,6 +117,15 @@ async function main(): Promise<void> {
   for (const w of compared) {
     console.log(`${w.kind.padEnd(6)} agent ${w.interpolated.energyJ.toFixed(2)} J ±${w.interpolated.uncertaintyJ.toFixed(2)} (at end: ${w.immediate.energyJ.toFixed(2)} ±${w.immediate.uncertaintyJ.toFixed(2)}) | pynvml ${w.referenceJ.toFixed(2)} J | ∫P ${w.powerIntegralJ.toFixed(2)} J | rel ${(100 * w.relErr).toFixed(3)} %`);
   }
+  const summary = ["10s", "1s", "0.05s"].map((kind) => {
+    const ws = compared.filter((w) => w.kind === kind);
+    const within = ws.filter((w) => Math.abs(w.interpolated.energyJ - w.referenceJ) <= w.interpolated.uncertaintyJ).length;
+    const maxRel = Math.max(...ws.map((w) => Math.abs(w.relErr)));
+    const meanBound = ws.reduce((a, w) => a + w.interpolated.uncertaintyJ / w.interpolated.energyJ, 0) / ws.length;
+    return { kind, windows: ws.length, withinBoundOfPynvml: within, maxRelErrVsPynvml: maxRel, meanRelBound: meanBound };
+  });
+  results.summary = summary;
+  console.log(JSON.stringify(summary, null, 1));
   // Does field 83 carry the update instant (same timestamp while the value holds) or the read time?
   let same = 0;
   let held = 0;

@@ -105,14 +105,21 @@ export class UpdateGrid {
       this.verifyAfter = !this.verifyAfter;
       return { atMs: next(this.verifyAfter ? hi + 1 : lo - readMs - 1), probe: true };
     }
-    const quiet = next((lo + hi) / 2 + this.periodMs / 2);
-    const wanted = this.lastWasProbeSchedule(nowMs, samplingPeriodMs);
-    return { atMs: quiet + Math.max(0, Math.round((wanted - quiet) / this.periodMs)) * this.periodMs, probe: false };
+    return { atMs: this.quietRead(nowMs, samplingPeriodMs), probe: false };
   }
 
-  /** The next measurement read is due a sampling period after the previous one. */
-  private lastWasProbeSchedule(nowMs: number, samplingPeriodMs: number): number {
-    return nowMs + samplingPeriodMs - this.periodMs / 2;
+  /** Gives up the probe just planned (another GPU's read holds that instant): the next call may probe again. */
+  deferProbe(): void {
+    this.lastWasProbe = false;
+    this.lastVerifyMs = -Infinity;
+  }
+
+  /** A measurement read half a period after an update, close to a sampling period from now. */
+  quietRead(nowMs: number, samplingPeriodMs: number): number {
+    if (!this.known) return nowMs + this.periodMs / 2;
+    const mid = (this.lo + this.hi) / 2 + this.periodMs / 2;
+    const quiet = mid + Math.ceil((nowMs + 2 - mid) / this.periodMs) * this.periodMs;
+    return quiet + Math.max(0, Math.round((nowMs + samplingPeriodMs - this.periodMs / 2 - quiet) / this.periodMs)) * this.periodMs;
   }
 
   /**

@@ -155,7 +155,8 @@ interface RawRead {
  */
 class GpuReader {
   nextAtMs = 0;
-  private nextIsProbe = false;
+  /** The next read only teaches the update grid (it is not published). */
+  nextIsProbe = false;
   private readonly grid = new UpdateGrid({ periodMs: COUNTER_UPDATE_MS });
   private last: RawRead | undefined;
   /** undefined until a held value shows whether field timestamps are update instants. */
@@ -203,6 +204,13 @@ class GpuReader {
     reading.tMs = stamp.tMs;
     reading.timeUncertaintyMs = stamp.uncertaintyMs;
     return reading;
+  }
+
+  /** Reads for measurement next instead of the planned probe; the probe is asked for again later. */
+  deferProbe(): void {
+    this.grid.deferProbe();
+    this.nextIsProbe = false;
+    this.nextAtMs = this.grid.quietRead(systemClock.nowMs(), this.samplingPeriodMs);
   }
 
   private schedule(raw: RawRead): void {
@@ -282,6 +290,10 @@ class ReadLoop {
     this.timer = undefined;
   }
 
+  private avoidCollision(reader: GpuReader): void {
+    if (reader.nextIsProbe && collides(reader, this.readers)) reader.deferProbe();
+  }
+
   private tick(): void {
     this.offset.update();
     const now = systemClock.nowMs();
@@ -292,6 +304,7 @@ class ReadLoop {
         const reading = reader.read();
         if (reader.plan.energy !== "none") this.energyReads++;
         if (reading) readings.push(reading);
+        this.avoidCollision(reader);
       } catch (err) {
         reader.plan.device.status = "lost";
         readings.push({ deviceId: reader.plan.device.id, tMs: systemClock.nowMs(), failure: { status: "lost", reason: AppError.from(err).detail } });
@@ -302,6 +315,16 @@ class ReadLoop {
     if (Number.isFinite(due)) this.timer = setTimeout(() => this.tick(), Math.max(0, due - systemClock.nowMs()));
   }
 }
+
+/**
+ * NVML serialises reads: GPUs that share an update phase would queue their probes behind each other, and
+ * a late probe misses its instant. So at most one probe runs at a time: a colliding one gives way to a
+ * measurement read and is asked for again afterwards.
+ */
+function collides(reader: GpuReader, others: readonly GpuReader[]): boolean {
+  return others.some((o) => o !== reader && o.ok && o.nextIsProbe && Math.abs(o.nextAtMs - reader.nextAtMs) < PROBE_CLEARANCE_MS);
+}
+const PROBE_CLEARANCE_MS = 10;
 
 function run(data: NvmlWorkerData): void {
   const { nvml, state, plans, devices } = probe(data);
