@@ -4,6 +4,9 @@ import type { AgentConfig } from "../shared/config.js";
 import type { Logger } from "../shared/log.js";
 import { serve, type RunningServer } from "../shared/serve.js";
 import { probeSources } from "./devices/registry.js";
+import { PowerHub } from "./power.js";
+import { AgentStore } from "./store.js";
+import { WindowManager } from "./windows.js";
 import { Sampler } from "./sampler.js";
 import { agentRegistration, type AgentContext } from "./service.js";
 
@@ -18,16 +21,29 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   for (const s of sources) log.info({ backend: s.state(), devices: s.devices().length }, "backend probed");
   const sampler = new Sampler(sources, { clock });
   sampler.start();
-  const context: AgentContext = { config, sampler, startedAtMs: clock.nowMs(), log };
+  let store: AgentStore | undefined;
+  let windows: WindowManager | undefined;
   try {
+    store = new AgentStore(config.dataDir, clock.nowMs());
+    windows = new WindowManager({ config, sampler, store, clock, log });
+    const power = new PowerHub(sampler, { config, log });
+    const context: AgentContext = { config, sampler, power, windows, startedAtMs: clock.nowMs(), log };
+    const [opened, manager] = [store, windows];
     const running = await serve({
       listen: config.listen,
       services: [agentRegistration(context)],
       log,
-      onShutdown: () => sampler.stop(),
+      onDraining: () => power.close(),
+      onShutdown: async () => {
+        manager.close();
+        await sampler.stop();
+        opened.close();
+      },
     });
     return { running, context };
   } catch (err) {
+    windows?.close();
+    store?.close();
     await sampler.stop();
     throw err;
   }

@@ -8,7 +8,8 @@ import type { Clock } from "../shared/clock.js";
 import { systemClock } from "../shared/clock.js";
 import { AppError, Code } from "../shared/errors.js";
 import { counterDelta } from "./core/counter.js";
-import { energyBetween, Timeline, type EdgeEnergy } from "./core/timeline.js";
+import type { Anchor } from "./core/restart.js";
+import { energyBetween, Timeline, type EdgeEnergy, type TimelinePoint } from "./core/timeline.js";
 import type { BackendState, Device, EnergySource, Reading } from "./devices/energy-source.js";
 
 export interface DeviceSnapshot {
@@ -51,6 +52,8 @@ export class Sampler {
   /** Readings ingested so far, all devices together. */
   readings = 0;
   private readonly tracks = new Map<string, Track>();
+  /** Each device's first point in this run (kept after the timeline drops it). */
+  private readonly firstPoints = new Map<string, TimelinePoint>();
   private readonly listeners = new Set<() => void>();
   private readonly waiters = new Set<{ afterMs: number; ids: string[]; resolve: () => void }>();
   private readonly clock: Clock;
@@ -142,8 +145,10 @@ export class Sampler {
       resets,
       ...(powerW !== undefined ? { powerW } : {}),
       ...(r.timeUncertaintyMs ? { timeUncertaintyMs: r.timeUncertaintyMs } : {}),
+      ...(r.counterJ !== undefined ? { rawJ: r.counterJ } : {}),
     });
     track.lastPowerW = powerW;
+    if (!this.firstPoints.has(track.device.id)) this.firstPoints.set(track.device.id, track.timeline.last()!);
     Object.assign(track.snapshot, { tMs: r.tMs, powerW, memoryPowerW: r.memoryPowerW, temperatureC: r.temperatureC });
   }
 
@@ -160,14 +165,16 @@ export class Sampler {
 
   /** Energy of a device over [t0, t1]. */
   energyBetween(deviceId: string, t0Ms: number, t1Ms: number): IntervalEnergy {
+    const e0 = this.track(deviceId).timeline.energyAt(t0Ms);
+    if (!e0) throw this.notCovered(deviceId);
+    return this.energySince(deviceId, e0, t1Ms);
+  }
+
+  /** Energy of a device from an edge resolved earlier (a window's begin) to t1. */
+  energySince(deviceId: string, e0: EdgeEnergy, t1Ms: number): IntervalEnergy {
     const track = this.track(deviceId);
-    const e0 = track.timeline.energyAt(t0Ms);
     const e1 = track.timeline.energyAt(t1Ms);
-    if (!e0 || !e1) {
-      throw new AppError(Code.FailedPrecondition, `${deviceId} has no readings covering the interval`, {
-        hint: "the device was not sampled then (agent restarted or device unavailable)",
-      });
-    }
+    if (!e1) throw this.notCovered(deviceId);
     const { energyJ, uncertaintyJ } = energyBetween(e0, e1);
     return {
       energyJ,
@@ -177,6 +184,44 @@ export class Sampler {
       counterReset: e1.resets > e0.resets,
       extrapolated: e1.kind === "extrapolated",
     };
+  }
+
+  private notCovered(deviceId: string): AppError {
+    return new AppError(Code.FailedPrecondition, `${deviceId} has no readings covering the interval`, {
+      hint: "the device was not sampled then (agent restarted or device unavailable)",
+    });
+  }
+
+  /**
+   * A device's state at instant t for chaining across restarts: cumulative energy, the raw counter it
+   * implies (the nearest point's raw plus the energy since, modulo the counter's range) and power.
+   */
+  anchorAt(deviceId: string, tMs: number): Anchor | undefined {
+    const track = this.track(deviceId);
+    const edge = track.timeline.energyAt(tMs);
+    const p = track.timeline.pointAtOrBefore(tMs);
+    if (!edge || !p) return undefined;
+    const anchor: Anchor = { tMs, cumJ: edge.energyJ };
+    if (p.powerW !== undefined) anchor.powerW = p.powerW;
+    if (p.rawJ !== undefined) {
+      const rawJ = p.rawJ + (edge.energyJ - p.energyJ);
+      anchor.rawJ = track.device.counterRangeJ ? rawJ % track.device.counterRangeJ : rawJ;
+    }
+    return anchor;
+  }
+
+  /** The first and the latest point of a device, as anchors (for checkpoints). */
+  span(deviceId: string): { first: Anchor; last: Anchor } | undefined {
+    const tl = this.track(deviceId).timeline;
+    const toAnchor = (p: TimelinePoint): Anchor => ({
+      tMs: p.tMs,
+      cumJ: p.energyJ,
+      ...(p.rawJ !== undefined ? { rawJ: p.rawJ } : {}),
+      ...(p.powerW !== undefined ? { powerW: p.powerW } : {}),
+    });
+    const first = this.firstPoints.get(deviceId);
+    const last = tl.last();
+    return first && last ? { first: toAnchor(first), last: toAnchor(last) } : undefined;
   }
 
   /** Resolves once every given device has a reading after t (or is no longer ok), or after timeoutMs. */

@@ -1,22 +1,38 @@
 /**
- * The EnergyMonitor gRPC service. GetHost is served from the sampler's devices; the window and power RPCs
- * answer UNIMPLEMENTED until the agent-service issue lands.
+ * The EnergyMonitor gRPC service: thin handlers over the window manager, the power hub and the sampler.
+ * Errors are AppErrors; unary() maps them to gRPC statuses.
  */
 import { hostname } from "node:os";
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
-import { EnergyMonitorService, type GetHostResponse } from "../../proto/gen/carbonmon/agent/v1/agent.js";
+import {
+  EnergyMonitorService,
+  type BeginWindowRequest,
+  type BeginWindowResponse,
+  type CancelWindowRequest,
+  type CancelWindowResponse,
+  type EndWindowRequest,
+  type GetHostResponse,
+  type GetWindowRequest,
+  type ListWindowsRequest,
+  type ListWindowsResponse,
+  type Measurement,
+} from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { AgentConfig } from "../shared/config.js";
-import { unary, unimplemented } from "../shared/grpc-status.js";
+import { unary } from "../shared/grpc-status.js";
 import type { Logger } from "../shared/log.js";
 import { durationFromMs } from "../shared/proto-time.js";
 import type { ServiceRegistration } from "../shared/serve.js";
 import { VERSION } from "../shared/version.js";
 import { backendToProto, gpuToProto, raplZoneToProto } from "./codec.js";
+import type { PowerHub } from "./power.js";
 import type { Sampler } from "./sampler.js";
+import type { WindowManager } from "./windows.js";
 
 export interface AgentContext {
   config: AgentConfig;
   sampler: Sampler;
+  power: PowerHub;
+  windows: WindowManager;
   startedAtMs: number;
   log: Logger;
 }
@@ -34,18 +50,60 @@ export function getHost(ctx: AgentContext): GetHostResponse {
     location: ctx.config.location ?? "",
     intensityAddr: ctx.config.intensityAddr ?? "",
     ...(ctx.config.cudaVisibleDevices !== undefined ? { cudaVisibleDevices: ctx.config.cudaVisibleDevices } : {}),
-    openWindows: 0,
+    openWindows: ctx.windows.openCount,
     maxOpenWindows: ctx.config.maxOpenWindows,
     startedAt: new Date(ctx.startedAtMs),
     now: new Date(ctx.sampler.now()),
   };
 }
 
+function beginWindow(ctx: AgentContext, req: BeginWindowRequest): BeginWindowResponse {
+  const { key, beginMs, spec } = ctx.windows.begin({
+    key: req.key,
+    labels: req.labels,
+    gpuIndices: req.gpuIndices,
+    cpuIndices: req.cpuIndices,
+    cudaVisibleDevices: req.cudaVisibleDevices,
+    skipGpus: req.skipGpus,
+    skipCpus: req.skipCpus,
+  });
+  const gpus = spec.devices.filter((d) => d.domain === "gpu");
+  return {
+    key,
+    beginTime: new Date(beginMs),
+    gpuIndices: gpus.map((d) => d.index),
+    nvmlGpuIndices: gpus.map((d) => Number(d.deviceId.slice("gpu:".length))),
+    cpuIndices: spec.devices.filter((d) => d.domain === "cpu").map((d) => d.index),
+  };
+}
+
+function listWindows(ctx: AgentContext, req: ListWindowsRequest): ListWindowsResponse {
+  return {
+    windows: ctx.windows.list(req.includeEnded).map(({ spec, endMs }) => ({
+      key: spec.key,
+      beginTime: new Date(spec.beginMs),
+      ...(endMs !== undefined ? { endTime: new Date(endMs) } : {}),
+      gpuIndices: spec.devices.filter((d) => d.domain === "gpu").map((d) => d.index),
+      cpuIndices: spec.devices.filter((d) => d.domain === "cpu").map((d) => d.index),
+      labels: spec.labels,
+      ended: endMs !== undefined,
+    })),
+  };
+}
+
 export function agentRegistration(ctx: AgentContext): ServiceRegistration {
-  const implementation: UntypedServiceImplementation = {};
-  for (const [method, def] of Object.entries(EnergyMonitorService)) {
-    implementation[method] = unimplemented(def.path, def.responseStream);
-  }
-  implementation.getHost = unary(() => getHost(ctx), ctx.log);
+  const w = ctx.windows;
+  const implementation: UntypedServiceImplementation = {
+    getHost: unary(() => getHost(ctx), ctx.log),
+    beginWindow: unary((req: BeginWindowRequest) => beginWindow(ctx, req), ctx.log),
+    endWindow: unary((req: EndWindowRequest): Promise<Measurement> => w.end(req.key, req.waitForCounterUpdate), ctx.log),
+    getWindow: unary((req: GetWindowRequest) => w.get(req.key), ctx.log),
+    listWindows: unary((req: ListWindowsRequest) => listWindows(ctx, req), ctx.log),
+    cancelWindow: unary((req: CancelWindowRequest): CancelWindowResponse => {
+      const { key, beginMs } = w.cancel(req.key);
+      return { key, beginTime: new Date(beginMs) };
+    }, ctx.log),
+    watchPower: (call: Parameters<PowerHub["watch"]>[0]) => ctx.power.watch(call),
+  };
   return { name: "carbonmon.agent.v1.EnergyMonitor", definition: EnergyMonitorService, implementation };
 }

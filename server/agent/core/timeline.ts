@@ -21,6 +21,8 @@ export interface TimelinePoint {
   resets: number;
   /** Half-width of the interval holding the true tMs (estimated counter update instants), ms. */
   timeUncertaintyMs?: number;
+  /** The raw hardware counter at tMs, joules (for chaining windows across agent restarts). */
+  rawJ?: number;
 }
 
 export type EdgeKind = "interpolated" | "extrapolated" | "exact";
@@ -75,6 +77,13 @@ export class Timeline {
       this.dropped += drop;
     }
     return true;
+  }
+
+  /** The last point at or before t (the first point if t precedes it). */
+  pointAtOrBefore(tMs: number): TimelinePoint | undefined {
+    if (this.points.length === 0) return undefined;
+    if (tMs < this.points[0]!.tMs) return this.points[0];
+    return this.points[this.indexAtOrBefore(Math.min(tMs, this.last()!.tMs))];
   }
 
   /** Energy at instant t; undefined before the first point or when t is older than the timeline holds. */

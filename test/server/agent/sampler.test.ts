@@ -43,7 +43,7 @@ async function sampling(config: FakeNvmlConfig, ms: number) {
  * Instants inside the covered part of a device's timeline, deterministic. The first WARMUP_MS are left out:
  * the sampler spends them learning when the counter updates (until then its bound is wide, see below).
  */
-const WARMUP_MS = 1500;
+const WARMUP_MS = 2000;
 function instants(sampler: Sampler, id: string, durationMs: number, count: number, warmupMs = WARMUP_MS): Array<[number, number]> {
   const first = firstPoint(sampler, id) + warmupMs;
   const last = lastPoint(sampler, id);
@@ -58,7 +58,7 @@ const lastPoint = (s: Sampler, id: string): number => (s as any).tracks.get(id).
 
 test("energy counter: every interval of 1 s or more is within 0.5 % of the scripted truth; shorter ones within their bound", async (t) => {
   const epochMs = Math.floor(Date.now() / 1000) * 1000 - 60_000;
-  const { sampler, truth } = await sampling({ gpus: [{ profile: ALIGNED }, { profile: UNALIGNED }], epochMs }, 5000);
+  const { sampler, truth } = await sampling({ gpus: [{ profile: ALIGNED }, { profile: UNALIGNED }], epochMs }, 5500);
   for (const durationMs of [1000, 1500, 2200]) {
     for (const [t0, t1] of instants(sampler, "gpu:0", durationMs, 25)) {
       const e = sampler.energyBetween("gpu:0", t0, t1);
@@ -117,8 +117,8 @@ test("a GPU without an energy counter: power integrated, flagged, within its bou
 test("a counter reset inside a window is flagged and never gives negative energy", async (t) => {
   const profile = [{ powerW: 300, ms: 1000 }];
   const epochMs = Date.now();
-  const { sampler, truth } = await sampling({ gpus: [{ profile, resetAtMs: 2000, initialEnergyJ: 50_000 }], epochMs }, 3500);
-  const resetAt = epochMs + 2000 - wallOffsetMs();
+  const { sampler, truth } = await sampling({ gpus: [{ profile, resetAtMs: 3000, initialEnergyJ: 50_000 }], epochMs }, 4500);
+  const resetAt = epochMs + 3000 - wallOffsetMs();
   const e = sampler.energyBetween("gpu:0", resetAt - 600, resetAt + 700);
   t.true(e.counterReset);
   t.true(e.energyJ > 0);

@@ -1,0 +1,113 @@
+/** Assembles a window's Measurement message from per-device results. */
+import {
+  ApproximationKind,
+  CarbonStatus,
+  DeviceDomain,
+  type Approximation,
+  type Measurement,
+  type MissingDevice,
+} from "../../proto/gen/carbonmon/agent/v1/agent.js";
+import type { Domain } from "./devices/energy-source.js";
+import type { IntervalEnergy, Sampler } from "./sampler.js";
+import type { SelectedDevice } from "./selection.js";
+
+/** What a window was asked to measure: persisted as JSON with the window. */
+export interface WindowSpec {
+  key: string;
+  beginMs: number;
+  labels: Record<string, string>;
+  devices: SelectedDevice[];
+  skipped: Array<{ domain: Domain; index: number; reason: string }>;
+  skipGpus: boolean;
+  skipCpus: boolean;
+}
+
+export type DeviceResult =
+  | { deviceId: string; missing: string }
+  | ({ deviceId: string; missing?: undefined; wrapsInferred?: number } & IntervalEnergy);
+
+const DOMAIN: Record<Domain, DeviceDomain> = {
+  gpu: DeviceDomain.DEVICE_DOMAIN_GPU,
+  cpu: DeviceDomain.DEVICE_DOMAIN_CPU,
+  dram: DeviceDomain.DEVICE_DOMAIN_DRAM,
+};
+
+function approximations(domain: Domain, index: number, r: Exclude<DeviceResult, { missing: string }>): Approximation[] {
+  const out: Approximation[] = [];
+  const add = (kind: ApproximationKind, detail: string): void => void out.push({ domain: DOMAIN[domain], index, kind, detail });
+  if (r.shortWindow) add(ApproximationKind.APPROXIMATION_KIND_SHORT_WINDOW, "shorter than one counter update: mean power x time");
+  if (r.powerIntegration) add(ApproximationKind.APPROXIMATION_KIND_POWER_INTEGRATION, "no energy counter: power integrated over the samples");
+  if (r.counterReset) add(ApproximationKind.APPROXIMATION_KIND_COUNTER_RESET, "the counter restarted (driver reload or GPU reset): the gap is estimated from power");
+  if (r.wrapsInferred) add(ApproximationKind.APPROXIMATION_KIND_WRAP_INFERRED, `${r.wrapsInferred} counter wrap(s) assumed while the agent was down`);
+  if (r.extrapolated) add(ApproximationKind.APPROXIMATION_KIND_EDGE_EXTRAPOLATED, "the end lies after the latest counter update: extrapolated with instant power");
+  return out;
+}
+
+function unavailableReason(domain: "cpu" | "dram", spec: WindowSpec, sampler: Sampler): string {
+  if (spec.skipCpus) return "not requested (skip_cpus)";
+  const skipped = spec.skipped.filter((s) => s.domain === domain);
+  if (skipped.length > 0) return skipped.map((s) => `${domain} ${s.index}: ${s.reason}`).join("; ");
+  if (spec.devices.some((d) => d.domain === domain)) return "";
+  const rapl = sampler.states().find((s) => s.name === "rapl");
+  if (rapl && rapl.status !== "ok") return [rapl.reason, rapl.hint].filter(Boolean).join(" — ");
+  return domain === "dram" ? "no DRAM RAPL zone on this host (AMD CPUs have none)" : "no CPU package on this host";
+}
+
+export interface MeasurementInput {
+  spec: WindowSpec;
+  endMs: number;
+  ended: boolean;
+  results: DeviceResult[];
+  sampler: Sampler;
+  intensityAddr: string | undefined;
+}
+
+export function buildMeasurement({ spec, endMs, ended, results, sampler, intensityAddr }: MeasurementInput): Measurement {
+  const m: Measurement = {
+    key: spec.key,
+    beginTime: new Date(spec.beginMs),
+    endTime: new Date(endMs),
+    timeS: (endMs - spec.beginMs) / 1000,
+    gpuEnergyJ: {},
+    cpuEnergyJ: {},
+    dramEnergyJ: {},
+    gpuCarbonG: {},
+    cpuCarbonG: {},
+    dramCarbonG: {},
+    gpuEnergyUncertaintyJ: {},
+    cpuEnergyUncertaintyJ: {},
+    dramEnergyUncertaintyJ: {},
+    approximations: [],
+    missingDevices: [],
+    cpuUnavailableReason: unavailableReason("cpu", spec, sampler),
+    dramUnavailableReason: unavailableReason("dram", spec, sampler),
+    carbonStatus: CarbonStatus.CARBON_STATUS_DISABLED,
+    carbonStatusReason: intensityAddr
+      ? "this agent version does not compute carbon per window yet: energy only"
+      : "no intensity service is configured (CARBONMON_INTENSITY_ADDR): energy only",
+    carbonPeriods: [],
+    labels: { ...spec.labels },
+    ended,
+    gpuUuids: {},
+    totalEnergyJ: 0,
+    totalCarbonG: 0,
+    simulated: false,
+  };
+  const energy = { gpu: m.gpuEnergyJ, cpu: m.cpuEnergyJ, dram: m.dramEnergyJ };
+  const uncertainty = { gpu: m.gpuEnergyUncertaintyJ, cpu: m.cpuEnergyUncertaintyJ, dram: m.dramEnergyUncertaintyJ };
+  spec.devices.forEach((d, i) => {
+    const r = results[i]!;
+    if (d.uuid) m.gpuUuids[d.index] = d.uuid;
+    if (sampler.devices().find((x) => x.id === d.deviceId)?.simulated) m.simulated = true;
+    if (r.missing !== undefined) {
+      const missing: MissingDevice = { domain: DOMAIN[d.domain], index: d.index, reason: r.missing, hint: "see GetHost for the device's state" };
+      m.missingDevices.push(missing);
+      return;
+    }
+    energy[d.domain][d.index] = r.energyJ;
+    uncertainty[d.domain][d.index] = r.uncertaintyJ;
+    m.totalEnergyJ += r.energyJ;
+    m.approximations.push(...approximations(d.domain, d.index, r));
+  });
+  return m;
+}

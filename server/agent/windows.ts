@@ -1,0 +1,265 @@
+/**
+ * Measurement windows: Zeus's begin_window / end_window as a service. An edge is a timestamp; its energy
+ * comes from the sampler's timeline, so BeginWindow never waits for hardware. Begin edges are resolved
+ * as soon as a reading after them arrives and persisted with the window, with the raw counters needed to
+ * end it after an agent restart. Ended results are stored, so EndWindow is idempotent.
+ */
+import type { Clock } from "../shared/clock.js";
+import type { AgentConfig } from "../shared/config.js";
+import { AppError, Code } from "../shared/errors.js";
+import type { Logger } from "../shared/log.js";
+import { chain, type Anchor } from "./core/restart.js";
+import type { EdgeEnergy } from "./core/timeline.js";
+import { buildMeasurement, type DeviceResult, type WindowSpec } from "./measurement.js";
+import { Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
+import type { Sampler } from "./sampler.js";
+import { selectDevices, type DeviceRequest } from "./selection.js";
+import type { AgentStore, StoredWindow } from "./store.js";
+
+const KEY_PATTERN = /^[A-Za-z0-9._:/@+=-]{1,128}$/;
+const MAX_LABELS = 32;
+const MAX_LABEL_BYTES = 256;
+const CHECKPOINT_EVERY_MS = 5000;
+const PURGE_EVERY_MS = 3600_000;
+
+/** A begin edge as persisted: the timeline edge of its run, plus what chaining across restarts needs. */
+export interface BeginEdge extends EdgeEnergy {
+  /** The window's begin, agent clock ms. */
+  tMs: number;
+  runId: number;
+  rawJ?: number;
+  powerW?: number;
+}
+
+interface OpenWindow extends WindowSpec {
+  id: number;
+  runId: number;
+  edges: Map<string, BeginEdge> | undefined;
+}
+
+export interface WindowDeps {
+  config: Pick<AgentConfig, "maxOpenWindows" | "retentionDays" | "cudaVisibleDevices" | "intensityAddr">;
+  sampler: Sampler;
+  store: AgentStore;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface BeginRequest extends DeviceRequest {
+  key: string;
+  labels: Record<string, string>;
+}
+
+function validateKey(key: string): void {
+  if (!KEY_PATTERN.test(key)) {
+    throw new AppError(Code.InvalidArgument, `window key ${JSON.stringify(key.slice(0, 140))} is not 1-128 characters of [A-Za-z0-9._:/@+=-]`, {
+      hint: "use e.g. job-1234/epoch-3",
+    });
+  }
+}
+
+function validateLabels(labels: Record<string, string>): void {
+  const entries = Object.entries(labels);
+  if (entries.length > MAX_LABELS) throw new AppError(Code.InvalidArgument, `${entries.length} labels: at most ${MAX_LABELS} are allowed`);
+  for (const [k, v] of entries) {
+    if (Buffer.byteLength(k) > MAX_LABEL_BYTES || Buffer.byteLength(v) > MAX_LABEL_BYTES) {
+      throw new AppError(Code.InvalidArgument, `label ${JSON.stringify(k.slice(0, 40))}: keys and values are at most ${MAX_LABEL_BYTES} bytes`);
+    }
+  }
+}
+
+export class WindowManager {
+  private readonly open = new Map<string, OpenWindow>();
+  private readonly ending = new Map<string, Promise<Measurement>>();
+  private readonly pending = new Set<OpenWindow>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly deps: WindowDeps) {
+    for (const w of deps.store.openWindows()) this.restore(w);
+    this.unsubscribe = deps.sampler.onUpdate(() => this.resolvePending());
+    this.timers.push(setInterval(() => this.checkpoint(), CHECKPOINT_EVERY_MS).unref());
+    this.timers.push(setInterval(() => this.purge(), PURGE_EVERY_MS).unref());
+    this.purge();
+  }
+
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  begin(req: BeginRequest): { key: string; beginMs: number; spec: WindowSpec } {
+    validateKey(req.key);
+    validateLabels(req.labels);
+    if (this.open.has(req.key)) throw new AppError(Code.AlreadyExists, `window '${req.key}' is already open`, { hint: "end or cancel it first, or choose another key" });
+    if (this.open.size >= this.deps.config.maxOpenWindows) {
+      throw new AppError(Code.ResourceExhausted, `${this.open.size} windows are open, the limit (CARBONMON_MAX_OPEN_WINDOWS)`, { hint: "end or cancel windows you no longer need" });
+    }
+    const selection = selectDevices(this.deps.sampler.devices(), req, this.deps.config.cudaVisibleDevices);
+    const beginMs = this.deps.clock.nowMs();
+    const spec: WindowSpec = { key: req.key, beginMs, labels: req.labels, devices: selection.devices, skipped: selection.skipped, skipGpus: req.skipGpus, skipCpus: req.skipCpus };
+    const id = this.deps.store.insertOpen(req.key, beginMs, JSON.stringify(spec));
+    const window: OpenWindow = { ...spec, id, runId: this.deps.store.runId, edges: undefined };
+    this.open.set(req.key, window);
+    this.pending.add(window);
+    return { key: req.key, beginMs, spec };
+  }
+
+  /** Ends a window, or returns the stored result of the last one ended under this key. */
+  end(key: string, waitForCounterUpdate: boolean): Promise<Measurement> {
+    const inFlight = this.ending.get(key);
+    if (inFlight) return inFlight;
+    const window = this.open.get(key);
+    if (!window) return Promise.resolve(this.stored(key));
+    const endMs = this.deps.clock.nowMs();
+    const done = this.finish(window, endMs, waitForCounterUpdate).finally(() => this.ending.delete(key));
+    this.ending.set(key, done);
+    return done;
+  }
+
+  private async finish(window: OpenWindow, endMs: number, wait: boolean): Promise<Measurement> {
+    if (wait) await this.deps.sampler.waitForReadingsAfter(endMs, window.devices.map((d) => d.deviceId), 1000);
+    const measurement = this.measure(window, endMs, true);
+    this.deps.store.end(window.id, endMs, JSON.stringify(Measurement.toJSON(measurement)));
+    this.open.delete(window.key);
+    this.pending.delete(window);
+    return measurement;
+  }
+
+  /** An open window's running totals, or the stored result of the last one ended under this key. */
+  get(key: string): Measurement {
+    const window = this.open.get(key);
+    return window ? this.measure(window, this.deps.clock.nowMs(), false) : this.stored(key);
+  }
+
+  cancel(key: string): { key: string; beginMs: number } {
+    const window = this.open.get(key);
+    if (!window) throw new AppError(Code.NotFound, `no open window '${key}'`, { hint: "ListWindows shows the open windows" });
+    this.deps.store.cancel(window.id);
+    this.open.delete(key);
+    this.pending.delete(window);
+    return { key, beginMs: window.beginMs };
+  }
+
+  list(includeEnded: boolean): Array<{ spec: WindowSpec; endMs?: number }> {
+    const open = [...this.open.values()].map((w) => ({ spec: w as WindowSpec }));
+    if (!includeEnded) return open;
+    const ended = this.deps.store.recentlyEnded(1000).map((w) => ({ spec: JSON.parse(w.spec) as WindowSpec, endMs: w.endMs! }));
+    return [...open, ...ended];
+  }
+
+  /** Writes a last checkpoint and stops the timers. */
+  close(): void {
+    this.unsubscribe();
+    for (const t of this.timers) clearInterval(t);
+    this.resolvePending();
+    this.checkpoint();
+  }
+
+  private stored(key: string): Measurement {
+    validateKey(key);
+    const w = this.deps.store.latestEnded(key);
+    if (!w?.result) throw new AppError(Code.NotFound, `no window '${key}' is open or stored`, { hint: `ended windows are kept for ${this.deps.config.retentionDays} days` });
+    return Measurement.fromJSON(JSON.parse(w.result));
+  }
+
+  private restore(w: StoredWindow): void {
+    const spec = JSON.parse(w.spec) as WindowSpec;
+    const edges = w.edges ? new Map(Object.entries(JSON.parse(w.edges) as Record<string, BeginEdge>)) : undefined;
+    const window: OpenWindow = { ...spec, id: w.id, runId: w.runId, edges };
+    this.open.set(spec.key, window);
+    if (!edges && w.runId === this.deps.store.runId) this.pending.add(window);
+  }
+
+  /** Resolves begin edges that now have a reading after them; persists them in one transaction. */
+  private resolvePending(): void {
+    if (this.pending.size === 0) return;
+    const resolved: Array<{ id: number; edges: string }> = [];
+    for (const window of this.pending) {
+      const edges = this.beginEdges(window, false);
+      if (!edges) continue;
+      window.edges = edges;
+      this.pending.delete(window);
+      resolved.push({ id: window.id, edges: JSON.stringify(Object.fromEntries(edges)) });
+    }
+    if (resolved.length > 0) this.deps.store.setEdges(resolved);
+  }
+
+  /** Every device's edge at the window's begin; undefined while some lacks a reading after it (unless forced). */
+  private beginEdges(window: OpenWindow, force: boolean): Map<string, BeginEdge> | undefined {
+    const { sampler, store } = this.deps;
+    const edges = new Map<string, BeginEdge>();
+    for (const d of window.devices) {
+      const edge = sampler.energyAt(d.deviceId, window.beginMs);
+      if (!edge || (edge.kind === "extrapolated" && !force)) return force ? edges : undefined;
+      const anchor = sampler.anchorAt(d.deviceId, window.beginMs);
+      edges.set(d.deviceId, { ...edge, tMs: window.beginMs, runId: store.runId, ...(anchor?.rawJ !== undefined ? { rawJ: anchor.rawJ } : {}), ...(anchor?.powerW !== undefined ? { powerW: anchor.powerW } : {}) });
+    }
+    return edges;
+  }
+
+  private measure(window: OpenWindow, endMs: number, ended: boolean): Measurement {
+    const edges = window.edges ?? this.beginEdges(window, true)!;
+    const results = window.devices.map((d) => this.deviceResult(d.deviceId, edges.get(d.deviceId), endMs));
+    return buildMeasurement({ spec: window, endMs, ended, results, sampler: this.deps.sampler, intensityAddr: this.deps.config.intensityAddr });
+  }
+
+  private deviceResult(deviceId: string, begin: BeginEdge | undefined, endMs: number): DeviceResult {
+    const { sampler, store } = this.deps;
+    const device = sampler.devices().find((d) => d.id === deviceId);
+    if (!device || device.status !== "ok") return { deviceId, missing: device?.statusReason ?? "the device is no longer present" };
+    if (!begin) return { deviceId, missing: "the agent stopped before the window's start was measured on this device" };
+    try {
+      if (begin.runId === store.runId) return { deviceId, ...sampler.energySince(deviceId, begin, endMs) };
+      return this.acrossRestart(deviceId, begin, endMs);
+    } catch (err) {
+      return { deviceId, missing: AppError.from(err).message };
+    }
+  }
+
+  private acrossRestart(deviceId: string, begin: BeginEdge, endMs: number): DeviceResult {
+    const { sampler, store } = this.deps;
+    const current = sampler.span(deviceId);
+    const end = sampler.anchorAt(deviceId, endMs);
+    const endEdge = sampler.energyAt(deviceId, endMs);
+    if (!current || !end || !endEdge) throw new AppError(Code.FailedPrecondition, `${deviceId} has no readings in this run yet`);
+    const beginAnchor: Anchor = {
+      tMs: begin.tMs,
+      cumJ: begin.energyJ,
+      ...(begin.rawJ !== undefined ? { rawJ: begin.rawJ } : {}),
+      ...(begin.powerW !== undefined ? { powerW: begin.powerW } : {}),
+    };
+    const runs = store.runsSince(deviceId, begin.runId).filter((r) => r.runId !== store.runId);
+    if (runs[0]?.runId !== begin.runId) runs.unshift({ runId: begin.runId, first: beginAnchor, last: beginAnchor });
+    runs.push({ runId: store.runId, ...current });
+    const device = sampler.devices().find((d) => d.id === deviceId)!;
+    const c = chain({ begin: beginAnchor, runs, end, ...(device.counterRangeJ !== undefined ? { counterRangeJ: device.counterRangeJ } : {}) });
+    return {
+      deviceId,
+      energyJ: c.energyJ,
+      uncertaintyJ: c.uncertaintyJ + begin.edgeUncertaintyJ + endEdge.edgeUncertaintyJ,
+      shortWindow: false,
+      powerIntegration: !device.hasEnergyCounter || c.estimatedJ > 0,
+      counterReset: c.resets > 0,
+      extrapolated: endEdge.kind === "extrapolated",
+      wrapsInferred: c.wrapsInferred,
+    };
+  }
+
+  private checkpoint(): void {
+    const spans = this.deps.sampler.devices().flatMap((d) => {
+      const span = this.deps.sampler.span(d.id);
+      return span ? [{ deviceId: d.id, ...span }] : [];
+    });
+    try {
+      this.deps.store.checkpoint(spans);
+    } catch (err) {
+      this.deps.log.error({ err }, "checkpoint failed");
+    }
+  }
+
+  private purge(): void {
+    const cutoff = this.deps.clock.nowMs() - this.deps.config.retentionDays * 86_400_000;
+    const n = this.deps.store.purgeEndedBefore(cutoff);
+    if (n > 0) this.deps.log.info({ purged: n }, "ended windows past retention removed");
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Windows over real gRPC against the fake NVML (scripted profiles: the truth) and a fake powercap tree.
+ * Instants: the agent's begin_time/end_time are whole milliseconds on the wire, so truth is computed over
+ * them and compared within the reported uncertainty plus 1 ms of the highest power.
+ */
+import { status, type ServiceError } from "@grpc/grpc-js";
+import test from "ava";
+import {
+  ApproximationKind,
+  CarbonStatus,
+  type BeginWindowRequest,
+  type BeginWindowResponse,
+  type CancelWindowRequest,
+  type CancelWindowResponse,
+  type EndWindowRequest,
+  type GetHostRequest,
+  type GetHostResponse,
+  type GetWindowRequest,
+  type ListWindowsRequest,
+  type ListWindowsResponse,
+  type Measurement,
+} from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { fakeNvml, profileEnergyJ, type Segment } from "../../helpers/fake-nvml.js";
+import { call, startTestAgent, type TestAgent } from "../../helpers/grpc.js";
+import { intelTwoSocketTree } from "../../helpers/powercap.js";
+
+const P0: Segment[] = [{ powerW: 700, ms: 500 }, { powerW: 100, ms: 500 }];
+const P1: Segment[] = [{ powerW: 300, ms: 1000 }];
+const MS_TOLERANCE_J = 0.7 * 1.5; // 1.5 ms of wire rounding at 700 W
+
+function begin(agent: TestAgent, req: Partial<BeginWindowRequest>): Promise<BeginWindowResponse> {
+  return call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key: "", gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false, ...req });
+}
+const end = (agent: TestAgent, key: string, wait = false) => call<EndWindowRequest, Measurement>(agent.client, agent.client.endWindow, { key, waitForCounterUpdate: wait });
+const get = (agent: TestAgent, key: string) => call<GetWindowRequest, Measurement>(agent.client, agent.client.getWindow, { key });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function agentWithHardware(extra: Record<string, string> = {}) {
+  const epochMs = Math.floor(Date.now() / 1000) * 1000 - 60_000;
+  const nvml = fakeNvml({ gpus: [{ profile: P0, uuid: "GPU-aaaa" }, { profile: P1, uuid: "GPU-bbbb" }], epochMs });
+  const tree = intelTwoSocketTree();
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_POWERCAP_ROOT: tree.root, ...extra });
+  // Let the worker learn the counters' update instants before measuring.
+  await sleep(1500);
+  const truth = (profile: Segment[], m: Measurement) => profileEnergyJ(profile, epochMs, m.beginTime!.getTime(), m.endTime!.getTime());
+  return { agent, truth, cleanup: async () => (await agent.close(), nvml.cleanup(), tree.cleanup()) };
+}
+
+test("windows of 50 ms, 1 s and 3 s, overlapping, against the scripted truth", async (t) => {
+  const { agent, truth, cleanup } = await agentWithHardware();
+  t.teardown(cleanup);
+  await begin(agent, { key: "long" });
+  await begin(agent, { key: "one-second", labels: { step: "1" } });
+  await sleep(1000);
+  const one = await end(agent, "one-second", true);
+  // Start 20 ms after a counter update (the fake's grid: every 100 ms from a whole second), so that no
+  // update falls inside the 50 ms window.
+  await sleep(100 - ((Date.now() - 20) % 100));
+  await begin(agent, { key: "short" });
+  await sleep(50);
+  const short = await end(agent, "short", true);
+  await sleep(1900);
+  const long = await end(agent, "long", true);
+  for (const [name, m] of [["1 s", one], ["50 ms", short], ["3 s", long]] as const) {
+    for (const [index, profile] of [[0, P0], [1, P1]] as const) {
+      const err = Math.abs(m.gpuEnergyJ[index]! - truth(profile, m));
+      t.true(err <= m.gpuEnergyUncertaintyJ[index]! + MS_TOLERANCE_J, `${name} gpu ${index}: ${m.gpuEnergyJ[index]} J vs ${truth(profile, m)} J (± ${m.gpuEnergyUncertaintyJ[index]})`);
+    }
+  }
+  t.true(Math.abs(one.gpuEnergyJ[0]! - truth(P0, one)) <= 0.005 * truth(P0, one) + MS_TOLERANCE_J, "1 s within 0.5 %");
+  t.true(long.timeS > 2.9 && Math.abs(long.timeS - (long.endTime!.getTime() - long.beginTime!.getTime()) / 1000) < 0.002);
+  t.deepEqual(one.labels, { step: "1" });
+  t.true(one.ended);
+  t.deepEqual(one.gpuUuids, { 0: "GPU-aaaa", 1: "GPU-bbbb" });
+  t.deepEqual(Object.keys(one.cpuEnergyJ).sort(), ["0", "1"]);
+  t.deepEqual(Object.keys(one.dramEnergyJ).sort(), ["0", "1"]);
+  t.is(one.carbonStatus, CarbonStatus.CARBON_STATUS_DISABLED);
+  t.regex(one.carbonStatusReason, /CARBONMON_INTENSITY_ADDR/);
+  t.true(short.approximations.some((a) => a.kind === ApproximationKind.APPROXIMATION_KIND_SHORT_WINDOW));
+  t.is(one.totalEnergyJ, Object.values(one.gpuEnergyJ).concat(Object.values(one.cpuEnergyJ), Object.values(one.dramEnergyJ)).reduce((a, b) => a + b, 0));
+});
+
+test("subsets: a GPU by the caller's CUDA_VISIBLE_DEVICES, no CPUs", async (t) => {
+  const { agent, truth, cleanup } = await agentWithHardware();
+  t.teardown(cleanup);
+  const b = await begin(agent, { key: "subset", gpuIndices: [0], cudaVisibleDevices: "1,0", skipCpus: true });
+  t.deepEqual(b.gpuIndices, [0]);
+  t.deepEqual(b.nvmlGpuIndices, [1]);
+  await sleep(1000);
+  const m = await end(agent, "subset", true);
+  t.deepEqual(Object.keys(m.gpuEnergyJ), ["0"]);
+  t.true(Math.abs(m.gpuEnergyJ[0]! - truth(P1, m)) <= m.gpuEnergyUncertaintyJ[0]! + MS_TOLERANCE_J, "framework GPU 0 is NVML GPU 1 (300 W)");
+  t.deepEqual(m.cpuEnergyJ, {});
+  t.is(m.cpuUnavailableReason, "not requested (skip_cpus)");
+});
+
+test("EndWindow is idempotent and GetWindow returns running totals, then the stored result", async (t) => {
+  const { agent, cleanup } = await agentWithHardware();
+  t.teardown(cleanup);
+  await begin(agent, { key: "idem" });
+  await sleep(300);
+  const running = await get(agent, "idem");
+  t.false(running.ended);
+  t.true(running.gpuEnergyJ[0]! > 0);
+  const first = await end(agent, "idem");
+  const again = await end(agent, "idem");
+  t.deepEqual(again, first);
+  t.deepEqual(await get(agent, "idem"), first);
+  // Concurrent EndWindow calls for one key share one result.
+  await begin(agent, { key: "race" });
+  const [a, b] = await Promise.all([end(agent, "race", true), end(agent, "race", true)]);
+  t.deepEqual(a, b);
+});
+
+test("the status table: bad keys, duplicates, unknown keys and devices, the open-window limit", async (t) => {
+  const { agent, cleanup } = await agentWithHardware({ CARBONMON_MAX_OPEN_WINDOWS: "3" });
+  t.teardown(cleanup);
+  const code = async (p: Promise<unknown>) => ((await t.throwsAsync(p)) as ServiceError).code;
+  t.is(await code(begin(agent, { key: "" })), status.INVALID_ARGUMENT);
+  t.is(await code(begin(agent, { key: "has space" })), status.INVALID_ARGUMENT);
+  t.is(await code(begin(agent, { key: "x".repeat(129) })), status.INVALID_ARGUMENT);
+  t.is(await code(begin(agent, { key: "gpu9", gpuIndices: [9] })), status.INVALID_ARGUMENT);
+  t.is(await code(begin(agent, { key: "cpu7", cpuIndices: [7] })), status.INVALID_ARGUMENT);
+  t.is(await code(begin(agent, { key: "mig", cudaVisibleDevices: "MIG-1234" })), status.INVALID_ARGUMENT);
+  t.is(await code(begin(agent, { key: "labels", labels: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`l${i}`, "v"])) })), status.INVALID_ARGUMENT);
+  await begin(agent, { key: "a" });
+  const dup = (await t.throwsAsync(begin(agent, { key: "a" }))) as ServiceError;
+  t.is(dup.code, status.ALREADY_EXISTS);
+  t.regex(dup.details, /window 'a' is already open/);
+  await begin(agent, { key: "b" });
+  await begin(agent, { key: "c" });
+  t.is(await code(begin(agent, { key: "d" })), status.RESOURCE_EXHAUSTED);
+  t.is(await code(end(agent, "never")), status.NOT_FOUND);
+  t.is(await code(get(agent, "never")), status.NOT_FOUND);
+  const cancel = (key: string) => call<CancelWindowRequest, CancelWindowResponse>(agent.client, agent.client.cancelWindow, { key });
+  t.is((await cancel("c")).key, "c");
+  t.is(await code(cancel("c")), status.NOT_FOUND);
+  t.is(await code(end(agent, "c")), status.NOT_FOUND, "a cancelled window has no result");
+  const list = await call<ListWindowsRequest, ListWindowsResponse>(agent.client, agent.client.listWindows, { includeEnded: false });
+  t.deepEqual(list.windows.map((w) => w.key).sort(), ["a", "b"]);
+  const host = await call<GetHostRequest, GetHostResponse>(agent.client, agent.client.getHost, {});
+  t.is(host.openWindows, 2);
+  // The key can be reused once the window has ended; the old result stays until then.
+  await end(agent, "a");
+  await begin(agent, { key: "a" });
+  const listAll = await call<ListWindowsRequest, ListWindowsResponse>(agent.client, agent.client.listWindows, { includeEnded: true });
+  t.is(listAll.windows.filter((w) => w.key === "a").length, 2);
+});
+
+test("a GPU lost during a window: the window ends with the rest and says which device is missing", async (t) => {
+  const epochMs = Date.now();
+  const nvml = fakeNvml({ gpus: [{ lostAfterMs: 2500 }, {}], epochMs });
+  t.teardown(nvml.cleanup);
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath });
+  t.teardown(() => agent.close());
+  await begin(agent, { key: "lost" });
+  await sleep(Math.max(0, epochMs + 3000 - Date.now()));
+  const m = await end(agent, "lost");
+  t.deepEqual(Object.keys(m.gpuEnergyJ), ["1"]);
+  t.is(m.missingDevices.length, 1);
+  t.is(m.missingDevices[0]!.index, 0);
+  t.regex(m.missingDevices[0]!.reason, /GPU_IS_LOST/);
+  const err = (await t.throwsAsync(begin(agent, { key: "asks-lost", gpuIndices: [0] }))) as ServiceError;
+  t.is(err.code, status.FAILED_PRECONDITION);
+});
