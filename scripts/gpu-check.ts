@@ -9,7 +9,15 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { credentials } from "@grpc/grpc-js";
-import { EnergyMonitorClient, type GetHostResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
+import {
+  EnergyMonitorClient,
+  type BeginWindowRequest,
+  type BeginWindowResponse,
+  type EndWindowRequest,
+  type GetHostResponse,
+  type Measurement,
+  type PowerSample,
+} from "../proto/gen/carbonmon/agent/v1/agent.js";
 import { startAgent } from "../server/agent/main.js";
 import { loadAgentConfig } from "../server/shared/config.js";
 import { createLogger } from "../server/shared/log.js";
@@ -86,17 +94,46 @@ async function main(): Promise<void> {
   console.log("load started", loadStart);
   await sleep(2000);
 
-  const windows: Array<{ kind: string; t0: number; t1: number; immediate: { energyJ: number; uncertaintyJ: number; extrapolated: boolean } }> = [];
+  type Win = { kind: string; t0: number; t1: number; m: Measurement; beginMs: number; endMs: number };
+  const windows: Win[] = [];
+  let n = 0;
   const openWindow = async (kind: string, ms: number): Promise<void> => {
-    const t0 = sampler.now();
+    const key = `check-${kind}-${n++}`;
+    const b0 = performance.now();
+    const begun = await unaryCall<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, { key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+    const beginMs = performance.now() - b0;
     await sleep(ms);
-    const t1 = sampler.now();
-    const e = sampler.energyBetween("gpu:0", t0, t1);
-    windows.push({ kind, t0, t1, immediate: { energyJ: e.energyJ, uncertaintyJ: e.uncertaintyJ, extrapolated: e.extrapolated } });
+    const e0 = performance.now();
+    const m = await unaryCall<EndWindowRequest, Measurement>(client, client.endWindow, { key, waitForCounterUpdate: true });
+    const endMs = performance.now() - e0;
+    windows.push({ kind, t0: begun.beginTime!.getTime(), t1: m.endTime!.getTime(), m, beginMs, endMs });
   };
   const long = openWindow("10s", 10_000);
   for (let i = 0; i < 5; i++) await openWindow("1s", 1000);
   for (let i = 0; i < 20; i++) await openWindow("0.05s", 50 + (i % 3));
+  // Latency without waiting for the counter: what an orchestrator's BeginWindow/EndWindow costs.
+  const latency: number[][] = [[], []];
+  for (let i = 0; i < 200; i++) {
+    const key = `latency-${i}`;
+    let t = performance.now();
+    await unaryCall<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, { key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+    latency[0]!.push(performance.now() - t);
+    t = performance.now();
+    await unaryCall<EndWindowRequest, Measurement>(client, client.endWindow, { key, waitForCounterUpdate: false });
+    latency[1]!.push(performance.now() - t);
+  }
+  const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+  results.latencyMs = { beginP50: pct(latency[0]!, 50), beginP99: pct(latency[0]!, 99), endP50: pct(latency[1]!, 50), endP99: pct(latency[1]!, 99) };
+  console.log("latency", JSON.stringify(results.latencyMs));
+  // WatchPower at 10 Hz while the load runs.
+  const watched: number[] = [];
+  const stream = client.watchPower({ gpuIndices: [], cpuIndices: [], period: { seconds: 0n, nanos: 100_000_000 }, skipGpus: false, skipCpus: true });
+  stream.on("data", (s: PowerSample) => watched.push(s.gpuPowerW[0] ?? NaN));
+  stream.on("error", () => undefined);
+  await sleep(3000);
+  stream.cancel();
+  results.watchPower = { samples: watched.length, meanW: watched.reduce((a, b) => a + b, 0) / Math.max(1, watched.length) };
+  console.log("watchPower", JSON.stringify(results.watchPower));
   await long;
   await loadDone;
   await sleep(6000);
@@ -108,14 +145,15 @@ async function main(): Promise<void> {
   const offset = wallOffsetMs();
   const refE = referenceEnergy(rows);
   const compared = windows.map((w) => {
-    const later = sampler.energyBetween("gpu:0", w.t0, w.t1);
     const reference = refE(w.t1 + offset) - refE(w.t0 + offset);
     const integral = powerIntegral(rows, w.t0 + offset, w.t1 + offset);
-    return { ...w, interpolated: { energyJ: later.energyJ, uncertaintyJ: later.uncertaintyJ, shortWindow: later.shortWindow }, referenceJ: reference, powerIntegralJ: integral, relErr: (later.energyJ - reference) / reference };
+    const energyJ = w.m.gpuEnergyJ[0]!;
+    const uncertaintyJ = w.m.gpuEnergyUncertaintyJ[0]!;
+    return { kind: w.kind, t0: w.t0, t1: w.t1, beginRpcMs: w.beginMs, endRpcMs: w.endMs, interpolated: { energyJ, uncertaintyJ }, referenceJ: reference, powerIntegralJ: integral, relErr: (energyJ - reference) / reference, approximations: w.m.approximations.map((a) => a.kind) };
   });
   results.windows = compared;
   for (const w of compared) {
-    console.log(`${w.kind.padEnd(6)} agent ${w.interpolated.energyJ.toFixed(2)} J ±${w.interpolated.uncertaintyJ.toFixed(2)} (at end: ${w.immediate.energyJ.toFixed(2)} ±${w.immediate.uncertaintyJ.toFixed(2)}) | pynvml ${w.referenceJ.toFixed(2)} J | ∫P ${w.powerIntegralJ.toFixed(2)} J | rel ${(100 * w.relErr).toFixed(3)} %`);
+    console.log(`${w.kind.padEnd(6)} agent ${w.interpolated.energyJ.toFixed(2)} J ±${w.interpolated.uncertaintyJ.toFixed(2)} | pynvml ${w.referenceJ.toFixed(2)} J | ∫P ${w.powerIntegralJ.toFixed(2)} J | rel ${(100 * w.relErr).toFixed(3)} % | end RPC ${w.endRpcMs.toFixed(1)} ms`);
   }
   const summary = ["10s", "1s", "0.05s"].map((kind) => {
     const ws = compared.filter((w) => w.kind === kind);
@@ -149,6 +187,10 @@ async function main(): Promise<void> {
   save();
   client.close();
   await agent.running.shutdown(1000);
+}
+
+function unaryCall<Req, Res>(client: EnergyMonitorClient, method: (req: Req, cb: (e: Error | null, r: Res) => void) => unknown, req: Req): Promise<Res> {
+  return new Promise((resolve, reject) => method.call(client, req, (e: Error | null, r: Res) => (e ? reject(e) : resolve(r))));
 }
 
 function GetHostResponseToJson(h: GetHostResponse): unknown {

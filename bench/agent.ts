@@ -1,0 +1,719 @@
+/**
+ * Agent benchmark: the real agent (startTestAgent, in-process, 127.0.0.1:0) over 8 fake H100s (fake NVML,
+ * ~4 ms serialised energy reads) plus the Intel two-socket RAPL tree, at the default 100 ms sampling period.
+ *
+ *   node --import tsx bench/agent.ts [--seconds N]     (default 5 s per measured phase)
+ *
+ * Sections, in one process:
+ *   1. latency: BeginWindow + EndWindow (sequential pairs, unique keys, wait_for_counter_update=false)
+ *      against an empty unary RPC on the same server (grpc.health.v1.Health/Check), in alternating blocks
+ *      after a warm-up, so that drift hits both alike. Targets: p50 per window RPC ≤ 1.5 × the empty RPC's
+ *      p50; p99 of BeginWindow and of EndWindow ≤ 2 ms.
+ *   2. 10,000 open windows: heap and RSS before/after opening them (100 in flight), bytes per window, then
+ *      the latency of section 1 again with them open (ratio to section 1), then CancelWindow for all.
+ *   3. WatchPower: 1,000 subscribers at 100 ms. The subscribers run in a child process, so that this
+ *      process's CPU is the agent's (plus this harness, idle meanwhile); the child's own CPU is reported
+ *      apart. Agent CPU, samples received per second, NVML energy reads per second, against 0 subscribers
+ *      over the same duration. Rates are taken between NVML batches (no ±1-batch quantisation).
+ *   4. idle: no client at all. CPU of the process (main thread, NVML worker thread whose fake reads are
+ *      sleeps, libuv and V8 threads: process.cpuUsage is process-wide) and RSS. Target: < 1 % of a core.
+ *      On Linux, sections 3 and 4 also break the CPU down per thread (/proc/self/task, 10 ms ticks).
+ *
+ * The client side of sections 1 and 2 runs in this process too: latencies are client-observed, and both
+ * the empty RPC and the window RPCs pay the same client cost. The last line is `RESULT {json}` for notes.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import os from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
+import { parseArgs } from "node:util";
+import v8 from "node:v8";
+import vm from "node:vm";
+import { credentials, loadPackageDefinition, type Client, type ServiceError } from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { protoPath as healthProtoPath } from "grpc-health-check";
+import { EnergyMonitorClient } from "../proto/gen/carbonmon/agent/v1/agent.js";
+import { NvmlSource } from "../server/agent/devices/nvml.js";
+import type { Sampler } from "../server/agent/sampler.js";
+import { fakeNvml, type FakeGpu } from "../test/helpers/fake-nvml.js";
+import { startTestAgent, type TestAgent } from "../test/helpers/grpc.js";
+import { intelTwoSocketTree } from "../test/helpers/powercap.js";
+
+const GPU_COUNT = 8;
+const SAMPLING_PERIOD_MS = 100;
+const PROFILE = [
+  { powerW: 700, ms: 500 },
+  { powerW: 80, ms: 500 },
+];
+const MAX_OPEN_WINDOWS = 100_000;
+const OPEN_WINDOWS = 10_000;
+const IN_FLIGHT = 100;
+const BLOCK = 20;
+const WARMUP_PER_KIND = 200;
+const SUBSCRIBERS = 1000;
+const SUBSCRIBER_CONNECTIONS = 10;
+const WATCH_PERIOD_MS = 100;
+const TARGET_RATIO = 1.5;
+const TARGET_P99_MS = 2;
+const TARGET_IDLE_CPU_PCT = 1;
+const CLK_TCK = 100;
+
+function parseSeconds(): number {
+  // strict: false, so that bench/run.ts can pass one argv to every benchmark.
+  const { values } = parseArgs({ options: { seconds: { type: "string" } }, strict: false, allowPositionals: true });
+  const raw = values.seconds;
+  if (raw === undefined || raw === true) return 5;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    console.error(`--seconds must be a positive number, got ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return seconds;
+}
+
+// ---- statistics and output ----
+
+interface Stats {
+  n: number;
+  p50: number;
+  p99: number;
+  mean: number;
+  max: number;
+}
+
+function stats(values: readonly number[]): Stats {
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  const at = (p: number): number => (n === 0 ? NaN : sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]!);
+  return { n, p50: at(50), p99: at(99), mean: n === 0 ? NaN : sorted.reduce((a, b) => a + b, 0) / n, max: n === 0 ? NaN : sorted[n - 1]! };
+}
+
+const f = (x: number, digits = 3): string => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
+const mib = (bytes: number): string => (bytes / 1048576).toFixed(1);
+const verdict = (ok: boolean): string => (ok ? "MET" : "NOT MET");
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+// ---- gRPC helpers ----
+
+type Callback<Res> = (err: ServiceError | null, res: Res) => void;
+
+/** One unary call; resolves with its client-observed latency, ms. */
+function timed<Req, Res>(client: Client, method: (req: Req, cb: Callback<Res>) => unknown, request: Req): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    method.call(client, request, (err: ServiceError | null) => (err ? reject(err) : resolve(performance.now() - t0)));
+  });
+}
+
+interface HealthClient extends Client {
+  Check(request: { service: string }, callback: Callback<{ status: string }>): unknown;
+}
+
+function healthClient(address: string): HealthClient {
+  const root = loadPackageDefinition(loadSync(healthProtoPath, { keepCase: true, enums: String })) as any;
+  const Ctor = root.grpc.health.v1.Health as new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => HealthClient;
+  return new Ctor(address, credentials.createInsecure());
+}
+
+interface Clients {
+  agent: EnergyMonitorClient;
+  health: HealthClient;
+}
+
+const beginRequest = (key: string) => ({ key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+
+async function pool(count: number, concurrency: number, fn: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(concurrency, count) }, async () => {
+    while (next < count) await fn(next++);
+  });
+  await Promise.all(lanes);
+}
+
+// ---- section 1/2: latency ----
+
+interface Latency {
+  empty: Stats;
+  begin: Stats;
+  end: Stats;
+  pair: Stats;
+  seconds: number;
+  blocks: number;
+}
+
+let keySeq = 0;
+
+/** Alternating blocks of BLOCK empty RPCs and BLOCK Begin+End pairs until `seconds` have passed. */
+async function measureLatency(c: Clients, seconds: number, warmup: number): Promise<Latency> {
+  const empty: number[] = [];
+  const begin: number[] = [];
+  const end: number[] = [];
+  const pair: number[] = [];
+  const emptyOne = (): Promise<number> => timed(c.health, c.health.Check, { service: "" });
+  const pairOne = async (): Promise<[number, number]> => {
+    const key = `bench-lat-${keySeq++}`;
+    const b = await timed(c.agent, c.agent.beginWindow, beginRequest(key));
+    const e = await timed(c.agent, c.agent.endWindow, { key, waitForCounterUpdate: false });
+    return [b, e];
+  };
+  for (let i = 0; i < warmup; i += BLOCK) {
+    for (let j = 0; j < BLOCK; j++) await emptyOne();
+    for (let j = 0; j < BLOCK; j++) await pairOne();
+  }
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  let blocks = 0;
+  while (performance.now() < deadline) {
+    // Alternate which kind goes first, so that neither always follows the other.
+    const emptyFirst = blocks % 2 === 0;
+    for (const kind of emptyFirst ? ["empty", "pair"] : ["pair", "empty"]) {
+      for (let j = 0; j < BLOCK; j++) {
+        if (kind === "empty") empty.push(await emptyOne());
+        else {
+          const [b, e] = await pairOne();
+          begin.push(b);
+          end.push(e);
+          pair.push(b + e);
+        }
+      }
+    }
+    blocks++;
+  }
+  return { empty: stats(empty), begin: stats(begin), end: stats(end), pair: stats(pair), seconds: (performance.now() - t0) / 1000, blocks };
+}
+
+interface LatencyRatios {
+  pairVs2Empty: number;
+  beginVsEmpty: number;
+  endVsEmpty: number;
+}
+
+const ratios = (l: Latency): LatencyRatios => ({
+  pairVs2Empty: l.pair.p50 / (2 * l.empty.p50),
+  beginVsEmpty: l.begin.p50 / l.empty.p50,
+  endVsEmpty: l.end.p50 / l.empty.p50,
+});
+
+function latencyTable(l: Latency): string {
+  const row = (name: string, s: Stats): string[] => [name, String(s.n), f(s.p50), f(s.p99), f(s.mean), f(s.max)];
+  return table(
+    ["RPC", "n", "p50 ms", "p99 ms", "mean ms", "max ms"],
+    [row("empty (Health/Check)", l.empty), row("BeginWindow", l.begin), row("EndWindow", l.end), row("Begin+End pair", l.pair)],
+  );
+}
+
+// ---- memory ----
+
+/** global.gc, or the same function obtained at run time (no --expose-gc needed); undefined if neither works. */
+function findGc(): { gc: (() => void) | undefined; how: string } {
+  const g = (globalThis as { gc?: unknown }).gc;
+  if (typeof g === "function") return { gc: g as () => void, how: "global.gc" };
+  try {
+    v8.setFlagsFromString("--expose-gc");
+    const fn: unknown = vm.runInNewContext("gc");
+    if (typeof fn === "function") return { gc: fn as () => void, how: "v8.setFlagsFromString('--expose-gc')" };
+  } catch {
+    // fall through
+  }
+  return { gc: undefined, how: "unavailable (figures include garbage)" };
+}
+
+interface Memory {
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  rss: number;
+}
+
+async function memory(gc: (() => void) | undefined): Promise<Memory> {
+  if (gc) {
+    gc();
+    await sleep(10);
+    gc();
+  }
+  const m = process.memoryUsage();
+  return { heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, rss: m.rss };
+}
+
+// ---- CPU ----
+
+interface CpuMark {
+  tMs: number;
+  usage: NodeJS.CpuUsage;
+  threads: Map<number, { name: string; ticks: number }>;
+}
+
+/** Per-thread utime+stime ticks from /proc/self/task (empty map where unavailable). */
+function threadTicks(): Map<number, { name: string; ticks: number }> {
+  const out = new Map<number, { name: string; ticks: number }>();
+  try {
+    for (const tid of readdirSync("/proc/self/task")) {
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+        const open = stat.indexOf("(");
+        const close = stat.lastIndexOf(")");
+        const name = stat.slice(open + 1, close);
+        const fields = stat.slice(close + 2).split(" ");
+        const ticks = Number(fields[11]) + Number(fields[12]);
+        out.set(Number(tid), { name: Number(tid) === process.pid ? "main thread" : name, ticks });
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    // not Linux
+  }
+  return out;
+}
+
+const cpuMark = (): CpuMark => ({ tMs: performance.now(), usage: process.cpuUsage(), threads: threadTicks() });
+
+interface CpuUse {
+  seconds: number;
+  /** Process CPU as % of one core. */
+  pct: number;
+  userPct: number;
+  systemPct: number;
+  /** Per thread name (threads of one name summed), % of one core. */
+  threads: Record<string, number>;
+}
+
+function cpuBetween(a: CpuMark, b: CpuMark): CpuUse {
+  const wallUs = (b.tMs - a.tMs) * 1000;
+  const user = b.usage.user - a.usage.user;
+  const system = b.usage.system - a.usage.system;
+  const threads: Record<string, number> = {};
+  for (const [tid, t] of b.threads) {
+    const before = a.threads.get(tid)?.ticks ?? 0;
+    const pct = (((t.ticks - before) / CLK_TCK) * 1e6 * 100) / wallUs;
+    threads[t.name] = (threads[t.name] ?? 0) + pct;
+  }
+  return { seconds: wallUs / 1e6, pct: ((user + system) * 100) / wallUs, userPct: (user * 100) / wallUs, systemPct: (system * 100) / wallUs, threads };
+}
+
+const threadLine = (c: CpuUse): string =>
+  Object.entries(c.threads)
+    .filter(([, pct]) => pct > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, pct]) => `${name} ${f(pct, 2)}%`)
+    .join(", ") || "(no per-thread data)";
+
+// ---- NVML batches ----
+
+interface BatchMark {
+  cpu: CpuMark;
+  energyReads: number;
+}
+
+/** Resolves on the first sampler update that carries a new NVML batch, so that rates span whole batches. */
+function nextNvmlBatch(sampler: Sampler, nvml: NvmlSource): Promise<BatchMark> {
+  const before = nvml.energyReads;
+  return new Promise((resolve) => {
+    const off = sampler.onUpdate(() => {
+      if (nvml.energyReads === before) return;
+      off();
+      resolve({ cpu: cpuMark(), energyReads: nvml.energyReads });
+    });
+  });
+}
+
+// ---- WatchPower subscribers, in a child process ----
+
+interface ChildMark {
+  samples: number;
+  skipped: number;
+  errors: number;
+  userUs: number;
+  systemUs: number;
+}
+
+const SUBSCRIBER_SCRIPT = `
+const [clientUrl, grpcUrl, address, count, connections, periodMs] = JSON.parse(process.argv[1]);
+const { EnergyMonitorClient } = await import(clientUrl);
+const { credentials } = await import(grpcUrl);
+const { createInterface } = await import("node:readline");
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\\n");
+const clients = Array.from({ length: connections }, () => new EnergyMonitorClient(address, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }));
+let samples = 0, skipped = 0, errors = 0, ready = 0;
+const calls = [];
+const period = { seconds: BigInt(Math.floor(periodMs / 1000)), nanos: (periodMs % 1000) * 1e6 };
+for (let i = 0; i < count; i++) {
+  const call = clients[i % connections].watchPower({ gpuIndices: [], cpuIndices: [], skipGpus: false, skipCpus: false, period });
+  let first = true;
+  call.on("data", (s) => {
+    samples++;
+    skipped += Number(s.skipped);
+    if (first) { first = false; if (++ready === count) out({ ready: true }); }
+  });
+  call.on("error", (e) => { if (e.code !== 1) { errors++; out({ error: String(e.message) }); } });
+  calls.push(call);
+}
+const mark = () => { const c = process.cpuUsage(); out({ samples, skipped, errors, userUs: c.user, systemUs: c.system }); };
+createInterface({ input: process.stdin }).on("line", (line) => {
+  if (line === "mark") mark();
+  if (line === "stop") {
+    mark();
+    for (const c of calls) c.cancel();
+    for (const c of clients) c.close();
+    setTimeout(() => process.exit(0), 200);
+  }
+});
+`;
+
+class Subscribers {
+  private readonly waiting: Array<(o: any) => void> = [];
+  readonly exited: Promise<void>;
+  lastError: string | undefined;
+
+  private constructor(readonly child: ChildProcessWithoutNullStreams) {
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      let msg: any;
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (msg.error) {
+        this.lastError = msg.error;
+        return;
+      }
+      this.waiting.shift()?.(msg);
+    });
+    child.stderr.on("data", (d: Buffer) => process.stderr.write(`[subscribers] ${d.toString()}`));
+    this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
+  }
+
+  static async start(address: string, count: number): Promise<Subscribers> {
+    const args = [
+      new URL("../proto/gen/carbonmon/agent/v1/agent.ts", import.meta.url).href,
+      import.meta.resolve("@grpc/grpc-js"),
+      address,
+      count,
+      SUBSCRIBER_CONNECTIONS,
+      WATCH_PERIOD_MS,
+    ];
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", SUBSCRIBER_SCRIPT, JSON.stringify(args)], {
+      cwd: new URL("..", import.meta.url).pathname,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const s = new Subscribers(child);
+    const ready = s.next().then(() => "ready" as const);
+    const abort = new AbortController();
+    const timeout = sleep(30_000, "timeout" as const, { signal: abort.signal }).catch(() => "aborted" as const);
+    const exited = s.exited.then(() => "exited" as const);
+    const outcome = await Promise.race([ready, timeout, exited]);
+    abort.abort();
+    if (outcome !== "ready") {
+      s.child.kill("SIGKILL");
+      const why = outcome === "exited" ? "the subscriber process exited early" : `the ${count} subscribers were not all served within 30 s`;
+      throw new Error(`${why}${s.lastError ? `: ${s.lastError}` : ""}`);
+    }
+    return s;
+  }
+
+  private next(): Promise<any> {
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  mark(): Promise<ChildMark> {
+    const p = this.next();
+    this.child.stdin.write("mark\n");
+    return p;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.child.stdin.write("stop\n");
+    await Promise.race([this.exited, sleep(3000)]);
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill("SIGKILL");
+      await this.exited;
+    }
+  }
+}
+
+interface WatchPhase {
+  subscribers: number;
+  seconds: number;
+  cpu: CpuUse;
+  energyReadsPerS: number;
+  samplesPerS: number;
+  expectedSamplesPerS: number;
+  skippedPerS: number;
+  errors: number;
+  subscriberProcessCpuPct: number;
+  rss: number;
+}
+
+async function watchPhase(agent: TestAgent, nvml: NvmlSource, seconds: number, subs: Subscribers | undefined, count: number): Promise<WatchPhase> {
+  const sampler = agent.context.sampler;
+  const start = await nextNvmlBatch(sampler, nvml);
+  const c0 = subs ? await subs.mark() : undefined;
+  await sleep(seconds * 1000);
+  const end = await nextNvmlBatch(sampler, nvml);
+  const c1 = subs ? await subs.mark() : undefined;
+  const cpu = cpuBetween(start.cpu, end.cpu);
+  const wallS = cpu.seconds;
+  return {
+    subscribers: count,
+    seconds: wallS,
+    cpu,
+    energyReadsPerS: (end.energyReads - start.energyReads) / wallS,
+    samplesPerS: c0 && c1 ? (c1.samples - c0.samples) / wallS : 0,
+    expectedSamplesPerS: (count * 1000) / WATCH_PERIOD_MS,
+    skippedPerS: c0 && c1 ? (c1.skipped - c0.skipped) / wallS : 0,
+    errors: c1?.errors ?? 0,
+    subscriberProcessCpuPct: c0 && c1 ? ((c1.userUs + c1.systemUs - c0.userUs - c0.systemUs) / 1e6 / wallS) * 100 : 0,
+    rss: process.memoryUsage().rss,
+  };
+}
+
+// ---- main ----
+
+async function main(): Promise<number> {
+  const seconds = parseSeconds();
+  const cpus = os.cpus();
+  const started = performance.now();
+  console.log("carbonmon agent benchmark");
+  console.log(`machine: ${cpus.length} CPUs, ${cpus[0]?.model ?? "unknown model"}; node ${process.version}; ${os.platform()} ${os.release()}`);
+  console.log(
+    `setup: agent in-process on 127.0.0.1:0; ${GPU_COUNT} fake H100s (~4 ms serialised energy reads) + RAPL (Intel two-socket fake tree), ` +
+      `sampling period ${SAMPLING_PERIOD_MS} ms; ${seconds} s per measured phase`,
+  );
+
+  const cleanups: Array<{ name: string; run: () => void | Promise<void> }> = [];
+  try {
+    // ---- setup ----
+    const gpus: FakeGpu[] = Array.from({ length: GPU_COUNT }, (_, i) => ({ name: "NVIDIA H100 80GB HBM3", uuid: `GPU-bench-${i}`, powerLimitW: 700, profile: PROFILE }));
+    const fake = fakeNvml({ gpus });
+    cleanups.push({ name: "fake NVML", run: () => fake.cleanup() });
+    const tree = intelTwoSocketTree();
+    cleanups.push({ name: "powercap tree", run: () => tree.cleanup() });
+    let agent: TestAgent;
+    try {
+      agent = await startTestAgent({
+        CARBONMON_NVML_LIBRARY: fake.libraryPath,
+        CARBONMON_POWERCAP_ROOT: tree.root,
+        CARBONMON_LOG_LEVEL: "silent",
+        CARBONMON_SAMPLING_PERIOD_MS: String(SAMPLING_PERIOD_MS),
+        CARBONMON_MAX_OPEN_WINDOWS: String(MAX_OPEN_WINDOWS),
+      });
+    } catch (err) {
+      console.error(`the agent could not start: ${(err as Error).stack ?? String(err)}`);
+      return 1;
+    }
+    cleanups.push({ name: "agent", run: () => agent.close() });
+    const sampler = agent.context.sampler;
+    const nvml = sampler.sources.find((s): s is NvmlSource => s instanceof NvmlSource);
+    const states = sampler.states();
+    if (!nvml || states.some((s) => s.status !== "ok")) {
+      console.error(`the agent started without its backends: ${JSON.stringify(states)}`);
+      return 1;
+    }
+    const devices = sampler.devices();
+    await sampler.waitForReadingsAfter(sampler.now(), devices.map((d) => d.id), 5000);
+    await sleep(300);
+    console.log(`agent: ${agent.running.address}; devices ${devices.map((d) => d.id).join(", ")}`);
+
+    const clients: Clients = {
+      agent: new EnergyMonitorClient(agent.running.address, credentials.createInsecure()),
+      health: healthClient(agent.running.address),
+    };
+    let clientsOpen = true;
+    const closeClients = (): void => {
+      if (!clientsOpen) return;
+      clientsOpen = false;
+      clients.agent.close();
+      clients.health.close();
+    };
+    cleanups.push({ name: "clients", run: closeClients });
+    const { gc, how: gcHow } = findGc();
+
+    // ---- 1. latency ----
+    console.log("");
+    console.log(`1. Latency over gRPC on loopback (${WARMUP_PER_KIND} warm-up each, then alternating blocks of ${BLOCK}, ${seconds} s)`);
+    const lat = await measureLatency(clients, seconds, WARMUP_PER_KIND);
+    const r1 = ratios(lat);
+    console.log(latencyTable(lat));
+    console.log(
+      `ratios at p50: pair / (2 × empty) ${f(r1.pairVs2Empty, 2)}; BeginWindow / empty ${f(r1.beginVsEmpty, 2)}; EndWindow / empty ${f(r1.endVsEmpty, 2)} (${lat.blocks} block pairs, ${f(lat.seconds, 1)} s)`,
+    );
+
+    // ---- 2. 10,000 open windows ----
+    console.log("");
+    console.log(`2. ${OPEN_WINDOWS} open windows (${IN_FLIGHT} BeginWindow in flight; gc: ${gcHow})`);
+    const memBefore = await memory(gc);
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    const openT0 = performance.now();
+    await pool(OPEN_WINDOWS, IN_FLIGHT, (i) => timed(clients.agent, clients.agent.beginWindow, beginRequest(`bench-open-${i}`)));
+    const openS = (performance.now() - openT0) / 1000;
+    // Let the begin edges resolve (one reading after the last begin on every device), then settle.
+    await sampler.waitForReadingsAfter(sampler.now(), devices.map((d) => d.id), 5000);
+    await sleep(2 * SAMPLING_PERIOD_MS + 100);
+    loop.disable();
+    const openLoopMaxMs = loop.max / 1e6;
+    const memAfter = await memory(gc);
+    const openCount = agent.context.windows.openCount;
+    const perWindowHeap = (memAfter.heapUsed - memBefore.heapUsed) / OPEN_WINDOWS;
+    const perWindowRss = (memAfter.rss - memBefore.rss) / OPEN_WINDOWS;
+    console.log(
+      table(
+        ["", "heap used MiB", "heap total MiB", "external MiB", "RSS MiB"],
+        [
+          ["before", mib(memBefore.heapUsed), mib(memBefore.heapTotal), mib(memBefore.external), mib(memBefore.rss)],
+          [`after (${openCount} open)`, mib(memAfter.heapUsed), mib(memAfter.heapTotal), mib(memAfter.external), mib(memAfter.rss)],
+          [
+            "per open window (bytes)",
+            f(perWindowHeap, 0),
+            f((memAfter.heapTotal - memBefore.heapTotal) / OPEN_WINDOWS, 0),
+            f((memAfter.external - memBefore.external) / OPEN_WINDOWS, 0),
+            f(perWindowRss, 0),
+          ],
+        ],
+      ),
+    );
+    console.log(`opening: ${f(openS, 2)} s (${f(OPEN_WINDOWS / openS, 0)} BeginWindow/s with ${IN_FLIGHT} in flight); event-loop delay max meanwhile ${f(openLoopMaxMs, 1)} ms`);
+    const lat10k = await measureLatency(clients, seconds, 0);
+    const r2 = ratios(lat10k);
+    console.log("");
+    console.log(`Latency with ${openCount} windows open (${seconds} s, alternating blocks as in 1):`);
+    console.log(latencyTable(lat10k));
+    const degr = { empty: lat10k.empty.p50 / lat.empty.p50, begin: lat10k.begin.p50 / lat.begin.p50, end: lat10k.end.p50 / lat.end.p50, pair: lat10k.pair.p50 / lat.pair.p50 };
+    console.log(
+      `p50 vs section 1: empty ×${f(degr.empty, 2)}, BeginWindow ×${f(degr.begin, 2)}, EndWindow ×${f(degr.end, 2)}, pair ×${f(degr.pair, 2)}; ` +
+        `pair / (2 × empty) ${f(r2.pairVs2Empty, 2)}`,
+    );
+    const cancelT0 = performance.now();
+    await pool(OPEN_WINDOWS, IN_FLIGHT, (i) => timed(clients.agent, clients.agent.cancelWindow, { key: `bench-open-${i}` }));
+    const cancelS = (performance.now() - cancelT0) / 1000;
+    console.log(`cancelled ${OPEN_WINDOWS} in ${f(cancelS, 2)} s; open windows now ${agent.context.windows.openCount}`);
+    closeClients();
+
+    // ---- 3. WatchPower ----
+    console.log("");
+    console.log(`3. WatchPower at ${WATCH_PERIOD_MS} ms: 0 vs ${SUBSCRIBERS} subscribers (child process, ${SUBSCRIBER_CONNECTIONS} connections), ${seconds} s each`);
+    await sleep(500);
+    const watch0 = await watchPhase(agent, nvml, seconds, undefined, 0);
+    const subs = await Subscribers.start(agent.running.address, SUBSCRIBERS);
+    cleanups.push({ name: "subscribers", run: () => subs.stop() });
+    console.log(`${SUBSCRIBERS} subscribers served (agent reports ${agent.context.power.streams} streams)`);
+    await sleep(1000);
+    const watchN = await watchPhase(agent, nvml, seconds, subs, SUBSCRIBERS);
+    await subs.stop();
+    const readsRatio = watchN.energyReadsPerS / watch0.energyReadsPerS;
+    console.log(
+      table(
+        ["subscribers", "elapsed s", "agent CPU % core", "user %", "sys %", "samples/s", "expected/s", "skipped/s", "NVML reads/s", "ratio vs 0", "RSS MiB", "subscriber proc CPU %"],
+        [watch0, watchN].map((w) => [
+          String(w.subscribers),
+          f(w.seconds, 2),
+          f(w.cpu.pct, 1),
+          f(w.cpu.userPct, 1),
+          f(w.cpu.systemPct, 1),
+          f(w.samplesPerS, 0),
+          f(w.expectedSamplesPerS, 0),
+          f(w.skippedPerS, 1),
+          f(w.energyReadsPerS, 1),
+          f(w.energyReadsPerS / watch0.energyReadsPerS, 3),
+          mib(w.rss),
+          w.subscribers > 0 ? f(w.subscriberProcessCpuPct, 1) : "-",
+        ]),
+      ),
+    );
+    console.log(`agent threads, 0 subscribers: ${threadLine(watch0.cpu)}`);
+    console.log(`agent threads, ${SUBSCRIBERS} subscribers: ${threadLine(watchN.cpu)}`);
+    if (watchN.errors > 0) console.log(`subscriber errors: ${watchN.errors}${subs.lastError ? ` (last: ${subs.lastError})` : ""}`);
+    console.log(`agent streams after the subscribers left: ${agent.context.power.streams}`);
+
+    // ---- 4. idle ----
+    console.log("");
+    console.log(`4. Idle agent, no clients (${seconds} s)`);
+    await sleep(1000);
+    const idle0 = cpuMark();
+    await sleep(seconds * 1000);
+    const idle1 = cpuMark();
+    const idle = cpuBetween(idle0, idle1);
+    const idleRss = process.memoryUsage().rss;
+    console.log(
+      table(["phase", "elapsed s", "process CPU % core", "user %", "sys %", "RSS MiB"], [["idle", f(idle.seconds, 2), f(idle.pct, 2), f(idle.userPct, 2), f(idle.systemPct, 2), mib(idleRss)]]),
+    );
+    console.log(`threads: ${threadLine(idle)}`);
+
+    // ---- targets ----
+    const t = {
+      pairRatio: r1.pairVs2Empty <= TARGET_RATIO,
+      beginRatio: r1.beginVsEmpty <= TARGET_RATIO,
+      endRatio: r1.endVsEmpty <= TARGET_RATIO,
+      beginP99: lat.begin.p99 <= TARGET_P99_MS,
+      endP99: lat.end.p99 <= TARGET_P99_MS,
+      emptyP99: lat.empty.p99 <= TARGET_P99_MS,
+      idleCpu: idle.pct < TARGET_IDLE_CPU_PCT,
+    };
+    console.log("");
+    console.log("Targets");
+    console.log(`  p50 pair / (2 × empty RPC) ≤ ${TARGET_RATIO}: ${f(r1.pairVs2Empty, 2)} -> ${verdict(t.pairRatio)}`);
+    console.log(`  p50 BeginWindow / empty RPC ≤ ${TARGET_RATIO}: ${f(r1.beginVsEmpty, 2)} -> ${verdict(t.beginRatio)}`);
+    console.log(`  p50 EndWindow / empty RPC ≤ ${TARGET_RATIO}: ${f(r1.endVsEmpty, 2)} -> ${verdict(t.endRatio)}`);
+    console.log(`  p99 BeginWindow ≤ ${TARGET_P99_MS} ms: ${f(lat.begin.p99)} ms -> ${verdict(t.beginP99)}`);
+    console.log(`  p99 EndWindow ≤ ${TARGET_P99_MS} ms: ${f(lat.end.p99)} ms -> ${verdict(t.endP99)}`);
+    console.log(`  p99 empty RPC ≤ ${TARGET_P99_MS} ms (reference): ${f(lat.empty.p99)} ms -> ${verdict(t.emptyP99)}`);
+    console.log(`  idle CPU < ${TARGET_IDLE_CPU_PCT} % of a core: ${f(idle.pct, 2)} % -> ${verdict(t.idleCpu)}`);
+    console.log(`  (info) NVML reads/s with ${SUBSCRIBERS} subscribers vs 0: ×${f(readsRatio, 3)}; BeginWindow p50 with ${OPEN_WINDOWS} open vs none: ×${f(degr.begin, 2)}`);
+    console.log(`total run time ${f((performance.now() - started) / 1000, 1)} s`);
+
+    const result = {
+      machine: { cpus: cpus.length, model: cpus[0]?.model, node: process.version },
+      secondsPerPhase: seconds,
+      gpus: GPU_COUNT,
+      samplingPeriodMs: SAMPLING_PERIOD_MS,
+      latency: { ...lat, ratios: r1 },
+      openWindows: {
+        count: OPEN_WINDOWS,
+        gc: gcHow,
+        before: memBefore,
+        after: memAfter,
+        heapBytesPerWindow: perWindowHeap,
+        rssBytesPerWindow: perWindowRss,
+        openSeconds: openS,
+        openEventLoopDelayMaxMs: openLoopMaxMs,
+        cancelSeconds: cancelS,
+        latency: { ...lat10k, ratios: r2 },
+        p50VsNoneOpen: degr,
+      },
+      watchPower: {
+        periodMs: WATCH_PERIOD_MS,
+        phases: [watch0, watchN],
+        energyReadsRatio: readsRatio,
+      },
+      idle: { ...idle, rss: idleRss },
+      targets: { ratioMax: TARGET_RATIO, p99MaxMs: TARGET_P99_MS, idleCpuPctMax: TARGET_IDLE_CPU_PCT, ...t },
+    };
+    console.log("");
+    console.log(`RESULT ${JSON.stringify(result)}`);
+    return 0;
+  } finally {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup.run();
+      } catch (err) {
+        console.error(`cleanup of ${cleanup.name} failed: ${(err as Error).message}`);
+      }
+    }
+  }
+}
+
+const code = await main();
+process.exitCode = code;
+// Everything is released above; if some handle still holds the process, say so instead of hanging.
+setTimeout(() => {
+  console.error("bench/agent.ts: the process did not exit after cleanup; exiting");
+  process.exit(code);
+}, 5000).unref();
