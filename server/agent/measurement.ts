@@ -3,8 +3,8 @@ import {
   ApproximationKind,
   CarbonStatus,
   DeviceDomain,
+  Measurement,
   type Approximation,
-  type Measurement,
   type MissingDevice,
 } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { Domain } from "./devices/energy-source.js";
@@ -63,36 +63,20 @@ export interface MeasurementInput {
 }
 
 export function buildMeasurement({ spec, endMs, ended, results, sampler, intensityAddr }: MeasurementInput): Measurement {
-  const m: Measurement = {
+  const m = Measurement.fromPartial({
     key: spec.key,
     beginTime: new Date(spec.beginMs),
     endTime: new Date(endMs),
     timeS: (endMs - spec.beginMs) / 1000,
-    gpuEnergyJ: {},
-    cpuEnergyJ: {},
-    dramEnergyJ: {},
-    gpuCarbonG: {},
-    cpuCarbonG: {},
-    dramCarbonG: {},
-    gpuEnergyUncertaintyJ: {},
-    cpuEnergyUncertaintyJ: {},
-    dramEnergyUncertaintyJ: {},
-    approximations: [],
-    missingDevices: [],
     cpuUnavailableReason: unavailableReason("cpu", spec, sampler),
     dramUnavailableReason: unavailableReason("dram", spec, sampler),
     carbonStatus: CarbonStatus.CARBON_STATUS_DISABLED,
     carbonStatusReason: intensityAddr
       ? "this agent version does not compute carbon per window yet: energy only"
       : "no intensity service is configured (CARBONMON_INTENSITY_ADDR): energy only",
-    carbonPeriods: [],
     labels: { ...spec.labels },
     ended,
-    gpuUuids: {},
-    totalEnergyJ: 0,
-    totalCarbonG: 0,
-    simulated: false,
-  };
+  });
   const energy = { gpu: m.gpuEnergyJ, cpu: m.cpuEnergyJ, dram: m.dramEnergyJ };
   const uncertainty = { gpu: m.gpuEnergyUncertaintyJ, cpu: m.cpuEnergyUncertaintyJ, dram: m.dramEnergyUncertaintyJ };
   spec.devices.forEach((d, i) => {
