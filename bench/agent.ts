@@ -28,7 +28,7 @@ import os from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs } from "node:util";
+
 import v8 from "node:v8";
 import vm from "node:vm";
 import { credentials, loadPackageDefinition, type Client, type ServiceError } from "@grpc/grpc-js";
@@ -40,6 +40,7 @@ import type { Sampler } from "../server/agent/sampler.js";
 import { fakeNvml, type FakeGpu } from "../test/helpers/fake-nvml.js";
 import { startTestAgent, type TestAgent } from "../test/helpers/grpc.js";
 import { intelTwoSocketTree } from "../test/helpers/powercap.js";
+import { f, nextNvmlBatch, parseSeconds, stats, table, verdict, type Stats } from "./lib.js";
 
 const GPU_COUNT = 8;
 const SAMPLING_PERIOD_MS = 100;
@@ -60,45 +61,9 @@ const TARGET_P99_MS = 2;
 const TARGET_IDLE_CPU_PCT = 1;
 const CLK_TCK = 100;
 
-function parseSeconds(): number {
-  // strict: false, so that bench/run.ts can pass one argv to every benchmark.
-  const { values } = parseArgs({ options: { seconds: { type: "string" } }, strict: false, allowPositionals: true });
-  const raw = values.seconds;
-  if (raw === undefined || raw === true) return 5;
-  const seconds = Number(raw);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    console.error(`--seconds must be a positive number, got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return seconds;
-}
-
 // ---- statistics and output ----
 
-interface Stats {
-  n: number;
-  p50: number;
-  p99: number;
-  mean: number;
-  max: number;
-}
-
-function stats(values: readonly number[]): Stats {
-  const sorted = [...values].sort((a, b) => a - b);
-  const n = sorted.length;
-  const at = (p: number): number => (n === 0 ? NaN : sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]!);
-  return { n, p50: at(50), p99: at(99), mean: n === 0 ? NaN : sorted.reduce((a, b) => a + b, 0) / n, max: n === 0 ? NaN : sorted[n - 1]! };
-}
-
-const f = (x: number, digits = 3): string => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
 const mib = (bytes: number): string => (bytes / 1048576).toFixed(1);
-const verdict = (ok: boolean): string => (ok ? "MET" : "NOT MET");
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
-}
 
 // ---- gRPC helpers ----
 
@@ -250,19 +215,31 @@ interface CpuMark {
   threads: Map<number, { name: string; ticks: number }>;
 }
 
-/** Per-thread utime+stime ticks from /proc/self/task (empty map where unavailable). */
+/** Threads that existed before the agent started (V8 platform, libuv, the tsx loader thread); set once. */
+let threadsBeforeAgent: Set<number> | undefined;
+
+/**
+ * Per-thread utime+stime ticks from /proc/self/task (empty map where unavailable). Node names every thread
+ * "node", so threads are told apart by when they appeared: the main thread, those started with the agent
+ * (the NVML worker and the tsx loader thread of that worker), and the others.
+ */
 function threadTicks(): Map<number, { name: string; ticks: number }> {
   const out = new Map<number, { name: string; ticks: number }>();
   try {
     for (const tid of readdirSync("/proc/self/task")) {
       try {
         const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-        const open = stat.indexOf("(");
         const close = stat.lastIndexOf(")");
-        const name = stat.slice(open + 1, close);
         const fields = stat.slice(close + 2).split(" ");
         const ticks = Number(fields[11]) + Number(fields[12]);
-        out.set(Number(tid), { name: Number(tid) === process.pid ? "main thread" : name, ticks });
+        const id = Number(tid);
+        const name =
+          id === process.pid
+            ? "main thread"
+            : threadsBeforeAgent && !threadsBeforeAgent.has(id)
+              ? `thread ${tid} started with the agent`
+              : `other thread ${tid}`;
+        out.set(id, { name, ticks });
       } catch {
         // the thread ended meanwhile
       }
@@ -281,7 +258,7 @@ interface CpuUse {
   pct: number;
   userPct: number;
   systemPct: number;
-  /** Per thread name (threads of one name summed), % of one core. */
+  /** Per thread (see threadTicks for the names), % of one core. */
   threads: Record<string, number>;
 }
 
@@ -293,7 +270,7 @@ function cpuBetween(a: CpuMark, b: CpuMark): CpuUse {
   for (const [tid, t] of b.threads) {
     const before = a.threads.get(tid)?.ticks ?? 0;
     const pct = (((t.ticks - before) / CLK_TCK) * 1e6 * 100) / wallUs;
-    threads[t.name] = (threads[t.name] ?? 0) + pct;
+    if (pct > 0) threads[t.name] = (threads[t.name] ?? 0) + pct;
   }
   return { seconds: wallUs / 1e6, pct: ((user + system) * 100) / wallUs, userPct: (user * 100) / wallUs, systemPct: (system * 100) / wallUs, threads };
 }
@@ -312,17 +289,8 @@ interface BatchMark {
   energyReads: number;
 }
 
-/** Resolves on the first sampler update that carries a new NVML batch, so that rates span whole batches. */
-function nextNvmlBatch(sampler: Sampler, nvml: NvmlSource): Promise<BatchMark> {
-  const before = nvml.energyReads;
-  return new Promise((resolve) => {
-    const off = sampler.onUpdate(() => {
-      if (nvml.energyReads === before) return;
-      off();
-      resolve({ cpu: cpuMark(), energyReads: nvml.energyReads });
-    });
-  });
-}
+const nextBatch = (sampler: Sampler, nvml: NvmlSource): Promise<BatchMark> =>
+  nextNvmlBatch(sampler, nvml, () => ({ cpu: cpuMark(), energyReads: nvml.energyReads }));
 
 // ---- WatchPower subscribers, in a child process ----
 
@@ -387,6 +355,7 @@ class Subscribers {
       this.waiting.shift()?.(msg);
     });
     child.stderr.on("data", (d: Buffer) => process.stderr.write(`[subscribers] ${d.toString()}`));
+    child.stdin.on("error", () => {}); // EPIPE if it died: reported through `exited`
     this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
   }
 
@@ -422,10 +391,12 @@ class Subscribers {
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
-  mark(): Promise<ChildMark> {
+  async mark(): Promise<ChildMark> {
     const p = this.next();
     this.child.stdin.write("mark\n");
-    return p;
+    const mark: ChildMark | undefined = await Promise.race([p, this.exited.then(() => undefined)]);
+    if (!mark) throw new Error(`the subscriber process exited${this.lastError ? `: ${this.lastError}` : ""}`);
+    return mark;
   }
 
   async stop(): Promise<void> {
@@ -454,10 +425,10 @@ interface WatchPhase {
 
 async function watchPhase(agent: TestAgent, nvml: NvmlSource, seconds: number, subs: Subscribers | undefined, count: number): Promise<WatchPhase> {
   const sampler = agent.context.sampler;
-  const start = await nextNvmlBatch(sampler, nvml);
+  const start = await nextBatch(sampler, nvml);
   const c0 = subs ? await subs.mark() : undefined;
   await sleep(seconds * 1000);
-  const end = await nextNvmlBatch(sampler, nvml);
+  const end = await nextBatch(sampler, nvml);
   const c1 = subs ? await subs.mark() : undefined;
   const cpu = cpuBetween(start.cpu, end.cpu);
   const wallS = cpu.seconds;
@@ -497,6 +468,7 @@ async function main(): Promise<number> {
     const tree = intelTwoSocketTree();
     cleanups.push({ name: "powercap tree", run: () => tree.cleanup() });
     let agent: TestAgent;
+    threadsBeforeAgent = new Set(threadTicks().keys());
     try {
       agent = await startTestAgent({
         CARBONMON_NVML_LIBRARY: fake.libraryPath,
@@ -600,12 +572,15 @@ async function main(): Promise<number> {
     // ---- 3. WatchPower ----
     console.log("");
     console.log(`3. WatchPower at ${WATCH_PERIOD_MS} ms: 0 vs ${SUBSCRIBERS} subscribers (child process, ${SUBSCRIBER_CONNECTIONS} connections), ${seconds} s each`);
+    // A full GC first, so that garbage left by section 2 is not collected (by V8's helper threads) on this phase's time.
+    await memory(gc);
     await sleep(500);
     const watch0 = await watchPhase(agent, nvml, seconds, undefined, 0);
     const subs = await Subscribers.start(agent.running.address, SUBSCRIBERS);
     cleanups.push({ name: "subscribers", run: () => subs.stop() });
     console.log(`${SUBSCRIBERS} subscribers served (agent reports ${agent.context.power.streams} streams)`);
     await sleep(1000);
+    await memory(gc);
     const watchN = await watchPhase(agent, nvml, seconds, subs, SUBSCRIBERS);
     await subs.stop();
     const readsRatio = watchN.energyReadsPerS / watch0.energyReadsPerS;
@@ -630,6 +605,7 @@ async function main(): Promise<number> {
     );
     console.log(`agent threads, 0 subscribers: ${threadLine(watch0.cpu)}`);
     console.log(`agent threads, ${SUBSCRIBERS} subscribers: ${threadLine(watchN.cpu)}`);
+    console.log("  (/proc ticks, 10 ms resolution. Other threads: V8 platform workers (concurrent compilation, GC helpers), libuv, tsx loader.)");
     if (watchN.errors > 0) console.log(`subscriber errors: ${watchN.errors}${subs.lastError ? ` (last: ${subs.lastError})` : ""}`);
     console.log(`agent streams after the subscribers left: ${agent.context.power.streams}`);
 
@@ -637,6 +613,8 @@ async function main(): Promise<number> {
     console.log("");
     console.log(`4. Idle agent, no clients (${seconds} s)`);
     await sleep(1000);
+    await memory(gc);
+    await sleep(500);
     const idle0 = cpuMark();
     await sleep(seconds * 1000);
     const idle1 = cpuMark();
@@ -645,7 +623,7 @@ async function main(): Promise<number> {
     console.log(
       table(["phase", "elapsed s", "process CPU % core", "user %", "sys %", "RSS MiB"], [["idle", f(idle.seconds, 2), f(idle.pct, 2), f(idle.userPct, 2), f(idle.systemPct, 2), mib(idleRss)]]),
     );
-    console.log(`threads: ${threadLine(idle)}`);
+    console.log(`threads (/proc ticks, 10 ms resolution; the NVML worker is a thread started with the agent): ${threadLine(idle)}`);
 
     // ---- targets ----
     const t = {

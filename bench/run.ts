@@ -15,7 +15,7 @@ const self = basename(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 
 const files = readdirSync(benchDir, { withFileTypes: true })
-  .filter((e) => e.isFile() && e.name.endsWith(".ts") && !e.name.endsWith(".d.ts") && e.name !== self)
+  .filter((e) => e.isFile() && e.name.endsWith(".ts") && !e.name.endsWith(".d.ts") && e.name !== self && e.name !== "lib.ts")
   .map((e) => e.name)
   .sort();
 

@@ -20,12 +20,13 @@
 import os from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { parseArgs } from "node:util";
+
 import { NvmlSource } from "../server/agent/devices/nvml.js";
 import { RaplSource } from "../server/agent/devices/rapl.js";
 import { Sampler } from "../server/agent/sampler.js";
 import { fakeNvml, type FakeGpu } from "../test/helpers/fake-nvml.js";
 import { intelTwoSocketTree } from "../test/helpers/powercap.js";
+import { f, nextNvmlBatch, parseSeconds, table } from "./lib.js";
 
 const RESOLUTION_MS = 1;
 const SAMPLING_PERIOD_MS = 100;
@@ -39,19 +40,6 @@ const PROFILE = [
 ];
 const TARGET_P99_MS = 1;
 const TARGET_RATIO_TOLERANCE = 0.05;
-
-function parseSeconds(): number {
-  // strict: false, so that bench/run.ts can pass one argv to every benchmark.
-  const { values } = parseArgs({ options: { seconds: { type: "string" } }, strict: false, allowPositionals: true });
-  const raw = values.seconds;
-  if (raw === undefined || raw === true) return 5;
-  const seconds = Number(raw);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    console.error(`--seconds must be a positive number, got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return seconds;
-}
 
 // ---- event-loop delay ----
 
@@ -106,15 +94,8 @@ interface Mark {
  * is the last one in the set, so it runs after the consumers of that update: `arrivedAtMs` gives the time
  * the update began (taken by the first listener), so that the consumers' own run time does not skew it.
  */
-function nextNvmlBatch(sampler: Sampler, nvml: NvmlSource, arrivedAtMs: () => number): Promise<Mark> {
-  const before = nvml.energyReads;
-  return new Promise((resolve) => {
-    const off = sampler.onUpdate(() => {
-      if (nvml.energyReads === before) return;
-      off();
-      resolve({ tMs: arrivedAtMs(), energyReads: nvml.energyReads, readings: sampler.readings });
-    });
-  });
+function nextBatch(sampler: Sampler, nvml: NvmlSource, arrivedAtMs: () => number): Promise<Mark> {
+  return nextNvmlBatch(sampler, nvml, () => ({ tMs: arrivedAtMs(), energyReads: nvml.energyReads, readings: sampler.readings }));
 }
 
 interface ConsumerPhase {
@@ -168,13 +149,13 @@ async function consumerPhase(sampler: Sampler, nvml: NvmlSource, gpuIds: string[
     }),
   );
   try {
-    const start = await nextNvmlBatch(sampler, nvml, () => updateAtMs);
+    const start = await nextBatch(sampler, nvml, () => updateAtMs);
     updates = 0;
     consumerTotalMs = 0;
     consumerMaxMs = 0;
     const stopLoop = startLoopDelay();
     await sleep(seconds * 1000);
-    const end = await nextNvmlBatch(sampler, nvml, () => updateAtMs);
+    const end = await nextBatch(sampler, nvml, () => updateAtMs);
     const loop = stopLoop();
     const elapsedS = (end.tMs - start.tMs) / 1000;
     if (!Number.isFinite(sinkJ)) failures++;
@@ -195,15 +176,6 @@ async function consumerPhase(sampler: Sampler, nvml: NvmlSource, gpuIds: string[
 }
 
 // ---- output ----
-
-const f = (x: number, digits = 3): string => x.toFixed(digits);
-const pad = (s: string, n: number): string => s.padStart(n);
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : pad(c, widths[i]!))).join("  ");
-  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
-}
 
 function loopRow(name: string, d: LoopDelay): string[] {
   return [name, f(d.p50Ms), f(d.p99Ms), f(d.maxMs), f(d.rawP50Ms), f(d.rawP99Ms), f(d.rawMaxMs), String(d.samples)];

@@ -90,6 +90,8 @@ export class AgentStore {
     }
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
+    // Checkpoints (WAL → database, with fsync) run from checkpointWal() on a timer, never inside a request.
+    this.db.pragma("wal_autocheckpoint = 0");
     this.db.exec(SCHEMA);
     this.runId = Number(this.db.prepare("INSERT INTO runs (started_ms) VALUES (?)").run(nowMs).lastInsertRowid);
     this.stmt = {
@@ -170,6 +172,11 @@ export class AgentStore {
   runsSince(deviceId: string, fromRunId: number): RunSpan[] {
     const rows = this.stmt.runs.all(deviceId, fromRunId) as Array<{ run_id: number; first: string; last: string }>;
     return rows.map((r) => ({ runId: r.run_id, first: JSON.parse(r.first) as Anchor, last: JSON.parse(r.last) as Anchor }));
+  }
+
+  /** Moves the WAL into the database file; called off the request path. */
+  checkpointWal(): void {
+    this.db.pragma("wal_checkpoint(PASSIVE)");
   }
 
   close(): void {

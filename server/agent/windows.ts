@@ -27,8 +27,8 @@ export interface BeginEdge extends EdgeEnergy {
   /** The window's begin, agent clock ms. */
   tMs: number;
   runId: number;
-  rawJ?: number;
-  powerW?: number;
+  rawJ: number | undefined;
+  powerW: number | undefined;
 }
 
 interface OpenWindow extends WindowSpec {
@@ -188,11 +188,25 @@ export class WindowManager {
   private beginEdges(window: OpenWindow, force: boolean): Map<string, BeginEdge> | undefined {
     const { sampler, store } = this.deps;
     const edges = new Map<string, BeginEdge>();
+    const status = new Map(sampler.devices().map((d) => [d.id, d.status]));
     for (const d of window.devices) {
+      if (status.get(d.deviceId) !== "ok") continue; // a lost device must not hold the others' edges back
       const edge = sampler.energyAt(d.deviceId, window.beginMs);
       if (!edge || (edge.kind === "extrapolated" && !force)) return force ? edges : undefined;
       const anchor = sampler.anchorAt(d.deviceId, window.beginMs);
-      edges.set(d.deviceId, { ...edge, tMs: window.beginMs, runId: store.runId, ...(anchor?.rawJ !== undefined ? { rawJ: anchor.rawJ } : {}), ...(anchor?.powerW !== undefined ? { powerW: anchor.powerW } : {}) });
+      // One object shape for every edge (no conditional spreads): 10,000 open windows stay small.
+      edges.set(d.deviceId, {
+        energyJ: edge.energyJ,
+        edgeUncertaintyJ: edge.edgeUncertaintyJ,
+        cumulativeUncertaintyJ: edge.cumulativeUncertaintyJ,
+        kind: edge.kind,
+        resets: edge.resets,
+        segment: edge.segment,
+        tMs: window.beginMs,
+        runId: store.runId,
+        rawJ: anchor?.rawJ,
+        powerW: anchor?.powerW,
+      });
     }
     return edges;
   }
@@ -246,6 +260,11 @@ export class WindowManager {
   }
 
   private checkpoint(): void {
+    try {
+      this.deps.store.checkpointWal();
+    } catch (err) {
+      this.deps.log.warn({ err }, "WAL checkpoint failed");
+    }
     const spans = this.deps.sampler.devices().flatMap((d) => {
       const span = this.deps.sampler.span(d.id);
       return span ? [{ deviceId: d.id, ...span }] : [];

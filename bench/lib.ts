@@ -1,0 +1,56 @@
+/** What the benchmarks share: arguments, statistics, tables, and batch-aligned rate marks. */
+import { parseArgs } from "node:util";
+import type { NvmlSource } from "../server/agent/devices/nvml.js";
+import type { Sampler } from "../server/agent/sampler.js";
+
+/** --seconds N (default 5); strict: false, so that bench/run.ts can pass one argv to every benchmark. */
+export function parseSeconds(): number {
+  const { values } = parseArgs({ options: { seconds: { type: "string" } }, strict: false, allowPositionals: true });
+  const raw = values.seconds;
+  if (raw === undefined || raw === true) return 5;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    console.error(`--seconds must be a positive number, got ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return seconds;
+}
+
+export interface Stats {
+  n: number;
+  p50: number;
+  p99: number;
+  mean: number;
+  max: number;
+}
+
+export function stats(values: readonly number[]): Stats {
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  const at = (p: number): number => (n === 0 ? NaN : sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]!);
+  return { n, p50: at(50), p99: at(99), mean: n === 0 ? NaN : sorted.reduce((a, b) => a + b, 0) / n, max: n === 0 ? NaN : sorted[n - 1]! };
+}
+
+export const f = (x: number, digits = 3): string => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
+export const verdict = (ok: boolean): string => (ok ? "MET" : "NOT MET");
+
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+/**
+ * Resolves on the first sampler update that carries a new NVML batch, with mark() taken then: rates that
+ * start and end on batch boundaries have no ±1-batch quantisation.
+ */
+export function nextNvmlBatch<T>(sampler: Sampler, nvml: NvmlSource, mark: () => T): Promise<T> {
+  const before = nvml.energyReads;
+  return new Promise((resolve) => {
+    const off = sampler.onUpdate(() => {
+      if (nvml.energyReads === before) return;
+      off();
+      resolve(mark());
+    });
+  });
+}
