@@ -41,13 +41,8 @@ import { fakeNvml, type FakeGpu } from "../test/helpers/fake-nvml.js";
 import { startTestAgent, type TestAgent } from "../test/helpers/grpc.js";
 import { intelTwoSocketTree } from "../test/helpers/powercap.js";
 import { f, nextNvmlBatch, parseSeconds, stats, table, verdict, type Stats } from "./lib.js";
+import { GPU_COUNT, PROFILE, runBenchmark, SAMPLING_PERIOD_MS } from "./lib.js";
 
-const GPU_COUNT = 8;
-const SAMPLING_PERIOD_MS = 100;
-const PROFILE = [
-  { powerW: 700, ms: 500 },
-  { powerW: 80, ms: 500 },
-];
 const MAX_OPEN_WINDOWS = 100_000;
 const OPEN_WINDOWS = 10_000;
 const IN_FLIGHT = 100;
@@ -688,10 +683,4 @@ async function main(): Promise<number> {
   }
 }
 
-const code = await main();
-process.exitCode = code;
-// Everything is released above; if some handle still holds the process, say so instead of hanging.
-setTimeout(() => {
-  console.error("bench/agent.ts: the process did not exit after cleanup; exiting");
-  process.exit(code);
-}, 5000).unref();
+await runBenchmark("bench/agent.ts", main);

@@ -3,6 +3,14 @@ import { parseArgs } from "node:util";
 import type { NvmlSource } from "../server/agent/devices/nvml.js";
 import type { Sampler } from "../server/agent/sampler.js";
 
+/** The fleet every agent benchmark simulates: 8 H100-like GPUs alternating 700 W and 80 W, default period. */
+export const GPU_COUNT = 8;
+export const SAMPLING_PERIOD_MS = 100;
+export const PROFILE = [
+  { powerW: 700, ms: 500 },
+  { powerW: 80, ms: 500 },
+];
+
 /** --seconds N (default 5); strict: false, so that bench/run.ts can pass one argv to every benchmark. */
 export function parseSeconds(): number {
   const { values } = parseArgs({ options: { seconds: { type: "string" } }, strict: false, allowPositionals: true });
@@ -53,4 +61,14 @@ export function nextNvmlBatch<T>(sampler: Sampler, nvml: NvmlSource, mark: () =>
       resolve(mark());
     });
   });
+}
+
+/** Runs a benchmark's main and exits with its code; a handle left open after cleanup is reported, not waited on. */
+export async function runBenchmark(name: string, main: () => Promise<number>): Promise<void> {
+  const code = await main();
+  process.exitCode = code;
+  setTimeout(() => {
+    console.error(`${name}: the process did not exit after cleanup; exiting`);
+    process.exit(code);
+  }, 5000).unref();
 }

@@ -27,17 +27,12 @@ import { Sampler } from "../server/agent/sampler.js";
 import { fakeNvml, type FakeGpu } from "../test/helpers/fake-nvml.js";
 import { intelTwoSocketTree } from "../test/helpers/powercap.js";
 import { f, nextNvmlBatch, parseSeconds, table } from "./lib.js";
+import { GPU_COUNT, PROFILE, runBenchmark, SAMPLING_PERIOD_MS } from "./lib.js";
 
 const RESOLUTION_MS = 1;
-const SAMPLING_PERIOD_MS = 100;
-const GPU_COUNT = 8;
 const RAPL_MAX_POWER_W = 1000; // the agent's default (CARBONMON_RAPL_MAX_POWER_W)
 const CONSUMER_COUNTS = [0, 100, 10_000] as const;
 const WINDOW_MS = 1000;
-const PROFILE = [
-  { powerW: 700, ms: 500 },
-  { powerW: 80, ms: 500 },
-];
 const TARGET_P99_MS = 1;
 const TARGET_RATIO_TOLERANCE = 0.05;
 
@@ -322,10 +317,4 @@ async function main(): Promise<number> {
   }
 }
 
-const code = await main();
-process.exitCode = code;
-// Everything is released above; if some handle still holds the process, say so instead of hanging.
-setTimeout(() => {
-  console.error("bench/sampler.ts: the process did not exit after cleanup; exiting");
-  process.exit(code);
-}, 5000).unref();
+await runBenchmark("bench/sampler.ts", main);
