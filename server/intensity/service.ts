@@ -1,15 +1,120 @@
 /**
- * The CarbonIntensity service. Its RPCs answer UNIMPLEMENTED until the intensity-service issue lands.
+ * The CarbonIntensity gRPC service: thin handlers over the Intensity domain. WatchIntensity answers
+ * UNIMPLEMENTED until it lands.
  */
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
-import { CarbonIntensityService } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
-import { unimplemented } from "../shared/grpc-status.js";
+import {
+  CarbonIntensityService,
+  GapPolicy,
+  ProviderHealth,
+  ResolutionMethod,
+  type ComputeEmissionsRequest,
+  type ComputeEmissionsResponse,
+  type ForecastRequest,
+  type HistoryRequest,
+  type IntensityPoint,
+  type IntensityRequest as IntensityRequestMsg,
+  type IntensitySeries,
+  type ListProvidersResponse,
+  type Location,
+  type ResolvedLocation,
+} from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { AppError, Code } from "../shared/errors.js";
+import { unary, unimplemented } from "../shared/grpc-status.js";
+import type { Logger } from "../shared/log.js";
+import { msFromDuration } from "../shared/proto-time.js";
 import type { ServiceRegistration } from "../shared/serve.js";
+import { emissionFactorOf, locationOf, pointToProto, type Attempt } from "./codec.js";
+import type { Point } from "./core/point.js";
+import type { Intensity, IntensityRequest } from "./intensity.js";
 
-export function intensityRegistration(): ServiceRegistration {
-  const implementation: UntypedServiceImplementation = {};
-  for (const [method, def] of Object.entries(CarbonIntensityService)) {
-    implementation[method] = unimplemented(def.path, def.responseStream);
-  }
+const DAY_MS = 86_400_000;
+const MAX_HISTORY_MS = 366 * DAY_MS;
+const MAX_FORECAST_MS = 72 * 3_600_000;
+
+function request(msg: { location?: Location | undefined; emissionFactor: number; allowEstimated?: boolean | undefined; provider: string }): IntensityRequest {
+  return { location: locationOf(msg.location), emissionFactor: emissionFactorOf(msg.emissionFactor), allowEstimated: msg.allowEstimated ?? true, provider: msg.provider };
+}
+
+function series(zone: string, points: readonly Point[], attempts: readonly Attempt[], gaps: ReadonlyArray<{ startMs: number; endMs: number }> = []): IntensitySeries {
+  return {
+    zone,
+    points: points.map((p) => pointToProto(p)),
+    attempts: attempts.map((a) => ({ ...a })),
+    gaps: gaps.map((g) => ({ start: new Date(g.startMs), end: new Date(g.endMs) })),
+  };
+}
+
+function range(start: Date | undefined, end: Date | undefined, nowMs: number): [number, number] {
+  if (!start || !end) throw new AppError(Code.InvalidArgument, "start and end are required", { hint: "UTC timestamps, start before end" });
+  const [fromMs, toMs] = [start.getTime(), Math.min(end.getTime(), nowMs)];
+  if (!(fromMs < toMs)) throw new AppError(Code.InvalidArgument, "start must be before end (and before now)");
+  if (toMs - fromMs > MAX_HISTORY_MS) throw new AppError(Code.InvalidArgument, "at most 366 days per request", { hint: "split the range" });
+  return [fromMs, toMs];
+}
+
+const gapPolicy = (p: GapPolicy): "error" | "fill" => (p === GapPolicy.GAP_POLICY_ERROR ? "error" : "fill");
+
+const METHOD = { zone: ResolutionMethod.RESOLUTION_METHOD_ZONE, coordinates: ResolutionMethod.RESOLUTION_METHOD_COORDINATES, ip_lookup: ResolutionMethod.RESOLUTION_METHOD_IP_LOOKUP };
+
+export function intensityRegistration(intensity: Intensity, nowMs: () => number, log: Logger): ServiceRegistration {
+  const implementation: UntypedServiceImplementation = {
+    getCurrentIntensity: unary(async (req: IntensityRequestMsg): Promise<IntensityPoint> => {
+      const r = await intensity.current(request(req));
+      return pointToProto(r.point, r.cached, r.attempts);
+    }, log),
+    getRecentIntensity: unary(async (req: IntensityRequestMsg): Promise<IntensitySeries> => {
+      // The 24 hours that end with the current one, on hour boundaries (Zeus's 24-point history).
+      const now = nowMs();
+      const hourStart = Math.floor(now / 3_600_000) * 3_600_000;
+      const h = await intensity.history(request(req), hourStart - DAY_MS + 3_600_000, now, "fill");
+      return series(h.zone, h.points, h.attempts, h.gaps);
+    }, log),
+    getIntensityHistory: unary(async (req: HistoryRequest): Promise<IntensitySeries> => {
+      const [fromMs, toMs] = range(req.start, req.end, nowMs());
+      const h = await intensity.history(request(req), fromMs, toMs, gapPolicy(req.gapPolicy));
+      return series(h.zone, h.points, h.attempts, h.gaps);
+    }, log),
+    getForecast: unary(async (req: ForecastRequest): Promise<IntensitySeries> => {
+      const horizonMs = req.horizon ? msFromDuration(req.horizon) : 24 * 3_600_000;
+      if (!(horizonMs > 0 && horizonMs <= MAX_FORECAST_MS)) throw new AppError(Code.InvalidArgument, "horizon must be between 0 and 72 h");
+      const f = await intensity.forecast({ ...request({ ...req, allowEstimated: true }) }, horizonMs);
+      return series(f.zone, f.points, f.attempts);
+    }, log),
+    computeEmissions: unary(async (req: ComputeEmissionsRequest): Promise<ComputeEmissionsResponse> => {
+      const segments = req.segments.map((s, i) => {
+        if (!s.start || !s.end) throw new AppError(Code.InvalidArgument, `segment ${i}: start and end are required`);
+        return { startMs: s.start.getTime(), endMs: s.end.getTime(), energyJ: s.energyJ, device: s.device };
+      });
+      const r = await intensity.emissions(request(req), segments, gapPolicy(req.gapPolicy));
+      const now = nowMs();
+      return {
+        carbonG: r.carbonG,
+        energyJ: r.energyJ,
+        totalCarbonG: r.totalCarbonG,
+        totalEnergyJ: r.totalEnergyJ,
+        periods: r.periods.map((p) => ({ intensity: pointToProto(p.point), energyJ: p.energyJ, carbonG: p.carbonG, filled: p.filled })),
+        provisional: r.periods.some((p) => p.point.isEstimated || p.point.source === "forecast" || p.point.validToMs > now),
+        attempts: r.attempts.map((a) => ({ ...a })),
+      };
+    }, log),
+    resolveLocation: unary(async (req: Location): Promise<ResolvedLocation> => {
+      const r = await intensity.resolve(locationOf(req));
+      const provider = intensity.candidates(r.zone, "")[0]?.name ?? "";
+      return { zone: r.zone, ...(r.coordinates ? { coordinates: r.coordinates } : {}), provider, method: METHOD[r.method], detail: r.detail };
+    }, log),
+    listProviders: unary((): ListProvidersResponse => ({
+      providers: intensity.providers.map((p, order) => ({
+        name: p.name,
+        order,
+        health: p.unconfiguredReason === undefined ? ProviderHealth.PROVIDER_HEALTH_HEALTHY : ProviderHealth.PROVIDER_HEALTH_UNCONFIGURED,
+        reason: p.unconfiguredReason ?? "",
+        budgetRemaining: 0,
+        budgetCapacity: 0,
+        signal: p.signal === "marginal" ? 2 : 1,
+      })),
+    }), log),
+    watchIntensity: unimplemented(CarbonIntensityService.watchIntensity.path, true),
+  };
   return { name: "carbonmon.intensity.v1.CarbonIntensity", definition: CarbonIntensityService, implementation };
 }

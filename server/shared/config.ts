@@ -40,6 +40,8 @@ export const SETTINGS = [
   { env: "WATTTIME_PASSWORD", flag: "--watttime-password", services: INTENSITY, description: "WattTime password" },
   { env: "CARBONMON_WATTTIME_URL", flag: "--watttime-url", services: INTENSITY, default: "https://api.watttime.org", description: "WattTime API base URL" },
   { env: "CARBONMON_UKGRID_URL", flag: "--ukgrid-url", services: INTENSITY, default: "https://api.carbonintensity.org.uk", description: "UK Carbon Intensity API base URL" },
+  { env: "CARBONMON_PROVIDERS", flag: "--providers", services: INTENSITY, default: "electricitymaps,ukgrid,static,offline", description: "the fallback chain, in order (electricitymaps, ukgrid, static, offline); providers that are not configured or do not cover a zone are skipped" },
+  { env: "CARBONMON_INTENSITY_CONSTANTS", flag: "--intensity-constants", services: INTENSITY, description: "fixed intensities for the static provider, e.g. \"DE=350,GB=180\" (g/kWh; air-gapped sites, tests)" },
   { env: "CARBONMON_IPINFO_URL", flag: "--ipinfo-url", services: BOTH, default: "http://ipinfo.io/json", description: "ipinfo-compatible endpoint used for CARBONMON_LOCATION=auto" },
   { env: "CARBONMON_LOG_LEVEL", flag: "--log-level", services: BOTH, default: "info", description: "trace, debug, info, warn, error, fatal or silent (JSON logs on stderr)" },
 ] as const satisfies readonly Setting[];
@@ -73,6 +75,8 @@ export interface IntensityConfig {
   ukgridUrl: string;
   ipinfoUrl: string;
   logLevel: string;
+  providers: string[];
+  intensityConstants: string | undefined;
 }
 
 export interface ConfigSource {
@@ -87,6 +91,7 @@ export class ConfigError extends AppError {
   }
 }
 
+export const PROVIDER_NAMES = ["electricitymaps", "ukgrid", "static", "offline"] as const;
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 /** Reads one service's settings: flags override environment variables, which override defaults. */
@@ -171,6 +176,16 @@ class Reader {
     return value;
   }
 
+  /** A comma-separated list of names from `allowed`, each once. */
+  list(env: string, allowed: readonly string[]): string[] {
+    const items = this.required(env).split(",").map((x) => x.trim()).filter(Boolean);
+    const bad = items.filter((x) => !allowed.includes(x));
+    if (items.length === 0 || bad.length > 0 || new Set(items).size !== items.length) {
+      this.problems.push(`${env}=${JSON.stringify(this.required(env))}: expected a comma-separated list of ${allowed.join(", ")}, each once`);
+    }
+    return items;
+  }
+
   location(env: string): string | undefined {
     const value = this.text(env);
     if (value === undefined) return undefined;
@@ -233,6 +248,8 @@ export function loadIntensityConfig(source: ConfigSource = {}): IntensityConfig 
     ukgridUrl: r.url("CARBONMON_UKGRID_URL"),
     ipinfoUrl: r.url("CARBONMON_IPINFO_URL"),
     logLevel: r.oneOf("CARBONMON_LOG_LEVEL", LOG_LEVELS),
+    providers: r.list("CARBONMON_PROVIDERS", PROVIDER_NAMES),
+    intensityConstants: r.text("CARBONMON_INTENSITY_CONSTANTS"),
   };
   if ((config.watttimeUsername === undefined) !== (config.watttimePassword === undefined)) {
     r.problems.push("WATTTIME_USERNAME and WATTTIME_PASSWORD: set both or neither");

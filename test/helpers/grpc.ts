@@ -51,9 +51,12 @@ export interface TestIntensity extends IntensityServer {
   close(): Promise<void>;
 }
 
+/** The intensity service on 127.0.0.1:0; env may name its CARBONMON_DATA_DIR (kept), else a temporary one. */
 export async function startTestIntensity(env: Record<string, string> = {}): Promise<TestIntensity> {
-  const data = tempDataDir();
-  const config = loadIntensityConfig({ env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, ...env } });
+  const data = env.CARBONMON_DATA_DIR ? { dir: env.CARBONMON_DATA_DIR, cleanup: () => undefined } : tempDataDir();
+  const config = loadIntensityConfig({
+    env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, CARBONMON_LOG_LEVEL: "silent", ...env },
+  });
   const server = await startIntensity(config, silentLogger());
   const client = new CarbonIntensityClient(server.running.address, credentials.createInsecure());
   return {

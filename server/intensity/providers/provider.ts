@@ -27,6 +27,8 @@ export interface Provider {
   /** "electricitymaps", "watttime", "ukgrid", "static", "offline". */
   readonly name: string;
   readonly signal: Signal;
+  /** The only emission factor the provider's values have, whatever is asked (UK grid: direct). */
+  readonly fixedEmissionFactor?: EmissionFactor;
   /** Whether the provider can be used with the current configuration, and why not. */
   readonly unconfiguredReason: string | undefined;
   /** Whether the provider has data for a zone (without asking upstream). */

@@ -1,0 +1,191 @@
+/**
+ * The intensity service's domain: locations to zones, the fallback chain of providers per zone, caching
+ * with single flight, the store that keeps every point, gap filling and emissions. Every answer says which
+ * provider gave it and why earlier ones did not (attempts).
+ */
+import type { Clock } from "../shared/clock.js";
+import { AppError, Code } from "../shared/errors.js";
+import type { Logger } from "../shared/log.js";
+import type { TtlCache } from "./cache.js";
+import type { Attempt, LocationQuery } from "./codec.js";
+import { computeEmissions, type EmissionsResult } from "./core/emissions.js";
+import { isProvisional, type EmissionFactor, type Point } from "./core/point.js";
+import { fillGaps, gaps, normalize } from "./core/series.js";
+import type { Coordinates, Provider, Query } from "./providers/provider.js";
+import type { IntensityStore } from "./store.js";
+
+const DAY_MS = 86_400_000;
+const MINUTE_MS = 60_000;
+
+export interface IntensityRequest {
+  location: LocationQuery;
+  emissionFactor: EmissionFactor;
+  allowEstimated: boolean;
+  /** Ask this provider only; empty: the chain. */
+  provider: string;
+}
+
+export interface Resolved {
+  zone: string;
+  coordinates?: Coordinates;
+  method: "zone" | "coordinates" | "ip_lookup";
+  detail: string;
+}
+
+/** One provider of a zone's chain, or why it is skipped. */
+interface Link {
+  provider: Provider;
+  skip?: Attempt;
+}
+
+export interface IntensityDeps {
+  providers: Provider[];
+  store: IntensityStore;
+  cache: TtlCache;
+  clock: Clock;
+  log: Logger;
+  /** Coordinates of this machine from the IP-location endpoint (CARBONMON_IPINFO_URL). */
+  locateByIp: () => Promise<{ coordinates: Coordinates; detail: string }>;
+}
+
+export class Intensity {
+  constructor(private readonly deps: IntensityDeps) {}
+
+  get providers(): readonly Provider[] {
+    return this.deps.providers;
+  }
+
+  async resolve(location: LocationQuery): Promise<Resolved> {
+    if (location.kind === "zone") return { zone: location.zone, method: "zone", detail: "zone given" };
+    const ip = location.kind === "auto" ? await this.deps.locateByIp() : undefined;
+    const coordinates = ip?.coordinates ?? (location as { lat: number; lon: number });
+    const resolver = this.deps.providers.find((p) => p.resolve && p.unconfiguredReason === undefined);
+    if (!resolver?.resolve) {
+      throw new AppError(Code.FailedPrecondition, "coordinates need a provider that maps them to a grid zone (ElectricityMaps)", {
+        hint: "set ELECTRICITYMAPS_API_TOKEN, or give the zone instead",
+      });
+    }
+    const key = `resolve|${coordinates.lat.toFixed(3)},${coordinates.lon.toFixed(3)}`;
+    const { value } = await this.deps.cache.get(key, () => resolver.resolve!(coordinates), () => DAY_MS);
+    return { zone: value.zone, coordinates: { lat: coordinates.lat, lon: coordinates.lon }, method: ip ? "ip_lookup" : "coordinates", detail: ip?.detail ?? `${resolver.name} mapped the coordinates` };
+  }
+
+  /** Providers to ask for a zone, in chain order. */
+  candidates(zone: string, only: string): Provider[] {
+    return this.chain(zone, only).flatMap((l) => (l.skip ? [] : [l.provider]));
+  }
+
+  /** The chain for a zone, in order: each provider, or why it will not be asked (reported as an attempt). */
+  private chain(zone: string, only: string): Link[] {
+    const all = this.deps.providers.filter((p) => !only || p.name === only);
+    if (only && all.length === 0) throw new AppError(Code.InvalidArgument, `no provider named ${JSON.stringify(only)}`, { hint: `configured: ${this.deps.providers.map((p) => p.name).join(", ")}` });
+    const links = all.map((provider): Link => {
+      const skip = provider.unconfiguredReason ?? (provider.covers(zone) ? undefined : `no data for zone ${zone}`);
+      return skip ? { provider, skip: { provider: provider.name, code: Code.FailedPrecondition, message: skip } } : { provider };
+    });
+    if (links.every((l) => l.skip)) {
+      throw new AppError(Code.NotFound, `no configured provider covers zone ${zone} (${links.map((l) => `${l.provider.name}: ${l.skip!.message}`).join("; ")})`, {
+        hint: "configure a provider for it, or a constant (CARBONMON_INTENSITY_CONSTANTS)",
+      });
+    }
+    return links;
+  }
+
+  /** The first provider's answer, with what happened to each provider before it. */
+  private async firstAnswer<T>(chain: Link[], ask: (p: Provider) => Promise<T>, accept: (v: T) => boolean = () => true): Promise<{ value: T; provider: Provider; attempts: Attempt[] }> {
+    const attempts: Attempt[] = [];
+    for (const { provider, skip } of chain) {
+      if (skip) {
+        attempts.push(skip);
+        continue;
+      }
+      try {
+        const value = await ask(provider);
+        if (!accept(value)) {
+          attempts.push({ provider: provider.name, code: Code.NotFound, message: "no values for the period" });
+          continue;
+        }
+        attempts.push({ provider: provider.name, code: "OK", message: "" });
+        return { value, provider, attempts };
+      } catch (err) {
+        const e = AppError.from(err);
+        attempts.push({ provider: provider.name, code: e.code, message: e.message });
+      }
+    }
+    const tried = attempts.filter((a) => a.code !== Code.FailedPrecondition);
+    const first = tried.find((a) => a.code !== Code.NotFound) ?? tried[0] ?? attempts[0]!;
+    throw new AppError(first.code as Code, `no provider could answer: ${attempts.map((a) => `${a.provider}: ${a.message}`).join("; ")}`);
+  }
+
+  private query(zone: string, req: IntensityRequest): Query {
+    return { zone, emissionFactor: req.emissionFactor, allowEstimated: req.allowEstimated };
+  }
+
+  private key(op: string, zone: string, req: IntensityRequest, extra = ""): string {
+    return `${op}|${req.provider}|${zone}|${req.emissionFactor}|${req.allowEstimated}|${extra}`;
+  }
+
+  async current(req: IntensityRequest): Promise<{ point: Point; attempts: Attempt[]; cached: boolean }> {
+    const { zone } = await this.resolve(req.location);
+    const load = async () => {
+      const r = await this.firstAnswer(this.chain(zone, req.provider), (p) => p.current(this.query(zone, req)));
+      this.deps.store.save([r.value]);
+      return r;
+    };
+    const ttl = (r: { value: Point }) => Math.max(30_000, Math.min(5 * MINUTE_MS, r.value.validToMs - this.deps.clock.nowMs()));
+    const { value, cached } = await this.deps.cache.get(this.key("current", zone, req), load, ttl);
+    return { point: value.value, attempts: value.attempts, cached };
+  }
+
+  /** Values over [from, to): the first provider that answers, completed from the store, gaps filled by later providers. */
+  async history(req: IntensityRequest, fromMs: number, toMs: number, gapPolicy: "error" | "fill"): Promise<{ zone: string; points: Point[]; attempts: Attempt[]; gaps: Array<{ startMs: number; endMs: number }> }> {
+    const { zone } = await this.resolve(req.location);
+    const load = () => this.loadHistory(zone, req, fromMs, toMs, gapPolicy);
+    const ttl = (r: { points: Point[] }) => (r.points.some((p) => isProvisional(p, this.deps.clock.nowMs())) ? MINUTE_MS : 60 * MINUTE_MS);
+    const { value } = await this.deps.cache.get(this.key("history", zone, req, `${fromMs}-${toMs}-${gapPolicy}`), load, ttl);
+    return value;
+  }
+
+  private async loadHistory(zone: string, req: IntensityRequest, fromMs: number, toMs: number, gapPolicy: "error" | "fill") {
+    const attempts: Attempt[] = [];
+    let points: Point[] = [];
+    let asked = 0;
+    for (const { provider, skip } of this.chain(zone, req.provider)) {
+      if (skip) {
+        attempts.push(skip);
+        continue;
+      }
+      const stored = this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs);
+      let fetched: Point[] = [];
+      try {
+        fetched = await provider.range(this.query(zone, req), fromMs, toMs);
+        this.deps.store.save(fetched);
+        attempts.push({ provider: provider.name, code: "OK", message: "" });
+      } catch (err) {
+        const e = AppError.from(err);
+        attempts.push({ provider: provider.name, code: e.code, message: stored.length > 0 ? `${e.message} (answered from the store)` : e.message });
+      }
+      const mine = normalize([...stored, ...fetched]);
+      points = asked++ === 0 ? mine : fillGaps(points, mine, fromMs, toMs).points;
+      if (gaps(points, fromMs, toMs).length === 0 || gapPolicy === "error") break;
+    }
+    return { zone, points, attempts, gaps: gaps(points, fromMs, toMs) };
+  }
+
+  async forecast(req: IntensityRequest, horizonMs: number): Promise<{ zone: string; points: Point[]; attempts: Attempt[] }> {
+    const { zone } = await this.resolve(req.location);
+    const chain = this.chain(zone, req.provider).filter((l) => l.provider.forecast);
+    if (chain.every((l) => l.skip)) throw new AppError(Code.NotFound, `no configured provider forecasts zone ${zone}`, { hint: "forecasts come from ElectricityMaps (paid plans) and the UK grid (GB)" });
+    const load = () => this.firstAnswer(chain, (p) => p.forecast!(this.query(zone, req), horizonMs), (v) => v.length > 0);
+    const { value } = await this.deps.cache.get(this.key("forecast", zone, req, String(horizonMs)), load, () => 10 * MINUTE_MS);
+    return { zone, points: value.value, attempts: value.attempts };
+  }
+
+  async emissions(req: IntensityRequest, segments: Array<{ startMs: number; endMs: number; energyJ: number; device: string }>, gapPolicy: "error" | "fill"): Promise<EmissionsResult & { attempts: Attempt[] }> {
+    if (segments.length === 0) throw new AppError(Code.InvalidArgument, "no energy segments", { hint: "send at least one segment" });
+    const fromMs = Math.min(...segments.map((s) => s.startMs));
+    const toMs = Math.max(...segments.map((s) => s.endMs + (s.endMs === s.startMs ? 1 : 0)));
+    const history = await this.history(req, Math.floor(fromMs / 3_600_000) * 3_600_000, toMs, gapPolicy);
+    return { ...computeEmissions(segments, history.points, { gapPolicy }), attempts: history.attempts };
+  }
+}

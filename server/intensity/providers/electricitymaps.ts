@@ -1,0 +1,179 @@
+/**
+ * ElectricityMaps v3 (average signal): latest, 24 h history, past-range in ≤ 240 h chunks, forecast, and
+ * coordinates → zone. Every request carries the `auth-token` header; every answer's zone is checked
+ * against the one asked for (a lat/lon outside every zone otherwise resolves to the caller's IP).
+ */
+import { systemClock, type Clock } from "../../shared/clock.js";
+import { AppError, Code } from "../../shared/errors.js";
+import type { EmissionFactor, Point, Source } from "../core/point.js";
+import { getJson, type GetJsonOptions } from "../http.js";
+import type { Coordinates, Provider, Query, ResolvedZone } from "./provider.js";
+
+const HOUR_MS = 3_600_000;
+export const PAST_RANGE_MAX_HOURS = 240;
+export const FORECAST_MAX_HOURS = 72;
+const NAME = "electricitymaps";
+
+export interface ElectricityMapsOptions {
+  baseUrl: string;
+  apiToken: string | undefined;
+  clock?: Clock;
+  /** Overrides for the HTTP client (tests: sleep, timeoutMs, retries). */
+  http?: Partial<Pick<GetJsonOptions, "sleep" | "timeoutMs" | "retries" | "signal">>;
+}
+
+/** One point as ElectricityMaps answers it (latest, history[], past-range data[], forecast[]). */
+interface RawPoint {
+  zone?: string;
+  carbonIntensity?: number | null;
+  datetime?: string;
+  updatedAt?: string;
+  emissionFactorType?: string;
+  isEstimated?: boolean | null;
+  estimationMethod?: string | null;
+}
+
+type Params = Record<string, string | number | boolean>;
+
+export function codeFromHttpStatus(status: number): Code | undefined {
+  return ({ 400: Code.InvalidArgument, 401: Code.Unauthenticated, 403: Code.PermissionDenied, 404: Code.NotFound } as Record<number, Code>)[status];
+}
+
+function hintFromHttpStatus(status: number): string | undefined {
+  if (status === 401) return "check ELECTRICITYMAPS_API_TOKEN; the free tier covers one zone: the token may not cover this zone or endpoint";
+  if (status === 403) return "the ElectricityMaps plan of this token does not include this endpoint or zone";
+  return undefined;
+}
+
+export class ElectricityMapsProvider implements Provider {
+  readonly name = NAME;
+  readonly signal = "average" as const;
+  readonly unconfiguredReason: string | undefined;
+  private readonly baseUrl: string;
+  private readonly clock: Clock;
+
+  constructor(private readonly options: ElectricityMapsOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.clock = options.clock ?? systemClock;
+    this.unconfiguredReason = options.apiToken ? undefined : "ELECTRICITYMAPS_API_TOKEN is not set";
+  }
+
+  /** Any zone: upstream decides (and says 404 when it has none). */
+  covers(_zone: string): boolean {
+    return true;
+  }
+
+  async resolve(c: Coordinates): Promise<ResolvedZone> {
+    if (!(Math.abs(c.lat) <= 90 && Math.abs(c.lon) <= 180)) throw new AppError(Code.InvalidArgument, `invalid coordinates ${c.lat},${c.lon}`);
+    const body = (await this.get("/carbon-intensity/latest", { lat: c.lat, lon: c.lon, shouldUseFallbackCallerLookup: false })) as RawPoint;
+    if (typeof body?.zone !== "string" || body.zone === "") throw new AppError(Code.NotFound, `ElectricityMaps has no zone for ${c.lat},${c.lon}`);
+    return { zone: body.zone, coordinates: c, detail: `ElectricityMaps zone at ${c.lat},${c.lon}` };
+  }
+
+  async current(q: Query): Promise<Point> {
+    const raw = (await this.get("/carbon-intensity/latest", this.params(q))) as RawPoint;
+    checkZone(q.zone, raw?.zone);
+    const at = raw.datetime ?? new Date(this.clock.nowMs()).toISOString();
+    if (raw.carbonIntensity == null) throw new AppError(Code.NotFound, `no value for zone ${q.zone} at ${at}`);
+    const p = this.toPoint(q, raw, "live");
+    if (p.isEstimated && !q.allowEstimated) throw new AppError(Code.NotFound, `only an estimated value for zone ${q.zone} at ${at}`);
+    return p;
+  }
+
+  async range(q: Query, fromMs: number, toMs: number): Promise<Point[]> {
+    if (!(fromMs < toMs)) return [];
+    const now = this.clock.nowMs();
+    const raws = fromMs >= now - 24 * HOUR_MS ? await this.history(q) : await this.pastRange(q, fromMs, Math.min(toMs, now));
+    const points = raws.filter((r) => r.carbonIntensity != null).map((r) => this.toPoint(q, r, "live"));
+    return sortUnique(points.filter((p) => p.validFromMs < toMs && p.validToMs > fromMs && (q.allowEstimated || !p.isEstimated)));
+  }
+
+  async forecast(q: Query, horizonMs: number): Promise<Point[]> {
+    const horizonHours = Math.min(Math.max(Math.ceil(horizonMs / HOUR_MS), 1), FORECAST_MAX_HOURS);
+    const body = (await this.get("/carbon-intensity/forecast", { zone: q.zone, emissionFactorType: q.emissionFactor, horizonHours })) as { zone?: string; forecast?: RawPoint[]; updatedAt?: string };
+    checkZone(q.zone, body?.zone);
+    const now = this.clock.nowMs();
+    const raws = arrayOf(body.forecast, "forecast").filter((r) => r.carbonIntensity != null);
+    const points = raws.map((r) => this.toPoint(q, { updatedAt: body.updatedAt, ...r, zone: body.zone }, "forecast"));
+    return sortUnique(points.filter((p) => p.validToMs > now && p.validFromMs < now + horizonMs));
+  }
+
+  private async history(q: Query): Promise<RawPoint[]> {
+    const body = (await this.get("/carbon-intensity/history", this.params(q))) as { zone?: string; history?: RawPoint[] };
+    checkZone(q.zone, body?.zone);
+    return arrayOf(body.history, "history");
+  }
+
+  /** Hour-aligned chunks of ≤ 240 h, in order. */
+  private async pastRange(q: Query, fromMs: number, toMs: number): Promise<RawPoint[]> {
+    const out: RawPoint[] = [];
+    for (let start = Math.floor(fromMs / HOUR_MS) * HOUR_MS; start < toMs; start += PAST_RANGE_MAX_HOURS * HOUR_MS) {
+      const end = Math.min(start + PAST_RANGE_MAX_HOURS * HOUR_MS, toMs);
+      const params = { ...this.params(q), start: new Date(start).toISOString(), end: new Date(end).toISOString() };
+      const body = (await this.get("/carbon-intensity/past-range", params)) as { zone?: string; data?: RawPoint[] };
+      checkZone(q.zone, body?.zone);
+      out.push(...arrayOf(body.data, "past-range data"));
+    }
+    return out;
+  }
+
+  private params(q: Query): Params {
+    return { zone: q.zone, emissionFactorType: q.emissionFactor, disableEstimations: !q.allowEstimated };
+  }
+
+  private get(path: string, params: Params): Promise<unknown> {
+    if (!this.options.apiToken) throw new AppError(Code.FailedPrecondition, "ELECTRICITYMAPS_API_TOKEN is not set", { hint: "set it to use ElectricityMaps" });
+    const query = new URLSearchParams(Object.entries(params).map(([k, v]): [string, string] => [k, String(v)]));
+    return getJson(`${this.baseUrl}${path}?${query}`, {
+      ...this.options.http,
+      provider: NAME,
+      headers: { "auth-token": this.options.apiToken },
+      codeFromHttpStatus,
+      hintFromHttpStatus,
+    });
+  }
+
+  private toPoint(q: Query, r: RawPoint, source: Source): Point {
+    const validFromMs = Date.parse(r.datetime ?? "");
+    if (typeof r.carbonIntensity !== "number" || !Number.isFinite(validFromMs)) throw malformed(`point ${JSON.stringify(r).slice(0, 200)}`);
+    const updated = r.updatedAt === undefined ? NaN : Date.parse(r.updatedAt);
+    return {
+      zone: r.zone ?? q.zone,
+      gPerKwh: r.carbonIntensity,
+      validFromMs,
+      validToMs: validFromMs + HOUR_MS,
+      isEstimated: r.isEstimated === true,
+      ...(r.estimationMethod ? { estimationMethod: r.estimationMethod } : {}),
+      provider: NAME,
+      signal: "average",
+      emissionFactor: emissionFactor(r.emissionFactorType) ?? q.emissionFactor,
+      source,
+      fetchedAtMs: this.clock.nowMs(),
+      ...(Number.isFinite(updated) ? { sourceUpdatedAtMs: updated } : {}),
+    };
+  }
+}
+
+/** The zone ElectricityMaps answered for must be the one asked for (zone keys compared case-insensitively). */
+function checkZone(asked: string, answered: unknown): void {
+  if (typeof answered !== "string") throw malformed("an answer without a zone");
+  if (answered.toUpperCase() !== asked.toUpperCase()) throw new AppError(Code.NotFound, `ElectricityMaps answered for zone ${answered} instead of ${asked}`);
+}
+
+function emissionFactor(v: string | undefined): EmissionFactor | undefined {
+  return v === "lifecycle" || v === "direct" ? v : undefined;
+}
+
+function arrayOf(v: RawPoint[] | undefined, what: string): RawPoint[] {
+  if (!Array.isArray(v)) throw malformed(`an answer without ${what}`);
+  return v;
+}
+
+function malformed(what: string): AppError {
+  return new AppError(Code.Unavailable, `ElectricityMaps returned ${what}`);
+}
+
+function sortUnique(points: Point[]): Point[] {
+  const byStart = new Map(points.map((p) => [p.validFromMs, p]));
+  return [...byStart.values()].sort((a, b) => a.validFromMs - b.validFromMs);
+}

@@ -1,0 +1,194 @@
+/**
+ * A fake ElectricityMaps v3 on a real node:http server (127.0.0.1:0), answering in the recorded shapes
+ * (see test/fixtures/electricitymaps/history-us-midw-miso.json and /work/shared/FACTS.md): auth-token
+ * checked on every request, /carbon-intensity/latest (zone or lat/lon), /history (the last 24 points),
+ * /past-range (≤ 240 h, else 400), /forecast (horizonHours ≤ 72). Tests script faults per path and read
+ * every request back.
+ */
+import { readFileSync } from "node:fs";
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export const FAKE_EM_TOKEN = "em-test-token-3f9c2a71d5";
+const HOUR_MS = 3_600_000;
+
+/** A point exactly as ElectricityMaps sends it. */
+export interface EmPoint {
+  zone: string;
+  carbonIntensity: number | null;
+  datetime: string;
+  updatedAt: string;
+  createdAt: string;
+  emissionFactorType: string;
+  isEstimated: boolean;
+  estimationMethod: string | null;
+}
+
+export interface EmForecastPoint {
+  carbonIntensity: number | null;
+  datetime: string;
+}
+
+export interface FakeLocation {
+  lat: number;
+  lon: number;
+  zone: string;
+}
+
+export interface FakeElectricityMapsOptions {
+  token?: string;
+  /** Hourly points per zone, oldest first (default: the recorded US-MIDW-MISO history as recorded). */
+  series?: Record<string, EmPoint[]>;
+  /** Forecast points per zone (default: 72 hourly points after the zone's last point). */
+  forecasts?: Record<string, EmForecastPoint[]>;
+  /** Coordinates → zone, matched within 0.5°. */
+  locations?: FakeLocation[];
+  /** Where a lat/lon outside every location lands unless shouldUseFallbackCallerLookup=false (the caller's IP). */
+  callerZone?: string;
+}
+
+/** A scripted misbehaviour for one path ("/carbon-intensity/latest", …). */
+export interface Fault {
+  /** Answer this status with `body` (object → JSON) instead of the normal answer. */
+  status?: number;
+  body?: string | object;
+  headers?: Record<string, string>;
+  /** Wait before the headers. */
+  delayMs?: number;
+  /** Send the headers, then wait before the body. */
+  bodyDelayMs?: number;
+  malformedJson?: boolean;
+  /** Answer as this zone instead of the one asked for. */
+  zone?: string;
+  /** Every point's carbonIntensity null. */
+  nullIntensity?: boolean;
+  /** How many requests it applies to (default: all until cleared). */
+  times?: number;
+}
+
+export interface RecordedRequest {
+  /** Without the /v3 prefix, e.g. "/carbon-intensity/history". */
+  path: string;
+  query: Record<string, string>;
+  headers: IncomingHttpHeaders;
+}
+
+export interface FakeElectricityMaps {
+  /** The API base, like https://api.electricitymap.org/v3. */
+  url: string;
+  token: string;
+  requests: RecordedRequest[];
+  setFault(path: string, fault: Fault | undefined): void;
+  setSeries(zone: string, points: EmPoint[]): void;
+  close(): Promise<void>;
+}
+
+const FIXTURE = new URL("../fixtures/electricitymaps/history-us-midw-miso.json", import.meta.url);
+
+/** The recorded history (24 points of US-MIDW-MISO); re-dated so that the last point starts at lastStartMs. */
+export function recordedHistory(lastStartMs?: number): EmPoint[] {
+  const points = (JSON.parse(readFileSync(FIXTURE, "utf8")) as { history: EmPoint[] }).history;
+  if (lastStartMs === undefined) return points;
+  const shift = lastStartMs - Date.parse(points[points.length - 1]!.datetime);
+  const move = (iso: string): string => new Date(Date.parse(iso) + shift).toISOString();
+  return points.map((p) => ({ ...p, datetime: move(p.datetime), updatedAt: move(p.updatedAt), createdAt: move(p.createdAt) }));
+}
+
+/** `hours` hourly measured points from fromMs, value(i) for the i-th (default 100 + i). */
+export function hourlySeries(zone: string, fromMs: number, hours: number, value: (i: number) => number | null = (i) => 100 + i): EmPoint[] {
+  return Array.from({ length: hours }, (_, i) => {
+    const datetime = new Date(fromMs + i * HOUR_MS).toISOString();
+    const carbonIntensity = value(i);
+    return { zone, carbonIntensity, datetime, updatedAt: datetime, createdAt: datetime, emissionFactorType: "lifecycle", isEstimated: false, estimationMethod: null };
+  });
+}
+
+export async function startFakeElectricityMaps(options: FakeElectricityMapsOptions = {}): Promise<FakeElectricityMaps> {
+  const token = options.token ?? FAKE_EM_TOKEN;
+  const series = new Map(Object.entries(options.series ?? { "US-MIDW-MISO": recordedHistory() }));
+  const faults = new Map<string, Fault>();
+  const requests: RecordedRequest[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  const wait = (ms: number): Promise<void> => new Promise((resolve) => timers.add(setTimeout(resolve, ms)));
+
+  const takeFault = (path: string): Fault | undefined => {
+    const f = faults.get(path);
+    if (f?.times !== undefined && --f.times <= 0) faults.delete(path);
+    return f;
+  };
+
+  const answer = (path: string, q: Record<string, string>, fault: Fault | undefined): [number, unknown] => {
+    const zone = q.zone ?? locate(q);
+    if (zone === undefined) return q.lat !== undefined ? [404, { error: `No zone found for coordinates ${q.lat},${q.lon}` }] : [400, { error: "Either zone or lat/lon must be provided" }];
+    const points = series.get(zone);
+    if (!points || points.length === 0) return [404, { error: `No recent data for zone "${zone}"` }];
+    if (q.emissionFactorType !== undefined && !["lifecycle", "direct"].includes(q.emissionFactorType)) return [400, { error: `Invalid emissionFactorType ${q.emissionFactorType}` }];
+    const shown = (ps: EmPoint[]): EmPoint[] =>
+      ps.map((p) => ({ ...p, zone: fault?.zone ?? p.zone, emissionFactorType: q.emissionFactorType ?? p.emissionFactorType, ...(fault?.nullIntensity ? { carbonIntensity: null } : {}) }));
+    const answeredZone = fault?.zone ?? zone;
+    switch (path) {
+      case "/carbon-intensity/latest":
+        return [200, shown(points.slice(-1))[0]];
+      case "/carbon-intensity/history":
+        return [200, { zone: answeredZone, history: shown(points.slice(-24)) }];
+      case "/carbon-intensity/past-range": {
+        const start = Date.parse(q.start ?? ""), end = Date.parse(q.end ?? "");
+        if (!Number.isFinite(start) || !Number.isFinite(end) || end < start) return [400, { error: "start and end must be datetimes, start before end" }];
+        if (end - start > 240 * HOUR_MS) return [400, { error: "The maximum range is 10 days (240 hours)" }];
+        const inRange = points.filter((p) => Date.parse(p.datetime) >= start && Date.parse(p.datetime) <= end);
+        return [200, { zone: answeredZone, data: shown(inRange) }];
+      }
+      case "/carbon-intensity/forecast": {
+        const hours = q.horizonHours === undefined ? 24 : Number(q.horizonHours);
+        if (!(hours >= 1 && hours <= 72)) return [400, { error: "horizonHours must be between 1 and 72" }];
+        const all = options.forecasts?.[zone] ?? hourlySeries(zone, Date.parse(points[points.length - 1]!.datetime) + HOUR_MS, 72, (i) => 300 + i);
+        const forecast = all.slice(0, hours).map((p) => ({ carbonIntensity: fault?.nullIntensity ? null : p.carbonIntensity, datetime: p.datetime }));
+        return [200, { zone: answeredZone, forecast, updatedAt: points[points.length - 1]!.updatedAt }];
+      }
+      default:
+        return [404, { error: `Not found: ${path}` }];
+    }
+  };
+
+  const locate = (q: Record<string, string>): string | undefined => {
+    if (q.lat === undefined || q.lon === undefined) return undefined;
+    const lat = Number(q.lat), lon = Number(q.lon);
+    const hit = options.locations?.find((l) => Math.abs(l.lat - lat) <= 0.5 && Math.abs(l.lon - lon) <= 0.5);
+    return hit?.zone ?? (q.shouldUseFallbackCallerLookup === "false" ? undefined : (options.callerZone ?? "DE"));
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const u = new URL(req.url ?? "/", "http://fake");
+    const path = u.pathname.replace(/^\/v3(?=\/)/, "");
+    const query = Object.fromEntries(u.searchParams);
+    requests.push({ path, query, headers: req.headers });
+    const fault = takeFault(path);
+    if (fault?.delayMs) await wait(fault.delayMs);
+    let [status, body]: [number, unknown] = [fault?.status ?? 0, fault?.body];
+    if (!fault?.status) [status, body] = req.headers["auth-token"] === token ? answer(path, query, fault) : [401, { error: "Invalid auth-token" }];
+    const text = fault?.malformedJson ? '{"zone":"US-MIDW-MISO","carbonIntensity":4' : typeof body === "string" ? body : JSON.stringify(body ?? {});
+    if (res.destroyed) return;
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8", ...fault?.headers });
+    if (fault?.bodyDelayMs) {
+      res.flushHeaders();
+      await wait(fault.bodyDelayMs);
+    }
+    if (!res.destroyed) res.end(text);
+  };
+
+  const server = createServer((req, res) => void handle(req, res).catch(() => res.destroy()));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v3`,
+    token,
+    requests,
+    setFault: (path, fault) => (fault ? faults.set(path, { ...fault }) : faults.delete(path), undefined),
+    setSeries: (zone, points) => void series.set(zone, points),
+    close: () => {
+      for (const t of timers) clearTimeout(t);
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
