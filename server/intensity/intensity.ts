@@ -7,6 +7,7 @@ import type { Clock } from "../shared/clock.js";
 import { AppError, Code } from "../shared/errors.js";
 import type { Logger } from "../shared/log.js";
 import type { TtlCache } from "./cache.js";
+import type { ProviderGuard } from "./guard.js";
 import type { Attempt, LocationQuery } from "./codec.js";
 import { computeEmissions, type EmissionsResult } from "./core/emissions.js";
 import { isProvisional, type EmissionFactor, type Point } from "./core/point.js";
@@ -46,6 +47,8 @@ export interface IntensityDeps {
   log: Logger;
   /** Coordinates of this machine from the IP-location endpoint (CARBONMON_IPINFO_URL). */
   locateByIp: () => Promise<{ coordinates: Coordinates; detail: string }>;
+  /** Budget and circuit breaker per provider name. */
+  guards: ReadonlyMap<string, ProviderGuard>;
 }
 
 export class Intensity {
@@ -66,7 +69,7 @@ export class Intensity {
       });
     }
     const key = `resolve|${coordinates.lat.toFixed(3)},${coordinates.lon.toFixed(3)}`;
-    const { value } = await this.deps.cache.get(key, () => resolver.resolve!(coordinates), () => DAY_MS);
+    const { value } = await this.deps.cache.get(key, () => this.guarded(resolver, () => resolver.resolve!(coordinates)), () => DAY_MS);
     return { zone: value.zone, coordinates: { lat: coordinates.lat, lon: coordinates.lon }, method: ip ? "ip_lookup" : "coordinates", detail: ip?.detail ?? `${resolver.name} mapped the coordinates` };
   }
 
@@ -100,7 +103,7 @@ export class Intensity {
         continue;
       }
       try {
-        const value = await ask(provider);
+        const value = await this.guarded(provider, () => ask(provider));
         if (!accept(value)) {
           attempts.push({ provider: provider.name, code: Code.NotFound, message: "no values for the period" });
           continue;
@@ -115,6 +118,15 @@ export class Intensity {
     const tried = attempts.filter((a) => a.code !== Code.FailedPrecondition);
     const first = tried.find((a) => a.code !== Code.NotFound) ?? tried[0] ?? attempts[0]!;
     throw new AppError(first.code as Code, `no provider could answer: ${attempts.map((a) => `${a.provider}: ${a.message}`).join("; ")}`);
+  }
+
+  private guarded<T>(provider: Provider, call: () => Promise<T>): Promise<T> {
+    const guard = this.deps.guards.get(provider.name);
+    return guard ? guard.run(call) : call();
+  }
+
+  guard(name: string): ProviderGuard | undefined {
+    return this.deps.guards.get(name);
   }
 
   private query(zone: string, req: IntensityRequest): Query {
@@ -138,7 +150,7 @@ export class Intensity {
   }
 
   /** Values over [from, to): the first provider that answers, completed from the store, gaps filled by later providers. */
-  async history(req: IntensityRequest, fromMs: number, toMs: number, gapPolicy: "error" | "fill"): Promise<{ zone: string; points: Point[]; attempts: Attempt[]; gaps: Array<{ startMs: number; endMs: number }> }> {
+  async history(req: IntensityRequest, fromMs: number, toMs: number, gapPolicy: "error" | "fill"): Promise<{ zone: string; points: Point[]; filled: Point[]; attempts: Attempt[]; gaps: Array<{ startMs: number; endMs: number }> }> {
     const { zone } = await this.resolve(req.location);
     const load = () => this.loadHistory(zone, req, fromMs, toMs, gapPolicy);
     const ttl = (r: { points: Point[] }) => (r.points.some((p) => isProvisional(p, this.deps.clock.nowMs())) ? MINUTE_MS : 60 * MINUTE_MS);
@@ -149,6 +161,7 @@ export class Intensity {
   private async loadHistory(zone: string, req: IntensityRequest, fromMs: number, toMs: number, gapPolicy: "error" | "fill") {
     const attempts: Attempt[] = [];
     let points: Point[] = [];
+    const filled: Point[] = [];
     let asked = 0;
     for (const { provider, skip } of this.chain(zone, req.provider)) {
       if (skip) {
@@ -158,7 +171,7 @@ export class Intensity {
       const stored = this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs);
       let fetched: Point[] = [];
       try {
-        fetched = await provider.range(this.query(zone, req), fromMs, toMs);
+        fetched = await this.guarded(provider, () => provider.range(this.query(zone, req), fromMs, toMs));
         this.deps.store.save(fetched);
         attempts.push({ provider: provider.name, code: "OK", message: "" });
       } catch (err) {
@@ -166,10 +179,15 @@ export class Intensity {
         attempts.push({ provider: provider.name, code: e.code, message: stored.length > 0 ? `${e.message} (answered from the store)` : e.message });
       }
       const mine = normalize([...stored, ...fetched]);
-      points = asked++ === 0 ? mine : fillGaps(points, mine, fromMs, toMs).points;
+      if (asked++ === 0) points = mine;
+      else {
+        const f = fillGaps(points, mine, fromMs, toMs);
+        points = f.points;
+        filled.push(...f.filled);
+      }
       if (gaps(points, fromMs, toMs).length === 0 || gapPolicy === "error") break;
     }
-    return { zone, points, attempts, gaps: gaps(points, fromMs, toMs) };
+    return { zone, points, filled, attempts, gaps: gaps(points, fromMs, toMs) };
   }
 
   async forecast(req: IntensityRequest, horizonMs: number): Promise<{ zone: string; points: Point[]; attempts: Attempt[] }> {
@@ -186,6 +204,6 @@ export class Intensity {
     const fromMs = Math.min(...segments.map((s) => s.startMs));
     const toMs = Math.max(...segments.map((s) => s.endMs + (s.endMs === s.startMs ? 1 : 0)));
     const history = await this.history(req, Math.floor(fromMs / 3_600_000) * 3_600_000, toMs, gapPolicy);
-    return { ...computeEmissions(segments, history.points, { gapPolicy }), attempts: history.attempts };
+    return { ...computeEmissions(segments, history.points, { gapPolicy, filled: history.filled }), attempts: history.attempts };
   }
 }

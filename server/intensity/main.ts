@@ -6,7 +6,8 @@ import { serve, type RunningServer } from "../shared/serve.js";
 import { TtlCache } from "./cache.js";
 import { Intensity } from "./intensity.js";
 import { ipLocator } from "./ip-location.js";
-import { buildProviders } from "./providers/registry.js";
+import { ProviderGuard } from "./guard.js";
+import { BUDGETS, buildProviders } from "./providers/registry.js";
 import { intensityRegistration } from "./service.js";
 import { IntensityStore } from "./store.js";
 
@@ -23,7 +24,8 @@ export async function startIntensity(config: IntensityConfig, log: Logger, clock
   for (const p of providers) log.info({ provider: p.name, unconfigured: p.unconfiguredReason }, "provider");
   const store = new IntensityStore(config.dataDir);
   const cache = new TtlCache(clock);
-  const intensity = new Intensity({ providers, store, cache, clock, log, locateByIp: ipLocator(config.ipinfoUrl) });
+  const guards = new Map(providers.map((p) => [p.name, new ProviderGuard(p.name, BUDGETS[p.name], clock)]));
+  const intensity = new Intensity({ providers, store, cache, clock, log, guards, locateByIp: ipLocator(config.ipinfoUrl) });
   try {
     const running = await serve({
       listen: config.listen,

@@ -8,6 +8,8 @@ import {
   GapPolicy,
   ProviderHealth,
   ResolutionMethod,
+  SignalType,
+  type ProviderInfo,
   type ComputeEmissionsRequest,
   type ComputeEmissionsResponse,
   type ForecastRequest,
@@ -27,6 +29,7 @@ import type { ServiceRegistration } from "../shared/serve.js";
 import { emissionFactorOf, locationOf, pointToProto, type Attempt } from "./codec.js";
 import type { Point } from "./core/point.js";
 import type { Intensity, IntensityRequest } from "./intensity.js";
+import type { Provider } from "./providers/provider.js";
 
 const DAY_MS = 86_400_000;
 const MAX_HISTORY_MS = 366 * DAY_MS;
@@ -56,6 +59,29 @@ function range(start: Date | undefined, end: Date | undefined, nowMs: number): [
 const gapPolicy = (p: GapPolicy): "error" | "fill" => (p === GapPolicy.GAP_POLICY_ERROR ? "error" : "fill");
 
 const METHOD = { zone: ResolutionMethod.RESOLUTION_METHOD_ZONE, coordinates: ResolutionMethod.RESOLUTION_METHOD_COORDINATES, ip_lookup: ResolutionMethod.RESOLUTION_METHOD_IP_LOOKUP };
+
+const HEALTH = {
+  healthy: ProviderHealth.PROVIDER_HEALTH_HEALTHY,
+  degraded: ProviderHealth.PROVIDER_HEALTH_DEGRADED,
+  circuit_open: ProviderHealth.PROVIDER_HEALTH_CIRCUIT_OPEN,
+};
+
+function providerInfo(intensity: Intensity, p: Provider, order: number): ProviderInfo {
+  const guard = intensity.guard(p.name);
+  const health = p.unconfiguredReason !== undefined ? ProviderHealth.PROVIDER_HEALTH_UNCONFIGURED : HEALTH[guard?.health() ?? "healthy"];
+  const remaining = guard?.remaining() ?? Infinity;
+  return {
+    name: p.name,
+    order,
+    health,
+    reason: p.unconfiguredReason ?? (health === ProviderHealth.PROVIDER_HEALTH_HEALTHY ? "" : guard?.lastError ?? ""),
+    // No budget (local providers): reported as -1, "unlimited".
+    budgetRemaining: Number.isFinite(remaining) ? Math.floor(remaining) : -1,
+    budgetCapacity: guard?.budget?.capacity ?? -1,
+    ...(guard?.lastSuccessMs !== undefined ? { lastSuccess: new Date(guard.lastSuccessMs) } : {}),
+    signal: p.signal === "marginal" ? SignalType.SIGNAL_TYPE_MARGINAL : SignalType.SIGNAL_TYPE_AVERAGE,
+  };
+}
 
 export function intensityRegistration(intensity: Intensity, nowMs: () => number, log: Logger): ServiceRegistration {
   const implementation: UntypedServiceImplementation = {
@@ -103,17 +129,7 @@ export function intensityRegistration(intensity: Intensity, nowMs: () => number,
       const provider = intensity.candidates(r.zone, "")[0]?.name ?? "";
       return { zone: r.zone, ...(r.coordinates ? { coordinates: r.coordinates } : {}), provider, method: METHOD[r.method], detail: r.detail };
     }, log),
-    listProviders: unary((): ListProvidersResponse => ({
-      providers: intensity.providers.map((p, order) => ({
-        name: p.name,
-        order,
-        health: p.unconfiguredReason === undefined ? ProviderHealth.PROVIDER_HEALTH_HEALTHY : ProviderHealth.PROVIDER_HEALTH_UNCONFIGURED,
-        reason: p.unconfiguredReason ?? "",
-        budgetRemaining: 0,
-        budgetCapacity: 0,
-        signal: p.signal === "marginal" ? 2 : 1,
-      })),
-    }), log),
+    listProviders: unary((): ListProvidersResponse => ({ providers: intensity.providers.map((p, order) => providerInfo(intensity, p, order)) }), log),
     watchIntensity: unimplemented(CarbonIntensityService.watchIntensity.path, true),
   };
   return { name: "carbonmon.intensity.v1.CarbonIntensity", definition: CarbonIntensityService, implementation };

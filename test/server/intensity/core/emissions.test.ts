@@ -51,11 +51,8 @@ for (const [label, stepMs] of [["hourly", H], ["30-minute", 30 * MIN], ["5-minut
 
 test("several devices are keyed separately and summed into the totals", (t) => {
   const points = series(H, [100, 300]);
-  const r = computeEmissions(
-    [seg(T0, T0 + 2 * H, 2 * KWH_J, "gpu:0"), seg(T0, T0 + H, KWH_J, "gpu:1"), seg(T0 + H, T0 + 2 * H, KWH_J / 2, "cpu:0"), seg(T0 + H / 2, T0 + H / 2, 0, "dram:0")],
-    points,
-    ERR,
-  );
+  const segments = [seg(T0, T0 + 2 * H, 2 * KWH_J, "gpu:0"), seg(T0, T0 + H, KWH_J, "gpu:1"), seg(T0 + H, T0 + 2 * H, KWH_J / 2, "cpu:0"), seg(T0 + H / 2, T0 + H / 2, 0, "dram:0")];
+  const r = computeEmissions(segments, points, ERR);
   t.deepEqual(r.energyJ, { "gpu:0": 2 * KWH_J, "gpu:1": KWH_J, "cpu:0": KWH_J / 2, "dram:0": 0 });
   t.deepEqual(r.carbonG, { "gpu:0": 100 + 300, "gpu:1": 100, "cpu:0": 150, "dram:0": 0 });
   t.is(r.totalCarbonG, 650);

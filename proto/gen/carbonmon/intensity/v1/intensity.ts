@@ -560,7 +560,7 @@ export interface ProviderInfo {
   health: ProviderHealth;
   /** Why it is not healthy, and what to do. */
   reason: string;
-  /** Requests left in the current budget (token bucket), and its capacity. */
+  /** Requests left in the current budget (token bucket), and its capacity; -1: no budget (local providers). */
   budgetRemaining: number;
   budgetCapacity: number;
   lastSuccess?: Date | undefined;
