@@ -10,30 +10,41 @@ import { ProviderGuard } from "./guard.js";
 import { BUDGETS, buildProviders } from "./providers/registry.js";
 import { intensityRegistration } from "./service.js";
 import { IntensityStore } from "./store.js";
+import { IntensityWatch } from "./watch.js";
 
 export interface IntensityServer {
   running: RunningServer;
   config: IntensityConfig;
   intensity: Intensity;
   cache: TtlCache;
+  watch: IntensityWatch;
+}
+
+export interface IntensityOptions {
+  clock?: Clock;
+  /** How often WatchIntensity asks for the current value (through the cache); default 60 s. */
+  watchPollMs?: number;
 }
 
 /** Builds the provider chain, opens the store and serves CarbonIntensity on config.listen. */
-export async function startIntensity(config: IntensityConfig, log: Logger, clock: Clock = systemClock): Promise<IntensityServer> {
+export async function startIntensity(config: IntensityConfig, log: Logger, options: IntensityOptions = {}): Promise<IntensityServer> {
+  const clock = options.clock ?? systemClock;
   const providers = buildProviders(config, clock);
   for (const p of providers) log.info({ provider: p.name, unconfigured: p.unconfiguredReason }, "provider");
   const store = new IntensityStore(config.dataDir);
   const cache = new TtlCache(clock);
   const guards = new Map(providers.map((p) => [p.name, new ProviderGuard(p.name, BUDGETS[p.name], clock)]));
   const intensity = new Intensity({ providers, store, cache, clock, log, guards, locateByIp: ipLocator(config.ipinfoUrl) });
+  const watch = new IntensityWatch(intensity, options.watchPollMs ?? 60_000, log);
   try {
     const running = await serve({
       listen: config.listen,
-      services: [intensityRegistration(intensity, () => clock.nowMs(), log)],
+      services: [intensityRegistration(intensity, watch, () => clock.nowMs(), log)],
       log,
+      onDraining: () => watch.close(),
       onShutdown: () => store.close(),
     });
-    return { running, config, intensity, cache };
+    return { running, config, intensity, cache, watch };
   } catch (err) {
     store.close();
     throw err;

@@ -1,7 +1,4 @@
-/**
- * The CarbonIntensity gRPC service: thin handlers over the Intensity domain. WatchIntensity answers
- * UNIMPLEMENTED until it lands.
- */
+/** The CarbonIntensity gRPC service: thin handlers over the Intensity domain and the watch hub. */
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   CarbonIntensityService,
@@ -22,7 +19,7 @@ import {
   type ResolvedLocation,
 } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { AppError, Code } from "../shared/errors.js";
-import { unary, unimplemented } from "../shared/grpc-status.js";
+import { unary } from "../shared/grpc-status.js";
 import type { Logger } from "../shared/log.js";
 import { msFromDuration } from "../shared/proto-time.js";
 import type { ServiceRegistration } from "../shared/serve.js";
@@ -30,6 +27,7 @@ import { emissionFactorOf, locationOf, pointToProto, type Attempt } from "./code
 import type { Point } from "./core/point.js";
 import type { Intensity, IntensityRequest } from "./intensity.js";
 import type { Provider } from "./providers/provider.js";
+import type { IntensityWatch } from "./watch.js";
 
 const DAY_MS = 86_400_000;
 const MAX_HISTORY_MS = 366 * DAY_MS;
@@ -83,7 +81,7 @@ function providerInfo(intensity: Intensity, p: Provider, order: number): Provide
   };
 }
 
-export function intensityRegistration(intensity: Intensity, nowMs: () => number, log: Logger): ServiceRegistration {
+export function intensityRegistration(intensity: Intensity, watch: IntensityWatch, nowMs: () => number, log: Logger): ServiceRegistration {
   const implementation: UntypedServiceImplementation = {
     getCurrentIntensity: unary(async (req: IntensityRequestMsg): Promise<IntensityPoint> => {
       const r = await intensity.current(request(req));
@@ -130,7 +128,7 @@ export function intensityRegistration(intensity: Intensity, nowMs: () => number,
       return { zone: r.zone, ...(r.coordinates ? { coordinates: r.coordinates } : {}), provider, method: METHOD[r.method], detail: r.detail };
     }, log),
     listProviders: unary((): ListProvidersResponse => ({ providers: intensity.providers.map((p, order) => providerInfo(intensity, p, order)) }), log),
-    watchIntensity: unimplemented(CarbonIntensityService.watchIntensity.path, true),
+    watchIntensity: (call: Parameters<IntensityWatch["watch"]>[0]) => watch.watch(call, () => request(call.request)),
   };
   return { name: "carbonmon.intensity.v1.CarbonIntensity", definition: CarbonIntensityService, implementation };
 }

@@ -6,7 +6,7 @@ import { credentials, type Client, type ServiceError } from "@grpc/grpc-js";
 import { EnergyMonitorClient } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { CarbonIntensityClient } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { startAgent, type Agent } from "../../server/agent/main.js";
-import { startIntensity, type IntensityServer } from "../../server/intensity/main.js";
+import { startIntensity, type IntensityOptions, type IntensityServer } from "../../server/intensity/main.js";
 import { loadAgentConfig, loadIntensityConfig } from "../../server/shared/config.js";
 import { silentLogger } from "../../server/shared/log.js";
 
@@ -52,12 +52,12 @@ export interface TestIntensity extends IntensityServer {
 }
 
 /** The intensity service on 127.0.0.1:0; env may name its CARBONMON_DATA_DIR (kept), else a temporary one. */
-export async function startTestIntensity(env: Record<string, string> = {}): Promise<TestIntensity> {
+export async function startTestIntensity(env: Record<string, string> = {}, options: IntensityOptions = {}): Promise<TestIntensity> {
   const data = env.CARBONMON_DATA_DIR ? { dir: env.CARBONMON_DATA_DIR, cleanup: () => undefined } : tempDataDir();
   const config = loadIntensityConfig({
     env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, CARBONMON_LOG_LEVEL: "silent", ...env },
   });
-  const server = await startIntensity(config, silentLogger());
+  const server = await startIntensity(config, silentLogger(), options);
   const client = new CarbonIntensityClient(server.running.address, credentials.createInsecure());
   return {
     ...server,

@@ -25,13 +25,15 @@ import {
 import { FAKE_EM_TOKEN, recordedHistory, startFakeElectricityMaps } from "../../helpers/fake-electricitymaps.js";
 import { startFakeUkGrid } from "../../helpers/fake-ukgrid.js";
 import { call, startTestIntensity, tempDataDir, type TestIntensity } from "../../helpers/grpc.js";
+import type { IntensityOptions } from "../../../server/intensity/main.js";
+import { ManualClock } from "../../../server/shared/clock.js";
 
 const HOUR_MS = 3_600_000;
 const req = (zone: string, extra: Partial<IntensityRequest> = {}): IntensityRequest => ({ location: { zone }, emissionFactor: 0, provider: "", ...extra });
 const current = (s: TestIntensity, r: IntensityRequest) => call<IntensityRequest, IntensityPoint>(s.client, s.client.getCurrentIntensity, r);
 const recent = (s: TestIntensity, r: IntensityRequest) => call<IntensityRequest, IntensitySeries>(s.client, s.client.getRecentIntensity, r);
 
-async function setup(t: import("ava").ExecutionContext, extraEnv: Record<string, string> = {}) {
+async function setup(t: import("ava").ExecutionContext, extraEnv: Record<string, string> = {}, options: IntensityOptions = {}) {
   const lastHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
   const em = await startFakeElectricityMaps({ series: { "US-MIDW-MISO": recordedHistory(lastHour) }, locations: [{ lat: 42.28, lon: -83.74, zone: "US-MIDW-MISO" }] });
   const uk = await startFakeUkGrid();
@@ -47,7 +49,7 @@ async function setup(t: import("ava").ExecutionContext, extraEnv: Record<string,
     CARBONMON_DATA_DIR: data.dir,
     ...extraEnv,
   };
-  const service = await startTestIntensity(env);
+  const service = await startTestIntensity(env, options);
   t.teardown(async () => {
     await service.close();
     await em.close();
@@ -166,4 +168,34 @@ test("locations: coordinates and auto (IP lookup) resolve to a zone; bad input i
     const err = (await t.throwsAsync(call<Location, ResolvedLocation>(service.client, service.client.resolveLocation, bad))) as ServiceError;
     t.is(err.code, status.INVALID_ARGUMENT);
   }
+});
+
+test("WatchIntensity: the current point at once to every watcher, one upstream poll for all, a new point when the value changes", async (t) => {
+  const clock = new ManualClock(Date.now());
+  const { em, service, lastHour } = await setup(t, {}, { clock, watchPollMs: 50 });
+  const received: IntensityPoint[][] = Array.from({ length: 20 }, () => []);
+  const streams = received.map((got) => {
+    const s = service.client.watchIntensity(req("US-MIDW-MISO"));
+    s.on("data", (p: IntensityPoint) => got.push(p));
+    s.on("error", () => undefined);
+    return s;
+  });
+  const until = async (cond: () => boolean) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 20));
+    t.true(cond());
+  };
+  await until(() => received.every((g) => g.length === 1));
+  const latestCalls = () => em.requests.filter((r) => r.path === "/carbon-intensity/latest").length;
+  t.is(latestCalls(), 1);
+  await new Promise((r) => setTimeout(r, 300)); // several polls: answered by the cache, nothing new pushed
+  t.true(received.every((g) => g.length === 1));
+  t.is(latestCalls(), 1);
+  const changed = recordedHistory(lastHour).map((p, i, all) => (i === all.length - 1 ? { ...p, carbonIntensity: 999 } : p));
+  em.setSeries("US-MIDW-MISO", changed);
+  clock.advance(10 * 60_000); // the cached value expires
+  await until(() => received.every((g) => g.length === 2));
+  t.true(received.every((g) => g[1]!.gPerKwh === 999));
+  t.is(latestCalls(), 2);
+  for (const s of streams) s.cancel();
+  await until(() => service.watch.watchers === 0);
 });
