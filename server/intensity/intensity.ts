@@ -52,7 +52,32 @@ export interface IntensityDeps {
 }
 
 export class Intensity {
+  /** Zones asked about, so that their history is recorded while upstream still shows it. */
+  private readonly inUse = new Map<string, IntensityRequest>();
+
   constructor(private readonly deps: IntensityDeps) {}
+
+  private remember(zone: string, req: IntensityRequest): void {
+    const r: IntensityRequest = { ...req, location: { kind: "zone", zone } };
+    this.inUse.set(`${zone}|${req.emissionFactor}|${req.provider}`, r);
+  }
+
+  /**
+   * Fetches the last 24 hours of every zone in use into the store. The free ElectricityMaps tier only
+   * shows 24 h; run at least daily, this keeps every hour for questions about last week.
+   */
+  async record(): Promise<number> {
+    const now = this.deps.clock.nowMs();
+    let saved = 0;
+    for (const req of this.inUse.values()) {
+      try {
+        saved += (await this.history(req, now - DAY_MS, now, "error")).points.length;
+      } catch (err) {
+        this.deps.log.warn({ err: AppError.from(err).message, zone: (req.location as { zone: string }).zone }, "recording history failed");
+      }
+    }
+    return saved;
+  }
 
   get providers(): readonly Provider[] {
     return this.deps.providers;
@@ -139,6 +164,7 @@ export class Intensity {
 
   async current(req: IntensityRequest): Promise<{ point: Point; attempts: Attempt[]; cached: boolean }> {
     const { zone } = await this.resolve(req.location);
+    this.remember(zone, req);
     const load = async () => {
       const r = await this.firstAnswer(this.chain(zone, req.provider), (p) => p.current(this.query(zone, req)));
       this.deps.store.save([r.value]);
@@ -152,6 +178,7 @@ export class Intensity {
   /** Values over [from, to): the first provider that answers, completed from the store, gaps filled by later providers. */
   async history(req: IntensityRequest, fromMs: number, toMs: number, gapPolicy: "error" | "fill"): Promise<{ zone: string; points: Point[]; filled: Point[]; attempts: Attempt[]; gaps: Array<{ startMs: number; endMs: number }> }> {
     const { zone } = await this.resolve(req.location);
+    this.remember(zone, req);
     const load = () => this.loadHistory(zone, req, fromMs, toMs, gapPolicy);
     const ttl = (r: { points: Point[] }) => (r.points.some((p) => isProvisional(p, this.deps.clock.nowMs())) ? MINUTE_MS : 60 * MINUTE_MS);
     const { value } = await this.deps.cache.get(this.key("history", zone, req, `${fromMs}-${toMs}-${gapPolicy}`), load, ttl);

@@ -24,6 +24,8 @@ export interface IntensityOptions {
   clock?: Clock;
   /** How often WatchIntensity asks for the current value (through the cache); default 60 s. */
   watchPollMs?: number;
+  /** How often the last 24 h of every zone in use is recorded into the store; default 6 h. */
+  recordEveryMs?: number;
 }
 
 /** Builds the provider chain, opens the store and serves CarbonIntensity on config.listen. */
@@ -36,16 +38,21 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
   const guards = new Map(providers.map((p) => [p.name, new ProviderGuard(p.name, BUDGETS[p.name], clock)]));
   const intensity = new Intensity({ providers, store, cache, clock, log, guards, locateByIp: ipLocator(config.ipinfoUrl) });
   const watch = new IntensityWatch(intensity, options.watchPollMs ?? 60_000, log);
+  const recorder = setInterval(() => void intensity.record(), options.recordEveryMs ?? 6 * 3_600_000).unref();
   try {
     const running = await serve({
       listen: config.listen,
       services: [intensityRegistration(intensity, watch, () => clock.nowMs(), log)],
       log,
-      onDraining: () => watch.close(),
+      onDraining: () => {
+        clearInterval(recorder);
+        watch.close();
+      },
       onShutdown: () => store.close(),
     });
     return { running, config, intensity, cache, watch };
   } catch (err) {
+    clearInterval(recorder);
     store.close();
     throw err;
   }

@@ -199,3 +199,21 @@ test("WatchIntensity: the current point at once to every watcher, one upstream p
   for (const s of streams) s.cancel();
   await until(() => service.watch.watchers === 0);
 });
+
+test("zones in use are recorded: last week's hours stay answerable after upstream stops showing them", async (t) => {
+  const { em, service, env, lastHour } = await setup(t);
+  await current(service, req("US-MIDW-MISO"));
+  const saved = await service.intensity.record();
+  t.is(saved, 24);
+  t.true(em.requests.some((r) => r.path === "/carbon-intensity/history" || r.path === "/carbon-intensity/past-range"));
+  await service.close();
+  // Upstream now has nothing for that day at all.
+  em.setSeries("US-MIDW-MISO", []);
+  const later = await startTestIntensity(env);
+  t.teardown(() => later.close());
+  const h = await call<HistoryRequest, IntensitySeries>(later.client, later.client.getIntensityHistory, {
+    location: { zone: "US-MIDW-MISO" }, start: new Date(lastHour - 23 * HOUR_MS), end: new Date(lastHour + HOUR_MS), emissionFactor: 0, provider: "electricitymaps", gapPolicy: 0,
+  });
+  t.is(h.points.length, 24);
+  t.deepEqual(h.points.map((p) => p.provider), Array(24).fill("electricitymaps"));
+});
