@@ -40,7 +40,7 @@ export const SETTINGS = [
   { env: "WATTTIME_PASSWORD", flag: "--watttime-password", services: INTENSITY, description: "WattTime password" },
   { env: "CARBONMON_WATTTIME_URL", flag: "--watttime-url", services: INTENSITY, default: "https://api.watttime.org", description: "WattTime API base URL" },
   { env: "CARBONMON_UKGRID_URL", flag: "--ukgrid-url", services: INTENSITY, default: "https://api.carbonintensity.org.uk", description: "UK Carbon Intensity API base URL" },
-  { env: "CARBONMON_PROVIDERS", flag: "--providers", services: INTENSITY, default: "electricitymaps,ukgrid,static,offline", description: "the fallback chain, in order (electricitymaps, ukgrid, static, offline); providers that are not configured or do not cover a zone are skipped" },
+  { env: "CARBONMON_PROVIDERS", flag: "--providers", services: INTENSITY, default: "electricitymaps,watttime,ukgrid,static,offline", description: "the fallback chain, in order (electricitymaps, watttime, ukgrid, static, offline); providers that are not configured or do not cover a zone are skipped" },
   { env: "CARBONMON_INTENSITY_CONSTANTS", flag: "--intensity-constants", services: INTENSITY, description: "fixed intensities for the static provider, e.g. \"DE=350,GB=180\" (g/kWh; air-gapped sites, tests)" },
   { env: "CARBONMON_IPINFO_URL", flag: "--ipinfo-url", services: BOTH, default: "http://ipinfo.io/json", description: "ipinfo-compatible endpoint used for CARBONMON_LOCATION=auto" },
   { env: "CARBONMON_LOG_LEVEL", flag: "--log-level", services: BOTH, default: "info", description: "trace, debug, info, warn, error, fatal or silent (JSON logs on stderr)" },
@@ -91,7 +91,7 @@ export class ConfigError extends AppError {
   }
 }
 
-export const PROVIDER_NAMES = ["electricitymaps", "ukgrid", "static", "offline"] as const;
+export const PROVIDER_NAMES = ["electricitymaps", "watttime", "ukgrid", "static", "offline"] as const;
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
 /** Reads one service's settings: flags override environment variables, which override defaults. */

@@ -118,9 +118,9 @@ export async function startFakeWattTime(options: FakeWattTimeOptions = {}): Prom
 
   /** The credentials presented: the bearer token, or the decoded user:password of Basic. */
   const presented = (req: IncomingMessage): { basic?: string; bearer?: string } => {
-    const [scheme, value] = (req.headers.authorization ?? "").split(" ", 2);
-    if (scheme === "Basic") return { basic: Buffer.from(value ?? "", "base64").toString("utf8") };
-    return scheme === "Bearer" ? { bearer: value } : {};
+    const [scheme, credential] = (req.headers.authorization ?? "").split(" ", 2);
+    if (scheme === "Basic") return { basic: Buffer.from(credential ?? "", "base64").toString("utf8") };
+    return scheme === "Bearer" ? { bearer: credential } : {};
   };
 
   const unauthorized = (req: IncomingMessage, fault: Fault | undefined, why: string): [number, unknown] => {

@@ -99,7 +99,7 @@ test("fallback: a zone ElectricityMaps has no data for is answered by the next p
   const { service } = await setup(t);
   const gb = await current(service, req("GB"));
   t.is(gb.provider, "ukgrid");
-  t.deepEqual(gb.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "NOT_FOUND"], ["ukgrid", "OK"]]);
+  t.deepEqual(gb.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "NOT_FOUND"], ["watttime", "FAILED_PRECONDITION"], ["ukgrid", "OK"]]);
   t.deepEqual(gb.attempts.slice(0, 1).map((a) => a.message.includes("No recent data")), [true]);
   const iceland = await current(service, req("IS", { provider: "static" }));
   t.is(iceland.gPerKwh, 28);
