@@ -227,7 +227,9 @@ class LoadGenerator {
   }
 
   static async start(config: LoadConfig): Promise<LoadGenerator> {
-    const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url)], {
+    // --cpu-prof flags given to this process (in their --flag=value form) profile the load generator too.
+    const profiling = process.execArgv.filter((a) => a.startsWith("--cpu-prof"));
+    const child = spawn(process.execPath, [...profiling, "--import", "tsx", fileURLToPath(import.meta.url)], {
       cwd: fileURLToPath(new URL("..", import.meta.url)),
       env: { ...process.env, [LOAD_ENV]: JSON.stringify(config) },
       stdio: ["pipe", "pipe", "pipe"],

@@ -2,7 +2,7 @@
  * The only place that maps AppError codes to gRPC statuses, and the wrappers that every handler goes
  * through so that no handler contains a switch over error codes.
  */
-import { Metadata, status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, status, type sendUnaryData, type ServerUnaryCall, type ServiceError } from "@grpc/grpc-js";
 import { AppError, Code } from "./errors.js";
 import type { Logger } from "./log.js";
 
@@ -48,10 +48,4 @@ export function unary<Req, Res>(
         (err: unknown) => callback(toServiceError(err, log)),
       );
   };
-}
-
-/** A handler for an RPC whose issue has not landed yet (unary or server-streaming). */
-export function unimplemented(rpc: string, streaming = false): (call: ServerWritableStream<unknown, unknown>, callback?: sendUnaryData<never>) => void {
-  const error = () => toServiceError(new AppError(Code.Unimplemented, `${rpc} is not implemented in this version`));
-  return (call, callback) => (streaming ? call.emit("error", error()) : callback?.(error()));
 }

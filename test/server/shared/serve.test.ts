@@ -5,6 +5,7 @@ import { loadSync } from "@grpc/proto-loader";
 import test from "ava";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import type { GetHostRequest, GetHostResponse } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import type { ListProvidersRequest, ListProvidersResponse } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { call, startTestAgent, startTestIntensity } from "../../helpers/grpc.js";
 
 type Ctor = new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & Record<string, any>;
@@ -70,7 +71,7 @@ test("the agent answers health, reflection and GetHost on 127.0.0.1:0", async (t
   t.is(host.backends.find((b) => b.name === "nvml")?.reason.includes("cannot load"), true);
 });
 
-test("the intensity service answers health and reflection; an unlanded RPC is UNIMPLEMENTED", async (t) => {
+test("the intensity service answers health, reflection and ListProviders through the generated client", async (t) => {
   const intensity = await startTestIntensity();
   t.teardown(() => intensity.close());
   const address = intensity.running.address;
@@ -78,9 +79,8 @@ test("the intensity service answers health and reflection; an unlanded RPC is UN
   const listed = await reflect(address, { list_services: "" });
   t.true(listed.list_services_response.service.some((s: { name: string }) => s.name === "carbonmon.intensity.v1.CarbonIntensity"));
 
-  const err = await t.throwsAsync(call(intensity.client, intensity.client.listProviders, {}));
-  t.is((err as ServiceError).code, status.UNIMPLEMENTED);
-  t.regex((err as ServiceError).details, /ListProviders is not implemented/);
+  const providers = await call<ListProvidersRequest, ListProvidersResponse>(intensity.client, intensity.client.listProviders, {});
+  t.deepEqual(providers.providers.map((p) => p.name), ["electricitymaps", "watttime", "ukgrid", "static", "offline"]);
 });
 
 test("shutdown marks the services NOT_SERVING and refuses new calls", async (t) => {
