@@ -10,10 +10,12 @@
  *      (grpc.health.v1.Health/Check), measured alike in the same run:
  *      a. throughput: a load generator in a child process (so that the server's event loop is this
  *         process's alone: "2 cores" = server + client) keeps IN_FLIGHT calls in flight over CONNECTIONS
- *         connections, in alternating blocks of BLOCK_MS per kind, N seconds per kind. Server CPU and
- *         event-loop utilisation are this process's during the blocks; the child's CPU is reported apart.
- *         Target: ≥ 10,000 cached requests/s on 2 cores (the process is pinned to 2 CPUs where the machine
- *         has more and taskset exists).
+ *         connections, with two clients: the generated CarbonIntensityClient (grpc-js, as callers use it;
+ *         the target's figure) and raw node:http2 with the request pre-encoded (about half the client CPU
+ *         per call, so more of the 2 cores is left to the server). Each (client, RPC) pair runs in rotating
+ *         blocks of BLOCK_MS, N seconds each. Server CPU and event-loop utilisation are this process's
+ *         during the blocks; the child's CPU is reported apart. Target: ≥ 10,000 cached requests/s on 2
+ *         cores (the process is pinned to 2 CPUs where the machine has more and taskset exists).
  *      b. latency: sequential calls from this process (client cost in both kinds alike), alternating blocks
  *         of LAT_BLOCK after a warm-up, N seconds. p50/p99 and their ratios to the empty RPC are reported.
  *   2. 1,000 concurrent cold requests: GetCurrentIntensity for a zone never asked before, all issued at
@@ -29,6 +31,7 @@
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import http2 from "node:http2";
 import os from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -40,10 +43,11 @@ import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import {
   CarbonIntensityClient,
+  CarbonIntensityService,
   ComputeEmissionsRequest,
   ComputeEmissionsResponse,
-  type IntensityPoint,
-  type IntensityRequest,
+  IntensityPoint,
+  IntensityRequest,
 } from "../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { computeEmissions, type EmissionsResult, type EnergySegment } from "../server/intensity/core/emissions.js";
 import type { Point } from "../server/intensity/core/point.js";
@@ -52,8 +56,8 @@ import { startTestIntensity, type TestIntensity } from "../test/helpers/grpc.js"
 import { f, parseSeconds, runBenchmark, stats, table, verdict, type Stats } from "./lib.js";
 
 const HOUR_MS = 3_600_000;
-const IN_FLIGHT = Number(process.env.XF ?? 64);
-const CONNECTIONS = Number(process.env.XC ?? 4);
+const IN_FLIGHT = 64;
+const CONNECTIONS = 4;
 const BLOCK_MS = 500;
 const WARMUP_BLOCK_MS = 300;
 const LAT_BLOCK = 20;
@@ -65,7 +69,7 @@ const HOURS = DAYS * 24;
 const PURE_WARMUP = 5;
 const PURE_RUNS = 20;
 const RPC_CACHED_RUNS = 10;
-const CODEC_RUNS = 5;
+const CODEC_RUNS = 9;
 const PINNED_CPUS = 2;
 const CURRENT_ZONE = "US-MIDW-MISO";
 const COLD_ZONE = "FR";
@@ -80,6 +84,16 @@ const MAX_MESSAGE = 64 * 1024 * 1024;
 
 type Callback<Res> = (err: ServiceError | null, res: Res) => void;
 type Kind = "current" | "empty";
+/** grpc: the generated CarbonIntensityClient and a Health client (grpc-js), as callers use them;
+ * http2: node:http2 with the request pre-encoded, the least a client can spend per call (server-bound). */
+type ClientKind = "grpc" | "http2";
+const MODES: ReadonlyArray<{ client: ClientKind; kind: Kind }> = [
+  { client: "grpc", kind: "current" },
+  { client: "grpc", kind: "empty" },
+  { client: "http2", kind: "current" },
+  { client: "http2", kind: "empty" },
+];
+const HEALTH_CHECK_PATH = "/grpc.health.v1.Health/Check";
 
 interface HealthClient extends Client {
   Check(request: { service: string }, callback: Callback<{ status: string }>): unknown;
@@ -133,6 +147,7 @@ interface LoadConfig {
 }
 
 interface BlockResult {
+  client: ClientKind;
   kind: Kind;
   completed: number;
   errors: number;
@@ -142,14 +157,56 @@ interface BlockResult {
   lastError?: string;
 }
 
-/** Runs in the child: reads "run <kind> <ms>" and "stop" lines, answers one JSON line per block. */
+/** A gRPC message as it travels: uncompressed flag, big-endian length, bytes. */
+function grpcFrame(bytes: Uint8Array): Buffer {
+  const b = Buffer.alloc(5 + bytes.length);
+  b.writeUInt32BE(bytes.length, 1);
+  b.set(bytes, 5);
+  return b;
+}
+
+/** One unary gRPC call over a raw HTTP/2 session; resolves with the response message's bytes. */
+function rawCall(session: http2.ClientHttp2Session, path: string, frame: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+    const chunks: Buffer[] = [];
+    let status: string | undefined;
+    let message: string | undefined;
+    const take = (h: http2.IncomingHttpHeaders): void => {
+      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
+      if (h["grpc-message"] !== undefined) message = String(h["grpc-message"]);
+    };
+    stream.on("response", take);
+    stream.on("trailers", take);
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("error", reject);
+    stream.on("close", () => {
+      if (status === "0") resolve(Buffer.concat(chunks).subarray(5));
+      else reject(new Error(`grpc-status ${status ?? "missing"}${message ? `: ${decodeURIComponent(message)}` : ""} (HTTP/2 close code ${stream.rstCode})`));
+    });
+    stream.end(frame);
+  });
+}
+
+/** Runs in the child: reads "run <client> <kind> <ms>" and "stop" lines, answers one JSON line per block. */
 async function loadChild(config: LoadConfig): Promise<void> {
   const pairs: ClientPair[] = Array.from({ length: config.connections }, () => ({
     intensity: intensityClient(config.address, true),
     health: healthClient(config.address, true),
   }));
+  const sessions = Array.from({ length: config.connections }, () => http2.connect(`http://${config.address}`));
+  for (const s of sessions) s.on("error", () => {}); // a failed call reports it
+  const frames: Record<Kind, Buffer> = {
+    current: grpcFrame(IntensityRequest.encode(currentRequest(config.zone)).finish()),
+    empty: grpcFrame(new Uint8Array(0)), // HealthCheckRequest { service: "" }
+  };
+  const paths: Record<Kind, string> = { current: CarbonIntensityService.getCurrentIntensity.path, empty: HEALTH_CHECK_PATH };
+  const rawKind = async (session: http2.ClientHttp2Session, kind: Kind): Promise<boolean> => {
+    const bytes = await rawCall(session, paths[kind], frames[kind]);
+    return kind === "empty" || IntensityPoint.decode(bytes).cached;
+  };
   const out = (o: object): boolean => process.stdout.write(`${JSON.stringify(o)}\n`);
-  const runBlock = async (kind: Kind, ms: number): Promise<BlockResult> => {
+  const runBlock = async (client: ClientKind, kind: Kind, ms: number): Promise<BlockResult> => {
     let completed = 0;
     let errors = 0;
     let uncached = 0;
@@ -159,9 +216,10 @@ async function loadChild(config: LoadConfig): Promise<void> {
     const deadline = t0 + ms;
     const lane = async (i: number): Promise<void> => {
       const pair = pairs[i % pairs.length]!;
+      const session = sessions[i % sessions.length]!;
       while (performance.now() < deadline) {
         try {
-          if (!(await callKind(pair, kind, config.zone))) uncached++;
+          if (!(await (client === "grpc" ? callKind(pair, kind, config.zone) : rawKind(session, kind)))) uncached++;
           completed++;
         } catch (err) {
           errors++;
@@ -172,24 +230,29 @@ async function loadChild(config: LoadConfig): Promise<void> {
     await Promise.all(Array.from({ length: config.inFlight }, (_, i) => lane(i)));
     const elapsedMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
-    return { kind, completed, errors, uncached, elapsedMs, cpuUs: cpu.user + cpu.system, ...(lastError ? { lastError } : {}) };
+    return { client, kind, completed, errors, uncached, elapsedMs, cpuUs: cpu.user + cpu.system, ...(lastError ? { lastError } : {}) };
   };
-  // Connect every channel before the first block.
+  // Connect every channel and session before the first block.
   for (const p of pairs) {
     await callKind(p, "empty", config.zone);
     await callKind(p, "current", config.zone);
   }
+  for (const s of sessions) {
+    await rawKind(s, "empty");
+    await rawKind(s, "current");
+  }
   out({ ready: true });
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
-    const [cmd, kind, ms] = line.split(" ");
-    if (cmd === "run" && (kind === "current" || kind === "empty")) out(await runBlock(kind, Number(ms)));
+    const [cmd, client, kind, ms] = line.split(" ");
+    if (cmd === "run" && (client === "grpc" || client === "http2") && (kind === "current" || kind === "empty")) out(await runBlock(client, kind, Number(ms)));
     else if (cmd === "stop") break;
   }
   for (const p of pairs) {
     p.intensity.close();
     p.health.close();
   }
+  for (const s of sessions) s.close();
   lines.close();
 }
 
@@ -244,9 +307,9 @@ class LoadGenerator {
     return g;
   }
 
-  async run(kind: Kind, ms: number): Promise<BlockResult> {
-    const p = this.next<BlockResult>(`${kind} block`, ms + 30_000);
-    this.child.stdin.write(`run ${kind} ${ms}\n`);
+  async run(client: ClientKind, kind: Kind, ms: number): Promise<BlockResult> {
+    const p = this.next<BlockResult>(`${client} ${kind} block`, ms + 30_000);
+    this.child.stdin.write(`run ${client} ${kind} ${ms}\n`);
     return p;
   }
 
@@ -264,6 +327,7 @@ class LoadGenerator {
 // ---- section 1a: throughput ----
 
 interface Throughput {
+  client: ClientKind;
   kind: Kind;
   completed: number;
   errors: number;
@@ -277,44 +341,48 @@ interface Throughput {
   serverCpuUsPerRequest: number;
   /** The load generator, % of one core. */
   clientCpuPct: number;
+  clientCpuUsPerRequest: number;
   lastError?: string;
 }
 
-async function measureThroughput(gen: LoadGenerator, seconds: number): Promise<{ current: Throughput; empty: Throughput; blocks: number }> {
-  await gen.run("empty", WARMUP_BLOCK_MS);
-  await gen.run("current", WARMUP_BLOCK_MS);
-  const blocks = Math.max(2, Math.ceil((seconds * 1000) / BLOCK_MS));
-  const acc: Record<Kind, { completed: number; errors: number; uncached: number; ms: number; cpuUs: number; eluActive: number; eluIdle: number; clientCpuUs: number; lastError?: string }> = {
-    current: { completed: 0, errors: 0, uncached: 0, ms: 0, cpuUs: 0, eluActive: 0, eluIdle: 0, clientCpuUs: 0 },
-    empty: { completed: 0, errors: 0, uncached: 0, ms: 0, cpuUs: 0, eluActive: 0, eluIdle: 0, clientCpuUs: 0 },
-  };
-  for (let b = 0; b < blocks; b++) {
-    for (const kind of (b % 2 === 0 ? ["current", "empty"] : ["empty", "current"]) as Kind[]) {
+type ThroughputByMode = Record<`${ClientKind}/${Kind}`, Throughput>;
+
+/** Every mode in turn, BLOCK_MS each, the order rotated every round, until each mode had `seconds`. */
+async function measureThroughput(gen: LoadGenerator, seconds: number): Promise<{ modes: ThroughputByMode; rounds: number }> {
+  for (const m of MODES) await gen.run(m.client, m.kind, WARMUP_BLOCK_MS);
+  const rounds = Math.max(2, Math.ceil((seconds * 1000) / BLOCK_MS));
+  const empty = () => ({ completed: 0, errors: 0, uncached: 0, ms: 0, cpuUs: 0, eluActive: 0, eluIdle: 0, clientCpuUs: 0, lastError: undefined as string | undefined });
+  const acc = new Map(MODES.map((m) => [`${m.client}/${m.kind}`, empty()]));
+  for (let r = 0; r < rounds; r++) {
+    for (let j = 0; j < MODES.length; j++) {
+      const m = MODES[(r + j) % MODES.length]!;
       const elu0 = performance.eventLoopUtilization();
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
-      const r = await gen.run(kind, BLOCK_MS);
+      const b = await gen.run(m.client, m.kind, BLOCK_MS);
       const wallMs = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
       const elu = performance.eventLoopUtilization(elu0);
-      const a = acc[kind];
-      a.completed += r.completed;
-      a.errors += r.errors;
-      a.uncached += r.uncached;
-      a.ms += r.elapsedMs;
-      // The server's CPU over the block as the parent saw it (a little longer than the child's elapsed).
-      a.cpuUs += ((cpu.user + cpu.system) * r.elapsedMs) / wallMs;
+      const a = acc.get(`${m.client}/${m.kind}`)!;
+      a.completed += b.completed;
+      a.errors += b.errors;
+      a.uncached += b.uncached;
+      a.ms += b.elapsedMs;
+      // The server's CPU over the block as this process saw it (a little longer than the child's elapsed).
+      a.cpuUs += ((cpu.user + cpu.system) * b.elapsedMs) / wallMs;
       a.eluActive += elu.active;
       a.eluIdle += elu.idle;
-      a.clientCpuUs += r.cpuUs;
-      if (r.lastError) a.lastError = r.lastError;
+      a.clientCpuUs += b.cpuUs;
+      if (b.lastError) a.lastError = b.lastError;
     }
   }
-  const result = (kind: Kind): Throughput => {
-    const a = acc[kind];
+  const modes = {} as ThroughputByMode;
+  for (const m of MODES) {
+    const a = acc.get(`${m.client}/${m.kind}`)!;
     const s = a.ms / 1000;
-    return {
-      kind,
+    modes[`${m.client}/${m.kind}`] = {
+      client: m.client,
+      kind: m.kind,
       completed: a.completed,
       errors: a.errors,
       uncached: a.uncached,
@@ -324,10 +392,11 @@ async function measureThroughput(gen: LoadGenerator, seconds: number): Promise<{
       serverElu: a.eluActive / (a.eluActive + a.eluIdle),
       serverCpuUsPerRequest: a.cpuUs / Math.max(1, a.completed),
       clientCpuPct: (a.clientCpuUs / 1e6 / s) * 100,
+      clientCpuUsPerRequest: a.clientCpuUs / Math.max(1, a.completed),
       ...(a.lastError ? { lastError: a.lastError } : {}),
     };
-  };
-  return { current: result("current"), empty: result("empty"), blocks };
+  }
+  return { modes, rounds };
 }
 
 // ---- section 1b: latency ----
@@ -550,38 +619,46 @@ async function main(): Promise<number> {
       `1. Cached GetCurrentIntensity (zone ${CURRENT_ZONE}, cache TTL ≈ ${ttlLeftS} s) vs empty RPC (grpc.health.v1.Health/Check)`,
     );
     console.log(
-      `1a. Throughput: load generator in a child process, ${IN_FLIGHT} in flight over ${CONNECTIONS} connections, alternating ${BLOCK_MS} ms blocks, ${seconds} s per kind`,
+      `1a. Throughput: load generator in a child process, ${IN_FLIGHT} in flight over ${CONNECTIONS} connections; ` +
+        `grpc = the generated client (grpc-js), http2 = raw node:http2 with the request pre-encoded; modes in rotating ${BLOCK_MS} ms blocks, ${seconds} s each`,
     );
     const gen = await LoadGenerator.start({ address, connections: CONNECTIONS, inFlight: IN_FLIGHT, zone: CURRENT_ZONE });
     cleanups.push({ name: "load generator", run: () => gen.stop() });
     const tp = await measureThroughput(gen, seconds);
     await gen.stop();
-    const rpsRatio = tp.current.rps / tp.empty.rps;
-    const tpRow = (name: string, t: Throughput): string[] => [
-      name,
+    const m = tp.modes;
+    const grpcCur = m["grpc/current"];
+    const rawCur = m["http2/current"];
+    const rpsRatio = grpcCur.rps / m["grpc/empty"].rps;
+    const rawRpsRatio = rawCur.rps / m["http2/empty"].rps;
+    const tpRow = (t: Throughput): string[] => [
+      t.client,
+      t.kind === "current" ? "GetCurrentIntensity (cached)" : "empty (Health/Check)",
       String(t.completed),
-      f(t.seconds, 2),
       f(t.rps, 0),
-      f(t.rps / tp.empty.rps, 3),
+      f(t.rps / m[`${t.client}/empty`].rps, 3),
       f(t.serverCpuPct, 1),
       f(t.serverElu, 3),
       f(t.serverCpuUsPerRequest, 1),
       f(t.clientCpuPct, 1),
+      f(t.clientCpuUsPerRequest, 1),
       String(t.errors),
       String(t.uncached),
     ];
     console.log(
       table(
-        ["RPC", "completed", "seconds", "requests/s", "ratio", "server CPU % core", "server ELU", "server CPU µs/req", "client CPU % core", "errors", "uncached"],
-        [tpRow("GetCurrentIntensity (cached)", tp.current), tpRow("empty (Health/Check)", tp.empty)],
+        ["client", "RPC", "completed", "requests/s", "ratio to empty", "server CPU % core", "server ELU", "server CPU µs/req", "client CPU % core", "client CPU µs/req", "errors", "uncached"],
+        MODES.map((x) => tpRow(m[`${x.client}/${x.kind}`])),
       ),
     );
-    for (const t of [tp.current, tp.empty]) if (t.lastError) console.log(`  last ${t.kind} error: ${t.lastError}`);
-    const serverCapacity = 1e6 / tp.current.serverCpuUsPerRequest;
-    const bound = tp.current.serverElu < 0.9 ? `client-bound: the server's event loop was busy ${f(tp.current.serverElu * 100, 0)} % of the time` : "server-bound";
+    for (const t of Object.values(m)) if (t.lastError) console.log(`  last ${t.client} ${t.kind} error: ${t.lastError}`);
+    const cpuPerReq = (t: Throughput): number => t.serverCpuUsPerRequest;
+    const serverCapacity = 1e6 / ((cpuPerReq(grpcCur) * grpcCur.completed + cpuPerReq(rawCur) * rawCur.completed) / (grpcCur.completed + rawCur.completed));
+    const boundOf = (t: Throughput): string => (t.serverElu < 0.9 ? `client-bound (server event loop busy ${f(t.serverElu * 100, 0)} %)` : `server-bound (event loop busy ${f(t.serverElu * 100, 0)} %)`);
+    console.log(`grpc: ${boundOf(grpcCur)}; http2: ${boundOf(rawCur)}`);
     console.log(
-      `server CPU per cached request ×${f(tp.current.serverCpuUsPerRequest / tp.empty.serverCpuUsPerRequest, 2)} the empty RPC's; ` +
-        `≈ ${f(serverCapacity, 0)} cached requests/s per server core at that cost (${bound})`,
+      `server CPU per cached request ×${f(cpuPerReq(grpcCur) / cpuPerReq(m["grpc/empty"]), 2)} (grpc) / ×${f(cpuPerReq(rawCur) / cpuPerReq(m["http2/empty"]), 2)} (http2) the empty RPC's; ` +
+        `≈ ${f(serverCapacity, 0)} cached requests/s per fully busy server core at that cost`,
     );
 
     // ---- 1b. latency ----
@@ -658,15 +735,16 @@ async function main(): Promise<number> {
       `protobuf (ts-proto, this process, median of ${CODEC_RUNS}): request ${f(codec.requestBytes / 1024, 0)} KiB encode ${f(codec.requestEncodeMs, 2)} ms / decode ${f(codec.requestDecodeMs, 2)} ms; ` +
         `response ${f(codec.responseBytes / 1024, 0)} KiB (${lastResponse.periods.length} periods) encode ${f(codec.responseEncodeMs, 2)} ms / decode ${f(codec.responseDecodeMs, 2)} ms`,
     );
+    const codecMs = codec.requestEncodeMs + codec.requestDecodeMs + codec.responseEncodeMs + codec.responseDecodeMs;
     console.log(
-      `cached RPC p50 minus pure compute and the four codec steps: ${f(rpcCached.p50 - pure.p50 - codec.requestEncodeMs - codec.requestDecodeMs - codec.responseEncodeMs - codec.responseDecodeMs, 2)} ms ` +
-        `(segment mapping, min/max, history lookup, periods → proto, HTTP/2 transfer)`,
+      `pure compute ${f(pure.p50, 2)} ms + the four codec steps ${f(codecMs, 2)} ms = ${f(pure.p50 + codecMs, 2)} ms of the cached RPC's p50 ${f(rpcCached.p50, 2)} ms ` +
+        `(the rest: segment mapping, min/max, cache lookup, periods → proto, HTTP/2 transfer, GC)`,
     );
     console.log(`check: RPC total ${f(lastResponse.totalCarbonG, 3)} g vs pure ${f(pureTotal, 3)} g (relative difference ${relDiff.toExponential(1)}); cold and cached RPC totals equal: ${coldResponse.totalCarbonG === lastResponse.totalCarbonG}`);
 
     // ---- targets ----
     const t = {
-      throughput: tp.current.rps >= TARGET_RPS && tp.current.errors === 0,
+      throughput: grpcCur.rps >= TARGET_RPS && grpcCur.errors === 0,
       upstreamOnce: cold.upstreamLatestCalls === TARGET_UPSTREAM && cold.errors === 0,
       pureEmissions: pure.p50 < TARGET_PURE_MS,
       rpcMatchesPure: relDiff < 1e-9,
@@ -674,7 +752,14 @@ async function main(): Promise<number> {
     console.log("");
     console.log("Targets");
     console.log(
-      `  cached GetCurrentIntensity ≥ ${TARGET_RPS} requests/s on 2 cores (${IN_FLIGHT} in flight): ${f(tp.current.rps, 0)}/s (×${f(rpsRatio, 3)} the empty RPC's ${f(tp.empty.rps, 0)}/s; ${tp.current.errors} errors) -> ${verdict(t.throughput)}`,
+      `  cached GetCurrentIntensity ≥ ${TARGET_RPS} requests/s on 2 cores (${IN_FLIGHT} in flight, generated client): ${f(grpcCur.rps, 0)}/s ` +
+        `(×${f(rpsRatio, 3)} the empty RPC's ${f(m["grpc/empty"].rps, 0)}/s; ${grpcCur.errors} errors; ` +
+        `load generator ${f(grpcCur.clientCpuPct, 0)} % of a core, server event loop busy ${f(grpcCur.serverElu * 100, 0)} %) -> ${verdict(t.throughput)}`,
+    );
+    console.log(
+      `  (info) the same with the raw HTTP/2 client (a cheaper load generator, more of the 2 cores left to the server): ${f(rawCur.rps, 0)}/s ` +
+        `(×${f(rawRpsRatio, 3)} the empty RPC's ${f(m["http2/empty"].rps, 0)}/s; server event loop busy ${f(rawCur.serverElu * 100, 0)} %) -> ` +
+        `${rawCur.rps >= TARGET_RPS && rawCur.errors === 0 ? "≥" : "<"} ${TARGET_RPS}`,
     );
     console.log(`  (reported) cached GetCurrentIntensity p99 ${f(lat.current.p99)} ms, p50 ${f(lat.current.p50)} ms; ratios to the empty RPC p50 ×${f(p50Ratio, 2)}, p99 ×${f(p99Ratio, 2)}`);
     console.log(`  ${COLD_REQUESTS} concurrent cold requests -> exactly ${TARGET_UPSTREAM} upstream /latest call: ${cold.upstreamLatestCalls} (${cold.errors} errors) -> ${verdict(t.upstreamOnce)}`);
@@ -688,7 +773,7 @@ async function main(): Promise<number> {
       secondsPerPhase: seconds,
       cached: {
         zone: CURRENT_ZONE,
-        throughput: { inFlight: IN_FLIGHT, connections: CONNECTIONS, blockMs: BLOCK_MS, blocks: tp.blocks, current: tp.current, empty: tp.empty, ratio: rpsRatio, serverCapacityPerCore: serverCapacity },
+        throughput: { inFlight: IN_FLIGHT, connections: CONNECTIONS, blockMs: BLOCK_MS, rounds: tp.rounds, modes: m, ratio: rpsRatio, http2Ratio: rawRpsRatio, serverCapacityPerCore: serverCapacity },
         latency: { ...lat, ratios: { p50: p50Ratio, p99: p99Ratio } },
         upstreamLatestCalls: upstreamDuring1,
       },
