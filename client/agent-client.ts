@@ -1,0 +1,175 @@
+/** createAgentClient: the EnergyMonitor agent as promises, with deadlines, retries and typed errors. */
+import { credentials as grpcCredentials, status, type ChannelCredentials, type ChannelOptions, type ClientReadableStream } from "@grpc/grpc-js";
+import {
+  EnergyMonitorClient,
+  type BeginWindowRequest,
+  type BeginWindowResponse,
+  type CancelWindowResponse,
+  type GetHostResponse,
+  type PowerSample,
+  type WatchPowerRequest,
+  type WindowInfo,
+} from "../proto/gen/carbonmon/agent/v1/agent.js";
+import { CarbonmonClientError } from "./client-error.js";
+import { toCarbonEmissionMeasurement, type CarbonEmissionMeasurement } from "./measurement.js";
+import { durationFromMs, unary, type CallOptionsLite, type RetryListener, type RpcDefaults } from "./rpc.js";
+
+export interface AgentClientOptions {
+  /** Per-attempt deadline of unary calls, ms; default 10,000. */
+  deadlineMs?: number;
+  /** Retries of idempotent calls (GetHost, EndWindow, GetWindow, ListWindows) on UNAVAILABLE / DEADLINE_EXCEEDED; default 2. */
+  retries?: number;
+  /** Default: insecure (plaintext). */
+  credentials?: ChannelCredentials;
+  /**
+   * The CUDA_VISIBLE_DEVICES sent with BeginWindow and WatchPower so that GPU indices mean what this
+   * process's framework means. Default: this process's `CUDA_VISIBLE_DEVICES` (none sent when unset);
+   * `null`: send none (the agent's own value applies).
+   */
+  cudaVisibleDevices?: string | null;
+  /** grpc-js channel options. */
+  channelOptions?: ChannelOptions;
+  /** Called before each retry (logging, tests). */
+  onRetry?: RetryListener;
+}
+
+export interface BeginWindowOptions extends CallOptionsLite {
+  /** GPUs in the caller's numbering; empty: every GPU (unless skipGpus). */
+  gpuIndices?: number[];
+  /** CPU packages (with their DRAM); empty: every package (unless skipCpus). */
+  cpuIndices?: number[];
+  labels?: Record<string, string>;
+  skipGpus?: boolean;
+  skipCpus?: boolean;
+  /** Overrides the client's cudaVisibleDevices for this call; null sends none. */
+  cudaVisibleDevices?: string | null;
+}
+
+export interface EndWindowOptions extends CallOptionsLite {
+  /** Wait (≤ ~100 ms) for the next counter update so that the end edge is interpolated. */
+  waitForCounterUpdate?: boolean;
+}
+
+export interface WatchPowerOptions {
+  gpuIndices?: number[];
+  cpuIndices?: number[];
+  /** Default 1 s (the agent's); at least the agent's sampling period. */
+  periodMs?: number;
+  skipGpus?: boolean;
+  skipCpus?: boolean;
+  cudaVisibleDevices?: string | null;
+  /** Aborting ends the iteration (and cancels the stream). */
+  signal?: AbortSignal;
+}
+
+export interface MeasureResult<T> {
+  result: T;
+  measurement: CarbonEmissionMeasurement;
+}
+
+export interface AgentClient {
+  readonly address: string;
+  /** The generated client, for anything not wrapped here. */
+  readonly raw: EnergyMonitorClient;
+  getHost(options?: CallOptionsLite): Promise<GetHostResponse>;
+  beginWindow(key: string, options?: BeginWindowOptions): Promise<BeginWindowResponse>;
+  endWindow(key: string, options?: EndWindowOptions): Promise<CarbonEmissionMeasurement>;
+  getWindow(key: string, options?: CallOptionsLite): Promise<CarbonEmissionMeasurement>;
+  listWindows(options?: CallOptionsLite & { includeEnded?: boolean }): Promise<WindowInfo[]>;
+  cancelWindow(key: string, options?: CallOptionsLite): Promise<CancelWindowResponse>;
+  /** Runs fn inside a window `key`; the window is ended even when fn throws (then fn's error is rethrown). */
+  measure<T>(key: string, fn: () => Promise<T> | T, options?: BeginWindowOptions & { waitForCounterUpdate?: boolean }): Promise<MeasureResult<T>>;
+  /** Power samples as an async iterable; leaving the loop (break, return, throw) cancels the stream. */
+  watchPower(options?: WatchPowerOptions): AsyncIterable<PowerSample>;
+  close(): void;
+}
+
+export function createAgentClient(address: string, options: AgentClientOptions = {}): AgentClient {
+  const raw = new EnergyMonitorClient(address, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions);
+  const defaults: RpcDefaults = { deadlineMs: options.deadlineMs ?? 10_000, retries: options.retries ?? 2, onRetry: options.onRetry };
+  const clientCvd = options.cudaVisibleDevices === undefined ? process.env.CUDA_VISIBLE_DEVICES : options.cudaVisibleDevices;
+  const cvd = (override: string | null | undefined): string | undefined => {
+    const value = override === undefined ? clientCvd : override;
+    return value === null || value === undefined ? undefined : value;
+  };
+
+  const client: AgentClient = {
+    address,
+    raw,
+    getHost: (o) => unary(raw, raw.getHost, "GetHost", {}, defaults, true, o),
+    beginWindow(key, o = {}) {
+      const request: BeginWindowRequest = {
+        key,
+        gpuIndices: o.gpuIndices ?? [],
+        cpuIndices: o.cpuIndices ?? [],
+        labels: o.labels ?? {},
+        skipGpus: o.skipGpus ?? false,
+        skipCpus: o.skipCpus ?? false,
+        cudaVisibleDevices: cvd(o.cudaVisibleDevices),
+      };
+      return unary(raw, raw.beginWindow, "BeginWindow", request, defaults, false, o);
+    },
+    async endWindow(key, o = {}) {
+      // EndWindow is idempotent by design: a repeat returns the stored result.
+      const m = await unary(raw, raw.endWindow, "EndWindow", { key, waitForCounterUpdate: o.waitForCounterUpdate ?? false }, defaults, true, o);
+      return toCarbonEmissionMeasurement(m);
+    },
+    async getWindow(key, o) {
+      return toCarbonEmissionMeasurement(await unary(raw, raw.getWindow, "GetWindow", { key }, defaults, true, o));
+    },
+    async listWindows(o = {}) {
+      return (await unary(raw, raw.listWindows, "ListWindows", { includeEnded: o.includeEnded ?? false }, defaults, true, o)).windows;
+    },
+    cancelWindow: (key, o) => unary(raw, raw.cancelWindow, "CancelWindow", { key }, defaults, false, o),
+    async measure(key, fn, o = {}) {
+      await client.beginWindow(key, o);
+      let result: Awaited<ReturnType<typeof fn>>;
+      try {
+        result = await fn();
+      } catch (err) {
+        // End the window anyway; fn's error wins over a failure to end it.
+        await client.endWindow(key, { ...o, waitForCounterUpdate: o.waitForCounterUpdate }).catch(() => undefined);
+        throw err;
+      }
+      const measurement = await client.endWindow(key, { ...o, waitForCounterUpdate: o.waitForCounterUpdate });
+      return { result, measurement };
+    },
+    watchPower(o = {}) {
+      const request: WatchPowerRequest = {
+        gpuIndices: o.gpuIndices ?? [],
+        cpuIndices: o.cpuIndices ?? [],
+        period: o.periodMs === undefined ? undefined : durationFromMs(o.periodMs),
+        skipGpus: o.skipGpus ?? false,
+        skipCpus: o.skipCpus ?? false,
+        cudaVisibleDevices: cvd(o.cudaVisibleDevices),
+      };
+      return { [Symbol.asyncIterator]: () => powerSamples(raw, request, o.signal) };
+    },
+    close: () => raw.close(),
+  };
+  return client;
+}
+
+async function* powerSamples(raw: EnergyMonitorClient, request: WatchPowerRequest, signal?: AbortSignal): AsyncGenerator<PowerSample> {
+  if (signal?.aborted) return;
+  const stream: ClientReadableStream<PowerSample> = raw.watchPower(request);
+  let cancelled = false;
+  const cancel = (): void => {
+    if (cancelled) return;
+    cancelled = true;
+    stream.cancel();
+  };
+  signal?.addEventListener("abort", cancel, { once: true });
+  // The iterator below reports errors; this keeps a late CANCELLED from being an unhandled 'error'.
+  stream.on("error", () => undefined);
+  try {
+    for await (const sample of stream) yield sample as PowerSample;
+  } catch (err) {
+    const error = CarbonmonClientError.fromServiceError(err, "WatchPower");
+    if (cancelled && error.code === status.CANCELLED) return;
+    throw error;
+  } finally {
+    signal?.removeEventListener("abort", cancel);
+    cancel();
+  }
+}
