@@ -41,6 +41,7 @@ import { fakeNvml, type FakeGpu } from "../test/helpers/fake-nvml.js";
 import { startTestAgent, type TestAgent } from "../test/helpers/grpc.js";
 import { intelTwoSocketTree } from "../test/helpers/powercap.js";
 import { f, nextNvmlBatch, parseSeconds, stats, table, verdict, type Stats } from "./lib.js";
+import { stopChild } from "./lib.js";
 import { GPU_COUNT, PROFILE, runBenchmark, SAMPLING_PERIOD_MS } from "./lib.js";
 
 const MAX_OPEN_WINDOWS = 100_000;
@@ -394,14 +395,8 @@ class Subscribers {
     return mark;
   }
 
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.stdin.write("stop\n");
-    await Promise.race([this.exited, sleep(3000)]);
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill("SIGKILL");
-      await this.exited;
-    }
+  stop(): Promise<void> {
+    return stopChild(this.child, this.exited);
   }
 }
 

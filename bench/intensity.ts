@@ -54,6 +54,7 @@ import type { Point } from "../server/intensity/core/point.js";
 import { FAKE_EM_TOKEN, hourlySeries, recordedHistory, startFakeElectricityMaps, type FakeElectricityMaps } from "../test/helpers/fake-electricitymaps.js";
 import { startTestIntensity, type TestIntensity } from "../test/helpers/grpc.js";
 import { f, parseSeconds, runBenchmark, stats, table, verdict, type Stats } from "./lib.js";
+import { stopChild } from "./lib.js";
 
 const HOUR_MS = 3_600_000;
 const IN_FLIGHT = 64;
@@ -313,14 +314,8 @@ class LoadGenerator {
     return p;
   }
 
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.stdin.write("stop\n");
-    await Promise.race([this.exited, sleep(3000)]);
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill("SIGKILL");
-      await this.exited;
-    }
+  stop(): Promise<void> {
+    return stopChild(this.child, this.exited);
   }
 }
 

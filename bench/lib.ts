@@ -1,4 +1,5 @@
 /** What the benchmarks share: arguments, statistics, tables, and batch-aligned rate marks. */
+import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { parseArgs } from "node:util";
 import type { NvmlSource } from "../server/agent/devices/nvml.js";
 import type { Sampler } from "../server/agent/sampler.js";
@@ -71,4 +72,15 @@ export async function runBenchmark(name: string, main: () => Promise<number>): P
     console.error(`${name}: the process did not exit after cleanup; exiting`);
     process.exit(code);
   }, 5000).unref();
+}
+
+/** Asks a load-generating child process to stop ("stop" on its stdin), then kills it after 3 s. */
+export async function stopChild(child: ChildProcessWithoutNullStreams, exited: Promise<unknown>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.stdin.write("stop\n");
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 3000).unref())]);
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill("SIGKILL");
+    await exited;
+  }
 }

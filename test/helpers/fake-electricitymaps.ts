@@ -8,6 +8,7 @@
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { FaultScript } from "./fault-script.js";
 
 export const FAKE_EM_TOKEN = "em-test-token-3f9c2a71d5";
 const HOUR_MS = 3_600_000;
@@ -106,16 +107,10 @@ export function hourlySeries(zone: string, fromMs: number, hours: number, value:
 export async function startFakeElectricityMaps(options: FakeElectricityMapsOptions = {}): Promise<FakeElectricityMaps> {
   const token = options.token ?? FAKE_EM_TOKEN;
   const series = new Map(Object.entries(options.series ?? { "US-MIDW-MISO": recordedHistory() }));
-  const faults = new Map<string, Fault>();
+  const script = new FaultScript<Fault>();
   const requests: RecordedRequest[] = [];
-  const timers = new Set<NodeJS.Timeout>();
-  const wait = (ms: number): Promise<void> => new Promise((resolve) => timers.add(setTimeout(resolve, ms)));
-
-  const takeFault = (path: string): Fault | undefined => {
-    const f = faults.get(path);
-    if (f?.times !== undefined && --f.times <= 0) faults.delete(path);
-    return f;
-  };
+  const wait = (ms: number): Promise<void> => script.wait(ms);
+  const takeFault = (path: string): Fault | undefined => script.take(path);
 
   const answer = (path: string, q: Record<string, string>, fault: Fault | undefined): [number, unknown] => {
     const zone = q.zone ?? locate(q);
@@ -183,10 +178,10 @@ export async function startFakeElectricityMaps(options: FakeElectricityMapsOptio
     url: `http://127.0.0.1:${port}/v3`,
     token,
     requests,
-    setFault: (path, fault) => (fault ? faults.set(path, { ...fault }) : faults.delete(path), undefined),
+    setFault: (path, fault) => script.set(path, fault),
     setSeries: (zone, points) => void series.set(zone, points),
     close: () => {
-      for (const t of timers) clearTimeout(t);
+      script.cancelWaits();
       server.closeAllConnections();
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },

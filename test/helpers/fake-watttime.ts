@@ -11,6 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { FaultScript } from "./fault-script.js";
 
 export const FAKE_WT_USERNAME = "carbonmon-test";
 export const FAKE_WT_PASSWORD = "wt-pass-8d1e77c4b2";
@@ -105,16 +106,10 @@ export async function startFakeWattTime(options: FakeWattTimeOptions = {}): Prom
   const historicalMaxMs = options.historicalMaxMs ?? 30 * DAY_MS;
   const issued = new Map<string, number>();
   const tokens: string[] = [];
-  const faults = new Map<string, Fault>();
+  const script = new FaultScript<Fault>();
   const requests: RecordedRequest[] = [];
-  const timers = new Set<NodeJS.Timeout>();
-  const wait = (ms: number): Promise<void> => new Promise((resolve) => timers.add(setTimeout(resolve, ms)));
-
-  const takeFault = (path: string): Fault | undefined => {
-    const f = faults.get(path);
-    if (f?.times !== undefined && --f.times <= 0) faults.delete(path);
-    return f;
-  };
+  const wait = (ms: number): Promise<void> => script.wait(ms);
+  const takeFault = (path: string): Fault | undefined => script.take(path);
 
   /** The credentials presented: the bearer token, or the decoded user:password of Basic. */
   const presented = (req: IncomingMessage): { basic?: string; bearer?: string } => {
@@ -201,10 +196,10 @@ export async function startFakeWattTime(options: FakeWattTimeOptions = {}): Prom
     requests,
     tokens,
     loginCount: () => requests.filter((r) => r.path === "/login").length,
-    setFault: (path, fault) => void (fault ? faults.set(path, { ...fault }) : faults.delete(path)),
+    setFault: (path, fault) => script.set(path, fault),
     expireTokens: () => issued.clear(),
     close: () => {
-      for (const t of timers) clearTimeout(t);
+      script.cancelWaits();
       server.closeAllConnections();
       return new Promise<void>((resolve) => server.close(() => resolve()));
     },
