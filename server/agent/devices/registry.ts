@@ -7,6 +7,7 @@ import type { AgentConfig } from "../../shared/config.js";
 import type { EnergySource } from "./energy-source.js";
 import { NvmlSource } from "./nvml.js";
 import { RaplSource } from "./rapl.js";
+import { withSimulatedGpu } from "./simulated.js";
 
 export type DeviceConfig = Pick<AgentConfig, "nvmlLibrary" | "powercapRoot" | "samplingPeriodMs" | "raplMaxPowerW">;
 
@@ -14,5 +15,5 @@ export async function probeSources(config: DeviceConfig, clock?: Clock): Promise
   return Promise.all([
     NvmlSource.probe({ libraryPath: config.nvmlLibrary, samplingPeriodMs: config.samplingPeriodMs }),
     RaplSource.probe({ root: config.powercapRoot, maxPowerW: config.raplMaxPowerW, samplingPeriodMs: config.samplingPeriodMs, ...(clock ? { clock } : {}) }),
-  ]);
+  ]).then((sources) => withSimulatedGpu(sources, config, clock));
 }
