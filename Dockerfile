@@ -1,0 +1,57 @@
+# syntax=docker/dockerfile:1
+#
+# carbonmon: one image for both services.
+#
+#   docker build -t carbonmon .
+#   docker run --rm -p 50061:50061 carbonmon intensity                      # the intensity service
+#   docker run --rm --gpus all -p 50051:50051 \
+#     -v /sys/class/powercap:/host/powercap:ro -e CARBONMON_POWERCAP_ROOT=/host/powercap \
+#     carbonmon agent                                                       # the agent on a GPU host
+#   docker compose up                                                       # both (docker-compose.yml)
+#
+# Privileges (the agent):
+#   - GPUs: NVML (libnvidia-ml.so.1) is not in this image. The NVIDIA Container Toolkit injects it into the
+#     container (`--gpus all`, or the compose file's GPU reservation); NVIDIA_DRIVER_CAPABILITIES must
+#     include "utility" (set below). Without it the agent still starts and GetHost says why NVML is
+#     unavailable.
+#   - CPU/DRAM: RAPL's energy_uj files are root-only on current kernels (a mitigation for the Platypus
+#     side channel). The agent therefore runs as root by default: bind-mount /sys/class/powercap read-only
+#     and point CARBONMON_POWERCAP_ROOT at it. To run the agent as a non-root user instead, make energy_uj
+#     readable on the host (a udev rule or `chmod a+r`) and pass `--user node`.
+#   - The intensity service needs no privilege: run it as the unprivileged `node` user (`--user node`; the
+#     compose file does), which owns /var/lib/carbonmon in this image.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---- build: production dependencies, with the toolchain for better-sqlite3's native addon ----------------
+FROM ${NODE_IMAGE} AS build
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund \
+ && npm cache clean --force
+
+# ---- runtime: Node, the production node_modules and the TypeScript sources (run through tsx) ------------
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production \
+    CARBONMON_DATA_DIR=/var/lib/carbonmon \
+    CARBONMON_AGENT_LISTEN=0.0.0.0:50051 \
+    CARBONMON_INTENSITY_LISTEN=0.0.0.0:50061 \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=utility
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY package.json package-lock.json tsconfig.json ./
+COPY bin ./bin
+COPY server ./server
+COPY client ./client
+COPY proto ./proto
+RUN mkdir -p /var/lib/carbonmon && chown node:node /var/lib/carbonmon
+VOLUME ["/var/lib/carbonmon"]
+# 50051: the agent (EnergyMonitor); 50061: the intensity service (CarbonIntensity).
+EXPOSE 50051 50061
+# Root by default: the agent needs it for RAPL (see above). SIGTERM shuts down gracefully.
+ENTRYPOINT ["node", "bin/carbonmon.js"]
+CMD ["serve"]
