@@ -3,6 +3,7 @@
  *   carbonmon agent [options]       serve the EnergyMonitor agent on this host
  *   carbonmon intensity [options]   serve the CarbonIntensity service
  *   carbonmon serve                 both, in one process, with their defaults (the quick start)
+ *   carbonmon run|host|windows|watch|intensity now|history|forecast|demo   clients (bin/commands/)
  */
 import { startAgent } from "../server/agent/main.js";
 import { startIntensity } from "../server/intensity/main.js";
@@ -10,6 +11,12 @@ import { ConfigError, helpText, loadAgentConfig, loadIntensityConfig } from "../
 import { createLogger } from "../server/shared/log.js";
 import { shutdownOnSignals, type RunningServer } from "../server/shared/serve.js";
 import { VERSION } from "../server/shared/version.js";
+import { CliError, UsageError, type Command } from "./commands/common.js";
+import { demoCommand } from "./commands/demo.js";
+import { hostCommand, windowsCommand } from "./commands/inspect.js";
+import { INTENSITY_QUERY_HELP, intensityQueryCommands } from "./commands/intensity-query.js";
+import { runCommand } from "./commands/run.js";
+import { watchCommand } from "./commands/watch.js";
 
 const USAGE = `carbonmon ${VERSION}: energy and carbon measurement for GPU fleets
 
@@ -17,6 +24,12 @@ Usage:
   carbonmon agent [options]       serve the EnergyMonitor agent (GPUs through NVML, CPU/DRAM through RAPL)
   carbonmon intensity [options]   serve the CarbonIntensity service
   carbonmon serve                 both services in one process, configured from the environment
+  carbonmon run [options] -- CMD  run CMD inside a measuring window and print its energy and carbon
+  carbonmon host                  the agent's devices, backends and settings
+  carbonmon windows               the agent's open windows (--all: recently ended too)
+  carbonmon watch                 live power per device until Ctrl-C
+  carbonmon intensity now|history|forecast --location L   carbon intensity from the intensity service
+  carbonmon demo                  both services, a measured workload and live power (simulated GPU without one)
   carbonmon <command> --help      the options of a command
   carbonmon --version
 `;
@@ -46,16 +59,50 @@ function banner(servers: readonly RunningServer[]): string {
   return `carbonmon ${VERSION}\n${lines.join("\n")}\nPress Ctrl-C to stop.\n`;
 }
 
-const COMMANDS: Record<string, { help?: string; run: (argv: string[]) => Promise<RunningServer[]> }> = {
+const SERVERS: Record<string, { help?: string; run: (argv: string[]) => Promise<RunningServer[]> }> = {
   agent: { help: helpText("agent"), run: serveAgent },
-  intensity: { help: helpText("intensity"), run: serveIntensity },
+  intensity: { help: `${helpText("intensity")}\n${INTENSITY_QUERY_HELP}`, run: serveIntensity },
   serve: { run: serveBoth },
 };
+
+const CLIENTS: Record<string, Command> = { run: runCommand, host: hostCommand, windows: windowsCommand, watch: watchCommand, demo: demoCommand };
+
+/** The client command for argv, with its name, if argv names one ("intensity now" included). */
+function clientCommand(name: string, rest: string[]): { label: string; command: Command; argv: string[] } | undefined {
+  const query = name === "intensity" && rest[0] !== undefined ? intensityQueryCommands[rest[0]] : undefined;
+  if (query) return { label: `intensity ${rest[0]}`, command: query, argv: rest.slice(1) };
+  const command = CLIENTS[name];
+  return command ? { label: name, command, argv: rest } : undefined;
+}
+
+/** Options before a "--" (what follows belongs to the command that `run` starts). */
+const ownArgs = (argv: string[]): string[] => (argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv);
+
+async function runClient(label: string, command: Command, argv: string[]): Promise<number> {
+  if (ownArgs(argv).includes("--help")) return void process.stdout.write(command.help), 0;
+  try {
+    return await command.run(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`carbonmon ${label}: ${err.message} (see carbonmon ${label} --help)\n`);
+      return 2;
+    }
+    if (err instanceof CliError) return process.stderr.write(`${err.message}\n`), err.code;
+    throw err;
+  }
+}
 
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === "--version") return void process.stdout.write(`${VERSION}\n`);
-  const command = name === undefined ? undefined : COMMANDS[name];
+  const client = name === undefined ? undefined : clientCommand(name, rest);
+  if (client) {
+    process.exitCode = await runClient(client.label, client.command, client.argv);
+    // Let stdout drain and the loop empty; don't let a stray handle keep a finished command alive.
+    setTimeout(() => process.exit(), 1000).unref();
+    return;
+  }
+  const command = name === undefined ? undefined : SERVERS[name];
   if (!command || name === "--help") {
     process.stdout.write(USAGE);
     process.exitCode = command || name === "--help" || name === undefined ? 0 : 2;
@@ -70,5 +117,6 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((err: unknown) => {
   const message = err instanceof ConfigError ? err.message : `carbonmon: ${(err as Error).message}`;
   process.stderr.write(`${message}\n`);
-  process.exit(2);
+  const client = process.argv[2] !== undefined && clientCommand(process.argv[2], process.argv.slice(3)) !== undefined;
+  process.exit(client && !(err instanceof ConfigError) ? 1 : 2);
 });

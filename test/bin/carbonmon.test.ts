@@ -10,8 +10,8 @@ function run(args: string[], env: Record<string, string> = {}) {
   return spawn(process.execPath, ["bin/carbonmon.js", ...args], { cwd: ROOT, env: { ...process.env, CARBONMON_LOG_LEVEL: "silent", ...env } });
 }
 
-test("npm start (carbonmon serve) starts both services, prints their addresses and stops cleanly on SIGTERM", async (t) => {
-  t.regex(JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")).scripts.start, /bin\/carbonmon\.js serve$/);
+test("carbonmon serve starts both services, prints their addresses and stops cleanly on SIGTERM", async (t) => {
+  t.regex(JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")).scripts.start, /bin\/carbonmon\.js demo$/, "npm start runs the demo");
   const data = tempDataDir();
   t.teardown(data.cleanup);
   const child = run(["serve"], {

@@ -1,0 +1,88 @@
+/** What every command shares: option parsing, default addresses, and errors turned into one line and an exit code. */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { status } from "@grpc/grpc-js";
+import { CarbonmonClientError } from "../../client/index.js";
+import { SETTINGS } from "../../server/shared/config.js";
+
+/** A bad command line: exit code 2. */
+export class UsageError extends Error {}
+
+/** A failure already explained in one line: exit code `code`. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly code = 1,
+  ) {
+    super(message);
+  }
+}
+
+export type Options = NonNullable<ParseArgsConfig["options"]>;
+
+export interface Command {
+  help: string;
+  run(argv: string[]): Promise<number>;
+}
+
+/** Parses argv strictly (unknown options and stray arguments are a UsageError). */
+export function parse<O extends Options>(argv: string[], options: O, positionals = false) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: positionals, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message.split("\n")[0]!);
+  }
+}
+
+function settingDefault(env: string): string {
+  const s = SETTINGS.find((x) => x.env === env);
+  return s && "default" in s ? s.default : "";
+}
+
+/** A listen address made dialable: 0.0.0.0 and [::] become loopback. */
+function dialable(address: string): string {
+  return address.replace(/^0\.0\.0\.0:/, "127.0.0.1:").replace(/^\[::\]:/, "[::1]:");
+}
+
+/** --agent, else CARBONMON_AGENT_LISTEN, else 127.0.0.1:50051. */
+export function agentAddress(flag: string | undefined): string {
+  return flag ?? dialable(process.env.CARBONMON_AGENT_LISTEN || settingDefault("CARBONMON_AGENT_LISTEN"));
+}
+
+/** --addr, else CARBONMON_INTENSITY_ADDR, else CARBONMON_INTENSITY_LISTEN, else 127.0.0.1:50061. */
+export function intensityAddress(flag: string | undefined): string {
+  const env = process.env.CARBONMON_INTENSITY_ADDR || process.env.CARBONMON_INTENSITY_LISTEN;
+  return flag ?? dialable(env || settingDefault("CARBONMON_INTENSITY_LISTEN"));
+}
+
+/** Client options for a CLI: fail fast. */
+export const CLIENT_OPTIONS = { deadlineMs: 5_000, retries: 1 } as const;
+
+/** A client error as one line naming the service and its address. */
+export function clientFailure(err: unknown, what: string, address: string): CliError {
+  if (!(err instanceof CarbonmonClientError)) return new CliError(`carbonmon: ${(err as Error).message ?? String(err)}`);
+  if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED) {
+    return new CliError(`carbonmon: cannot reach the ${what} at ${address} (${err.codeName}: ${err.details})`);
+  }
+  return new CliError(`carbonmon: ${what} at ${address}: ${err.message}`);
+}
+
+/** Runs fn, turning client errors into one line naming the address. */
+export async function calling<T>(what: string, address: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw err instanceof CliError || err instanceof UsageError ? err : clientFailure(err, what, address);
+  }
+}
+
+/** Positive whole number option. */
+export function positiveInt(name: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n <= 0) throw new UsageError(`${name} expects a positive whole number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** Pretty JSON; bigints as numbers, unset fields as null (so every Zeus name is present). */
+export const json = (value: unknown): string =>
+  JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? Number(v) : v === undefined ? null : v), 2);

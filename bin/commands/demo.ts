@@ -1,0 +1,69 @@
+/**
+ * carbonmon demo: both services on loopback, a measured 2 s busy loop (through the same code as
+ * `carbonmon run`), then ~3 s of live power. Without a GPU the agent uses a simulated one, and every
+ * line that shows its numbers says SIMULATED.
+ */
+import { createAgentClient } from "../../client/index.js";
+import { enableSimulatedGpuFallback } from "../../server/agent/devices/simulated.js";
+import { CLIENT_OPTIONS, parse, type Command } from "./common.js";
+import { mark, measurementText, SIMULATED_BANNER } from "./format.js";
+import { startLocalAgent, startLocalIntensity, type LocalService } from "./local.js";
+import { measureCommand } from "./run.js";
+import { streamPower } from "./watch.js";
+
+const HELP = `Usage: carbonmon demo
+
+Starts the agent and the intensity service on 127.0.0.1 (ports chosen by the system, configured from the
+environment, temporary data unless CARBONMON_DATA_DIR is set), measures a 2 s busy loop in a child
+process, streams power for about 3 s, then stops everything. On a machine without a GPU (NVML
+unavailable) the agent uses a SIMULATED GPU: its numbers are not measurements and are marked as such.
+
+  --help          this text
+`;
+
+const BUSY_LOOP = "const end = Date.now() + 2000; let x = 0; while (Date.now() < end) x += Math.sqrt(x + 1);";
+
+async function isSimulated(address: string): Promise<boolean> {
+  const client = createAgentClient(address, CLIENT_OPTIONS);
+  try {
+    return (await client.getHost()).gpus.some((g) => g.simulated);
+  } finally {
+    client.close();
+  }
+}
+
+async function show(agent: LocalService, intensity: LocalService): Promise<void> {
+  const simulated = await isSimulated(agent.address);
+  const say = (text: string): boolean => process.stdout.write(mark(text, simulated));
+  if (simulated) say(`${SIMULATED_BANNER}\n`);
+  say(`agent ${agent.address}, intensity service ${intensity.address}\n`);
+  say(`measuring a 2 s busy loop (${process.execPath} -e ...)\n`);
+  const { measurement } = await measureCommand(agent.address, [process.execPath, "-e", BUSY_LOOP], { key: `demo/${process.pid}-${Date.now()}` });
+  process.stdout.write(mark(measurementText(measurement.measurement), simulated && !measurement.measurement.simulated));
+  say("power for 3 s:\n");
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 3_000);
+  try {
+    await streamPower(agent.address, { periodMs: 500, json: false, signal: abort.signal });
+  } finally {
+    clearTimeout(timer);
+  }
+  if (simulated) say(`${SIMULATED_BANNER}\n`);
+}
+
+async function demo(argv: string[]): Promise<number> {
+  parse(argv, {});
+  enableSimulatedGpuFallback();
+  const intensity = await startLocalIntensity();
+  let agent: LocalService | undefined;
+  try {
+    agent = await startLocalAgent({ CARBONMON_INTENSITY_ADDR: intensity.address });
+    await show(agent, intensity);
+  } finally {
+    await agent?.close();
+    await intensity.close();
+  }
+  return 0;
+}
+
+export const demoCommand: Command = { help: HELP, run: demo };

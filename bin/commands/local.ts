@@ -1,0 +1,50 @@
+/** Services started inside the CLI process on loopback port 0 (run without --agent, demo). */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startAgent } from "../../server/agent/main.js";
+import { startIntensity } from "../../server/intensity/main.js";
+import { loadAgentConfig, loadIntensityConfig } from "../../server/shared/config.js";
+import { createLogger } from "../../server/shared/log.js";
+
+export interface LocalService {
+  address: string;
+  close(): Promise<void>;
+}
+
+/** Logs stay quiet (warn) unless CARBONMON_LOG_LEVEL asks otherwise: stderr is the command's. */
+const logLevel = (configured: string): string => (process.env.CARBONMON_LOG_LEVEL ? configured : "warn");
+
+/** CARBONMON_DATA_DIR when set, else a temporary directory removed on close. */
+function dataDir(): { dir: string; cleanup: () => void } {
+  const configured = process.env.CARBONMON_DATA_DIR;
+  if (configured) return { dir: configured, cleanup: () => undefined };
+  const dir = mkdtempSync(join(tmpdir(), "carbonmon-run-"));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The agent, configured from the environment, on 127.0.0.1:0. */
+export async function startLocalAgent(env: Record<string, string> = {}): Promise<LocalService> {
+  const data = dataDir();
+  try {
+    const config = loadAgentConfig({ env: { ...process.env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, ...env } });
+    const agent = await startAgent(config, createLogger("carbonmon-agent", logLevel(config.logLevel)));
+    return { address: agent.running.address, close: async () => (await agent.running.shutdown(1000), data.cleanup()) };
+  } catch (err) {
+    data.cleanup();
+    throw err;
+  }
+}
+
+/** The intensity service, configured from the environment, on 127.0.0.1:0. */
+export async function startLocalIntensity(): Promise<LocalService> {
+  const data = dataDir();
+  try {
+    const config = loadIntensityConfig({ env: { ...process.env, CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir } });
+    const server = await startIntensity(config, createLogger("carbonmon-intensity", logLevel(config.logLevel)));
+    return { address: server.running.address, close: async () => (await server.running.shutdown(1000), data.cleanup()) };
+  } catch (err) {
+    data.cleanup();
+    throw err;
+  }
+}

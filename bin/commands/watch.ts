@@ -1,0 +1,79 @@
+/** carbonmon watch: live power per device until Ctrl-C. */
+import type { PowerSample } from "../../client/index.js";
+import { createAgentClient } from "../../client/index.js";
+import { agentAddress, calling, CLIENT_OPTIONS, parse, positiveInt, type Command } from "./common.js";
+import { mark, SIMULATED_BANNER } from "./format.js";
+
+const HELP = `Usage: carbonmon watch [options]
+
+Live power per device until Ctrl-C. On a terminal the lines update in place with a bar per device;
+with --json, or when stdout is not a terminal, one JSON object per sample and line.
+
+  --agent ADDR      the agent; default CARBONMON_AGENT_LISTEN, else 127.0.0.1:50051
+  --period-ms N     time between samples (default 1000; at least the agent's sampling period)
+  --json            JSON lines
+  --help            this text
+`;
+
+/** Per device power ("gpu:0" → W) of a sample. */
+export function powers(s: PowerSample): Array<[string, number]> {
+  const out: Array<[string, number]> = [];
+  for (const [domain, map] of [["gpu", s.gpuPowerW], ["cpu", s.cpuPowerW], ["dram", s.dramPowerW]] as const) {
+    for (const [i, w] of Object.entries(map)) out.push([`${domain}:${i}`, w]);
+  }
+  return out;
+}
+
+/** One JSON line per sample. */
+export function sampleJson(s: PowerSample): string {
+  const power = Object.fromEntries(powers(s).map(([d, w]) => [d, Math.round(w * 1000) / 1000]));
+  return `${JSON.stringify({ time: s.time?.toISOString(), sequence: Number(s.sequence), power_w: power, skipped: Number(s.skipped), simulated: s.simulated })}\n`;
+}
+
+/** Text lines for a sample: device, watts, and a bar (scaled to 500 W, or the peak seen). */
+export function sampleLines(s: PowerSample, peak: { w: number }): string {
+  const rows = powers(s);
+  peak.w = Math.max(peak.w, 500, ...rows.map(([, w]) => w));
+  const lines = rows.map(([d, w]) => `${d.padEnd(7)} ${w.toFixed(1).padStart(8)} W  ${"█".repeat(Math.round((w / peak.w) * 30)).padEnd(30, "·")}`);
+  return mark(`${(lines.length ? lines : ["no devices"]).join("\n")}\n`, s.simulated);
+}
+
+/** Streams samples to stdout until `signal` aborts or `limit` samples were shown. */
+export async function streamPower(address: string, o: { periodMs: number; json: boolean; signal: AbortSignal; limit?: number }): Promise<void> {
+  const client = createAgentClient(address, CLIENT_OPTIONS);
+  const tty = process.stdout.isTTY === true && !o.json;
+  const peak = { w: 0 };
+  let shown = 0;
+  let previousLines = 0;
+  try {
+    await calling("agent", address, async () => {
+      for await (const sample of client.watchPower({ periodMs: o.periodMs, signal: o.signal })) {
+        if (!tty) process.stdout.write(o.json ? sampleJson(sample) : sampleLines(sample, peak));
+        else {
+          const text = `${sample.simulated ? `${SIMULATED_BANNER}\n` : ""}${sampleLines(sample, peak)}`;
+          process.stdout.write(`${previousLines ? `\x1b[${previousLines}F\x1b[J` : ""}${text}`);
+          previousLines = text.split("\n").length - 1;
+        }
+        if (o.limit !== undefined && ++shown >= o.limit) break;
+      }
+    });
+  } finally {
+    client.close();
+  }
+}
+
+async function watch(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { agent: { type: "string" }, "period-ms": { type: "string" }, json: { type: "boolean" } });
+  const periodMs = positiveInt("--period-ms", values["period-ms"], 1000);
+  const abort = new AbortController();
+  const stop = (): void => abort.abort();
+  process.once("SIGINT", stop).once("SIGTERM", stop);
+  try {
+    await streamPower(agentAddress(values.agent), { periodMs, json: values.json === true, signal: abort.signal });
+  } finally {
+    process.off("SIGINT", stop).off("SIGTERM", stop);
+  }
+  return 0;
+}
+
+export const watchCommand: Command = { help: HELP, run: watch };

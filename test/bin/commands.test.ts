@@ -1,0 +1,86 @@
+import test from "ava";
+import { createAgentClient } from "../../client/index.js";
+import { fakeNvml } from "../helpers/fake-nvml.js";
+import { startTestAgent, startTestIntensity } from "../helpers/grpc.js";
+import { carbonmon, start, until } from "./cli-process.js";
+
+async function agentWithGpu(t: { teardown(fn: () => void | Promise<void>): void }) {
+  const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 90, ms: 1000 }] }] });
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath });
+  t.teardown(async () => (await agent.close(), nvml.cleanup()));
+  return agent.running.address;
+}
+
+test("host --json and host against an agent", async (t) => {
+  const address = await agentWithGpu(t);
+  const r = await carbonmon(["host", "--agent", address, "--json"]);
+  t.is(r.code, 0, r.stderr);
+  const host = JSON.parse(r.stdout);
+  t.is(host.gpus.length, 1);
+  t.is(host.gpus[0].simulated, false);
+  const text = await carbonmon(["host", "--agent", address]);
+  t.regex(text.stdout, /^gpu:0\s+\S/m);
+  t.regex(text.stdout, /backend nvml: ok/);
+});
+
+test("windows lists open windows; --all adds ended ones", async (t) => {
+  const address = await agentWithGpu(t);
+  const client = createAgentClient(address);
+  t.teardown(() => client.close());
+  await client.beginWindow("test/open", { labels: { job: "7" } });
+  await client.beginWindow("test/ended");
+  await client.endWindow("test/ended");
+  const r = await carbonmon(["windows", "--agent", address]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^test\/open\s+\S+\s+open\s+0\s+-\s+job=7$/m);
+  t.false(r.stdout.includes("test/ended"));
+  const all = JSON.parse((await carbonmon(["windows", "--agent", address, "--all", "--json"])).stdout);
+  t.deepEqual(all.map((w: { key: string }) => w.key).sort(), ["test/ended", "test/open"]);
+});
+
+test("watch --json prints one JSON line per sample and exits 0 on SIGINT", async (t) => {
+  const address = await agentWithGpu(t);
+  const child = start(["watch", "--agent", address, "--json", "--period-ms", "200"]);
+  const seen = await until(child, (f) => f.stdout.split("\n").length > 3);
+  const lines = seen.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  t.true(Math.abs(lines[1].power_w["gpu:0"] - 90) < 5, JSON.stringify(lines[1]));
+  t.is(lines[1].simulated, false);
+  child.kill("SIGINT");
+  const r = await child.done;
+  t.is(r.code, 0, r.stderr);
+  t.is(r.stderr, "");
+});
+
+test("intensity now --location DE against a static provider", async (t) => {
+  const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
+  t.teardown(() => intensity.close());
+  const r = await carbonmon(["intensity", "now", "--location", "DE", "--addr", intensity.running.address]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^DE .* 300\.0 gCO2eq\/kWh\s+provider=static source=configured estimated=no$/m);
+  const j = JSON.parse((await carbonmon(["intensity", "now", "--location", "DE", "--json"], { CARBONMON_INTENSITY_ADDR: intensity.running.address })).stdout);
+  t.is(j.gPerKwh, 300);
+});
+
+test("client commands: unreachable address → one line and exit 1; unknown option → exit 2; --help", async (t) => {
+  for (const args of [["host"], ["windows"], ["watch", "--json"], ["intensity", "now", "--location", "DE", "--addr", "127.0.0.1:1"]]) {
+    const r = await carbonmon(args, { CARBONMON_AGENT_LISTEN: "127.0.0.1:1" });
+    t.is(r.code, 1, args.join(" "));
+    t.regex(r.stderr, /^carbonmon: cannot reach the (agent|intensity service) at 127\.0\.0\.1:1 \([A-Z_]+: .*\)\n$/);
+  }
+  const bad = await carbonmon(["watch", "--bogus"]);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /carbonmon watch: Unknown option '--bogus'/);
+  t.is((await carbonmon(["intensity", "now"])).code, 2);
+  const help = await carbonmon(["watch", "--help"]);
+  t.regex(help.stdout, /--period-ms N/);
+});
+
+test("demo without a GPU uses the simulated GPU, marks every line SIMULATED and exits 0", async (t) => {
+  const r = await carbonmon(["demo"], { CARBONMON_NVML_LIBRARY: "/nonexistent/libnvidia-ml.so.1" });
+  t.is(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split("\n");
+  t.true(lines.every((l) => l.startsWith("[SIMULATED] ")), r.stdout);
+  t.regex(r.stdout, /SIMULATED GPU — these numbers are not measurements/);
+  t.regex(r.stdout, /^\[SIMULATED\] gpu:0\s+[\d.]+\s+[\d.]+$/m);
+  t.true(lines.filter((l) => / W /.test(l)).length >= 3);
+});
