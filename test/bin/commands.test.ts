@@ -61,6 +61,19 @@ test("intensity now --location DE against a static provider", async (t) => {
   t.is(j.gPerKwh, 300);
 });
 
+test("intensity history and forecast: hourly values, and a clear NOT_FOUND when no provider forecasts the zone", async (t) => {
+  const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
+  t.teardown(() => intensity.close());
+  const h = await carbonmon(["intensity", "history", "--location", "DE", "--hours", "3", "--addr", intensity.running.address, "--json"]);
+  t.is(h.code, 0, h.stderr);
+  const series = JSON.parse(h.stdout) as { points: Array<{ gPerKwh: number; provider: string }> };
+  t.true(series.points.length >= 3 && series.points.length <= 4, `${series.points.length} hourly points`);
+  t.true(series.points.every((p) => p.gPerKwh === 300 && p.provider === "static"));
+  const f = await carbonmon(["intensity", "forecast", "--location", "DE", "--addr", intensity.running.address]);
+  t.is(f.code, 1);
+  t.regex(f.stderr, /NOT_FOUND.*no configured provider forecasts zone DE/);
+});
+
 test("client commands: unreachable address → one line and exit 1; unknown option → exit 2; --help", async (t) => {
   for (const args of [["host"], ["windows"], ["watch", "--json"], ["intensity", "now", "--location", "DE", "--addr", "127.0.0.1:1"]]) {
     const r = await carbonmon(args, { CARBONMON_AGENT_LISTEN: "127.0.0.1:1" });

@@ -1,0 +1,53 @@
+/**
+ * The README's client examples, extracted and run as they are (through the package's own
+ * "carbonmon/client" export) against a real agent (fake NVML, one GPU at 300 W) and a real intensity
+ * service (a configured constant for DE).
+ */
+import { execFile } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import test from "ava";
+import { fakeNvml } from "./helpers/fake-nvml.js";
+import { startTestAgent, startTestIntensity } from "./helpers/grpc.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const run = promisify(execFile);
+
+function examples(): string[] {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## Client library"), readme.indexOf("## Carbon intensity"));
+  return [...section.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+test("every TypeScript example in the README runs against real servers and prints what it says", async (t) => {
+  const blocks = examples();
+  t.is(blocks.length, 3);
+  const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 300, ms: 1000 }] }] });
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath });
+  const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
+  const dir = join(ROOT, ".tmp", `readme-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  t.teardown(async () => {
+    await agent.close();
+    await intensity.close();
+    nvml.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const env = { ...process.env, CARBONMON_AGENT: agent.running.address, CARBONMON_INTENSITY: intensity.running.address };
+  const outputs: string[] = [];
+  for (const [i, code] of blocks.entries()) {
+    const file = join(dir, `example-${i}.ts`);
+    writeFileSync(file, code);
+    const { stdout } = await run(process.execPath, ["--import", "tsx", file], { cwd: ROOT, env, timeout: 30_000 });
+    outputs.push(stdout);
+  }
+  const [measure, watch, fleet] = outputs as [string, string, string];
+  const energy = Number(/'0': ([\d.]+)/.exec(measure)?.[1]);
+  t.regex(measure, /^trained 0\.5\d s /);
+  t.true(Math.abs(energy - 150) < 20, `about 300 W x 0.5 s: ${measure}`);
+  t.deepEqual(watch.trim().split("\n").map((l) => l.split(" ")[0]), ["0n", "1n", "2n"]);
+  t.regex(watch, /'0': 300/);
+  t.regex(fleet, /^1 hosts, [\d.]+ J, 0 failed\n300 g\/kWh from static\n$/);
+});
