@@ -1,3 +1,4 @@
+import { execFileSync, spawnSync } from "node:child_process";
 import test from "ava";
 import { createAgentClient } from "../../client/index.js";
 import { fakeNvml } from "../helpers/fake-nvml.js";
@@ -49,6 +50,29 @@ test("watch --json prints one JSON line per sample and exits 0 on SIGINT", async
   const r = await child.done;
   t.is(r.code, 0, r.stderr);
   t.is(r.stderr, "");
+});
+
+test("watch on a terminal (tmux): a bar per device, updated in place, Ctrl-C ends it", async (t) => {
+  const address = await agentWithGpu(t);
+  const session = `carbonmon-watch-${process.pid}`;
+  const tmux = (...args: string[]) => execFileSync("tmux", args, { encoding: "utf8" });
+  const env = `CARBONMON_LOG_LEVEL=silent`;
+  tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "20", `${env} ${process.execPath} bin/carbonmon.js watch --agent ${address} --period-ms 200; sleep 30`);
+  t.teardown(() => void spawnSync("tmux", ["kill-session", "-t", session]));
+  const screen = async (): Promise<string> => {
+    await new Promise((r) => setTimeout(r, 700));
+    return tmux("capture-pane", "-p", "-t", session);
+  };
+  const first = await screen();
+  t.regex(first, /gpu:0\s+\d+(\.\d)? W\s+█+/, first);
+  const second = await screen();
+  const rows = (s: string) => s.split("\n").filter((l) => l.includes("gpu:0")).length;
+  t.is(rows(second), rows(first), "the same rows are rewritten, not appended");
+  tmux("send-keys", "-t", session, "C-c", "");
+  const after = await screen();
+  t.notRegex(after, /Error|error/);
+  // carbonmon exited: the pane's shell moved on to the `sleep` that follows it.
+  t.is(tmux("display-message", "-p", "-t", session, "#{pane_current_command}").trim(), "sleep");
 });
 
 test("intensity now --location DE against a static provider", async (t) => {
