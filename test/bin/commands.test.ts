@@ -59,20 +59,28 @@ test("watch on a terminal (tmux): a bar per device, updated in place, Ctrl-C end
   const env = `CARBONMON_LOG_LEVEL=silent`;
   tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "20", `${env} ${process.execPath} bin/carbonmon.js watch --agent ${address} --period-ms 200; sleep 30`);
   t.teardown(() => void spawnSync("tmux", ["kill-session", "-t", session]));
-  const screen = async (): Promise<string> => {
-    await new Promise((r) => setTimeout(r, 700));
-    return tmux("capture-pane", "-p", "-t", session);
+  const capture = () => tmux("capture-pane", "-p", "-t", session);
+  const command = () => tmux("display-message", "-p", "-t", session, "#{pane_current_command}").trim();
+  // Polls (a liveness wait, not a timing assertion) until the screen or the pane's command says so.
+  const poll = async <T>(read: () => T, ok: (v: T) => boolean): Promise<T> => {
+    let v = read();
+    for (let i = 0; i < 100 && !ok(v); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      v = read();
+    }
+    return v;
   };
-  const first = await screen();
-  t.regex(first, /gpu:0\s+\d+(\.\d)? W\s+█+/, first);
-  const second = await screen();
+  const bar = /gpu:0\s+\d+(\.\d)? W\s+█+/;
+  const first = await poll(capture, (s) => bar.test(s));
+  t.regex(first, bar, first);
+  await new Promise((r) => setTimeout(r, 600)); // a few samples later
+  const second = capture();
   const rows = (s: string) => s.split("\n").filter((l) => l.includes("gpu:0")).length;
   t.is(rows(second), rows(first), "the same rows are rewritten, not appended");
   tmux("send-keys", "-t", session, "C-c", "");
-  const after = await screen();
-  t.notRegex(after, /Error|error/);
   // carbonmon exited: the pane's shell moved on to the `sleep` that follows it.
-  t.is(tmux("display-message", "-p", "-t", session, "#{pane_current_command}").trim(), "sleep");
+  t.is(await poll(command, (c) => c === "sleep"), "sleep");
+  t.notRegex(capture(), /Error|error/);
 });
 
 test("intensity now --location DE against a static provider", async (t) => {
