@@ -24,7 +24,7 @@ import type { Logger } from "../shared/log.js";
 import { msFromDuration } from "../shared/proto-time.js";
 import type { ServiceRegistration } from "../shared/serve.js";
 import { emissionFactorOf, locationOf, pointToProto, type Attempt } from "./codec.js";
-import type { Point } from "./core/point.js";
+import { isProvisional, type Point } from "./core/point.js";
 import type { Intensity, IntensityRequest } from "./intensity.js";
 import type { Provider } from "./providers/provider.js";
 import type { IntensityWatch } from "./watch.js";
@@ -118,7 +118,7 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
         totalCarbonG: r.totalCarbonG,
         totalEnergyJ: r.totalEnergyJ,
         periods: r.periods.map((p) => ({ intensity: pointToProto(p.point), energyJ: p.energyJ, carbonG: p.carbonG, filled: p.filled })),
-        provisional: r.periods.some((p) => p.point.isEstimated || p.point.source === "forecast" || p.point.validToMs > now),
+        provisional: r.periods.some((p) => isProvisional(p.point, now)),
         attempts: r.attempts.map((a) => ({ ...a })),
       };
     }, log),

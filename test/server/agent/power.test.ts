@@ -20,7 +20,6 @@ const GPU_POWER_W = [300, 500];
 type PowerStream = ClientReadableStream<PowerSample>;
 interface Received {
   sample: PowerSample;
-  atMs: number;
 }
 
 async function agentWithGpus(t: { teardown(fn: () => unknown): void }, env: Record<string, string> = {}): Promise<TestAgent> {
@@ -45,7 +44,7 @@ function take(stream: PowerStream, n: number): Promise<Received[]> {
   const got: Received[] = [];
   return new Promise((resolve, reject) => {
     stream.on("data", (sample: PowerSample) => {
-      got.push({ sample, atMs: performance.now() });
+      got.push({ sample });
       if (got.length === n) (stream.cancel(), resolve(got));
     });
     stream.on("error", (err: ServiceError) => (err.code === status.CANCELLED ? undefined : reject(err)));
