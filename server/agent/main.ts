@@ -5,6 +5,7 @@ import type { Logger } from "../shared/log.js";
 import { serve, type RunningServer } from "../shared/serve.js";
 import { probeSources } from "./devices/registry.js";
 import { PowerHub } from "./power.js";
+import { CarbonPricer } from "./carbon.js";
 import { AgentStore } from "./store.js";
 import { WindowManager } from "./windows.js";
 import { Sampler } from "./sampler.js";
@@ -23,9 +24,10 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   sampler.start();
   let store: AgentStore | undefined;
   let windows: WindowManager | undefined;
+  const pricer = new CarbonPricer(config, clock, log);
   try {
     store = new AgentStore(config.dataDir, clock.nowMs());
-    windows = new WindowManager({ config, sampler, store, clock, log });
+    windows = new WindowManager({ config, sampler, pricer, store, clock, log });
     const power = new PowerHub(sampler, { config, log });
     const context: AgentContext = { config, sampler, power, windows, startedAtMs: clock.nowMs(), log };
     const [opened, manager] = [store, windows];
@@ -36,6 +38,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       onDraining: () => power.close(),
       onShutdown: async () => {
         manager.close();
+        pricer.close();
         await sampler.stop();
         opened.close();
       },
@@ -43,6 +46,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     return { running, context };
   } catch (err) {
     windows?.close();
+    pricer.close();
     store?.close();
     await sampler.stop();
     throw err;

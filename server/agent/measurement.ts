@@ -1,7 +1,7 @@
 /** Assembles a window's Measurement message from per-device results. */
 import {
   ApproximationKind,
-  CarbonStatus,
+  type CarbonStatus,
   DeviceDomain,
   Measurement,
   type Approximation,
@@ -59,10 +59,11 @@ export interface MeasurementInput {
   ended: boolean;
   results: DeviceResult[];
   sampler: Sampler;
-  intensityAddr: string | undefined;
+  /** The carbon status until grams are applied (applyCarbon). */
+  carbon: { status: CarbonStatus; reason: string };
 }
 
-export function buildMeasurement({ spec, endMs, ended, results, sampler, intensityAddr }: MeasurementInput): Measurement {
+export function buildMeasurement({ spec, endMs, ended, results, sampler, carbon }: MeasurementInput): Measurement {
   const m = Measurement.fromPartial({
     key: spec.key,
     beginTime: new Date(spec.beginMs),
@@ -70,10 +71,8 @@ export function buildMeasurement({ spec, endMs, ended, results, sampler, intensi
     timeS: (endMs - spec.beginMs) / 1000,
     cpuUnavailableReason: unavailableReason("cpu", spec, sampler),
     dramUnavailableReason: unavailableReason("dram", spec, sampler),
-    carbonStatus: CarbonStatus.CARBON_STATUS_DISABLED,
-    carbonStatusReason: intensityAddr
-      ? "this agent version does not compute carbon per window yet: energy only"
-      : "no intensity service is configured (CARBONMON_INTENSITY_ADDR): energy only",
+    carbonStatus: carbon.status,
+    carbonStatusReason: carbon.reason,
     labels: { ...spec.labels },
     ended,
   });

@@ -1,7 +1,8 @@
 /**
  * The agent's SQLite database (CARBONMON_DATA_DIR/agent.db): open windows with their begin edges, ended
- * windows' results for the retention period, and per-run checkpoints of every device (so a window can be
- * ended after the agent was killed). WAL with synchronous=NORMAL: a killed process loses nothing committed.
+ * windows' results for the retention period, per-run checkpoints of every device (so a window can be
+ * ended after the agent was killed), and the boundary log: every device's cumulative energy at each 5-minute
+ * UTC boundary, which splits a window's energy exactly at intensity-period boundaries. WAL with synchronous=NORMAL: a killed process loses nothing committed.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -22,6 +23,18 @@ export interface StoredWindow {
   edges: string | null;
   /** JSON: the Measurement. */
   result: string | null;
+  /** JSON: the energy pieces priced for carbon (kept to ask again for pending or provisional grams). */
+  segments: string | null;
+  /** Pricing attempts so far. */
+  carbonTries: number;
+}
+
+/** A device's cumulative energy at a boundary, as logged. */
+export interface BoundaryRow {
+  deviceId: string;
+  tMs: number;
+  runId: number;
+  cumJ: number;
 }
 
 interface Row {
@@ -34,6 +47,8 @@ interface Row {
   spec: string;
   edges: string | null;
   result: string | null;
+  segments: string | null;
+  carbon_tries: number | null;
 }
 
 const SCHEMA = `
@@ -59,7 +74,21 @@ CREATE TABLE IF NOT EXISTS run_devices (
   last TEXT NOT NULL,
   PRIMARY KEY (run_id, device_id)
 );
+CREATE TABLE IF NOT EXISTS boundaries (
+  device_id TEXT NOT NULL,
+  t_ms REAL NOT NULL,
+  run_id INTEGER NOT NULL,
+  cum_j REAL NOT NULL,
+  PRIMARY KEY (device_id, t_ms)
+) WITHOUT ROWID;
 `;
+
+/** Columns added after the first release: added to older databases on open. */
+const ADDED_COLUMNS = [
+  ["segments", "TEXT"],
+  ["carbon_next_ms", "REAL"],
+  ["carbon_tries", "INTEGER NOT NULL DEFAULT 0"],
+] as const;
 
 const toWindow = (r: Row): StoredWindow => ({
   id: r.id,
@@ -71,6 +100,8 @@ const toWindow = (r: Row): StoredWindow => ({
   spec: r.spec,
   edges: r.edges,
   result: r.result,
+  segments: r.segments,
+  carbonTries: r.carbon_tries ?? 0,
 });
 
 export class AgentStore {
@@ -93,12 +124,19 @@ export class AgentStore {
     // Checkpoints (WAL → database, with fsync) run from checkpointWal() on a timer, never inside a request.
     this.db.pragma("wal_autocheckpoint = 0");
     this.db.exec(SCHEMA);
+    const have = new Set((this.db.prepare("PRAGMA table_info(windows)").all() as Array<{ name: string }>).map((c) => c.name));
+    for (const [name, type] of ADDED_COLUMNS) if (!have.has(name)) this.db.exec(`ALTER TABLE windows ADD COLUMN ${name} ${type}`);
+    this.db.exec("CREATE INDEX IF NOT EXISTS windows_carbon_due ON windows(carbon_next_ms) WHERE carbon_next_ms IS NOT NULL");
     this.runId = Number(this.db.prepare("INSERT INTO runs (started_ms) VALUES (?)").run(nowMs).lastInsertRowid);
     this.stmt = {
       insert: this.db.prepare("INSERT INTO windows (key, state, begin_ms, run_id, spec) VALUES (?, 'open', ?, ?, ?)"),
       setEdges: this.db.prepare("UPDATE windows SET edges = ? WHERE id = ?"),
-      end: this.db.prepare("UPDATE windows SET state = 'ended', end_ms = ?, result = ? WHERE id = ? AND state = 'open'"),
-      setResult: this.db.prepare("UPDATE windows SET result = ? WHERE id = ?"),
+      end: this.db.prepare("UPDATE windows SET state = 'ended', end_ms = ?, result = ?, segments = ?, carbon_next_ms = ? WHERE id = ? AND state = 'open'"),
+      setCarbon: this.db.prepare("UPDATE windows SET result = ?, carbon_next_ms = ?, carbon_tries = carbon_tries + 1 WHERE id = ?"),
+      carbonDue: this.db.prepare("SELECT * FROM windows WHERE carbon_next_ms <= ? AND state = 'ended' ORDER BY carbon_next_ms LIMIT ?"),
+      insertBoundary: this.db.prepare("INSERT OR IGNORE INTO boundaries (device_id, t_ms, run_id, cum_j) VALUES (?, ?, ?, ?)"),
+      boundaries: this.db.prepare("SELECT t_ms, run_id, cum_j FROM boundaries WHERE device_id = ? AND t_ms > ? AND t_ms < ? ORDER BY t_ms"),
+      purgeBoundaries: this.db.prepare("DELETE FROM boundaries WHERE t_ms < ?"),
       cancel: this.db.prepare("DELETE FROM windows WHERE id = ? AND state = 'open'"),
       open: this.db.prepare("SELECT * FROM windows WHERE state = 'open' ORDER BY id"),
       latestEnded: this.db.prepare("SELECT * FROM windows WHERE key = ? AND state = 'ended' ORDER BY id DESC LIMIT 1"),
@@ -130,13 +168,35 @@ export class AgentStore {
     })();
   }
 
-  end(id: number, endMs: number, result: string): void {
-    this.stmt.end.run(endMs, result, id);
+  /** Stores an ended window's result; segments and carbonNextMs when its grams are still to be asked for. */
+  end(id: number, endMs: number, result: string, segments: string | null = null, carbonNextMs: number | null = null): void {
+    this.stmt.end.run(endMs, result, segments, carbonNextMs, id);
   }
 
-  /** Replaces a stored result (later carbon figures). */
-  setResult(id: number, result: string): void {
-    this.stmt.setResult.run(result, id);
+  /** Replaces a result with later carbon figures; carbonNextMs null: nothing left to ask for. */
+  setCarbon(id: number, result: string, carbonNextMs: number | null): void {
+    this.stmt.setCarbon.run(result, carbonNextMs, id);
+  }
+
+  /** Ended windows whose grams are due to be asked for again, most overdue first. */
+  carbonDue(nowMs: number, limit: number): StoredWindow[] {
+    return (this.stmt.carbonDue.all(nowMs, limit) as Row[]).map(toWindow);
+  }
+
+  insertBoundaries(rows: readonly BoundaryRow[]): void {
+    this.db.transaction(() => {
+      for (const r of rows) this.stmt.insertBoundary.run(r.deviceId, r.tMs, r.runId, r.cumJ);
+    })();
+  }
+
+  /** A device's logged boundaries strictly inside (fromMs, toMs), oldest first. */
+  boundaries(deviceId: string, fromMs: number, toMs: number): BoundaryRow[] {
+    const rows = this.stmt.boundaries.all(deviceId, fromMs, toMs) as Array<{ t_ms: number; run_id: number; cum_j: number }>;
+    return rows.map((r) => ({ deviceId, tMs: r.t_ms, runId: r.run_id, cumJ: r.cum_j }));
+  }
+
+  purgeBoundariesBefore(cutoffMs: number): number {
+    return this.stmt.purgeBoundaries.run(cutoffMs).changes;
   }
 
   cancel(id: number): void {
@@ -177,6 +237,10 @@ export class AgentStore {
   /** Moves the WAL into the database file; called off the request path. */
   checkpointWal(): void {
     this.db.pragma("wal_checkpoint(PASSIVE)");
+  }
+
+  get isOpen(): boolean {
+    return this.db.open;
   }
 
   close(): void {

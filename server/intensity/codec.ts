@@ -7,6 +7,7 @@ import {
   type Location,
   type ProviderAttempt,
 } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { ZONE_PATTERN } from "../shared/config.js";
 import { AppError, Code } from "../shared/errors.js";
 import type { EmissionFactor, Point, Signal, Source } from "./core/point.js";
 
@@ -57,7 +58,7 @@ export type LocationQuery = { kind: "zone"; zone: string } | { kind: "coordinate
 /** A request's Location, validated. */
 export function locationOf(location: Location | undefined): LocationQuery {
   if (location?.zone !== undefined && location.zone !== "") {
-    if (!/^[A-Z]{2}(-[A-Z0-9]+)*$/.test(location.zone)) {
+    if (!ZONE_PATTERN.test(location.zone)) {
       throw new AppError(Code.InvalidArgument, `zone ${JSON.stringify(location.zone)} is not a grid zone`, { hint: 'use e.g. "DE", "GB" or "US-MIDW-MISO"' });
     }
     return { kind: "zone", zone: location.zone };

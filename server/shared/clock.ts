@@ -26,3 +26,35 @@ export class ManualClock implements Clock {
     this.t = ms;
   }
 }
+
+/**
+ * The system clock plus a shift kept in shared memory, so that the agent's main thread and its NVML
+ * worker read one time base. Tests move the shift forward to let a host live through hours in seconds
+ * (the fake NVML library moves its own clock by the same amount). Production uses systemClock.
+ */
+export class ShiftedClock implements Clock {
+  readonly buffer: SharedArrayBuffer;
+  private readonly shift: Float64Array;
+
+  constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(8)) {
+    this.buffer = buffer;
+    this.shift = new Float64Array(buffer, 0, 1);
+  }
+
+  nowMs(): number {
+    return systemClock.nowMs() + this.shift[0]!;
+  }
+
+  get shiftMs(): number {
+    return this.shift[0]!;
+  }
+
+  set shiftMs(ms: number) {
+    this.shift[0] = ms;
+  }
+}
+
+/** The shared memory behind a clock's shift, for worker threads (undefined: the plain system clock). */
+export function shiftBufferOf(clock: Clock): SharedArrayBuffer | undefined {
+  return clock instanceof ShiftedClock ? clock.buffer : undefined;
+}

@@ -33,7 +33,11 @@ export const SETTINGS = [
   { env: "CARBONMON_RAPL_MAX_POWER_W", flag: "--rapl-max-power-w", services: AGENT, default: "1000", description: "highest plausible power of one RAPL zone; sets how often zones are read so that no wrap is missed" },
   { env: "CARBONMON_MAX_OPEN_WINDOWS", flag: "--max-open-windows", services: AGENT, default: "100000", description: "open windows allowed at once (RESOURCE_EXHAUSTED beyond)" },
   { env: "CARBONMON_RETENTION_DAYS", flag: "--retention-days", services: AGENT, default: "7", description: "how long ended windows' results are kept" },
-  { env: "CARBONMON_LOCATION", flag: "--location", services: BOTH, description: "where the electricity is used: \"lat,lon\", a zone (\"DE\"), or \"auto\" (IP location)" },
+  { env: "CARBONMON_LOCATION", flag: "--location", services: BOTH, description: "where the electricity is used: \"lat,lon\", a zone (\"DE\"), or \"auto\" (IP location of this host); the agent uses auto when it is unset" },
+  { env: "CARBONMON_EMISSION_FACTOR", flag: "--emission-factor", services: AGENT, default: "lifecycle", description: "which emissions the agent's grams count: lifecycle (plants' whole life) or direct (combustion only)" },
+  { env: "CARBONMON_ALLOW_ESTIMATED", flag: "--allow-estimated", services: AGENT, default: "true", description: "whether estimated intensities may price a window (false: only measured values; missing ones are filled from the fallback chain)" },
+  { env: "CARBONMON_CARBON_TIMEOUT_MS", flag: "--carbon-timeout-ms", services: AGENT, default: "2000", description: "how long EndWindow waits for the intensity service before it returns the energy with carbon PENDING" },
+  { env: "CARBONMON_CARBON_RETRY_MS", flag: "--carbon-retry-ms", services: AGENT, default: "30000", description: "first delay before pending or provisional grams are asked for again; it doubles up to 1 h (pending: 5 min)" },
   { env: "ELECTRICITYMAPS_API_TOKEN", flag: "--electricitymaps-api-token", services: INTENSITY, description: "ElectricityMaps auth-token; unset: ElectricityMaps is not used" },
   { env: "CARBONMON_ELECTRICITYMAPS_URL", flag: "--electricitymaps-url", services: INTENSITY, default: "https://api.electricitymap.org/v3", description: "ElectricityMaps API base URL" },
   { env: "WATTTIME_USERNAME", flag: "--watttime-username", services: INTENSITY, description: "WattTime account; unset: WattTime is not used" },
@@ -57,6 +61,10 @@ export interface AgentConfig {
   maxOpenWindows: number;
   retentionDays: number;
   location: string | undefined;
+  emissionFactor: "lifecycle" | "direct";
+  allowEstimated: boolean;
+  carbonTimeoutMs: number;
+  carbonRetryMs: number;
   ipinfoUrl: string;
   logLevel: string;
   /** The agent's own CUDA_VISIBLE_DEVICES (read, not a carbonmon setting); undefined: all GPUs. */
@@ -170,6 +178,12 @@ class Reader {
     return value.replace(/\/+$/, "");
   }
 
+  boolean(env: string): boolean {
+    const value = this.required(env);
+    if (value !== "true" && value !== "false") this.problems.push(`${env}=${JSON.stringify(value)}: expected true or false`);
+    return value === "true";
+  }
+
   oneOf(env: string, allowed: readonly string[]): string {
     const value = this.required(env);
     if (!allowed.includes(value)) this.problems.push(`${env}=${JSON.stringify(value)}: expected one of ${allowed.join(", ")}`);
@@ -189,8 +203,8 @@ class Reader {
   location(env: string): string | undefined {
     const value = this.text(env);
     if (value === undefined) return undefined;
-    if (value !== "auto" && !parseLatLon(value) && !/^[A-Z]{2}(-[A-Z0-9]+)*$/.test(value)) {
-      this.problems.push(`${env}=${JSON.stringify(value)}: expected "lat,lon" (e.g. "42.28,-83.74"), a zone (e.g. "DE", "US-MIDW-MISO") or "auto"`);
+    if (value !== "auto" && !parseLatLon(value) && !ZONE_PATTERN.test(value)) {
+      this.problems.push(`${env}=${JSON.stringify(value)}: expected "lat,lon" (e.g. "42.28,-83.74"), a zone (e.g. "DE", "US-MIDW-MISO", "CAISO_NORTH") or "auto"`);
     }
     return value;
   }
@@ -204,6 +218,12 @@ class Reader {
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === "" ? undefined : value;
 }
+
+/**
+ * A grid zone as providers name it: ElectricityMaps zones ("DE", "US-MIDW-MISO", "RU-1") or WattTime
+ * regions ("CAISO_NORTH", "PJM_DC").
+ */
+export const ZONE_PATTERN = /^(?:[A-Z]{2}(?:-[A-Z0-9]+)*|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)$/;
 
 /** "lat,lon" with both in range, or undefined. */
 export function parseLatLon(text: string): { lat: number; lon: number } | undefined {
@@ -228,6 +248,10 @@ export function loadAgentConfig(source: ConfigSource = {}): AgentConfig {
     maxOpenWindows: r.integer("CARBONMON_MAX_OPEN_WINDOWS", 1, 10_000_000),
     retentionDays: r.integer("CARBONMON_RETENTION_DAYS", 1, 3650),
     location: r.location("CARBONMON_LOCATION"),
+    emissionFactor: r.oneOf("CARBONMON_EMISSION_FACTOR", ["lifecycle", "direct"]) as "lifecycle" | "direct",
+    allowEstimated: r.boolean("CARBONMON_ALLOW_ESTIMATED"),
+    carbonTimeoutMs: r.integer("CARBONMON_CARBON_TIMEOUT_MS", 10, 600_000),
+    carbonRetryMs: r.integer("CARBONMON_CARBON_RETRY_MS", 10, 86_400_000),
     ipinfoUrl: r.url("CARBONMON_IPINFO_URL"),
     logLevel: r.oneOf("CARBONMON_LOG_LEVEL", LOG_LEVELS),
     cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES,

@@ -46,6 +46,11 @@ export interface FakeElectricityMapsOptions {
   locations?: FakeLocation[];
   /** Where a lat/lon outside every location lands unless shouldUseFallbackCallerLookup=false (the caller's IP). */
   callerZone?: string;
+  /**
+   * The server's clock. Given, /latest answers the hour containing now and /history the 24 hours up to it,
+   * like the live API; unset, they answer the series' last point and last 24 points (a recorded day).
+   */
+  nowMs?: () => number;
 }
 
 /** A scripted misbehaviour for one path ("/carbon-intensity/latest", …). */
@@ -115,12 +120,17 @@ export async function startFakeElectricityMaps(options: FakeElectricityMapsOptio
   const answer = (path: string, q: Record<string, string>, fault: Fault | undefined): [number, unknown] => {
     const zone = q.zone ?? locate(q);
     if (zone === undefined) return q.lat !== undefined ? [404, { error: `No zone found for coordinates ${q.lat},${q.lon}` }] : [400, { error: "Either zone or lat/lon must be provided" }];
-    const points = series.get(zone);
+    let points = series.get(zone);
     if (!points || points.length === 0) return [404, { error: `No recent data for zone "${zone}"` }];
     if (q.emissionFactorType !== undefined && !["lifecycle", "direct"].includes(q.emissionFactorType)) return [400, { error: `Invalid emissionFactorType ${q.emissionFactorType}` }];
     const shown = (ps: EmPoint[]): EmPoint[] =>
       ps.map((p) => ({ ...p, zone: fault?.zone ?? p.zone, emissionFactorType: q.emissionFactorType ?? p.emissionFactorType, ...(fault?.nullIntensity ? { carbonIntensity: null } : {}) }));
     const answeredZone = fault?.zone ?? zone;
+    if (options.nowMs && (path === "/carbon-intensity/latest" || path === "/carbon-intensity/history")) {
+      const now = options.nowMs();
+      points = points.filter((p) => Date.parse(p.datetime) <= now && Date.parse(p.datetime) > now - 24 * HOUR_MS);
+      if (points.length === 0) return [404, { error: `No recent data for zone "${zone}"` }];
+    }
     switch (path) {
       case "/carbon-intensity/latest":
         return [200, shown(points.slice(-1))[0]];

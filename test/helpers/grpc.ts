@@ -7,6 +7,7 @@ import { EnergyMonitorClient } from "../../proto/gen/carbonmon/agent/v1/agent.js
 import { CarbonIntensityClient } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { startAgent, type Agent } from "../../server/agent/main.js";
 import { startIntensity, type IntensityOptions, type IntensityServer } from "../../server/intensity/main.js";
+import type { Clock } from "../../server/shared/clock.js";
 import { loadAgentConfig, loadIntensityConfig } from "../../server/shared/config.js";
 import { silentLogger } from "../../server/shared/log.js";
 
@@ -22,7 +23,7 @@ export interface TestAgent extends Agent {
 }
 
 /** The agent on 127.0.0.1:0 with env-style overrides (defaults: no NVML library, an empty powercap root). */
-export async function startTestAgent(env: Record<string, string> = {}): Promise<TestAgent> {
+export async function startTestAgent(env: Record<string, string> = {}, clock?: Clock): Promise<TestAgent> {
   const data = tempDataDir();
   const config = loadAgentConfig({
     env: {
@@ -33,7 +34,7 @@ export async function startTestAgent(env: Record<string, string> = {}): Promise<
       ...env,
     },
   });
-  const agent = await startAgent(config, silentLogger());
+  const agent = await startAgent(config, silentLogger(), clock);
   const client = new EnergyMonitorClient(agent.running.address, credentials.createInsecure());
   return {
     ...agent,

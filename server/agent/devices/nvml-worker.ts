@@ -6,7 +6,7 @@
  * {type:"stopped"}.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { systemClock } from "../../shared/clock.js";
+import { ShiftedClock, systemClock, type Clock } from "../../shared/clock.js";
 import { AppError } from "../../shared/errors.js";
 import { mJToJ, mWToW } from "../../shared/units.js";
 import type { BackendState, Device, Reading } from "./energy-source.js";
@@ -28,6 +28,8 @@ const COUNTER_UPDATE_MS = 100;
 export interface NvmlWorkerData {
   libraryPath: string;
   periodMs: number;
+  /** The agent clock's shift (ShiftedClock), so that readings are stamped on the agent's time base. */
+  clockShift?: SharedArrayBuffer | undefined;
 }
 
 export type NvmlWorkerMessage =
@@ -57,9 +59,13 @@ class RealtimeOffset {
     this.offsetMs = tick - this.calibratedAtMs;
   }
 
-  toAgentMs(timestampUs: number, fallbackMs: number): number {
+  /**
+   * The driver's stamp on the agent's time base; a stamp more than 2 s outside the read's span [startMs,
+   * endMs] is not trusted (a stepped wall clock) and the read's midpoint stands in.
+   */
+  toAgentMs(timestampUs: number, startMs: number, endMs: number): number {
     const t = timestampUs / 1000 - this.offsetMs;
-    return Math.abs(t - fallbackMs) < 2000 ? t : fallbackMs;
+    return t > startMs - 2000 && t < endMs + 2000 ? t : (startMs + endMs) / 2;
   }
 }
 
@@ -94,6 +100,7 @@ class GpuReader {
     readonly plan: GpuPlan,
     private readonly offset: RealtimeOffset,
     private readonly samplingPeriodMs: number,
+    private readonly clock: Clock,
   ) {}
 
   get ok(): boolean {
@@ -118,12 +125,14 @@ class GpuReader {
     if (raw.counterMj === undefined) return reading;
     reading.counterJ = mJToJ(raw.counterMj);
     const prev = this.last;
-    if (prev?.counterMj === raw.counterMj && raw.fieldTimestampUs !== undefined) {
+    // A held value that keeps its stamp proves update-instant stamps, for good. A held value with a new
+    // stamp suggests read-time stamps, unless the GPU drew no power across updates: that never overrules.
+    if (prev?.counterMj === raw.counterMj && raw.fieldTimestampUs !== undefined && this.driverStamps !== true) {
       this.driverStamps = prev.fieldTimestampUs === raw.fieldTimestampUs;
     }
     this.last = raw;
     if (this.driverStamps && raw.fieldTimestampUs !== undefined) {
-      reading.tMs = this.offset.toAgentMs(raw.fieldTimestampUs, reading.tMs);
+      reading.tMs = this.offset.toAgentMs(raw.fieldTimestampUs, raw.startMs, raw.endMs);
       return reading;
     }
     const stamp = this.grid.observe({ startMs: raw.startMs, endMs: raw.endMs, value: raw.counterMj });
@@ -136,11 +145,12 @@ class GpuReader {
   deferProbe(): void {
     this.grid.deferProbe();
     this.nextIsProbe = false;
-    this.nextAtMs = this.grid.quietRead(systemClock.nowMs(), this.samplingPeriodMs);
+    this.nextAtMs = this.grid.quietRead(this.clock.nowMs(), this.samplingPeriodMs);
   }
 
   private schedule(raw: RawRead): void {
-    this.readMs += 0.1 * (raw.endMs - raw.startMs - this.readMs);
+    const readMs = raw.endMs - raw.startMs;
+    if (readMs < 1000) this.readMs += 0.1 * (readMs - this.readMs); // a stalled read says nothing about the next
     this.grid.targetWidthMs = 1.5 * this.readMs + 1;
     if (this.plan.energy === "none" || this.driverStamps) {
       this.nextIsProbe = false;
@@ -159,7 +169,7 @@ class GpuReader {
     if (plan.energy === "field") requests.push({ fieldId: FIELD_TOTAL_ENERGY, scopeId: SCOPE_GPU });
     if (plan.power) requests.push(plan.power);
     if (plan.memoryPower) requests.push({ fieldId: FIELD_POWER_AVERAGE, scopeId: SCOPE_MEMORY });
-    const raw: RawRead = { startMs: systemClock.nowMs(), endMs: 0 };
+    const raw: RawRead = { startMs: this.clock.nowMs(), endMs: 0 };
     const { ret, results } = requests.length > 0 ? nvml.fieldValues(handle, requests) : { ret: NVML_SUCCESS, results: [] };
     this.fail("nvmlDeviceGetFieldValues", ret);
     let k = 0;
@@ -173,7 +183,7 @@ class GpuReader {
       this.fail("nvmlDeviceGetTotalEnergyConsumption", r);
       raw.counterMj = mj;
     }
-    raw.endMs = systemClock.nowMs();
+    raw.endMs = this.clock.nowMs();
     if (plan.power) {
       const p = results[k++]!;
       this.fail("field POWER_INSTANT", p.ret);
@@ -203,8 +213,13 @@ class ReadLoop {
   private readonly readers: GpuReader[];
   private readonly offset = new RealtimeOffset();
 
-  constructor(nvml: Nvml, plans: GpuPlan[], samplingPeriodMs: number) {
-    this.readers = plans.map((p) => new GpuReader(nvml, p, this.offset, samplingPeriodMs));
+  constructor(
+    nvml: Nvml,
+    plans: GpuPlan[],
+    samplingPeriodMs: number,
+    private readonly clock: Clock,
+  ) {
+    this.readers = plans.map((p) => new GpuReader(nvml, p, this.offset, samplingPeriodMs, clock));
   }
 
   start(): void {
@@ -222,7 +237,7 @@ class ReadLoop {
 
   private tick(): void {
     this.offset.update();
-    const now = systemClock.nowMs();
+    const now = this.clock.nowMs();
     const readings: Reading[] = [];
     for (const reader of this.readers) {
       if (!reader.ok || reader.nextAtMs > now + 0.5) continue;
@@ -233,12 +248,12 @@ class ReadLoop {
         this.avoidCollision(reader);
       } catch (err) {
         reader.plan.device.status = "lost";
-        readings.push({ deviceId: reader.plan.device.id, tMs: systemClock.nowMs(), failure: { status: "lost", reason: AppError.from(err).detail } });
+        readings.push({ deviceId: reader.plan.device.id, tMs: this.clock.nowMs(), failure: { status: "lost", reason: AppError.from(err).detail } });
       }
     }
     if (readings.length > 0) post({ type: "readings", readings, energyReads: this.energyReads });
     const due = Math.min(...this.readers.filter((r) => r.ok).map((r) => r.nextAtMs));
-    if (Number.isFinite(due)) this.timer = setTimeout(() => this.tick(), Math.max(0, due - systemClock.nowMs()));
+    if (Number.isFinite(due)) this.timer = setTimeout(() => this.tick(), Math.max(0, due - this.clock.nowMs()));
   }
 }
 
@@ -255,7 +270,8 @@ const PROBE_CLEARANCE_MS = 10;
 function run(data: NvmlWorkerData): void {
   const { nvml, state, plans, devices } = probe(data);
   post({ type: "probe", state, devices });
-  const loop = nvml && plans.length > 0 ? new ReadLoop(nvml, plans, data.periodMs) : undefined;
+  const clock = data.clockShift ? new ShiftedClock(data.clockShift) : systemClock;
+  const loop = nvml && plans.length > 0 ? new ReadLoop(nvml, plans, data.periodMs, clock) : undefined;
   loop?.start();
   parentPort!.on("message", (msg: { type: string }) => {
     if (msg.type !== "stop") return;

@@ -11,6 +11,8 @@ export interface NvmlOptions {
   samplingPeriodMs: number;
   /** How long the probe may take before the backend is reported unavailable. */
   probeTimeoutMs?: number;
+  /** The agent clock's shared shift (ShiftedClock.buffer); unset: the system clock. */
+  clockShift?: SharedArrayBuffer | undefined;
 }
 
 /** Running from TypeScript sources (tsx): the worker needs the same loader. */
@@ -34,7 +36,7 @@ export class NvmlSource implements EnergySource {
 
   /** Starts the worker and waits for its probe. Never throws: problems become an unavailable state. */
   static async probe(options: NvmlOptions): Promise<NvmlSource> {
-    const workerData: NvmlWorkerData = { libraryPath: options.libraryPath, periodMs: options.samplingPeriodMs };
+    const workerData: NvmlWorkerData = { libraryPath: options.libraryPath, periodMs: options.samplingPeriodMs, clockShift: options.clockShift };
     const worker = FROM_SOURCE
       ? new Worker(tsxBootstrap(WORKER_URL), { eval: true, workerData })
       : new Worker(WORKER_URL, { workerData });

@@ -6,6 +6,7 @@
  */
 import type { Clock } from "../../shared/clock.js";
 import { systemClock } from "../../shared/clock.js";
+import { ZONE_PATTERN } from "../../shared/config.js";
 import { AppError, Code } from "../../shared/errors.js";
 import type { Point } from "../core/point.js";
 import type { Provider, Query } from "./provider.js";
@@ -14,8 +15,7 @@ const HOUR_MS = 3_600_000;
 /** A range longer than this many hours is refused (about 11 years). */
 const MAX_POINTS = 100_000;
 const NAME = "static";
-/** ElectricityMaps-style zones: a two-letter country, then dash-separated parts ("US-MIDW-MISO", "RU-1"). */
-const ZONE_RE = /^[A-Z]{2}(-[A-Z0-9]+)*$/;
+const ZONE_RE = ZONE_PATTERN;
 const NUMBER_RE = /^\d+(\.\d+)?$/;
 
 function badEntry(entry: string, why: string): AppError {
