@@ -20,3 +20,24 @@ test("the README's quick start is two commands and names the test command CI run
   t.true(commands[1]!.startsWith("npm test"));
   t.true(readFileSync(new URL("../.ci/run", import.meta.url), "utf8").includes("npm test -- --tap"));
 });
+
+test("the README's worked carbon example adds up: energy per period x intensity = grams", (t) => {
+  const example = /\*\*Worked example\.\*\*[\s\S]*?\n\n(\|[\s\S]*?)\n\n/.exec(readme)?.[1] ?? "";
+  const num = (text: string): number => Number(text.replace(/,/g, ""));
+  const rows = example.split("\n").filter((l) => /^\| \d\d:\d\d–/.test(l));
+  t.is(rows.length, 2);
+  let totalJ = 0;
+  let totalG = 0;
+  for (const row of rows) {
+    const cells = row.split("|").map((c) => c.trim());
+    const joules = num(/^([\d,]+) J/.exec(cells[2]!)![1]!);
+    const gPerKwh = num(/^(\d+) g\/kWh/.exec(cells[3]!)![1]!);
+    const grams = num(/= ([\d.]+) g$/.exec(cells[4]!)![1]!);
+    t.is(grams, Number(((joules / 3.6e6) * gPerKwh).toFixed(3)));
+    totalJ += joules;
+    totalG += (joules / 3.6e6) * gPerKwh;
+  }
+  const window = example.split("\n").find((l) => l.startsWith("| window"))!.split("|").map((c) => c.trim());
+  t.is(num(/^([\d,]+) J/.exec(window[2]!)![1]!), totalJ);
+  t.is(num(/^([\d.]+) g/.exec(window[4]!)![1]!), Number(totalG.toFixed(3)));
+});

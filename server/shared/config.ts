@@ -33,7 +33,7 @@ export const SETTINGS = [
   { env: "CARBONMON_RAPL_MAX_POWER_W", flag: "--rapl-max-power-w", services: AGENT, default: "1000", description: "highest plausible power of one RAPL zone; sets how often zones are read so that no wrap is missed" },
   { env: "CARBONMON_MAX_OPEN_WINDOWS", flag: "--max-open-windows", services: AGENT, default: "100000", description: "open windows allowed at once (RESOURCE_EXHAUSTED beyond)" },
   { env: "CARBONMON_RETENTION_DAYS", flag: "--retention-days", services: AGENT, default: "7", description: "how long ended windows' results are kept" },
-  { env: "CARBONMON_LOCATION", flag: "--location", services: BOTH, description: "where the electricity is used: \"lat,lon\", a zone (\"DE\"), or \"auto\" (IP location of this host); the agent uses auto when it is unset" },
+  { env: "CARBONMON_LOCATION", flag: "--location", services: BOTH, description: "where the electricity is used: \"lat,lon\", a zone (\"DE\", \"CAISO_NORTH\"), or \"auto\" (IP location of this host); the agent uses auto when it is unset" },
   { env: "CARBONMON_EMISSION_FACTOR", flag: "--emission-factor", services: AGENT, default: "lifecycle", description: "which emissions the agent's grams count: lifecycle (plants' whole life) or direct (combustion only)" },
   { env: "CARBONMON_ALLOW_ESTIMATED", flag: "--allow-estimated", services: AGENT, default: "true", description: "whether estimated intensities may price a window (false: only measured values; missing ones are filled from the fallback chain)" },
   { env: "CARBONMON_CARBON_TIMEOUT_MS", flag: "--carbon-timeout-ms", services: AGENT, default: "2000", description: "how long EndWindow waits for the intensity service before it returns the energy with carbon PENDING" },

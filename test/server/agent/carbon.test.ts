@@ -9,6 +9,7 @@
  * millisecond timestamps; the expected grams (energy per period × that period's intensity, summed) are
  * computed here from the profile and the history, and must match within 1e-9.
  */
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import test, { type ExecutionContext } from "ava";
 import {
@@ -64,7 +65,8 @@ interface RigOptions {
   /** Agent clock at start. */
   startMs: number;
   intensityAddr: string;
-  location: string;
+  /** CARBONMON_LOCATION; undefined: unset (the agent locates itself by IP). */
+  location: string | undefined;
   rapl?: boolean;
   agentEnv?: Record<string, string>;
   dataDir?: string;
@@ -82,7 +84,7 @@ async function startRig(t: ExecutionContext, o: RigOptions): Promise<Rig> {
   const env: Record<string, string> = {
     CARBONMON_NVML_LIBRARY: nvml.libraryPath,
     CARBONMON_INTENSITY_ADDR: o.intensityAddr,
-    CARBONMON_LOCATION: o.location,
+    ...(o.location !== undefined ? { CARBONMON_LOCATION: o.location } : {}),
     CARBONMON_CARBON_RETRY_MS: "100",
     ...(tree ? { CARBONMON_POWERCAP_ROOT: tree.root } : {}),
     ...(o.dataDir ? { CARBONMON_DATA_DIR: o.dataDir } : {}),
@@ -427,4 +429,44 @@ test("a window across an agent restart: the log before it and the runs' checkpoi
   t.deepEqual(m.missingDevices, []);
   assertGrams(t, m, expected(rig, m, HOUR, emIntensity));
   t.is(m.carbonPeriods.length, 3);
+});
+
+test("no CARBONMON_LOCATION: the agent finds its host by IP location, and is PENDING while it cannot", async (t) => {
+  let ipinfoUp = false;
+  let ipinfoRequests = 0;
+  const ipinfo = createHttpServer((_req, res) => {
+    ipinfoRequests++;
+    if (!ipinfoUp) return void res.writeHead(503).end("{}");
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ loc: "41.8781,-87.6298", city: "Chicago", country: "US" }));
+  });
+  await new Promise<void>((resolve) => ipinfo.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => void ipinfo.close());
+  const em = await startFakeElectricityMaps({ series: { [ZONE]: emHistory() }, locations: [{ lat: 41.88, lon: -87.63, zone: ZONE }] });
+  const intensity = await startTestIntensity({ ELECTRICITYMAPS_API_TOKEN: em.token, CARBONMON_ELECTRICITYMAPS_URL: em.url, CARBONMON_PROVIDERS: "electricitymaps,offline" });
+  t.teardown(async () => (await intensity.close(), await em.close()));
+  const h0 = DAY0 + 13 * HOUR;
+  const { port } = ipinfo.address() as { port: number };
+  const rig = await startRig(t, {
+    periodMs: HOUR,
+    startMs: h0 + 1000,
+    intensityAddr: intensity.running.address,
+    location: undefined,
+    agentEnv: { CARBONMON_IPINFO_URL: `http://127.0.0.1:${port}/json` },
+  });
+  await begin(rig, "located");
+  await midPeriod(rig, HOUR);
+  rig.tt.jumpTo(h0 + HOUR - 1500);
+  await settle(rig);
+  const m = await end(rig.agent, "located");
+  t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
+  t.regex(m.carbonStatusReason, /IP-location|ipinfo|loc/i);
+  ipinfoUp = true;
+  const later = await waitForStatus(rig.agent, "located", (s) => s !== CarbonStatus.CARBON_STATUS_PENDING);
+  t.is(later.carbonStatus, CarbonStatus.CARBON_STATUS_PROVISIONAL, later.carbonStatusReason);
+  assertGrams(t, later, expected(rig, later, HOUR, emIntensity));
+  t.true(em.requests.some((r) => r.path === "/carbon-intensity/latest" && r.query.lat === "41.8781"), "the coordinates went to the provider");
+  const asked = ipinfoRequests;
+  await begin(rig, "located-again");
+  await end(rig.agent, "located-again");
+  t.is(ipinfoRequests, asked, "the host's location is looked up once");
 });

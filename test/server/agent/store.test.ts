@@ -1,4 +1,6 @@
 import test from "ava";
+import { join } from "node:path";
+import Database from "better-sqlite3";
 import { AgentStore } from "../../../server/agent/store.js";
 import { tempDataDir } from "../../helpers/grpc.js";
 
@@ -31,4 +33,38 @@ test("a key is unique among open windows only; ended windows are purged after th
   t.is(s.latestEnded("k")!.result, '{"key":"k","timeS":2}');
   s.cancel(s.insertOpen("gone", 40, "{}"));
   t.deepEqual(s.openWindows(), []);
+});
+
+test("a database from before the carbon columns is upgraded in place; the boundary log is kept by device and time", (t) => {
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  const old = new Database(join(data.dir, "agent.db"));
+  old.exec(`CREATE TABLE windows (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, state TEXT NOT NULL, begin_ms REAL NOT NULL,
+    end_ms REAL, run_id INTEGER NOT NULL, spec TEXT NOT NULL, edges TEXT, result TEXT);
+    INSERT INTO windows (key, state, begin_ms, end_ms, run_id, spec, result) VALUES ('before', 'ended', 1, 2, 1, '{}', '{"key":"before"}');`);
+  old.close();
+  const s = new AgentStore(data.dir, 10);
+  t.teardown(() => s.close());
+  const before = s.latestEnded("before")!;
+  t.is(before.segments, null);
+  t.is(before.carbonTries, 0);
+  t.deepEqual(s.carbonDue(1e15, 10), [], "old windows are not priced again");
+  const id = s.insertOpen("new", 5, "{}");
+  s.end(id, 6, '{"key":"new"}', "[]", 100);
+  t.deepEqual(s.carbonDue(99, 10), []);
+  t.deepEqual(s.carbonDue(100, 10).map((w) => w.key), ["new"]);
+  s.setCarbon(id, '{"key":"new","carbonStatus":"CARBON_STATUS_FINAL"}', null);
+  t.deepEqual(s.carbonDue(1e15, 10), []);
+  t.is(s.latestEnded("new")!.carbonTries, 1);
+
+  s.insertBoundaries([
+    { deviceId: "gpu:0", tMs: 300_000, runId: s.runId, cumJ: 1 },
+    { deviceId: "gpu:0", tMs: 600_000, runId: s.runId, cumJ: 2 },
+    { deviceId: "cpu:0", tMs: 300_000, runId: s.runId, cumJ: 7 },
+  ]);
+  s.insertBoundaries([{ deviceId: "gpu:0", tMs: 300_000, runId: s.runId, cumJ: 99 }]);
+  t.deepEqual(s.boundaries("gpu:0", 0, 1e9).map((b) => [b.tMs, b.cumJ]), [[300_000, 1], [600_000, 2]], "the first record of an instant stays");
+  t.deepEqual(s.boundaries("gpu:0", 300_000, 600_000), [], "strictly inside the range");
+  t.is(s.purgeBoundariesBefore(600_000), 2);
+  t.deepEqual(s.boundaries("gpu:0", 0, 1e9).map((b) => b.tMs), [600_000]);
 });

@@ -7,6 +7,10 @@ test("defaults apply when nothing is set", (t) => {
   t.is(c.samplingPeriodMs, 100);
   t.is(c.powercapRoot, "/sys/class/powercap");
   t.is(c.intensityAddr, undefined);
+  t.is(c.emissionFactor, "lifecycle");
+  t.true(c.allowEstimated);
+  t.is(c.carbonTimeoutMs, 2000);
+  t.is(c.carbonRetryMs, 30_000);
   t.false(c.dataDir.startsWith("~"));
   const i = loadIntensityConfig({ env: {} });
   t.is(i.listen, "127.0.0.1:50061");
@@ -37,6 +41,16 @@ test("every bad setting is reported at once, with the variable's name and what i
   t.regex(err.message, /unknown option --bogus/);
 });
 
+test("carbon settings: emission factor, estimated values, timeout and retry are checked", (t) => {
+  const c = loadAgentConfig({ env: { CARBONMON_EMISSION_FACTOR: "direct", CARBONMON_ALLOW_ESTIMATED: "false" }, argv: ["--carbon-timeout-ms", "500", "--carbon-retry-ms=1000"] });
+  t.deepEqual([c.emissionFactor, c.allowEstimated, c.carbonTimeoutMs, c.carbonRetryMs], ["direct", false, 500, 1000]);
+  const err = t.throws(() => loadAgentConfig({ env: { CARBONMON_EMISSION_FACTOR: "marginal", CARBONMON_ALLOW_ESTIMATED: "yes", CARBONMON_CARBON_TIMEOUT_MS: "0" } })) as ConfigError;
+  t.is(err.problems.length, 3);
+  t.regex(err.message, /CARBONMON_EMISSION_FACTOR="marginal": expected one of lifecycle, direct/);
+  t.regex(err.message, /CARBONMON_ALLOW_ESTIMATED="yes": expected true or false/);
+  t.regex(err.message, /CARBONMON_CARBON_TIMEOUT_MS="0": expected a whole number from 10/);
+});
+
 test("WattTime needs both username and password", (t) => {
   const err = t.throws(() => loadIntensityConfig({ env: { WATTTIME_USERNAME: "me" } }));
   t.regex(err!.message, /WATTTIME_USERNAME and WATTTIME_PASSWORD/);
@@ -47,6 +61,8 @@ test("locations: lat,lon in range, zones, auto", (t) => {
   t.is(parseLatLon("91,0"), undefined);
   t.is(loadAgentConfig({ env: { CARBONMON_LOCATION: "US-MIDW-MISO" } }).location, "US-MIDW-MISO");
   t.is(loadAgentConfig({ env: { CARBONMON_LOCATION: "auto" } }).location, "auto");
+  t.is(loadAgentConfig({ env: { CARBONMON_LOCATION: "CAISO_NORTH" } }).location, "CAISO_NORTH", "WattTime regions are zones too");
+  t.throws(() => loadAgentConfig({ env: { CARBONMON_LOCATION: "caiso_north" } }));
   t.throws(() => loadAgentConfig({ env: { CARBONMON_LOCATION: "200,0" } }));
 });
 
