@@ -15,11 +15,15 @@ const HELP = `Usage: carbonmon demo
 
 Starts the agent and the intensity service on 127.0.0.1 (ports chosen by the system, configured from the
 environment, temporary data unless CARBONMON_DATA_DIR is set), measures a 2 s busy loop in a child
-process, streams power for about 3 s, then stops everything. On a machine without a GPU (NVML
+process with its grams of CO2eq (at CARBONMON_LOCATION, default DE), streams power for about 3 s, then
+stops everything. On a machine without a GPU (NVML
 unavailable) the agent uses a SIMULATED GPU: its numbers are not measurements and are marked as such.
 
   --help          this text
 `;
+
+/** Where the demo's electricity is priced unless CARBONMON_LOCATION says (no network needed: the offline default covers it). */
+const DEMO_LOCATION = "DE";
 
 const BUSY_LOOP = "const end = Date.now() + 2000; let x = 0; while (Date.now() < end) x += Math.sqrt(x + 1);";
 
@@ -32,11 +36,12 @@ async function isSimulated(address: string): Promise<boolean> {
   }
 }
 
-async function show(agent: LocalService, intensity: LocalService): Promise<void> {
+async function show(agent: LocalService, intensity: LocalService, location: string): Promise<void> {
   const simulated = await isSimulated(agent.address);
   const say = (text: string): boolean => process.stdout.write(mark(text, simulated));
   if (simulated) say(`${SIMULATED_BANNER}\n`);
   say(`agent ${agent.address}, intensity service ${intensity.address}\n`);
+  say(`carbon priced for location ${location} (set CARBONMON_LOCATION for yours; without provider keys: yearly averages)\n`);
   say(`measuring a 2 s busy loop (${process.execPath} -e ...)\n`);
   const { measurement } = await measureCommand(agent.address, [process.execPath, "-e", BUSY_LOOP], { key: `demo/${process.pid}-${Date.now()}` });
   process.stdout.write(mark(measurementText(measurement.measurement), simulated && !measurement.measurement.simulated));
@@ -57,8 +62,9 @@ async function demo(argv: string[]): Promise<number> {
   const intensity = await startLocalIntensity();
   let agent: LocalService | undefined;
   try {
-    agent = await startLocalAgent({ CARBONMON_INTENSITY_ADDR: intensity.address });
-    await show(agent, intensity);
+    const location = process.env.CARBONMON_LOCATION || DEMO_LOCATION;
+    agent = await startLocalAgent({ CARBONMON_INTENSITY_ADDR: intensity.address, CARBONMON_LOCATION: location });
+    await show(agent, intensity, location);
   } finally {
     await agent?.close();
     await intensity.close();

@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { basename } from "node:path";
 import { createAgentClient, type CarbonEmissionMeasurement } from "../../client/index.js";
+import { Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { calling, CLIENT_OPTIONS, json, parse, UsageError, agentAddress, type Command } from "./common.js";
 import { measurementText } from "./format.js";
 import { startLocalAgent } from "./local.js";
@@ -70,9 +71,9 @@ function gpuList(text: string | undefined): number[] | undefined {
   return text.split(",").map(Number);
 }
 
-/** The measurement as the run prints it: JSON (Zeus names) or the table. */
+/** The measurement as the run prints it: JSON (Zeus names, the full message in protobuf's JSON form) or the table. */
 export function measurementOutput(m: CarbonEmissionMeasurement, asJson: boolean): string {
-  return asJson ? `${json(m)}\n` : measurementText(m.measurement);
+  return asJson ? `${json({ ...m, measurement: Measurement.toJSON(m.measurement) })}\n` : measurementText(m.measurement);
 }
 
 async function run(argv: string[]): Promise<number> {

@@ -25,6 +25,7 @@ export interface BoundaryDeps {
 export class BoundaryLog {
   /** The next boundary to record. */
   private nextMs: number;
+  private waitingSinceMs: number | undefined;
   /** This run's recorded marks per device, oldest first; complete for windows that begin at recentFromMs or later. */
   private readonly recent = new Map<string, Mark[]>();
   private recentFromMs: number;
@@ -44,13 +45,18 @@ export class BoundaryLog {
   record(): void {
     const now = this.deps.clock.nowMs();
     if (now <= this.nextMs) return;
+    // How long the next boundary has waited for readings after it, counted from when it first could have
+    // been recorded (not from the boundary itself: after a suspended process, many are due at once).
+    this.waitingSinceMs ??= now;
+    const force = now - this.waitingSinceMs > STALE_MS;
     const rows: BoundaryRow[] = [];
     while (this.nextMs < now) {
-      const marks = this.marksAt(this.nextMs, now - this.nextMs > STALE_MS);
+      const marks = this.marksAt(this.nextMs, force);
       if (!marks) break;
       rows.push(...marks);
       this.nextMs += BOUNDARY_PERIOD_MS;
     }
+    if (this.nextMs >= now) this.waitingSinceMs = undefined;
     if (rows.length === 0) return;
     for (const r of rows) this.remember(r);
     try {

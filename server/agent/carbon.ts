@@ -156,7 +156,7 @@ export class CarbonPricer {
     }
     const ordered = [...periods.values()].sort((a, b) => (a.intensity?.validFrom?.getTime() ?? 0) - (b.intensity?.validFrom?.getTime() ?? 0));
     const reasons = [
-      ...provisional.map((p) => `${periodName(p)} uses a ${p.source === IntensitySource.INTENSITY_SOURCE_FORECAST ? "forecast" : p.isEstimated ? "estimated" : "live"} value (${p.provider})`),
+      ...provisional.map((p) => `${periodName(p)} uses ${p.source === IntensitySource.INTENSITY_SOURCE_FORECAST ? "a forecast" : p.isEstimated ? "an estimated" : "a live"} value (${p.provider})`),
       ...filled.map((p) => `${periodName(p)} had no value from the first provider and was filled from ${p.provider}`),
     ];
     const settled = reasons.length === 0 && !responses.some((r) => r.provisional);

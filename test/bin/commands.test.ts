@@ -126,6 +126,9 @@ test("demo without a GPU uses the simulated GPU, marks every line SIMULATED and 
   const lines = r.stdout.trimEnd().split("\n");
   t.true(lines.every((l) => l.startsWith("[SIMULATED] ")), r.stdout);
   t.regex(r.stdout, /SIMULATED GPU — these numbers are not measurements/);
-  t.regex(r.stdout, /^\[SIMULATED\] gpu:0\s+[\d.]+\s+[\d.]+$/m);
+  t.regex(r.stdout, /^\[SIMULATED\] gpu:0\s+[\d.]+\s+[\d.]+\s+[\d.]+$/m, "energy, uncertainty and grams");
+  // Priced offline at DE's yearly average: provisional while that year's figure is still an estimate.
+  t.regex(r.stdout, /^\[SIMULATED\] carbon: (final|provisional \(.*\(offline\).*\))$/m);
+  t.regex(r.stdout, /carbon priced for location DE/);
   t.true(lines.filter((l) => / W /.test(l)).length >= 3);
 });

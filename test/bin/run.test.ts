@@ -1,6 +1,6 @@
 import test from "ava";
 import { fakeNvml } from "../helpers/fake-nvml.js";
-import { startTestAgent, tempDataDir } from "../helpers/grpc.js";
+import { startTestAgent, startTestIntensity, tempDataDir } from "../helpers/grpc.js";
 import { createAgentClient } from "../../client/index.js";
 import { carbonmon } from "./cli-process.js";
 
@@ -33,6 +33,24 @@ test("run --json prints the CarbonEmissionMeasurement with Zeus's names", async 
   t.true(m.time >= 0.3);
   t.true(m.gpu_energy["0"] > 0);
   t.is(m.measurement.key, "job/step-1");
+});
+
+test("run with an intensity service: grams per device in the table and in --json (Zeus's names)", async (t) => {
+  const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=400" });
+  t.teardown(() => intensity.close());
+  const env = { ...setup(t), CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "DE" };
+  const text = await carbonmon(["run", "--", process.execPath, "-e", "setTimeout(()=>{},300)"], env);
+  t.is(text.code, 0, text.stderr);
+  const row = /^gpu:0\s+([\d.]+)\s+[\d.]+\s+([\d.]+)$/m.exec(text.stderr);
+  t.truthy(row, text.stderr);
+  t.true(Math.abs(Number(row![2]) - (Number(row![1]) / 3.6e6) * 400) < 1e-4, text.stderr);
+  t.regex(text.stderr, /^carbon: final$/m);
+  const json = await carbonmon(["run", "--json", "--", process.execPath, "-e", "setTimeout(()=>{},300)"], env);
+  const m = JSON.parse(json.stderr);
+  t.true(m.gpu_energy["0"] > 0);
+  t.true(Math.abs(m.gpu_carbon_emission["0"] - (m.gpu_energy["0"] / 3.6e6) * 400) <= 1e-9 * m.gpu_carbon_emission["0"]);
+  t.is(m.measurement.carbonStatus, "CARBON_STATUS_FINAL");
+  t.is(m.measurement.carbonPeriods[0].intensity.provider, "static");
 });
 
 test("run of a command that cannot start exits 127 and still ends the window", async (t) => {
