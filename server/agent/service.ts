@@ -47,7 +47,7 @@ export function getHost(ctx: AgentContext): GetHostResponse {
     raplZones: [...devices.filter((d) => d.domain !== "gpu"), ...infoZones].map(raplZoneToProto),
     backends: ctx.sampler.states().map(backendToProto),
     samplingPeriod: durationFromMs(ctx.config.samplingPeriodMs),
-    location: ctx.config.location ?? "",
+    location: ctx.config.intensityAddr ? (ctx.config.location ?? "auto") : (ctx.config.location ?? ""),
     intensityAddr: ctx.config.intensityAddr ?? "",
     ...(ctx.config.cudaVisibleDevices !== undefined ? { cudaVisibleDevices: ctx.config.cudaVisibleDevices } : {}),
     openWindows: ctx.windows.openCount,

@@ -379,7 +379,10 @@ export interface GetHostResponse {
   samplingPeriod?:
     | Duration
     | undefined;
-  /** CARBONMON_LOCATION as configured ("lat,lon", a zone, or "auto"); empty when unset. */
+  /**
+   * Where windows are priced: CARBONMON_LOCATION ("lat,lon", a zone, or "auto"); "auto" when it is unset and
+   * carbon is enabled (the IP location of this host); empty when both are unset.
+   */
   location: string;
   /** Where carbon intensity comes from (CARBONMON_INTENSITY_ADDR); empty when carbon is disabled. */
   intensityAddr: string;
