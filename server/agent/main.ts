@@ -7,6 +7,7 @@ import { probeSources } from "./devices/registry.js";
 import { PowerHub } from "./power.js";
 import { CarbonPricer } from "./carbon.js";
 import { AgentStore } from "./store.js";
+import { WalCheckpointer } from "./wal-checkpointer.js";
 import { WindowManager } from "./windows.js";
 import { Sampler } from "./sampler.js";
 import { agentRegistration, type AgentContext } from "./service.js";
@@ -16,6 +17,9 @@ export interface Agent {
   context: AgentContext;
 }
 
+/** How often the write-ahead log is moved into agent.db (in a worker thread). */
+const WAL_CHECKPOINT_EVERY_MS = 5000;
+
 /** Probes the hardware, starts the sampler and serves EnergyMonitor on config.listen. */
 export async function startAgent(config: AgentConfig, log: Logger, clock: Clock = systemClock): Promise<Agent> {
   const sources = await probeSources(config, clock);
@@ -24,13 +28,15 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   sampler.start();
   let store: AgentStore | undefined;
   let windows: WindowManager | undefined;
+  let checkpointer: WalCheckpointer | undefined;
   const pricer = new CarbonPricer(config, clock, log);
   try {
     store = new AgentStore(config.dataDir, clock.nowMs());
+    checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log);
     windows = new WindowManager({ config, sampler, pricer, store, clock, log });
     const power = new PowerHub(sampler, { config, log });
     const context: AgentContext = { config, sampler, power, windows, startedAtMs: clock.nowMs(), log };
-    const [opened, manager] = [store, windows];
+    const [opened, manager, walWorker] = [store, windows, checkpointer];
     const running = await serve({
       listen: config.listen,
       services: [agentRegistration(context)],
@@ -40,6 +46,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
         manager.close();
         pricer.close();
         await sampler.stop();
+        await walWorker.stop();
         opened.close();
       },
     });
@@ -47,6 +54,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   } catch (err) {
     windows?.close();
     pricer.close();
+    await checkpointer?.stop();
     store?.close();
     await sampler.stop();
     throw err;

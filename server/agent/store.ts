@@ -106,13 +106,15 @@ const toWindow = (r: Row): StoredWindow => ({
 
 export class AgentStore {
   readonly runId: number;
+  readonly path: string;
   private readonly db: Database.Database;
   private readonly stmt;
 
   constructor(dataDir: string, nowMs: number) {
     try {
       mkdirSync(dataDir, { recursive: true });
-      this.db = new Database(join(dataDir, "agent.db"));
+      this.path = join(dataDir, "agent.db");
+      this.db = new Database(this.path);
     } catch (err) {
       throw new AppError(Code.FailedPrecondition, `cannot open the agent database in ${dataDir}: ${(err as Error).message}`, {
         hint: "set CARBONMON_DATA_DIR to a writable directory",
@@ -121,7 +123,7 @@ export class AgentStore {
     }
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
-    // Checkpoints (WAL → database, with fsync) run from checkpointWal() on a timer, never inside a request.
+    // Checkpoints (WAL → database, with fsync) run in a worker thread (wal-checkpointer.ts), never here.
     this.db.pragma("wal_autocheckpoint = 0");
     this.db.exec(SCHEMA);
     const have = new Set((this.db.prepare("PRAGMA table_info(windows)").all() as Array<{ name: string }>).map((c) => c.name));

@@ -360,11 +360,6 @@ export class WindowManager {
   }
 
   private checkpoint(): void {
-    try {
-      this.deps.store.checkpointWal();
-    } catch (err) {
-      this.deps.log.warn({ err }, "WAL checkpoint failed");
-    }
     const spans = this.deps.sampler.devices().flatMap((d) => {
       const span = this.deps.sampler.span(d.id);
       return span ? [{ deviceId: d.id, ...span }] : [];

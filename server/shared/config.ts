@@ -40,6 +40,7 @@ export const SETTINGS = [
   { env: "CARBONMON_CARBON_RETRY_MS", flag: "--carbon-retry-ms", services: AGENT, default: "30000", description: "first delay before pending or provisional grams are asked for again; it doubles up to 1 h (pending: 5 min)" },
   { env: "ELECTRICITYMAPS_API_TOKEN", flag: "--electricitymaps-api-token", services: INTENSITY, description: "ElectricityMaps auth-token; unset: ElectricityMaps is not used" },
   { env: "CARBONMON_ELECTRICITYMAPS_URL", flag: "--electricitymaps-url", services: INTENSITY, default: "https://api.electricitymap.org/v3", description: "ElectricityMaps API base URL" },
+  { env: "CARBONMON_ELECTRICITYMAPS_GRANULARITY", flag: "--electricitymaps-granularity", services: INTENSITY, default: "hourly", description: "ElectricityMaps temporalGranularity: hourly, 15_minutes or 5_minutes (a plan without it answers hourly; periods follow the answer)" },
   { env: "WATTTIME_USERNAME", flag: "--watttime-username", services: INTENSITY, description: "WattTime account; unset: WattTime is not used" },
   { env: "WATTTIME_PASSWORD", flag: "--watttime-password", services: INTENSITY, description: "WattTime password" },
   { env: "CARBONMON_WATTTIME_URL", flag: "--watttime-url", services: INTENSITY, default: "https://api.watttime.org", description: "WattTime API base URL" },
@@ -77,6 +78,7 @@ export interface IntensityConfig {
   location: string | undefined;
   electricitymapsApiToken: string | undefined;
   electricitymapsUrl: string;
+  electricitymapsGranularity: "hourly" | "15_minutes" | "5_minutes";
   watttimeUsername: string | undefined;
   watttimePassword: string | undefined;
   watttimeUrl: string;
@@ -266,6 +268,7 @@ export function loadIntensityConfig(source: ConfigSource = {}): IntensityConfig 
     location: r.location("CARBONMON_LOCATION"),
     electricitymapsApiToken: r.text("ELECTRICITYMAPS_API_TOKEN"),
     electricitymapsUrl: r.url("CARBONMON_ELECTRICITYMAPS_URL"),
+    electricitymapsGranularity: r.oneOf("CARBONMON_ELECTRICITYMAPS_GRANULARITY", ["hourly", "15_minutes", "5_minutes"]) as "hourly" | "15_minutes" | "5_minutes",
     watttimeUsername: r.text("WATTTIME_USERNAME"),
     watttimePassword: r.text("WATTTIME_PASSWORD"),
     watttimeUrl: r.url("CARBONMON_WATTTIME_URL"),

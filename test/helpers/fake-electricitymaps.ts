@@ -4,6 +4,11 @@
  * checked on every request, /carbon-intensity/latest (zone or lat/lon), /history (the last 24 points),
  * /past-range (≤ 240 h, else 400), /forecast (horizonHours ≤ 72). Tests script faults per path and read
  * every request back.
+ *
+ * temporalGranularity (hourly, 15_minutes, 5_minutes) on latest, history and past-range: a zone's series
+ * is served at the asked granularity, or at its own spacing where that is coarser; a granularity outside
+ * `supportedGranularities` is coarsened to hourly without a word, like the API does for plans without it.
+ * Coarser periods take the mean of the values they hold.
  */
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
@@ -12,6 +17,10 @@ import { FaultScript } from "./fault-script.js";
 
 export const FAKE_EM_TOKEN = "em-test-token-3f9c2a71d5";
 const HOUR_MS = 3_600_000;
+const MINUTE_MS = 60_000;
+
+export type EmGranularity = "hourly" | "15_minutes" | "5_minutes";
+const GRANULARITY_MS: Record<EmGranularity, number> = { hourly: HOUR_MS, "15_minutes": 15 * MINUTE_MS, "5_minutes": 5 * MINUTE_MS };
 
 /** A point exactly as ElectricityMaps sends it. */
 export interface EmPoint {
@@ -38,7 +47,10 @@ export interface FakeLocation {
 
 export interface FakeElectricityMapsOptions {
   token?: string;
-  /** Hourly points per zone, oldest first (default: the recorded US-MIDW-MISO history as recorded). */
+  /**
+   * Points per zone, oldest first, at one spacing: hourly, 15 or 5 minutes, where the smallest gap between
+   * two starts is the spacing (default: the recorded US-MIDW-MISO history as recorded).
+   */
   series?: Record<string, EmPoint[]>;
   /** Forecast points per zone (default: 72 hourly points after the zone's last point). */
   forecasts?: Record<string, EmForecastPoint[]>;
@@ -47,10 +59,12 @@ export interface FakeElectricityMapsOptions {
   /** Where a lat/lon outside every location lands unless shouldUseFallbackCallerLookup=false (the caller's IP). */
   callerZone?: string;
   /**
-   * The server's clock. Given, /latest answers the hour containing now and /history the 24 hours up to it,
+   * The server's clock. Given, /latest answers the period containing now and /history the 24 hours up to it,
    * like the live API; unset, they answer the series' last point and last 24 points (a recorded day).
    */
   nowMs?: () => number;
+  /** The temporalGranularity values the plan includes (default all); others are answered hourly. */
+  supportedGranularities?: readonly EmGranularity[];
 }
 
 /** A scripted misbehaviour for one path ("/carbon-intensity/latest", …). */
@@ -102,10 +116,47 @@ export function recordedHistory(lastStartMs?: number): EmPoint[] {
 
 /** `hours` hourly measured points from fromMs, value(i) for the i-th (default 100 + i). */
 export function hourlySeries(zone: string, fromMs: number, hours: number, value: (i: number) => number | null = (i) => 100 + i): EmPoint[] {
-  return Array.from({ length: hours }, (_, i) => {
-    const datetime = new Date(fromMs + i * HOUR_MS).toISOString();
+  return seriesEvery(zone, fromMs, hours, HOUR_MS, value);
+}
+
+/** `count` measured points from fromMs, one every periodMs, value(i) for the i-th (default 100 + i). */
+export function seriesEvery(zone: string, fromMs: number, count: number, periodMs: number, value: (i: number) => number | null = (i) => 100 + i): EmPoint[] {
+  return Array.from({ length: count }, (_, i) => {
+    const datetime = new Date(fromMs + i * periodMs).toISOString();
     const carbonIntensity = value(i);
     return { zone, carbonIntensity, datetime, updatedAt: datetime, createdAt: datetime, emissionFactorType: "lifecycle", isEstimated: false, estimationMethod: null };
+  });
+}
+
+/** The smallest gap between two starts of a series; hourly for fewer than two points. */
+function spacingMs(points: readonly EmPoint[]): number {
+  const startsMs = [...new Set(points.map((p) => Date.parse(p.datetime)))].sort((a, b) => a - b);
+  let smallestMs = Infinity;
+  for (let i = 1; i < startsMs.length; i++) smallestMs = Math.min(smallestMs, startsMs[i]! - startsMs[i - 1]!);
+  return Number.isFinite(smallestMs) ? smallestMs : HOUR_MS;
+}
+
+/** A series in periods of periodMs (aligned to the epoch): the mean of each period's values, estimated if any is. */
+function coarsen(points: readonly EmPoint[], periodMs: number): EmPoint[] {
+  const buckets = new Map<number, EmPoint[]>();
+  for (const p of points) {
+    const startMs = Math.floor(Date.parse(p.datetime) / periodMs) * periodMs;
+    buckets.set(startMs, [...(buckets.get(startMs) ?? []), p]);
+  }
+  return [...buckets.entries()].sort(([a], [b]) => a - b).map(([startMs, ps]) => {
+    const values = ps.map((p) => p.carbonIntensity).filter((v): v is number => v !== null);
+    const estimated = ps.find((p) => p.isEstimated);
+    const latest = (key: "updatedAt" | "createdAt"): string => ps.map((p) => p[key]).sort().at(-1)!;
+    return {
+      zone: ps[0]!.zone,
+      carbonIntensity: values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length,
+      datetime: new Date(startMs).toISOString(),
+      updatedAt: latest("updatedAt"),
+      createdAt: latest("createdAt"),
+      emissionFactorType: ps[0]!.emissionFactorType,
+      isEstimated: estimated !== undefined,
+      estimationMethod: estimated?.estimationMethod ?? null,
+    };
   });
 }
 
@@ -123,6 +174,12 @@ export async function startFakeElectricityMaps(options: FakeElectricityMapsOptio
     let points = series.get(zone);
     if (!points || points.length === 0) return [404, { error: `No recent data for zone "${zone}"` }];
     if (q.emissionFactorType !== undefined && !["lifecycle", "direct"].includes(q.emissionFactorType)) return [400, { error: `Invalid emissionFactorType ${q.emissionFactorType}` }];
+    const asked = q.temporalGranularity ?? "hourly";
+    if (!Object.hasOwn(GRANULARITY_MS, asked)) return [400, { error: `Invalid temporalGranularity ${asked}` }];
+    const supported = (options.supportedGranularities ?? ["hourly", "15_minutes", "5_minutes"]).includes(asked as EmGranularity);
+    const ownMs = spacingMs(points);
+    const servedMs = path === "/carbon-intensity/forecast" ? ownMs : Math.max(supported ? GRANULARITY_MS[asked as EmGranularity] : HOUR_MS, ownMs);
+    if (servedMs !== ownMs) points = coarsen(points, servedMs);
     const shown = (ps: EmPoint[]): EmPoint[] =>
       ps.map((p) => ({ ...p, zone: fault?.zone ?? p.zone, emissionFactorType: q.emissionFactorType ?? p.emissionFactorType, ...(fault?.nullIntensity ? { carbonIntensity: null } : {}) }));
     const answeredZone = fault?.zone ?? zone;
@@ -135,7 +192,7 @@ export async function startFakeElectricityMaps(options: FakeElectricityMapsOptio
       case "/carbon-intensity/latest":
         return [200, shown(points.slice(-1))[0]];
       case "/carbon-intensity/history":
-        return [200, { zone: answeredZone, history: shown(points.slice(-24)) }];
+        return [200, { zone: answeredZone, history: shown(points.slice(-Math.round((24 * HOUR_MS) / Math.min(servedMs, HOUR_MS)))) }];
       case "/carbon-intensity/past-range": {
         const start = Date.parse(q.start ?? ""), end = Date.parse(q.end ?? "");
         if (!Number.isFinite(start) || !Number.isFinite(end) || end < start) return [400, { error: "start and end must be datetimes, start before end" }];

@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const SOURCE = fileURLToPath(new URL("../fixtures/fake-nvml/fake_nvml.c", import.meta.url));
+/** MAX_SEGMENTS in fake_nvml.c: a longer profile would be cut short there. */
+const MAX_PROFILE_SEGMENTS = 256;
 const BUILD_DIR = fileURLToPath(new URL("../.build", import.meta.url));
 
 export interface Segment {
@@ -71,6 +73,7 @@ function configText(config: FakeNvmlConfig, epochMs: number): string {
   if (config.readLatencyUs !== undefined) lines.push(`read_latency_us=${config.readLatencyUs}`);
   if (config.updateUs !== undefined) lines.push(`update_us=${config.updateUs}`);
   config.gpus.forEach((g, i) => {
+    if ((g.profile?.length ?? 0) > MAX_PROFILE_SEGMENTS) throw new Error(`gpu ${i}: ${g.profile!.length} profile segments, the fake holds ${MAX_PROFILE_SEGMENTS}`);
     const set = (key: string, value: unknown): void => void (value !== undefined && lines.push(`gpu${i}.${key}=${value}`));
     set("name", g.name);
     set("uuid", g.uuid);

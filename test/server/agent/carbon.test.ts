@@ -20,7 +20,7 @@ import {
   type GetWindowRequest,
   type Measurement,
 } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
-import { hourlySeries, startFakeElectricityMaps, type EmPoint, type FakeElectricityMaps } from "../../helpers/fake-electricitymaps.js";
+import { hourlySeries, seriesEvery, startFakeElectricityMaps, type EmPoint, type FakeElectricityMaps } from "../../helpers/fake-electricitymaps.js";
 import { fakeNvml, profileEnergyJ, type Segment } from "../../helpers/fake-nvml.js";
 import { startFakeUkGrid } from "../../helpers/fake-ukgrid.js";
 import { FAKE_WT_PASSWORD, FAKE_WT_USERNAME, startFakeWattTime } from "../../helpers/fake-watttime.js";
@@ -75,8 +75,8 @@ interface RigOptions {
 }
 
 async function startRig(t: ExecutionContext, o: RigOptions): Promise<Rig> {
-  const periods = Math.ceil((o.startMs - DAY0 + 40 * HOUR) / o.periodMs);
-  const profiles = [levelsGpu0, levelsGpu1].map((level) => steppedProfile(o.periodMs, QUIET_MS, periods, 0, level));
+  // The levels repeat every 77 periods (11 × 7), and so does the profile: the fake holds at most 256 segments.
+  const profiles = [levelsGpu0, levelsGpu1].map((level) => steppedProfile(o.periodMs, QUIET_MS, 77, 0, level));
   const tt = o.tt ?? new TimeTravel(o.startMs - 30_000);
   const nvml = fakeNvml({ gpus: profiles.map((profile, i) => ({ profile, uuid: `GPU-c0${i}` })), epochMs: DAY0, fieldTimestamp: "update" });
   tt.attach(nvml.libraryPath);
@@ -322,6 +322,22 @@ test("5-minute periods (WattTime, lbs/MWh): each five minutes priced at its own 
   assertGrams(t, m, expected(rig, m, five, (startMs) => (lbs(startMs) * G_PER_LB) / 1000));
   t.is(m.carbonPeriods.length, 4);
   t.true(m.carbonPeriods.every((p) => p.intensity!.provider === "watttime"));
+});
+
+test("5-minute periods from ElectricityMaps (temporalGranularity=5_minutes): each priced at its own value", async (t) => {
+  const five = 5 * MINUTE;
+  const p0 = DAY0 + 8 * HOUR;
+  const em5 = (startMs: number) => 250 + ((startMs / five) % 37);
+  const series = seriesEvery(ZONE, DAY0, 24 * 12, five, (i) => em5(DAY0 + i * five));
+  const { em, intensity } = await emService(t, { CARBONMON_ELECTRICITYMAPS_GRANULARITY: "5_minutes" }, series);
+  const rig = await startRig(t, { periodMs: five, startMs: p0 + 1000, intensityAddr: intensity.running.address, location: ZONE });
+  await begin(rig, "em-five-minutes");
+  for (let k = 1; k <= 2; k++) await cross(rig, p0 + k * five);
+  const m = await end(rig.agent, "em-five-minutes");
+  assertGrams(t, m, expected(rig, m, five, em5));
+  t.is(m.carbonPeriods.length, 3);
+  t.true(m.carbonPeriods.every((p) => p.intensity!.validTo!.getTime() - p.intensity!.validFrom!.getTime() === five));
+  t.true(em.requests.some((r) => r.query.temporalGranularity === "5_minutes"));
 });
 
 test("a missing hour is filled from the next provider, priced at its value and reported (PROVISIONAL)", async (t) => {
