@@ -1,7 +1,8 @@
 /**
  * The NVML backend on a real GPU (../shared/GPU-CHECK.md): GetHost through gRPC, then windows of 0.05 s,
  * 1 s and 10 s under a bf16 matmul load, each compared with pynvml's own counter (an independent reader in
- * another process) and with the integral of instant power; power tracking at 10 Hz; event-loop delay.
+ * another process) and with the integral of instant power; power tracking at 10 Hz; event-loop delay;
+ * carbon per window through an in-process intensity service with a known constant (static DE=300 g/kWh).
  * Usage: node --import tsx scripts/gpu-check.ts [outDir]. Needs python3 with pynvml and torch.
  */
 import { spawn } from "node:child_process";
@@ -19,7 +20,8 @@ import {
   type PowerSample,
 } from "../proto/gen/carbonmon/agent/v1/agent.js";
 import { startAgent } from "../server/agent/main.js";
-import { loadAgentConfig } from "../server/shared/config.js";
+import { startIntensity } from "../server/intensity/main.js";
+import { loadAgentConfig, loadIntensityConfig } from "../server/shared/config.js";
 import { createLogger } from "../server/shared/log.js";
 
 const out = process.argv[2] ?? ".";
@@ -68,7 +70,13 @@ function powerIntegral(rows: Row[], a: number, b: number): number {
 async function main(): Promise<void> {
   const eld = monitorEventLoopDelay({ resolution: 1 });
   eld.enable();
-  const config = loadAgentConfig({ env: { ...process.env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: "/tmp/carbonmon-gpu-check", CARBONMON_LOG_LEVEL: "warn" } });
+  const intensity = await startIntensity(
+    loadIntensityConfig({ env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: "/tmp/carbonmon-gpu-check-intensity", CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: `DE=${G_PER_KWH}` } }),
+    createLogger("gpu-check-intensity", "warn"),
+  );
+  const config = loadAgentConfig({
+    env: { ...process.env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: "/tmp/carbonmon-gpu-check", CARBONMON_LOG_LEVEL: "warn", CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "DE" },
+  });
   const agent = await startAgent(config, createLogger("gpu-check", "warn"));
   const { sampler } = agent.context;
   const client = new EnergyMonitorClient(agent.running.address, credentials.createInsecure());
@@ -184,10 +192,26 @@ async function main(): Promise<void> {
   results.eventLoopDelayMs = { p50: eld.percentile(50) / 1e6, p99: eld.percentile(99) / 1e6, max: eld.max / 1e6 };
   results.nvmlEnergyReads = (sampler.sources[0] as unknown as { energyReads: number }).energyReads;
   console.log(JSON.stringify({ field83: results.field83, power: results.power, eventLoopDelayMs: results.eventLoopDelayMs }, null, 1));
+  const tenS = windows.find((w) => w.kind === "10s")!.m;
+  const energyJ = tenS.gpuEnergyJ[0] ?? 0;
+  results.carbon = {
+    status: tenS.carbonStatus,
+    reason: tenS.carbonStatusReason,
+    gpuCarbonG: tenS.gpuCarbonG[0],
+    expectedG: (energyJ / 3.6e6) * G_PER_KWH,
+    periods: tenS.carbonPeriods.map((p) => ({ from: p.intensity?.validFrom, to: p.intensity?.validTo, energyJ: p.energyJ, carbonG: p.carbonG })),
+    pricedWindows: windows.filter((w) => w.m.carbonPeriods.length > 0).length,
+    windows: windows.length,
+  };
+  console.log("carbon", JSON.stringify(results.carbon));
   save();
   client.close();
   await agent.running.shutdown(1000);
+  await intensity.running.shutdown(1000);
 }
+
+/** The static provider's constant for the check's zone. */
+const G_PER_KWH = 300;
 
 function unaryCall<Req, Res>(client: EnergyMonitorClient, method: (req: Req, cb: (e: Error | null, r: Res) => void) => unknown, req: Req): Promise<Res> {
   return new Promise((resolve, reject) => method.call(client, req, (e: Error | null, r: Res) => (e ? reject(e) : resolve(r))));
