@@ -34,8 +34,8 @@ Usage:
   carbonmon --version
 `;
 
-async function serveAgent(argv: string[]): Promise<RunningServer[]> {
-  const config = loadAgentConfig({ argv });
+async function serveAgent(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<RunningServer[]> {
+  const config = loadAgentConfig({ argv, env });
   const log = createLogger("carbonmon-agent", config.logLevel);
   const agent = await startAgent(config, log);
   return [agent.running];
@@ -48,9 +48,10 @@ async function serveIntensity(argv: string[]): Promise<RunningServer[]> {
   return [intensity.running];
 }
 
+/** Both services; the agent prices its windows through the one beside it unless CARBONMON_INTENSITY_ADDR says otherwise. */
 async function serveBoth(): Promise<RunningServer[]> {
   const [intensity] = await serveIntensity([]);
-  const [agent] = await serveAgent([]);
+  const [agent] = await serveAgent([], { ...process.env, CARBONMON_INTENSITY_ADDR: process.env.CARBONMON_INTENSITY_ADDR || intensity!.address });
   return [agent!, intensity!];
 }
 

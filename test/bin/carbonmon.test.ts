@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import test from "ava";
+import { createAgentClient } from "../../client/index.js";
 import { tempDataDir } from "../helpers/grpc.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -28,8 +29,13 @@ test("carbonmon serve starts both services, prints their addresses and stops cle
     });
     child.on("exit", (code) => reject(new Error(`exited early with ${code}: ${stdout}`)));
   });
-  t.regex(stdout, /agent\s+127\.0\.0\.1:\d+/);
-  t.regex(stdout, /intensity\s+127\.0\.0\.1:\d+/);
+  const agentAddr = /agent\s+(127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
+  const intensityAddr = /intensity\s+(127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
+  t.truthy(agentAddr);
+  t.truthy(intensityAddr);
+  const client = createAgentClient(agentAddr!);
+  t.is((await client.getHost()).intensityAddr, intensityAddr!, "the agent prices its windows through the service beside it");
+  client.close();
   child.removeAllListeners("exit");
   const code = await new Promise((resolve) => {
     child.on("exit", resolve);

@@ -1,7 +1,7 @@
 /**
  * The Python client example (examples/python): generate.sh builds stubs from the contract with protoc and
- * grpc_python_plugin, then measure.py talks to a real agent (fake NVML, one GPU at 300 W) and a real
- * intensity service (static provider, DE=300) through them.
+ * grpc_python_plugin, then measure.py talks to a real agent (fake NVML, one GPU at 300 W, pricing its
+ * windows through the intensity service) and a real intensity service (static provider, DE=300).
  *
  * Needs Debian's python3-grpcio (with python3-protobuf), protobuf-compiler, protobuf-compiler-grpc and the
  * well-known types of libprotobuf-dev; CI installs them (.ci/run).
@@ -33,10 +33,10 @@ test("generate.sh + measure.py: a window of ~1 s on a 300 W GPU, and 300 g/kWh f
   const generated = await run("bash", [join(EXAMPLE, "generate.sh"), gen], { cwd: ROOT });
   t.regex(generated.stdout, /generated 2 protos/);
 
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath });
-  t.teardown(() => agent.close());
   const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
   t.teardown(() => intensity.close());
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "DE" });
+  t.teardown(() => agent.close());
 
   const { stdout } = await run(PYTHON, [join(EXAMPLE, "measure.py"), agent.running.address, intensity.running.address], {
     cwd: EXAMPLE,
@@ -58,6 +58,10 @@ test("generate.sh + measure.py: a window of ~1 s on a 300 W GPU, and 300 g/kWh f
   t.true(Math.abs(energyJ - 300 * timeS) <= 0.15 * 300 * timeS + 15, `gpu 0: ${energyJ} J over ${timeS} s`);
   t.true(energyJ > 250 && energyJ < 1500, `gpu 0: ${energyJ} J`);
 
+  // The agent priced the window at the same 300 g/kWh: grams = joules / 3.6e6 × 300 (printed to 4 decimals).
+  const carbon = /^ {2}carbon: FINAL, ([\d.]+) g$/m.exec(stdout);
+  t.truthy(carbon, "the window's grams are printed");
+  t.true(Math.abs(Number(carbon![1]) - (energyJ / 3.6e6) * 300) < 0.0002, `${carbon![1]} g for ${energyJ} J`);
   t.regex(stdout, /^intensity DE: 300 g\/kWh from static \(CONFIGURED/m);
 });
 
