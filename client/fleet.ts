@@ -1,8 +1,8 @@
 /** FleetMonitor: one window across many agents at once (a multi-host job). */
-import type { BeginWindowResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
+import { CarbonStatus, type BeginWindowResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
 import { createAgentClient, type AgentClient, type AgentClientOptions, type BeginWindowOptions, type EndWindowOptions } from "./agent-client.js";
 import { CarbonmonClientError } from "./client-error.js";
-import { energyTotals, type CarbonEmissionMeasurement } from "./measurement.js";
+import { energyTotals, hasCarbon, type CarbonEmissionMeasurement } from "./measurement.js";
 
 export interface FleetFailure {
   /** The agent's address. */
@@ -24,6 +24,12 @@ export interface FleetTotal {
   cpu_energy_total_j: number;
   dram_energy_total_j: number;
   energy_total_j: number;
+  /** Grams of CO2eq summed over the hosts that priced the window (FINAL or PROVISIONAL). */
+  carbon_total_g: number;
+  /** Some host's grams are provisional: ending again later (GetWindow) may revise them. */
+  carbon_provisional: boolean;
+  /** Hosts that answered without grams (carbon PENDING or DISABLED): carbon_total_g leaves them out. */
+  carbon_missing_hosts: string[];
 }
 
 export interface FleetMeasurement {
@@ -33,6 +39,28 @@ export interface FleetMeasurement {
   total: FleetTotal;
   /** Hosts that failed, with why; the others' results are kept. */
   failed: FleetFailure[];
+}
+
+/** Sums over hosts (time: the longest); grams only from hosts that priced the window, and which did not. */
+function fleetTotal(perHost: Record<string, CarbonEmissionMeasurement>): FleetTotal {
+  const total: FleetTotal = {
+    time: 0, gpu_energy_total_j: 0, cpu_energy_total_j: 0, dram_energy_total_j: 0, energy_total_j: 0,
+    carbon_total_g: 0, carbon_provisional: false, carbon_missing_hosts: [],
+  };
+  for (const [host, m] of Object.entries(perHost)) {
+    const e = energyTotals(m);
+    total.time = Math.max(total.time, m.time);
+    total.gpu_energy_total_j += e.gpu;
+    total.cpu_energy_total_j += e.cpu;
+    total.dram_energy_total_j += e.dram;
+    total.energy_total_j += e.total;
+    if (!hasCarbon(m.measurement)) total.carbon_missing_hosts.push(host);
+    else {
+      total.carbon_total_g += m.measurement.totalCarbonG;
+      total.carbon_provisional ||= m.measurement.carbonStatus === CarbonStatus.CARBON_STATUS_PROVISIONAL;
+    }
+  }
+  return total;
 }
 
 export class FleetMonitor {
@@ -91,16 +119,7 @@ export class FleetMonitor {
       if (s.status === "fulfilled") perHost[host] = s.value;
       else failed.push({ host, phase: "end", error: CarbonmonClientError.fromServiceError(s.reason, "EndWindow") });
     });
-    const total: FleetTotal = { time: 0, gpu_energy_total_j: 0, cpu_energy_total_j: 0, dram_energy_total_j: 0, energy_total_j: 0 };
-    for (const m of Object.values(perHost)) {
-      const e = energyTotals(m);
-      total.time = Math.max(total.time, m.time);
-      total.gpu_energy_total_j += e.gpu;
-      total.cpu_energy_total_j += e.cpu;
-      total.dram_energy_total_j += e.dram;
-      total.energy_total_j += e.total;
-    }
-    return { perHost, total, failed };
+    return { perHost, total: fleetTotal(perHost), failed };
   }
 
   /** A readable summary of a FleetMeasurement's failures, one line per host; "" when none failed. */

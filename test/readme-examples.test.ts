@@ -1,7 +1,7 @@
 /**
  * The README's client examples, extracted and run as they are (through the package's own
- * "carbonmon/client" export) against a real agent (fake NVML, one GPU at 300 W) and a real intensity
- * service (a configured constant for DE).
+ * "carbonmon/client" export) against a real agent (fake NVML, one GPU at 300 W, pricing its windows) and
+ * a real intensity service (a configured constant for DE).
  */
 import { execFile } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -25,8 +25,8 @@ test("every TypeScript example in the README runs against real servers and print
   const blocks = examples();
   t.is(blocks.length, 3);
   const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 300, ms: 1000 }] }] });
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath });
   const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "DE" });
   const dir = join(ROOT, ".tmp", `readme-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   t.teardown(async () => {
@@ -44,10 +44,13 @@ test("every TypeScript example in the README runs against real servers and print
     outputs.push(stdout);
   }
   const [measure, watch, fleet] = outputs as [string, string, string];
-  const energy = Number(/'0': ([\d.]+)/.exec(measure)?.[1]);
+  const [energy, grams] = [...measure.matchAll(/'0': ([\d.]+)/g)].map((m) => Number(m[1]));
   t.regex(measure, /^trained 0\.5\d s /);
-  t.true(Math.abs(energy - 150) < 20, `about 300 W x 0.5 s: ${measure}`);
+  t.true(Math.abs(energy! - 150) < 20, `about 300 W x 0.5 s: ${measure}`);
+  t.true(Math.abs(grams! - (energy! / 3.6e6) * 300) < 1e-6, `grams at 300 g/kWh: ${measure}`);
   t.deepEqual(watch.trim().split("\n").map((l) => l.split(" ")[0]), ["0n", "1n", "2n"]);
   t.regex(watch, /'0': 300/);
-  t.regex(fleet, /^1 hosts, [\d.]+ J, 0 failed\n300 g\/kWh from static\n$/);
+  const fleetLine = /^1 hosts, ([\d.]+) J, ([\d.]+) g, 0 failed\n300 g\/kWh from static\n$/.exec(fleet);
+  t.truthy(fleetLine, fleet);
+  t.true(Math.abs(Number(fleetLine![2]) - (Number(fleetLine![1]) / 3.6e6) * 300) < 1e-4, fleet);
 });

@@ -1,6 +1,7 @@
 /** FleetMonitor across two real agents and one address where nothing listens. */
 import test from "ava";
 import { CarbonmonClientError, FleetMonitor } from "../../client/index.js";
+import { startTestIntensity } from "../helpers/grpc.js";
 import { agentWithGpus, closedAddress, sleep } from "./helpers.js";
 
 test("one window across two agents and an unreachable host: per-host results, totals, and the failure", async (t) => {
@@ -48,4 +49,24 @@ test("one window across two agents and an unreachable host: per-host results, to
     [gpusOnly.running.address, "end", "NOT_FOUND"],
     [unreachable, "end", "UNAVAILABLE"],
   ].sort());
+});
+
+test("fleet carbon: grams summed over the hosts that priced the window; the others are named", async (t) => {
+  const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "FR=55" });
+  t.teardown(() => intensity.close());
+  const priced = await agentWithGpus(t, { env: { CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "FR" } });
+  const energyOnly = await agentWithGpus(t);
+  const fleet = new FleetMonitor([priced.running.address, energyOnly.running.address], { cudaVisibleDevices: null });
+  t.teardown(() => fleet.close());
+  await fleet.begin("job-7");
+  await sleep(300);
+  const result = await fleet.end("job-7", { waitForCounterUpdate: true });
+  const p = result.perHost[priced.running.address]!;
+  t.truthy(p.gpu_carbon_emission, "the priced host has grams per GPU");
+  t.true(Math.abs(p.gpu_carbon_emission![0]! - (p.gpu_energy[0]! / 3.6e6) * 55) <= 1e-9 * p.gpu_carbon_emission![0]!);
+  t.is(result.perHost[energyOnly.running.address]!.gpu_carbon_emission, undefined);
+  t.true(Math.abs(result.total.carbon_total_g - p.measurement.totalCarbonG) < 1e-12);
+  t.true(result.total.carbon_total_g > 0);
+  t.false(result.total.carbon_provisional);
+  t.deepEqual(result.total.carbon_missing_hosts, [energyOnly.running.address]);
 });

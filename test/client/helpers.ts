@@ -17,13 +17,14 @@ export async function until(condition: () => boolean, timeoutMs = 3000): Promise
 }
 
 /** The agent with two fake GPUs (300 W, 500 W) and, with `rapl`, a two-socket Intel powercap tree. */
-export async function agentWithGpus(t: { teardown(fn: () => unknown): void }, options: { rapl?: boolean } = {}): Promise<TestAgent> {
+export async function agentWithGpus(t: { teardown(fn: () => unknown): void }, options: { rapl?: boolean; env?: Record<string, string> } = {}): Promise<TestAgent> {
   const nvml = fakeNvml({ gpus: GPU_POWER_W.map((powerW, i) => ({ uuid: `GPU-${i}`, profile: [{ powerW, ms: 1000 }] })) });
   const tree = options.rapl ? intelTwoSocketTree() : undefined;
   const agent = await startTestAgent({
     CARBONMON_NVML_LIBRARY: nvml.libraryPath,
     CARBONMON_SAMPLING_PERIOD_MS: "100",
     ...(tree ? { CARBONMON_POWERCAP_ROOT: tree.root } : {}),
+    ...options.env,
   });
   t.teardown(async () => (await agent.close(), nvml.cleanup(), tree?.cleanup()));
   await sleep(300); // the sampler's first readings
