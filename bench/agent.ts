@@ -9,6 +9,9 @@
  *      against an empty unary RPC on the same server (grpc.health.v1.Health/Check), in alternating blocks
  *      after a warm-up, so that drift hits both alike. Targets: p50 per window RPC ≤ 1.5 × the empty RPC's
  *      p50; p99 of BeginWindow and of EndWindow ≤ 2 ms.
+ *   1b. the floor: the same two RPCs (same messages, same client, the agent's own gRPC wrapper) on a
+ *      stub server that answers at once with a fixed response (EndWindow: a Measurement the agent just
+ *      produced), against the empty RPC on that server. Real minus floor is the agent's own work.
  *   2. 10,000 open windows: heap and RSS before/after opening them (100 in flight), bytes per window, then
  *      the latency of section 1 again with them open (ratio to section 1), then CancelWindow for all.
  *   3. WatchPower: 1,000 subscribers at 100 ms. The subscribers run in a child process, so that this
@@ -31,10 +34,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import v8 from "node:v8";
 import vm from "node:vm";
-import { credentials, loadPackageDefinition, type Client, type ServiceError } from "@grpc/grpc-js";
+import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ServiceError, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
-import { protoPath as healthProtoPath } from "grpc-health-check";
-import { EnergyMonitorClient } from "../proto/gen/carbonmon/agent/v1/agent.js";
+import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { EnergyMonitorClient, EnergyMonitorService, Measurement, type BeginWindowResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
+import { unary } from "../server/shared/grpc-status.js";
 import { NvmlSource } from "../server/agent/devices/nvml.js";
 import type { Sampler } from "../server/agent/sampler.js";
 import { fakeNvml, type FakeGpu } from "../test/helpers/fake-nvml.js";
@@ -168,6 +172,32 @@ function latencyTable(l: Latency): string {
     ["RPC", "n", "p50 ms", "p99 ms", "mean ms", "max ms"],
     [row("empty (Health/Check)", l.empty), row("BeginWindow", l.begin), row("EndWindow", l.end), row("Begin+End pair", l.pair)],
   );
+}
+
+// ---- section 1b: the floor of the same RPCs ----
+
+interface Floor {
+  empty: Stats;
+  begin: Stats;
+  end: Stats;
+}
+
+/** The same RPCs on a stub server answering fixed responses through the agent's own unary() wrapper. */
+async function measureFloor(sample: Measurement, seconds: number): Promise<Floor> {
+  const server = new Server();
+  new HealthImplementation({ "": "SERVING" }).addToServer(server);
+  const begun: BeginWindowResponse = { key: sample.key, beginTime: sample.beginTime!, gpuIndices: Object.keys(sample.gpuEnergyJ).map(Number), nvmlGpuIndices: Object.keys(sample.gpuEnergyJ).map(Number), cpuIndices: Object.keys(sample.cpuEnergyJ).map(Number) };
+  server.addService(EnergyMonitorService, { beginWindow: unary(() => begun), endWindow: unary(() => sample) } as UntypedServiceImplementation);
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+  const c: Clients = { agent: new EnergyMonitorClient(`127.0.0.1:${port}`, credentials.createInsecure()), health: healthClient(`127.0.0.1:${port}`) };
+  try {
+    const l = await measureLatency(c, seconds, WARMUP_PER_KIND);
+    return { empty: l.empty, begin: l.begin, end: l.end };
+  } finally {
+    c.agent.close();
+    c.health.close();
+    server.forceShutdown();
+  }
 }
 
 // ---- memory ----
@@ -508,6 +538,28 @@ async function main(): Promise<number> {
       `ratios at p50: pair / (2 × empty) ${f(r1.pairVs2Empty, 2)}; BeginWindow / empty ${f(r1.beginVsEmpty, 2)}; EndWindow / empty ${f(r1.endVsEmpty, 2)} (${lat.blocks} block pairs, ${f(lat.seconds, 1)} s)`,
     );
 
+    // ---- 1b. the floor ----
+    const sample = await new Promise<Measurement>((resolve, reject) => {
+      clients.agent.beginWindow(beginRequest("bench-sample"), (e) => {
+        if (e) return reject(e);
+        clients.agent.endWindow({ key: "bench-sample", waitForCounterUpdate: true }, (e2, m) => (e2 ? reject(e2) : resolve(m)));
+      });
+    });
+    const floor = await measureFloor(sample, Math.max(1, seconds / 2));
+    console.log("");
+    console.log(`1b. The floor: the same RPCs answered at once with fixed responses (a stub server, the agent's unary() wrapper, ${Math.max(1, seconds / 2)} s)`);
+    console.log(
+      table(
+        ["RPC", "floor p50 ms", "floor / empty", "agent p50 ms", "agent - floor (the agent's work), ms"],
+        [
+          ["empty (Health/Check)", f(floor.empty.p50), "1.00", f(lat.empty.p50), "-"],
+          ["BeginWindow", f(floor.begin.p50), f(floor.begin.p50 / floor.empty.p50, 2), f(lat.begin.p50), f(lat.begin.p50 - floor.begin.p50)],
+          ["EndWindow", f(floor.end.p50), f(floor.end.p50 / floor.empty.p50, 2), f(lat.end.p50), f(lat.end.p50 - floor.end.p50)],
+        ],
+      ),
+    );
+    console.log(`(EndWindow's response is a Measurement of ${Measurement.encode(sample).finish().length} bytes: ${devices.length} devices with uncertainties and approximations)`);
+
     // ---- 2. 10,000 open windows ----
     console.log("");
     console.log(`2. ${OPEN_WINDOWS} open windows (${IN_FLIGHT} BeginWindow in flight; gc: ${gcHow})`);
@@ -643,6 +695,7 @@ async function main(): Promise<number> {
       gpus: GPU_COUNT,
       samplingPeriodMs: SAMPLING_PERIOD_MS,
       latency: { ...lat, ratios: r1 },
+      floor: { ...floor, beginVsEmpty: floor.begin.p50 / floor.empty.p50, endVsEmpty: floor.end.p50 / floor.empty.p50, measurementBytes: Measurement.encode(sample).finish().length },
       openWindows: {
         count: OPEN_WINDOWS,
         gc: gcHow,
