@@ -96,10 +96,9 @@ export class CarbonPricer {
       }
       return this.outcome(responses);
     } catch (err) {
-      const e = err as Partial<ServiceError>;
-      const why = e.code !== undefined ? `${grpcStatus[e.code]}: ${e.details ?? e.message}` : AppError.from(err).message;
-      this.log.warn({ err: why }, "carbon: the intensity service did not price a window; it is asked again later");
-      return { status: CarbonStatus.CARBON_STATUS_PENDING, reason: `the intensity service did not answer (${why}); grams follow through GetWindow`, carbonG: {}, periods: [] };
+      const why = describeFailure(err);
+      this.log.warn({ err: why }, "carbon: a window was not priced; it is asked again later");
+      return { status: CarbonStatus.CARBON_STATUS_PENDING, reason: `not priced yet: ${why}; the agent asks again and GetWindow returns the grams`, carbonG: {}, periods: [] };
     }
   }
 
@@ -167,6 +166,14 @@ export class CarbonPricer {
       periods: ordered,
     };
   }
+}
+
+/** Why pricing failed, with the service's hint when it sent one. */
+function describeFailure(err: unknown): string {
+  const e = err as Partial<ServiceError>;
+  if (e.code === undefined) return AppError.from(err).message; // before any call: the IP location lookup
+  const hint = e.metadata?.get("carbonmon-hint")[0];
+  return `the intensity service answered ${grpcStatus[e.code]}: ${e.details ?? e.message}${hint ? ` (hint: ${String(hint)})` : ""}`;
 }
 
 /** A value that may still be revised: estimated, forecast, or live for a period not over yet. */

@@ -371,7 +371,7 @@ test("the service down at EndWindow: energy at once with PENDING, then FINAL gra
   await cross(rig, h0 + HOUR);
   const m = await end(rig.agent, "late");
   t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
-  t.regex(m.carbonStatusReason, /UNAVAILABLE|did not answer/);
+  t.regex(m.carbonStatusReason, /^not priced yet: the intensity service answered UNAVAILABLE/);
   t.true(m.gpuEnergyJ[0]! > 1e5, "the energy is there regardless");
   t.deepEqual(m.gpuCarbonG, {});
   t.is((await get(rig.agent, "late")).carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
@@ -489,4 +489,19 @@ test("no CARBONMON_LOCATION: the agent finds its host by IP location, and is PEN
   await begin(rig, "located-again");
   await end(rig.agent, "located-again");
   t.is(ipinfoRequests, asked, "the host's location is looked up once");
+});
+
+test("a location no provider covers: PENDING with the service's status and hint, the energy kept", async (t) => {
+  const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
+  t.teardown(() => intensity.close());
+  const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 200, ms: 1000 }] }] });
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "FR" });
+  t.teardown(async () => (await agent.close(), nvml.cleanup()));
+  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key: "fr", gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+  await new Promise((r) => setTimeout(r, 300));
+  const m = await end(agent, "fr");
+  t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
+  t.regex(m.carbonStatusReason, /answered NOT_FOUND: .*FR.*\(hint: /);
+  t.true(m.gpuEnergyJ[0]! > 0);
+  t.deepEqual(m.gpuCarbonG, {});
 });
