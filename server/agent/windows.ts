@@ -81,7 +81,8 @@ function validateLabels(labels: Record<string, string>): void {
 
 export class WindowManager {
   private readonly open = new Map<string, OpenWindow>();
-  private readonly ending = new Map<string, Promise<Measurement>>();
+  /** Windows whose EndWindow is in progress (waiting for a reading, or being priced), by key. */
+  private readonly ending = new Map<string, { window: OpenWindow; done: Promise<Measurement> }>();
   private readonly pending = new Set<OpenWindow>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: () => void;
@@ -124,14 +125,16 @@ export class WindowManager {
 
   /** Ends a window, or returns the stored result of the last one ended under this key. */
   end(key: string, waitForCounterUpdate: boolean): Promise<Measurement> {
-    const inFlight = this.ending.get(key);
-    if (inFlight) return inFlight;
     const window = this.open.get(key);
+    const inFlight = this.ending.get(key);
+    // The same window already being ended, or (no new one open under the key) the last one still being priced.
+    if (inFlight && (window === undefined || inFlight.window === window)) return inFlight.done;
     if (!window) return Promise.resolve(this.stored(key));
     const endMs = this.deps.clock.nowMs();
-    const done = this.finish(window, endMs, waitForCounterUpdate).finally(() => this.ending.delete(key));
-    this.ending.set(key, done);
-    return done;
+    const entry = { window, done: this.finish(window, endMs, waitForCounterUpdate) };
+    this.ending.set(key, entry);
+    void entry.done.finally(() => this.ending.get(key) === entry && this.ending.delete(key)).catch(() => undefined);
+    return entry.done;
   }
 
   private async finish(window: OpenWindow, endMs: number, wait: boolean): Promise<Measurement> {

@@ -10,7 +10,7 @@
  * computed here from the profile and the history, and must match within 1e-9.
  */
 import { createServer as createHttpServer } from "node:http";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import test, { type ExecutionContext } from "ava";
 import {
   CarbonStatus,
@@ -504,4 +504,35 @@ test("a location no provider covers: PENDING with the service's status and hint,
   t.regex(m.carbonStatusReason, /answered NOT_FOUND: .*FR.*\(hint: /);
   t.true(m.gpuEnergyJ[0]! > 0);
   t.deepEqual(m.gpuCarbonG, {});
+});
+
+test("a key begun again while its last window is still being priced: EndWindow ends the new window", async (t) => {
+  // An intensity service that accepts connections and never answers: pricing waits for its timeout.
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => void sockets.add(socket));
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  });
+  const { port } = silent.address() as { port: number };
+  const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 200, ms: 1000 }] }] });
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: `127.0.0.1:${port}`, CARBONMON_LOCATION: "DE", CARBONMON_CARBON_TIMEOUT_MS: "1500" });
+  t.teardown(async () => (await agent.close(), nvml.cleanup()));
+  const beginKey = () => call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key: "step", gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+  const first = await beginKey();
+  await new Promise((r) => setTimeout(r, 200));
+  const firstEnd = end(agent, "step");
+  await new Promise((r) => setTimeout(r, 300)); // the first window is stored and being priced
+  const again = end(agent, "step"); // a repeated EndWindow for it: the same result
+  const second = await beginKey();
+  t.true(second.beginTime!.getTime() > first.beginTime!.getTime());
+  await new Promise((r) => setTimeout(r, 200));
+  const secondEnd = await end(agent, "step");
+  const [a, b] = await Promise.all([firstEnd, again]);
+  t.is(a.beginTime!.getTime(), first.beginTime!.getTime());
+  t.is(b.beginTime!.getTime(), first.beginTime!.getTime());
+  t.is(secondEnd.beginTime!.getTime(), second.beginTime!.getTime(), "the new window, not the one being priced");
+  t.is(secondEnd.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
+  t.regex(secondEnd.carbonStatusReason, /DEADLINE_EXCEEDED/);
 });
