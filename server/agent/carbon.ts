@@ -19,7 +19,7 @@ import { CarbonStatus, type CarbonPeriod, type Measurement } from "../../proto/g
 import type { Clock } from "../shared/clock.js";
 import type { AgentConfig } from "../shared/config.js";
 import { parseLatLon } from "../shared/config.js";
-import { AppError } from "../shared/errors.js";
+import { AppError, Code } from "../shared/errors.js";
 import type { Logger } from "../shared/log.js";
 import { ipLocator } from "../intensity/ip-location.js";
 import type { Domain } from "./devices/energy-source.js";
@@ -87,9 +87,9 @@ export class CarbonPricer {
   /** Prices the pieces; PENDING (never an exception) when the service cannot answer within timeoutMs. */
   async price(pieces: readonly EnergyPiece[], timeoutMs = this.config.carbonTimeoutMs): Promise<CarbonOutcome> {
     if (pieces.length === 0) return { status: CarbonStatus.CARBON_STATUS_FINAL, reason: "", carbonG: {}, periods: [] };
+    const deadline = new Date(Date.now() + timeoutMs); // grpc-js deadlines are wall-clock instants
     try {
-      const location = await this.location();
-      const deadline = new Date(this.clockDeadline(timeoutMs));
+      const location = await withinMs(this.location(), timeoutMs, "the IP-location lookup (CARBONMON_LOCATION=auto) took too long");
       const responses: ComputeEmissionsResponse[] = [];
       for (let i = 0; i < pieces.length; i += BATCH) {
         responses.push(await this.compute(location, pieces.slice(i, i + BATCH), deadline));
@@ -100,11 +100,6 @@ export class CarbonPricer {
       this.log.warn({ err: why }, "carbon: a window was not priced; it is asked again later");
       return { status: CarbonStatus.CARBON_STATUS_PENDING, reason: `not priced yet: ${why}; the agent asks again and GetWindow returns the grams`, carbonG: {}, periods: [] };
     }
-  }
-
-  /** grpc-js deadlines are wall-clock instants. */
-  private clockDeadline(timeoutMs: number): number {
-    return Date.now() + timeoutMs;
   }
 
   private async location(): Promise<Location> {
@@ -166,6 +161,13 @@ export class CarbonPricer {
       periods: ordered,
     };
   }
+}
+
+/** The promise's value, or an error after ms (the promise itself keeps running; its result is dropped). */
+function withinMs<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new AppError(Code.DeadlineExceeded, `${what} (over ${ms} ms)`)), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Why pricing failed, with the service's hint when it sent one. */

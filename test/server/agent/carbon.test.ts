@@ -536,3 +536,27 @@ test("a key begun again while its last window is still being priced: EndWindow e
   t.is(secondEnd.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
   t.regex(secondEnd.carbonStatusReason, /DEADLINE_EXCEEDED/);
 });
+
+test("an IP-location lookup that hangs does not hold EndWindow past CARBONMON_CARBON_TIMEOUT_MS", async (t) => {
+  const hanging = createHttpServer(() => undefined); // accepts, never answers
+  await new Promise<void>((resolve) => hanging.listen(0, "127.0.0.1", resolve));
+  t.teardown(() => (hanging.closeAllConnections(), void hanging.close()));
+  const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
+  t.teardown(() => intensity.close());
+  const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 200, ms: 1000 }] }] });
+  const { port } = hanging.address() as { port: number };
+  const agent = await startTestAgent({
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_INTENSITY_ADDR: intensity.running.address,
+    CARBONMON_IPINFO_URL: `http://127.0.0.1:${port}/json`,
+    CARBONMON_CARBON_TIMEOUT_MS: "400",
+  });
+  t.teardown(async () => (await agent.close(), nvml.cleanup()));
+  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key: "w", gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+  const t0 = performance.now();
+  const m = await end(agent, "w");
+  const tookMs = performance.now() - t0;
+  t.true(tookMs < 4000, `EndWindow took ${tookMs} ms (the lookup alone may take 10 s × retries)`);
+  t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
+  t.regex(m.carbonStatusReason, /IP-location lookup .* took too long \(over 400 ms\)/);
+});
