@@ -20,6 +20,7 @@ import {
   type GetWindowRequest,
   type Measurement,
 } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { EmissionFactorType } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { hourlySeries, seriesEvery, startFakeElectricityMaps, type EmPoint, type FakeElectricityMaps } from "../../helpers/fake-electricitymaps.js";
 import { fakeNvml, profileEnergyJ, type Segment } from "../../helpers/fake-nvml.js";
 import { startFakeUkGrid } from "../../helpers/fake-ukgrid.js";
@@ -559,4 +560,29 @@ test("an IP-location lookup that hangs does not hold EndWindow past CARBONMON_CA
   t.true(tookMs < 4000, `EndWindow took ${tookMs} ms (the lookup alone may take 10 s × retries)`);
   t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
   t.regex(m.carbonStatusReason, /IP-location lookup .* took too long \(over 400 ms\)/);
+});
+
+test("CARBONMON_EMISSION_FACTOR and CARBONMON_ALLOW_ESTIMATED reach the provider", async (t) => {
+  const hourStart = Math.floor(Date.now() / HOUR) * HOUR;
+  const em = await startFakeElectricityMaps({ series: { [ZONE]: hourlySeries(ZONE, hourStart - 30 * HOUR, 31, () => 400) }, nowMs: () => Date.now() });
+  const intensity = await startTestIntensity({ ELECTRICITYMAPS_API_TOKEN: em.token, CARBONMON_ELECTRICITYMAPS_URL: em.url, CARBONMON_PROVIDERS: "electricitymaps,offline" });
+  t.teardown(async () => (await intensity.close(), await em.close()));
+  const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 200, ms: 1000 }] }] });
+  const agent = await startTestAgent({
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_INTENSITY_ADDR: intensity.running.address,
+    CARBONMON_LOCATION: ZONE,
+    CARBONMON_EMISSION_FACTOR: "direct",
+    CARBONMON_ALLOW_ESTIMATED: "false",
+  });
+  t.teardown(async () => (await agent.close(), nvml.cleanup()));
+  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key: "direct", gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+  await new Promise((r) => setTimeout(r, 300));
+  const m = await end(agent, "direct");
+  t.not(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING, m.carbonStatusReason);
+  const asked = em.requests.filter((r) => r.path.startsWith("/carbon-intensity/"));
+  t.true(asked.length > 0);
+  t.true(asked.every((r) => r.query.emissionFactorType === "direct" && r.query.disableEstimations === "true"), JSON.stringify(asked.map((r) => r.query)));
+  t.is(m.carbonPeriods[0]!.intensity!.emissionFactor, EmissionFactorType.EMISSION_FACTOR_TYPE_DIRECT);
+  t.true(Math.abs(m.gpuCarbonG[0]! - (m.gpuEnergyJ[0]! / 3.6e6) * 400) <= 1e-9 * m.gpuCarbonG[0]!);
 });
