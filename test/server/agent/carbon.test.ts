@@ -586,3 +586,23 @@ test("CARBONMON_EMISSION_FACTOR and CARBONMON_ALLOW_ESTIMATED reach the provider
   t.is(m.carbonPeriods[0]!.intensity!.emissionFactor, EmissionFactorType.EMISSION_FACTOR_TYPE_DIRECT);
   t.true(Math.abs(m.gpuCarbonG[0]! - (m.gpuEnergyJ[0]! / 3.6e6) * 400) <= 1e-9 * m.gpuCarbonG[0]!);
 });
+
+test("grams still pending when the agent restarts are asked for by the next run", async (t) => {
+  const port = await freePort();
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  const h0 = DAY0 + 15 * HOUR;
+  const rig = await startRig(t, { periodMs: HOUR, startMs: h0 + 1000, intensityAddr: `127.0.0.1:${port}`, location: ZONE, dataDir: data.dir });
+  await begin(rig, "across-runs");
+  await midPeriod(rig, HOUR);
+  await cross(rig, h0 + HOUR);
+  const m = await end(rig.agent, "across-runs");
+  t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
+  await rig.agent.close();
+  await emService(t, { CARBONMON_INTENSITY_LISTEN: `127.0.0.1:${port}` });
+  rig.agent = await startTestAgent(rig.env, rig.tt.clock);
+  const later = await waitForStatus(rig.agent, "across-runs", (s) => s !== CarbonStatus.CARBON_STATUS_PENDING);
+  t.is(later.carbonStatus, CarbonStatus.CARBON_STATUS_PROVISIONAL, later.carbonStatusReason);
+  t.deepEqual(later.gpuEnergyJ, m.gpuEnergyJ);
+  assertGrams(t, later, expected(rig, later, HOUR, emIntensity));
+});
