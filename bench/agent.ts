@@ -12,6 +12,8 @@
  *   1b. the floor: the same two RPCs (same messages, same client, the agent's own gRPC wrapper) on a
  *      stub server that answers at once with a fixed response (EndWindow: a Measurement the agent just
  *      produced), against the empty RPC on that server. Real minus floor is the agent's own work.
+ *   1c. section 1's protocol from a client in another process (as orchestrators call it): the agent's
+ *      heap then holds only the server's garbage. For information; the targets are judged on section 1.
  *   2. 10,000 open windows: heap and RSS before/after opening them (100 in flight), bytes per window, then
  *      the latency of section 1 again with them open (ratio to section 1), then CancelWindow for all.
  *   3. WatchPower: 1,000 subscribers at 100 ms. The subscribers run in a child process, so that this
@@ -198,6 +200,63 @@ async function measureFloor(sample: Measurement, seconds: number): Promise<Floor
     c.health.close();
     server.forceShutdown();
   }
+}
+
+// ---- section 1c: the same protocol from a client in another process ----
+
+const LATENCY_CLIENT_SCRIPT = `
+const [clientUrl, grpcUrl, loaderUrl, healthUrl, address, seconds, warmup, block] = JSON.parse(process.argv[1]);
+const { EnergyMonitorClient } = await import(clientUrl);
+const { credentials, loadPackageDefinition } = await import(grpcUrl);
+const { loadSync } = await import(loaderUrl);
+const { protoPath } = await import(healthUrl);
+const agent = new EnergyMonitorClient(address, credentials.createInsecure());
+const Health = loadPackageDefinition(loadSync(protoPath)).grpc.health.v1.Health;
+const health = new Health(address, credentials.createInsecure());
+const timed = (fn) => new Promise((res, rej) => { const t = performance.now(); fn((e) => (e ? rej(e) : res(performance.now() - t))); });
+const empty = () => timed((cb) => health.Check({ service: "" }, cb));
+let n = 0;
+const pair = async () => {
+  const key = "bench-remote-" + n++;
+  const b = await timed((cb) => agent.beginWindow({ key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false }, cb));
+  const e = await timed((cb) => agent.endWindow({ key, waitForCounterUpdate: false }, cb));
+  return [b, e];
+};
+for (let i = 0; i < warmup; i++) { await empty(); await pair(); }
+const out = { empty: [], begin: [], end: [], pair: [] };
+const deadline = performance.now() + seconds * 1000;
+for (let k = 0; performance.now() < deadline; k++) {
+  for (const kind of k % 2 ? ["pair", "empty"] : ["empty", "pair"]) for (let j = 0; j < block; j++) {
+    if (kind === "empty") out.empty.push(await empty());
+    else { const [b, e] = await pair(); out.begin.push(b); out.end.push(e); out.pair.push(b + e); }
+  }
+}
+process.stdout.write(JSON.stringify(out));
+agent.close(); health.close();
+`;
+
+/** Section 1's latencies, client-observed from a child process. */
+async function remoteLatency(address: string, seconds: number): Promise<Omit<Latency, "seconds" | "blocks">> {
+  const args = [
+    new URL("../proto/gen/carbonmon/agent/v1/agent.ts", import.meta.url).href,
+    import.meta.resolve("@grpc/grpc-js"),
+    import.meta.resolve("@grpc/proto-loader"),
+    import.meta.resolve("grpc-health-check"),
+    address,
+    seconds,
+    WARMUP_PER_KIND,
+    BLOCK,
+  ];
+  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", LATENCY_CLIENT_SCRIPT, JSON.stringify(args)], {
+    cwd: new URL("..", import.meta.url).pathname,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let text = "";
+  child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  if (code !== 0) throw new Error(`the latency client exited with ${code}`);
+  const raw = JSON.parse(text) as Record<"empty" | "begin" | "end" | "pair", number[]>;
+  return { empty: stats(raw.empty), begin: stats(raw.begin), end: stats(raw.end), pair: stats(raw.pair) };
 }
 
 // ---- memory ----
@@ -560,6 +619,14 @@ async function main(): Promise<number> {
     );
     console.log(`(EndWindow's response is a Measurement of ${Measurement.encode(sample).finish().length} bytes: ${devices.length} devices with uncertainties and approximations)`);
 
+    // ---- 1c. from another process ----
+    const remote = await remoteLatency(agent.running.address, seconds);
+    const rRemote = ratios({ ...remote, seconds, blocks: 0 });
+    console.log("");
+    console.log(`1c. Section 1 from a client in another process (${seconds} s; for information, the targets use section 1)`);
+    console.log(latencyTable({ ...remote, seconds, blocks: 0 }));
+    console.log(`ratios at p50: pair / (2 × empty) ${f(rRemote.pairVs2Empty, 2)}; BeginWindow / empty ${f(rRemote.beginVsEmpty, 2)}; EndWindow / empty ${f(rRemote.endVsEmpty, 2)}`);
+
     // ---- 2. 10,000 open windows ----
     console.log("");
     console.log(`2. ${OPEN_WINDOWS} open windows (${IN_FLIGHT} BeginWindow in flight; gc: ${gcHow})`);
@@ -695,6 +762,7 @@ async function main(): Promise<number> {
       gpus: GPU_COUNT,
       samplingPeriodMs: SAMPLING_PERIOD_MS,
       latency: { ...lat, ratios: r1 },
+      remoteClient: { ...remote, ratios: rRemote },
       floor: { ...floor, beginVsEmpty: floor.begin.p50 / floor.empty.p50, endVsEmpty: floor.end.p50 / floor.empty.p50, measurementBytes: Measurement.encode(sample).finish().length },
       openWindows: {
         count: OPEN_WINDOWS,
