@@ -10,27 +10,21 @@ import type { Clock } from "../shared/clock.js";
 import type { AgentConfig } from "../shared/config.js";
 import { AppError, Code } from "../shared/errors.js";
 import type { Logger } from "../shared/log.js";
-import { BoundaryLog } from "./boundaries.js";
-import { applyCarbon, deviceName, type CarbonOutcome, type CarbonPricer, type EnergyPiece } from "./carbon.js";
-import { BOUNDARY_PERIOD_MS, splitAtMarks, type Mark } from "./core/carbon.js";
+import type { CarbonPricer, EnergyPiece } from "./carbon.js";
 import { chain, type Anchor } from "./core/restart.js";
 import type { EdgeEnergy } from "./core/timeline.js";
 import { buildMeasurement, type DeviceResult, type WindowSpec } from "./measurement.js";
 import { CarbonStatus, Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
-import type { Domain } from "./devices/energy-source.js";
 import type { Sampler } from "./sampler.js";
 import { selectDevices, type DeviceRequest } from "./selection.js";
 import type { AgentStore, StoredWindow } from "./store.js";
+import { WindowCarbon } from "./window-carbon.js";
 
 const KEY_PATTERN = /^[A-Za-z0-9._:/@+=-]{1,128}$/;
 const MAX_LABELS = 32;
 const MAX_LABEL_BYTES = 256;
 const CHECKPOINT_EVERY_MS = 5000;
 const PURGE_EVERY_MS = 3600_000;
-/** Windows whose grams are asked for again per round of the background loop. */
-const CARBON_BATCH = 50;
-const MAX_PENDING_RETRY_MS = 5 * 60_000;
-const MAX_PROVISIONAL_RETRY_MS = 3600_000;
 
 /** A begin edge as persisted: the timeline edge of its run, plus what chaining across restarts needs. */
 export interface BeginEdge extends EdgeEnergy {
@@ -86,17 +80,13 @@ export class WindowManager {
   private readonly pending = new Set<OpenWindow>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: () => void;
-  private readonly boundaries: BoundaryLog | undefined;
-  private refreshing: Promise<void> | undefined;
+  /** Carbon per window; undefined without an intensity service. */
+  private readonly carbon: WindowCarbon | undefined;
 
   constructor(private readonly deps: WindowDeps) {
     for (const w of deps.store.openWindows()) this.restore(w);
     this.unsubscribe = deps.sampler.onUpdate(() => this.resolvePending());
-    if (deps.pricer.enabled) {
-      this.boundaries = new BoundaryLog(deps);
-      const every = Math.min(deps.config.carbonRetryMs, 60_000);
-      this.timers.push(setInterval(() => void this.refreshCarbon(), every).unref());
-    }
+    if (deps.pricer.enabled) this.carbon = new WindowCarbon(deps);
     this.timers.push(setInterval(() => this.checkpoint(), CHECKPOINT_EVERY_MS).unref());
     this.timers.push(setInterval(() => this.purge(), PURGE_EVERY_MS).unref());
     this.purge();
@@ -138,7 +128,7 @@ export class WindowManager {
   }
 
   private async finish(window: OpenWindow, endMs: number, wait: boolean): Promise<Measurement> {
-    const { store, pricer, clock, config } = this.deps;
+    const { store, clock, config } = this.deps;
     if (wait) await this.deps.sampler.waitForReadingsAfter(endMs, window.devices.map((d) => d.deviceId), 1000);
     const { measurement, pieces } = this.measure(window, endMs, true);
     // Stored before pricing: the energy is safe whatever the intensity service does, and a crash while
@@ -147,47 +137,13 @@ export class WindowManager {
     store.end(window.id, endMs, JSON.stringify(Measurement.toJSON(measurement)), pieces ? JSON.stringify(pieces) : null, retryAtMs);
     this.open.delete(window.key);
     this.pending.delete(window);
-    if (!pieces) return measurement;
-    const outcome = await pricer.price(pieces);
-    if (outcome.status === CarbonStatus.CARBON_STATUS_PENDING) measurement.carbonStatusReason = outcome.reason;
-    else applyCarbon(measurement, outcome);
-    this.saveCarbon(window.id, measurement, outcome, 0);
+    if (pieces) await this.carbon!.price(window.id, measurement, pieces);
     return measurement;
   }
 
-  /** Stores a window's carbon figures and when to ask again (never, once they are final). */
-  private saveCarbon(id: number, measurement: Measurement, outcome: CarbonOutcome, tries: number): void {
-    const { store, clock, config } = this.deps;
-    const maxMs = outcome.status === CarbonStatus.CARBON_STATUS_PENDING ? MAX_PENDING_RETRY_MS : MAX_PROVISIONAL_RETRY_MS;
-    const nextMs = outcome.status === CarbonStatus.CARBON_STATUS_FINAL ? null : clock.nowMs() + Math.min(config.carbonRetryMs * 2 ** Math.min(tries, 30), maxMs);
-    try {
-      store.setCarbon(id, JSON.stringify(Measurement.toJSON(measurement)), nextMs);
-    } catch (err) {
-      this.deps.log.error({ err }, "carbon: storing a window's grams failed");
-    }
-  }
-
-  /** Asks again for the grams of ended windows that are pending or provisional (one round at a time). */
+  /** Asks again for pending or provisional grams now (the background loop does it on its own). */
   refreshCarbon(): Promise<void> {
-    this.refreshing ??= this.refreshRound().finally(() => (this.refreshing = undefined));
-    return this.refreshing;
-  }
-
-  private async refreshRound(): Promise<void> {
-    const { store, pricer, clock, log } = this.deps;
-    for (const w of store.carbonDue(clock.nowMs(), CARBON_BATCH)) {
-      const measurement = Measurement.fromJSON(JSON.parse(w.result!));
-      const outcome = await pricer.price(JSON.parse(w.segments ?? "[]") as EnergyPiece[]);
-      if (!store.isOpen) return;
-      if (outcome.status !== CarbonStatus.CARBON_STATUS_PENDING) applyCarbon(measurement, outcome);
-      else if (measurement.carbonStatus === CarbonStatus.CARBON_STATUS_PENDING) measurement.carbonStatusReason = outcome.reason;
-      this.saveCarbon(w.id, measurement, outcome, w.carbonTries + 1);
-      // Provisional grams already stored stay as they are while the service is unreachable.
-      if (outcome.status === CarbonStatus.CARBON_STATUS_PENDING) {
-        log.debug({ key: w.key }, "carbon: the intensity service is still unavailable; next round later");
-        return;
-      }
-    }
+    return this.carbon?.refresh() ?? Promise.resolve();
   }
 
   /** An open window's running totals, or the stored result of the last one ended under this key. */
@@ -215,7 +171,7 @@ export class WindowManager {
   /** Writes a last checkpoint and stops the timers. */
   close(): void {
     this.unsubscribe();
-    this.boundaries?.close();
+    this.carbon?.close();
     for (const t of this.timers) clearInterval(t);
     this.resolvePending();
     this.checkpoint();
@@ -282,42 +238,18 @@ export class WindowManager {
     const { pricer, sampler } = this.deps;
     const edges = window.edges ?? this.beginEdges(window, true)!;
     const results = window.devices.map((d) => this.deviceResult(d.deviceId, edges.get(d.deviceId), endMs));
-    const carbon = !pricer.enabled
+    const carbonStatus = !this.carbon
       ? { status: CarbonStatus.CARBON_STATUS_DISABLED, reason: pricer.disabledReason }
       : { status: CarbonStatus.CARBON_STATUS_PENDING, reason: ended ? "the intensity service has not priced this window yet" : "grams are computed when the window ends" };
-    const measurement = buildMeasurement({ spec: window, endMs, ended, results, sampler, carbon });
-    if (!ended || !pricer.enabled) return { measurement, pieces: undefined };
+    const measurement = buildMeasurement({ spec: window, endMs, ended, results, sampler, carbon: carbonStatus });
+    const carbon = this.carbon;
+    if (!ended || !carbon) return { measurement, pieces: undefined };
     const pieces = window.devices.flatMap((d, i) => {
       const r = results[i]!;
       const begin = edges.get(d.deviceId);
-      return r.missing !== undefined || !begin ? [] : this.pieces(d.domain, d.index, d.deviceId, begin, endMs, r.energyJ);
+      return r.missing !== undefined || !begin ? [] : carbon.pieces(d, begin, endMs, r.energyJ);
     });
     return { measurement, pieces };
-  }
-
-  /**
-   * One device's energy in the window, split at the logged boundaries. Across agent restarts, each run's
-   * first and last checkpoint are marks too, so only the downtime itself is spread evenly.
-   */
-  private pieces(domain: Domain, index: number, deviceId: string, begin: BeginEdge, endMs: number, energyJ: number): EnergyPiece[] {
-    const { sampler, store } = this.deps;
-    const end = sampler.energyAt(deviceId, endMs);
-    const marks: Mark[] = [
-      { tMs: begin.tMs, runId: begin.runId, cumJ: begin.energyJ },
-      ...this.boundaries!.marksBetween(deviceId, begin.tMs, endMs),
-      { tMs: endMs, runId: store.runId, cumJ: end?.energyJ ?? begin.energyJ + energyJ },
-    ];
-    if (begin.runId !== store.runId) {
-      const span = sampler.span(deviceId);
-      const runs = [...store.runsSince(deviceId, begin.runId).filter((r) => r.runId !== store.runId), ...(span ? [{ runId: store.runId, ...span }] : [])];
-      for (const r of runs) {
-        for (const a of [r.first, r.last]) if (a.tMs > begin.tMs && a.tMs < endMs) marks.push({ tMs: a.tMs, runId: r.runId, cumJ: a.cumJ });
-      }
-      marks.sort((x, y) => x.tMs - y.tMs);
-    }
-    const device = deviceName(domain, index);
-    const pieces = splitAtMarks(marks, energyJ).map((p) => ({ ...p, device }));
-    return pieces.length > 0 ? pieces : [{ startMs: begin.tMs, endMs, energyJ, device }];
   }
 
   private deviceResult(deviceId: string, begin: BeginEdge | undefined, endMs: number): DeviceResult {
@@ -378,9 +310,8 @@ export class WindowManager {
     const now = this.deps.clock.nowMs();
     const n = this.deps.store.purgeEndedBefore(now - this.deps.config.retentionDays * 86_400_000);
     if (n > 0) this.deps.log.info({ purged: n }, "ended windows past retention removed");
-    // Ended windows keep their own pieces: the log is only needed as far back as the oldest open window.
     let oldestOpenMs = now;
     for (const w of this.open.values()) oldestOpenMs = Math.min(oldestOpenMs, w.beginMs);
-    this.boundaries?.purgeBefore(oldestOpenMs - BOUNDARY_PERIOD_MS);
+    this.carbon?.purgeBefore(oldestOpenMs);
   }
 }
