@@ -236,11 +236,6 @@ export class AgentStore {
     return rows.map((r) => ({ runId: r.run_id, first: JSON.parse(r.first) as Anchor, last: JSON.parse(r.last) as Anchor }));
   }
 
-  /** Moves the WAL into the database file; called off the request path. */
-  checkpointWal(): void {
-    this.db.pragma("wal_checkpoint(PASSIVE)");
-  }
-
   get isOpen(): boolean {
     return this.db.open;
   }
