@@ -96,10 +96,9 @@ export class BoundaryLog {
    */
   marksBetween(deviceId: string, fromMs: number, toMs: number): Mark[] {
     const { sampler, store } = this.deps;
-    const recorded = fromMs >= this.recentFromMs
-      ? (this.recent.get(deviceId) ?? []).filter((m) => m.tMs > fromMs && m.tMs < toMs)
+    const marks = fromMs >= this.recentFromMs
+      ? inside(this.recent.get(deviceId) ?? [], fromMs, toMs)
       : store.boundaries(deviceId, fromMs, toMs).map((r) => ({ tMs: r.tMs, runId: r.runId, cumJ: r.cumJ }));
-    const marks = [...recorded];
     for (const tMs of boundariesBetween(Math.max(fromMs, this.nextMs - 1), toMs)) {
       const edge = sampler.energyAt(deviceId, tMs);
       if (edge) marks.push({ tMs, runId: store.runId, cumJ: edge.energyJ });
@@ -111,4 +110,18 @@ export class BoundaryLog {
   purgeBefore(cutoffMs: number): number {
     return this.deps.store.purgeBoundariesBefore(cutoffMs);
   }
+}
+
+/** The marks strictly inside (fromMs, toMs) of a sorted list (binary search: a day holds 288 per device). */
+function inside(marks: readonly Mark[], fromMs: number, toMs: number): Mark[] {
+  let lo = 0;
+  let hi = marks.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (marks[mid]!.tMs > fromMs) hi = mid;
+    else lo = mid + 1;
+  }
+  const out: Mark[] = [];
+  for (let i = lo; i < marks.length && marks[i]!.tMs < toMs; i++) out.push(marks[i]!);
+  return out;
 }
