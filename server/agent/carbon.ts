@@ -16,7 +16,6 @@ import {
   type Location,
 } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { CarbonStatus, type CarbonPeriod, type Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
-import type { Clock } from "../shared/clock.js";
 import type { AgentConfig } from "../shared/config.js";
 import { parseLatLon } from "../shared/config.js";
 import { AppError, Code } from "../shared/errors.js";
@@ -59,7 +58,6 @@ export class CarbonPricer {
 
   constructor(
     private readonly config: CarbonConfig,
-    private readonly clock: Clock,
     private readonly log: Logger,
   ) {
     this.locateByIp = ipLocator(config.ipinfoUrl);
@@ -130,7 +128,6 @@ export class CarbonPricer {
     const periods = new Map<string, CarbonPeriod>();
     const filled: IntensityPoint[] = [];
     const provisional: IntensityPoint[] = [];
-    const nowMs = this.clock.nowMs();
     for (const r of responses) {
       for (const [device, g] of Object.entries(r.carbonG)) carbonG[device] = (carbonG[device] ?? 0) + g;
       for (const p of r.periods) {
@@ -145,7 +142,7 @@ export class CarbonPricer {
         }
         periods.set(key, { intensity: p.intensity, energyJ, carbonG: grams });
         if (p.filled) filled.push(p.intensity!);
-        if (p.intensity && mayChange(p.intensity, nowMs)) provisional.push(p.intensity);
+        if (p.provisional) provisional.push(p.intensity!);
       }
     }
     const ordered = [...periods.values()].sort((a, b) => (a.intensity?.validFrom?.getTime() ?? 0) - (b.intensity?.validFrom?.getTime() ?? 0));
@@ -176,11 +173,6 @@ function describeFailure(err: unknown): string {
   if (e.code === undefined) return AppError.from(err).message; // before any call: the IP location lookup
   const hint = e.metadata?.get("carbonmon-hint")[0];
   return `the intensity service answered ${grpcStatus[e.code]}: ${e.details ?? e.message}${hint ? ` (hint: ${String(hint)})` : ""}`;
-}
-
-/** A value that may still be revised: estimated, forecast, or live for a period not over yet. */
-function mayChange(p: IntensityPoint, nowMs: number): boolean {
-  return p.isEstimated || p.source === IntensitySource.INTENSITY_SOURCE_FORECAST || (p.source === IntensitySource.INTENSITY_SOURCE_LIVE && (p.validTo?.getTime() ?? 0) > nowMs);
 }
 
 const DOMAINS: readonly Domain[] = ["gpu", "cpu", "dram"];

@@ -29,7 +29,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   let store: AgentStore | undefined;
   let windows: WindowManager | undefined;
   let checkpointer: WalCheckpointer | undefined;
-  const pricer = new CarbonPricer(config, clock, log);
+  const pricer = new CarbonPricer(config, log);
   try {
     store = new AgentStore(config.dataDir, clock.nowMs());
     checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log);

@@ -117,7 +117,7 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
         energyJ: r.energyJ,
         totalCarbonG: r.totalCarbonG,
         totalEnergyJ: r.totalEnergyJ,
-        periods: r.periods.map((p) => ({ intensity: pointToProto(p.point), energyJ: p.energyJ, carbonG: p.carbonG, filled: p.filled })),
+        periods: r.periods.map((p) => ({ intensity: pointToProto(p.point), energyJ: p.energyJ, carbonG: p.carbonG, filled: p.filled, provisional: isProvisional(p.point, now) })),
         provisional: r.periods.some((p) => isProvisional(p.point, now)),
         attempts: r.attempts.map((a) => ({ ...a })),
       };

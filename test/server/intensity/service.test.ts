@@ -93,6 +93,17 @@ test("the last 24 hours (Zeus parity) and ComputeEmissions split exactly at hour
   const expected = 1 * h1.carbonIntensity! + 1 * h2.carbonIntensity!; // 3.6 MJ = 1 kWh in each hour
   t.true(Math.abs(r.carbonG["gpu:0"]! - expected) <= 1e-9 * expected, `${r.carbonG["gpu:0"]} vs ${expected}`);
   t.is(r.periods.length, 2);
+  // Each period says whether its value may still change: these hours are over, so only an estimate may.
+  t.deepEqual(r.periods.map((p) => p.provisional), [true, true]);
+  const measured = history[16]!; // the last measured (not estimated) hour of the recorded day
+  t.false(measured.isEstimated);
+  const m16 = Date.parse(measured.datetime);
+  const across = await call<ComputeEmissionsRequest, ComputeEmissionsResponse>(service.client, service.client.computeEmissions, {
+    location: { zone: "US-MIDW-MISO" }, emissionFactor: 0, gapPolicy: 0, provider: "",
+    segments: [{ start: new Date(m16), end: new Date(m16 + 2 * HOUR_MS), energyJ: 1e6, device: "gpu:0" }],
+  });
+  t.deepEqual(across.periods.map((p) => p.provisional), [false, true], "measured hour 16, estimated hour 17");
+  t.true(across.provisional);
 });
 
 test("fallback: a zone ElectricityMaps has no data for is answered by the next provider, saying why", async (t) => {

@@ -499,6 +499,8 @@ export interface PeriodEmissions {
   carbonG: { [key: string]: number };
   /** This period had no value from the requested provider and was filled by a later one. */
   filled: boolean;
+  /** This period's value may still change: estimated, a forecast, or live for a period not over yet. */
+  provisional: boolean;
 }
 
 export interface PeriodEmissions_EnergyJEntry {
@@ -2127,7 +2129,7 @@ export const ComputeEmissionsRequest: MessageFns<ComputeEmissionsRequest> = {
 };
 
 function createBasePeriodEmissions(): PeriodEmissions {
-  return { intensity: undefined, energyJ: {}, carbonG: {}, filled: false };
+  return { intensity: undefined, energyJ: {}, carbonG: {}, filled: false, provisional: false };
 }
 
 export const PeriodEmissions: MessageFns<PeriodEmissions> = {
@@ -2143,6 +2145,9 @@ export const PeriodEmissions: MessageFns<PeriodEmissions> = {
     });
     if (message.filled !== false) {
       writer.uint32(32).bool(message.filled);
+    }
+    if (message.provisional !== false) {
+      writer.uint32(40).bool(message.provisional);
     }
     return writer;
   },
@@ -2196,6 +2201,14 @@ export const PeriodEmissions: MessageFns<PeriodEmissions> = {
             }
 
             message.filled = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.provisional = reader.bool();
             continue;
           }
         }
@@ -2268,6 +2281,7 @@ export const PeriodEmissions: MessageFns<PeriodEmissions> = {
         )
         : {},
       filled: isSet(object.filled) ? globalThis.Boolean(object.filled) : false,
+      provisional: isSet(object.provisional) ? globalThis.Boolean(object.provisional) : false,
     };
   },
 
@@ -2296,6 +2310,9 @@ export const PeriodEmissions: MessageFns<PeriodEmissions> = {
     }
     if (message.filled !== false) {
       obj.filled = message.filled;
+    }
+    if (message.provisional !== false) {
+      obj.provisional = message.provisional;
     }
     return obj;
   },
@@ -2327,6 +2344,7 @@ export const PeriodEmissions: MessageFns<PeriodEmissions> = {
       {},
     );
     message.filled = object.filled ?? false;
+    message.provisional = object.provisional ?? false;
     return message;
   },
 };
