@@ -202,6 +202,14 @@ async function measureFloor(sample: Measurement, seconds: number): Promise<Floor
   }
 }
 
+/** Runs an inline ES module in a child node (with tsx, from the repository root); args reach it as argv[1]. */
+function spawnScript(script: string, args: unknown[]): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, JSON.stringify(args)], {
+    cwd: new URL("..", import.meta.url).pathname,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+}
+
 // ---- section 1c: the same protocol from a client in another process ----
 
 const LATENCY_CLIENT_SCRIPT = `
@@ -247,10 +255,9 @@ async function remoteLatency(address: string, seconds: number): Promise<Omit<Lat
     WARMUP_PER_KIND,
     BLOCK,
   ];
-  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", LATENCY_CLIENT_SCRIPT, JSON.stringify(args)], {
-    cwd: new URL("..", import.meta.url).pathname,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawnScript(LATENCY_CLIENT_SCRIPT, args);
+  child.stdin.end();
+  child.stderr.on("data", (d: Buffer) => process.stderr.write(`[latency client] ${d.toString()}`));
   let text = "";
   child.stdout.on("data", (d: Buffer) => (text += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
@@ -453,10 +460,7 @@ class Subscribers {
       SUBSCRIBER_CONNECTIONS,
       WATCH_PERIOD_MS,
     ];
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", SUBSCRIBER_SCRIPT, JSON.stringify(args)], {
-      cwd: new URL("..", import.meta.url).pathname,
-      stdio: ["pipe", "pipe", "pipe"],
-    });
+    const child = spawnScript(SUBSCRIBER_SCRIPT, args);
     const s = new Subscribers(child);
     const ready = s.next().then(() => "ready" as const);
     const abort = new AbortController();
