@@ -57,6 +57,7 @@ export class Sampler {
   private readonly listeners = new Set<() => void>();
   private readonly waiters = new Set<{ afterMs: number; ids: string[]; resolve: () => void }>();
   private readonly clock: Clock;
+  private readonly demand = new Set<string>();
 
   constructor(
     readonly sources: readonly EnergySource[],
@@ -87,6 +88,15 @@ export class Sampler {
 
   states(): BackendState[] {
     return this.sources.map((s) => s.state());
+  }
+
+  /**
+   * Declares whether a holder (open windows, power streams) needs full-rate sampling now. With no
+   * holder active, sources may sample at their idle period. (Stub: sources do not act on it yet.)
+   */
+  setDemand(holder: string, active: boolean): void {
+    if (active) this.demand.add(holder);
+    else this.demand.delete(holder);
   }
 
   /** Called for every batch of readings; listeners must be cheap (they run on the sampler's turn). */

@@ -85,6 +85,7 @@ export class WindowManager {
 
   constructor(private readonly deps: WindowDeps) {
     for (const w of deps.store.openWindows()) this.restore(w);
+    this.demandChanged();
     this.unsubscribe = deps.sampler.onUpdate(() => this.resolvePending());
     if (deps.pricer.enabled) this.carbon = new WindowCarbon(deps);
     this.timers.push(setInterval(() => this.checkpoint(), CHECKPOINT_EVERY_MS).unref());
@@ -110,6 +111,7 @@ export class WindowManager {
     const window: OpenWindow = { ...spec, id, runId: this.deps.store.runId, edges: undefined };
     this.open.set(req.key, window);
     this.pending.add(window);
+    this.demandChanged();
     return { key: req.key, beginMs, spec };
   }
 
@@ -137,6 +139,7 @@ export class WindowManager {
     store.end(window.id, endMs, JSON.stringify(Measurement.toJSON(measurement)), pieces ? JSON.stringify(pieces) : null, retryAtMs);
     this.open.delete(window.key);
     this.pending.delete(window);
+    this.demandChanged();
     if (pieces) await this.carbon!.price(window.id, measurement, pieces);
     return measurement;
   }
@@ -158,6 +161,7 @@ export class WindowManager {
     this.deps.store.cancel(window.id);
     this.open.delete(key);
     this.pending.delete(window);
+    this.demandChanged();
     return { key, beginMs: window.beginMs };
   }
 
@@ -175,6 +179,11 @@ export class WindowManager {
     for (const t of this.timers) clearInterval(t);
     this.resolvePending();
     this.checkpoint();
+  }
+
+  /** Open windows need full-rate sampling (their edges are interpolated between readings). */
+  private demandChanged(): void {
+    this.deps.sampler.setDemand("windows", this.open.size > 0);
   }
 
   private stored(key: string): Measurement {
