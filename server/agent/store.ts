@@ -3,12 +3,17 @@
  * windows' results for the retention period, per-run checkpoints of every device (so a window can be
  * ended after the agent was killed), and the boundary log: every device's cumulative energy at each 5-minute
  * UTC boundary, which splits a window's energy exactly at intensity-period boundaries. WAL with synchronous=NORMAL: a killed process loses nothing committed.
+ *
+ * Opening, ending and cancelling a window are written to a journal (journal.ts, agent.journal beside the
+ * database) before the RPC is answered, and moved into SQLite in batches every flushDelayMs. Every other
+ * method moves the journal first, so reads and later writes see every window in order.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { AppError, Code } from "../shared/errors.js";
 import type { Anchor, RunSpan } from "./core/restart.js";
+import { Journal } from "./journal.js";
 
 export interface StoredWindow {
   id: number;
@@ -35,6 +40,19 @@ export interface BoundaryRow {
   tMs: number;
   runId: number;
   cumJ: number;
+}
+
+/** A journaled change to the windows table: open (b), end (e), cancel (c). */
+type JournalRecord =
+  | [op: "b", id: number, key: string, beginMs: number, runId: number, spec: string]
+  | [op: "e", id: number, endMs: number, result: string, segments: string | null, carbonNextMs: number | null]
+  | [op: "c", id: number];
+
+export interface AgentStoreOptions {
+  /** How long journaled changes wait before they are moved into SQLite together (default 50 ms). */
+  flushDelayMs?: number;
+  /** Told when moving the journal into SQLite fails (the records stay in the journal; tried again later). */
+  onFlushError?: (err: unknown) => void;
 }
 
 interface Row {
@@ -109,8 +127,20 @@ export class AgentStore {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly stmt;
+  private readonly journal: Journal<JournalRecord>;
+  /** Journaled records not yet in SQLite, oldest first. */
+  private readonly queued: JournalRecord[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly flushDelayMs: number;
+  private readonly onFlushError: (err: unknown) => void;
+  /** Open windows, id to key (SQLite's unique index sees them only after a flush). */
+  private readonly openById = new Map<number, string>();
+  private readonly openKeys = new Set<string>();
+  private nextId: number;
 
-  constructor(dataDir: string, nowMs: number) {
+  constructor(dataDir: string, nowMs: number, options: AgentStoreOptions = {}) {
+    this.flushDelayMs = options.flushDelayMs ?? 50;
+    this.onFlushError = options.onFlushError ?? (() => undefined);
     try {
       mkdirSync(dataDir, { recursive: true });
       this.path = join(dataDir, "agent.db");
@@ -131,7 +161,8 @@ export class AgentStore {
     this.db.exec("CREATE INDEX IF NOT EXISTS windows_carbon_due ON windows(carbon_next_ms) WHERE carbon_next_ms IS NOT NULL");
     this.runId = Number(this.db.prepare("INSERT INTO runs (started_ms) VALUES (?)").run(nowMs).lastInsertRowid);
     this.stmt = {
-      insert: this.db.prepare("INSERT INTO windows (key, state, begin_ms, run_id, spec) VALUES (?, 'open', ?, ?, ?)"),
+      // OR IGNORE: replaying a record that reached SQLite before the journal was emptied changes nothing.
+      insert: this.db.prepare("INSERT OR IGNORE INTO windows (id, key, state, begin_ms, run_id, spec) VALUES (?, ?, 'open', ?, ?, ?)"),
       setEdges: this.db.prepare("UPDATE windows SET edges = ? WHERE id = ?"),
       end: this.db.prepare("UPDATE windows SET state = 'ended', end_ms = ?, result = ?, segments = ?, carbon_next_ms = ? WHERE id = ? AND state = 'open'"),
       setCarbon: this.db.prepare("UPDATE windows SET result = ?, carbon_next_ms = ?, carbon_tries = carbon_tries + 1 WHERE id = ?"),
@@ -150,21 +181,30 @@ export class AgentStore {
       ),
       runs: this.db.prepare("SELECT run_id, first, last FROM run_devices WHERE device_id = ? AND run_id >= ? ORDER BY run_id"),
     };
+    this.journal = new Journal(join(dataDir, "agent.journal"));
+    this.apply(this.journal.read()); // what a killed agent journaled and had not moved yet
+    this.journal.clear();
+    for (const r of this.db.prepare("SELECT id, key FROM windows WHERE state = 'open'").all() as Array<{ id: number; key: string }>) {
+      this.openById.set(r.id, r.key);
+      this.openKeys.add(r.key);
+    }
+    // Ids are never reused (AUTOINCREMENT keeps the highest ever given in sqlite_sequence).
+    const seq = this.db.prepare("SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'windows'), 0), coalesce((SELECT max(id) FROM windows), 0)) AS n").get() as { n: number };
+    this.nextId = seq.n + 1;
   }
 
-  /** Records a new open window; ALREADY_EXISTS if the key is open (the unique index decides). */
+  /** Records a new open window (journaled); ALREADY_EXISTS if the key is open. */
   insertOpen(key: string, beginMs: number, spec: string): number {
-    try {
-      return Number(this.stmt.insert.run(key, beginMs, this.runId, spec).lastInsertRowid);
-    } catch (err) {
-      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") {
-        throw new AppError(Code.AlreadyExists, `window '${key}' is already open`, { hint: "end or cancel it first, or choose another key" });
-      }
-      throw err;
-    }
+    if (this.openKeys.has(key)) throw new AppError(Code.AlreadyExists, `window '${key}' is already open`, { hint: "end or cancel it first, or choose another key" });
+    const id = this.nextId++;
+    this.record(["b", id, key, beginMs, this.runId, spec]);
+    this.openById.set(id, key);
+    this.openKeys.add(key);
+    return id;
   }
 
   setEdges(rows: ReadonlyArray<{ id: number; edges: string }>): void {
+    this.flush();
     this.db.transaction(() => {
       for (const r of rows) this.stmt.setEdges.run(r.edges, r.id);
     })();
@@ -172,16 +212,20 @@ export class AgentStore {
 
   /** Stores an ended window's result; segments and carbonNextMs when its grams are still to be asked for. */
   end(id: number, endMs: number, result: string, segments: string | null = null, carbonNextMs: number | null = null): void {
-    this.stmt.end.run(endMs, result, segments, carbonNextMs, id);
+    if (!this.openById.has(id)) return;
+    this.record(["e", id, endMs, result, segments, carbonNextMs]);
+    this.closeOpen(id);
   }
 
   /** Replaces a result with later carbon figures; carbonNextMs null: nothing left to ask for. */
   setCarbon(id: number, result: string, carbonNextMs: number | null): void {
+    this.flush();
     this.stmt.setCarbon.run(result, carbonNextMs, id);
   }
 
   /** Ended windows whose grams are due to be asked for again, most overdue first. */
   carbonDue(nowMs: number, limit: number): StoredWindow[] {
+    this.flush();
     return (this.stmt.carbonDue.all(nowMs, limit) as Row[]).map(toWindow);
   }
 
@@ -202,24 +246,76 @@ export class AgentStore {
   }
 
   cancel(id: number): void {
-    this.stmt.cancel.run(id);
+    if (!this.openById.has(id)) return;
+    this.record(["c", id]);
+    this.closeOpen(id);
+  }
+
+  /** Moves journaled records into SQLite in one transaction, then empties the journal. */
+  flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.queued.length === 0) return;
+    this.apply(this.queued);
+    this.queued.length = 0;
+    this.journal.clear();
+  }
+
+  /** Journals a change (durable when this returns) and queues it for SQLite. */
+  private record(r: JournalRecord): void {
+    this.journal.append(r);
+    this.queued.push(r);
+    if (this.flushTimer === undefined) this.scheduleFlush(this.flushDelayMs);
+  }
+
+  /** A failed flush keeps the records (journal and queue) and is tried again a second later. */
+  private scheduleFlush(delayMs: number): void {
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      try {
+        this.flush();
+      } catch (err) {
+        this.onFlushError(err);
+        if (this.db.open) this.scheduleFlush(1000);
+      }
+    }, delayMs).unref();
+  }
+
+  private closeOpen(id: number): void {
+    this.openKeys.delete(this.openById.get(id)!);
+    this.openById.delete(id);
+  }
+
+  private apply(records: readonly JournalRecord[]): void {
+    if (records.length === 0) return;
+    this.db.transaction(() => {
+      for (const r of records) {
+        if (r[0] === "b") this.stmt.insert.run(r[1], r[2], r[3], r[4], r[5]);
+        else if (r[0] === "e") this.stmt.end.run(r[2], r[3], r[4], r[5], r[1]);
+        else this.stmt.cancel.run(r[1]);
+      }
+    })();
   }
 
   openWindows(): StoredWindow[] {
+    this.flush();
     return (this.stmt.open.all() as Row[]).map(toWindow);
   }
 
   latestEnded(key: string): StoredWindow | undefined {
+    this.flush();
     const row = this.stmt.latestEnded.get(key) as Row | undefined;
     return row && toWindow(row);
   }
 
   recentlyEnded(limit: number): StoredWindow[] {
+    this.flush();
     return (this.stmt.ended.all(limit) as Row[]).map(toWindow);
   }
 
   /** Deletes ended windows older than the cutoff; returns how many. */
   purgeEndedBefore(cutoffMs: number): number {
+    this.flush();
     return this.stmt.purge.run(cutoffMs).changes;
   }
 
@@ -240,7 +336,14 @@ export class AgentStore {
     return this.db.open;
   }
 
+  /** Moves the journal into SQLite and closes both; if that fails, the journal keeps the records for the next open. */
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    try {
+      this.flush();
+    } finally {
+      this.journal.close();
+      this.db.close();
+    }
   }
 }

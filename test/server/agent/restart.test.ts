@@ -70,3 +70,33 @@ test("a window survives SIGKILL of the agent and is ended correctly by the next 
   const again = await call<EndWindowRequest, Measurement>(second.client, second.client.endWindow, { key: "job-1", waitForCounterUpdate: false });
   t.deepEqual(again, m);
 });
+
+test("what was answered just before SIGKILL is what the next agent knows: an ended window's result, a cancel, a new window", async (t) => {
+  const nvml = fakeNvml({ gpus: [{ profile: PROFILE }] });
+  const data = tempDataDir();
+  t.teardown(() => (nvml.cleanup(), data.cleanup()));
+  const env = { CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_DATA_DIR: data.dir, CARBONMON_POWERCAP_ROOT: `${data.dir}/none`, CARBONMON_LOG_LEVEL: "info" };
+  const begin = (client: EnergyMonitorClient, key: string) =>
+    call<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, { key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+
+  const first = await startChild(env);
+  await new Promise((r) => setTimeout(r, 1000));
+  await begin(first.client, "ended");
+  await begin(first.client, "cancelled");
+  await new Promise((r) => setTimeout(r, 400));
+  // Answered, then killed at once: the store has not moved these into SQLite yet (it batches every 50 ms).
+  const ended = await call<EndWindowRequest, Measurement>(first.client, first.client.endWindow, { key: "ended", waitForCounterUpdate: false });
+  await call(first.client, first.client.cancelWindow, { key: "cancelled" });
+  const late = await begin(first.client, "begun-last");
+  first.child.kill("SIGKILL");
+  first.client.close();
+  await new Promise((r) => first.child.once("exit", r));
+
+  const second = await startChild(env);
+  t.teardown(() => (second.client.close(), second.child.kill("SIGKILL")));
+  const open = await call<ListWindowsRequest, ListWindowsResponse>(second.client, second.client.listWindows, { includeEnded: false });
+  t.deepEqual(open.windows.map((w) => [w.key, w.beginTime!.getTime()]), [["begun-last", late.beginTime!.getTime()]]);
+  const again = await call<EndWindowRequest, Measurement>(second.client, second.client.endWindow, { key: "ended", waitForCounterUpdate: false });
+  t.deepEqual(again, ended, "EndWindow repeated after the restart returns the answered result");
+  t.true(ended.gpuEnergyJ[0]! > 0);
+});

@@ -1,4 +1,5 @@
 import test from "ava";
+import { appendFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { AgentStore } from "../../../server/agent/store.js";
@@ -67,4 +68,65 @@ test("a database from before the carbon columns is upgraded in place; the bounda
   t.deepEqual(s.boundaries("gpu:0", 300_000, 600_000), [], "strictly inside the range");
   t.is(s.purgeBoundariesBefore(600_000), 2);
   t.deepEqual(s.boundaries("gpu:0", 0, 1e9).map((b) => b.tMs), [600_000]);
+});
+
+test("windows opened, ended and cancelled are journaled before the call returns: a killed agent's next open finds them", (t) => {
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  // A store that never moves its journal into SQLite stands for an agent killed before it did.
+  const killed = new AgentStore(data.dir, 0, { flushDelayMs: 3_600_000 });
+  const ended = killed.insertOpen("ended", 1, '{"n":1}');
+  killed.end(ended, 5, '{"key":"ended"}', "[]", 99);
+  const cancelled = killed.insertOpen("cancelled", 2, "{}");
+  killed.cancel(cancelled);
+  const open = killed.insertOpen("open", 3, '{"n":3}');
+  t.true(statSync(join(data.dir, "agent.journal")).size > 0);
+
+  const next = new AgentStore(data.dir, 10);
+  t.teardown(() => next.close());
+  t.deepEqual(next.openWindows().map((w) => [w.id, w.key, w.beginMs, w.runId, w.spec]), [[open, "open", 3, killed.runId, '{"n":3}']]);
+  const e = next.latestEnded("ended")!;
+  t.deepEqual([e.id, e.endMs, e.result, e.segments], [ended, 5, '{"key":"ended"}', "[]"]);
+  t.deepEqual(next.carbonDue(99, 10).map((w) => w.key), ["ended"]);
+  t.is(next.latestEnded("cancelled"), undefined);
+  t.is(statSync(join(data.dir, "agent.journal")).size, 0, "replayed records leave the journal");
+  t.throws(() => next.insertOpen("open", 11, "{}"), { message: /window 'open' is already open/ });
+  t.true(next.insertOpen("later", 12, "{}") > open, "ids are never reused");
+});
+
+test("replaying a journal whose records already reached SQLite changes nothing; a torn last record is dropped", (t) => {
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  const a = new AgentStore(data.dir, 0);
+  const id = a.insertOpen("k", 1, "{}");
+  a.end(id, 2, '{"key":"k"}');
+  const reopened = a.insertOpen("k", 3, "{}");
+  a.close();
+  // Killed after the commit, before the journal was emptied: the same records again, and half of one more.
+  const journal = join(data.dir, "agent.journal");
+  appendFileSync(journal, `${JSON.stringify(["b", id, "k", 1, a.runId, "{}"])}\n${JSON.stringify(["e", id, 2, '{"key":"k"}', null, null])}\n`);
+  appendFileSync(journal, `${JSON.stringify(["b", reopened, "k", 3, a.runId, "{}"])}\n["c", ${reopened}`);
+  const b = new AgentStore(data.dir, 10);
+  t.teardown(() => b.close());
+  t.deepEqual(b.openWindows().map((w) => [w.id, w.key]), [[reopened, "k"]], "the torn cancel is not applied");
+  t.is(b.latestEnded("k")!.id, id);
+  t.is(b.recentlyEnded(10).length, 1);
+});
+
+test("a journal that cannot be moved into SQLite keeps its records and reports why", async (t) => {
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  const errors: unknown[] = [];
+  const s = new AgentStore(data.dir, 0, { flushDelayMs: 5, onFlushError: (err) => errors.push(err) });
+  const db = new Database(s.path);
+  db.exec("BEGIN IMMEDIATE"); // another writer holds the lock: SQLite answers SQLITE_BUSY
+  const id = s.insertOpen("held", 1, "{}");
+  await new Promise((r) => setTimeout(r, 100));
+  t.true(errors.length > 0 && /locked|busy/i.test(String(errors[0])), String(errors[0]));
+  t.true(statSync(join(data.dir, "agent.journal")).size > 0, "still journaled");
+  db.exec("ROLLBACK");
+  db.close();
+  t.deepEqual(s.openWindows().map((w) => w.id), [id], "moved once the lock is gone");
+  t.is(statSync(join(data.dir, "agent.journal")).size, 0);
+  s.close();
 });

@@ -12,6 +12,7 @@ test("a worker thread moves the write-ahead log into agent.db while the main con
   t.teardown(() => store.close());
   const big = JSON.stringify({ filler: "x".repeat(2000) });
   for (let i = 0; i < 500; i++) store.end(store.insertOpen(`w${i}`, i, big), i + 1, big);
+  store.flush(); // from the journal into SQLite's WAL
   const before = statSync(store.path).size;
   t.true(statSync(`${store.path}-wal`).size > 1_000_000, "the rows are in the WAL");
   const checkpointer = new WalCheckpointer(store.path, 20, silentLogger());
