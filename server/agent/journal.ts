@@ -41,14 +41,15 @@ export class Journal<R> {
 
   /** Appends one record with a single write(2); throws if the write fails (the caller must not acknowledge). */
   append(record: R): void {
-    const line = Buffer.from(`${JSON.stringify(record)}\n`);
+    const line = `${JSON.stringify(record)}\n`;
+    const bytes = Buffer.byteLength(line);
     let written = 0;
     try {
       written = writeSync(this.fd!, line);
     } finally {
-      if (written !== line.length) ftruncateSync(this.fd!, this.sizeBytes);
+      if (written !== bytes) ftruncateSync(this.fd!, this.sizeBytes);
     }
-    if (written !== line.length) throw new Error(`short write to ${this.path}: ${written} of ${line.length} bytes (disk full?)`);
+    if (written !== bytes) throw new Error(`short write to ${this.path}: ${written} of ${bytes} bytes (disk full?)`);
     this.sizeBytes += written;
   }
 

@@ -25,6 +25,7 @@ import type { ServiceRegistration } from "../shared/serve.js";
 import { VERSION } from "../shared/version.js";
 import { backendToProto, gpuToProto, raplZoneToProto } from "./codec.js";
 import type { PowerHub } from "./power.js";
+import { serializeMeasurement } from "./result.js";
 import type { Sampler } from "./sampler.js";
 import type { WindowManager } from "./windows.js";
 
@@ -105,5 +106,11 @@ export function agentRegistration(ctx: AgentContext): ServiceRegistration {
     }, ctx.log),
     watchPower: (call: Parameters<PowerHub["watch"]>[0]) => ctx.power.watch(call),
   };
-  return { name: "carbonmon.agent.v1.EnergyMonitor", definition: EnergyMonitorService, implementation };
+  // Ended windows' Measurements are sent as the bytes the store journaled (result.ts): encoded once.
+  const definition = {
+    ...EnergyMonitorService,
+    endWindow: { ...EnergyMonitorService.endWindow, responseSerialize: serializeMeasurement },
+    getWindow: { ...EnergyMonitorService.getWindow, responseSerialize: serializeMeasurement },
+  } as const;
+  return { name: "carbonmon.agent.v1.EnergyMonitor", definition, implementation };
 }

@@ -26,8 +26,8 @@ export interface StoredWindow {
   spec: string;
   /** JSON: resolved begin edges, per device. */
   edges: string | null;
-  /** JSON: the Measurement. */
-  result: string | null;
+  /** The Measurement's protobuf bytes (result.ts); JSON text in rows written by agents before the journal. */
+  result: Uint8Array | string | null;
   /** JSON: the energy pieces priced for carbon (kept to ask again for pending or provisional grams). */
   segments: string | null;
   /** Pricing attempts so far. */
@@ -45,7 +45,7 @@ export interface BoundaryRow {
 /** A journaled change to the windows table: open (b), end (e), cancel (c). */
 type JournalRecord =
   | [op: "b", id: number, key: string, beginMs: number, runId: number, spec: string]
-  | [op: "e", id: number, endMs: number, result: string, segments: string | null, carbonNextMs: number | null]
+  | [op: "e", id: number, endMs: number, resultBase64: string, segments: string | null, carbonNextMs: number | null]
   | [op: "c", id: number];
 
 export interface AgentStoreOptions {
@@ -64,7 +64,7 @@ interface Row {
   run_id: number;
   spec: string;
   edges: string | null;
-  result: string | null;
+  result: Uint8Array | string | null;
   segments: string | null;
   carbon_tries: number | null;
 }
@@ -211,14 +211,14 @@ export class AgentStore {
   }
 
   /** Stores an ended window's result; segments and carbonNextMs when its grams are still to be asked for. */
-  end(id: number, endMs: number, result: string, segments: string | null = null, carbonNextMs: number | null = null): void {
+  end(id: number, endMs: number, result: Uint8Array, segments: string | null = null, carbonNextMs: number | null = null): void {
     if (!this.openById.has(id)) return;
-    this.record(["e", id, endMs, result, segments, carbonNextMs]);
+    this.record(["e", id, endMs, Buffer.from(result.buffer, result.byteOffset, result.byteLength).toString("base64"), segments, carbonNextMs]);
     this.closeOpen(id);
   }
 
   /** Replaces a result with later carbon figures; carbonNextMs null: nothing left to ask for. */
-  setCarbon(id: number, result: string, carbonNextMs: number | null): void {
+  setCarbon(id: number, result: Uint8Array, carbonNextMs: number | null): void {
     this.flush();
     this.stmt.setCarbon.run(result, carbonNextMs, id);
   }
@@ -291,7 +291,7 @@ export class AgentStore {
     this.db.transaction(() => {
       for (const r of records) {
         if (r[0] === "b") this.stmt.insert.run(r[1], r[2], r[3], r[4], r[5]);
-        else if (r[0] === "e") this.stmt.end.run(r[2], r[3], r[4], r[5], r[1]);
+        else if (r[0] === "e") this.stmt.end.run(r[2], Buffer.from(r[3], "base64"), r[4], r[5], r[1]);
         else this.stmt.cancel.run(r[1]);
       }
     })();

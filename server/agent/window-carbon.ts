@@ -3,7 +3,7 @@
  * pricing at EndWindow, and the background loop that asks again for pending or provisional grams (with a
  * doubling delay) and replaces the stored figures. Only used when an intensity service is configured.
  */
-import { CarbonStatus, Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
+import { CarbonStatus, type Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { Clock } from "../shared/clock.js";
 import type { AgentConfig } from "../shared/config.js";
 import type { Logger } from "../shared/log.js";
@@ -12,6 +12,7 @@ import { applyCarbon, deviceName, type CarbonOutcome, type CarbonPricer, type En
 import { BOUNDARY_PERIOD_MS, splitAtMarks, type Mark } from "./core/carbon.js";
 import type { Sampler } from "./sampler.js";
 import type { SelectedDevice } from "./selection.js";
+import { decodeResult, encodeResult } from "./result.js";
 import type { AgentStore } from "./store.js";
 
 /** Windows whose grams are asked for again per round of the background loop. */
@@ -97,7 +98,7 @@ export class WindowCarbon {
   private async round(): Promise<void> {
     const { store, pricer, clock, log } = this.deps;
     for (const w of store.carbonDue(clock.nowMs(), BATCH)) {
-      const measurement = Measurement.fromJSON(JSON.parse(w.result!));
+      const measurement = decodeResult(w.result!);
       const outcome = await pricer.price(JSON.parse(w.segments ?? "[]") as EnergyPiece[]);
       if (!store.isOpen) return;
       if (outcome.status !== CarbonStatus.CARBON_STATUS_PENDING) applyCarbon(measurement, outcome);
@@ -117,7 +118,7 @@ export class WindowCarbon {
     const maxMs = outcome.status === CarbonStatus.CARBON_STATUS_PENDING ? MAX_PENDING_RETRY_MS : MAX_PROVISIONAL_RETRY_MS;
     const nextMs = outcome.status === CarbonStatus.CARBON_STATUS_FINAL ? null : clock.nowMs() + Math.min(config.carbonRetryMs * 2 ** Math.min(tries, 30), maxMs);
     try {
-      store.setCarbon(id, JSON.stringify(Measurement.toJSON(measurement)), nextMs);
+      store.setCarbon(id, encodeResult(measurement), nextMs);
     } catch (err) {
       log.error({ err }, "carbon: storing a window's grams failed");
     }

@@ -17,6 +17,7 @@ import { buildMeasurement, type DeviceResult, type WindowSpec } from "./measurem
 import { CarbonStatus, Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { Sampler } from "./sampler.js";
 import { selectDevices, type DeviceRequest } from "./selection.js";
+import { decodeResult, encodeResult } from "./result.js";
 import type { AgentStore, StoredWindow } from "./store.js";
 import { WindowCarbon } from "./window-carbon.js";
 
@@ -136,7 +137,7 @@ export class WindowManager {
     // Stored before pricing: the energy is safe whatever the intensity service does, and a crash while
     // pricing leaves the window due for the background loop.
     const retryAtMs = pieces ? clock.nowMs() + config.carbonRetryMs : null;
-    store.end(window.id, endMs, JSON.stringify(Measurement.toJSON(measurement)), pieces ? JSON.stringify(pieces) : null, retryAtMs);
+    store.end(window.id, endMs, encodeResult(measurement), pieces ? JSON.stringify(pieces) : null, retryAtMs);
     this.open.delete(window.key);
     this.pending.delete(window);
     this.demandChanged();
@@ -190,7 +191,7 @@ export class WindowManager {
     validateKey(key);
     const w = this.deps.store.latestEnded(key);
     if (!w?.result) throw new AppError(Code.NotFound, `no window '${key}' is open or stored`, { hint: `ended windows are kept for ${this.deps.config.retentionDays} days` });
-    return Measurement.fromJSON(JSON.parse(w.result));
+    return decodeResult(w.result);
   }
 
   private restore(w: StoredWindow): void {

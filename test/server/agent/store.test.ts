@@ -2,8 +2,12 @@ import test from "ava";
 import { appendFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { decodeResult } from "../../../server/agent/result.js";
 import { AgentStore } from "../../../server/agent/store.js";
 import { tempDataDir } from "../../helpers/grpc.js";
+
+/** The store keeps results as opaque bytes (result.ts encodes Measurements). */
+const bytes = (text: string): Buffer => Buffer.from(text);
 
 test("each open of the database is a new run; open windows and checkpoints survive it", (t) => {
   const data = tempDataDir();
@@ -26,12 +30,12 @@ test("a key is unique among open windows only; ended windows are purged after th
   t.teardown(() => s.close());
   const first = s.insertOpen("k", 0, "{}");
   t.throws(() => s.insertOpen("k", 1, "{}"), { message: /window 'k' is already open/ });
-  s.end(first, 10, '{"key":"k"}');
+  s.end(first, 10, bytes('{"key":"k"}'));
   const second = s.insertOpen("k", 20, "{}");
-  s.end(second, 30_000, '{"key":"k","timeS":2}');
+  s.end(second, 30_000, bytes('{"key":"k","timeS":2}'));
   t.is(s.latestEnded("k")!.id, second);
   t.is(s.purgeEndedBefore(1000), 1, "only the window that ended before the cutoff");
-  t.is(s.latestEnded("k")!.result, '{"key":"k","timeS":2}');
+  t.deepEqual(s.latestEnded("k")!.result, bytes('{"key":"k","timeS":2}'));
   s.cancel(s.insertOpen("gone", 40, "{}"));
   t.deepEqual(s.openWindows(), []);
 });
@@ -47,14 +51,15 @@ test("a database from before the carbon columns is upgraded in place; the bounda
   const s = new AgentStore(data.dir, 10);
   t.teardown(() => s.close());
   const before = s.latestEnded("before")!;
+  t.is(decodeResult(before.result!).key, "before", "results stored as JSON by older agents still read");
   t.is(before.segments, null);
   t.is(before.carbonTries, 0);
   t.deepEqual(s.carbonDue(1e15, 10), [], "old windows are not priced again");
   const id = s.insertOpen("new", 5, "{}");
-  s.end(id, 6, '{"key":"new"}', "[]", 100);
+  s.end(id, 6, bytes('{"key":"new"}'), "[]", 100);
   t.deepEqual(s.carbonDue(99, 10), []);
   t.deepEqual(s.carbonDue(100, 10).map((w) => w.key), ["new"]);
-  s.setCarbon(id, '{"key":"new","carbonStatus":"CARBON_STATUS_FINAL"}', null);
+  s.setCarbon(id, bytes('{"key":"new","carbonStatus":"CARBON_STATUS_FINAL"}'), null);
   t.deepEqual(s.carbonDue(1e15, 10), []);
   t.is(s.latestEnded("new")!.carbonTries, 1);
 
@@ -76,7 +81,7 @@ test("windows opened, ended and cancelled are journaled before the call returns:
   // A store that never moves its journal into SQLite stands for an agent killed before it did.
   const killed = new AgentStore(data.dir, 0, { flushDelayMs: 3_600_000 });
   const ended = killed.insertOpen("ended", 1, '{"n":1}');
-  killed.end(ended, 5, '{"key":"ended"}', "[]", 99);
+  killed.end(ended, 5, bytes('{"key":"ended"}'), "[]", 99);
   const cancelled = killed.insertOpen("cancelled", 2, "{}");
   killed.cancel(cancelled);
   const open = killed.insertOpen("open", 3, '{"n":3}');
@@ -86,7 +91,7 @@ test("windows opened, ended and cancelled are journaled before the call returns:
   t.teardown(() => next.close());
   t.deepEqual(next.openWindows().map((w) => [w.id, w.key, w.beginMs, w.runId, w.spec]), [[open, "open", 3, killed.runId, '{"n":3}']]);
   const e = next.latestEnded("ended")!;
-  t.deepEqual([e.id, e.endMs, e.result, e.segments], [ended, 5, '{"key":"ended"}', "[]"]);
+  t.deepEqual([e.id, e.endMs, e.result, e.segments], [ended, 5, bytes('{"key":"ended"}'), "[]"]);
   t.deepEqual(next.carbonDue(99, 10).map((w) => w.key), ["ended"]);
   t.is(next.latestEnded("cancelled"), undefined);
   t.is(statSync(join(data.dir, "agent.journal")).size, 0, "replayed records leave the journal");
@@ -99,12 +104,12 @@ test("replaying a journal whose records already reached SQLite changes nothing; 
   t.teardown(data.cleanup);
   const a = new AgentStore(data.dir, 0);
   const id = a.insertOpen("k", 1, "{}");
-  a.end(id, 2, '{"key":"k"}');
+  a.end(id, 2, bytes('{"key":"k"}'));
   const reopened = a.insertOpen("k", 3, "{}");
   a.close();
   // Killed after the commit, before the journal was emptied: the same records again, and half of one more.
   const journal = join(data.dir, "agent.journal");
-  appendFileSync(journal, `${JSON.stringify(["b", id, "k", 1, a.runId, "{}"])}\n${JSON.stringify(["e", id, 2, '{"key":"k"}', null, null])}\n`);
+  appendFileSync(journal, `${JSON.stringify(["b", id, "k", 1, a.runId, "{}"])}\n${JSON.stringify(["e", id, 2, bytes('{"key":"k"}').toString("base64"), null, null])}\n`);
   appendFileSync(journal, `${JSON.stringify(["b", reopened, "k", 3, a.runId, "{}"])}\n["c", ${reopened}`);
   const b = new AgentStore(data.dir, 10);
   t.teardown(() => b.close());

@@ -11,7 +11,7 @@ test("a worker thread moves the write-ahead log into agent.db while the main con
   const store = new AgentStore(data.dir, 0);
   t.teardown(() => store.close());
   const big = JSON.stringify({ filler: "x".repeat(2000) });
-  for (let i = 0; i < 500; i++) store.end(store.insertOpen(`w${i}`, i, big), i + 1, big);
+  for (let i = 0; i < 500; i++) store.end(store.insertOpen(`w${i}`, i, big), i + 1, Buffer.from(big));
   store.flush(); // from the journal into SQLite's WAL
   const before = statSync(store.path).size;
   t.true(statSync(`${store.path}-wal`).size > 1_000_000, "the rows are in the WAL");
@@ -23,6 +23,6 @@ test("a worker thread moves the write-ahead log into agent.db while the main con
   }
   t.true(statSync(store.path).size > before + 1_000_000, `agent.db grew from ${before} bytes`);
   await checkpointer.stop();
-  t.is(store.latestEnded("w499")!.result, big, "nothing lost");
+  t.deepEqual(store.latestEnded("w499")!.result, Buffer.from(big), "nothing lost");
   t.is(store.openWindows().length, during);
 });
