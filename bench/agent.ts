@@ -18,10 +18,14 @@
  *      the latency of section 1 again with them open (ratio to section 1), then CancelWindow for all.
  *   3. WatchPower: 1,000 subscribers at 100 ms. The subscribers run in a child process, so that this
  *      process's CPU is the agent's (plus this harness, idle meanwhile); the child's own CPU is reported
- *      apart. Agent CPU, samples received per second, NVML energy reads per second, against 0 subscribers
- *      over the same duration. Rates are taken between NVML batches (no ±1-batch quantisation).
- *   4. idle: no client at all. CPU of the process (main thread, NVML worker thread whose fake reads are
- *      sleeps, libuv and V8 threads: process.cpuUsage is process-wide) and RSS. Target: < 1 % of a core.
+ *      apart. Agent CPU, samples received per second, NVML energy reads per second, against 1 subscriber
+ *      over the same duration (the first stream switches the sampler from its idle rate to full rate, so
+ *      1 is the baseline that shows fan-out costs no reads; 0, the idle rate, is shown for information).
+ *      Rates are taken between NVML batches (no ±1-batch quantisation).
+ *   4. idle: no client at all, over max(10 s, --seconds) so that the per-thread ticks mean something.
+ *      CPU of the process (main thread, NVML worker thread whose fake reads are sleeps, libuv and V8
+ *      threads: process.cpuUsage is process-wide), RSS and NVML energy reads per second at the idle
+ *      sampling period (the agent's default, 1 s). Target: < 1 % of a core.
  *      On Linux, sections 3 and 4 also break the CPU down per thread (/proc/self/task, 10 ms ticks).
  *
  * The client side of sections 1 and 2 runs in this process too: latencies are client-observed, and both
@@ -61,6 +65,8 @@ const WATCH_PERIOD_MS = 100;
 const TARGET_RATIO = 1.5;
 const TARGET_P99_MS = 2;
 const TARGET_IDLE_CPU_PCT = 1;
+/** Section 4's minimum duration: 10 ms /proc ticks need seconds to resolve a fraction of a percent. */
+const MIN_IDLE_SECONDS = 10;
 const CLK_TCK = 100;
 
 // ---- statistics and output ----
@@ -684,11 +690,16 @@ async function main(): Promise<number> {
 
     // ---- 3. WatchPower ----
     console.log("");
-    console.log(`3. WatchPower at ${WATCH_PERIOD_MS} ms: 0 vs ${SUBSCRIBERS} subscribers (child process, ${SUBSCRIBER_CONNECTIONS} connections), ${seconds} s each`);
+    console.log(`3. WatchPower at ${WATCH_PERIOD_MS} ms: 1 vs ${SUBSCRIBERS} subscribers, 0 for information (child processes, ${SUBSCRIBER_CONNECTIONS} connections), ${seconds} s each`);
     // A full GC first, so that garbage left by section 2 is not collected (by V8's helper threads) on this phase's time.
     await memory(gc);
     await sleep(500);
     const watch0 = await watchPhase(agent, nvml, seconds, undefined, 0);
+    const single = await Subscribers.start(agent.running.address, 1);
+    cleanups.push({ name: "single subscriber", run: () => single.stop() });
+    await sleep(500); // past the switch to full rate
+    const watch1 = await watchPhase(agent, nvml, seconds, single, 1);
+    await single.stop();
     const subs = await Subscribers.start(agent.running.address, SUBSCRIBERS);
     cleanups.push({ name: "subscribers", run: () => subs.stop() });
     console.log(`${SUBSCRIBERS} subscribers served (agent reports ${agent.context.power.streams} streams)`);
@@ -696,11 +707,11 @@ async function main(): Promise<number> {
     await memory(gc);
     const watchN = await watchPhase(agent, nvml, seconds, subs, SUBSCRIBERS);
     await subs.stop();
-    const readsRatio = watchN.energyReadsPerS / watch0.energyReadsPerS;
+    const readsRatio = watchN.energyReadsPerS / watch1.energyReadsPerS;
     console.log(
       table(
-        ["subscribers", "elapsed s", "agent CPU % core", "user %", "sys %", "samples/s", "expected/s", "skipped/s", "NVML reads/s", "ratio vs 0", "RSS MiB", "subscriber proc CPU %"],
-        [watch0, watchN].map((w) => [
+        ["subscribers", "elapsed s", "agent CPU % core", "user %", "sys %", "samples/s", "expected/s", "skipped/s", "NVML reads/s", "ratio vs 1", "RSS MiB", "subscriber proc CPU %"],
+        [watch0, watch1, watchN].map((w) => [
           String(w.subscribers),
           f(w.seconds, 2),
           f(w.cpu.pct, 1),
@@ -710,33 +721,43 @@ async function main(): Promise<number> {
           f(w.expectedSamplesPerS, 0),
           f(w.skippedPerS, 1),
           f(w.energyReadsPerS, 1),
-          f(w.energyReadsPerS / watch0.energyReadsPerS, 3),
+          f(w.energyReadsPerS / watch1.energyReadsPerS, 3),
           mib(w.rss),
           w.subscribers > 0 ? f(w.subscriberProcessCpuPct, 1) : "-",
         ]),
       ),
     );
+    console.log("  (0 subscribers: the idle sampling rate, no window or stream open)");
     console.log(`agent threads, 0 subscribers: ${threadLine(watch0.cpu)}`);
+    console.log(`agent threads, 1 subscriber: ${threadLine(watch1.cpu)}`);
     console.log(`agent threads, ${SUBSCRIBERS} subscribers: ${threadLine(watchN.cpu)}`);
     console.log("  (/proc ticks, 10 ms resolution. Other threads: V8 platform workers (concurrent compilation, GC helpers), libuv, tsx loader.)");
     if (watchN.errors > 0) console.log(`subscriber errors: ${watchN.errors}${subs.lastError ? ` (last: ${subs.lastError})` : ""}`);
     console.log(`agent streams after the subscribers left: ${agent.context.power.streams}`);
 
     // ---- 4. idle ----
+    const idleSeconds = Math.max(MIN_IDLE_SECONDS, seconds);
     console.log("");
-    console.log(`4. Idle agent, no clients (${seconds} s)`);
+    console.log(`4. Idle agent, no clients (${idleSeconds} s; idle sampling period ${agent.context.config.idleSamplingPeriodMs} ms)`);
     await sleep(1000);
     await memory(gc);
     await sleep(500);
-    const idle0 = cpuMark();
-    await sleep(seconds * 1000);
-    const idle1 = cpuMark();
-    const idle = cpuBetween(idle0, idle1);
+    const idleActive = sampler.active;
+    // Between NVML batches, as in section 3 (at the idle rate a batch comes about once per idle period).
+    const idle0 = await nextBatch(sampler, nvml);
+    await sleep(idleSeconds * 1000);
+    const idle1 = await nextBatch(sampler, nvml);
+    const idle = cpuBetween(idle0.cpu, idle1.cpu);
+    const idleReadsPerS = (idle1.energyReads - idle0.energyReads) / idle.seconds;
     const idleRss = process.memoryUsage().rss;
     console.log(
-      table(["phase", "elapsed s", "process CPU % core", "user %", "sys %", "RSS MiB"], [["idle", f(idle.seconds, 2), f(idle.pct, 2), f(idle.userPct, 2), f(idle.systemPct, 2), mib(idleRss)]]),
+      table(
+        ["phase", "elapsed s", "process CPU % core", "user %", "sys %", "NVML reads/s", "RSS MiB"],
+        [["idle", f(idle.seconds, 2), f(idle.pct, 2), f(idle.userPct, 2), f(idle.systemPct, 2), f(idleReadsPerS, 1), mib(idleRss)]],
+      ),
     );
     console.log(`threads (/proc ticks, 10 ms resolution; the NVML worker is a thread started with the agent): ${threadLine(idle)}`);
+    if (idleActive) console.log("WARNING: the sampler was at full rate (a window or stream was left open): this is not the idle rate");
 
     // ---- targets ----
     const t = {
@@ -757,7 +778,10 @@ async function main(): Promise<number> {
     console.log(`  p99 EndWindow ≤ ${TARGET_P99_MS} ms: ${f(lat.end.p99)} ms -> ${verdict(t.endP99)}`);
     console.log(`  p99 empty RPC ≤ ${TARGET_P99_MS} ms (reference): ${f(lat.empty.p99)} ms -> ${verdict(t.emptyP99)}`);
     console.log(`  idle CPU < ${TARGET_IDLE_CPU_PCT} % of a core: ${f(idle.pct, 2)} % -> ${verdict(t.idleCpu)}`);
-    console.log(`  (info) NVML reads/s with ${SUBSCRIBERS} subscribers vs 0: ×${f(readsRatio, 3)}; BeginWindow p50 with ${OPEN_WINDOWS} open vs none: ×${f(degr.begin, 2)}`);
+    console.log(
+      `  (info) NVML reads/s with ${SUBSCRIBERS} subscribers vs 1: ×${f(readsRatio, 3)}; idle: ${f(idleReadsPerS, 1)} reads/s (×${f(idleReadsPerS / watch1.energyReadsPerS, 3)} of full rate); ` +
+        `BeginWindow p50 with ${OPEN_WINDOWS} open vs none: ×${f(degr.begin, 2)}`,
+    );
     console.log(`total run time ${f((performance.now() - started) / 1000, 1)} s`);
 
     const result = {
@@ -783,10 +807,13 @@ async function main(): Promise<number> {
       },
       watchPower: {
         periodMs: WATCH_PERIOD_MS,
-        phases: [watch0, watchN],
-        energyReadsRatio: readsRatio,
+        phases: [watch0, watch1, watchN],
+        /** NVML reads/s with SUBSCRIBERS subscribers over those with 1 (both at full rate). */
+        energyReadsRatioVsOne: readsRatio,
+        /** The same over 0 subscribers (the idle sampling rate): for information. */
+        energyReadsRatioVsNone: watchN.energyReadsPerS / watch0.energyReadsPerS,
       },
-      idle: { ...idle, rss: idleRss },
+      idle: { ...idle, rss: idleRss, energyReadsPerS: idleReadsPerS, idleSamplingPeriodMs: agent.context.config.idleSamplingPeriodMs, samplerActive: idleActive },
       targets: { ratioMax: TARGET_RATIO, p99MaxMs: TARGET_P99_MS, idleCpuPctMax: TARGET_IDLE_CPU_PCT, ...t },
     };
     console.log("");

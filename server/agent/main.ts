@@ -24,14 +24,16 @@ const WAL_CHECKPOINT_EVERY_MS = 5000;
 export async function startAgent(config: AgentConfig, log: Logger, clock: Clock = systemClock): Promise<Agent> {
   const sources = await probeSources(config, clock);
   for (const s of sources) log.info({ backend: s.state(), devices: s.devices().length }, "backend probed");
-  const sampler = new Sampler(sources, { clock });
+  const sampler = new Sampler(sources, { clock, idleAfterMs: config.idleAfterMs });
   sampler.start();
   let store: AgentStore | undefined;
   let windows: WindowManager | undefined;
   let checkpointer: WalCheckpointer | undefined;
   const pricer = new CarbonPricer(config, log);
   try {
-    store = new AgentStore(config.dataDir, clock.nowMs());
+    store = new AgentStore(config.dataDir, clock.nowMs(), {
+      onFlushError: (err) => log.error({ err }, "moving the window journal into agent.db failed; the journal keeps the records, retrying in 1 s"),
+    });
     checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log);
     windows = new WindowManager({ config, sampler, pricer, store, clock, log });
     const power = new PowerHub(sampler, { config, log });

@@ -3,6 +3,7 @@
  * with the same period form a group with one timer; each tick reads every device the group needs once and
  * writes each stream its subset. A stream whose reader is slow is not written to until it drains (the
  * ticks it misses are counted, never queued), then it gets the latest sample: memory stays bounded.
+ * Open streams hold the sampler at full rate (setDemand "power"); with none, it may sample at its idle rate.
  */
 import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { PowerSample, WatchPowerRequest } from "../../proto/gen/carbonmon/agent/v1/agent.js";
@@ -42,8 +43,16 @@ interface Stream {
   group: Group;
   devices: SelectedDevice[];
   simulated: boolean;
-  /** Cumulative energy per device id when the stream began (or at its first reading after that). */
+  /** When the stream began, agent clock ms: its energies count from there. */
+  beginMs: number;
+  /**
+   * Cumulative energy per device id at beginMs (or at its first reading after that, when it had none
+   * before). Interpolated on the timeline once a reading after beginMs exists; until then extrapolated from
+   * the last reading, which may be an idle period old, so it is resolved again (see energySinceStartJ).
+   */
   baselineJ: Map<string, number>;
+  /** Devices whose baseline is still extrapolated. */
+  provisional: Set<string>;
   lastSentMs: number;
   /** Samples sent so far: the next sample's sequence. */
   sent: number;
@@ -102,6 +111,7 @@ export class PowerHub {
     const calls = [...this.groups.values()].flatMap((g) => [...g.streams].map((s) => s.call));
     for (const group of this.groups.values()) clearInterval(group.timer);
     this.groups.clear();
+    this.demandChanged();
     for (const call of calls) call.emit("error", toServiceError(new AppError(Code.Unavailable, "agent shutting down")));
   }
 
@@ -125,7 +135,9 @@ export class PowerHub {
       group: this.joinGroup(periodMs),
       devices,
       simulated: devices.some((d) => this.sampler.snapshot(d.deviceId)?.device.simulated === true),
+      beginMs: nowMs,
       baselineJ: new Map(),
+      provisional: new Set(),
       lastSentMs: nowMs,
       sent: 0,
       skipped: 0,
@@ -133,7 +145,15 @@ export class PowerHub {
     };
     stream.group.streams.add(stream);
     for (const event of STREAM_END_EVENTS) call.once(event, () => this.leave(stream));
+    // Full rate from now: the sources read at once, so the next tick's values are fresh. The first sample
+    // does not wait for that read (it comes from the timeline as it is).
+    this.demandChanged();
     this.send(stream, this.readDevices([stream], nowMs), nowMs);
+  }
+
+  /** Open streams need full-rate sampling; the last one leaving lets the sampler go idle. */
+  private demandChanged(): void {
+    this.sampler.setDemand("power", this.streams > 0);
   }
 
   private joinGroup(periodMs: number): Group {
@@ -148,9 +168,12 @@ export class PowerHub {
 
   private leave(stream: Stream): void {
     const group = stream.group;
-    if (!group.streams.delete(stream) || group.streams.size > 0) return;
-    clearInterval(group.timer);
-    if (this.groups.get(group.periodMs) === group) this.groups.delete(group.periodMs);
+    if (!group.streams.delete(stream)) return;
+    if (group.streams.size === 0) {
+      clearInterval(group.timer);
+      if (this.groups.get(group.periodMs) === group) this.groups.delete(group.periodMs);
+    }
+    this.demandChanged();
   }
 
   private tick(group: Group): void {
@@ -208,8 +231,14 @@ export class PowerHub {
 
   private energySinceStartJ(stream: Stream, deviceId: string, cumulativeJ: number | undefined): number | undefined {
     if (cumulativeJ === undefined) return undefined;
-    const baselineJ = stream.baselineJ.get(deviceId) ?? cumulativeJ;
-    stream.baselineJ.set(deviceId, baselineJ);
+    let baselineJ = stream.baselineJ.get(deviceId);
+    if (baselineJ === undefined || stream.provisional.has(deviceId)) {
+      const edge = this.sampler.energyAt(deviceId, stream.beginMs);
+      if (edge?.kind === "extrapolated") stream.provisional.add(deviceId);
+      else stream.provisional.delete(deviceId);
+      baselineJ = edge?.energyJ ?? baselineJ ?? cumulativeJ;
+      stream.baselineJ.set(deviceId, baselineJ);
+    }
     return Math.max(0, cumulativeJ - baselineJ);
   }
 }

@@ -46,6 +46,11 @@ export interface SamplerOptions {
   clock?: Clock;
   /** Points kept per device (default 20,000: over half an hour at 10 Hz). */
   timelineCapacity?: number;
+  /**
+   * How long sources stay at full rate after the last holder lets go (default 0). Windows begun and ended
+   * back to back would otherwise wake every source for each one: every wake-up reads every device at once.
+   */
+  idleAfterMs?: number;
 }
 
 export class Sampler {
@@ -58,12 +63,15 @@ export class Sampler {
   private readonly waiters = new Set<{ afterMs: number; ids: string[]; resolve: () => void }>();
   private readonly clock: Clock;
   private readonly demand = new Set<string>();
+  private readonly idleAfterMs: number;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly sources: readonly EnergySource[],
     options: SamplerOptions = {},
   ) {
     this.clock = options.clock ?? systemClock;
+    this.idleAfterMs = options.idleAfterMs ?? 0;
     for (const source of sources) {
       for (const device of source.devices()) {
         const snapshot = { device, tMs: undefined, powerW: undefined, memoryPowerW: undefined, temperatureC: undefined };
@@ -77,6 +85,8 @@ export class Sampler {
   }
 
   async stop(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     await Promise.all(this.sources.map((s) => s.stop()));
     for (const w of this.waiters) w.resolve();
     this.waiters.clear();
@@ -91,12 +101,37 @@ export class Sampler {
   }
 
   /**
-   * Declares whether a holder (open windows, power streams) needs full-rate sampling now. With no
-   * holder active, sources may sample at their idle period. (Stub: sources do not act on it yet.)
+   * Declares whether a holder (open windows, power streams) needs full-rate sampling now. With no holder
+   * active, sources sample at their idle period; when the first holder becomes active (or the last one
+   * idle), every source is told. Sources start idle and so does the demand: an agent nobody uses reads its
+   * hardware at the idle rate.
    */
   setDemand(holder: string, active: boolean): void {
+    const was = this.demand.size > 0;
     if (active) this.demand.add(holder);
     else this.demand.delete(holder);
+    const now = this.demand.size > 0;
+    if (now === was) return;
+    if (now && this.idleTimer !== undefined) {
+      clearTimeout(this.idleTimer); // still at full rate: nothing to tell
+      this.idleTimer = undefined;
+    } else if (now) this.tellSources(true);
+    else if (this.idleAfterMs <= 0) this.tellSources(false);
+    else {
+      this.idleTimer = setTimeout(() => {
+        this.idleTimer = undefined;
+        this.tellSources(false);
+      }, this.idleAfterMs).unref();
+    }
+  }
+
+  /** Whether the sources sample at full rate now (some holder needs it, or did less than idleAfterMs ago). */
+  get active(): boolean {
+    return this.demand.size > 0 || this.idleTimer !== undefined;
+  }
+
+  private tellSources(active: boolean): void {
+    for (const source of this.sources) source.setActive?.(active);
   }
 
   /** Called for every batch of readings; listeners must be cheap (they run on the sampler's turn). */

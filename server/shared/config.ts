@@ -30,6 +30,8 @@ export const SETTINGS = [
   { env: "CARBONMON_NVML_LIBRARY", flag: "--nvml-library", services: AGENT, default: "libnvidia-ml.so.1", description: "path or name of the NVML library" },
   { env: "CARBONMON_POWERCAP_ROOT", flag: "--powercap-root", services: AGENT, default: "/sys/class/powercap", description: "root of the RAPL powercap tree (a read-only bind mount in containers)" },
   { env: "CARBONMON_SAMPLING_PERIOD_MS", flag: "--sampling-period-ms", services: AGENT, default: "100", description: "how often energy counters are read, 10-10000 ms (NVML counters move every ~100 ms)" },
+  { env: "CARBONMON_IDLE_SAMPLING_PERIOD_MS", flag: "--idle-sampling-period-ms", services: AGENT, default: "1000", description: "how often energy counters are read while no window or WatchPower stream is open, from the sampling period to 60000 ms (equal to it: never idle; unset: 1000, or the sampling period if that is longer); the first window or stream makes every device be read at once" },
+  { env: "CARBONMON_IDLE_AFTER_MS", flag: "--idle-after-ms", services: AGENT, default: "5000", description: "how long sampling stays at full rate after the last window or WatchPower stream ends, 0-3600000 ms (windows begun and ended back to back do not wake the hardware each time)" },
   { env: "CARBONMON_RAPL_MAX_POWER_W", flag: "--rapl-max-power-w", services: AGENT, default: "1000", description: "highest plausible power of one RAPL zone; sets how often zones are read so that no wrap is missed" },
   { env: "CARBONMON_MAX_OPEN_WINDOWS", flag: "--max-open-windows", services: AGENT, default: "100000", description: "open windows allowed at once (RESOURCE_EXHAUSTED beyond)" },
   { env: "CARBONMON_RETENTION_DAYS", flag: "--retention-days", services: AGENT, default: "7", description: "how long ended windows' results are kept" },
@@ -58,6 +60,9 @@ export interface AgentConfig {
   nvmlLibrary: string;
   powercapRoot: string;
   samplingPeriodMs: number;
+  /** The sampling period while no window or stream is open, ≥ samplingPeriodMs (equal: never idle). */
+  idleSamplingPeriodMs: number;
+  idleAfterMs: number;
   raplMaxPowerW: number;
   maxOpenWindows: number;
   retentionDays: number;
@@ -145,6 +150,11 @@ class Reader {
     const s = this.setting(env);
     const raw = this.flags.get(s.flag) ?? nonEmpty(this.env[env]) ?? s.default;
     return raw?.startsWith("~/") ? join(homedir(), raw.slice(2)) : raw;
+  }
+
+  /** Whether a setting was given (flag or non-empty variable) rather than left to its default. */
+  given(env: string): boolean {
+    return this.flags.has(this.setting(env).flag) || nonEmpty(this.env[env]) !== undefined;
   }
 
   required(env: string): string {
@@ -236,16 +246,39 @@ export function parseLatLon(text: string): { lat: number; lon: number } | undefi
   return Math.abs(lat) <= 90 && Math.abs(lon) <= 180 ? { lat, lon } : undefined;
 }
 
+/**
+ * The idle sampling period: at least the sampling period. Left unset, it is the default or the sampling
+ * period if that is longer (a long sampling period alone is no error); given below it, it is an error.
+ */
+function idleSamplingPeriodMs(r: Reader, samplingPeriodMs: number | undefined): number {
+  const env = "CARBONMON_IDLE_SAMPLING_PERIOD_MS";
+  if (!r.given(env)) return Math.max(Number(r.required(env)), samplingPeriodMs ?? 0);
+  const problems = r.problems.length;
+  const idleMs = r.integer(env, 10, 60_000);
+  if (r.problems.length === problems && samplingPeriodMs !== undefined && idleMs < samplingPeriodMs) {
+    r.problems.push(
+      `${env}=${JSON.stringify(r.required(env))}: must be at least CARBONMON_SAMPLING_PERIOD_MS (${samplingPeriodMs} ms); ` +
+        "set it equal to sample at full rate always",
+    );
+  }
+  return idleMs;
+}
+
 export function loadAgentConfig(source: ConfigSource = {}): AgentConfig {
   const env = source.env ?? process.env;
   const r = new Reader("agent", env, source.argv ?? []);
+  const problems = r.problems.length;
+  const samplingPeriodMs = r.integer("CARBONMON_SAMPLING_PERIOD_MS", 10, 10_000);
+  const samplingOk = r.problems.length === problems;
   return r.done({
     listen: r.address("CARBONMON_AGENT_LISTEN")!,
     intensityAddr: r.address("CARBONMON_INTENSITY_ADDR", true),
     dataDir: r.required("CARBONMON_DATA_DIR"),
     nvmlLibrary: r.required("CARBONMON_NVML_LIBRARY"),
     powercapRoot: r.required("CARBONMON_POWERCAP_ROOT"),
-    samplingPeriodMs: r.integer("CARBONMON_SAMPLING_PERIOD_MS", 10, 10_000),
+    samplingPeriodMs,
+    idleSamplingPeriodMs: idleSamplingPeriodMs(r, samplingOk ? samplingPeriodMs : undefined),
+    idleAfterMs: r.integer("CARBONMON_IDLE_AFTER_MS", 0, 3_600_000),
     raplMaxPowerW: r.integer("CARBONMON_RAPL_MAX_POWER_W", 1, 100_000),
     maxOpenWindows: r.integer("CARBONMON_MAX_OPEN_WINDOWS", 1, 10_000_000),
     retentionDays: r.integer("CARBONMON_RETENTION_DAYS", 1, 3650),

@@ -114,6 +114,23 @@ export class UpdateGrid {
     this.lastVerifyMs = -Infinity;
   }
 
+  /**
+   * The earliest instant from nowMs at which a read of readMs cannot straddle an update: a read that may
+   * straddle one cannot tell which update its value belongs to and gets a stamp almost a period wide. Used
+   * for a read wanted at once (sampling going active): it waits at most past the arc (a few ms). nowMs
+   * itself while the grid is unknown or too wide to read around.
+   */
+  clearOfUpdate(nowMs: number, readMs: number): number {
+    if (!this.known) return nowMs;
+    const T = this.periodMs;
+    const grow = this.driftPerMs * (Math.max(0, nowMs - this.lastConstraintMs) + T);
+    const lo = this.lo - grow;
+    const hi = this.hi + grow;
+    if (hi - lo + readMs + 2 >= T / 2) return nowMs;
+    const k = Math.ceil((nowMs - 1 - hi) / T); // the first arc that ends (plus a margin) after now
+    return nowMs + readMs + 1 < lo + k * T ? nowMs : hi + k * T + 1;
+  }
+
   /** A measurement read half a period after an update, close to a sampling period from now. */
   quietRead(nowMs: number, samplingPeriodMs: number): number {
     if (!this.known) return nowMs + this.periodMs / 2;

@@ -87,6 +87,13 @@ export interface EnergySource {
   infoZones?(): readonly InfoZone[];
   /** Starts pushing readings to sink; the first batch comes as soon as possible. */
   start(sink: ReadingSink): void;
+  /**
+   * Full-rate (true) or idle-rate (false) sampling; a source starts idle. Going active reads every device
+   * at once, so that an edge just before it is bracketed as tightly as at full rate (readings carry the
+   * instant their value became current); going idle takes effect after the read in progress. Sources
+   * without an idle rate leave it out.
+   */
+  setActive?(active: boolean): void;
   /** Stops reading and releases the hardware (closes files, shuts NVML down). Idempotent. */
   stop(): Promise<void>;
 }

@@ -2,8 +2,10 @@
  * The NVML worker thread: all NVML calls happen here, because an energy read blocks for ~4 ms (serialised
  * inside NVML) and would stall the agent's event loop. It probes the GPUs once (nvml-probe.ts), then reads
  * each GPU on its own schedule (once per sampling period, plus the probes that learn when its counter
- * updates) and posts the readings. Messages: in {type:"stop"}; out {type:"probe"}, {type:"readings"},
- * {type:"stopped"}.
+ * updates) and posts the readings. While no window or stream needs full-rate sampling, each GPU is read
+ * once per idle period instead (plus at most one probe, which keeps its update grid learnt); going active
+ * reads every GPU at once. Messages: in {type:"stop"}, {type:"active"}; out {type:"probe"},
+ * {type:"readings"}, {type:"stopped"}.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { ShiftedClock, systemClock, type Clock } from "../../shared/clock.js";
@@ -28,6 +30,8 @@ const COUNTER_UPDATE_MS = 100;
 export interface NvmlWorkerData {
   libraryPath: string;
   periodMs: number;
+  /** The period while idle (no window or stream open), ≥ periodMs; the worker starts idle. */
+  idlePeriodMs: number;
   /** The agent clock's shift (ShiftedClock), so that readings are stamped on the agent's time base. */
   clockShift?: SharedArrayBuffer | undefined;
 }
@@ -36,6 +40,9 @@ export type NvmlWorkerMessage =
   | { type: "probe"; state: BackendState; devices: Device[] }
   | { type: "readings"; readings: Reading[]; energyReads: number }
   | { type: "stopped" };
+
+/** Main thread to worker: stop, or switch between full-rate (active) and idle-rate sampling. */
+export type NvmlControlMessage = { type: "stop" } | { type: "active"; active: boolean };
 
 function post(message: NvmlWorkerMessage): void {
   parentPort!.postMessage(message);
@@ -89,6 +96,10 @@ class GpuReader {
   nextAtMs = 0;
   /** The next read only teaches the update grid (it is not published). */
   nextIsProbe = false;
+  /** Sampling went active: read as soon as a read cannot straddle a counter update. */
+  waking = false;
+  /** The period between measurement reads now: the sampling period, or the idle period. */
+  periodMs: number;
   private readonly grid = new UpdateGrid({ periodMs: COUNTER_UPDATE_MS });
   private last: RawRead | undefined;
   /** undefined until a held value shows whether field timestamps are update instants. */
@@ -101,7 +112,9 @@ class GpuReader {
     private readonly offset: RealtimeOffset,
     private readonly samplingPeriodMs: number,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.periodMs = samplingPeriodMs;
+  }
 
   get ok(): boolean {
     return this.plan.device.status === "ok";
@@ -145,19 +158,51 @@ class GpuReader {
   deferProbe(): void {
     this.grid.deferProbe();
     this.nextIsProbe = false;
-    this.nextAtMs = this.grid.quietRead(this.clock.nowMs(), this.samplingPeriodMs);
+    this.nextAtMs = this.grid.quietRead(this.clock.nowMs(), this.quietPeriodMs(this.clock.nowMs()));
+  }
+
+  /** Sampling went active: the next read is a measurement, now (see readyToRead). */
+  wake(nowMs: number): void {
+    if (this.nextIsProbe) this.grid.deferProbe();
+    this.nextIsProbe = false;
+    this.waking = true;
+    this.nextAtMs = nowMs;
+  }
+
+  /**
+   * Whether a read may start now. A wake-up read waits (a few ms at most) when it could straddle a counter
+   * update: its value would then be stamped within a whole period instead of the grid's few ms.
+   */
+  readyToRead(nowMs: number): boolean {
+    if (!this.waking || this.plan.energy === "none" || this.driverStamps) return true;
+    const clearMs = this.grid.clearOfUpdate(nowMs, this.readMs);
+    if (clearMs <= nowMs + 0.5) return true;
+    this.nextAtMs = clearMs;
+    return false;
+  }
+
+  /**
+   * The spacing of measurement reads: the current period, except while the update grid is unknown or has
+   * drifted wide (then the sampling period, so that it is learnt again within about a second; an idle GPU
+   * whose grid were lost would stamp the first readings after a wake-up a whole period wide).
+   */
+  private quietPeriodMs(nowMs: number): number {
+    const learning = !this.grid.calibrated || this.grid.widthMs(nowMs) > 2 * this.grid.targetWidthMs;
+    return learning ? this.samplingPeriodMs : this.periodMs;
   }
 
   private schedule(raw: RawRead): void {
+    this.waking = false;
     const readMs = raw.endMs - raw.startMs;
     if (readMs < 1000) this.readMs += 0.1 * (readMs - this.readMs); // a stalled read says nothing about the next
     this.grid.targetWidthMs = 1.5 * this.readMs + 1;
     if (this.plan.energy === "none" || this.driverStamps) {
       this.nextIsProbe = false;
-      this.nextAtMs = raw.startMs + this.samplingPeriodMs;
+      this.nextAtMs = raw.startMs + this.periodMs;
       return;
     }
-    const next = this.grid.nextRead(raw.endMs, this.readMs, this.samplingPeriodMs);
+    // Idle: one quiet read per idle period, each followed by at most one probe (the grid's alternation).
+    const next = this.grid.nextRead(raw.endMs, this.readMs, this.quietPeriodMs(raw.endMs));
     this.nextIsProbe = next.probe;
     this.nextAtMs = next.atMs;
   }
@@ -212,21 +257,42 @@ class ReadLoop {
   private timer: NodeJS.Timeout | undefined;
   private readonly readers: GpuReader[];
   private readonly offset = new RealtimeOffset();
+  private active = false;
+  private stopped = false;
 
   constructor(
     nvml: Nvml,
     plans: GpuPlan[],
-    samplingPeriodMs: number,
+    private readonly samplingPeriodMs: number,
+    private readonly idlePeriodMs: number,
     private readonly clock: Clock,
   ) {
     this.readers = plans.map((p) => new GpuReader(nvml, p, this.offset, samplingPeriodMs, clock));
+    for (const reader of this.readers) reader.periodMs = idlePeriodMs;
   }
 
   start(): void {
     this.tick();
   }
 
+  /**
+   * Going active reads every GPU now (one tick, replacing the pending timer), then each goes back to its
+   * full-rate schedule. Going idle changes only the spacing of the reads after the next one: the timer
+   * already set stays the only one.
+   */
+  setActive(active: boolean): void {
+    if (active === this.active) return;
+    this.active = active;
+    for (const reader of this.readers) reader.periodMs = active ? this.samplingPeriodMs : this.idlePeriodMs;
+    if (!active || this.stopped) return;
+    const now = this.clock.nowMs();
+    for (const reader of this.readers) if (reader.ok) reader.wake(now);
+    clearTimeout(this.timer);
+    this.tick();
+  }
+
   stop(): void {
+    this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
   }
@@ -240,7 +306,7 @@ class ReadLoop {
     const now = this.clock.nowMs();
     const readings: Reading[] = [];
     for (const reader of this.readers) {
-      if (!reader.ok || reader.nextAtMs > now + 0.5) continue;
+      if (!reader.ok || reader.nextAtMs > now + 0.5 || !reader.readyToRead(this.clock.nowMs())) continue;
       try {
         const reading = reader.read();
         if (reader.plan.energy !== "none") this.energyReads++;
@@ -271,9 +337,10 @@ function run(data: NvmlWorkerData): void {
   const { nvml, state, plans, devices } = probe(data);
   post({ type: "probe", state, devices });
   const clock = data.clockShift ? new ShiftedClock(data.clockShift) : systemClock;
-  const loop = nvml && plans.length > 0 ? new ReadLoop(nvml, plans, data.periodMs, clock) : undefined;
+  const loop = nvml && plans.length > 0 ? new ReadLoop(nvml, plans, data.periodMs, data.idlePeriodMs, clock) : undefined;
   loop?.start();
-  parentPort!.on("message", (msg: { type: string }) => {
+  parentPort!.on("message", (msg: NvmlControlMessage) => {
+    if (msg.type === "active") loop?.setActive(msg.active);
     if (msg.type !== "stop") return;
     loop?.stop();
     nvml?.shutdown();

@@ -4,11 +4,13 @@
  */
 import { Worker } from "node:worker_threads";
 import type { BackendState, Device, EnergySource, ReadingSink } from "./energy-source.js";
-import type { NvmlWorkerData, NvmlWorkerMessage } from "./nvml-worker.js";
+import type { NvmlControlMessage, NvmlWorkerData, NvmlWorkerMessage } from "./nvml-worker.js";
 
 export interface NvmlOptions {
   libraryPath: string;
   samplingPeriodMs: number;
+  /** The period while idle (no window or stream open; the source starts idle); default: samplingPeriodMs. */
+  idlePeriodMs?: number;
   /** How long the probe may take before the backend is reported unavailable. */
   probeTimeoutMs?: number;
   /** The agent clock's shared shift (ShiftedClock.buffer); unset: the system clock. */
@@ -36,7 +38,12 @@ export class NvmlSource implements EnergySource {
 
   /** Starts the worker and waits for its probe. Never throws: problems become an unavailable state. */
   static async probe(options: NvmlOptions): Promise<NvmlSource> {
-    const workerData: NvmlWorkerData = { libraryPath: options.libraryPath, periodMs: options.samplingPeriodMs, clockShift: options.clockShift };
+    const workerData: NvmlWorkerData = {
+      libraryPath: options.libraryPath,
+      periodMs: options.samplingPeriodMs,
+      idlePeriodMs: Math.max(options.samplingPeriodMs, options.idlePeriodMs ?? options.samplingPeriodMs),
+      clockShift: options.clockShift,
+    };
     const worker = FROM_SOURCE
       ? new Worker(tsxBootstrap(WORKER_URL), { eval: true, workerData })
       : new Worker(WORKER_URL, { workerData });
@@ -66,6 +73,12 @@ export class NvmlSource implements EnergySource {
     this.sink = sink;
   }
 
+  /** Tells the worker; going active, it reads every GPU at once (see nvml-worker.ts). */
+  setActive(active: boolean): void {
+    if (this.stopping) return;
+    this.worker?.postMessage({ type: "active", active } satisfies NvmlControlMessage);
+  }
+
   private onMessage(msg: NvmlWorkerMessage): void {
     if (msg.type !== "readings") return;
     this.energyReads = msg.energyReads;
@@ -90,7 +103,7 @@ export class NvmlSource implements EnergySource {
       worker.on("message", (msg: NvmlWorkerMessage) => msg.type === "stopped" && resolve());
       worker.once("exit", () => resolve());
     });
-    worker.postMessage({ type: "stop" });
+    worker.postMessage({ type: "stop" } satisfies NvmlControlMessage);
     const timeout = new Promise<void>((resolve) => setTimeout(resolve, 2000).unref());
     await Promise.race([stopped, timeout]);
     await worker.terminate();

@@ -22,6 +22,8 @@ export interface RaplOptions {
   /** Highest plausible power of one zone: bounds how long a counter takes to wrap. */
   maxPowerW: number;
   samplingPeriodMs: number;
+  /** The period while idle (no window or stream open; the source starts idle); default: samplingPeriodMs. */
+  idlePeriodMs?: number;
   clock?: Clock;
 }
 
@@ -140,7 +142,12 @@ function infoZone(root: string, rel: string, kind: RaplKind, index: number): Inf
 
 export class RaplSource implements EnergySource {
   readonly name = "rapl";
+  /** The one timer: the next read, one period after the last (a chain of timeouts, so the period can change). */
   private timer: NodeJS.Timeout | undefined;
+  private sink: ReadingSink | undefined;
+  private active = false;
+  /** When the last read ran, performance.now() ms (timers run on real time, whatever the agent clock does). */
+  private lastReadMs = 0;
 
   private constructor(
     private readonly backendState: BackendState,
@@ -149,6 +156,7 @@ export class RaplSource implements EnergySource {
     private readonly fds: Map<string, number>,
     private readonly clock: Clock,
     private readonly periodMs: number,
+    private readonly idlePeriodMs: number,
   ) {}
 
   /**
@@ -156,8 +164,10 @@ export class RaplSource implements EnergySource {
    * Never throws: every problem ends up in state() and in the devices' status.
    */
   static probe(options: RaplOptions): RaplSource {
-    const build = (state: BackendState, found: Discovery = { devices: [], info: [] }, fds = new Map<string, number>()) =>
-      new RaplSource(state, found, fds, options.clock ?? systemClock, readPeriodMs(found.devices, options));
+    const build = (state: BackendState, found: Discovery = { devices: [], info: [] }, fds = new Map<string, number>()) => {
+      const idle = { ...options, samplingPeriodMs: Math.max(options.samplingPeriodMs, options.idlePeriodMs ?? options.samplingPeriodMs) };
+      return new RaplSource(state, found, fds, options.clock ?? systemClock, readPeriodMs(found.devices, options), readPeriodMs(found.devices, idle));
+    };
     let found: Discovery;
     try {
       found = discover(options.root);
@@ -185,9 +195,14 @@ export class RaplSource implements EnergySource {
     return this.found.info;
   }
 
-  /** How often start() reads: the sampling period, or faster so that no counter wraps twice between reads. */
+  /** How often start() reads while active: the sampling period, or faster so that no counter wraps twice between reads. */
   get readPeriodMs(): number {
     return this.periodMs;
+  }
+
+  /** How often it reads while idle: the idle period, or faster for the same reason. */
+  get idleReadPeriodMs(): number {
+    return this.idlePeriodMs;
   }
 
   /** One reading per readable zone; a zone whose read fails yields a failure and the others go on. */
@@ -207,14 +222,41 @@ export class RaplSource implements EnergySource {
 
   /** With nothing readable there is nothing to schedule. The timer is unref'd: it never keeps the process alive. */
   start(sink: ReadingSink): void {
-    if (this.timer !== undefined || this.fds.size === 0) return;
-    sink(this.readAll());
-    this.timer = setInterval(() => sink(this.readAll()), this.periodMs);
+    if (this.sink !== undefined || this.fds.size === 0) return;
+    this.sink = sink;
+    this.read();
+  }
+
+  /**
+   * Going active reads at once and then every readPeriodMs; going idle spaces the next read an idle period
+   * after the last one (a gap of at most the idle period: no wrap is missed).
+   */
+  setActive(active: boolean): void {
+    if (active === this.active) return;
+    this.active = active;
+    if (this.sink === undefined) return;
+    if (active) this.read();
+    else this.schedule();
+  }
+
+  private read(): void {
+    this.lastReadMs = performance.now();
+    const readings = this.readAll();
+    this.schedule(); // first: a sink that throws must not end the reads
+    this.sink?.(readings);
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer);
+    if (this.sink === undefined) return;
+    const periodMs = this.active ? this.periodMs : this.idlePeriodMs;
+    this.timer = setTimeout(() => this.read(), Math.max(0, this.lastReadMs + periodMs - performance.now()));
     this.timer.unref();
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
+    this.sink = undefined;
+    clearTimeout(this.timer);
     this.timer = undefined;
     for (const fd of this.fds.values()) closeQuietly(fd);
     this.fds.clear();

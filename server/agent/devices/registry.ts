@@ -9,11 +9,13 @@ import { NvmlSource } from "./nvml.js";
 import { RaplSource } from "./rapl.js";
 import { withSimulatedGpu } from "./simulated.js";
 
-export type DeviceConfig = Pick<AgentConfig, "nvmlLibrary" | "powercapRoot" | "samplingPeriodMs" | "raplMaxPowerW">;
+export type DeviceConfig = Pick<AgentConfig, "nvmlLibrary" | "powercapRoot" | "samplingPeriodMs" | "idleSamplingPeriodMs" | "raplMaxPowerW">;
 
+/** The sources start idle (idleSamplingPeriodMs); the sampler switches them as windows and streams come and go. */
 export async function probeSources(config: DeviceConfig, clock?: Clock): Promise<EnergySource[]> {
+  const periods = { samplingPeriodMs: config.samplingPeriodMs, idlePeriodMs: config.idleSamplingPeriodMs };
   return Promise.all([
-    NvmlSource.probe({ libraryPath: config.nvmlLibrary, samplingPeriodMs: config.samplingPeriodMs, clockShift: clock && shiftBufferOf(clock) }),
-    RaplSource.probe({ root: config.powercapRoot, maxPowerW: config.raplMaxPowerW, samplingPeriodMs: config.samplingPeriodMs, ...(clock ? { clock } : {}) }),
+    NvmlSource.probe({ libraryPath: config.nvmlLibrary, ...periods, clockShift: clock && shiftBufferOf(clock) }),
+    RaplSource.probe({ root: config.powercapRoot, maxPowerW: config.raplMaxPowerW, ...periods, ...(clock ? { clock } : {}) }),
   ]).then((sources) => withSimulatedGpu(sources, config, clock));
 }

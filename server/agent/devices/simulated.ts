@@ -25,6 +25,8 @@ export function simulatedEnergyJ(tS: number): number {
 export class SimulatedSource implements EnergySource {
   readonly name = "simulated";
   private timer: NodeJS.Timeout | undefined;
+  private push: (() => void) | undefined;
+  private active = false;
   private readonly startMs: number;
   private readonly device: Device = {
     id: "gpu:0",
@@ -41,6 +43,8 @@ export class SimulatedSource implements EnergySource {
   constructor(
     private readonly samplingPeriodMs: number,
     private readonly clock: Clock = systemClock,
+    /** The period while idle (no window or stream open; it starts idle); default: samplingPeriodMs. */
+    private readonly idlePeriodMs = samplingPeriodMs,
   ) {
     this.startMs = clock.nowMs();
   }
@@ -54,19 +58,32 @@ export class SimulatedSource implements EnergySource {
   }
 
   start(sink: ReadingSink): void {
-    const push = (): void => {
+    this.push = (): void => {
       const tMs = this.clock.nowMs();
       const tS = (tMs - this.startMs) / 1000;
       sink([{ deviceId: this.device.id, tMs, counterJ: simulatedEnergyJ(tS), powerW: simulatedPowerW(tS) }]);
     };
-    push();
-    this.timer = setInterval(push, this.samplingPeriodMs);
+    this.restart();
+  }
+
+  /** Like a real backend: a reading at once when going active, then the period of the new state. */
+  setActive(active: boolean): void {
+    if (active === this.active) return;
+    this.active = active;
+    if (this.push && this.timer !== undefined) this.restart(active);
+  }
+
+  private restart(readNow = true): void {
+    clearInterval(this.timer);
+    if (readNow) this.push!();
+    this.timer = setInterval(this.push!, this.active ? this.samplingPeriodMs : this.idlePeriodMs);
     this.timer.unref();
   }
 
   stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.push = undefined;
     return Promise.resolve();
   }
 }
@@ -79,7 +96,7 @@ export function enableSimulatedGpuFallback(enabled = true): void {
 }
 
 /** The sources, plus a simulated GPU when the fallback is enabled and none of them has a GPU. */
-export function withSimulatedGpu(sources: EnergySource[], config: { samplingPeriodMs: number }, clock?: Clock): EnergySource[] {
+export function withSimulatedGpu(sources: EnergySource[], config: { samplingPeriodMs: number; idleSamplingPeriodMs?: number }, clock?: Clock): EnergySource[] {
   const hasGpu = sources.some((s) => s.devices().some((d) => d.domain === "gpu"));
-  return fallbackEnabled && !hasGpu ? [...sources, new SimulatedSource(config.samplingPeriodMs, clock)] : sources;
+  return fallbackEnabled && !hasGpu ? [...sources, new SimulatedSource(config.samplingPeriodMs, clock, config.idleSamplingPeriodMs)] : sources;
 }

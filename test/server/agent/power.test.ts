@@ -126,28 +126,34 @@ test("GPU indices are the caller's: with CUDA_VISIBLE_DEVICES 1,0, index 1 is NV
   t.deepEqual(first!.sample.cpuPowerW, {});
 });
 
-test("200 watchers all get samples and cost no more hardware reads than none", async (t) => {
+test("200 watchers all get samples and cost no more hardware reads than one", async (t) => {
+  // With no stream the agent samples at its idle rate, so the baseline is one watcher (full rate).
   const agent = await agentWithGpus(t);
   await sleep(300);
   const windowMs = 1500;
-  const idle0 = energyReads(agent);
-  await sleep(windowMs);
-  const idleReads = energyReads(agent) - idle0;
-
   const counts = new Array<number>(200).fill(0);
-  const streams = counts.map((_, i) => {
+  const open = (i: number) => {
     const s = watch(agent.client, { period: durationFromMs(100) });
     s.on("data", () => counts[i]!++).on("error", () => undefined);
     return s;
-  });
+  };
+  const streams = [open(0)];
+  t.true(await until(() => agent.context.power.streams === 1, 5000));
+  await sleep(300); // past the switch to full rate
+  const one0 = energyReads(agent);
+  await sleep(windowMs);
+  const oneReads = energyReads(agent) - one0;
+
+  for (let i = 1; i < counts.length; i++) streams.push(open(i));
   t.true(await until(() => agent.context.power.streams === 200, 5000), `${agent.context.power.streams} streams open`);
   const busy0 = energyReads(agent);
   await sleep(windowMs);
   const busyReads = energyReads(agent) - busy0;
   for (const s of streams) s.cancel();
 
-  t.true(idleReads > 0, "the fake's energy counters are read");
-  t.true(busyReads / idleReads < 1.3, `${busyReads} reads with 200 watchers vs ${idleReads} with none`);
+  // Two GPUs at full rate: about 10 measurement reads per second each, plus update-grid probes.
+  t.true(oneReads >= 20, `${oneReads} reads in ${windowMs} ms with one watcher: the fake's counters are read at full rate`);
+  t.true(busyReads / oneReads < 1.3, `${busyReads} reads with 200 watchers vs ${oneReads} with one`);
   t.true(counts.every((n) => n >= 5), `fewest samples received: ${Math.min(...counts)}`);
   t.true(await until(() => agent.context.power.streams === 0));
 });
