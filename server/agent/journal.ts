@@ -11,7 +11,7 @@
  */
 import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
 
-export class Journal<R> {
+export class Journal {
   private fd: number | undefined;
   /** Bytes of whole records in the file: a failed append is cut back to it, so no torn line hides later ones. */
   private sizeBytes: number;
@@ -25,13 +25,13 @@ export class Journal<R> {
    * The records in the file, oldest first. A line that does not parse ends the replay: only the tail can
    * be torn (appends are sequential), and whatever follows a torn line was never acknowledged after it.
    */
-  read(): R[] {
-    const records: R[] = [];
+  read(): unknown[] {
+    const records: unknown[] = [];
     const text = readFileSync(this.path, "utf8");
     let start = 0;
     for (let end = text.indexOf("\n"); end >= 0; start = end + 1, end = text.indexOf("\n", start)) {
       try {
-        records.push(JSON.parse(text.slice(start, end)) as R);
+        records.push(JSON.parse(text.slice(start, end)));
       } catch {
         break;
       }
@@ -39,9 +39,12 @@ export class Journal<R> {
     return records;
   }
 
-  /** Appends one record with a single write(2); throws if the write fails (the caller must not acknowledge). */
-  append(record: R): void {
-    const line = `${JSON.stringify(record)}\n`;
+  /**
+   * Appends one record, JSON text without line breaks (JSON.stringify never writes any), with a single
+   * write(2); throws if the write fails (the caller must not acknowledge what it recorded).
+   */
+  append(json: string): void {
+    const line = `${json}\n`;
     const bytes = Buffer.byteLength(line);
     let written = 0;
     try {

@@ -32,14 +32,19 @@ const DOMAIN: Record<Domain, DeviceDomain> = {
   dram: DeviceDomain.DEVICE_DOMAIN_DRAM,
 };
 
+/**
+ * The approximations behind a device's figure. The kind says what was approximated (agent.proto documents
+ * each); `detail` carries only what the kind does not (how many wraps were inferred), so a window over
+ * 8 GPUs does not repeat the same sentences in every response, stored result and journal record.
+ */
 function approximations(domain: Domain, index: number, r: Exclude<DeviceResult, { missing: string }>): Approximation[] {
   const out: Approximation[] = [];
-  const add = (kind: ApproximationKind, detail: string): void => void out.push({ domain: DOMAIN[domain], index, kind, detail });
-  if (r.shortWindow) add(ApproximationKind.APPROXIMATION_KIND_SHORT_WINDOW, "shorter than one counter update: mean power x time");
-  if (r.powerIntegration) add(ApproximationKind.APPROXIMATION_KIND_POWER_INTEGRATION, "no energy counter: power integrated over the samples");
-  if (r.counterReset) add(ApproximationKind.APPROXIMATION_KIND_COUNTER_RESET, "the counter restarted (driver reload or GPU reset): the gap is estimated from power");
+  const add = (kind: ApproximationKind, detail = ""): void => void out.push({ domain: DOMAIN[domain], index, kind, detail });
+  if (r.shortWindow) add(ApproximationKind.APPROXIMATION_KIND_SHORT_WINDOW);
+  if (r.powerIntegration) add(ApproximationKind.APPROXIMATION_KIND_POWER_INTEGRATION);
+  if (r.counterReset) add(ApproximationKind.APPROXIMATION_KIND_COUNTER_RESET);
   if (r.wrapsInferred) add(ApproximationKind.APPROXIMATION_KIND_WRAP_INFERRED, `${r.wrapsInferred} counter wrap(s) assumed while the agent was down`);
-  if (r.extrapolated) add(ApproximationKind.APPROXIMATION_KIND_EDGE_EXTRAPOLATED, "the end lies after the latest counter update: extrapolated with instant power");
+  if (r.extrapolated) add(ApproximationKind.APPROXIMATION_KIND_EDGE_EXTRAPOLATED);
   return out;
 }
 
@@ -81,7 +86,7 @@ export function buildMeasurement({ spec, endMs, ended, results, sampler, carbon 
   spec.devices.forEach((d, i) => {
     const r = results[i]!;
     if (d.uuid) m.gpuUuids[d.index] = d.uuid;
-    if (sampler.devices().find((x) => x.id === d.deviceId)?.simulated) m.simulated = true;
+    if (sampler.device(d.deviceId)?.simulated) m.simulated = true;
     if (r.missing !== undefined) {
       const missing: MissingDevice = { domain: DOMAIN[d.domain], index: d.index, reason: r.missing, hint: "see GetHost for the device's state" };
       m.missingDevices.push(missing);

@@ -63,8 +63,13 @@ export class Sampler {
   private readonly waiters = new Set<{ afterMs: number; ids: string[]; resolve: () => void }>();
   private readonly clock: Clock;
   private readonly demand = new Set<string>();
+  private readonly deviceList: Device[];
+  private statusChanges = 0;
   private readonly idleAfterMs: number;
   private idleTimer: NodeJS.Timeout | undefined;
+  private sourcesActive = false;
+  /** When the demand last became empty, performance.now() ms. */
+  private releasedAtMs = 0;
 
   constructor(
     readonly sources: readonly EnergySource[],
@@ -78,6 +83,7 @@ export class Sampler {
         this.tracks.set(device.id, { device, timeline: new Timeline(options.timelineCapacity), lastRawJ: undefined, lastPowerW: undefined, snapshot });
       }
     }
+    this.deviceList = [...this.tracks.values()].map((t) => t.device);
   }
 
   start(): void {
@@ -92,8 +98,18 @@ export class Sampler {
     this.waiters.clear();
   }
 
-  devices(): Device[] {
-    return [...this.tracks.values()].map((t) => t.device);
+  /** Every device, in a fixed order (the same array each call: devices are found once, at start). */
+  devices(): readonly Device[] {
+    return this.deviceList;
+  }
+
+  device(deviceId: string): Device | undefined {
+    return this.tracks.get(deviceId)?.device;
+  }
+
+  /** Bumped whenever a device's status changes: what was derived from the statuses before is stale. */
+  get statusVersion(): number {
+    return this.statusChanges;
   }
 
   states(): BackendState[] {
@@ -112,25 +128,32 @@ export class Sampler {
     else this.demand.delete(holder);
     const now = this.demand.size > 0;
     if (now === was) return;
-    if (now && this.idleTimer !== undefined) {
-      clearTimeout(this.idleTimer); // still at full rate: nothing to tell
-      this.idleTimer = undefined;
-    } else if (now) this.tellSources(true);
-    else if (this.idleAfterMs <= 0) this.tellSources(false);
-    else {
-      this.idleTimer = setTimeout(() => {
-        this.idleTimer = undefined;
-        this.tellSources(false);
-      }, this.idleAfterMs).unref();
+    if (now) {
+      // Within the linger the sources are still at full rate: nothing to tell (the timer finds the demand back).
+      if (!this.sourcesActive) this.tellSources(true);
+      return;
     }
+    this.releasedAtMs = performance.now();
+    if (this.idleAfterMs <= 0) this.tellSources(false);
+    else this.idleTimer ??= setTimeout(() => this.lingerOver(), this.idleAfterMs).unref();
   }
 
   /** Whether the sources sample at full rate now (some holder needs it, or did less than idleAfterMs ago). */
   get active(): boolean {
-    return this.demand.size > 0 || this.idleTimer !== undefined;
+    return this.sourcesActive;
+  }
+
+  /** One timer for the linger, not one per release: windows begun and ended back to back create none. */
+  private lingerOver(): void {
+    this.idleTimer = undefined;
+    if (this.demand.size > 0) return;
+    const leftMs = this.releasedAtMs + this.idleAfterMs - performance.now();
+    if (leftMs > 1) this.idleTimer = setTimeout(() => this.lingerOver(), leftMs).unref();
+    else this.tellSources(false);
   }
 
   private tellSources(active: boolean): void {
+    this.sourcesActive = active;
     for (const source of this.sources) source.setActive?.(active);
   }
 
@@ -157,6 +180,7 @@ export class Sampler {
   private apply(track: Track, r: Reading): void {
     if (r.failure) {
       Object.assign(track.device, { status: r.failure.status, statusReason: r.failure.reason });
+      this.statusChanges++;
       return;
     }
     const last = track.timeline.last();

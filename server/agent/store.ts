@@ -48,6 +48,13 @@ type JournalRecord =
   | [op: "e", id: number, endMs: number, resultBase64: string, segments: string | null, carbonNextMs: number | null]
   | [op: "c", id: number];
 
+/** A record as read back from the journal: a begin's spec was written as JSON, not as a string. */
+function fromJournal(value: unknown): JournalRecord {
+  const r = value as JournalRecord;
+  if (r[0] === "b" && typeof r[5] !== "string") r[5] = JSON.stringify(r[5]);
+  return r;
+}
+
 export interface AgentStoreOptions {
   /** How long journaled changes wait before they are moved into SQLite together (default 50 ms). */
   flushDelayMs?: number;
@@ -127,7 +134,7 @@ export class AgentStore {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly stmt;
-  private readonly journal: Journal<JournalRecord>;
+  private readonly journal: Journal;
   /** Journaled records not yet in SQLite, oldest first. */
   private readonly queued: JournalRecord[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
@@ -182,7 +189,7 @@ export class AgentStore {
       runs: this.db.prepare("SELECT run_id, first, last FROM run_devices WHERE device_id = ? AND run_id >= ? ORDER BY run_id"),
     };
     this.journal = new Journal(join(dataDir, "agent.journal"));
-    this.apply(this.journal.read()); // what a killed agent journaled and had not moved yet
+    this.apply(this.journal.read().map(fromJournal)); // what a killed agent journaled and had not moved yet
     this.journal.clear();
     for (const r of this.db.prepare("SELECT id, key FROM windows WHERE state = 'open'").all() as Array<{ id: number; key: string }>) {
       this.openById.set(r.id, r.key);
@@ -197,7 +204,8 @@ export class AgentStore {
   insertOpen(key: string, beginMs: number, spec: string): number {
     if (this.openKeys.has(key)) throw new AppError(Code.AlreadyExists, `window '${key}' is already open`, { hint: "end or cancel it first, or choose another key" });
     const id = this.nextId++;
-    this.record(["b", id, key, beginMs, this.runId, spec]);
+    // The spec is JSON already: written into the line as it is, not escaped as a string.
+    this.record(["b", id, key, beginMs, this.runId, spec], `["b",${id},${JSON.stringify(key)},${JSON.stringify(beginMs)},${this.runId},${spec}]`);
     this.openById.set(id, key);
     this.openKeys.add(key);
     return id;
@@ -262,8 +270,8 @@ export class AgentStore {
   }
 
   /** Journals a change (durable when this returns) and queues it for SQLite. */
-  private record(r: JournalRecord): void {
-    this.journal.append(r);
+  private record(r: JournalRecord, json = JSON.stringify(r)): void {
+    this.journal.append(json);
     this.queued.push(r);
     if (this.flushTimer === undefined) this.scheduleFlush(this.flushDelayMs);
   }

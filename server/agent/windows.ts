@@ -16,7 +16,7 @@ import type { EdgeEnergy } from "./core/timeline.js";
 import { buildMeasurement, type DeviceResult, type WindowSpec } from "./measurement.js";
 import { CarbonStatus, Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { Sampler } from "./sampler.js";
-import { selectDevices, type DeviceRequest } from "./selection.js";
+import { selectDevices, type DeviceRequest, type Selection } from "./selection.js";
 import { decodeResult, encodeResult } from "./result.js";
 import type { AgentStore, StoredWindow } from "./store.js";
 import { WindowCarbon } from "./window-carbon.js";
@@ -56,6 +56,20 @@ export interface BeginRequest extends DeviceRequest {
   labels: Record<string, string>;
 }
 
+const MAX_CACHED_SELECTIONS = 256;
+
+interface CachedSelection extends Selection {
+  json: { devices: string; skipped: string };
+}
+
+/** JSON.stringify(spec), with the selection's parts already serialised (the same text, key for key). */
+export function specJson(spec: WindowSpec, selection: CachedSelection["json"]): string {
+  return (
+    `{"key":${JSON.stringify(spec.key)},"beginMs":${JSON.stringify(spec.beginMs)},"labels":${JSON.stringify(spec.labels)},` +
+    `"devices":${selection.devices},"skipped":${selection.skipped},"skipGpus":${spec.skipGpus},"skipCpus":${spec.skipCpus}}`
+  );
+}
+
 function validateKey(key: string): void {
   if (!KEY_PATTERN.test(key)) {
     throw new AppError(Code.InvalidArgument, `window key ${JSON.stringify(key.slice(0, 140))} is not 1-128 characters of [A-Za-z0-9._:/@+=-]`, {
@@ -79,6 +93,8 @@ export class WindowManager {
   /** Windows whose EndWindow is in progress (waiting for a reading, or being priced), by key. */
   private readonly ending = new Map<string, { window: OpenWindow; done: Promise<Measurement> }>();
   private readonly pending = new Set<OpenWindow>();
+  private readonly selections = new Map<string, CachedSelection>();
+  private selectionsVersion = -1;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly unsubscribe: () => void;
   /** Carbon per window; undefined without an intensity service. */
@@ -105,15 +121,36 @@ export class WindowManager {
     if (this.open.size >= this.deps.config.maxOpenWindows) {
       throw new AppError(Code.ResourceExhausted, `${this.open.size} windows are open, the limit (CARBONMON_MAX_OPEN_WINDOWS)`, { hint: "end or cancel windows you no longer need" });
     }
-    const selection = selectDevices(this.deps.sampler.devices(), req, this.deps.config.cudaVisibleDevices);
+    const selection = this.select(req);
     const beginMs = this.deps.clock.nowMs();
     const spec: WindowSpec = { key: req.key, beginMs, labels: req.labels, devices: selection.devices, skipped: selection.skipped, skipGpus: req.skipGpus, skipCpus: req.skipCpus };
-    const id = this.deps.store.insertOpen(req.key, beginMs, JSON.stringify(spec));
+    const id = this.deps.store.insertOpen(req.key, beginMs, specJson(spec, selection.json));
     const window: OpenWindow = { ...spec, id, runId: this.deps.store.runId, edges: undefined };
     this.open.set(req.key, window);
     this.pending.add(window);
     this.demandChanged();
     return { key: req.key, beginMs, spec };
+  }
+
+  /**
+   * The devices a request selects. Orchestrators send the same few requests again and again, so selections
+   * (and their JSON) are kept per request shape until a device's status changes; windows share them, which
+   * also keeps 10,000 open windows small. Shared selections are never modified.
+   */
+  private select(req: DeviceRequest): CachedSelection {
+    const { sampler, config } = this.deps;
+    if (this.selectionsVersion !== sampler.statusVersion || this.selections.size >= MAX_CACHED_SELECTIONS) {
+      this.selections.clear();
+      this.selectionsVersion = sampler.statusVersion;
+    }
+    const shape = `${req.gpuIndices.join(",")}|${req.cpuIndices.join(",")}|${req.cudaVisibleDevices ?? "\u0000"}|${req.skipGpus}|${req.skipCpus}`;
+    let cached = this.selections.get(shape);
+    if (!cached) {
+      const selection = selectDevices(sampler.devices(), req, config.cudaVisibleDevices);
+      cached = { ...selection, json: { devices: JSON.stringify(selection.devices), skipped: JSON.stringify(selection.skipped) } };
+      this.selections.set(shape, cached);
+    }
+    return cached;
   }
 
   /** Ends a window, or returns the stored result of the last one ended under this key. */
@@ -220,9 +257,8 @@ export class WindowManager {
   private beginEdges(window: OpenWindow, force: boolean): Map<string, BeginEdge> | undefined {
     const { sampler, store } = this.deps;
     const edges = new Map<string, BeginEdge>();
-    const status = new Map(sampler.devices().map((d) => [d.id, d.status]));
     for (const d of window.devices) {
-      if (status.get(d.deviceId) !== "ok") continue; // a lost device must not hold the others' edges back
+      if (sampler.device(d.deviceId)?.status !== "ok") continue; // a lost device must not hold the others' edges back
       const edge = sampler.energyAt(d.deviceId, window.beginMs);
       if (!edge || (edge.kind === "extrapolated" && !force)) return force ? edges : undefined;
       const anchor = sampler.anchorAt(d.deviceId, window.beginMs);
@@ -264,7 +300,7 @@ export class WindowManager {
 
   private deviceResult(deviceId: string, begin: BeginEdge | undefined, endMs: number): DeviceResult {
     const { sampler, store } = this.deps;
-    const device = sampler.devices().find((d) => d.id === deviceId);
+    const device = sampler.device(deviceId);
     if (!device || device.status !== "ok") return { deviceId, missing: device?.statusReason ?? "the device is no longer present" };
     if (!begin) return { deviceId, missing: "the agent stopped before the window's start was measured on this device" };
     try {
@@ -290,7 +326,7 @@ export class WindowManager {
     const runs = store.runsSince(deviceId, begin.runId).filter((r) => r.runId !== store.runId);
     if (runs[0]?.runId !== begin.runId) runs.unshift({ runId: begin.runId, first: beginAnchor, last: beginAnchor });
     runs.push({ runId: store.runId, ...current });
-    const device = sampler.devices().find((d) => d.id === deviceId)!;
+    const device = sampler.device(deviceId)!;
     const c = chain({ begin: beginAnchor, runs, end, ...(device.counterRangeJ !== undefined ? { counterRangeJ: device.counterRangeJ } : {}) });
     return {
       deviceId,

@@ -494,6 +494,7 @@ export interface Approximation {
   /** Device index in the domain's numbering (caller's GPU index; CPU package index). */
   index: number;
   kind: ApproximationKind;
+  /** What the kind alone does not say (e.g. how many RAPL wraps were inferred); empty otherwise. */
   detail: string;
 }
 
