@@ -36,6 +36,7 @@ RUN npm ci --omit=dev --no-audit --no-fund \
 # ---- runtime: Node, the production node_modules and the TypeScript sources (run through tsx) ------------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-semi-space-size=32 \
     CARBONMON_DATA_DIR=/var/lib/carbonmon \
     CARBONMON_AGENT_LISTEN=0.0.0.0:50051 \
     CARBONMON_INTENSITY_LISTEN=0.0.0.0:50061 \

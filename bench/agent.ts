@@ -2,7 +2,8 @@
  * Agent benchmark: the real agent (startTestAgent, in-process, 127.0.0.1:0) over 8 fake H100s (fake NVML,
  * ~4 ms serialised energy reads) plus the Intel two-socket RAPL tree, at the default 100 ms sampling period.
  *
- *   node --import tsx bench/agent.ts [--seconds N]     (default 5 s per measured phase)
+ *   node --max-semi-space-size=32 --import tsx bench/agent.ts [--seconds N]   (default 5 s per phase;
+ *   npm run bench -- --seconds N runs it with that flag, the agent's own: see bench/lib.ts SERVICE_NODE_FLAGS)
  *
  * Sections, in one process:
  *   1. latency: BeginWindow + EndWindow (sequential pairs, unique keys, wait_for_counter_update=false)
@@ -52,7 +53,7 @@ import { startTestAgent, type TestAgent } from "../test/helpers/grpc.js";
 import { intelTwoSocketTree } from "../test/helpers/powercap.js";
 import { f, nextNvmlBatch, parseSeconds, stats, table, verdict, type Stats } from "./lib.js";
 import { stopChild } from "./lib.js";
-import { GPU_COUNT, PROFILE, runBenchmark, SAMPLING_PERIOD_MS } from "./lib.js";
+import { GPU_COUNT, PROFILE, runBenchmark, SAMPLING_PERIOD_MS, SERVICE_NODE_FLAGS } from "./lib.js";
 
 const MAX_OPEN_WINDOWS = 100_000;
 const OPEN_WINDOWS = 10_000;
@@ -512,6 +513,11 @@ interface WatchPhase {
   rss: number;
 }
 
+/** Waits until the sampler has gone idle (full rate lingers CARBONMON_IDLE_AFTER_MS after the last window or stream). */
+async function untilIdle(sampler: Sampler): Promise<void> {
+  for (let i = 0; i < 600 && sampler.active; i++) await sleep(50);
+}
+
 async function watchPhase(agent: TestAgent, nvml: NvmlSource, seconds: number, subs: Subscribers | undefined, count: number): Promise<WatchPhase> {
   const sampler = agent.context.sampler;
   const start = await nextBatch(sampler, nvml);
@@ -543,6 +549,8 @@ async function main(): Promise<number> {
   const started = performance.now();
   console.log("carbonmon agent benchmark");
   console.log(`machine: ${cpus.length} CPUs, ${cpus[0]?.model ?? "unknown model"}; node ${process.version}; ${os.platform()} ${os.release()}`);
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].filter((x) => x.startsWith("--max-semi-space-size"));
+  console.log(`V8: ${flags.join(" ") || "default young generation"}${SERVICE_NODE_FLAGS.every((x) => flags.includes(x)) ? " (as the agent is deployed)" : ` -- WARNING: the agent is deployed with ${SERVICE_NODE_FLAGS.join(" ")}; run this through npm run bench, or add it`}`);
   console.log(
     `setup: agent in-process on 127.0.0.1:0; ${GPU_COUNT} fake H100s (~4 ms serialised energy reads) + RAPL (Intel two-socket fake tree), ` +
       `sampling period ${SAMPLING_PERIOD_MS} ms; ${seconds} s per measured phase`,
@@ -694,6 +702,7 @@ async function main(): Promise<number> {
     // A full GC first, so that garbage left by section 2 is not collected (by V8's helper threads) on this phase's time.
     await memory(gc);
     await sleep(500);
+    await untilIdle(sampler); // full rate lingers CARBONMON_IDLE_AFTER_MS after section 2's windows
     const watch0 = await watchPhase(agent, nvml, seconds, undefined, 0);
     const single = await Subscribers.start(agent.running.address, 1);
     cleanups.push({ name: "single subscriber", run: () => single.stop() });
@@ -742,6 +751,7 @@ async function main(): Promise<number> {
     await sleep(1000);
     await memory(gc);
     await sleep(500);
+    await untilIdle(sampler);
     const idleActive = sampler.active;
     // Between NVML batches, as in section 3 (at the idle rate a batch comes about once per idle period).
     const idle0 = await nextBatch(sampler, nvml);
@@ -785,7 +795,7 @@ async function main(): Promise<number> {
     console.log(`total run time ${f((performance.now() - started) / 1000, 1)} s`);
 
     const result = {
-      machine: { cpus: cpus.length, model: cpus[0]?.model, node: process.version },
+      machine: { cpus: cpus.length, model: cpus[0]?.model, node: process.version, v8Flags: flags },
       secondsPerPhase: seconds,
       gpus: GPU_COUNT,
       samplingPeriodMs: SAMPLING_PERIOD_MS,

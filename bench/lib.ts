@@ -4,6 +4,12 @@ import { parseArgs } from "node:util";
 import type { NvmlSource } from "../server/agent/devices/nvml.js";
 import type { Sampler } from "../server/agent/sampler.js";
 
+/**
+ * The V8 flags the services run with (bin/carbonmon.js's shebang, the Docker image's NODE_OPTIONS): a
+ * larger young generation halves the scavenges under load. bench/run.ts starts every benchmark with them.
+ */
+export const SERVICE_NODE_FLAGS = ["--max-semi-space-size=32"];
+
 /** The fleet every agent benchmark simulates: 8 H100-like GPUs alternating 700 W and 80 W, default period. */
 export const GPU_COUNT = 8;
 export const SAMPLING_PERIOD_MS = 100;

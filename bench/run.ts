@@ -1,6 +1,7 @@
 /**
  * Runs every benchmark in bench/ (each *.ts file but this one), one after another, each in its own
- * `node --import tsx <file> <same argv>` child with the output forwarded. Exits non-zero if any fails.
+ * `node --max-semi-space-size=32 --import tsx <file> <same argv>` child (the services' V8 flags, as
+ * bin/carbonmon.js and the Docker image run them) with the output forwarded. Exits non-zero if any fails.
  *
  *   npm run bench -- --seconds 3
  */
@@ -8,6 +9,7 @@ import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { SERVICE_NODE_FLAGS } from "./lib.js";
 
 const benchDir = fileURLToPath(new URL(".", import.meta.url));
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
@@ -21,7 +23,7 @@ const files = readdirSync(benchDir, { withFileTypes: true })
 
 function runOne(file: string): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(benchDir, file), ...args], { cwd: repoRoot, stdio: "inherit" });
+    const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, "--import", "tsx", join(benchDir, file), ...args], { cwd: repoRoot, stdio: "inherit" });
     child.on("error", (err) => {
       console.error(`bench/${file}: cannot start: ${err.message}`);
       resolve({ code: null, signal: null });

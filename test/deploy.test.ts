@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import test from "ava";
 import { parse } from "yaml";
 import { loadAgentConfig, loadIntensityConfig, SETTINGS, type Service } from "../server/shared/config.js";
+import { SERVICE_NODE_FLAGS } from "../bench/lib.js";
 import { startTestIntensity } from "./helpers/grpc.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -219,4 +220,12 @@ test("Dockerfile: every copied path exists, and .dockerignore keeps it in the bu
       t.false(ignored.some((i) => i === source || source.startsWith(`${i}/`)), `COPY ${source}: not in .dockerignore`);
     }
   }
+});
+
+test("the services' V8 flags are the same wherever they start: the bin's shebang, the image's NODE_OPTIONS, the benchmarks", (t) => {
+  const shebang = read("bin/carbonmon.js").split("\n")[0]!;
+  t.is(shebang, `#!/usr/bin/env -S node ${SERVICE_NODE_FLAGS.join(" ")}`);
+  const nodeOptions = /\bNODE_OPTIONS=(\S+)/.exec(args("ENV").join(" "));
+  t.is(nodeOptions?.[1], SERVICE_NODE_FLAGS.join(" "));
+  for (const flag of SERVICE_NODE_FLAGS) t.true(process.allowedNodeEnvironmentFlags.has(flag.split("=")[0]!), `${flag} is allowed in NODE_OPTIONS`);
 });
