@@ -2,7 +2,8 @@
  * The NVML backend on a real GPU (../shared/GPU-CHECK.md): GetHost through gRPC, then windows of 0.05 s,
  * 1 s and 10 s under a bf16 matmul load, each compared with pynvml's own counter (an independent reader in
  * another process) and with the integral of instant power; power tracking at 10 Hz; event-loop delay;
- * carbon per window through an in-process intensity service with a known constant (static DE=300 g/kWh).
+ * carbon per window through an in-process intensity service with a known constant (static DE=300 g/kWh);
+ * idle sampling on the real driver (NVML reads/s and CPU with nothing open, and 1 s windows begun while idle).
  * Usage: node --import tsx scripts/gpu-check.ts [outDir]. Needs python3 with pynvml and torch.
  */
 import { spawn } from "node:child_process";
@@ -75,7 +76,7 @@ async function main(): Promise<void> {
     createLogger("gpu-check-intensity", "warn"),
   );
   const config = loadAgentConfig({
-    env: { ...process.env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: "/tmp/carbonmon-gpu-check", CARBONMON_LOG_LEVEL: "warn", CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "DE" },
+    env: { ...process.env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: "/tmp/carbonmon-gpu-check", CARBONMON_LOG_LEVEL: "warn", CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "DE", CARBONMON_IDLE_AFTER_MS: String(IDLE_AFTER_MS) },
   });
   const agent = await startAgent(config, createLogger("gpu-check", "warn"));
   const { sampler } = agent.context;
@@ -93,9 +94,17 @@ async function main(): Promise<void> {
     const s = sampler.snapshot("gpu:0");
     if (s?.powerW !== undefined) powerLog.push([sampler.now(), s.powerW]);
   }, 100);
-  await sleep(4000);
+  // Idle sampling on the real driver: no window or stream open (the update grid is learnt in the first ~1 s).
+  await sleep(1500);
+  const nvmlReads = () => (sampler.sources[0] as unknown as { energyReads: number }).energyReads;
+  const idle0 = { reads: nvmlReads(), cpu: process.cpuUsage(), t: performance.now() };
+  await sleep(3000);
+  const idleS = (performance.now() - idle0.t) / 1000;
+  const idleCpu = process.cpuUsage(idle0.cpu);
+  results.idle = { samplerActive: sampler.active, nvmlReadsPerS: (nvmlReads() - idle0.reads) / idleS, processCpuPct: (100 * (idleCpu.user + idleCpu.system)) / 1e6 / idleS, idlePeriodMs: config.idleSamplingPeriodMs };
+  console.log("idle", JSON.stringify(results.idle));
 
-  const load = spawn("python3", [join(here, "gpu-load.py"), "24"], { stdio: ["ignore", "pipe", "inherit"] });
+  const load = spawn("python3", [join(here, "gpu-load.py"), "32"], { stdio: ["ignore", "pipe", "inherit"] });
   const loadDone = new Promise((r) => load.on("exit", r));
   const started = new Promise<number>((res) => load.stdout.on("data", (d: Buffer) => /LOAD_START/.test(String(d)) && res(sampler.now())));
   const loadStart = await Promise.race([started, loadDone.then(() => Promise.reject(new Error("the load did not start (torch?)")))]);
@@ -143,6 +152,13 @@ async function main(): Promise<void> {
   results.watchPower = { samples: watched.length, meanW: watched.reduce((a, b) => a + b, 0) / Math.max(1, watched.length) };
   console.log("watchPower", JSON.stringify(results.watchPower));
   await long;
+  // Windows begun while the agent samples at its idle rate (CARBONMON_IDLE_AFTER_MS after the last window).
+  for (let i = 0; i < 4; i++) {
+    for (let j = 0; j < 100 && sampler.active; j++) await sleep(50);
+    if (sampler.active) throw new Error("the sampler did not go idle");
+    await sleep(300 + 170 * i); // other phases of the counter's update grid
+    await openWindow("1s-idle", 1000);
+  }
   await loadDone;
   await sleep(6000);
   clearInterval(powerTimer);
@@ -163,7 +179,7 @@ async function main(): Promise<void> {
   for (const w of compared) {
     console.log(`${w.kind.padEnd(6)} agent ${w.interpolated.energyJ.toFixed(2)} J ±${w.interpolated.uncertaintyJ.toFixed(2)} | pynvml ${w.referenceJ.toFixed(2)} J | ∫P ${w.powerIntegralJ.toFixed(2)} J | rel ${(100 * w.relErr).toFixed(3)} % | end RPC ${w.endRpcMs.toFixed(1)} ms`);
   }
-  const summary = ["10s", "1s", "0.05s"].map((kind) => {
+  const summary = ["10s", "1s", "1s-idle", "0.05s"].map((kind) => {
     const ws = compared.filter((w) => w.kind === kind);
     const within = ws.filter((w) => Math.abs(w.interpolated.energyJ - w.referenceJ) <= w.interpolated.uncertaintyJ).length;
     const maxRel = Math.max(...ws.map((w) => Math.abs(w.relErr)));
@@ -190,7 +206,7 @@ async function main(): Promise<void> {
   results.power = { idleMeanW: mean(idle), busyMeanW: mean(busy), samples: powerLog.length };
   eld.disable();
   results.eventLoopDelayMs = { p50: eld.percentile(50) / 1e6, p99: eld.percentile(99) / 1e6, max: eld.max / 1e6 };
-  results.nvmlEnergyReads = (sampler.sources[0] as unknown as { energyReads: number }).energyReads;
+  results.nvmlEnergyReads = nvmlReads();
   console.log(JSON.stringify({ field83: results.field83, power: results.power, eventLoopDelayMs: results.eventLoopDelayMs }, null, 1));
   const tenS = windows.find((w) => w.kind === "10s")!.m;
   const energyJ = tenS.gpuEnergyJ[0] ?? 0;
@@ -209,6 +225,9 @@ async function main(): Promise<void> {
   await agent.running.shutdown(1000);
   await intensity.running.shutdown(1000);
 }
+
+/** Short, so that the check can begin windows while idle within one load. */
+const IDLE_AFTER_MS = 500;
 
 /** The static provider's constant for the check's zone. */
 const G_PER_KWH = 300;
