@@ -133,7 +133,8 @@ test("compose: defaults in ${VAR:-default} are the settings' own defaults", (t) 
 });
 
 test("compose: the interpolated environment passes each service's own validation", (t) => {
-  for (const vars of [{}, { CARBONMON_PROVIDERS: "static,offline", CARBONMON_INTENSITY_CONSTANTS: "DE=300", CARBONMON_LOCATION: "DE" }]) {
+  // A sampling period above the idle default must not trip the idle period's check (compose leaves it unset).
+  for (const vars of [{}, { CARBONMON_PROVIDERS: "static,offline", CARBONMON_INTENSITY_CONSTANTS: "DE=300", CARBONMON_LOCATION: "DE", CARBONMON_SAMPLING_PERIOD_MS: "2000" }]) {
     const resolved = (name: string): Record<string, string> =>
       Object.fromEntries(Object.entries(env(name)).map(([k, v]) => [k, interpolate(v, vars)]));
     let agent: ReturnType<typeof loadAgentConfig> | undefined;

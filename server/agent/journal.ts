@@ -22,21 +22,22 @@ export class Journal {
   }
 
   /**
-   * The records in the file, oldest first. A line that does not parse ends the replay: only the tail can
-   * be torn (appends are sequential), and whatever follows a torn line was never acknowledged after it.
+   * The records in the file, oldest first. An unterminated last line is a torn append (the process died in
+   * the write, so it was never acknowledged) and is left out. A complete line that does not parse should not
+   * exist: it is skipped, counted in badLines, and the records around it are kept.
    */
-  read(): unknown[] {
+  read(): { records: unknown[]; badLines: number } {
     const records: unknown[] = [];
+    let badLines = 0;
     const text = readFileSync(this.path, "utf8");
-    let start = 0;
-    for (let end = text.indexOf("\n"); end >= 0; start = end + 1, end = text.indexOf("\n", start)) {
+    for (let start = 0, end = text.indexOf("\n"); end >= 0; start = end + 1, end = text.indexOf("\n", start)) {
       try {
         records.push(JSON.parse(text.slice(start, end)));
       } catch {
-        break;
+        badLines++;
       }
     }
-    return records;
+    return { records, badLines };
   }
 
   /**

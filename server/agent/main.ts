@@ -33,6 +33,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   try {
     store = new AgentStore(config.dataDir, clock.nowMs(), {
       onFlushError: (err) => log.error({ err }, "moving the window journal into agent.db failed; the journal keeps the records, retrying in 1 s"),
+      onJournalDamaged: (message) => log.error(message),
     });
     checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log);
     windows = new WindowManager({ config, sampler, pricer, store, clock, log });

@@ -68,6 +68,7 @@ export class Sampler {
   private readonly idleAfterMs: number;
   private idleTimer: NodeJS.Timeout | undefined;
   private sourcesActive = false;
+  private stopped = false;
   /** When the demand last became empty, performance.now() ms. */
   private releasedAtMs = 0;
 
@@ -91,6 +92,7 @@ export class Sampler {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     await Promise.all(this.sources.map((s) => s.stop()));
@@ -123,6 +125,7 @@ export class Sampler {
    * hardware at the idle rate.
    */
   setDemand(holder: string, active: boolean): void {
+    if (this.stopped) return; // a window ended during shutdown: the sources are stopping
     const was = this.demand.size > 0;
     if (active) this.demand.add(holder);
     else this.demand.delete(holder);

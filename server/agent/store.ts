@@ -8,7 +8,7 @@
  * database) before the RPC is answered, and moved into SQLite in batches every flushDelayMs. Every other
  * method moves the journal first, so reads and later writes see every window in order.
  */
-import { mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { AppError, Code } from "../shared/errors.js";
@@ -42,6 +42,34 @@ export interface BoundaryRow {
   cumJ: number;
 }
 
+/** Only this agent writes agent.db (see lockDataDir): a busy database is a stray reader, not worth a long wait. */
+const BUSY_TIMEOUT_MS = 250;
+
+/**
+ * One agent per data directory. The ids and open keys of journaled windows live in the agent's memory
+ * until they reach SQLite, so a second agent (a `carbonmon run` without --agent on the daemon's host, a new
+ * agent started before the old one has stopped) would hand out the same ids and empty the other's journal.
+ * The lock is an exclusive SQLite lock on agent.lock (a POSIX lock, held by this connection): the kernel
+ * drops it when the process dies, even by SIGKILL, so a restarted agent never waits for a stale lock.
+ */
+function lockDataDir(dataDir: string): Database.Database {
+  const path = join(dataDir, "agent.lock");
+  const lock = new Database(path, { timeout: 0 });
+  try {
+    lock.pragma("locking_mode = EXCLUSIVE");
+    lock.exec("CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL, since_ms REAL NOT NULL); DELETE FROM holder;");
+    lock.prepare("INSERT INTO holder VALUES (?, ?)").run(process.pid, Date.now());
+    return lock;
+  } catch (err) {
+    lock.close();
+    if ((err as { code?: string }).code !== "SQLITE_BUSY") throw err;
+    throw new AppError(Code.FailedPrecondition, `another carbonmon agent is using the data directory ${dataDir}`, {
+      hint: "stop that agent first, give this one its own CARBONMON_DATA_DIR, or (carbonmon run) use --agent to measure through the running one",
+      cause: err,
+    });
+  }
+}
+
 /** A journaled change to the windows table: open (b), end (e), cancel (c). */
 type JournalRecord =
   | [op: "b", id: number, key: string, beginMs: number, runId: number, spec: string]
@@ -60,6 +88,8 @@ export interface AgentStoreOptions {
   flushDelayMs?: number;
   /** Told when moving the journal into SQLite fails (the records stay in the journal; tried again later). */
   onFlushError?: (err: unknown) => void;
+  /** Told when the journal left by the last run had unreadable lines (never expected: only a torn tail is). */
+  onJournalDamaged?: (message: string) => void;
 }
 
 interface Row {
@@ -133,6 +163,8 @@ export class AgentStore {
   readonly runId: number;
   readonly path: string;
   private readonly db: Database.Database;
+  /** Held open for the store's life: while it is, no other agent can open this data directory. */
+  private readonly lock: Database.Database;
   private readonly stmt;
   private readonly journal: Journal;
   /** Journaled records not yet in SQLite, oldest first. */
@@ -148,11 +180,16 @@ export class AgentStore {
   constructor(dataDir: string, nowMs: number, options: AgentStoreOptions = {}) {
     this.flushDelayMs = options.flushDelayMs ?? 50;
     this.onFlushError = options.onFlushError ?? (() => undefined);
+    let lock: Database.Database | undefined;
     try {
       mkdirSync(dataDir, { recursive: true });
+      lock = lockDataDir(dataDir);
       this.path = join(dataDir, "agent.db");
-      this.db = new Database(this.path);
+      this.db = new Database(this.path, { timeout: BUSY_TIMEOUT_MS });
+      this.lock = lock;
     } catch (err) {
+      lock?.close();
+      if (err instanceof AppError) throw err;
       throw new AppError(Code.FailedPrecondition, `cannot open the agent database in ${dataDir}: ${(err as Error).message}`, {
         hint: "set CARBONMON_DATA_DIR to a writable directory",
         cause: err,
@@ -168,8 +205,9 @@ export class AgentStore {
     this.db.exec("CREATE INDEX IF NOT EXISTS windows_carbon_due ON windows(carbon_next_ms) WHERE carbon_next_ms IS NOT NULL");
     this.runId = Number(this.db.prepare("INSERT INTO runs (started_ms) VALUES (?)").run(nowMs).lastInsertRowid);
     this.stmt = {
-      // OR IGNORE: replaying a record that reached SQLite before the journal was emptied changes nothing.
-      insert: this.db.prepare("INSERT OR IGNORE INTO windows (id, key, state, begin_ms, run_id, spec) VALUES (?, ?, 'open', ?, ?, ?)"),
+      // Replaying a record that reached SQLite before the journal was emptied changes nothing (the id is
+      // taken); any other conflict is a bug and throws rather than dropping an answered window.
+      insert: this.db.prepare("INSERT INTO windows (id, key, state, begin_ms, run_id, spec) VALUES (?, ?, 'open', ?, ?, ?) ON CONFLICT (id) DO NOTHING"),
       setEdges: this.db.prepare("UPDATE windows SET edges = ? WHERE id = ?"),
       end: this.db.prepare("UPDATE windows SET state = 'ended', end_ms = ?, result = ?, segments = ?, carbon_next_ms = ? WHERE id = ? AND state = 'open'"),
       setCarbon: this.db.prepare("UPDATE windows SET result = ?, carbon_next_ms = ?, carbon_tries = carbon_tries + 1 WHERE id = ?"),
@@ -189,7 +227,14 @@ export class AgentStore {
       runs: this.db.prepare("SELECT run_id, first, last FROM run_devices WHERE device_id = ? AND run_id >= ? ORDER BY run_id"),
     };
     this.journal = new Journal(join(dataDir, "agent.journal"));
-    this.apply(this.journal.read().map(fromJournal)); // what a killed agent journaled and had not moved yet
+    // What a killed agent journaled and had not moved yet.
+    const { records, badLines } = this.journal.read();
+    if (badLines > 0) {
+      const copy = `${this.journal.path}.damaged-${nowMs.toFixed(0)}`;
+      copyFileSync(this.journal.path, copy);
+      options.onJournalDamaged?.(`${badLines} unreadable line(s) in ${this.journal.path} were skipped and ${records.length} record(s) replayed; the file was kept as ${copy}`);
+    }
+    this.apply(records.map(fromJournal));
     this.journal.clear();
     for (const r of this.db.prepare("SELECT id, key FROM windows WHERE state = 'open'").all() as Array<{ id: number; key: string }>) {
       this.openById.set(r.id, r.key);
@@ -264,7 +309,12 @@ export class AgentStore {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (this.queued.length === 0) return;
-    this.apply(this.queued);
+    try {
+      this.apply(this.queued);
+    } catch (err) {
+      if (this.db.open) this.scheduleFlush(1000); // the records stay queued and journaled; tried again
+      throw err;
+    }
     this.queued.length = 0;
     this.journal.clear();
   }
@@ -276,15 +326,14 @@ export class AgentStore {
     if (this.flushTimer === undefined) this.scheduleFlush(this.flushDelayMs);
   }
 
-  /** A failed flush keeps the records (journal and queue) and is tried again a second later. */
+  /** A failed flush (here or in any method that flushes first) keeps the records and is tried again a second later. */
   private scheduleFlush(delayMs: number): void {
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined;
       try {
         this.flush();
       } catch (err) {
-        this.onFlushError(err);
-        if (this.db.open) this.scheduleFlush(1000);
+        this.onFlushError(err); // flush() has set the next try
       }
     }, delayMs).unref();
   }
@@ -352,6 +401,7 @@ export class AgentStore {
     } finally {
       this.journal.close();
       this.db.close();
+      this.lock.close();
     }
   }
 }

@@ -43,7 +43,8 @@ export class WindowCarbon {
 
   constructor(private readonly deps: WindowCarbonDeps) {
     this.boundaries = new BoundaryLog(deps);
-    this.timer = setInterval(() => void this.refresh(), Math.min(deps.config.carbonRetryMs, 60_000)).unref();
+    const again = () => this.refresh().catch((err: unknown) => deps.log.error({ err }, "carbon: asking again for pending grams failed; next round later"));
+    this.timer = setInterval(again, Math.min(deps.config.carbonRetryMs, 60_000)).unref();
   }
 
   close(): void {

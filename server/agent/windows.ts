@@ -143,7 +143,7 @@ export class WindowManager {
       this.selections.clear();
       this.selectionsVersion = sampler.statusVersion;
     }
-    const shape = `${req.gpuIndices.join(",")}|${req.cpuIndices.join(",")}|${req.cudaVisibleDevices ?? "\u0000"}|${req.skipGpus}|${req.skipCpus}`;
+    const shape = `${req.gpuIndices.join(",")}|${req.cpuIndices.join(",")}|${req.skipGpus}|${req.skipCpus}|${JSON.stringify(req.cudaVisibleDevices ?? null)}`;
     let cached = this.selections.get(shape);
     if (!cached) {
       const selection = selectDevices(sampler.devices(), req, config.cudaVisibleDevices);
@@ -175,7 +175,7 @@ export class WindowManager {
     // pricing leaves the window due for the background loop.
     const retryAtMs = pieces ? clock.nowMs() + config.carbonRetryMs : null;
     store.end(window.id, endMs, encodeResult(measurement), pieces ? JSON.stringify(pieces) : null, retryAtMs);
-    this.open.delete(window.key);
+    if (this.open.get(window.key) === window) this.open.delete(window.key);
     this.pending.delete(window);
     this.demandChanged();
     if (pieces) await this.carbon!.price(window.id, measurement, pieces);
@@ -196,6 +196,11 @@ export class WindowManager {
   cancel(key: string): { key: string; beginMs: number } {
     const window = this.open.get(key);
     if (!window) throw new AppError(Code.NotFound, `no open window '${key}'`, { hint: "ListWindows shows the open windows" });
+    if (this.ending.get(key)?.window === window) {
+      throw new AppError(Code.FailedPrecondition, `window '${key}' is being ended (EndWindow is waiting for a counter update)`, {
+        hint: "its result is stored in a moment: GetWindow returns it",
+      });
+    }
     this.deps.store.cancel(window.id);
     this.open.delete(key);
     this.pending.delete(window);
@@ -242,15 +247,23 @@ export class WindowManager {
   /** Resolves begin edges that now have a reading after them; persists them in one transaction. */
   private resolvePending(): void {
     if (this.pending.size === 0) return;
-    const resolved: Array<{ id: number; edges: string }> = [];
+    const resolved: Array<{ window: OpenWindow; edges: Map<string, BeginEdge> }> = [];
     for (const window of this.pending) {
       const edges = this.beginEdges(window, false);
-      if (!edges) continue;
+      if (edges) resolved.push({ window, edges });
+    }
+    if (resolved.length === 0) return;
+    try {
+      this.deps.store.setEdges(resolved.map((r) => ({ id: r.window.id, edges: JSON.stringify(Object.fromEntries(r.edges)) })));
+    } catch (err) {
+      // Still pending: stored with a later reading (the timeline keeps the begin for half an hour).
+      this.deps.log.error({ err }, "storing windows' begin edges failed; trying again with the next reading");
+      return;
+    }
+    for (const { window, edges } of resolved) {
       window.edges = edges;
       this.pending.delete(window);
-      resolved.push({ id: window.id, edges: JSON.stringify(Object.fromEntries(edges)) });
     }
-    if (resolved.length > 0) this.deps.store.setEdges(resolved);
   }
 
   /** Every device's edge at the window's begin; undefined while some lacks a reading after it (unless forced). */
@@ -354,8 +367,12 @@ export class WindowManager {
 
   private purge(): void {
     const now = this.deps.clock.nowMs();
-    const n = this.deps.store.purgeEndedBefore(now - this.deps.config.retentionDays * 86_400_000);
-    if (n > 0) this.deps.log.info({ purged: n }, "ended windows past retention removed");
+    try {
+      const n = this.deps.store.purgeEndedBefore(now - this.deps.config.retentionDays * 86_400_000);
+      if (n > 0) this.deps.log.info({ purged: n }, "ended windows past retention removed");
+    } catch (err) {
+      this.deps.log.error({ err }, "removing ended windows past retention failed; trying again in an hour");
+    }
     let oldestOpenMs = now;
     for (const w of this.open.values()) oldestOpenMs = Math.min(oldestOpenMs, w.beginMs);
     this.carbon?.purgeBefore(oldestOpenMs);

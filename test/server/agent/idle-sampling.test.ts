@@ -248,30 +248,32 @@ test("a window begun while idle measures the scripted energy as accurately as on
   // long idle interval, right before the read's update).
   const phases = [20, 50, 95];
   const results: Array<{ name: string; m: Measurement; idle: boolean; before: number[]; intervals: number[]; stamps: number[] }> = [];
-  for (const idle of [true, false]) {
-    if (!idle) {
-      await begin(agent, "holder"); // keeps the agent at full rate
-      await sleep(1500);
-    }
-    for (const phase of phases) {
-      if (idle) {
-        t.true(await until(() => !sampler.active));
-        await sleep(1700); // past the first idle read: the last reading is hundreds of ms old
-      } else await sleep(300);
-      await toPhase(phase);
-      t.is(sampler.active, !idle);
-      const key = `${idle ? "idle" : "active"}-${phase}`;
-      await begin(agent, key);
-      await sleep(1000);
-      const m = await end(agent, key);
-      const beginMs = m.beginTime!.getTime();
-      const before = ["gpu:0", "gpu:1"].map((id) => pointsIn(agent, id, beginMs - 900, beginMs - UPDATE_MS));
-      const intervals = ["gpu:0", "gpu:1"].map((id) => intervalAround(agent, id, beginMs));
-      const stamps = ["gpu:0", "gpu:1"].map((id) => widestStampIn(agent, id, beginMs - UPDATE_MS, beginMs + 3 * UPDATE_MS));
-      results.push({ name: `${key} ms`, m, idle, before, intervals, stamps });
-    }
-    if (!idle) await cancel(agent, "holder");
-  }
+  const measureAt = async (idle: boolean, phase: number, attempt = ""): Promise<void> => {
+    if (idle) {
+      t.true(await until(() => !sampler.active));
+      await sleep(1700); // past the first idle read: the last reading is hundreds of ms old
+    } else await sleep(300);
+    await toPhase(phase);
+    t.is(sampler.active, !idle);
+    const key = `${idle ? "idle" : "active"}-${phase}${attempt}`;
+    await begin(agent, key);
+    await sleep(1000);
+    const m = await end(agent, key);
+    const beginMs = m.beginTime!.getTime();
+    const before = ["gpu:0", "gpu:1"].map((id) => pointsIn(agent, id, beginMs - 900, beginMs - UPDATE_MS));
+    const intervals = ["gpu:0", "gpu:1"].map((id) => intervalAround(agent, id, beginMs));
+    const stamps = ["gpu:0", "gpu:1"].map((id) => widestStampIn(agent, id, beginMs - UPDATE_MS, beginMs + 3 * UPDATE_MS));
+    results.push({ name: `${key} ms`, m, idle, before, intervals, stamps });
+  };
+  for (const phase of phases) await measureAt(true, phase);
+  // The begin must reach the agent within a few ms before an update for that update to fall between the
+  // begin and the read at once: a loaded machine may miss it, so late phases are tried again (at most 4).
+  const inIdleGap = () => results.filter((r) => r.idle).flatMap((r) => r.intervals).filter((ms) => ms > 2 * UPDATE_MS).length;
+  for (let attempt = 1; attempt <= 4 && inIdleGap() === 0; attempt++) await measureAt(true, 96 + (attempt % 3), `-again${attempt}`);
+  await begin(agent, "holder"); // keeps the agent at full rate
+  await sleep(1500);
+  for (const phase of phases) await measureAt(false, phase);
+  await cancel(agent, "holder");
   let edgeInIdleGap = 0;
   for (const { name, m, idle, before, intervals, stamps } of results) {
     // The sampling around the begin really was idle (or full rate): readings in the 800 ms before it.

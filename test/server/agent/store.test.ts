@@ -1,10 +1,15 @@
 import test from "ava";
-import { appendFileSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { appendFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { decodeResult } from "../../../server/agent/result.js";
 import { AgentStore } from "../../../server/agent/store.js";
+import { AppError, Code } from "../../../server/shared/errors.js";
 import { tempDataDir } from "../../helpers/grpc.js";
+
+const STORE_MODULE = fileURLToPath(new URL("../../../server/agent/store.ts", import.meta.url));
 
 /** The store keeps results as opaque bytes (result.ts encodes Measurements). */
 const bytes = (text: string): Buffer => Buffer.from(text);
@@ -75,28 +80,77 @@ test("a database from before the carbon columns is upgraded in place; the bounda
   t.deepEqual(s.boundaries("gpu:0", 0, 1e9).map((b) => b.tMs), [600_000]);
 });
 
-test("windows opened, ended and cancelled are journaled before the call returns: a killed agent's next open finds them", (t) => {
+/** Runs `body` against an AgentStore in a child process that then kills itself (SIGKILL): nothing is flushed or closed. */
+function inKilledProcess(dir: string, body: string): { runId: number; ids: Record<string, number> } {
+  const code = `
+    const { AgentStore } = await import(${JSON.stringify(STORE_MODULE)});
+    const bytes = (text) => Buffer.from(text);
+    const store = new AgentStore(${JSON.stringify(dir)}, 0, { flushDelayMs: 3_600_000 });
+    const ids = {};
+    ${body}
+    process.stdout.write(JSON.stringify({ runId: store.runId, ids }), () => process.kill(process.pid, "SIGKILL"));`;
+  const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { encoding: "utf8" });
+  if (child.signal !== "SIGKILL") throw new Error(`the child did not die by SIGKILL (${child.status}): ${child.stderr}`);
+  return JSON.parse(child.stdout) as { runId: number; ids: Record<string, number> };
+}
+
+test("windows opened, ended and cancelled are journaled before the call returns: the next open after SIGKILL finds them", (t) => {
   const data = tempDataDir();
   t.teardown(data.cleanup);
-  // A store that never moves its journal into SQLite stands for an agent killed before it did.
-  const killed = new AgentStore(data.dir, 0, { flushDelayMs: 3_600_000 });
-  const ended = killed.insertOpen("ended", 1, '{"n":1}');
-  killed.end(ended, 5, bytes('{"key":"ended"}'), "[]", 99);
-  const cancelled = killed.insertOpen("cancelled", 2, "{}");
-  killed.cancel(cancelled);
-  const open = killed.insertOpen("open", 3, '{"n":3}');
+  // The child's store never moves its journal into SQLite (an hour's delay) and is killed, as an agent would be.
+  const killed = inKilledProcess(
+    data.dir,
+    `ids.ended = store.insertOpen("ended", 1, '{"n":1}');
+    store.end(ids.ended, 5, bytes('{"key":"ended"}'), "[]", 99);
+    ids.cancelled = store.insertOpen("cancelled", 2, "{}");
+    store.cancel(ids.cancelled);
+    ids.open = store.insertOpen("open", 3, '{"n":3}');`,
+  );
   t.true(statSync(join(data.dir, "agent.journal")).size > 0);
 
   const next = new AgentStore(data.dir, 10);
   t.teardown(() => next.close());
-  t.deepEqual(next.openWindows().map((w) => [w.id, w.key, w.beginMs, w.runId, w.spec]), [[open, "open", 3, killed.runId, '{"n":3}']]);
+  t.deepEqual(next.openWindows().map((w) => [w.id, w.key, w.beginMs, w.runId, w.spec]), [[killed.ids.open, "open", 3, killed.runId, '{"n":3}']]);
   const e = next.latestEnded("ended")!;
-  t.deepEqual([e.id, e.endMs, e.result, e.segments], [ended, 5, bytes('{"key":"ended"}'), "[]"]);
+  t.deepEqual([e.id, e.endMs, e.result, e.segments], [killed.ids.ended, 5, bytes('{"key":"ended"}'), "[]"]);
   t.deepEqual(next.carbonDue(99, 10).map((w) => w.key), ["ended"]);
   t.is(next.latestEnded("cancelled"), undefined);
   t.is(statSync(join(data.dir, "agent.journal")).size, 0, "replayed records leave the journal");
   t.throws(() => next.insertOpen("open", 11, "{}"), { message: /window 'open' is already open/ });
-  t.true(next.insertOpen("later", 12, "{}") > open, "ids are never reused");
+  t.true(next.insertOpen("later", 12, "{}") > killed.ids.open!, "ids are never reused");
+});
+
+test("one agent per data directory: a second store is refused while the first is open, and the lock dies with its process", (t) => {
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  const first = new AgentStore(data.dir, 0);
+  const refused = t.throws(() => new AgentStore(data.dir, 1)) as AppError;
+  t.is(refused.code, Code.FailedPrecondition);
+  t.regex(refused.message, /another carbonmon agent is using the data directory/);
+  t.regex(refused.hint ?? "", /CARBONMON_DATA_DIR/);
+  first.close();
+  const second = new AgentStore(data.dir, 2); // closed: free again
+  second.close();
+  inKilledProcess(data.dir, `ids.k = store.insertOpen("k", 1, "{}");`);
+  const afterKill = new AgentStore(data.dir, 3); // SIGKILL: the kernel dropped the lock
+  t.teardown(() => afterKill.close());
+  t.deepEqual(afterKill.openWindows().map((w) => w.key), ["k"]);
+});
+
+test("a journal with an unreadable line in the middle: the readable records are replayed and the file is kept aside", (t) => {
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  const a = new AgentStore(data.dir, 0);
+  a.close();
+  const journal = join(data.dir, "agent.journal");
+  writeFileSync(journal, `${JSON.stringify(["b", 7, "before", 1, a.runId, "{}"])}\n{garbage\n${JSON.stringify(["b", 8, "after", 2, a.runId, "{}"])}\n`);
+  const problems: string[] = [];
+  const b = new AgentStore(data.dir, 10, { onJournalDamaged: (m) => problems.push(m) });
+  t.teardown(() => b.close());
+  t.deepEqual(b.openWindows().map((w) => w.key), ["before", "after"]);
+  t.is(problems.length, 1);
+  t.regex(problems[0]!, /1 unreadable line\(s\).*2 record\(s\) replayed.*agent\.journal\.damaged-10/);
+  t.true(readFileSync(join(data.dir, "agent.journal.damaged-10"), "utf8").includes("{garbage"));
 });
 
 test("replaying a journal whose records already reached SQLite changes nothing; a torn last record is dropped", (t) => {

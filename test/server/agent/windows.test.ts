@@ -148,6 +148,21 @@ test("the status table: bad keys, duplicates, unknown keys and devices, the open
   t.is(listAll.windows.filter((w) => w.key === "a").length, 2);
 });
 
+test("CancelWindow on a window that EndWindow is waiting on is FAILED_PRECONDITION; the ended result is stored", async (t) => {
+  // Read once a second: EndWindow with wait_for_counter_update then waits up to a second for every device.
+  const { agent, cleanup } = await agentWithHardware({ CARBONMON_SAMPLING_PERIOD_MS: "1000" });
+  t.teardown(cleanup);
+  await begin(agent, { key: "k" });
+  const ending = end(agent, "k", true);
+  await sleep(5);
+  const cancelled = (await t.throwsAsync(call<CancelWindowRequest, CancelWindowResponse>(agent.client, agent.client.cancelWindow, { key: "k" }))) as ServiceError;
+  t.is(cancelled.code, status.FAILED_PRECONDITION);
+  t.regex(cancelled.details, /window 'k' is being ended/);
+  const m = await ending;
+  t.true(m.ended);
+  t.deepEqual(await get(agent, "k"), m, "the answered result is the stored one");
+});
+
 test("a GPU lost during a window: the window ends with the rest and says which device is missing", async (t) => {
   const epochMs = Date.now();
   const nvml = fakeNvml({ gpus: [{ lostAfterMs: 2500 }, {}], epochMs });
