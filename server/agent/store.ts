@@ -229,12 +229,16 @@ export class AgentStore {
     this.journal = new Journal(join(dataDir, "agent.journal"));
     // What a killed agent journaled and had not moved yet.
     const { records, badLines } = this.journal.read();
-    if (badLines > 0) {
+    const refused = this.replay(records.map(fromJournal));
+    if (badLines > 0 || refused.length > 0) {
       const copy = `${this.journal.path}.damaged-${nowMs.toFixed(0)}`;
       copyFileSync(this.journal.path, copy);
-      options.onJournalDamaged?.(`${badLines} unreadable line(s) in ${this.journal.path} were skipped and ${records.length} record(s) replayed; the file was kept as ${copy}`);
+      const why = refused.length > 0 ? ` (refused: ${refused.slice(0, 3).join("; ")})` : "";
+      options.onJournalDamaged?.(
+        `${badLines} unreadable line(s) in ${this.journal.path} were skipped, ${records.length - refused.length} record(s) replayed and ` +
+          `${refused.length} refused by the database${why}; the file was kept as ${copy}`,
+      );
     }
-    this.apply(records.map(fromJournal));
     this.journal.clear();
     for (const r of this.db.prepare("SELECT id, key FROM windows WHERE state = 'open'").all() as Array<{ id: number; key: string }>) {
       this.openById.set(r.id, r.key);
@@ -346,12 +350,29 @@ export class AgentStore {
   private apply(records: readonly JournalRecord[]): void {
     if (records.length === 0) return;
     this.db.transaction(() => {
+      for (const r of records) this.applyOne(r);
+    })();
+  }
+
+  /** Replays a killed agent's journal: a record the database refuses is reported, not a reason not to start. */
+  private replay(records: readonly JournalRecord[]): string[] {
+    const refused: string[] = [];
+    this.db.transaction(() => {
       for (const r of records) {
-        if (r[0] === "b") this.stmt.insert.run(r[1], r[2], r[3], r[4], r[5]);
-        else if (r[0] === "e") this.stmt.end.run(r[2], Buffer.from(r[3], "base64"), r[4], r[5], r[1]);
-        else this.stmt.cancel.run(r[1]);
+        try {
+          this.applyOne(r);
+        } catch (err) {
+          refused.push(`${JSON.stringify(r).slice(0, 80)}: ${(err as Error).message}`);
+        }
       }
     })();
+    return refused;
+  }
+
+  private applyOne(r: JournalRecord): void {
+    if (r[0] === "b") this.stmt.insert.run(r[1], r[2], r[3], r[4], r[5]);
+    else if (r[0] === "e") this.stmt.end.run(r[2], Buffer.from(r[3], "base64"), r[4], r[5], r[1]);
+    else this.stmt.cancel.run(r[1]);
   }
 
   openWindows(): StoredWindow[] {
@@ -399,6 +420,8 @@ export class AgentStore {
     try {
       this.flush();
     } finally {
+      clearTimeout(this.flushTimer); // a failed last flush: its records stay in the journal for the next open
+      this.flushTimer = undefined;
       this.journal.close();
       this.db.close();
       this.lock.close();

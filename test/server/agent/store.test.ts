@@ -149,8 +149,22 @@ test("a journal with an unreadable line in the middle: the readable records are 
   t.teardown(() => b.close());
   t.deepEqual(b.openWindows().map((w) => w.key), ["before", "after"]);
   t.is(problems.length, 1);
-  t.regex(problems[0]!, /1 unreadable line\(s\).*2 record\(s\) replayed.*agent\.journal\.damaged-10/);
+  t.regex(problems[0]!, /1 unreadable line\(s\).*2 record\(s\) replayed and 0 refused.*agent\.journal\.damaged-10/);
   t.true(readFileSync(join(data.dir, "agent.journal.damaged-10"), "utf8").includes("{garbage"));
+});
+
+test("a journaled window the database refuses (its key open under another id) is reported, and the agent still opens", (t) => {
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  const a = new AgentStore(data.dir, 0);
+  const id = a.insertOpen("k", 1, "{}");
+  a.close();
+  writeFileSync(join(data.dir, "agent.journal"), `${JSON.stringify(["b", id + 5, "k", 2, a.runId, "{}"])}\n${JSON.stringify(["b", id + 6, "other", 3, a.runId, "{}"])}\n`);
+  const problems: string[] = [];
+  const b = new AgentStore(data.dir, 20, { onJournalDamaged: (m) => problems.push(m) });
+  t.teardown(() => b.close());
+  t.deepEqual(b.openWindows().map((w) => [w.id, w.key]), [[id, "k"], [id + 6, "other"]]);
+  t.regex(problems[0] ?? "", /0 unreadable line\(s\).*1 record\(s\) replayed and 1 refused by the database \(refused: .*UNIQUE constraint failed/);
 });
 
 test("replaying a journal whose records already reached SQLite changes nothing; a torn last record is dropped", (t) => {
