@@ -622,7 +622,10 @@ async function main(): Promise<number> {
         clients.agent.endWindow({ key: "bench-sample", waitForCounterUpdate: true }, (e2, m) => (e2 ? reject(e2) : resolve(m)));
       });
     });
+    // The agent samples at full rate meanwhile, as during section 1 (an open window holds it there).
+    agent.context.windows.begin({ ...beginRequest("bench-floor-holder"), labels: {} });
     const floor = await measureFloor(sample, Math.max(1, seconds / 2));
+    agent.context.windows.cancel("bench-floor-holder");
     console.log("");
     console.log(`1b. The floor: the same RPCs answered at once with fixed responses (a stub server, the agent's unary() wrapper, ${Math.max(1, seconds / 2)} s)`);
     console.log(

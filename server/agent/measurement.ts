@@ -37,15 +37,17 @@ const DOMAIN: Record<Domain, DeviceDomain> = {
  * each); `detail` carries only what the kind does not (how many wraps were inferred), so a window over
  * 8 GPUs does not repeat the same sentences in every response, stored result and journal record.
  */
-function approximations(domain: Domain, index: number, r: Exclude<DeviceResult, { missing: string }>): Approximation[] {
-  const out: Approximation[] = [];
-  const add = (kind: ApproximationKind, detail = ""): void => void out.push({ domain: DOMAIN[domain], index, kind, detail });
-  if (r.shortWindow) add(ApproximationKind.APPROXIMATION_KIND_SHORT_WINDOW);
-  if (r.powerIntegration) add(ApproximationKind.APPROXIMATION_KIND_POWER_INTEGRATION);
-  if (r.counterReset) add(ApproximationKind.APPROXIMATION_KIND_COUNTER_RESET);
-  if (r.wrapsInferred) add(ApproximationKind.APPROXIMATION_KIND_WRAP_INFERRED, `${r.wrapsInferred} counter wrap(s) assumed while the agent was down`);
-  if (r.extrapolated) add(ApproximationKind.APPROXIMATION_KIND_EDGE_EXTRAPOLATED);
-  return out;
+function approximations(domain: Domain, index: number, r: Exclude<DeviceResult, { missing: string }>, out: Approximation[]): void {
+  // No closure here: it runs per device per EndWindow (and tsx names every closure it creates).
+  const d = DOMAIN[domain];
+  if (r.shortWindow) out.push({ domain: d, index, kind: ApproximationKind.APPROXIMATION_KIND_SHORT_WINDOW, detail: "" });
+  if (r.powerIntegration) out.push({ domain: d, index, kind: ApproximationKind.APPROXIMATION_KIND_POWER_INTEGRATION, detail: "" });
+  if (r.counterReset) out.push({ domain: d, index, kind: ApproximationKind.APPROXIMATION_KIND_COUNTER_RESET, detail: "" });
+  if (r.wrapsInferred) {
+    const detail = `${r.wrapsInferred} counter wrap(s) assumed while the agent was down`;
+    out.push({ domain: d, index, kind: ApproximationKind.APPROXIMATION_KIND_WRAP_INFERRED, detail });
+  }
+  if (r.extrapolated) out.push({ domain: d, index, kind: ApproximationKind.APPROXIMATION_KIND_EDGE_EXTRAPOLATED, detail: "" });
 }
 
 function unavailableReason(domain: "cpu" | "dram", spec: WindowSpec, sampler: Sampler): string {
@@ -95,7 +97,7 @@ export function buildMeasurement({ spec, endMs, ended, results, sampler, carbon 
     energy[d.domain][d.index] = r.energyJ;
     uncertainty[d.domain][d.index] = r.uncertaintyJ;
     m.totalEnergyJ += r.energyJ;
-    m.approximations.push(...approximations(d.domain, d.index, r));
+    approximations(d.domain, d.index, r, m.approximations);
   });
   return m;
 }

@@ -266,15 +266,18 @@ export class WindowManager {
     }
   }
 
-  /** Every device's edge at the window's begin; undefined while some lacks a reading after it (unless forced). */
-  private beginEdges(window: OpenWindow, force: boolean): Map<string, BeginEdge> | undefined {
+  /**
+   * Every device's edge at the window's begin; undefined while some lacks a reading after it (unless
+   * forced). Anchors (the raw counter, for chaining across restarts) only for edges that are stored.
+   */
+  private beginEdges(window: OpenWindow, force: boolean, withAnchors = true): Map<string, BeginEdge> | undefined {
     const { sampler, store } = this.deps;
     const edges = new Map<string, BeginEdge>();
     for (const d of window.devices) {
       if (sampler.device(d.deviceId)?.status !== "ok") continue; // a lost device must not hold the others' edges back
       const edge = sampler.energyAt(d.deviceId, window.beginMs);
       if (!edge || (edge.kind === "extrapolated" && !force)) return force ? edges : undefined;
-      const anchor = sampler.anchorAt(d.deviceId, window.beginMs);
+      const anchor = withAnchors ? sampler.anchorAt(d.deviceId, window.beginMs) : undefined;
       // One object shape for every edge (no conditional spreads): 10,000 open windows stay small.
       edges.set(d.deviceId, {
         energyJ: edge.energyJ,
@@ -295,7 +298,7 @@ export class WindowManager {
   /** The window's Measurement up to endMs; for an ended window with carbon enabled, its energy pieces too. */
   private measure(window: OpenWindow, endMs: number, ended: boolean): { measurement: Measurement; pieces: EnergyPiece[] | undefined } {
     const { pricer, sampler } = this.deps;
-    const edges = window.edges ?? this.beginEdges(window, true)!;
+    const edges = window.edges ?? this.beginEdges(window, true, false)!;
     const results = window.devices.map((d) => this.deviceResult(d.deviceId, edges.get(d.deviceId), endMs));
     const carbonStatus = !this.carbon
       ? { status: CarbonStatus.CARBON_STATUS_DISABLED, reason: pricer.disabledReason }
