@@ -8,6 +8,7 @@
 import { startAgent } from "../server/agent/main.js";
 import { startIntensity } from "../server/intensity/main.js";
 import { ConfigError, helpText, loadAgentConfig, loadIntensityConfig } from "../server/shared/config.js";
+import { AppError } from "../server/shared/errors.js";
 import { createLogger } from "../server/shared/log.js";
 import { shutdownOnSignals, type RunningServer } from "../server/shared/serve.js";
 import { VERSION } from "../server/shared/version.js";
@@ -116,7 +117,8 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  const message = err instanceof ConfigError ? err.message : `carbonmon: ${(err as Error).message}`;
+  const hint = err instanceof AppError && err.hint ? ` (hint: ${err.hint})` : "";
+  const message = err instanceof ConfigError ? err.message : `carbonmon: ${(err as Error).message}${hint}`;
   process.stderr.write(`${message}\n`);
   const client = process.argv[2] !== undefined && clientCommand(process.argv[2], process.argv.slice(3)) !== undefined;
   process.exit(client && !(err instanceof ConfigError) ? 1 : 2);

@@ -75,6 +75,19 @@ test("run: no command, an unknown option, an unreachable agent", async (t) => {
   t.regex(down.stderr, /^carbonmon: cannot reach the agent at 127\.0\.0\.1:1 \(UNAVAILABLE: .*\)\n$/);
 });
 
+test("run without --agent where an agent already uses the data directory: refused with the way out, and the agent's windows are untouched", async (t) => {
+  const env = setup(t);
+  const agent = await startTestAgent(env);
+  t.teardown(() => agent.close());
+  const client = createAgentClient(agent.running.address);
+  t.teardown(() => client.close());
+  await client.beginWindow("theirs");
+  const refused = await carbonmon(["run", "--", "true"], env);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /^carbonmon: another carbonmon agent is using the data directory .* \(hint: .*use --agent to measure through the running one\)\n$/);
+  t.deepEqual((await client.listWindows()).map((w) => w.key), ["theirs"]);
+});
+
 test("run --help lists its options (and --help after -- belongs to the command)", async (t) => {
   const r = await carbonmon(["run", "--help"]);
   t.is(r.code, 0);
