@@ -209,8 +209,7 @@ test("windows begun and ended back to back keep full rate for CARBONMON_IDLE_AFT
   t.true(agent.context.sampler.active, "still at full rate right after the last window");
   const lingering = await readsPerS(agent, 900);
   t.true(lingering >= 2 * 6, `${lingering.toFixed(1)} reads/s within CARBONMON_IDLE_AFTER_MS of the last window`);
-  await sleep(1000);
-  t.false(agent.context.sampler.active, "idle once CARBONMON_IDLE_AFTER_MS has passed");
+  t.true(await until(() => !agent.context.sampler.active), "idle once CARBONMON_IDLE_AFTER_MS has passed");
   const idle = await readsPerS(agent, 2000);
   t.true(idle < 2 * 3, `${idle.toFixed(1)} reads/s idle`);
 });
@@ -385,9 +384,9 @@ test("RAPL in the agent: its reads follow the demand (through the sampler's read
 
 // ---- the sampler's demand ----
 
-test("sampler: sources are told only when the set of active holders turns empty or non-empty", (t) => {
-  const calls: boolean[] = [];
-  const source: EnergySource = {
+/** A source with nothing to read that records what the sampler tells it. */
+function recordingSource(calls: boolean[]): EnergySource {
+  return {
     name: "fake",
     state: () => ({ name: "fake", status: "ok" }),
     devices: () => [],
@@ -395,6 +394,11 @@ test("sampler: sources are told only when the set of active holders turns empty 
     stop: async () => undefined,
     setActive: (active) => void calls.push(active),
   };
+}
+
+test("sampler: sources are told only when the set of active holders turns empty or non-empty", (t) => {
+  const calls: boolean[] = [];
+  const source = recordingSource(calls);
   const bare: EnergySource = { ...source, setActive: undefined }; // a source without an idle rate
   delete (bare as { setActive?: unknown }).setActive;
   const sampler = new Sampler([source, bare]);
@@ -414,26 +418,21 @@ test("sampler: sources are told only when the set of active holders turns empty 
 });
 
 test("sampler: with idleAfterMs, sources go idle only once no holder has been active for that long", async (t) => {
+  const IDLE_AFTER_MS = 1500;
   const calls: boolean[] = [];
-  const source: EnergySource = {
-    name: "fake",
-    state: () => ({ name: "fake", status: "ok" }),
-    devices: () => [],
-    start: (_sink: (r: Reading[]) => void) => undefined,
-    stop: async () => undefined,
-    setActive: (active) => void calls.push(active),
-  };
-  const sampler = new Sampler([source], { idleAfterMs: 80 });
+  const sampler = new Sampler([recordingSource(calls)], { idleAfterMs: IDLE_AFTER_MS });
   t.teardown(() => sampler.stop());
   sampler.setDemand("windows", true);
   sampler.setDemand("windows", false);
   t.true(sampler.active, "lingers at full rate");
-  await sleep(30);
-  sampler.setDemand("windows", true); // back within the linger: no second wake-up
-  sampler.setDemand("windows", false);
   await sleep(50);
-  t.deepEqual(calls, [true], "the first release's timer was cancelled");
-  await sleep(60);
+  // Back within the linger (a timer only ever runs late, so 50 ms is well inside 1.5 s): no second wake-up.
+  sampler.setDemand("windows", true);
+  sampler.setDemand("windows", false);
+  const lastReleaseMs = performance.now();
+  t.true(await until(() => calls.length >= 2, 5000));
+  // Timers never fire early: idle no sooner than IDLE_AFTER_MS after the *last* release, not the first.
+  t.true(performance.now() - lastReleaseMs >= IDLE_AFTER_MS - 1, "the linger counts from the last release");
   t.deepEqual(calls, [true, false]);
   t.false(sampler.active);
 });
