@@ -7,12 +7,13 @@
  * carbon pricer fills in grams) must encode it again before it is sent.
  */
 import { Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
+import { encodeMeasurement } from "./measurement-wire.js";
 
 const encoded = new WeakMap<Measurement, Uint8Array>();
 
 /** Encodes a result and remembers the bytes for the wire. */
 export function encodeResult(m: Measurement): Uint8Array {
-  const bytes = Measurement.encode(m).finish();
+  const bytes = encodeMeasurement(m);
   encoded.set(m, bytes);
   return bytes;
 }
@@ -27,6 +28,6 @@ export function decodeResult(stored: Uint8Array | string): Measurement {
 
 /** The gRPC serializer for Measurement responses: the remembered bytes when there are any. */
 export function serializeMeasurement(m: Measurement): Buffer {
-  const bytes = encoded.get(m) ?? Measurement.encode(m).finish();
+  const bytes = encoded.get(m) ?? encodeMeasurement(m);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
