@@ -35,6 +35,9 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       onFlushError: (err) => log.error({ err }, "moving the window journal into agent.db failed; the journal keeps the records, retrying in 1 s"),
       onJournalDamaged: (message) => log.error(message),
     });
+    const journal = store.journalMode;
+    if (journal.mode === "mapped") log.info({ journal: journal.mode }, "window journal mapped into memory");
+    else log.warn({ journal: journal.mode, reason: journal.fallbackReason }, "window journal appends with write(2): BeginWindow and EndWindow cost a system call each");
     checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log);
     windows = new WindowManager({ config, sampler, pricer, store, clock, log });
     const power = new PowerHub(sampler, { config, log });

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { AppError, Code } from "../shared/errors.js";
 import type { Anchor, RunSpan } from "./core/restart.js";
-import { Journal } from "./journal.js";
+import { openJournal, type Journal, type JournalOptions } from "./journal.js";
 
 export interface StoredWindow {
   id: number;
@@ -90,6 +90,8 @@ export interface AgentStoreOptions {
   onFlushError?: (err: unknown) => void;
   /** Told when the journal left by the last run had unreadable lines (never expected: only a torn tail is). */
   onJournalDamaged?: (message: string) => void;
+  /** How the journal appends (journal.ts): mapped when possible. */
+  journal?: JournalOptions;
 }
 
 interface Row {
@@ -226,7 +228,7 @@ export class AgentStore {
       ),
       runs: this.db.prepare("SELECT run_id, first, last FROM run_devices WHERE device_id = ? AND run_id >= ? ORDER BY run_id"),
     };
-    this.journal = new Journal(join(dataDir, "agent.journal"));
+    this.journal = openJournal(join(dataDir, "agent.journal"), options.journal);
     // What a killed agent journaled and had not moved yet.
     const { records, badLines } = this.journal.read();
     const refused = this.replay(records.map(fromJournal));
@@ -247,6 +249,11 @@ export class AgentStore {
     // Ids are never reused (AUTOINCREMENT keeps the highest ever given in sqlite_sequence).
     const seq = this.db.prepare("SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'windows'), 0), coalesce((SELECT max(id) FROM windows), 0)) AS n").get() as { n: number };
     this.nextId = seq.n + 1;
+  }
+
+  /** How the journal appends: "mapped" (no system call), or "write" with the reason mapping was not possible. */
+  get journalMode(): { mode: Journal["mode"]; fallbackReason: string | undefined } {
+    return { mode: this.journal.mode, fallbackReason: this.journal.fallbackReason };
   }
 
   /** Records a new open window (journaled); ALREADY_EXISTS if the key is open. */

@@ -1,6 +1,6 @@
 import test from "ava";
 import { spawnSync } from "node:child_process";
-import { appendFileSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -10,6 +10,13 @@ import { AppError, Code } from "../../../server/shared/errors.js";
 import { tempDataDir } from "../../helpers/grpc.js";
 
 const STORE_MODULE = fileURLToPath(new URL("../../../server/agent/store.ts", import.meta.url));
+
+/** The journal's records as text: up to the first NUL (a mapped journal is zero past its records). */
+const journalText = (dir: string): string => {
+  const file = readFileSync(join(dir, "agent.journal"));
+  const end = file.indexOf(0);
+  return file.subarray(0, end < 0 ? file.length : end).toString("utf8");
+};
 
 /** The store keeps results as opaque bytes (result.ts encodes Measurements). */
 const bytes = (text: string): Buffer => Buffer.from(text);
@@ -81,44 +88,48 @@ test("a database from before the carbon columns is upgraded in place; the bounda
 });
 
 /** Runs `body` against an AgentStore in a child process that then kills itself (SIGKILL): nothing is flushed or closed. */
-function inKilledProcess(dir: string, body: string): { runId: number; ids: Record<string, number> } {
+function inKilledProcess(dir: string, body: string, mode?: "mapped" | "write"): { runId: number; ids: Record<string, number>; mode: string } {
   const code = `
     const { AgentStore } = await import(${JSON.stringify(STORE_MODULE)});
     const bytes = (text) => Buffer.from(text);
-    const store = new AgentStore(${JSON.stringify(dir)}, 0, { flushDelayMs: 3_600_000 });
+    const store = new AgentStore(${JSON.stringify(dir)}, 0, { flushDelayMs: 3_600_000, journal: ${JSON.stringify(mode ? { mode } : {})} });
     const ids = {};
     ${body}
-    process.stdout.write(JSON.stringify({ runId: store.runId, ids }), () => process.kill(process.pid, "SIGKILL"));`;
+    process.stdout.write(JSON.stringify({ runId: store.runId, ids, mode: store.journalMode.mode }), () => process.kill(process.pid, "SIGKILL"));`;
   const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], { encoding: "utf8" });
   if (child.signal !== "SIGKILL") throw new Error(`the child did not die by SIGKILL (${child.status}): ${child.stderr}`);
-  return JSON.parse(child.stdout) as { runId: number; ids: Record<string, number> };
+  return JSON.parse(child.stdout) as { runId: number; ids: Record<string, number>; mode: string };
 }
 
-test("windows opened, ended and cancelled are journaled before the call returns: the next open after SIGKILL finds them", (t) => {
-  const data = tempDataDir();
-  t.teardown(data.cleanup);
-  // The child's store never moves its journal into SQLite (an hour's delay) and is killed, as an agent would be.
-  const killed = inKilledProcess(
-    data.dir,
-    `ids.ended = store.insertOpen("ended", 1, '{"n":1}');
-    store.end(ids.ended, 5, bytes('{"key":"ended"}'), "[]", 99);
-    ids.cancelled = store.insertOpen("cancelled", 2, "{}");
-    store.cancel(ids.cancelled);
-    ids.open = store.insertOpen("open", 3, '{"n":3}');`,
-  );
-  t.true(statSync(join(data.dir, "agent.journal")).size > 0);
+for (const mode of ["mapped", "write"] as const) {
+  test(`windows opened, ended and cancelled are journaled before the call returns: the next open after SIGKILL finds them (${mode} journal)`, (t) => {
+    const data = tempDataDir();
+    t.teardown(data.cleanup);
+    // The child's store never moves its journal into SQLite (an hour's delay) and is killed, as an agent would be.
+    const killed = inKilledProcess(
+      data.dir,
+      `ids.ended = store.insertOpen("ended", 1, '{"n":1}');
+      store.end(ids.ended, 5, bytes('{"key":"ended"}'), "[]", 99);
+      ids.cancelled = store.insertOpen("cancelled", 2, "{}");
+      store.cancel(ids.cancelled);
+      ids.open = store.insertOpen("open", 3, '{"n":3}');`,
+      mode,
+    );
+    t.is(killed.mode, mode, "the journal appended as asked (mapped: Linux, as here)");
+    t.is(journalText(data.dir).split("\n").length - 1, 5, "five records: begin, end, begin, cancel, begin");
 
-  const next = new AgentStore(data.dir, 10);
-  t.teardown(() => next.close());
-  t.deepEqual(next.openWindows().map((w) => [w.id, w.key, w.beginMs, w.runId, w.spec]), [[killed.ids.open, "open", 3, killed.runId, '{"n":3}']]);
-  const e = next.latestEnded("ended")!;
-  t.deepEqual([e.id, e.endMs, e.result, e.segments], [killed.ids.ended, 5, bytes('{"key":"ended"}'), "[]"]);
-  t.deepEqual(next.carbonDue(99, 10).map((w) => w.key), ["ended"]);
-  t.is(next.latestEnded("cancelled"), undefined);
-  t.is(statSync(join(data.dir, "agent.journal")).size, 0, "replayed records leave the journal");
-  t.throws(() => next.insertOpen("open", 11, "{}"), { message: /window 'open' is already open/ });
-  t.true(next.insertOpen("later", 12, "{}") > killed.ids.open!, "ids are never reused");
-});
+    const next = new AgentStore(data.dir, 10);
+    t.teardown(() => next.close());
+    t.deepEqual(next.openWindows().map((w) => [w.id, w.key, w.beginMs, w.runId, w.spec]), [[killed.ids.open, "open", 3, killed.runId, '{"n":3}']]);
+    const e = next.latestEnded("ended")!;
+    t.deepEqual([e.id, e.endMs, e.result, e.segments], [killed.ids.ended, 5, bytes('{"key":"ended"}'), "[]"]);
+    t.deepEqual(next.carbonDue(99, 10).map((w) => w.key), ["ended"]);
+    t.is(next.latestEnded("cancelled"), undefined);
+    t.is(journalText(data.dir), "", "replayed records leave the journal");
+    t.throws(() => next.insertOpen("open", 11, "{}"), { message: /window 'open' is already open/ });
+    t.true(next.insertOpen("later", 12, "{}") > killed.ids.open!, "ids are never reused");
+  });
+}
 
 test("one agent per data directory: a second store is refused while the first is open, and the lock dies with its process", (t) => {
   const data = tempDataDir();
@@ -177,8 +188,11 @@ test("replaying a journal whose records already reached SQLite changes nothing; 
   a.close();
   // Killed after the commit, before the journal was emptied: the same records again, and half of one more.
   const journal = join(data.dir, "agent.journal");
-  appendFileSync(journal, `${JSON.stringify(["b", id, "k", 1, a.runId, "{}"])}\n${JSON.stringify(["e", id, 2, bytes('{"key":"k"}').toString("base64"), null, null])}\n`);
-  appendFileSync(journal, `${JSON.stringify(["b", reopened, "k", 3, a.runId, "{}"])}\n["c", ${reopened}`);
+  writeFileSync(
+    journal,
+    `${JSON.stringify(["b", id, "k", 1, a.runId, "{}"])}\n${JSON.stringify(["e", id, 2, bytes('{"key":"k"}').toString("base64"), null, null])}\n` +
+      `${JSON.stringify(["b", reopened, "k", 3, a.runId, "{}"])}\n["c", ${reopened}`,
+  );
   const b = new AgentStore(data.dir, 10);
   t.teardown(() => b.close());
   t.deepEqual(b.openWindows().map((w) => [w.id, w.key]), [[reopened, "k"]], "the torn cancel is not applied");
@@ -196,10 +210,10 @@ test("a journal that cannot be moved into SQLite keeps its records and reports w
   const id = s.insertOpen("held", 1, "{}");
   await new Promise((r) => setTimeout(r, 100));
   t.true(errors.length > 0 && /locked|busy/i.test(String(errors[0])), String(errors[0]));
-  t.true(statSync(join(data.dir, "agent.journal")).size > 0, "still journaled");
+  t.regex(journalText(data.dir), /"held"/, "still journaled");
   db.exec("ROLLBACK");
   db.close();
   t.deepEqual(s.openWindows().map((w) => w.id), [id], "moved once the lock is gone");
-  t.is(statSync(join(data.dir, "agent.journal")).size, 0);
+  t.is(journalText(data.dir), "");
   s.close();
 });
