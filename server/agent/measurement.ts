@@ -71,33 +71,52 @@ export interface MeasurementInput {
 }
 
 export function buildMeasurement({ spec, endMs, ended, results, sampler, carbon }: MeasurementInput): Measurement {
-  const m = Measurement.fromPartial({
+  // Every field spelt out (the compiler checks none is missing) rather than Measurement.fromPartial, which
+  // copies each map through arrays: this runs for every EndWindow.
+  const m: Measurement = {
     key: spec.key,
     beginTime: new Date(spec.beginMs),
     endTime: new Date(endMs),
     timeS: (endMs - spec.beginMs) / 1000,
+    gpuEnergyJ: {},
+    cpuEnergyJ: {},
+    dramEnergyJ: {},
+    gpuCarbonG: {},
+    cpuCarbonG: {},
+    dramCarbonG: {},
+    gpuEnergyUncertaintyJ: {},
+    cpuEnergyUncertaintyJ: {},
+    dramEnergyUncertaintyJ: {},
+    approximations: [],
+    missingDevices: [],
     cpuUnavailableReason: unavailableReason("cpu", spec, sampler),
     dramUnavailableReason: unavailableReason("dram", spec, sampler),
     carbonStatus: carbon.status,
     carbonStatusReason: carbon.reason,
+    carbonPeriods: [],
     labels: { ...spec.labels },
     ended,
-  });
+    gpuUuids: {},
+    totalEnergyJ: 0,
+    totalCarbonG: 0,
+    simulated: false,
+  };
   const energy = { gpu: m.gpuEnergyJ, cpu: m.cpuEnergyJ, dram: m.dramEnergyJ };
   const uncertainty = { gpu: m.gpuEnergyUncertaintyJ, cpu: m.cpuEnergyUncertaintyJ, dram: m.dramEnergyUncertaintyJ };
-  spec.devices.forEach((d, i) => {
+  for (let i = 0; i < spec.devices.length; i++) {
+    const d = spec.devices[i]!;
     const r = results[i]!;
     if (d.uuid) m.gpuUuids[d.index] = d.uuid;
     if (sampler.device(d.deviceId)?.simulated) m.simulated = true;
     if (r.missing !== undefined) {
       const missing: MissingDevice = { domain: DOMAIN[d.domain], index: d.index, reason: r.missing, hint: "see GetHost for the device's state" };
       m.missingDevices.push(missing);
-      return;
+      continue;
     }
     energy[d.domain][d.index] = r.energyJ;
     uncertainty[d.domain][d.index] = r.uncertaintyJ;
     m.totalEnergyJ += r.energyJ;
     approximations(d.domain, d.index, r, m.approximations);
-  });
+  }
   return m;
 }

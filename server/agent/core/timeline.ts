@@ -117,17 +117,29 @@ export class Timeline {
    * means and the instant powers at its ends (a step from the lowest to the highest of them).
    */
   private powerSwingW(i: number): number {
-    const candidates = [this.meanPowerW(i), this.meanPowerW(i - 1), this.meanPowerW(i + 1), this.points[i]!.powerW, this.points[i + 1]!.powerW];
-    const known = candidates.filter((p): p is number => p !== undefined);
-    return Math.max(...known) - Math.min(...known);
+    // Without arrays or closures: this runs for edges of every window, per device.
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let k = 0; k < 5; k++) {
+      // k = 0, 1, 2: the means of intervals i, i - 1 and i + 1; k = 3, 4: the instant powers at points i, i + 1.
+      const p = k === 0 ? this.meanPowerW(i) : k === 1 ? this.meanPowerW(i - 1) : k === 2 ? this.meanPowerW(i + 1) : this.points[i + k - 3]!.powerW;
+      if (p === undefined) continue;
+      lo = Math.min(lo, p);
+      hi = Math.max(hi, p);
+    }
+    return hi - lo;
   }
 
   private extrapolate(last: TimelinePoint, tMs: number, i: number): EdgeEnergy {
     const dtS = (tMs - last.tMs) / 1000;
     if (dtS === 0) return this.exact(last, i);
     const powerW = last.powerW ?? this.meanPowerW(i - 1) ?? 0;
-    const swings = [this.meanPowerW(i - 1), this.meanPowerW(i - 2)].filter((p): p is number => p !== undefined);
-    const swingW = Math.max(0.05 * powerW, ...swings.map((p) => Math.abs(p - powerW)));
+    // The largest of 5 % of the power and how far the last two intervals' means were from it.
+    const m1 = this.meanPowerW(i - 1);
+    const m2 = this.meanPowerW(i - 2);
+    let swingW = 0.05 * powerW;
+    if (m1 !== undefined) swingW = Math.max(swingW, Math.abs(m1 - powerW));
+    if (m2 !== undefined) swingW = Math.max(swingW, Math.abs(m2 - powerW));
     return {
       energyJ: last.energyJ + powerW * dtS,
       edgeUncertaintyJ: swingW * dtS + (powerW * (last.timeUncertaintyMs ?? 0)) / 1000,
