@@ -59,7 +59,7 @@ export function getHost(ctx: AgentContext): GetHostResponse {
 }
 
 function beginWindow(ctx: AgentContext, req: BeginWindowRequest): BeginWindowResponse {
-  const { key, beginMs, spec } = ctx.windows.begin({
+  const { key, beginMs, indices } = ctx.windows.begin({
     key: req.key,
     labels: req.labels,
     gpuIndices: req.gpuIndices,
@@ -68,14 +68,7 @@ function beginWindow(ctx: AgentContext, req: BeginWindowRequest): BeginWindowRes
     skipGpus: req.skipGpus,
     skipCpus: req.skipCpus,
   });
-  const gpus = spec.devices.filter((d) => d.domain === "gpu");
-  return {
-    key,
-    beginTime: new Date(beginMs),
-    gpuIndices: gpus.map((d) => d.index),
-    nvmlGpuIndices: gpus.map((d) => Number(d.deviceId.slice("gpu:".length))),
-    cpuIndices: spec.devices.filter((d) => d.domain === "cpu").map((d) => d.index),
-  };
+  return { key, beginTime: new Date(beginMs), gpuIndices: indices.gpu, nvmlGpuIndices: indices.nvmlGpu, cpuIndices: indices.cpu };
 }
 
 function listWindows(ctx: AgentContext, req: ListWindowsRequest): ListWindowsResponse {

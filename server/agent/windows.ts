@@ -58,8 +58,17 @@ export interface BeginRequest extends DeviceRequest {
 
 const MAX_CACHED_SELECTIONS = 256;
 
+/** A selection's device indices as BeginWindowResponse lists them (shared: never modified). */
+export interface SelectionIndices {
+  gpu: number[];
+  /** The GPUs' NVML indices (they differ from gpu under CUDA_VISIBLE_DEVICES). */
+  nvmlGpu: number[];
+  cpu: number[];
+}
+
 interface CachedSelection extends Selection {
   json: { devices: string; skipped: string };
+  indices: SelectionIndices;
 }
 
 /** JSON.stringify(spec), with the selection's parts already serialised (the same text, key for key). */
@@ -114,7 +123,7 @@ export class WindowManager {
     return this.open.size;
   }
 
-  begin(req: BeginRequest): { key: string; beginMs: number; spec: WindowSpec } {
+  begin(req: BeginRequest): { key: string; beginMs: number; spec: WindowSpec; indices: SelectionIndices } {
     validateKey(req.key);
     validateLabels(req.labels);
     if (this.open.has(req.key)) throw new AppError(Code.AlreadyExists, `window '${req.key}' is already open`, { hint: "end or cancel it first, or choose another key" });
@@ -123,13 +132,24 @@ export class WindowManager {
     }
     const selection = this.select(req);
     const beginMs = this.deps.clock.nowMs();
-    const spec: WindowSpec = { key: req.key, beginMs, labels: req.labels, devices: selection.devices, skipped: selection.skipped, skipGpus: req.skipGpus, skipCpus: req.skipCpus };
-    const id = this.deps.store.insertOpen(req.key, beginMs, specJson(spec, selection.json));
-    const window: OpenWindow = { ...spec, id, runId: this.deps.store.runId, edges: undefined };
+    // The spec's fields first, in WindowSpec's order (restore() builds the same shape from the stored JSON).
+    const window: OpenWindow = {
+      key: req.key,
+      beginMs,
+      labels: req.labels,
+      devices: selection.devices,
+      skipped: selection.skipped,
+      skipGpus: req.skipGpus,
+      skipCpus: req.skipCpus,
+      id: 0,
+      runId: this.deps.store.runId,
+      edges: undefined,
+    };
+    window.id = this.deps.store.insertOpen(req.key, beginMs, specJson(window, selection.json));
     this.open.set(req.key, window);
     this.pending.add(window);
     this.demandChanged();
-    return { key: req.key, beginMs, spec };
+    return { key: req.key, beginMs, spec: window, indices: selection.indices };
   }
 
   /**
@@ -147,7 +167,16 @@ export class WindowManager {
     let cached = this.selections.get(shape);
     if (!cached) {
       const selection = selectDevices(sampler.devices(), req, config.cudaVisibleDevices);
-      cached = { ...selection, json: { devices: JSON.stringify(selection.devices), skipped: JSON.stringify(selection.skipped) } };
+      const gpus = selection.devices.filter((d) => d.domain === "gpu");
+      cached = {
+        ...selection,
+        json: { devices: JSON.stringify(selection.devices), skipped: JSON.stringify(selection.skipped) },
+        indices: {
+          gpu: gpus.map((d) => d.index),
+          nvmlGpu: gpus.map((d) => Number(d.deviceId.slice("gpu:".length))),
+          cpu: selection.devices.filter((d) => d.domain === "cpu").map((d) => d.index),
+        },
+      };
       this.selections.set(shape, cached);
     }
     return cached;
@@ -161,6 +190,15 @@ export class WindowManager {
     if (inFlight && (window === undefined || inFlight.window === window)) return inFlight.done;
     if (!window) return Promise.resolve(this.stored(key));
     const endMs = this.deps.clock.nowMs();
+    // Nothing to wait for (no counter update, no pricing): ended before this returns, so no other call can
+    // find it in progress. Most EndWindows take this path.
+    if (!waitForCounterUpdate && !this.carbon) {
+      try {
+        return Promise.resolve(this.complete(window, endMs).measurement);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     const entry = { window, done: this.finish(window, endMs, waitForCounterUpdate) };
     this.ending.set(key, entry);
     void entry.done.finally(() => this.ending.get(key) === entry && this.ending.delete(key)).catch(() => undefined);
@@ -168,18 +206,27 @@ export class WindowManager {
   }
 
   private async finish(window: OpenWindow, endMs: number, wait: boolean): Promise<Measurement> {
-    const { store, clock, config } = this.deps;
     if (wait) await this.deps.sampler.waitForReadingsAfter(endMs, window.devices.map((d) => d.deviceId), 1000);
-    const { measurement, pieces } = this.measure(window, endMs, true);
-    // Stored before pricing: the energy is safe whatever the intensity service does, and a crash while
-    // pricing leaves the window due for the background loop.
+    const { measurement, pieces } = this.complete(window, endMs);
+    if (pieces) await this.carbon!.price(window.id, measurement, pieces);
+    return measurement;
+  }
+
+  /**
+   * Measures a window up to endMs, stores the result and closes the window. Stored before pricing: the
+   * energy is safe whatever the intensity service does, and a crash while pricing leaves the window due for
+   * the background loop.
+   */
+  private complete(window: OpenWindow, endMs: number): { measurement: Measurement; pieces: EnergyPiece[] | undefined } {
+    const { store, clock, config } = this.deps;
+    const ended = this.measure(window, endMs, true);
+    const { measurement, pieces } = ended;
     const retryAtMs = pieces ? clock.nowMs() + config.carbonRetryMs : null;
     store.end(window.id, endMs, encodeResult(measurement), pieces ? JSON.stringify(pieces) : null, retryAtMs);
     if (this.open.get(window.key) === window) this.open.delete(window.key);
     this.pending.delete(window);
     this.demandChanged();
-    if (pieces) await this.carbon!.price(window.id, measurement, pieces);
-    return measurement;
+    return ended;
   }
 
   /** Asks again for pending or provisional grams now (the background loop does it on its own). */
