@@ -35,17 +35,27 @@ export function toServiceError(err: unknown, log?: Logger): Partial<ServiceError
   return { code: STATUS[appError.code], details, metadata };
 }
 
-/** Adapts an async function to a grpc-js unary handler. */
+/**
+ * Adapts a function to a grpc-js unary handler. A handler that answers at once (a value, not a promise)
+ * is answered in the same turn, with no promise in between; a thrown error or a rejection becomes a status.
+ */
 export function unary<Req, Res>(
   fn: (request: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
   log?: Logger,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
-    Promise.resolve()
-      .then(() => fn(call.request, call))
-      .then(
+    let result: Res | Promise<Res>;
+    try {
+      result = fn(call.request, call);
+    } catch (err) {
+      callback(toServiceError(err, log));
+      return;
+    }
+    if (result instanceof Promise) {
+      result.then(
         (response) => callback(null, response),
         (err: unknown) => callback(toServiceError(err, log)),
       );
+    } else callback(null, result);
   };
 }
