@@ -71,10 +71,18 @@ function lockDataDir(dataDir: string): Database.Database {
 }
 
 /** A journaled change to the windows table: open (b), end (e), cancel (c). */
-type JournalRecord =
+export type JournalRecord =
   | [op: "b", id: number, key: string, beginMs: number, runId: number, spec: string]
   | [op: "e", id: number, endMs: number, resultBase64: string, segments: string | null, carbonNextMs: number | null]
   | [op: "c", id: number];
+
+/**
+ * JSON.stringify of an end record, without its scan of the ~1.2 KB of base64 (which needs no escaping):
+ * ~0.2 µs instead of ~1.5 µs on every EndWindow.
+ */
+export function endRecordJson([, id, endMs, resultBase64, segments, carbonNextMs]: Extract<JournalRecord, { 0: "e" }>): string {
+  return `["e",${JSON.stringify(id)},${JSON.stringify(endMs)},"${resultBase64}",${JSON.stringify(segments)},${JSON.stringify(carbonNextMs)}]`;
+}
 
 /** A record as read back from the journal: a begin's spec was written as JSON, not as a string. */
 function fromJournal(value: unknown): JournalRecord {
@@ -277,7 +285,8 @@ export class AgentStore {
   /** Stores an ended window's result; segments and carbonNextMs when its grams are still to be asked for. */
   end(id: number, endMs: number, result: Uint8Array, segments: string | null = null, carbonNextMs: number | null = null): void {
     if (!this.openById.has(id)) return;
-    this.record(["e", id, endMs, Buffer.from(result.buffer, result.byteOffset, result.byteLength).toString("base64"), segments, carbonNextMs]);
+    const record: JournalRecord = ["e", id, endMs, Buffer.from(result.buffer, result.byteOffset, result.byteLength).toString("base64"), segments, carbonNextMs];
+    this.record(record, endRecordJson(record));
     this.closeOpen(id);
   }
 

@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { decodeResult } from "../../../server/agent/result.js";
-import { AgentStore } from "../../../server/agent/store.js";
+import fc from "fast-check";
+import { AgentStore, endRecordJson } from "../../../server/agent/store.js";
 import { AppError, Code } from "../../../server/shared/errors.js";
 import { tempDataDir } from "../../helpers/grpc.js";
 
@@ -216,4 +217,21 @@ test("a journal that cannot be moved into SQLite keeps its records and reports w
   t.deepEqual(s.openWindows().map((w) => w.id), [id], "moved once the lock is gone");
   t.is(journalText(data.dir), "");
   s.close();
+});
+
+test("an end record's journal line is exactly JSON.stringify of the record", (t) => {
+  fc.assert(
+    fc.property(
+      fc.nat(),
+      fc.double(),
+      fc.uint8Array({ maxLength: 2000 }),
+      fc.option(fc.string({ unit: "binary" })),
+      fc.option(fc.double()),
+      (id, endMs, result, segments, carbonNextMs) => {
+        const record = ["e", id, endMs, Buffer.from(result).toString("base64"), segments, carbonNextMs] as const;
+        return endRecordJson([...record]) === JSON.stringify(record);
+      },
+    ),
+  );
+  t.pass();
 });
