@@ -22,9 +22,8 @@ export interface WindowSpec {
   skipCpus: boolean;
 }
 
-export type DeviceResult =
-  | { deviceId: string; missing: string }
-  | ({ deviceId: string; missing?: undefined; wrapsInferred?: number } & IntervalEnergy);
+/** A device's figures in a window (results are in the order of the window's devices). */
+export type DeviceResult = { missing: string } | ({ missing?: undefined; wrapsInferred?: number } & IntervalEnergy);
 
 const DOMAIN: Record<Domain, DeviceDomain> = {
   gpu: DeviceDomain.DEVICE_DOMAIN_GPU,

@@ -323,7 +323,8 @@ export class WindowManager {
     for (const d of window.devices) {
       if (sampler.device(d.deviceId)?.status !== "ok") continue; // a lost device must not hold the others' edges back
       const edge = sampler.energyAt(d.deviceId, window.beginMs);
-      if (!edge || (edge.kind === "extrapolated" && !force)) return force ? edges : undefined;
+      if (!edge && force) continue; // that device is reported missing; the others still have their edges
+      if (!edge || (edge.kind === "extrapolated" && !force)) return undefined;
       const anchor = withAnchors ? sampler.anchorAt(d.deviceId, window.beginMs) : undefined;
       // One object shape for every edge (no conditional spreads): 10,000 open windows stay small.
       edges.set(d.deviceId, {
@@ -344,33 +345,43 @@ export class WindowManager {
 
   /** The window's Measurement up to endMs; for an ended window with carbon enabled, its energy pieces too. */
   private measure(window: OpenWindow, endMs: number, ended: boolean): { measurement: Measurement; pieces: EnergyPiece[] | undefined } {
-    const { pricer, sampler } = this.deps;
-    const edges = window.edges ?? this.beginEdges(window, true, false)!;
-    const results = window.devices.map((d) => this.deviceResult(d.deviceId, edges.get(d.deviceId), endMs));
-    const carbonStatus = !this.carbon
-      ? { status: CarbonStatus.CARBON_STATUS_DISABLED, reason: pricer.disabledReason }
-      : { status: CarbonStatus.CARBON_STATUS_PENDING, reason: ended ? "the intensity service has not priced this window yet" : "grams are computed when the window ends" };
-    const measurement = buildMeasurement({ spec: window, endMs, ended, results, sampler, carbon: carbonStatus });
-    const carbon = this.carbon;
-    if (!ended || !carbon) return { measurement, pieces: undefined };
+    const { sampler } = this.deps;
+    const carbon = ended ? this.carbon : undefined;
+    // Begin edges not resolved yet (the window is younger than a counter update) are taken from this run's
+    // timeline as they are: as BeginEdges only where carbon pieces need them.
+    const edges = window.edges ?? (carbon ? this.beginEdges(window, true, false) : undefined);
+    const results = new Array<DeviceResult>(window.devices.length);
+    for (let i = 0; i < results.length; i++) {
+      const id = window.devices[i]!.deviceId;
+      results[i] = window.edges ? this.deviceResult(id, window.edges.get(id), endMs) : this.deviceResult(id, undefined, endMs, window.beginMs);
+    }
+    const measurement = buildMeasurement({ spec: window, endMs, ended, results, sampler, carbon: this.carbonStatus(ended) });
+    if (!carbon) return { measurement, pieces: undefined };
     const pieces = window.devices.flatMap((d, i) => {
       const r = results[i]!;
-      const begin = edges.get(d.deviceId);
+      const begin = edges?.get(d.deviceId);
       return r.missing !== undefined || !begin ? [] : carbon.pieces(d, begin, endMs, r.energyJ);
     });
     return { measurement, pieces };
   }
 
-  private deviceResult(deviceId: string, begin: BeginEdge | undefined, endMs: number): DeviceResult {
+  private carbonStatus(ended: boolean): { status: CarbonStatus; reason: string } {
+    if (!this.carbon) return { status: CarbonStatus.CARBON_STATUS_DISABLED, reason: this.deps.pricer.disabledReason };
+    return { status: CarbonStatus.CARBON_STATUS_PENDING, reason: ended ? "the intensity service has not priced this window yet" : "grams are computed when the window ends" };
+  }
+
+  /** A device's figures from its stored begin edge, or (freshBeginMs: not resolved yet) from this run's timeline. */
+  private deviceResult(deviceId: string, stored: BeginEdge | undefined, endMs: number, freshBeginMs?: number): DeviceResult {
     const { sampler, store } = this.deps;
     const device = sampler.device(deviceId);
-    if (!device || device.status !== "ok") return { deviceId, missing: device?.statusReason ?? "the device is no longer present" };
-    if (!begin) return { deviceId, missing: "the agent stopped before the window's start was measured on this device" };
+    if (!device || device.status !== "ok") return { missing: device?.statusReason ?? "the device is no longer present" };
+    const begin = freshBeginMs === undefined ? stored : sampler.energyAt(deviceId, freshBeginMs);
+    if (!begin) return { missing: "the agent stopped before the window's start was measured on this device" };
     try {
-      if (begin.runId === store.runId) return { deviceId, ...sampler.energySince(deviceId, begin, endMs) };
-      return this.acrossRestart(deviceId, begin, endMs);
+      if (!stored || stored.runId === store.runId) return sampler.energySince(deviceId, begin, endMs);
+      return this.acrossRestart(deviceId, stored, endMs);
     } catch (err) {
-      return { deviceId, missing: AppError.from(err).message };
+      return { missing: AppError.from(err).message };
     }
   }
 
@@ -392,7 +403,6 @@ export class WindowManager {
     const device = sampler.device(deviceId)!;
     const c = chain({ begin: beginAnchor, runs, end, ...(device.counterRangeJ !== undefined ? { counterRangeJ: device.counterRangeJ } : {}) });
     return {
-      deviceId,
       energyJ: c.energyJ,
       uncertaintyJ: c.uncertaintyJ + begin.edgeUncertaintyJ + endEdge.edgeUncertaintyJ,
       shortWindow: false,
