@@ -10,7 +10,7 @@
  *      against an empty unary RPC on the same server (grpc.health.v1.Health/Check), in alternating blocks
  *      after a warm-up, so that drift hits both alike. Targets: p50 per window RPC ≤ 1.5 × the empty RPC's
  *      p50; p99 of BeginWindow and of EndWindow ≤ 2 ms.
- *   1b. the floor: the same two RPCs (same messages, same client, the agent's own gRPC wrapper) on a
+ *   1b. the floor: the same two RPCs (same messages, same client, the agent's own service definition and wrapper) on a
  *      stub server that answers at once with a fixed response (EndWindow: a Measurement the agent just
  *      produced), against the empty RPC on that server. Real minus floor is the agent's own work.
  *   1c. section 1's protocol from a client in another process (as orchestrators call it): the agent's
@@ -44,8 +44,10 @@ import vm from "node:vm";
 import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ServiceError, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
-import { EnergyMonitorClient, EnergyMonitorService, Measurement, type BeginWindowResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
+import { EnergyMonitorClient, Measurement, type BeginWindowResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
 import { unary } from "../server/shared/grpc-status.js";
+import { encodeResult } from "../server/agent/result.js";
+import { AGENT_SERVICE_DEFINITION } from "../server/agent/service.js";
 import { NvmlSource } from "../server/agent/devices/nvml.js";
 import type { Sampler } from "../server/agent/sampler.js";
 import { fakeNvml, type FakeGpu } from "../test/helpers/fake-nvml.js";
@@ -196,7 +198,9 @@ async function measureFloor(sample: Measurement, seconds: number): Promise<Floor
   const server = new Server();
   new HealthImplementation({ "": "SERVING" }).addToServer(server);
   const begun: BeginWindowResponse = { key: sample.key, beginTime: sample.beginTime!, gpuIndices: Object.keys(sample.gpuEnergyJ).map(Number), nvmlGpuIndices: Object.keys(sample.gpuEnergyJ).map(Number), cpuIndices: Object.keys(sample.cpuEnergyJ).map(Number) };
-  server.addService(EnergyMonitorService, { beginWindow: unary(() => begun), endWindow: unary(() => sample) } as UntypedServiceImplementation);
+  // The agent's own service definition, so EndWindow's Measurement goes out as pre-encoded bytes, as the agent's does.
+  encodeResult(sample);
+  server.addService(AGENT_SERVICE_DEFINITION, { beginWindow: unary(() => begun), endWindow: unary(() => sample) } as UntypedServiceImplementation);
   const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   const c: Clients = { agent: new EnergyMonitorClient(`127.0.0.1:${port}`, credentials.createInsecure()), health: healthClient(`127.0.0.1:${port}`) };
   try {
@@ -627,7 +631,7 @@ async function main(): Promise<number> {
     const floor = await measureFloor(sample, Math.max(1, seconds / 2));
     agent.context.windows.cancel("bench-floor-holder");
     console.log("");
-    console.log(`1b. The floor: the same RPCs answered at once with fixed responses (a stub server, the agent's unary() wrapper, ${Math.max(1, seconds / 2)} s)`);
+    console.log(`1b. The floor: the same RPCs answered at once with fixed responses (a stub server, the agent's service definition and unary() wrapper, ${Math.max(1, seconds / 2)} s)`);
     console.log(
       table(
         ["RPC", "floor p50 ms", "floor / empty", "agent p50 ms", "agent - floor (the agent's work), ms"],
@@ -638,7 +642,7 @@ async function main(): Promise<number> {
         ],
       ),
     );
-    console.log(`(EndWindow's response is a Measurement of ${Measurement.encode(sample).finish().length} bytes: ${devices.length} devices with uncertainties and approximations)`);
+    console.log(`(EndWindow's response is a Measurement of ${encodeResult(sample).length} bytes: ${devices.length} devices with uncertainties and approximations)`);
 
     // ---- 1c. from another process ----
     const remote = await remoteLatency(agent.running.address, seconds);
@@ -804,7 +808,7 @@ async function main(): Promise<number> {
       samplingPeriodMs: SAMPLING_PERIOD_MS,
       latency: { ...lat, ratios: r1 },
       remoteClient: { ...remote, ratios: rRemote },
-      floor: { ...floor, beginVsEmpty: floor.begin.p50 / floor.empty.p50, endVsEmpty: floor.end.p50 / floor.empty.p50, measurementBytes: Measurement.encode(sample).finish().length },
+      floor: { ...floor, beginVsEmpty: floor.begin.p50 / floor.empty.p50, endVsEmpty: floor.end.p50 / floor.empty.p50, measurementBytes: encodeResult(sample).length },
       openWindows: {
         count: OPEN_WINDOWS,
         gc: gcHow,

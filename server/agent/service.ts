@@ -85,6 +85,13 @@ function listWindows(ctx: AgentContext, req: ListWindowsRequest): ListWindowsRes
   };
 }
 
+/** The service as the agent serves it: ended windows' Measurements go out as the bytes the store journaled (result.ts), encoded once. */
+export const AGENT_SERVICE_DEFINITION = {
+  ...EnergyMonitorService,
+  endWindow: { ...EnergyMonitorService.endWindow, responseSerialize: serializeMeasurement },
+  getWindow: { ...EnergyMonitorService.getWindow, responseSerialize: serializeMeasurement },
+} as const;
+
 export function agentRegistration(ctx: AgentContext): ServiceRegistration {
   const w = ctx.windows;
   const implementation: UntypedServiceImplementation = {
@@ -99,11 +106,5 @@ export function agentRegistration(ctx: AgentContext): ServiceRegistration {
     }, ctx.log),
     watchPower: (call: Parameters<PowerHub["watch"]>[0]) => ctx.power.watch(call),
   };
-  // Ended windows' Measurements are sent as the bytes the store journaled (result.ts): encoded once.
-  const definition = {
-    ...EnergyMonitorService,
-    endWindow: { ...EnergyMonitorService.endWindow, responseSerialize: serializeMeasurement },
-    getWindow: { ...EnergyMonitorService.getWindow, responseSerialize: serializeMeasurement },
-  } as const;
-  return { name: "carbonmon.agent.v1.EnergyMonitor", definition, implementation };
+  return { name: "carbonmon.agent.v1.EnergyMonitor", definition: AGENT_SERVICE_DEFINITION, implementation };
 }
