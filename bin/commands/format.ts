@@ -52,7 +52,8 @@ const seconds = (d: { seconds: bigint | number; nanos: number } | undefined): st
 /** GetHost as text. */
 export function hostText(h: GetHostResponse): string {
   const simulated = h.gpus.some((g) => g.simulated);
-  const lines = [`host ${h.hostname} (agent ${h.agentVersion}), sampling every ${seconds(h.samplingPeriod)}`];
+  const rate = `sampling every ${seconds(h.samplingPeriod)}, every ${seconds(h.idleSamplingPeriod)} when idle (${h.samplingActive ? "active now" : "idle now"})`;
+  const lines = [`host ${h.hostname} (agent ${h.agentVersion}), ${rate}`];
   lines.push(`location ${h.location || "-"}, intensity service ${h.intensityAddr || "- (carbon disabled)"}, open windows ${h.openWindows}/${h.maxOpenWindows}`);
   for (const b of h.backends) {
     const why = [b.version, b.reason, b.hint && `hint: ${b.hint}`].filter(Boolean).join("; ");

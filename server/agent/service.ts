@@ -55,6 +55,8 @@ export function getHost(ctx: AgentContext): GetHostResponse {
     maxOpenWindows: ctx.config.maxOpenWindows,
     startedAt: new Date(ctx.startedAtMs),
     now: new Date(ctx.sampler.now()),
+    idleSamplingPeriod: durationFromMs(ctx.config.idleSamplingPeriodMs),
+    samplingActive: ctx.sampler.active,
   };
 }
 

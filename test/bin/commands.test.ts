@@ -22,6 +22,7 @@ test("host --json and host against an agent", async (t) => {
   const text = await carbonmon(["host", "--agent", address]);
   t.regex(text.stdout, /^gpu:0\s+\S/m);
   t.regex(text.stdout, /backend nvml: ok/);
+  t.regex(text.stdout, /sampling every 100 ms, every 1000 ms when idle \(idle now\)/);
 });
 
 test("windows lists open windows; --all adds ended ones", async (t) => {

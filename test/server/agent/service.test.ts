@@ -1,5 +1,14 @@
 import test from "ava";
-import { DeviceStatus, RaplZoneKind, type GetHostRequest, type GetHostResponse } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import {
+  DeviceStatus,
+  RaplZoneKind,
+  type BeginWindowRequest,
+  type BeginWindowResponse,
+  type CancelWindowRequest,
+  type CancelWindowResponse,
+  type GetHostRequest,
+  type GetHostResponse,
+} from "../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { fakeNvml } from "../../helpers/fake-nvml.js";
 import { call, startTestAgent } from "../../helpers/grpc.js";
 import { intelTwoSocketTree } from "../../helpers/powercap.js";
@@ -14,6 +23,7 @@ test("GetHost lists the GPUs, the RAPL zones and every backend's state", async (
     CARBONMON_NVML_LIBRARY: nvml.libraryPath,
     CARBONMON_POWERCAP_ROOT: tree.root,
     CARBONMON_SAMPLING_PERIOD_MS: "200",
+    CARBONMON_IDLE_SAMPLING_PERIOD_MS: "2500",
     CARBONMON_LOCATION: "DE",
     CUDA_VISIBLE_DEVICES: "1,0",
   });
@@ -36,6 +46,7 @@ test("GetHost lists the GPUs, the RAPL zones and every backend's state", async (
   ]);
   t.is(host.backends[0]!.version, "580.159.04");
   t.deepEqual(host.samplingPeriod, { seconds: 0n, nanos: 200_000_000 });
+  t.deepEqual(host.idleSamplingPeriod, { seconds: 2n, nanos: 500_000_000 });
   t.is(host.location, "DE");
   t.is(host.cudaVisibleDevices, "1,0");
 });
@@ -50,4 +61,20 @@ test("with no GPU library and no powercap tree the agent still serves, and says 
   t.regex(nvml!.hint, /CARBONMON_NVML_LIBRARY/);
   t.is(rapl!.status, DeviceStatus.DEVICE_STATUS_UNAVAILABLE);
   t.regex(rapl!.hint, /no RAPL on this machine/);
+});
+
+test("GetHost says whether the agent samples at full rate now: idle at start, active with a window open, idle again after the linger", async (t) => {
+  const nvml = fakeNvml({ gpus: [{}] });
+  t.teardown(() => nvml.cleanup());
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_IDLE_AFTER_MS: "300" });
+  t.teardown(() => agent.close());
+  t.false((await getHost(agent)).samplingActive);
+  const req = { key: "k", gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false };
+  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, req);
+  t.true((await getHost(agent)).samplingActive);
+  await call<CancelWindowRequest, CancelWindowResponse>(agent.client, agent.client.cancelWindow, { key: "k" });
+  t.true((await getHost(agent)).samplingActive, "full rate lingers after the last window");
+  const deadline = Date.now() + 5000;
+  while ((await getHost(agent)).samplingActive && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  t.false((await getHost(agent)).samplingActive, "idle once CARBONMON_IDLE_AFTER_MS has passed");
 });

@@ -391,7 +391,21 @@ export interface GetHostResponse {
   openWindows: number;
   maxOpenWindows: number;
   startedAt?: Date | undefined;
-  now?: Date | undefined;
+  now?:
+    | Date
+    | undefined;
+  /**
+   * How often energy counters are read while no window or WatchPower stream is open
+   * (CARBONMON_IDLE_SAMPLING_PERIOD_MS); equal to sampling_period: the agent never idles.
+   */
+  idleSamplingPeriod?:
+    | Duration
+    | undefined;
+  /**
+   * Whether counters are read every sampling_period now: a window or stream is open, or was less than
+   * CARBONMON_IDLE_AFTER_MS ago. False: every idle_sampling_period.
+   */
+  samplingActive: boolean;
 }
 
 export interface BeginWindowRequest {
@@ -1287,6 +1301,8 @@ function createBaseGetHostResponse(): GetHostResponse {
     maxOpenWindows: 0,
     startedAt: undefined,
     now: undefined,
+    idleSamplingPeriod: undefined,
+    samplingActive: false,
   };
 }
 
@@ -1330,6 +1346,12 @@ export const GetHostResponse: MessageFns<GetHostResponse> = {
     }
     if (message.now !== undefined) {
       Timestamp.encode(toTimestamp(message.now), writer.uint32(106).fork()).join();
+    }
+    if (message.idleSamplingPeriod !== undefined) {
+      Duration.encode(message.idleSamplingPeriod, writer.uint32(114).fork()).join();
+    }
+    if (message.samplingActive !== false) {
+      writer.uint32(120).bool(message.samplingActive);
     }
     return writer;
   },
@@ -1451,6 +1473,22 @@ export const GetHostResponse: MessageFns<GetHostResponse> = {
             message.now = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.idleSamplingPeriod = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.samplingActive = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1512,6 +1550,16 @@ export const GetHostResponse: MessageFns<GetHostResponse> = {
         ? fromJsonTimestamp(object.started_at)
         : undefined,
       now: isSet(object.now) ? fromJsonTimestamp(object.now) : undefined,
+      idleSamplingPeriod: isSet(object.idleSamplingPeriod)
+        ? Duration.fromJSON(object.idleSamplingPeriod)
+        : isSet(object.idle_sampling_period)
+        ? Duration.fromJSON(object.idle_sampling_period)
+        : undefined,
+      samplingActive: isSet(object.samplingActive)
+        ? globalThis.Boolean(object.samplingActive)
+        : isSet(object.sampling_active)
+        ? globalThis.Boolean(object.sampling_active)
+        : false,
     };
   },
 
@@ -1556,6 +1604,12 @@ export const GetHostResponse: MessageFns<GetHostResponse> = {
     if (message.now !== undefined) {
       obj.now = message.now.toISOString();
     }
+    if (message.idleSamplingPeriod !== undefined) {
+      obj.idleSamplingPeriod = Duration.toJSON(message.idleSamplingPeriod);
+    }
+    if (message.samplingActive !== false) {
+      obj.samplingActive = message.samplingActive;
+    }
     return obj;
   },
 
@@ -1579,6 +1633,10 @@ export const GetHostResponse: MessageFns<GetHostResponse> = {
     message.maxOpenWindows = object.maxOpenWindows ?? 0;
     message.startedAt = object.startedAt ?? undefined;
     message.now = object.now ?? undefined;
+    message.idleSamplingPeriod = (object.idleSamplingPeriod !== undefined && object.idleSamplingPeriod !== null)
+      ? Duration.fromPartial(object.idleSamplingPeriod)
+      : undefined;
+    message.samplingActive = object.samplingActive ?? false;
     return message;
   },
 };
