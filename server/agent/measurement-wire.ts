@@ -100,6 +100,37 @@ class Out {
     this.pos += this.buf.write(s, this.pos, "utf8");
   }
 
+  // Fields as ts-proto writes them: a proto3 default (0, "", false) is left out.
+  stringField(tag: number, s: string): void {
+    if (s === "") return;
+    this.varint(tag);
+    this.string(s);
+  }
+
+  doubleField(tag: number, v: number): void {
+    if (v === 0) return;
+    this.varint(tag);
+    this.double(v);
+  }
+
+  int32Field(tag: number, v: number): void {
+    if (v === 0) return;
+    this.varint(tag);
+    this.int32(v);
+  }
+
+  uint32Field(tag: number, v: number): void {
+    if (v === 0) return;
+    this.varint(tag);
+    this.uint32(v);
+  }
+
+  boolField(tag: number, v: boolean): void {
+    if (v === false) return;
+    this.varint(tag);
+    this.bool(v);
+  }
+
   raw(bytes: Uint8Array): void {
     this.ensure(bytes.length);
     this.buf.set(bytes, this.pos);
@@ -143,10 +174,7 @@ function timestamp(tag: number, date: Date): void {
       out.varint(8);
       out.varint(seconds);
     }
-    if (nanos !== 0) {
-      out.varint(16);
-      out.int32(nanos);
-    }
+    out.int32Field(16, nanos);
   } else {
     // Before 1970 (negative int64s) or invalid (the generated code throws): the generated encoder decides.
     out.raw(Timestamp.encode({ seconds: BigInt(Math.trunc(ms / 1000)), nanos: (ms % 1000) * 1_000_000 }).finish());
@@ -157,46 +185,36 @@ function timestamp(tag: number, date: Date): void {
 /** map<uint32, double>: ts-proto writes the key even when it is 0 (its keys are strings), and omits value 0. */
 function doubleMap(tag: number, map: Record<number, number>): void {
   for (const key of Object.keys(map)) {
-    const value = map[key as unknown as number]!;
     out.varint(tag);
     const start = out.open();
     out.varint(8);
     out.uint32(key);
-    if (value !== 0) {
-      out.varint(17);
-      out.double(value);
-    }
+    out.doubleField(17, map[key as unknown as number]!);
     out.close(start);
   }
 }
 
-function stringEntry(key: string, value: string, numericKey: boolean): void {
-  if (numericKey) {
-    out.varint(8);
-    out.uint32(key);
-  } else if (key !== "") {
-    out.varint(10);
-    out.string(key);
-  }
-  if (value !== "") {
-    out.varint(18);
-    out.string(value);
+/** map<uint32 or string, string> entries: a uint32 key is always written (as in doubleMap), a string key unless empty. */
+function stringMap(tag: number, map: Record<string, string>, numericKey: boolean): void {
+  for (const key of Object.keys(map)) {
+    out.varint(tag);
+    const start = out.open();
+    if (numericKey) {
+      out.varint(8);
+      out.uint32(key);
+    } else out.stringField(10, key);
+    out.stringField(18, map[key]!);
+    out.close(start);
   }
 }
 
 /** Measurement.encode(m).finish(), byte for byte. */
 export function encodeMeasurement(m: Measurement): Uint8Array {
   out.pos = 0;
-  if (m.key !== "") {
-    out.varint(10);
-    out.string(m.key);
-  }
+  out.stringField(10, m.key);
   if (m.beginTime !== undefined) timestamp(18, m.beginTime);
   if (m.endTime !== undefined) timestamp(26, m.endTime);
-  if (m.timeS !== 0) {
-    out.varint(33);
-    out.double(m.timeS);
-  }
+  out.doubleField(33, m.timeS);
   doubleMap(42, m.gpuEnergyJ);
   doubleMap(50, m.cpuEnergyJ);
   doubleMap(58, m.dramEnergyJ);
@@ -209,94 +227,36 @@ export function encodeMeasurement(m: Measurement): Uint8Array {
   for (const a of m.approximations) {
     out.varint(114);
     const start = out.open();
-    if (a.domain !== 0) {
-      out.varint(8);
-      out.int32(a.domain);
-    }
-    if (a.index !== 0) {
-      out.varint(16);
-      out.uint32(a.index);
-    }
-    if (a.kind !== 0) {
-      out.varint(24);
-      out.int32(a.kind);
-    }
-    if (a.detail !== "") {
-      out.varint(34);
-      out.string(a.detail);
-    }
+    out.int32Field(8, a.domain);
+    out.uint32Field(16, a.index);
+    out.int32Field(24, a.kind);
+    out.stringField(34, a.detail);
     out.close(start);
   }
   for (const d of m.missingDevices) {
     out.varint(122);
     const start = out.open();
-    if (d.domain !== 0) {
-      out.varint(8);
-      out.int32(d.domain);
-    }
-    if (d.index !== 0) {
-      out.varint(16);
-      out.uint32(d.index);
-    }
-    if (d.reason !== "") {
-      out.varint(26);
-      out.string(d.reason);
-    }
-    if (d.hint !== "") {
-      out.varint(34);
-      out.string(d.hint);
-    }
+    out.int32Field(8, d.domain);
+    out.uint32Field(16, d.index);
+    out.stringField(26, d.reason);
+    out.stringField(34, d.hint);
     out.close(start);
   }
-  if (m.cpuUnavailableReason !== "") {
-    out.varint(130);
-    out.string(m.cpuUnavailableReason);
-  }
-  if (m.dramUnavailableReason !== "") {
-    out.varint(138);
-    out.string(m.dramUnavailableReason);
-  }
-  if (m.carbonStatus !== 0) {
-    out.varint(144);
-    out.int32(m.carbonStatus);
-  }
-  if (m.carbonStatusReason !== "") {
-    out.varint(154);
-    out.string(m.carbonStatusReason);
-  }
+  out.stringField(130, m.cpuUnavailableReason);
+  out.stringField(138, m.dramUnavailableReason);
+  out.int32Field(144, m.carbonStatus);
+  out.stringField(154, m.carbonStatusReason);
   for (const p of m.carbonPeriods) {
     const bytes = CarbonPeriod.encode(p).finish();
     out.varint(162);
     out.varint(bytes.length);
     out.raw(bytes);
   }
-  for (const key of Object.keys(m.labels)) {
-    out.varint(170);
-    const start = out.open();
-    stringEntry(key, m.labels[key]!, false);
-    out.close(start);
-  }
-  if (m.ended !== false) {
-    out.varint(176);
-    out.bool(m.ended);
-  }
-  for (const key of Object.keys(m.gpuUuids)) {
-    out.varint(186);
-    const start = out.open();
-    stringEntry(key, m.gpuUuids[key as unknown as number]!, true);
-    out.close(start);
-  }
-  if (m.totalEnergyJ !== 0) {
-    out.varint(193);
-    out.double(m.totalEnergyJ);
-  }
-  if (m.totalCarbonG !== 0) {
-    out.varint(201);
-    out.double(m.totalCarbonG);
-  }
-  if (m.simulated !== false) {
-    out.varint(208);
-    out.bool(m.simulated);
-  }
+  stringMap(170, m.labels, false);
+  out.boolField(176, m.ended);
+  stringMap(186, m.gpuUuids, true);
+  out.doubleField(193, m.totalEnergyJ);
+  out.doubleField(201, m.totalCarbonG);
+  out.boolField(208, m.simulated);
   return Uint8Array.prototype.slice.call(out.buf, 0, out.pos);
 }
