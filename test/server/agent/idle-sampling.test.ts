@@ -302,6 +302,7 @@ test("a window begun while idle measures the scripted energy as accurately as on
  * faster schedule and the smallest gap bounds the schedule's period from below, however loaded the machine.
  */
 const gaps = (times: readonly number[]): number[] => times.slice(1).map((x, i) => x - times[i]!);
+const show = (g: number[]): string => g.map((ms) => ms.toFixed(0)).join(" ");
 
 /** Collects instants from `times` (a growing list) until n more have come or timeoutMs passed. */
 async function next(times: number[], n: number, timeoutMs = 10_000): Promise<number[]> {
@@ -335,7 +336,6 @@ test("RAPL: idle at the idle period, a read at once on going active, then the sa
   await next(batches, 1);
   const idleAgain = gaps(await next(batches, 4));
 
-  const show = (g: number[]) => g.map((ms) => ms.toFixed(0)).join(" ");
   t.log(`RAPL gaps between batches, ms: idle ${show(idle)}; active ${show(active)}; idle again ${show(idleAgain)}`);
   t.true(idle.length === 3 && Math.min(...idle) >= 190, "idle: never faster than the idle period");
   t.true(idleAgain.length === 3 && Math.min(...idleAgain) >= 190, "idle after 20 switches: still one timer, at the idle period");
@@ -375,7 +375,6 @@ test("RAPL in the agent: its reads follow the demand (through the sampler's read
   await end(agent, "cpu");
   await next(reads, 1);
   const idleAgain = gaps(await next(reads, 4));
-  const show = (g: number[]) => g.map((ms) => ms.toFixed(0)).join(" ");
   t.log(`RAPL gaps between readings, ms: idle ${show(idle)}; active ${show(active)}; idle again ${show(idleAgain)}`);
   t.true(idle.length === 3 && Math.min(...idle) >= 240, "idle: at the idle period");
   t.true(idleAgain.length === 3 && Math.min(...idleAgain) >= 240, "idle again after the window");
