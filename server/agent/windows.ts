@@ -123,7 +123,7 @@ export class WindowManager {
     return this.open.size;
   }
 
-  begin(req: BeginRequest): { key: string; beginMs: number; spec: WindowSpec; indices: SelectionIndices } {
+  begin(req: BeginRequest): { key: string; beginMs: number; indices: SelectionIndices } {
     validateKey(req.key);
     validateLabels(req.labels);
     if (this.open.has(req.key)) throw new AppError(Code.AlreadyExists, `window '${req.key}' is already open`, { hint: "end or cancel it first, or choose another key" });
@@ -149,7 +149,7 @@ export class WindowManager {
     this.open.set(req.key, window);
     this.pending.add(window);
     this.demandChanged();
-    return { key: req.key, beginMs, spec: window, indices: selection.indices };
+    return { key: req.key, beginMs, indices: selection.indices };
   }
 
   /**
