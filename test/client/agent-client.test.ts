@@ -1,7 +1,8 @@
 /** createAgentClient against the real agent (fake NVML: GPU 0 at 300 W, GPU 1 at 500 W; no RAPL). */
 import test from "ava";
 import { CarbonmonClientError, createAgentClient, type AgentClient, type CarbonEmissionMeasurement } from "../../client/index.js";
-import { GPU_POWER_W, MS_TOLERANCE_J, agentWithGpus, closedAddress, sleep, until } from "./helpers.js";
+import { GPU_POWER_W, MS_TOLERANCE_J, agentWithGpus, sleep, until } from "./helpers.js";
+import { downAddress } from "../helpers/down-address.js";
 import { fakeNvml } from "../helpers/fake-nvml.js";
 import { startTestAgent, type TestAgent } from "../helpers/grpc.js";
 
@@ -143,7 +144,7 @@ test("watchPower yields samples as an async iterable; break cancels the stream",
 });
 
 test("retries: idempotent calls are retried on UNAVAILABLE, BeginWindow and CancelWindow never", async (t) => {
-  const address = await closedAddress();
+  const { address } = await downAddress(t);
   const retried: string[] = [];
   const client = createAgentClient(address, { deadlineMs: 1000, retries: 2, onRetry: ({ method }) => retried.push(method) });
   t.teardown(() => client.close());
@@ -164,7 +165,8 @@ test("retries: idempotent calls are retried on UNAVAILABLE, BeginWindow and Canc
 });
 
 test("retries: an idempotent call succeeds once the agent is up", async (t) => {
-  const address = await closedAddress();
+  const down = await downAddress(t);
+  const address = down.address;
   const nvml = fakeNvml({ gpus: [{}, {}] });
   let agent: TestAgent | undefined;
   t.teardown(async () => (await agent?.close(), nvml.cleanup()));
@@ -176,7 +178,10 @@ test("retries: an idempotent call succeeds once the agent is up", async (t) => {
     // The first attempt found nothing listening: start the agent on that port now.
     onRetry: ({ method }) => {
       retried.push(method);
-      if (retried.length === 1) void startTestAgent({ CARBONMON_AGENT_LISTEN: address, CARBONMON_NVML_LIBRARY: nvml.libraryPath }).then((a) => (agent = a));
+      if (retried.length === 1) void down
+          .release()
+          .then(() => startTestAgent({ CARBONMON_AGENT_LISTEN: address, CARBONMON_NVML_LIBRARY: nvml.libraryPath }))
+          .then((a) => (agent = a));
     },
   });
   t.teardown(() => client.close());

@@ -1,13 +1,14 @@
 /** FleetMonitor across two real agents and one address where nothing listens. */
 import test from "ava";
 import { CarbonmonClientError, FleetMonitor } from "../../client/index.js";
+import { downAddress } from "../helpers/down-address.js";
 import { startTestIntensity } from "../helpers/grpc.js";
-import { agentWithGpus, closedAddress, sleep } from "./helpers.js";
+import { agentWithGpus, sleep } from "./helpers.js";
 
 test("one window across two agents and an unreachable host: per-host results, totals, and the failure", async (t) => {
   const withRapl = await agentWithGpus(t, { rapl: true });
   const gpusOnly = await agentWithGpus(t);
-  const unreachable = await closedAddress();
+  const unreachable = (await downAddress(t)).address;
   const hosts = [withRapl.running.address, gpusOnly.running.address, unreachable];
   const fleet = new FleetMonitor(hosts, { deadlineMs: 2000, retries: 1, cudaVisibleDevices: null });
   t.teardown(() => fleet.close());

@@ -1,5 +1,4 @@
 /** Shared set-up for the client tests: a real agent over a fake NVML of two GPUs at constant power. */
-import { createServer, type AddressInfo } from "node:net";
 import { fakeNvml } from "../helpers/fake-nvml.js";
 import { startTestAgent, type TestAgent } from "../helpers/grpc.js";
 import { intelTwoSocketTree } from "../helpers/powercap.js";
@@ -31,11 +30,3 @@ export async function agentWithGpus(t: { teardown(fn: () => unknown): void }, op
   return agent;
 }
 
-/** An address on 127.0.0.1 where nothing listens (a port that was just free). */
-export async function closedAddress(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return `127.0.0.1:${port}`;
-}

@@ -25,6 +25,7 @@ import {
 } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { EmissionFactorType } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { hourlySeries, seriesEvery, startFakeElectricityMaps, type EmPoint, type FakeElectricityMaps } from "../../helpers/fake-electricitymaps.js";
+import { downAddress } from "../../helpers/down-address.js";
 import { fakeNvml, profileEnergyJ, type Segment } from "../../helpers/fake-nvml.js";
 import { startFakeUkGrid } from "../../helpers/fake-ukgrid.js";
 import { FAKE_WT_PASSWORD, FAKE_WT_USERNAME, startFakeWattTime } from "../../helpers/fake-watttime.js";
@@ -359,18 +360,10 @@ test("a missing hour is filled from the next provider, priced at its value and r
   t.deepEqual(m.carbonPeriods.map((p) => p.intensity!.provider), ["electricitymaps", "static", "electricitymaps"]);
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 test("the service down at EndWindow: energy at once with PENDING, then the grams through GetWindow", async (t) => {
-  const port = await freePort();
+  const down = await downAddress(t);
   const h0 = DAY0 + 7 * HOUR;
-  const rig = await startRig(t, { periodMs: HOUR, startMs: h0 + 1000, intensityAddr: `127.0.0.1:${port}`, location: ZONE });
+  const rig = await startRig(t, { periodMs: HOUR, startMs: h0 + 1000, intensityAddr: down.address, location: ZONE });
   await begin(rig, "late");
   await cross(rig, h0 + HOUR);
   const m = await end(rig.agent, "late");
@@ -380,7 +373,8 @@ test("the service down at EndWindow: energy at once with PENDING, then the grams
   t.deepEqual(m.gpuCarbonG, {});
   t.is((await get(rig.agent, "late")).carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
 
-  await emService(t, { CARBONMON_INTENSITY_LISTEN: `127.0.0.1:${port}` });
+  await down.release();
+  await emService(t, { CARBONMON_INTENSITY_LISTEN: down.address });
   const later = await waitForStatus(rig.agent, "late", (s) => s !== CarbonStatus.CARBON_STATUS_PENDING);
   // The service's clock is today's: those 2024 hours are over and measured, so FINAL.
   t.is(later.carbonStatus, CarbonStatus.CARBON_STATUS_FINAL, later.carbonStatusReason);
@@ -585,18 +579,19 @@ test("CARBONMON_EMISSION_FACTOR and CARBONMON_ALLOW_ESTIMATED reach the provider
 });
 
 test("grams still pending when the agent restarts are asked for by the next run", async (t) => {
-  const port = await freePort();
+  const down = await downAddress(t);
   const data = tempDataDir();
   t.teardown(data.cleanup);
   const h0 = DAY0 + 15 * HOUR;
-  const rig = await startRig(t, { periodMs: HOUR, startMs: h0 + 1000, intensityAddr: `127.0.0.1:${port}`, location: ZONE, dataDir: data.dir });
+  const rig = await startRig(t, { periodMs: HOUR, startMs: h0 + 1000, intensityAddr: down.address, location: ZONE, dataDir: data.dir });
   await begin(rig, "across-runs");
   await midPeriod(rig, HOUR);
   await cross(rig, h0 + HOUR);
   const m = await end(rig.agent, "across-runs");
   t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
   await rig.agent.close();
-  await emService(t, { CARBONMON_INTENSITY_LISTEN: `127.0.0.1:${port}` });
+  await down.release();
+  await emService(t, { CARBONMON_INTENSITY_LISTEN: down.address });
   rig.agent = await startTestAgent(rig.env, rig.tt.clock);
   const later = await waitForStatus(rig.agent, "across-runs", (s) => s !== CarbonStatus.CARBON_STATUS_PENDING);
   t.is(later.carbonStatus, CarbonStatus.CARBON_STATUS_FINAL, later.carbonStatusReason);
