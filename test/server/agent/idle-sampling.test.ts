@@ -298,8 +298,11 @@ test("a window begun while idle measures the scripted energy as accurately as on
 // ---- RAPL ----
 
 /**
- * Gaps between consecutive instants, ms. Timers only ever run late, so a gap below a period proves a
- * faster schedule and the smallest gap bounds the schedule's period from below, however loaded the machine.
+ * Gaps between consecutive instants, ms. The instants are the readings' own stamps (taken as each read
+ * starts), not when their batch reached the test: a batch delayed by a preemption after its reads would
+ * otherwise shorten the next gap. Timers only run late (by under 1 ms early through their millisecond
+ * rounding), so the smallest gap bounds the schedule's period from below; the assertions leave 10 % for
+ * a preemption between a read's start and its stamp.
  */
 const gaps = (times: readonly number[]): number[] => times.slice(1).map((x, i) => x - times[i]!);
 const show = (g: number[]): string => g.map((ms) => ms.toFixed(0)).join(" ");
@@ -319,7 +322,7 @@ test("RAPL: idle at the idle period, a read at once on going active, then the sa
   t.is(source.readPeriodMs, 20);
   t.is(source.idleReadPeriodMs, 200);
   const batches: number[] = [];
-  source.start(() => batches.push(performance.now()));
+  source.start((readings) => batches.push(readings[0]!.tMs));
   t.is(batches.length, 1, "the first batch comes at once");
   const idle = gaps(await next(batches, 4));
 
@@ -337,8 +340,8 @@ test("RAPL: idle at the idle period, a read at once on going active, then the sa
   const idleAgain = gaps(await next(batches, 4));
 
   t.log(`RAPL gaps between batches, ms: idle ${show(idle)}; active ${show(active)}; idle again ${show(idleAgain)}`);
-  t.true(idle.length === 3 && Math.min(...idle) >= 190, "idle: never faster than the idle period");
-  t.true(idleAgain.length === 3 && Math.min(...idleAgain) >= 190, "idle after 20 switches: still one timer, at the idle period");
+  t.true(idle.length === 3 && Math.min(...idle) >= 180, "idle: never faster than the idle period");
+  t.true(idleAgain.length === 3 && Math.min(...idleAgain) >= 180, "idle after 20 switches: still one timer, at the idle period");
   t.true(active.length === 14 && Math.min(...active) >= 15, "active: never faster than the sampling period");
   t.true(active.filter((ms) => ms < 100).length >= 7, "active: mostly at the sampling period, far below the idle period");
 });
@@ -362,11 +365,11 @@ test("RAPL in the agent: its reads follow the demand (through the sampler's read
   const agent = await startTestAgent({ CARBONMON_POWERCAP_ROOT: tree.root, CARBONMON_SAMPLING_PERIOD_MS: "20", CARBONMON_IDLE_SAMPLING_PERIOD_MS: "250", CARBONMON_IDLE_AFTER_MS: "0" });
   t.teardown(async () => (await agent.close(), tree.cleanup()));
   const sampler = agent.context.sampler;
-  const reads: number[] = []; // when a new cpu:0 reading reached the sampler
+  const reads: number[] = []; // the stamps of new cpu:0 readings, as they reach the sampler
   let lastMs: number | undefined;
   const off = sampler.onUpdate(() => {
     const tMs = sampler.snapshot("cpu:0")?.tMs;
-    if (tMs !== lastMs) (reads.push(performance.now()), (lastMs = tMs));
+    if (tMs !== undefined && tMs !== lastMs) (reads.push(tMs), (lastMs = tMs));
   });
   t.teardown(off);
   const idle = gaps(await next(reads, 4));
@@ -376,8 +379,8 @@ test("RAPL in the agent: its reads follow the demand (through the sampler's read
   await next(reads, 1);
   const idleAgain = gaps(await next(reads, 4));
   t.log(`RAPL gaps between readings, ms: idle ${show(idle)}; active ${show(active)}; idle again ${show(idleAgain)}`);
-  t.true(idle.length === 3 && Math.min(...idle) >= 240, "idle: at the idle period");
-  t.true(idleAgain.length === 3 && Math.min(...idleAgain) >= 240, "idle again after the window");
+  t.true(idle.length === 3 && Math.min(...idle) >= 225, "idle: at the idle period");
+  t.true(idleAgain.length === 3 && Math.min(...idleAgain) >= 225, "idle again after the window");
   t.true(active.length === 14 && active.filter((ms) => ms < 100).length >= 7, "a window open: at the sampling period");
 });
 
