@@ -376,7 +376,7 @@ export class WindowManager {
     const device = sampler.device(deviceId);
     if (!device || device.status !== "ok") return { missing: device?.statusReason ?? "the device is no longer present" };
     const begin = freshBeginMs === undefined ? stored : sampler.energyAt(deviceId, freshBeginMs);
-    if (!begin) return { missing: "the agent stopped before the window's start was measured on this device" };
+    if (!begin) return { missing: "the window's start was not measured on this device: the agent stopped before a reading followed it, or the device was unavailable or not read yet then" };
     try {
       if (!stored || stored.runId === store.runId) return sampler.energySince(deviceId, begin, endMs);
       return this.acrossRestart(deviceId, stored, endMs);

@@ -179,3 +179,30 @@ test("a GPU lost during a window: the window ends with the rest and says which d
   const err = (await t.throwsAsync(begin(agent, { key: "asks-lost", gpuIndices: [0] }))) as ServiceError;
   t.is(err.code, status.FAILED_PRECONDITION);
 });
+
+test("the agent serves once every device has its first reading: a window begun at once is measured on all of them", async (t) => {
+  // Each energy read takes 600 ms: a window begun as soon as the port opened would otherwise precede the
+  // GPUs' first readings, and no reading would ever bracket its begin on them.
+  const epochMs = Math.floor(Date.now() / 1000) * 1000 - 60_000;
+  const nvml = fakeNvml({ gpus: [{ profile: P0 }, { profile: P1 }], epochMs, readLatencyUs: 600_000 });
+  const tree = intelTwoSocketTree();
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_POWERCAP_ROOT: tree.root });
+  t.teardown(async () => (await agent.close(), nvml.cleanup(), tree.cleanup()));
+  const { sampler } = agent.context;
+  t.deepEqual(
+    sampler.devices().filter((d) => sampler.snapshot(d.id) === undefined).map((d) => d.id),
+    [],
+    "every device has a reading before the first RPC",
+  );
+  await begin(agent, { key: "at-once" });
+  await sleep(1500);
+  const m = await end(agent, "at-once", true);
+  t.deepEqual(m.missingDevices, []);
+  t.deepEqual(Object.keys(m.gpuEnergyJ), ["0", "1"]);
+  t.deepEqual(Object.keys(m.cpuEnergyJ), ["0", "1"]);
+  for (const [index, profile] of [[0, P0], [1, P1]] as const) {
+    const trueJ = profileEnergyJ(profile, epochMs, m.beginTime!.getTime(), m.endTime!.getTime());
+    const err = Math.abs(m.gpuEnergyJ[index]! - trueJ);
+    t.true(err <= m.gpuEnergyUncertaintyJ[index]! + MS_TOLERANCE_J, `gpu ${index}: ${m.gpuEnergyJ[index]} J vs ${trueJ} J, bound ± ${m.gpuEnergyUncertaintyJ[index]} J`);
+  }
+});
