@@ -20,13 +20,6 @@ export interface Agent {
 /** How often the write-ahead log is moved into agent.db (in a worker thread). */
 const WAL_CHECKPOINT_EVERY_MS = 5000;
 
-/**
- * How long the agent waits, before it serves, for each device's first reading. A window begun before a
- * device's first reading could never be measured on it (no reading brackets its begin), so the port
- * opens once every device has one; a device that is slower than this is reported and measured from then.
- */
-export const FIRST_READING_TIMEOUT_MS = 10_000;
-
 /** Probes the hardware, starts the sampler and serves EnergyMonitor on config.listen. */
 export async function startAgent(config: AgentConfig, log: Logger, clock: Clock = systemClock): Promise<Agent> {
   const sources = await probeSources(config, clock);
@@ -48,7 +41,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log);
     windows = new WindowManager({ config, sampler, pricer, store, clock, log });
     const power = new PowerHub(sampler, { config, log });
-    await firstReadings(sampler, log);
+    await firstReadings(sampler, config.firstReadingTimeoutMs, log);
     const context: AgentContext = { config, sampler, power, windows, startedAtMs: clock.nowMs(), log };
     const [opened, manager, walWorker] = [store, windows, checkpointer];
     const running = await serve({
@@ -75,13 +68,18 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   }
 }
 
-/** Waits (at most FIRST_READING_TIMEOUT_MS) until every available device has a reading; logs any that has none. */
-async function firstReadings(sampler: Sampler, log: Logger): Promise<void> {
+/**
+ * Waits (at most timeoutMs) until every available device has a reading; logs any that has none. A window
+ * begun before a device's first reading could never be measured on it (no reading brackets its begin), so
+ * the port opens once every device has one.
+ */
+async function firstReadings(sampler: Sampler, timeoutMs: number, log: Logger): Promise<void> {
   const startMs = performance.now();
   const ids = sampler.devices().map((d) => d.id);
-  await sampler.waitForReadingsAfter(-Infinity, ids, FIRST_READING_TIMEOUT_MS);
-  const late = sampler.devices().filter((d) => d.status === "ok" && sampler.snapshot(d.id) === undefined);
+  if (timeoutMs > 0) await sampler.waitForReadingsAfter(-Infinity, ids, timeoutMs);
+  const late = sampler.devices().filter((d) => d.status === "ok" && !sampler.hasReading(d.id));
   const waitedMs = Math.round(performance.now() - startMs);
   if (late.length === 0) log.info({ devices: ids.length, waitedMs }, "first readings in; serving");
-  else log.warn({ devices: late.map((d) => d.id), waitedMs }, `no first reading within ${FIRST_READING_TIMEOUT_MS} ms from these devices; serving anyway (a window begun before a device's first reading reports that device missing)`);
+  else if (timeoutMs === 0) log.info({ devices: late.map((d) => d.id) }, "serving at once (CARBONMON_FIRST_READING_TIMEOUT_MS=0), before these devices' first readings");
+  else log.warn({ devices: late.map((d) => d.id), waitedMs }, `no first reading within ${timeoutMs} ms from these devices; serving anyway (a window begun before a device's first reading reports that device missing)`);
 }

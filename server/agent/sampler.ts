@@ -170,6 +170,11 @@ export class Sampler {
     return this.tracks.get(deviceId)?.snapshot;
   }
 
+  /** Whether the device has a reading on its timeline in this run. */
+  hasReading(deviceId: string): boolean {
+    return this.tracks.get(deviceId)?.timeline.last() !== undefined;
+  }
+
   ingest(batch: readonly Reading[]): void {
     for (const reading of batch) {
       const track = this.tracks.get(reading.deviceId);

@@ -323,8 +323,13 @@ export class WindowManager {
     for (const d of window.devices) {
       if (sampler.device(d.deviceId)?.status !== "ok") continue; // a lost device must not hold the others' edges back
       const edge = sampler.energyAt(d.deviceId, window.beginMs);
-      if (!edge && force) continue; // that device is reported missing; the others still have their edges
-      if (!edge || (edge.kind === "extrapolated" && !force)) return undefined;
+      if (!edge) {
+        // Its readings all follow the begin (the window was begun before its first one): none will ever
+        // bracket it. That device is reported missing; the others' edges are still resolved and stored.
+        if (force || sampler.hasReading(d.deviceId)) continue;
+        return undefined; // no reading at all yet: wait for one
+      }
+      if (edge.kind === "extrapolated" && !force) return undefined;
       const anchor = withAnchors ? sampler.anchorAt(d.deviceId, window.beginMs) : undefined;
       // One object shape for every edge (no conditional spreads): 10,000 open windows stay small.
       edges.set(d.deviceId, {

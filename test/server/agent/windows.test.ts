@@ -8,6 +8,7 @@ import test from "ava";
 import {
   ApproximationKind,
   CarbonStatus,
+  DeviceDomain,
   type BeginWindowRequest,
   type BeginWindowResponse,
   type CancelWindowRequest,
@@ -21,7 +22,7 @@ import {
   type Measurement,
 } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { fakeNvml, profileEnergyJ, type Segment } from "../../helpers/fake-nvml.js";
-import { call, startTestAgent, type TestAgent } from "../../helpers/grpc.js";
+import { call, startTestAgent, tempDataDir, type TestAgent } from "../../helpers/grpc.js";
 import { intelTwoSocketTree } from "../../helpers/powercap.js";
 
 const P0: Segment[] = [{ powerW: 700, ms: 500 }, { powerW: 100, ms: 500 }];
@@ -190,7 +191,7 @@ test("the agent serves once every device has its first reading: a window begun a
   t.teardown(async () => (await agent.close(), nvml.cleanup(), tree.cleanup()));
   const { sampler } = agent.context;
   t.deepEqual(
-    sampler.devices().filter((d) => sampler.snapshot(d.id) === undefined).map((d) => d.id),
+    sampler.devices().filter((d) => !sampler.hasReading(d.id)).map((d) => d.id),
     [],
     "every device has a reading before the first RPC",
   );
@@ -205,4 +206,46 @@ test("the agent serves once every device has its first reading: a window begun a
     const err = Math.abs(m.gpuEnergyJ[index]! - trueJ);
     t.true(err <= m.gpuEnergyUncertaintyJ[index]! + MS_TOLERANCE_J, `gpu ${index}: ${m.gpuEnergyJ[index]} J vs ${trueJ} J, bound ± ${m.gpuEnergyUncertaintyJ[index]} J`);
   }
+});
+
+test("CARBONMON_FIRST_READING_TIMEOUT_MS=0: a window begun before a GPU's first reading ends on the rest, across a restart too", async (t) => {
+  // Each energy read takes 500 ms, one GPU after the other: GPU 1's first reading comes ~1 s after the
+  // agent started, well after a window begun as soon as it serves.
+  const nvml = fakeNvml({ gpus: [{ profile: P0 }, { profile: P1 }], readLatencyUs: 500_000 });
+  const tree = intelTwoSocketTree();
+  const data = tempDataDir();
+  const env = { CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_POWERCAP_ROOT: tree.root, CARBONMON_DATA_DIR: data.dir };
+  let agent = await startTestAgent({ ...env, CARBONMON_FIRST_READING_TIMEOUT_MS: "0" });
+  t.teardown(async () => (await agent.close(), nvml.cleanup(), tree.cleanup(), data.cleanup()));
+  t.false(agent.context.sampler.hasReading("gpu:1"), "served before GPU 1's first reading");
+  await begin(agent, { key: "early" });
+  tree.setEnergyUj("intel-rapl:0", 41_000_000); // package 0: 40 J since the begin
+  await sleep(2000); // GPU 1's first reading (after the begin), and the others' edges stored
+  const gpu1 = (m: Measurement) => m.missingDevices.find((d) => d.domain === DeviceDomain.DEVICE_DOMAIN_GPU && d.index === 1);
+  const running = await get(agent, "early");
+  t.regex(gpu1(running)?.reason ?? "", /window's start was not measured on this device/, "no reading of GPU 1 brackets the begin");
+  t.true(Math.abs(running.cpuEnergyJ[0]! - 40) < 1e-6, `package 0: ${running.cpuEnergyJ[0]} J`);
+
+  // Restarted (waiting for first readings this time), the agent still has the CPUs' begin edges: they
+  // were stored without waiting for GPU 1, which never brackets the begin.
+  await agent.close();
+  tree.setEnergyUj("intel-rapl:0", 61_000_000); // 20 J more while it was down
+  agent = await startTestAgent(env);
+  const m = await end(agent, "early");
+  t.truthy(gpu1(m), "GPU 1 is still reported missing");
+  t.deepEqual(m.missingDevices.filter((d) => d.domain !== DeviceDomain.DEVICE_DOMAIN_GPU), [], "every CPU and DRAM zone measured");
+  t.false("1" in m.gpuEnergyJ);
+  t.true(Math.abs(m.cpuEnergyJ[0]! - 60) < 1e-6, `package 0 across the restart: ${m.cpuEnergyJ[0]} J`);
+  t.is(m.cpuEnergyJ[1], 0);
+});
+
+test("CARBONMON_FIRST_READING_TIMEOUT_MS bounds the wait for a slow device's first reading", async (t) => {
+  const nvml = fakeNvml({ gpus: [{ profile: P0 }, { profile: P1 }], readLatencyUs: 1_000_000 });
+  const startedMs = performance.now();
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_FIRST_READING_TIMEOUT_MS: "400" });
+  const waitedMs = performance.now() - startedMs;
+  t.teardown(async () => (await agent.close(), nvml.cleanup()));
+  t.true(waitedMs >= 395, `waited ${waitedMs.toFixed(0)} ms for the first readings`);
+  t.false(agent.context.sampler.hasReading("gpu:1"), "served without GPU 1's first reading (due ~2 s after start)");
+  t.deepEqual((await begin(agent, { key: "served" })).gpuIndices, [0, 1]);
 });
