@@ -209,8 +209,8 @@ test("the agent serves once every device has its first reading: a window begun a
 });
 
 test("CARBONMON_FIRST_READING_TIMEOUT_MS=0: a window begun before a GPU's first reading ends on the rest, across a restart too", async (t) => {
-  // Each energy read takes 500 ms, one GPU after the other: GPU 1's first reading comes ~1 s after the
-  // agent started, well after a window begun as soon as it serves.
+  // Each energy read takes 500 ms, one GPU after the other: GPU 1 is first read 0.5-1 s after the agent
+  // started (its reading arrives with GPU 0's, ~1 s in), well after a window begun as soon as it serves.
   const nvml = fakeNvml({ gpus: [{ profile: P0 }, { profile: P1 }], readLatencyUs: 500_000 });
   const tree = intelTwoSocketTree();
   const data = tempDataDir();
@@ -240,12 +240,11 @@ test("CARBONMON_FIRST_READING_TIMEOUT_MS=0: a window begun before a GPU's first 
 });
 
 test("CARBONMON_FIRST_READING_TIMEOUT_MS bounds the wait for a slow device's first reading", async (t) => {
+  // Energy reads of 1 s, one GPU after the other: the first batch of readings lands ~2 s after start.
+  // An unbounded wait would hold the port until then; a 1 s one serves before it.
   const nvml = fakeNvml({ gpus: [{ profile: P0 }, { profile: P1 }], readLatencyUs: 1_000_000 });
-  const startedMs = performance.now();
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_FIRST_READING_TIMEOUT_MS: "400" });
-  const waitedMs = performance.now() - startedMs;
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_FIRST_READING_TIMEOUT_MS: "1000" });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
-  t.true(waitedMs >= 395, `waited ${waitedMs.toFixed(0)} ms for the first readings`);
-  t.false(agent.context.sampler.hasReading("gpu:1"), "served without GPU 1's first reading (due ~2 s after start)");
+  t.false(agent.context.sampler.hasReading("gpu:1"), "served before the GPUs' first readings");
   t.deepEqual((await begin(agent, { key: "served" })).gpuIndices, [0, 1]);
 });
