@@ -2,7 +2,7 @@
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { parseArgs } from "node:util";
 import type { NvmlSource } from "../server/agent/devices/nvml.js";
-import type { Sampler } from "../server/agent/sampler.js";
+import type { Sampler } from "../server/agent/energy/sampler.js";
 
 /**
  * The V8 flags the services run with (bin/carbonmon.js's shebang, the Docker image's NODE_OPTIONS): a

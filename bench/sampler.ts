@@ -23,7 +23,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import { NvmlSource } from "../server/agent/devices/nvml.js";
 import { RaplSource } from "../server/agent/devices/rapl.js";
-import { Sampler } from "../server/agent/sampler.js";
+import { Sampler } from "../server/agent/energy/sampler.js";
 import { fakeNvml, type FakeGpu } from "../test/helpers/fake-nvml.js";
 import { intelTwoSocketTree } from "../test/helpers/powercap.js";
 import { f, nextNvmlBatch, parseSeconds, table } from "./lib.js";

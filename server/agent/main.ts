@@ -4,13 +4,13 @@ import type { AgentConfig } from "../shared/config.js";
 import type { Logger } from "../shared/log.js";
 import { serve, type RunningServer } from "../shared/serve.js";
 import { probeSources } from "./devices/registry.js";
-import { PowerHub } from "./power.js";
-import { CarbonPricer } from "./carbon.js";
-import { AgentStore } from "./store.js";
-import { WalCheckpointer } from "./wal-checkpointer.js";
-import { WindowManager } from "./windows.js";
-import { Sampler } from "./sampler.js";
-import { agentRegistration, type AgentContext } from "./service.js";
+import { PowerHub } from "./api/power-stream.js";
+import { CarbonPricer } from "./carbon/pricer.js";
+import { AgentStore } from "./storage/store.js";
+import { WalCheckpointer } from "./storage/wal-checkpointer.js";
+import { WindowManager } from "./windows/manager.js";
+import { Sampler } from "./energy/sampler.js";
+import { agentRegistration, type AgentContext } from "./api/service.js";
 
 export interface Agent {
   running: RunningServer;

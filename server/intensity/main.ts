@@ -5,7 +5,7 @@ import type { Logger } from "../shared/log.js";
 import { serve, type RunningServer } from "../shared/serve.js";
 import { TtlCache } from "./cache.js";
 import { Intensity } from "./intensity.js";
-import { ipLocator } from "./ip-location.js";
+import { ipLocator } from "../shared/net/ip-location.js";
 import { ProviderGuard } from "./guard.js";
 import { BUDGETS, buildProviders } from "./providers/registry.js";
 import { intensityRegistration } from "./service.js";

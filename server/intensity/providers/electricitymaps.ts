@@ -12,7 +12,7 @@
 import { systemClock, type Clock } from "../../shared/clock.js";
 import { AppError, Code } from "../../shared/errors.js";
 import type { EmissionFactor, Point, Source } from "../core/point.js";
-import { getJson, type GetJsonOptions } from "../http.js";
+import { getJson, type GetJsonOptions } from "../../shared/net/http.js";
 import type { Coordinates, Provider, Query, ResolvedZone } from "./provider.js";
 
 const HOUR_MS = 3_600_000;

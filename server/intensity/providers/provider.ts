@@ -4,17 +4,15 @@
  * a code from the closed set (UNAUTHENTICATED, PERMISSION_DENIED, NOT_FOUND, INVALID_ARGUMENT,
  * RESOURCE_EXHAUSTED, UNAVAILABLE) and messages that never contain credentials.
  */
+import type { Coordinates } from "../../shared/geo.js";
 import type { EmissionFactor, Point, Signal } from "../core/point.js";
+
+export type { Coordinates };
 
 export interface Query {
   zone: string;
   emissionFactor: EmissionFactor;
   allowEstimated: boolean;
-}
-
-export interface Coordinates {
-  lat: number;
-  lon: number;
 }
 
 export interface ResolvedZone {

@@ -13,7 +13,7 @@ import type { Clock } from "../../shared/clock.js";
 import { systemClock } from "../../shared/clock.js";
 import { AppError, Code } from "../../shared/errors.js";
 import type { Point } from "../core/point.js";
-import { getJson, type GetJsonOptions } from "../http.js";
+import { getJson, type GetJsonOptions } from "../../shared/net/http.js";
 import type { Provider, Query } from "./provider.js";
 
 const HALF_HOUR_MS = 30 * 60_000;

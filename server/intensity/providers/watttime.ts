@@ -21,7 +21,7 @@ import { systemClock, type Clock } from "../../shared/clock.js";
 import { AppError, Code } from "../../shared/errors.js";
 import { lbsPerMwhToGPerKwh } from "../../shared/units.js";
 import type { Point, Source } from "../core/point.js";
-import { getJson, type GetJsonOptions } from "../http.js";
+import { getJson, type GetJsonOptions } from "../../shared/net/http.js";
 import type { Coordinates, Provider, Query, ResolvedZone } from "./provider.js";
 
 const MINUTE_MS = 60_000;

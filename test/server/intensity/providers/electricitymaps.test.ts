@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from "ava";
-import { getJson } from "../../../../server/intensity/http.js";
+import { getJson } from "../../../../server/shared/net/http.js";
 import type { Query } from "../../../../server/intensity/providers/provider.js";
 import { ElectricityMapsProvider } from "../../../../server/intensity/providers/electricitymaps.js";
 import { ManualClock } from "../../../../server/shared/clock.js";

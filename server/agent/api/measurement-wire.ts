@@ -1,0 +1,262 @@
+/**
+ * Measurement's protobuf encoding on EndWindow's path. Every ended window is encoded once (result.ts: the
+ * bytes are journaled, stored and sent). ts-proto's generated encoder allocates an entry object, a closure
+ * and a fork/join per map entry, and grows a fresh buffer from 128 bytes for every message: for 8 GPUs
+ * plus two CPU packages (~900 bytes, ~70 fields) that was the largest single cost of EndWindow, ~12-24 µs
+ * (bench/agent.ts section 1b shows the agent's own work per RPC).
+ *
+ * This writes the very same bytes (test/server/agent/measurement-wire.test.ts checks byte equality with
+ * Measurement.encode over arbitrary Measurements, and fails when the message gains a field this encoder
+ * does not know) into one buffer kept between calls. Carbon periods, rare and nested, go through the
+ * generated encoder.
+ */
+import { CarbonPeriod, type Measurement } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { Timestamp } from "../../../proto/gen/google/protobuf/timestamp.js";
+
+/** Every Measurement field this encoder writes, in field-number order (the test compares with ts-proto's). */
+export const ENCODED_FIELDS = [
+  "key", "beginTime", "endTime", "timeS", "gpuEnergyJ", "cpuEnergyJ", "dramEnergyJ", "gpuCarbonG", "cpuCarbonG", "dramCarbonG",
+  "gpuEnergyUncertaintyJ", "cpuEnergyUncertaintyJ", "dramEnergyUncertaintyJ", "approximations", "missingDevices",
+  "cpuUnavailableReason", "dramUnavailableReason", "carbonStatus", "carbonStatusReason", "carbonPeriods", "labels", "ended",
+  "gpuUuids", "totalEnergyJ", "totalCarbonG", "simulated",
+] as const satisfies ReadonlyArray<keyof Measurement>;
+
+const MAX_UINT32 = 0xffffffff;
+
+/** A growable output buffer, reused: encode() copies out what it wrote. */
+class Out {
+  buf = Buffer.allocUnsafe(4096);
+  pos = 0;
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.buf = bigger;
+  }
+
+  /** A non-negative integer up to 2^53 as a varint (tags, lengths, uint32, non-negative int32/int64). */
+  varint(v: number): void {
+    this.ensure(10);
+    const buf = this.buf;
+    let pos = this.pos;
+    while (v > 0x7f) {
+      buf[pos++] = (v % 0x80) | 0x80;
+      v = Math.floor(v / 0x80);
+    }
+    buf[pos++] = v;
+    this.pos = pos;
+  }
+
+  /** uint32, validated as the generated encoder does (it throws on anything else). */
+  uint32(v: number | string): void {
+    const n = typeof v === "string" ? Number(v) : v;
+    if (!Number.isInteger(n) || n < 0 || n > MAX_UINT32) throw new Error(`invalid uint32: ${v}`);
+    this.varint(n);
+  }
+
+  /** int32 (enums): negative values are sign-extended to 10 bytes, as protobuf requires. */
+  int32(v: number): void {
+    if (!Number.isInteger(v) || v > 0x7fffffff || v < -0x80000000) throw new Error(`invalid int32: ${v}`);
+    if (v >= 0) return this.varint(v);
+    this.ensure(10);
+    for (let i = 0; i < 9; i++) {
+      this.buf[this.pos++] = (v & 0x7f) | 0x80;
+      v >>= 7;
+    }
+    this.buf[this.pos++] = 1;
+  }
+
+  double(v: number): void {
+    this.ensure(8);
+    this.pos = this.buf.writeDoubleLE(v, this.pos);
+  }
+
+  bool(v: boolean): void {
+    this.ensure(1);
+    this.buf[this.pos++] = v ? 1 : 0;
+  }
+
+  string(s: string): void {
+    const n = s.length;
+    this.ensure(n * 3 + 5);
+    const buf = this.buf;
+    // ASCII (keys, UUIDs, reasons) without an encoder call: one length byte under 128 characters.
+    if (n < 0x80) {
+      let pos = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        buf[pos++] = c;
+      }
+      if (i === n) {
+        buf[this.pos] = n;
+        this.pos = pos;
+        return;
+      }
+    }
+    this.varint(Buffer.byteLength(s, "utf8"));
+    this.pos += this.buf.write(s, this.pos, "utf8");
+  }
+
+  // Fields as ts-proto writes them: a proto3 default (0, "", false) is left out.
+  stringField(tag: number, s: string): void {
+    if (s === "") return;
+    this.varint(tag);
+    this.string(s);
+  }
+
+  doubleField(tag: number, v: number): void {
+    if (v === 0) return;
+    this.varint(tag);
+    this.double(v);
+  }
+
+  int32Field(tag: number, v: number): void {
+    if (v === 0) return;
+    this.varint(tag);
+    this.int32(v);
+  }
+
+  uint32Field(tag: number, v: number): void {
+    if (v === 0) return;
+    this.varint(tag);
+    this.uint32(v);
+  }
+
+  boolField(tag: number, v: boolean): void {
+    if (v === false) return;
+    this.varint(tag);
+    this.bool(v);
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+  }
+
+  /** Starts a length-delimited field: one byte reserved for its length (most are shorter than 128). */
+  open(): number {
+    this.ensure(1);
+    return this.pos++;
+  }
+
+  /** Ends the field started at `start`: writes its length, moving the payload if it needs more bytes. */
+  close(start: number): void {
+    const len = this.pos - start - 1;
+    if (len < 0x80) {
+      this.buf[start] = len;
+      return;
+    }
+    let size = 1;
+    for (let v = len; v > 0x7f; v = Math.floor(v / 0x80)) size++;
+    this.ensure(size - 1);
+    this.buf.copyWithin(start + size, start + 1, this.pos);
+    this.pos = start;
+    this.varint(len);
+    this.pos += len;
+  }
+}
+
+const out = new Out();
+
+function timestamp(tag: number, date: Date): void {
+  const ms = date.getTime();
+  out.varint(tag);
+  const start = out.open();
+  if (Number.isFinite(ms) && ms >= 0) {
+    // As ts-proto's toTimestamp: whole seconds, the rest in nanos (a Date holds whole milliseconds).
+    const seconds = Math.trunc(ms / 1000);
+    const nanos = (ms % 1000) * 1_000_000;
+    if (seconds !== 0) {
+      out.varint(8);
+      out.varint(seconds);
+    }
+    out.int32Field(16, nanos);
+  } else {
+    // Before 1970 (negative int64s) or invalid (the generated code throws): the generated encoder decides.
+    out.raw(Timestamp.encode({ seconds: BigInt(Math.trunc(ms / 1000)), nanos: (ms % 1000) * 1_000_000 }).finish());
+  }
+  out.close(start);
+}
+
+/** map<uint32, double>: ts-proto writes the key even when it is 0 (its keys are strings), and omits value 0. */
+function doubleMap(tag: number, map: Record<number, number>): void {
+  for (const key of Object.keys(map)) {
+    out.varint(tag);
+    const start = out.open();
+    out.varint(8);
+    out.uint32(key);
+    out.doubleField(17, map[key as unknown as number]!);
+    out.close(start);
+  }
+}
+
+/** map<uint32 or string, string> entries: a uint32 key is always written (as in doubleMap), a string key unless empty. */
+function stringMap(tag: number, map: Record<string, string>, numericKey: boolean): void {
+  for (const key of Object.keys(map)) {
+    out.varint(tag);
+    const start = out.open();
+    if (numericKey) {
+      out.varint(8);
+      out.uint32(key);
+    } else out.stringField(10, key);
+    out.stringField(18, map[key]!);
+    out.close(start);
+  }
+}
+
+/** Measurement.encode(m).finish(), byte for byte. */
+export function encodeMeasurement(m: Measurement): Uint8Array {
+  out.pos = 0;
+  out.stringField(10, m.key);
+  if (m.beginTime !== undefined) timestamp(18, m.beginTime);
+  if (m.endTime !== undefined) timestamp(26, m.endTime);
+  out.doubleField(33, m.timeS);
+  doubleMap(42, m.gpuEnergyJ);
+  doubleMap(50, m.cpuEnergyJ);
+  doubleMap(58, m.dramEnergyJ);
+  doubleMap(66, m.gpuCarbonG);
+  doubleMap(74, m.cpuCarbonG);
+  doubleMap(82, m.dramCarbonG);
+  doubleMap(90, m.gpuEnergyUncertaintyJ);
+  doubleMap(98, m.cpuEnergyUncertaintyJ);
+  doubleMap(106, m.dramEnergyUncertaintyJ);
+  for (const a of m.approximations) {
+    out.varint(114);
+    const start = out.open();
+    out.int32Field(8, a.domain);
+    out.uint32Field(16, a.index);
+    out.int32Field(24, a.kind);
+    out.stringField(34, a.detail);
+    out.close(start);
+  }
+  for (const d of m.missingDevices) {
+    out.varint(122);
+    const start = out.open();
+    out.int32Field(8, d.domain);
+    out.uint32Field(16, d.index);
+    out.stringField(26, d.reason);
+    out.stringField(34, d.hint);
+    out.close(start);
+  }
+  out.stringField(130, m.cpuUnavailableReason);
+  out.stringField(138, m.dramUnavailableReason);
+  out.int32Field(144, m.carbonStatus);
+  out.stringField(154, m.carbonStatusReason);
+  for (const p of m.carbonPeriods) {
+    const bytes = CarbonPeriod.encode(p).finish();
+    out.varint(162);
+    out.varint(bytes.length);
+    out.raw(bytes);
+  }
+  stringMap(170, m.labels, false);
+  out.boolField(176, m.ended);
+  stringMap(186, m.gpuUuids, true);
+  out.doubleField(193, m.totalEnergyJ);
+  out.doubleField(201, m.totalCarbonG);
+  out.boolField(208, m.simulated);
+  return Uint8Array.prototype.slice.call(out.buf, 0, out.pos);
+}

@@ -1,0 +1,112 @@
+/**
+ * The EnergyMonitor gRPC service: thin handlers over the window manager, the power hub and the sampler.
+ * Errors are AppErrors; unary() maps them to gRPC statuses.
+ */
+import { hostname } from "node:os";
+import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  EnergyMonitorService,
+  type BeginWindowRequest,
+  type BeginWindowResponse,
+  type CancelWindowRequest,
+  type CancelWindowResponse,
+  type EndWindowRequest,
+  type GetHostResponse,
+  type GetWindowRequest,
+  type ListWindowsRequest,
+  type ListWindowsResponse,
+  type Measurement,
+} from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import type { AgentConfig } from "../../shared/config.js";
+import { unary } from "../../shared/grpc-status.js";
+import type { Logger } from "../../shared/log.js";
+import { durationFromMs } from "../../shared/proto-time.js";
+import type { ServiceRegistration } from "../../shared/serve.js";
+import { VERSION } from "../../shared/version.js";
+import { backendToProto, gpuToProto, raplZoneToProto } from "./host-codec.js";
+import type { PowerHub } from "./power-stream.js";
+import { serializeMeasurement } from "./measurement-codec.js";
+import type { Sampler } from "../energy/sampler.js";
+import type { WindowManager } from "../windows/manager.js";
+
+export interface AgentContext {
+  config: AgentConfig;
+  sampler: Sampler;
+  power: PowerHub;
+  windows: WindowManager;
+  startedAtMs: number;
+  log: Logger;
+}
+
+export function getHost(ctx: AgentContext): GetHostResponse {
+  const devices = ctx.sampler.devices();
+  const infoZones = ctx.sampler.sources.flatMap((s) => s.infoZones?.() ?? []);
+  return {
+    hostname: hostname(),
+    agentVersion: VERSION,
+    gpus: devices.filter((d) => d.domain === "gpu").map(gpuToProto),
+    raplZones: [...devices.filter((d) => d.domain !== "gpu"), ...infoZones].map(raplZoneToProto),
+    backends: ctx.sampler.states().map(backendToProto),
+    samplingPeriod: durationFromMs(ctx.config.samplingPeriodMs),
+    location: ctx.config.intensityAddr ? (ctx.config.location ?? "auto") : (ctx.config.location ?? ""),
+    intensityAddr: ctx.config.intensityAddr ?? "",
+    ...(ctx.config.cudaVisibleDevices !== undefined ? { cudaVisibleDevices: ctx.config.cudaVisibleDevices } : {}),
+    openWindows: ctx.windows.openCount,
+    maxOpenWindows: ctx.config.maxOpenWindows,
+    startedAt: new Date(ctx.startedAtMs),
+    now: new Date(ctx.sampler.now()),
+    idleSamplingPeriod: durationFromMs(ctx.config.idleSamplingPeriodMs),
+    samplingActive: ctx.sampler.active,
+  };
+}
+
+function beginWindow(ctx: AgentContext, req: BeginWindowRequest): BeginWindowResponse {
+  const { key, beginMs, indices } = ctx.windows.begin({
+    key: req.key,
+    labels: req.labels,
+    gpuIndices: req.gpuIndices,
+    cpuIndices: req.cpuIndices,
+    cudaVisibleDevices: req.cudaVisibleDevices,
+    skipGpus: req.skipGpus,
+    skipCpus: req.skipCpus,
+  });
+  return { key, beginTime: new Date(beginMs), gpuIndices: indices.gpu, nvmlGpuIndices: indices.nvmlGpu, cpuIndices: indices.cpu };
+}
+
+function listWindows(ctx: AgentContext, req: ListWindowsRequest): ListWindowsResponse {
+  return {
+    windows: ctx.windows.list(req.includeEnded).map(({ spec, endMs }) => ({
+      key: spec.key,
+      beginTime: new Date(spec.beginMs),
+      ...(endMs !== undefined ? { endTime: new Date(endMs) } : {}),
+      gpuIndices: spec.devices.filter((d) => d.domain === "gpu").map((d) => d.index),
+      cpuIndices: spec.devices.filter((d) => d.domain === "cpu").map((d) => d.index),
+      labels: spec.labels,
+      ended: endMs !== undefined,
+    })),
+  };
+}
+
+/** The service as the agent serves it: ended windows' Measurements go out as the bytes the store journaled (result.ts), encoded once. */
+export const AGENT_SERVICE_DEFINITION = {
+  ...EnergyMonitorService,
+  endWindow: { ...EnergyMonitorService.endWindow, responseSerialize: serializeMeasurement },
+  getWindow: { ...EnergyMonitorService.getWindow, responseSerialize: serializeMeasurement },
+} as const;
+
+export function agentRegistration(ctx: AgentContext): ServiceRegistration {
+  const w = ctx.windows;
+  const implementation: UntypedServiceImplementation = {
+    getHost: unary(() => getHost(ctx), ctx.log),
+    beginWindow: unary((req: BeginWindowRequest) => beginWindow(ctx, req), ctx.log),
+    endWindow: unary((req: EndWindowRequest): Promise<Measurement> => w.end(req.key, req.waitForCounterUpdate), ctx.log),
+    getWindow: unary((req: GetWindowRequest) => w.get(req.key), ctx.log),
+    listWindows: unary((req: ListWindowsRequest) => listWindows(ctx, req), ctx.log),
+    cancelWindow: unary((req: CancelWindowRequest): CancelWindowResponse => {
+      const { key, beginMs } = w.cancel(req.key);
+      return { key, beginTime: new Date(beginMs) };
+    }, ctx.log),
+    watchPower: (call: Parameters<PowerHub["watch"]>[0]) => ctx.power.watch(call),
+  };
+  return { name: "carbonmon.agent.v1.EnergyMonitor", definition: AGENT_SERVICE_DEFINITION, implementation };
+}

@@ -1,0 +1,50 @@
+/**
+ * Moves the agent database's write-ahead log into the database file from a worker thread with its own
+ * connection. A checkpoint copies pages and fsyncs (milliseconds under load); on the main thread every
+ * request queued behind it would wait. PASSIVE: it neither waits for nor blocks the main connection.
+ */
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+import type { Logger } from "../../shared/log.js";
+
+/** Plain CommonJS, so the worker needs no TypeScript loader. */
+const SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.sqlite);
+const db = new Database(workerData.path, { fileMustExist: true });
+const checkpoint = () => {
+  try { db.pragma("wal_checkpoint(PASSIVE)"); } catch (err) { parentPort.postMessage({ error: String((err && err.message) || err) }); }
+};
+const timer = setInterval(checkpoint, workerData.everyMs);
+parentPort.on("message", (msg) => {
+  if (msg !== "stop") return;
+  clearInterval(timer);
+  checkpoint();
+  db.close();
+  parentPort.postMessage({ stopped: true });
+});
+`;
+
+export class WalCheckpointer {
+  private readonly worker: Worker;
+
+  constructor(dbPath: string, everyMs: number, log: Logger) {
+    const sqlite = createRequire(import.meta.url).resolve("better-sqlite3");
+    this.worker = new Worker(SOURCE, { eval: true, workerData: { sqlite, path: dbPath, everyMs } });
+    this.worker.on("message", (msg: { error?: string }) => msg.error && log.warn({ err: msg.error }, "WAL checkpoint failed"));
+    this.worker.on("error", (err) => log.warn({ err }, "WAL checkpointer stopped"));
+    this.worker.unref();
+  }
+
+  /** A last checkpoint, then the worker ends (terminated if it does not within 2 s). */
+  async stop(): Promise<void> {
+    const stopped = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      this.worker.on("message", (msg: { stopped?: boolean }) => msg.stopped && (clearTimeout(timer), resolve()));
+      this.worker.once("exit", () => (clearTimeout(timer), resolve()));
+    });
+    this.worker.postMessage("stop");
+    await stopped;
+    await this.worker.terminate();
+  }
+}

@@ -1,0 +1,445 @@
+/**
+ * Measurement windows: Zeus's begin_window / end_window as a service. An edge is a timestamp; its energy
+ * comes from the sampler's timeline, so BeginWindow never waits for hardware. Begin edges are resolved
+ * as soon as a reading after them arrives and persisted with the window, with the raw counters needed to
+ * end it after an agent restart. Ended results are stored, so EndWindow is idempotent. With an intensity
+ * service, a window's energy is split at the logged boundaries and priced; grams that are pending or
+ * provisional are asked for again in the background and replace the stored figures.
+ */
+import type { Clock } from "../../shared/clock.js";
+import type { AgentConfig } from "../../shared/config.js";
+import { AppError, Code } from "../../shared/errors.js";
+import type { Logger } from "../../shared/log.js";
+import type { CarbonPricer, EnergyPiece } from "../carbon/pricer.js";
+import { chain, type Anchor } from "../core/restart.js";
+import type { EdgeEnergy } from "../core/timeline.js";
+import { buildMeasurement, type DeviceResult, type WindowSpec } from "../api/measurement.js";
+import { CarbonStatus, Measurement } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import type { Sampler } from "../energy/sampler.js";
+import { selectDevices, type DeviceRequest, type Selection } from "./selection.js";
+import { decodeResult, encodeResult } from "../api/measurement-codec.js";
+import type { AgentStore, StoredWindow } from "../storage/store.js";
+import { WindowCarbon } from "../carbon/window-carbon.js";
+
+const KEY_PATTERN = /^[A-Za-z0-9._:/@+=-]{1,128}$/;
+const MAX_LABELS = 32;
+const MAX_LABEL_BYTES = 256;
+const CHECKPOINT_EVERY_MS = 5000;
+const PURGE_EVERY_MS = 3600_000;
+
+/** A begin edge as persisted: the timeline edge of its run, plus what chaining across restarts needs. */
+export interface BeginEdge extends EdgeEnergy {
+  /** The window's begin, agent clock ms. */
+  tMs: number;
+  runId: number;
+  rawJ: number | undefined;
+  powerW: number | undefined;
+}
+
+interface OpenWindow extends WindowSpec {
+  id: number;
+  runId: number;
+  edges: Map<string, BeginEdge> | undefined;
+}
+
+export interface WindowDeps {
+  config: Pick<AgentConfig, "maxOpenWindows" | "retentionDays" | "cudaVisibleDevices" | "carbonRetryMs">;
+  sampler: Sampler;
+  pricer: CarbonPricer;
+  store: AgentStore;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface BeginRequest extends DeviceRequest {
+  key: string;
+  labels: Record<string, string>;
+}
+
+const MAX_CACHED_SELECTIONS = 256;
+
+/** A selection's device indices as BeginWindowResponse lists them (shared: never modified). */
+export interface SelectionIndices {
+  gpu: number[];
+  /** The GPUs' NVML indices (they differ from gpu under CUDA_VISIBLE_DEVICES). */
+  nvmlGpu: number[];
+  cpu: number[];
+}
+
+interface CachedSelection extends Selection {
+  json: { devices: string; skipped: string };
+  indices: SelectionIndices;
+}
+
+/** JSON.stringify(spec), with the selection's parts already serialised (the same text, key for key). */
+export function specJson(spec: WindowSpec, selection: CachedSelection["json"]): string {
+  return (
+    `{"key":${JSON.stringify(spec.key)},"beginMs":${JSON.stringify(spec.beginMs)},"labels":${JSON.stringify(spec.labels)},` +
+    `"devices":${selection.devices},"skipped":${selection.skipped},"skipGpus":${spec.skipGpus},"skipCpus":${spec.skipCpus}}`
+  );
+}
+
+function validateKey(key: string): void {
+  if (!KEY_PATTERN.test(key)) {
+    throw new AppError(Code.InvalidArgument, `window key ${JSON.stringify(key.slice(0, 140))} is not 1-128 characters of [A-Za-z0-9._:/@+=-]`, {
+      hint: "use e.g. job-1234/epoch-3",
+    });
+  }
+}
+
+function validateLabels(labels: Record<string, string>): void {
+  const entries = Object.entries(labels);
+  if (entries.length > MAX_LABELS) throw new AppError(Code.InvalidArgument, `${entries.length} labels: at most ${MAX_LABELS} are allowed`);
+  for (const [k, v] of entries) {
+    if (Buffer.byteLength(k) > MAX_LABEL_BYTES || Buffer.byteLength(v) > MAX_LABEL_BYTES) {
+      throw new AppError(Code.InvalidArgument, `label ${JSON.stringify(k.slice(0, 40))}: keys and values are at most ${MAX_LABEL_BYTES} bytes`);
+    }
+  }
+}
+
+export class WindowManager {
+  private readonly open = new Map<string, OpenWindow>();
+  /** Windows whose EndWindow is in progress (waiting for a reading, or being priced), by key. */
+  private readonly ending = new Map<string, { window: OpenWindow; done: Promise<Measurement> }>();
+  private readonly pending = new Set<OpenWindow>();
+  private readonly selections = new Map<string, CachedSelection>();
+  private selectionsVersion = -1;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly unsubscribe: () => void;
+  /** Carbon per window; undefined without an intensity service. */
+  private readonly carbon: WindowCarbon | undefined;
+
+  constructor(private readonly deps: WindowDeps) {
+    for (const w of deps.store.openWindows()) this.restore(w);
+    this.demandChanged();
+    this.unsubscribe = deps.sampler.onUpdate(() => this.resolvePending());
+    if (deps.pricer.enabled) this.carbon = new WindowCarbon(deps);
+    this.timers.push(setInterval(() => this.checkpoint(), CHECKPOINT_EVERY_MS).unref());
+    this.timers.push(setInterval(() => this.purge(), PURGE_EVERY_MS).unref());
+    this.purge();
+  }
+
+  get openCount(): number {
+    return this.open.size;
+  }
+
+  begin(req: BeginRequest): { key: string; beginMs: number; indices: SelectionIndices } {
+    validateKey(req.key);
+    validateLabels(req.labels);
+    if (this.open.has(req.key)) throw new AppError(Code.AlreadyExists, `window '${req.key}' is already open`, { hint: "end or cancel it first, or choose another key" });
+    if (this.open.size >= this.deps.config.maxOpenWindows) {
+      throw new AppError(Code.ResourceExhausted, `${this.open.size} windows are open, the limit (CARBONMON_MAX_OPEN_WINDOWS)`, { hint: "end or cancel windows you no longer need" });
+    }
+    const selection = this.select(req);
+    const beginMs = this.deps.clock.nowMs();
+    // The spec's fields first, in WindowSpec's order (restore() builds the same shape from the stored JSON).
+    const window: OpenWindow = {
+      key: req.key,
+      beginMs,
+      labels: req.labels,
+      devices: selection.devices,
+      skipped: selection.skipped,
+      skipGpus: req.skipGpus,
+      skipCpus: req.skipCpus,
+      id: 0,
+      runId: this.deps.store.runId,
+      edges: undefined,
+    };
+    window.id = this.deps.store.insertOpen(req.key, beginMs, specJson(window, selection.json));
+    this.open.set(req.key, window);
+    this.pending.add(window);
+    this.demandChanged();
+    return { key: req.key, beginMs, indices: selection.indices };
+  }
+
+  /**
+   * The devices a request selects. Orchestrators send the same few requests again and again, so selections
+   * (and their JSON) are kept per request shape until a device's status changes; windows share them, which
+   * also keeps 10,000 open windows small. Shared selections are never modified.
+   */
+  private select(req: DeviceRequest): CachedSelection {
+    const { sampler, config } = this.deps;
+    if (this.selectionsVersion !== sampler.statusVersion || this.selections.size >= MAX_CACHED_SELECTIONS) {
+      this.selections.clear();
+      this.selectionsVersion = sampler.statusVersion;
+    }
+    const shape = `${req.gpuIndices.join(",")}|${req.cpuIndices.join(",")}|${req.skipGpus}|${req.skipCpus}|${JSON.stringify(req.cudaVisibleDevices ?? null)}`;
+    let cached = this.selections.get(shape);
+    if (!cached) {
+      const selection = selectDevices(sampler.devices(), req, config.cudaVisibleDevices);
+      const gpus = selection.devices.filter((d) => d.domain === "gpu");
+      cached = {
+        ...selection,
+        json: { devices: JSON.stringify(selection.devices), skipped: JSON.stringify(selection.skipped) },
+        indices: {
+          gpu: gpus.map((d) => d.index),
+          nvmlGpu: gpus.map((d) => Number(d.deviceId.slice("gpu:".length))),
+          cpu: selection.devices.filter((d) => d.domain === "cpu").map((d) => d.index),
+        },
+      };
+      this.selections.set(shape, cached);
+    }
+    return cached;
+  }
+
+  /** Ends a window, or returns the stored result of the last one ended under this key. */
+  end(key: string, waitForCounterUpdate: boolean): Promise<Measurement> {
+    const window = this.open.get(key);
+    const inFlight = this.ending.get(key);
+    // The same window already being ended, or (no new one open under the key) the last one still being priced.
+    if (inFlight && (window === undefined || inFlight.window === window)) return inFlight.done;
+    if (!window) return Promise.resolve(this.stored(key));
+    const endMs = this.deps.clock.nowMs();
+    // Nothing to wait for (no counter update, no pricing): ended before this returns, so no other call can
+    // find it in progress. Most EndWindows take this path.
+    if (!waitForCounterUpdate && !this.carbon) {
+      try {
+        return Promise.resolve(this.complete(window, endMs).measurement);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const entry = { window, done: this.finish(window, endMs, waitForCounterUpdate) };
+    this.ending.set(key, entry);
+    void entry.done.finally(() => this.ending.get(key) === entry && this.ending.delete(key)).catch(() => undefined);
+    return entry.done;
+  }
+
+  private async finish(window: OpenWindow, endMs: number, wait: boolean): Promise<Measurement> {
+    if (wait) await this.deps.sampler.waitForReadingsAfter(endMs, window.devices.map((d) => d.deviceId), 1000);
+    const { measurement, pieces } = this.complete(window, endMs);
+    if (pieces) await this.carbon!.price(window.id, measurement, pieces);
+    return measurement;
+  }
+
+  /**
+   * Measures a window up to endMs, stores the result and closes the window. Stored before pricing: the
+   * energy is safe whatever the intensity service does, and a crash while pricing leaves the window due for
+   * the background loop.
+   */
+  private complete(window: OpenWindow, endMs: number): { measurement: Measurement; pieces: EnergyPiece[] | undefined } {
+    const { store, clock, config } = this.deps;
+    const ended = this.measure(window, endMs, true);
+    const { measurement, pieces } = ended;
+    const retryAtMs = pieces ? clock.nowMs() + config.carbonRetryMs : null;
+    store.end(window.id, endMs, encodeResult(measurement), pieces ? JSON.stringify(pieces) : null, retryAtMs);
+    if (this.open.get(window.key) === window) this.open.delete(window.key);
+    this.pending.delete(window);
+    this.demandChanged();
+    return ended;
+  }
+
+  /** Asks again for pending or provisional grams now (the background loop does it on its own). */
+  refreshCarbon(): Promise<void> {
+    return this.carbon?.refresh() ?? Promise.resolve();
+  }
+
+  /** An open window's running totals, or the stored result of the last one ended under this key. */
+  get(key: string): Measurement {
+    const window = this.open.get(key);
+    return window ? this.measure(window, this.deps.clock.nowMs(), false).measurement : this.stored(key);
+  }
+
+  cancel(key: string): { key: string; beginMs: number } {
+    const window = this.open.get(key);
+    if (!window) throw new AppError(Code.NotFound, `no open window '${key}'`, { hint: "ListWindows shows the open windows" });
+    if (this.ending.get(key)?.window === window) {
+      throw new AppError(Code.FailedPrecondition, `window '${key}' is being ended (EndWindow is waiting for a counter update)`, {
+        hint: "its result is stored in a moment: GetWindow returns it",
+      });
+    }
+    this.deps.store.cancel(window.id);
+    this.open.delete(key);
+    this.pending.delete(window);
+    this.demandChanged();
+    return { key, beginMs: window.beginMs };
+  }
+
+  list(includeEnded: boolean): Array<{ spec: WindowSpec; endMs?: number }> {
+    const open = [...this.open.values()].map((w) => ({ spec: w as WindowSpec }));
+    if (!includeEnded) return open;
+    const ended = this.deps.store.recentlyEnded(1000).map((w) => ({ spec: JSON.parse(w.spec) as WindowSpec, endMs: w.endMs! }));
+    return [...open, ...ended];
+  }
+
+  /** Writes a last checkpoint and stops the timers. */
+  close(): void {
+    this.unsubscribe();
+    this.carbon?.close();
+    for (const t of this.timers) clearInterval(t);
+    this.resolvePending();
+    this.checkpoint();
+  }
+
+  /** Open windows need full-rate sampling (their edges are interpolated between readings). */
+  private demandChanged(): void {
+    this.deps.sampler.setDemand("windows", this.open.size > 0);
+  }
+
+  private stored(key: string): Measurement {
+    validateKey(key);
+    const w = this.deps.store.latestEnded(key);
+    if (!w?.result) throw new AppError(Code.NotFound, `no window '${key}' is open or stored`, { hint: `ended windows are kept for ${this.deps.config.retentionDays} days` });
+    return decodeResult(w.result);
+  }
+
+  private restore(w: StoredWindow): void {
+    const spec = JSON.parse(w.spec) as WindowSpec;
+    const edges = w.edges ? new Map(Object.entries(JSON.parse(w.edges) as Record<string, BeginEdge>)) : undefined;
+    const window: OpenWindow = { ...spec, id: w.id, runId: w.runId, edges };
+    this.open.set(spec.key, window);
+    if (!edges && w.runId === this.deps.store.runId) this.pending.add(window);
+  }
+
+  /** Resolves begin edges that now have a reading after them; persists them in one transaction. */
+  private resolvePending(): void {
+    if (this.pending.size === 0) return;
+    const resolved: Array<{ window: OpenWindow; edges: Map<string, BeginEdge> }> = [];
+    for (const window of this.pending) {
+      const edges = this.beginEdges(window, false);
+      if (edges) resolved.push({ window, edges });
+    }
+    if (resolved.length === 0) return;
+    try {
+      this.deps.store.setEdges(resolved.map((r) => ({ id: r.window.id, edges: JSON.stringify(Object.fromEntries(r.edges)) })));
+    } catch (err) {
+      // Still pending: stored with a later reading (the timeline keeps the begin for half an hour).
+      this.deps.log.error({ err }, "storing windows' begin edges failed; trying again with the next reading");
+      return;
+    }
+    for (const { window, edges } of resolved) {
+      window.edges = edges;
+      this.pending.delete(window);
+    }
+  }
+
+  /**
+   * Every device's edge at the window's begin; undefined while some lacks a reading after it (unless
+   * forced). Anchors (the raw counter, for chaining across restarts) only for edges that are stored.
+   */
+  private beginEdges(window: OpenWindow, force: boolean, withAnchors = true): Map<string, BeginEdge> | undefined {
+    const { sampler, store } = this.deps;
+    const edges = new Map<string, BeginEdge>();
+    for (const d of window.devices) {
+      if (sampler.device(d.deviceId)?.status !== "ok") continue; // a lost device must not hold the others' edges back
+      const edge = sampler.energyAt(d.deviceId, window.beginMs);
+      if (!edge) {
+        // Its readings all follow the begin (the window was begun before its first one): none will ever
+        // bracket it. That device is reported missing; the others' edges are still resolved and stored.
+        if (force || sampler.hasReading(d.deviceId)) continue;
+        return undefined; // no reading at all yet: wait for one
+      }
+      if (edge.kind === "extrapolated" && !force) return undefined;
+      const anchor = withAnchors ? sampler.anchorAt(d.deviceId, window.beginMs) : undefined;
+      // One object shape for every edge (no conditional spreads): 10,000 open windows stay small.
+      edges.set(d.deviceId, {
+        energyJ: edge.energyJ,
+        edgeUncertaintyJ: edge.edgeUncertaintyJ,
+        cumulativeUncertaintyJ: edge.cumulativeUncertaintyJ,
+        kind: edge.kind,
+        resets: edge.resets,
+        segment: edge.segment,
+        tMs: window.beginMs,
+        runId: store.runId,
+        rawJ: anchor?.rawJ,
+        powerW: anchor?.powerW,
+      });
+    }
+    return edges;
+  }
+
+  /** The window's Measurement up to endMs; for an ended window with carbon enabled, its energy pieces too. */
+  private measure(window: OpenWindow, endMs: number, ended: boolean): { measurement: Measurement; pieces: EnergyPiece[] | undefined } {
+    const { sampler } = this.deps;
+    const carbon = ended ? this.carbon : undefined;
+    // Begin edges not resolved yet (the window is younger than a counter update) are taken from this run's
+    // timeline as they are: as BeginEdges only where carbon pieces need them.
+    const edges = window.edges ?? (carbon ? this.beginEdges(window, true, false) : undefined);
+    const results = new Array<DeviceResult>(window.devices.length);
+    for (let i = 0; i < results.length; i++) {
+      const id = window.devices[i]!.deviceId;
+      results[i] = window.edges ? this.deviceResult(id, window.edges.get(id), endMs) : this.deviceResult(id, undefined, endMs, window.beginMs);
+    }
+    const measurement = buildMeasurement({ spec: window, endMs, ended, results, sampler, carbon: this.carbonStatus(ended) });
+    if (!carbon) return { measurement, pieces: undefined };
+    const pieces = window.devices.flatMap((d, i) => {
+      const r = results[i]!;
+      const begin = edges?.get(d.deviceId);
+      return r.missing !== undefined || !begin ? [] : carbon.pieces(d, begin, endMs, r.energyJ);
+    });
+    return { measurement, pieces };
+  }
+
+  private carbonStatus(ended: boolean): { status: CarbonStatus; reason: string } {
+    if (!this.carbon) return { status: CarbonStatus.CARBON_STATUS_DISABLED, reason: this.deps.pricer.disabledReason };
+    return { status: CarbonStatus.CARBON_STATUS_PENDING, reason: ended ? "the intensity service has not priced this window yet" : "grams are computed when the window ends" };
+  }
+
+  /** A device's figures from its stored begin edge, or (freshBeginMs: not resolved yet) from this run's timeline. */
+  private deviceResult(deviceId: string, stored: BeginEdge | undefined, endMs: number, freshBeginMs?: number): DeviceResult {
+    const { sampler, store } = this.deps;
+    const device = sampler.device(deviceId);
+    if (!device || device.status !== "ok") return { missing: device?.statusReason ?? "the device is no longer present" };
+    const begin = freshBeginMs === undefined ? stored : sampler.energyAt(deviceId, freshBeginMs);
+    if (!begin) return { missing: "the window's start was not measured on this device: the agent stopped before a reading followed it, or the device was unavailable or not read yet then" };
+    try {
+      if (!stored || stored.runId === store.runId) return sampler.energySince(deviceId, begin, endMs);
+      return this.acrossRestart(deviceId, stored, endMs);
+    } catch (err) {
+      return { missing: AppError.from(err).message };
+    }
+  }
+
+  private acrossRestart(deviceId: string, begin: BeginEdge, endMs: number): DeviceResult {
+    const { sampler, store } = this.deps;
+    const current = sampler.span(deviceId);
+    const end = sampler.anchorAt(deviceId, endMs);
+    const endEdge = sampler.energyAt(deviceId, endMs);
+    if (!current || !end || !endEdge) throw new AppError(Code.FailedPrecondition, `${deviceId} has no readings in this run yet`);
+    const beginAnchor: Anchor = {
+      tMs: begin.tMs,
+      cumJ: begin.energyJ,
+      ...(begin.rawJ !== undefined ? { rawJ: begin.rawJ } : {}),
+      ...(begin.powerW !== undefined ? { powerW: begin.powerW } : {}),
+    };
+    const runs = store.runsSince(deviceId, begin.runId).filter((r) => r.runId !== store.runId);
+    if (runs[0]?.runId !== begin.runId) runs.unshift({ runId: begin.runId, first: beginAnchor, last: beginAnchor });
+    runs.push({ runId: store.runId, ...current });
+    const device = sampler.device(deviceId)!;
+    const c = chain({ begin: beginAnchor, runs, end, ...(device.counterRangeJ !== undefined ? { counterRangeJ: device.counterRangeJ } : {}) });
+    return {
+      energyJ: c.energyJ,
+      uncertaintyJ: c.uncertaintyJ + begin.edgeUncertaintyJ + endEdge.edgeUncertaintyJ,
+      shortWindow: false,
+      powerIntegration: !device.hasEnergyCounter || c.estimatedJ > 0,
+      counterReset: c.resets > 0,
+      extrapolated: endEdge.kind === "extrapolated",
+      wrapsInferred: c.wrapsInferred,
+    };
+  }
+
+  private checkpoint(): void {
+    const spans = this.deps.sampler.devices().flatMap((d) => {
+      const span = this.deps.sampler.span(d.id);
+      return span ? [{ deviceId: d.id, ...span }] : [];
+    });
+    try {
+      this.deps.store.checkpoint(spans);
+    } catch (err) {
+      this.deps.log.error({ err }, "checkpoint failed");
+    }
+  }
+
+  private purge(): void {
+    const now = this.deps.clock.nowMs();
+    try {
+      const n = this.deps.store.purgeEndedBefore(now - this.deps.config.retentionDays * 86_400_000);
+      if (n > 0) this.deps.log.info({ purged: n }, "ended windows past retention removed");
+    } catch (err) {
+      this.deps.log.error({ err }, "removing ended windows past retention failed; trying again in an hour");
+    }
+    let oldestOpenMs = now;
+    for (const w of this.open.values()) oldestOpenMs = Math.min(oldestOpenMs, w.beginMs);
+    this.carbon?.purgeBefore(oldestOpenMs);
+  }
+}

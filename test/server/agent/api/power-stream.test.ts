@@ -1,0 +1,312 @@
+/**
+ * WatchPower through real gRPC against the fake libnvidia-ml.so.1 (two GPUs at constant 300 W and 500 W)
+ * and a fake powercap tree, plus the hub alone with a fake call where exact backpressure matters.
+ */
+import { EventEmitter } from "node:events";
+import { credentials, status, type ClientReadableStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
+import test from "ava";
+import { EnergyMonitorClient, type PowerSample, type WatchPowerRequest } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
+import type { Device, EnergySource } from "../../../../server/agent/devices/energy-source.js";
+import { PowerHub } from "../../../../server/agent/api/power-stream.js";
+import { Sampler } from "../../../../server/agent/energy/sampler.js";
+import { silentLogger } from "../../../../server/shared/log.js";
+import { durationFromMs } from "../../../../server/shared/proto-time.js";
+import { fakeNvml } from "../../../helpers/fake-nvml.js";
+import { startTestAgent, type TestAgent } from "../../../helpers/grpc.js";
+import { intelTwoSocketTree } from "../../../helpers/powercap.js";
+
+const GPU_POWER_W = [300, 500];
+
+type PowerStream = ClientReadableStream<PowerSample>;
+interface Received {
+  sample: PowerSample;
+}
+
+async function agentWithGpus(t: { teardown(fn: () => unknown): void }, env: Record<string, string> = {}): Promise<TestAgent> {
+  const nvml = fakeNvml({ gpus: GPU_POWER_W.map((powerW, i) => ({ uuid: `GPU-${i}`, profile: [{ powerW, ms: 1000 }] })) });
+  const tree = intelTwoSocketTree();
+  const agent = await startTestAgent({
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_POWERCAP_ROOT: tree.root,
+    CARBONMON_SAMPLING_PERIOD_MS: "100",
+    ...env,
+  });
+  t.teardown(async () => (await agent.close(), nvml.cleanup(), tree.cleanup()));
+  return agent;
+}
+
+function watch(client: EnergyMonitorClient, request: Partial<WatchPowerRequest> = {}): PowerStream {
+  return client.watchPower({ gpuIndices: [], cpuIndices: [], skipGpus: false, skipCpus: false, ...request });
+}
+
+/** The first n samples, with their arrival times; the stream is cancelled afterwards. */
+function take(stream: PowerStream, n: number): Promise<Received[]> {
+  const got: Received[] = [];
+  return new Promise((resolve, reject) => {
+    stream.on("data", (sample: PowerSample) => {
+      got.push({ sample });
+      if (got.length === n) (stream.cancel(), resolve(got));
+    });
+    stream.on("error", (err: ServiceError) => (err.code === status.CANCELLED ? undefined : reject(err)));
+  });
+}
+
+/** The status a stream ends with. */
+function statusOf(stream: PowerStream): Promise<ServiceError> {
+  return new Promise((resolve) => stream.on("error", resolve).on("data", () => undefined));
+}
+
+async function until(condition: () => boolean, timeoutMs = 2000): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  return condition();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const energyReads = (agent: TestAgent): number => (agent.context.sampler.sources[0] as unknown as { energyReads: number }).energyReads;
+const groupCount = (hub: PowerHub): number => (hub as unknown as { groups: Map<number, unknown> }).groups.size;
+
+test("the first sample comes at once, then one per period, numbered; powers per device, growing energies", async (t) => {
+  const agent = await agentWithGpus(t);
+  await sleep(300); // the sampler's first readings
+  const got = await take(watch(agent.client, { period: durationFromMs(300) }), 5);
+  t.deepEqual(got.map((r) => r.sample.sequence), [0n, 1n, 2n, 3n, 4n]);
+  t.true(got.every((r) => r.sample.skipped === 0n && !r.sample.simulated));
+  const spanMs = got[4]!.sample.time!.getTime() - got[0]!.sample.time!.getTime();
+  t.true(spanMs > 4 * 300 * 0.7 && spanMs < 4 * 300 * 1.5, `4 periods took ${spanMs} ms`);
+  for (const { sample } of got) {
+    t.deepEqual(Object.keys(sample.gpuPowerW), ["0", "1"]);
+    t.is(sample.gpuPowerW[0], 300);
+    t.is(sample.gpuPowerW[1], 500);
+    t.deepEqual(Object.keys(sample.gpuTemperatureC), ["0", "1"]);
+    t.deepEqual(Object.keys(sample.cpuEnergyJ), ["0", "1"]);
+    t.deepEqual(Object.keys(sample.dramEnergyJ), ["0", "1"]);
+  }
+  const energies = got.map((r) => r.sample.gpuEnergyJ);
+  t.deepEqual(energies[0], { 0: 0, 1: 0 });
+  for (let i = 1; i < energies.length; i++) t.true(energies[i]![0]! > energies[i - 1]![0]! && energies[i]![1]! > energies[i - 1]![1]!);
+  // 300 W and 500 W from the first sample to the last, within a sampling period's worth.
+  const lifeS = spanMs / 1000;
+  t.true(Math.abs(energies[4]![0]! - 300 * lifeS) < 300 * 0.25, `GPU 0: ${energies[4]![0]} J in ${lifeS} s`);
+  t.true(Math.abs(energies[4]![1]! - 500 * lifeS) < 500 * 0.25, `GPU 1: ${energies[4]![1]} J in ${lifeS} s`);
+});
+
+test("the first sample does not wait for the period: with a one-hour period it still comes at once", async (t) => {
+  const agent = await agentWithGpus(t);
+  await sleep(300);
+  // The next sample after the first is an hour away, so receiving one at all shows it was not waited for.
+  const got = await take(watch(agent.client, { skipCpus: true, period: durationFromMs(3_600_000) }), 1);
+  t.is(got[0]!.sample.sequence, 0n);
+  t.deepEqual(Object.keys(got[0]!.sample.gpuPowerW).sort(), ["0", "1"]);
+  t.deepEqual(got[0]!.sample.cpuPowerW, {});
+});
+
+test("a period below the sampling period, above 1 hour, or an unknown GPU is INVALID_ARGUMENT", async (t) => {
+  const agent = await agentWithGpus(t);
+  const below = await statusOf(watch(agent.client, { period: durationFromMs(50) }));
+  t.is(below.code, status.INVALID_ARGUMENT);
+  t.regex(below.details, /period 50 ms is below the sampling period 100 ms: the hardware updates no faster/);
+  const above = await statusOf(watch(agent.client, { period: durationFromMs(3_600_001) }));
+  t.is(above.code, status.INVALID_ARGUMENT);
+  t.regex(above.details, /above the maximum/);
+  const unknown = await statusOf(watch(agent.client, { gpuIndices: [7] }));
+  t.is(unknown.code, status.INVALID_ARGUMENT);
+  const unknownCpu = await statusOf(watch(agent.client, { cpuIndices: [5] }));
+  t.is(unknownCpu.code, status.INVALID_ARGUMENT);
+  t.regex(unknownCpu.details, /no CPU package 5/);
+  t.is(agent.context.power.streams, 0);
+});
+
+test("GPU indices are the caller's: with CUDA_VISIBLE_DEVICES 1,0, index 1 is NVML GPU 0", async (t) => {
+  const agent = await agentWithGpus(t);
+  await sleep(300);
+  const [first] = await take(watch(agent.client, { gpuIndices: [1], cudaVisibleDevices: "1,0", skipCpus: true }), 1);
+  t.deepEqual(first!.sample.gpuPowerW, { 1: GPU_POWER_W[0] });
+  t.deepEqual(Object.keys(first!.sample.gpuEnergyJ), ["1"]);
+  t.deepEqual(first!.sample.cpuPowerW, {});
+});
+
+test("200 watchers all get samples and cost no more hardware reads than one", async (t) => {
+  // With no stream the agent samples at its idle rate, so the baseline is one watcher (full rate).
+  const agent = await agentWithGpus(t);
+  await sleep(300);
+  const windowMs = 1500;
+  const counts = new Array<number>(200).fill(0);
+  const open = (i: number) => {
+    const s = watch(agent.client, { period: durationFromMs(100) });
+    s.on("data", () => counts[i]!++).on("error", () => undefined);
+    return s;
+  };
+  const streams = [open(0)];
+  t.true(await until(() => agent.context.power.streams === 1, 5000));
+  await sleep(300); // past the switch to full rate
+  const one0 = energyReads(agent);
+  await sleep(windowMs);
+  const oneReads = energyReads(agent) - one0;
+
+  for (let i = 1; i < counts.length; i++) streams.push(open(i));
+  t.true(await until(() => agent.context.power.streams === 200, 5000), `${agent.context.power.streams} streams open`);
+  const busy0 = energyReads(agent);
+  await sleep(windowMs);
+  const busyReads = energyReads(agent) - busy0;
+  for (const s of streams) s.cancel();
+
+  // Two GPUs at full rate: about 10 measurement reads per second each, plus update-grid probes.
+  t.true(oneReads >= 20, `${oneReads} reads in ${windowMs} ms with one watcher: the fake's counters are read at full rate`);
+  t.true(busyReads / oneReads < 1.3, `${busyReads} reads with 200 watchers vs ${oneReads} with one`);
+  t.true(counts.every((n) => n >= 5), `fewest samples received: ${Math.min(...counts)}`);
+  t.true(await until(() => agent.context.power.streams === 0));
+});
+
+test("cancelling frees every stream and the group's timer at once", async (t) => {
+  const agent = await agentWithGpus(t);
+  const streams = [100, 100, 200, 300].map((ms) => watch(agent.client, { period: durationFromMs(ms) }));
+  for (const s of streams) s.on("data", () => undefined).on("error", () => undefined);
+  t.true(await until(() => agent.context.power.streams === 4, 5000));
+  t.is(groupCount(agent.context.power), 3);
+  streams[0]!.cancel();
+  t.true(await until(() => agent.context.power.streams === 3));
+  t.is(groupCount(agent.context.power), 3, "the 100 ms group keeps its other stream");
+  for (const s of streams.slice(1)) s.cancel();
+  t.true(await until(() => agent.context.power.streams === 0), `${agent.context.power.streams} streams left`);
+  t.is(groupCount(agent.context.power), 0);
+});
+
+test("a slow reader gets the latest sample with a count of skipped ones, and nothing queues up", async (t) => {
+  // 10 ms periods and a 1 KiB flow-control window fill the transport's buffers within seconds.
+  const agent = await agentWithGpus(t, { CARBONMON_SAMPLING_PERIOD_MS: "10" });
+  const client = new EnergyMonitorClient(agent.running.address, credentials.createInsecure(), { "grpc-node.flow_control_window": 1024 });
+  t.teardown(() => client.close());
+  const stream = watch(client, { period: durationFromMs(10) });
+  const got: PowerSample[] = [];
+  stream.on("data", (s: PowerSample) => got.push(s)).on("error", () => undefined);
+  t.true(await until(() => got.length > 5));
+  stream.pause();
+  // The server's call buffers up to 16 samples (the stream's high-water mark), then reports backpressure.
+  let maxBuffered = 0;
+  const buffered = () => (maxBuffered = Math.max(maxBuffered, agent.context.power.bufferedSamples));
+  t.true(await until(() => buffered() >= 16, 15_000), `the server never saw backpressure (${maxBuffered} buffered)`);
+  for (let i = 0; i < 10; i++) await sleep(100).then(buffered);
+  stream.resume();
+  // What the transport held comes first, then the latest sample with the skipped count, then the rest.
+  const caughtUp = () => got.findIndex((s) => s.skipped > 0n);
+  t.true(await until(() => caughtUp() >= 0 && got.length > caughtUp() + 10, 5000), `${got.length} received, none with skipped > 0`);
+  stream.cancel();
+
+  t.true(maxBuffered <= 16, `${maxBuffered} samples buffered in the server`);
+  t.deepEqual(
+    got.map((s) => s.sequence),
+    got.map((_, i) => BigInt(i)),
+    "sequence numbers count the samples sent, without gaps",
+  );
+  const skippedTotal = got.reduce((a, s) => a + Number(s.skipped), 0);
+  t.true(skippedTotal >= 10, `${skippedTotal} ticks skipped over a blocked second at 10 ms`);
+});
+
+test("shutdown ends open streams with UNAVAILABLE and refuses new ones", async (t) => {
+  const agent = await agentWithGpus(t);
+  const stream = watch(agent.client, { period: durationFromMs(100) });
+  const ended = statusOf(stream);
+  t.true(await until(() => agent.context.power.streams === 1, 5000));
+  const shutdown = agent.running.shutdown(2000);
+  const err = await ended;
+  t.is(err.code, status.UNAVAILABLE);
+  t.regex(err.details, /agent shutting down/);
+  t.is(agent.context.power.streams, 0);
+  await shutdown;
+  t.is(groupCount(agent.context.power), 0);
+});
+
+// The hub alone, with a fake call whose write() reports backpressure on demand.
+
+class FakeCall extends EventEmitter {
+  cancelled = false;
+  accepting = true;
+  written: PowerSample[] = [];
+  writableLength = 0;
+  errors: Array<{ code?: number; details?: string }> = [];
+  constructor(readonly request: WatchPowerRequest) {
+    super();
+    this.on("error", (err: { code?: number; details?: string }) => this.errors.push(err));
+  }
+  write(sample: PowerSample): boolean {
+    this.written.push(sample);
+    return this.accepting;
+  }
+}
+
+function hubWithOneGpu(): { hub: PowerHub; sampler: Sampler } {
+  const device: Device = { id: "gpu:0", domain: "gpu", index: 0, name: "fake", hasEnergyCounter: false, status: "ok", simulated: true };
+  const source: EnergySource = { name: "fake", state: () => ({ name: "fake", status: "ok" }), devices: () => [device], start: () => undefined, stop: async () => undefined };
+  const sampler = new Sampler([source]);
+  const t0 = sampler.now();
+  sampler.ingest([{ deviceId: "gpu:0", tMs: t0 - 20, powerW: 250, temperatureC: 40 }]);
+  sampler.ingest([{ deviceId: "gpu:0", tMs: t0 - 10, powerW: 250, temperatureC: 40 }]);
+  const hub = new PowerHub(sampler, { config: { samplingPeriodMs: 10, cudaVisibleDevices: undefined }, log: silentLogger() });
+  return { hub, sampler };
+}
+
+const request = (periodMs: number): WatchPowerRequest => ({ gpuIndices: [], cpuIndices: [], period: durationFromMs(periodMs), skipGpus: false, skipCpus: false });
+const asCall = (call: FakeCall) => call as unknown as ServerWritableStream<WatchPowerRequest, PowerSample>;
+
+test("hub: a blocked stream is not written to; after drain it gets the latest sample with the skipped count", async (t) => {
+  const { hub } = hubWithOneGpu();
+  t.teardown(() => hub.close());
+  const call = new FakeCall(request(10));
+  hub.watch(asCall(call));
+  t.is(call.written.length, 1);
+  t.like(call.written[0], { sequence: 0n, skipped: 0n, simulated: true, gpuPowerW: { 0: 250 }, gpuTemperatureC: { 0: 40 } });
+  t.true(await until(() => call.written.length >= 3));
+  call.accepting = false;
+  const blockedAt = call.written.length + 1; // this write is accepted but reports a full buffer
+  t.true(await until(() => call.written.length === blockedAt));
+  await sleep(200);
+  t.is(call.written.length, blockedAt, "nothing written while blocked");
+  call.accepting = true;
+  call.emit("drain");
+  t.true(await until(() => call.written.length === blockedAt + 1));
+  const resumed = call.written[blockedAt]!;
+  t.is(resumed.sequence, BigInt(blockedAt));
+  const gapMs = resumed.time!.getTime() - call.written[blockedAt - 1]!.time!.getTime();
+  t.true(gapMs > 150, "the latest sample, not an old one");
+  // Every tick that passed while blocked is counted, and no more than the ticks that passed.
+  t.true(resumed.skipped >= 1n && Number(resumed.skipped) <= gapMs / 10, `skipped ${resumed.skipped} in ${gapMs} ms`);
+  call.emit("cancelled");
+  t.is(hub.streams, 0);
+  t.is(groupCount(hub), 0);
+});
+
+test("hub: groups by period, one read per device per tick whatever the number of streams", async (t) => {
+  const { hub, sampler } = hubWithOneGpu();
+  t.teardown(() => hub.close());
+  let snapshots = 0;
+  const snapshot = sampler.snapshot.bind(sampler);
+  sampler.snapshot = (id) => (snapshots++, snapshot(id));
+  const calls = Array.from({ length: 50 }, (_, i) => new FakeCall(request(i % 2 ? 20 : 40)));
+  for (const call of calls) hub.watch(asCall(call));
+  t.is(hub.streams, 50);
+  t.is(groupCount(hub), 2);
+  snapshots = 0;
+  await sleep(200);
+  // About 10 ticks at 20 ms and 5 at 40 ms, one snapshot each: far from 50 streams x ticks.
+  t.true(snapshots > 0 && snapshots <= 25, `${snapshots} snapshot reads`);
+  t.true(calls.every((c) => c.written.length >= 2));
+  for (const call of calls) call.emit("close");
+  t.is(hub.streams, 0);
+  t.is(groupCount(hub), 0);
+});
+
+test("hub: close ends every stream with UNAVAILABLE and refuses new ones", (t) => {
+  const { hub } = hubWithOneGpu();
+  const open = new FakeCall(request(10));
+  hub.watch(asCall(open));
+  hub.close();
+  t.is(hub.streams, 0);
+  t.is(groupCount(hub), 0);
+  t.like(open.errors[0], { code: status.UNAVAILABLE, details: "agent shutting down" });
+  const late = new FakeCall(request(10));
+  hub.watch(asCall(late));
+  t.like(late.errors[0], { code: status.UNAVAILABLE, details: "agent shutting down" });
+  t.is(late.written.length, 0);
+  t.is(hub.streams, 0);
+});

@@ -1,0 +1,185 @@
+/**
+ * The sampler against the fake libnvidia-ml.so.1 (real koffi binding, real worker thread) and fake
+ * powercap trees (real file reads). The truth is the scripted power profile, integrated exactly.
+ *
+ * Clock: the fake stamps readings with the wall clock; the agent converts them to its monotonic,
+ * epoch-aligned clock. The test maps agent instants back to wall time with the same offset, known to a few
+ * microseconds, and allows for that: CLOCK_TOLERANCE_MS at the highest power.
+ */
+import test from "ava";
+import { NvmlSource } from "../../../../server/agent/devices/nvml.js";
+import { RaplSource } from "../../../../server/agent/devices/rapl.js";
+import { Sampler } from "../../../../server/agent/energy/sampler.js";
+import { ManualClock } from "../../../../server/shared/clock.js";
+import { fakeNvml, profileEnergyJ, type FakeNvmlConfig, type Segment } from "../../../helpers/fake-nvml.js";
+import { aboutToWrapTree } from "../../../helpers/powercap.js";
+
+const CLOCK_TOLERANCE_MS = 0.05;
+const ALIGNED: Segment[] = [{ powerW: 700, ms: 500 }, { powerW: 80, ms: 300 }, { powerW: 400, ms: 200 }];
+const UNALIGNED: Segment[] = [{ powerW: 700, ms: 250 }, { powerW: 80, ms: 250 }];
+
+/**
+ * Wall minus agent clock, exact to the tick of Date.now(): read the agent clock the moment Date.now()
+ * ticks. A preemption between the two reads makes the difference smaller, never larger (the test runs
+ * beside others on two cores), so the largest of several is kept.
+ */
+function wallOffsetMs(): number {
+  let best = -Infinity;
+  for (let i = 0; i < 7; i++) {
+    const start = Date.now();
+    let tick = start;
+    while (tick === start) tick = Date.now();
+    best = Math.max(best, tick - (performance.timeOrigin + performance.now()));
+  }
+  return best;
+}
+
+async function sampling(config: FakeNvmlConfig, ms: number) {
+  const fake = fakeNvml(config);
+  const nvml = await NvmlSource.probe({ libraryPath: fake.libraryPath, samplingPeriodMs: 100 });
+  const sampler = new Sampler([nvml]);
+  sampler.start();
+  await new Promise((r) => setTimeout(r, ms));
+  await sampler.stop();
+  fake.cleanup();
+  const offset = wallOffsetMs();
+  const truth = (profile: Segment[], t0: number, t1: number) => profileEnergyJ(profile, fake.epochMs, t0 + offset, t1 + offset);
+  return { sampler, nvml, truth };
+}
+
+/**
+ * Instants inside the covered part of a device's timeline, deterministic. The first WARMUP_MS are left out:
+ * the sampler spends them learning when the counter updates (until then its bound is wide, see below).
+ */
+const WARMUP_MS = 2000;
+function instants(sampler: Sampler, id: string, durationMs: number, count: number, warmupMs = WARMUP_MS): Array<[number, number]> {
+  const first = firstPoint(sampler, id) + warmupMs;
+  const last = lastPoint(sampler, id);
+  const span = last - first - durationMs;
+  return Array.from({ length: count }, (_, i) => {
+    const t0 = first + (span * (i + 0.37)) / count;
+    return [t0, t0 + durationMs];
+  });
+}
+const firstPoint = (s: Sampler, id: string): number => (s as any).tracks.get(id).timeline.first().tMs as number;
+const lastPoint = (s: Sampler, id: string): number => (s as any).tracks.get(id).timeline.last().tMs;
+
+test("energy counter: every interval of 1 s or more is within 0.5 % of the scripted truth; shorter ones within their bound", async (t) => {
+  const epochMs = Math.floor(Date.now() / 1000) * 1000 - 60_000;
+  const { sampler, truth } = await sampling({ gpus: [{ profile: ALIGNED }, { profile: UNALIGNED }], epochMs }, 5500);
+  for (const durationMs of [1000, 1500, 2200]) {
+    for (const [t0, t1] of instants(sampler, "gpu:0", durationMs, 25)) {
+      const e = sampler.energyBetween("gpu:0", t0, t1);
+      const want = truth(ALIGNED, t0, t1);
+      t.true(Math.abs(e.energyJ - want) <= 0.005 * want, `${durationMs} ms: ${e.energyJ} J vs ${want} J`);
+      t.false(e.shortWindow);
+      t.false(e.extrapolated);
+    }
+  }
+  for (const durationMs of [20, 50, 80, 130]) {
+    for (const [t0, t1] of instants(sampler, "gpu:0", durationMs, 25)) {
+      const e = sampler.energyBetween("gpu:0", t0, t1);
+      const err = Math.abs(e.energyJ - truth(ALIGNED, t0, t1));
+      t.true(err <= e.uncertaintyJ + 700 * CLOCK_TOLERANCE_MS * 1e-3, `${durationMs} ms: error ${err} J > bound ${e.uncertaintyJ} J`);
+    }
+  }
+  // From the very start, before the update instants are learnt, every interval is within its (wider) bound.
+  for (const [t0, t1] of instants(sampler, "gpu:0", 1000, 30, 0)) {
+    const e = sampler.energyBetween("gpu:0", t0, t1);
+    const err = Math.abs(e.energyJ - truth(ALIGNED, t0, t1));
+    t.true(err <= e.uncertaintyJ + 700 * CLOCK_TOLERANCE_MS * 1e-3, `from the start: error ${err} J > bound ${e.uncertaintyJ} J`);
+  }
+  // Power steps that fall between counter updates: the interpolation is off, but never by more than its bound.
+  for (const durationMs of [50, 1000]) {
+    for (const [t0, t1] of instants(sampler, "gpu:1", durationMs, 40)) {
+      const e = sampler.energyBetween("gpu:1", t0, t1);
+      const err = Math.abs(e.energyJ - truth(UNALIGNED, t0, t1));
+      t.true(err <= e.uncertaintyJ + 700 * CLOCK_TOLERANCE_MS * 1e-3, `unaligned ${durationMs} ms: error ${err} J > bound ${e.uncertaintyJ} J`);
+    }
+  }
+});
+
+test("a window inside one counter update is flagged short; one past the last update is flagged extrapolated", async (t) => {
+  const epochMs = Math.floor(Date.now() / 1000) * 1000 - 60_000;
+  const { sampler, truth } = await sampling({ gpus: [{ profile: ALIGNED }], epochMs }, 1500);
+  const last = lastPoint(sampler, "gpu:0");
+  const short = sampler.energyBetween("gpu:0", last - 90, last - 40);
+  t.true(short.shortWindow);
+  const open = sampler.energyBetween("gpu:0", last - 500, last + 60);
+  t.true(open.extrapolated);
+  t.true(Math.abs(open.energyJ - truth(ALIGNED, last - 500, last + 60)) <= open.uncertaintyJ + 700 * CLOCK_TOLERANCE_MS * 1e-3);
+});
+
+test("a GPU without an energy counter: power integrated, flagged, within its bound", async (t) => {
+  const epochMs = Math.floor(Date.now() / 1000) * 1000 - 60_000;
+  const { sampler, truth } = await sampling({ gpus: [{ profile: ALIGNED, energyCounter: false }], epochMs }, 3000);
+  for (const [t0, t1] of instants(sampler, "gpu:0", 1000, 20)) {
+    const e = sampler.energyBetween("gpu:0", t0, t1);
+    t.true(e.powerIntegration);
+    const err = Math.abs(e.energyJ - truth(ALIGNED, t0, t1));
+    t.true(err <= e.uncertaintyJ + 700 * CLOCK_TOLERANCE_MS * 1e-3, `error ${err} J > bound ${e.uncertaintyJ} J`);
+    // This profile steps three times a second; each step between two power samples adds |dP| x gap / 2 to
+    // the bound (~14 % here at 100 ms gaps, more when a loaded machine delays reads). It must stay well
+    // short of "anything goes".
+    t.true(e.uncertaintyJ < 0.5 * e.energyJ, `the bound stays useful: ${e.uncertaintyJ} J of ${e.energyJ} J`);
+  }
+});
+
+test("a counter reset inside a window is flagged and never gives negative energy", async (t) => {
+  const profile = [{ powerW: 300, ms: 1000 }];
+  const epochMs = Date.now();
+  const { sampler, truth } = await sampling({ gpus: [{ profile, resetAtMs: 3000, initialEnergyJ: 50_000 }], epochMs }, 4500);
+  const resetAt = epochMs + 3000 - wallOffsetMs();
+  const e = sampler.energyBetween("gpu:0", resetAt - 600, resetAt + 700);
+  t.true(e.counterReset);
+  t.true(e.energyJ > 0);
+  t.true(Math.abs(e.energyJ - truth(profile, resetAt - 600, resetAt + 700)) <= e.uncertaintyJ + 1);
+  const before = sampler.energyBetween("gpu:0", resetAt - 900, resetAt - 200);
+  t.false(before.counterReset);
+});
+
+test("a lost GPU is marked lost with its reason while the other keeps its timeline", async (t) => {
+  const { sampler } = await sampling({ gpus: [{ lostAfterMs: 2500 }, {}], epochMs: Date.now() }, 3500);
+  const [g0, g1] = sampler.devices();
+  t.is(g0!.status, "lost");
+  t.regex(g0!.statusReason!, /GPU_IS_LOST/);
+  t.is(g1!.status, "ok");
+  t.true(lastPoint(sampler, "gpu:1") > lastPoint(sampler, "gpu:0") + 500);
+});
+
+test("a RAPL zone that wraps three times inside one interval gives the exact energy", (t) => {
+  const rangeUj = 1_000_000; // 1 J
+  const tree = aboutToWrapTree(rangeUj);
+  t.teardown(tree.cleanup);
+  const clock = new ManualClock();
+  const rapl = RaplSource.probe({ root: tree.root, maxPowerW: 1000, samplingPeriodMs: 100, clock });
+  const sampler = new Sampler([rapl], { clock });
+  let rawUj = rangeUj - 1_000;
+  let truthJ = 0;
+  sampler.ingest(rapl.readAll());
+  const t0 = clock.nowMs();
+  for (const stepUj of [400_000, 700_000, 650_000, 900_000, 300_000, 450_000]) {
+    clock.advance(100);
+    truthJ += stepUj / 1e6;
+    rawUj = (rawUj + stepUj) % rangeUj;
+    tree.setEnergyUj("intel-rapl:0", rawUj);
+    sampler.ingest(rapl.readAll());
+  }
+  const e = sampler.energyBetween("cpu:0", t0, clock.nowMs());
+  t.is(Math.round(e.energyJ * 1e9) / 1e9, truthJ);
+  t.is(e.uncertaintyJ, 0);
+  t.is(Math.round(truthJ), 3, "three whole ranges and a bit");
+});
+
+test("waitForReadingsAfter resolves once every device has a newer reading", async (t) => {
+  const fake = fakeNvml({ gpus: [{}, {}] });
+  t.teardown(fake.cleanup);
+  const nvml = await NvmlSource.probe({ libraryPath: fake.libraryPath, samplingPeriodMs: 100 });
+  const sampler = new Sampler([nvml]);
+  sampler.start();
+  t.teardown(() => sampler.stop());
+  const asked = sampler.now();
+  await sampler.waitForReadingsAfter(asked, ["gpu:0", "gpu:1"], 5000);
+  t.true(lastPoint(sampler, "gpu:0") > asked);
+  t.true(lastPoint(sampler, "gpu:1") > asked);
+});

@@ -1,0 +1,28 @@
+import { statSync } from "node:fs";
+import test from "ava";
+import { AgentStore } from "../../../../server/agent/storage/store.js";
+import { WalCheckpointer } from "../../../../server/agent/storage/wal-checkpointer.js";
+import { silentLogger } from "../../../../server/shared/log.js";
+import { tempDataDir } from "../../../helpers/grpc.js";
+
+test("a worker thread moves the write-ahead log into agent.db while the main connection keeps writing", async (t) => {
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  const store = new AgentStore(data.dir, 0);
+  t.teardown(() => store.close());
+  const big = JSON.stringify({ filler: "x".repeat(2000) });
+  for (let i = 0; i < 500; i++) store.end(store.insertOpen(`w${i}`, i, big), i + 1, Buffer.from(big));
+  store.flush(); // from the journal into SQLite's WAL
+  const before = statSync(store.path).size;
+  t.true(statSync(`${store.path}-wal`).size > 1_000_000, "the rows are in the WAL");
+  const checkpointer = new WalCheckpointer(store.path, 20, silentLogger());
+  let during = 0;
+  for (; during < 100 && statSync(store.path).size <= before + 1_000_000; during++) {
+    store.insertOpen(`during${during}`, during, "{}"); // writers are not blocked meanwhile
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.true(statSync(store.path).size > before + 1_000_000, `agent.db grew from ${before} bytes`);
+  await checkpointer.stop();
+  t.deepEqual(store.latestEnded("w499")!.result, Buffer.from(big), "nothing lost");
+  t.is(store.openWindows().length, during);
+});

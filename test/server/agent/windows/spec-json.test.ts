@@ -1,0 +1,31 @@
+/** The window spec the store persists is assembled from pre-serialised parts: it must be JSON.stringify's text. */
+import test from "ava";
+import fc from "fast-check";
+import type { WindowSpec } from "../../../../server/agent/api/measurement.js";
+import { specJson } from "../../../../server/agent/windows/manager.js";
+
+const device = fc.record(
+  { domain: fc.constantFrom("gpu" as const, "cpu" as const, "dram" as const), index: fc.nat(64), deviceId: fc.string(), uuid: fc.string() },
+  { requiredKeys: ["domain", "index", "deviceId"] },
+);
+
+test("specJson writes exactly JSON.stringify(spec), for any key, labels, time and selection", (t) => {
+  fc.assert(
+    fc.property(
+      fc.record({
+        key: fc.string({ unit: "grapheme" }),
+        beginMs: fc.double({ noNaN: true, noDefaultInfinity: true }),
+        labels: fc.dictionary(fc.string({ unit: "binary" }), fc.string({ unit: "binary" })),
+        devices: fc.array(device, { maxLength: 12 }),
+        skipped: fc.array(fc.record({ domain: fc.constantFrom("gpu" as const, "cpu" as const), index: fc.nat(8), reason: fc.string() }), { maxLength: 3 }),
+        skipGpus: fc.boolean(),
+        skipCpus: fc.boolean(),
+      }),
+      (spec: WindowSpec) => {
+        const json = specJson(spec, { devices: JSON.stringify(spec.devices), skipped: JSON.stringify(spec.skipped) });
+        return json === JSON.stringify(spec) && !json.includes("\n");
+      },
+    ),
+  );
+  t.pass();
+});
