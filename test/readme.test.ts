@@ -18,7 +18,7 @@ test("the README's quick start is two commands and names the test command CI run
   const commands = quick.split("\n").filter((l) => l.trim() !== "");
   t.is(commands.length, 2);
   t.true(commands[1]!.startsWith("npm test"));
-  t.true(readFileSync(new URL("../.ci/run", import.meta.url), "utf8").includes("npm test -- --tap"));
+  t.true(readFileSync(new URL("../.ci/run", import.meta.url), "utf8").includes("tier unit npm test --"));
 });
 
 test("the README's worked carbon example adds up: energy per period x intensity = grams", (t) => {
