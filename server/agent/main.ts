@@ -10,6 +10,8 @@ import { AgentStore } from "./storage/store.js";
 import { WalCheckpointer } from "./storage/wal-checkpointer.js";
 import { WindowManager } from "./windows/manager.js";
 import { Sampler } from "./energy/sampler.js";
+import { IntensityServiceClient } from "./api/intensity-client.js";
+import { measurementCodec } from "./api/measurement-codec.js";
 import { agentRegistration, type AgentContext } from "./api/service.js";
 
 export interface Agent {
@@ -29,7 +31,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   let store: AgentStore | undefined;
   let windows: WindowManager | undefined;
   let checkpointer: WalCheckpointer | undefined;
-  const pricer = new CarbonPricer(config, log);
+  const pricer = new CarbonPricer(config, log, config.intensityAddr ? new IntensityServiceClient(config.intensityAddr) : undefined);
   try {
     store = new AgentStore(config.dataDir, clock.nowMs(), {
       onFlushError: (err) => log.error({ err }, "moving the window journal into agent.db failed; the journal keeps the records, retrying in 1 s"),
@@ -39,7 +41,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     if (journal.mode === "mapped") log.info({ journal: journal.mode }, "window journal mapped into memory");
     else log.warn({ journal: journal.mode, reason: journal.fallbackReason }, "window journal appends with write(2): BeginWindow and EndWindow cost a system call each");
     checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log);
-    windows = new WindowManager({ config, sampler, pricer, store, clock, log });
+    windows = new WindowManager({ config, sampler, pricer, store, codec: measurementCodec, clock, log });
     const power = new PowerHub(sampler, { config, log });
     await firstReadings(sampler, config.firstReadingTimeoutMs, log);
     const context: AgentContext = { config, sampler, power, windows, startedAtMs: clock.nowMs(), log };

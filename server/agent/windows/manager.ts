@@ -10,15 +10,15 @@ import type { Clock } from "../../shared/clock.js";
 import type { AgentConfig } from "../../shared/config.js";
 import { AppError, Code } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
+import { carbonStatusOnly, type CarbonFigures } from "../carbon/outcome.js";
 import type { CarbonPricer, EnergyPiece } from "../carbon/pricer.js";
+import { firstRetryAtMs } from "../carbon/repricing.js";
 import { chain, type Anchor } from "../core/restart.js";
 import type { EdgeEnergy } from "../core/timeline.js";
-import { buildMeasurement, type DeviceResult, type WindowSpec } from "../api/measurement.js";
-import { CarbonStatus, Measurement } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { Sampler } from "../energy/sampler.js";
 import { selectDevices, type DeviceRequest, type Selection } from "./selection.js";
-import { decodeResult, encodeResult } from "../api/measurement-codec.js";
 import type { AgentStore, StoredWindow } from "../storage/store.js";
+import { buildResult, type DeviceResult, type ResultCodec, type WindowResult, type WindowSpec } from "./result.js";
 import { WindowCarbon } from "../carbon/window-carbon.js";
 
 const KEY_PATTERN = /^[A-Za-z0-9._:/@+=-]{1,128}$/;
@@ -47,6 +47,8 @@ export interface WindowDeps {
   sampler: Sampler;
   pricer: CarbonPricer;
   store: AgentStore;
+  /** Encodes results (once) for the store and the wire. */
+  codec: ResultCodec;
   clock: Clock;
   log: Logger;
 }
@@ -100,7 +102,7 @@ function validateLabels(labels: Record<string, string>): void {
 export class WindowManager {
   private readonly open = new Map<string, OpenWindow>();
   /** Windows whose EndWindow is in progress (waiting for a reading, or being priced), by key. */
-  private readonly ending = new Map<string, { window: OpenWindow; done: Promise<Measurement> }>();
+  private readonly ending = new Map<string, { window: OpenWindow; done: Promise<Uint8Array> }>();
   private readonly pending = new Set<OpenWindow>();
   private readonly selections = new Map<string, CachedSelection>();
   private selectionsVersion = -1;
@@ -182,8 +184,8 @@ export class WindowManager {
     return cached;
   }
 
-  /** Ends a window, or returns the stored result of the last one ended under this key. */
-  end(key: string, waitForCounterUpdate: boolean): Promise<Measurement> {
+  /** Ends a window, or returns the stored result of the last one ended under this key: encoded, as stored. */
+  end(key: string, waitForCounterUpdate: boolean): Promise<Uint8Array> {
     const window = this.open.get(key);
     const inFlight = this.ending.get(key);
     // The same window already being ended, or (no new one open under the key) the last one still being priced.
@@ -194,7 +196,7 @@ export class WindowManager {
     // find it in progress. Most EndWindows take this path.
     if (!waitForCounterUpdate && !this.carbon) {
       try {
-        return Promise.resolve(this.complete(window, endMs).measurement);
+        return Promise.resolve(this.complete(window, endMs).bytes);
       } catch (err) {
         return Promise.reject(err);
       }
@@ -205,11 +207,10 @@ export class WindowManager {
     return entry.done;
   }
 
-  private async finish(window: OpenWindow, endMs: number, wait: boolean): Promise<Measurement> {
+  private async finish(window: OpenWindow, endMs: number, wait: boolean): Promise<Uint8Array> {
     if (wait) await this.deps.sampler.waitForReadingsAfter(endMs, window.devices.map((d) => d.deviceId), 1000);
-    const { measurement, pieces } = this.complete(window, endMs);
-    if (pieces) await this.carbon!.price(window.id, measurement, pieces);
-    return measurement;
+    const { result, bytes, pieces } = this.complete(window, endMs);
+    return pieces ? (await this.carbon!.price(window.id, result, pieces)).bytes : bytes;
   }
 
   /**
@@ -217,16 +218,15 @@ export class WindowManager {
    * energy is safe whatever the intensity service does, and a crash while pricing leaves the window due for
    * the background loop.
    */
-  private complete(window: OpenWindow, endMs: number): { measurement: Measurement; pieces: EnergyPiece[] | undefined } {
-    const { store, clock, config } = this.deps;
-    const ended = this.measure(window, endMs, true);
-    const { measurement, pieces } = ended;
-    const retryAtMs = pieces ? clock.nowMs() + config.carbonRetryMs : null;
-    store.end(window.id, endMs, encodeResult(measurement), pieces ? JSON.stringify(pieces) : null, retryAtMs);
+  private complete(window: OpenWindow, endMs: number): { result: WindowResult; bytes: Uint8Array; pieces: EnergyPiece[] | undefined } {
+    const { store, clock, config, codec } = this.deps;
+    const { result, pieces } = this.measure(window, endMs, true);
+    const bytes = codec.encode(result);
+    store.end(window.id, endMs, bytes, pieces ? JSON.stringify(pieces) : null, firstRetryAtMs(clock.nowMs(), config.carbonRetryMs, pieces !== undefined));
     if (this.open.get(window.key) === window) this.open.delete(window.key);
     this.pending.delete(window);
     this.demandChanged();
-    return ended;
+    return { result, bytes, pieces };
   }
 
   /** Asks again for pending or provisional grams now (the background loop does it on its own). */
@@ -234,10 +234,10 @@ export class WindowManager {
     return this.carbon?.refresh() ?? Promise.resolve();
   }
 
-  /** An open window's running totals, or the stored result of the last one ended under this key. */
-  get(key: string): Measurement {
+  /** An open window's running totals, or the stored result of the last one ended under this key: encoded. */
+  get(key: string): Uint8Array {
     const window = this.open.get(key);
-    return window ? this.measure(window, this.deps.clock.nowMs(), false).measurement : this.stored(key);
+    return window ? this.deps.codec.encode(this.measure(window, this.deps.clock.nowMs(), false).result) : this.stored(key);
   }
 
   cancel(key: string): { key: string; beginMs: number } {
@@ -276,11 +276,12 @@ export class WindowManager {
     this.deps.sampler.setDemand("windows", this.open.size > 0);
   }
 
-  private stored(key: string): Measurement {
+  private stored(key: string): Uint8Array {
     validateKey(key);
     const w = this.deps.store.latestEnded(key);
     if (!w?.result) throw new AppError(Code.NotFound, `no window '${key}' is open or stored`, { hint: `ended windows are kept for ${this.deps.config.retentionDays} days` });
-    return decodeResult(w.result);
+    // Results stored by agents before the journal are JSON: re-encoded once read.
+    return typeof w.result === "string" ? this.deps.codec.encode(this.deps.codec.decode(w.result)) : w.result;
   }
 
   private restore(w: StoredWindow): void {
@@ -348,8 +349,8 @@ export class WindowManager {
     return edges;
   }
 
-  /** The window's Measurement up to endMs; for an ended window with carbon enabled, its energy pieces too. */
-  private measure(window: OpenWindow, endMs: number, ended: boolean): { measurement: Measurement; pieces: EnergyPiece[] | undefined } {
+  /** The window's result up to endMs; for an ended window with carbon enabled, its energy pieces too. */
+  private measure(window: OpenWindow, endMs: number, ended: boolean): { result: WindowResult; pieces: EnergyPiece[] | undefined } {
     const { sampler } = this.deps;
     const carbon = ended ? this.carbon : undefined;
     // Begin edges not resolved yet (the window is younger than a counter update) are taken from this run's
@@ -360,19 +361,19 @@ export class WindowManager {
       const id = window.devices[i]!.deviceId;
       results[i] = window.edges ? this.deviceResult(id, window.edges.get(id), endMs) : this.deviceResult(id, undefined, endMs, window.beginMs);
     }
-    const measurement = buildMeasurement({ spec: window, endMs, ended, results, sampler, carbon: this.carbonStatus(ended) });
-    if (!carbon) return { measurement, pieces: undefined };
+    const result = buildResult({ spec: window, endMs, ended, results, sampler, carbon: this.carbonStatus(ended) });
+    if (!carbon) return { result, pieces: undefined };
     const pieces = window.devices.flatMap((d, i) => {
       const r = results[i]!;
       const begin = edges?.get(d.deviceId);
       return r.missing !== undefined || !begin ? [] : carbon.pieces(d, begin, endMs, r.energyJ);
     });
-    return { measurement, pieces };
+    return { result, pieces };
   }
 
-  private carbonStatus(ended: boolean): { status: CarbonStatus; reason: string } {
-    if (!this.carbon) return { status: CarbonStatus.CARBON_STATUS_DISABLED, reason: this.deps.pricer.disabledReason };
-    return { status: CarbonStatus.CARBON_STATUS_PENDING, reason: ended ? "the intensity service has not priced this window yet" : "grams are computed when the window ends" };
+  private carbonStatus(ended: boolean): CarbonFigures {
+    if (!this.carbon) return carbonStatusOnly("disabled", this.deps.pricer.disabledReason);
+    return carbonStatusOnly("pending", ended ? "the intensity service has not priced this window yet" : "grams are computed when the window ends");
   }
 
   /** A device's figures from its stored begin edge, or (freshBeginMs: not resolved yet) from this run's timeline. */

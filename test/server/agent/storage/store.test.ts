@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { decodeResult } from "../../../../server/agent/api/measurement-codec.js";
+import { measurementCodec } from "../../../../server/agent/api/measurement-codec.js";
 import fc from "fast-check";
 import { AgentStore, endRecordJson } from "../../../../server/agent/storage/store.js";
 import { AppError, Code } from "../../../../server/shared/errors.js";
@@ -64,7 +64,7 @@ test("a database from before the carbon columns is upgraded in place; the bounda
   const s = new AgentStore(data.dir, 10);
   t.teardown(() => s.close());
   const before = s.latestEnded("before")!;
-  t.is(decodeResult(before.result!).key, "before", "results stored as JSON by older agents still read");
+  t.is(measurementCodec.decode(before.result!).key, "before", "results stored as JSON by older agents still read");
   t.is(before.segments, null);
   t.is(before.carbonTries, 0);
   t.deepEqual(s.carbonDue(1e15, 10), [], "old windows are not priced again");

@@ -1,7 +1,7 @@
 /** The window spec the store persists is assembled from pre-serialised parts: it must be JSON.stringify's text. */
 import test from "ava";
 import fc from "fast-check";
-import type { WindowSpec } from "../../../../server/agent/api/measurement.js";
+import type { WindowSpec } from "../../../../server/agent/windows/result.js";
 import { specJson } from "../../../../server/agent/windows/manager.js";
 
 const device = fc.record(
