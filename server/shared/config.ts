@@ -162,8 +162,12 @@ class Reader {
     return this.flags.has(this.setting(env).flag) || nonEmpty(this.env[env]) !== undefined;
   }
 
+  /** A setting's value; one with no default that was not given is reported as a problem (and read as ""). */
   required(env: string): string {
-    return this.text(env) ?? "";
+    const value = this.text(env);
+    if (value !== undefined) return value;
+    this.problems.push(`${env} (${this.setting(env).flag}) is required`);
+    return "";
   }
 
   address(env: string, optional = false): string | undefined {
