@@ -22,7 +22,7 @@ import type { CarbonState, IntensityInfo, PricedPeriod } from "../carbon/outcome
 import type { Domain } from "../devices/energy-source.js";
 import type { DeviceFigures, ResultCodec, WindowResult } from "../windows/result.js";
 import { intensityInfo } from "./intensity-client.js";
-import { encodeMeasurement } from "./measurement-wire.js";
+import { encodeMeasurement, readEdgesMs } from "./measurement-wire.js";
 
 const DOMAIN: Record<Domain, DeviceDomain> = {
   gpu: DeviceDomain.DEVICE_DOMAIN_GPU,
@@ -191,11 +191,19 @@ export function fromMeasurement(m: Measurement): WindowResult {
   };
 }
 
-/** Results for the store and the wire: Measurement bytes (protobuf), encoded once. */
+/**
+ * Results for the store and the wire: Measurement bytes (protobuf), encoded once. begin_time and end_time
+ * carry the edges at the precision they were measured (nanoseconds), as time_s does.
+ */
 export const measurementCodec: ResultCodec = {
-  encode: (r) => encodeMeasurement(toMeasurement(r)),
+  encode: (r) => encodeMeasurement(toMeasurement(r), { beginMs: r.beginMs, endMs: r.endMs }),
   /** Protobuf bytes, or the JSON that agents before the journal stored. */
-  decode: (stored) => fromMeasurement(typeof stored === "string" ? Measurement.fromJSON(JSON.parse(stored)) : Measurement.decode(stored)),
+  decode: (stored) => {
+    if (typeof stored === "string") return fromMeasurement(Measurement.fromJSON(JSON.parse(stored)));
+    const result = fromMeasurement(Measurement.decode(stored));
+    const { beginMs, endMs } = readEdgesMs(stored);
+    return { ...result, beginMs: beginMs ?? result.beginMs, endMs: endMs ?? result.endMs };
+  },
 };
 
 /** The gRPC serializer for EndWindow and GetWindow: handlers answer with the encoded bytes themselves. */
