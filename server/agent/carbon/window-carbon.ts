@@ -10,7 +10,8 @@ import { BoundaryLog } from "./boundary-log.js";
 import { applyCarbon, deviceName, type CarbonFigures, type CarbonOutcome } from "./outcome.js";
 import type { CarbonPricer, EnergyPiece } from "./pricer.js";
 import { nextRetryAtMs, REPRICE_BATCH, roundEveryMs } from "./repricing.js";
-import { BOUNDARY_PERIOD_MS, splitAtMarks, type Mark } from "../core/carbon.js";
+import { BOUNDARY_PERIOD_MS, splitAtMarks } from "../core/carbon.js";
+import { pieceMarks } from "../core/window-energy.js";
 import type { Sampler } from "../energy/sampler.js";
 import type { ResultCodec, WindowResult } from "../windows/result.js";
 import type { SelectedDevice } from "../windows/selection.js";
@@ -56,19 +57,14 @@ export class WindowCarbon {
   pieces(device: SelectedDevice, begin: PieceStart, endMs: number, energyJ: number): EnergyPiece[] {
     const { sampler, store } = this.deps;
     const end = sampler.energyAt(device.deviceId, endMs);
-    const marks: Mark[] = [
+    const span = begin.runId !== store.runId ? sampler.span(device.deviceId) : undefined;
+    const runs = begin.runId !== store.runId ? [...store.runsSince(device.deviceId, begin.runId).filter((r) => r.runId !== store.runId), ...(span ? [{ runId: store.runId, ...span }] : [])] : [];
+    const marks = pieceMarks(
       { tMs: begin.tMs, runId: begin.runId, cumJ: begin.energyJ },
-      ...this.boundaries.marksBetween(device.deviceId, begin.tMs, endMs),
+      this.boundaries.marksBetween(device.deviceId, begin.tMs, endMs),
       { tMs: endMs, runId: store.runId, cumJ: end?.energyJ ?? begin.energyJ + energyJ },
-    ];
-    if (begin.runId !== store.runId) {
-      const span = sampler.span(device.deviceId);
-      const runs = [...store.runsSince(device.deviceId, begin.runId).filter((r) => r.runId !== store.runId), ...(span ? [{ runId: store.runId, ...span }] : [])];
-      for (const r of runs) {
-        for (const a of [r.first, r.last]) if (a.tMs > begin.tMs && a.tMs < endMs) marks.push({ tMs: a.tMs, runId: r.runId, cumJ: a.cumJ });
-      }
-      marks.sort((x, y) => x.tMs - y.tMs);
-    }
+      runs,
+    );
     const name = deviceName(device.domain, device.index);
     const pieces = splitAtMarks(marks, energyJ).map((p) => ({ ...p, device: name }));
     return pieces.length > 0 ? pieces : [{ startMs: begin.tMs, endMs, energyJ, device: name }];

@@ -12,7 +12,7 @@ import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { AppError, Code } from "../../shared/errors.js";
-import type { Anchor, RunSpan } from "../core/restart.js";
+import type { Anchor, RunSpan } from "../core/window-energy.js";
 import { openJournal, type Journal, type JournalOptions } from "./journal.js";
 
 export interface StoredWindow {

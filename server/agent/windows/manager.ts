@@ -13,7 +13,7 @@ import type { Logger } from "../../shared/log.js";
 import { carbonStatusOnly, type CarbonFigures } from "../carbon/outcome.js";
 import type { CarbonPricer, EnergyPiece } from "../carbon/pricer.js";
 import { firstRetryAtMs } from "../carbon/repricing.js";
-import { chain, type Anchor } from "../core/restart.js";
+import { energyAcrossRestarts } from "../core/window-energy.js";
 import type { EdgeEnergy } from "../core/timeline.js";
 import type { Sampler } from "../energy/sampler.js";
 import { selectDevices, type DeviceRequest, type Selection } from "./selection.js";
@@ -397,26 +397,16 @@ export class WindowManager {
     const end = sampler.anchorAt(deviceId, endMs);
     const endEdge = sampler.energyAt(deviceId, endMs);
     if (!current || !end || !endEdge) throw new AppError(Code.FailedPrecondition, `${deviceId} has no readings in this run yet`);
-    const beginAnchor: Anchor = {
-      tMs: begin.tMs,
-      cumJ: begin.energyJ,
-      ...(begin.rawJ !== undefined ? { rawJ: begin.rawJ } : {}),
-      ...(begin.powerW !== undefined ? { powerW: begin.powerW } : {}),
-    };
-    const runs = store.runsSince(deviceId, begin.runId).filter((r) => r.runId !== store.runId);
-    if (runs[0]?.runId !== begin.runId) runs.unshift({ runId: begin.runId, first: beginAnchor, last: beginAnchor });
-    runs.push({ runId: store.runId, ...current });
     const device = sampler.device(deviceId)!;
-    const c = chain({ begin: beginAnchor, runs, end, ...(device.counterRangeJ !== undefined ? { counterRangeJ: device.counterRangeJ } : {}) });
-    return {
-      energyJ: c.energyJ,
-      uncertaintyJ: c.uncertaintyJ + begin.edgeUncertaintyJ + endEdge.edgeUncertaintyJ,
-      shortWindow: false,
-      powerIntegration: !device.hasEnergyCounter || c.estimatedJ > 0,
-      counterReset: c.resets > 0,
-      extrapolated: endEdge.kind === "extrapolated",
-      wrapsInferred: c.wrapsInferred,
-    };
+    return energyAcrossRestarts({
+      begin,
+      earlierRuns: store.runsSince(deviceId, begin.runId).filter((r) => r.runId !== store.runId),
+      current: { runId: store.runId, ...current },
+      end,
+      endEdge,
+      hasEnergyCounter: device.hasEnergyCounter,
+      ...(device.counterRangeJ !== undefined ? { counterRangeJ: device.counterRangeJ } : {}),
+    });
   }
 
   private checkpoint(): void {
