@@ -91,6 +91,7 @@ export const AGENT_SERVICE_DEFINITION = {
   ...EnergyMonitorService,
   endWindow: { ...EnergyMonitorService.endWindow, responseSerialize: serializeEncoded },
   getWindow: { ...EnergyMonitorService.getWindow, responseSerialize: serializeEncoded },
+  watchPower: { ...EnergyMonitorService.watchPower, responseSerialize: serializeEncoded },
 } as const;
 
 export function agentRegistration(ctx: AgentContext): ServiceRegistration {
