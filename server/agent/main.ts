@@ -36,6 +36,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     store = new AgentStore(config.dataDir, clock.nowMs(), {
       onFlushError: (err) => log.error({ err }, "moving the window journal into agent.db failed; the journal keeps the records, retrying in 1 s"),
       onJournalDamaged: (message) => log.error(message),
+      onRecordSetAside: (message) => log.error(message),
     });
     const journal = store.journalMode;
     if (journal.mode === "mapped") log.info({ journal: journal.mode }, "window journal mapped into memory");

@@ -15,6 +15,7 @@ import { pieceMarks } from "../core/window-energy.js";
 import type { Sampler } from "../energy/sampler.js";
 import type { ResultCodec, WindowResult } from "../windows/result.js";
 import type { SelectedDevice } from "../windows/selection.js";
+import { decodePieces, RecordError } from "../storage/records.js";
 import type { AgentStore } from "../storage/store.js";
 
 /** Where a window's energy on one device starts: its begin edge, in the run that resolved it. */
@@ -92,7 +93,15 @@ export class WindowCarbon {
     const { store, pricer, clock, log } = this.deps;
     for (const w of store.carbonDue(clock.nowMs(), REPRICE_BATCH)) {
       const stored = this.deps.codec.decode(w.result!);
-      const outcome = await pricer.price(JSON.parse(w.segments ?? "[]") as EnergyPiece[]);
+      let pieces: EnergyPiece[];
+      try {
+        pieces = decodePieces(w.segments ?? "[]");
+      } catch (err) {
+        if (!(err instanceof RecordError)) throw err;
+        store.stopRepricing(w.id, err.message);
+        continue;
+      }
+      const outcome = await pricer.price(pieces);
       if (!store.isOpen) return;
       this.save(w.id, { ...stored, carbon: carbonAfter(stored.carbon, outcome) }, outcome, w.carbonTries + 1);
       if (outcome.status === "pending") {

@@ -14,6 +14,9 @@ import Database from "better-sqlite3";
 import { AppError, Code } from "../../shared/errors.js";
 import type { Anchor, RunSpan } from "../core/window-energy.js";
 import { openJournal, type Journal, type JournalOptions } from "./journal.js";
+import { decodeAnchor, decodeJournalRecord, encodeAnchor, RECORD_VERSION, RecordError, type JournalRecord } from "./records.js";
+
+export type { JournalRecord };
 
 export interface StoredWindow {
   id: number;
@@ -70,25 +73,12 @@ function lockDataDir(dataDir: string): Database.Database {
   }
 }
 
-/** A journaled change to the windows table: open (b), end (e), cancel (c). */
-export type JournalRecord =
-  | [op: "b", id: number, key: string, beginMs: number, runId: number, spec: string]
-  | [op: "e", id: number, endMs: number, resultBase64: string, segments: string | null, carbonNextMs: number | null]
-  | [op: "c", id: number];
-
 /**
- * JSON.stringify of an end record, without its scan of the ~1.2 KB of base64 (which needs no escaping):
- * ~0.2 µs instead of ~1.5 µs on every EndWindow.
+ * JSON.stringify of an end record (with its version), without its scan of the ~1.2 KB of base64 (which
+ * needs no escaping): ~0.2 µs instead of ~1.5 µs on every EndWindow.
  */
 export function endRecordJson([, id, endMs, resultBase64, segments, carbonNextMs]: Extract<JournalRecord, { 0: "e" }>): string {
-  return `["e",${JSON.stringify(id)},${JSON.stringify(endMs)},"${resultBase64}",${JSON.stringify(segments)},${JSON.stringify(carbonNextMs)}]`;
-}
-
-/** A record as read back from the journal: a begin's spec was written as JSON, not as a string. */
-function fromJournal(value: unknown): JournalRecord {
-  const r = value as JournalRecord;
-  if (r[0] === "b" && typeof r[5] !== "string") r[5] = JSON.stringify(r[5]);
-  return r;
+  return `["e",${JSON.stringify(id)},${JSON.stringify(endMs)},"${resultBase64}",${JSON.stringify(segments)},${JSON.stringify(carbonNextMs)},${RECORD_VERSION}]`;
 }
 
 export interface AgentStoreOptions {
@@ -100,6 +90,8 @@ export interface AgentStoreOptions {
   onJournalDamaged?: (message: string) => void;
   /** How the journal appends (journal.ts): mapped when possible. */
   journal?: JournalOptions;
+  /** Told when a stored record could not be decoded and was set aside (storage/records.ts). */
+  onRecordSetAside?: (message: string) => void;
 }
 
 interface Row {
@@ -138,6 +130,12 @@ CREATE TABLE IF NOT EXISTS run_devices (
   first TEXT NOT NULL,
   last TEXT NOT NULL,
   PRIMARY KEY (run_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS set_aside (
+  id INTEGER NOT NULL,
+  found_ms REAL NOT NULL,
+  reason TEXT NOT NULL,
+  row TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS boundaries (
   device_id TEXT NOT NULL,
@@ -182,6 +180,7 @@ export class AgentStore {
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly flushDelayMs: number;
   private readonly onFlushError: (err: unknown) => void;
+  private readonly onRecordSetAside: (message: string) => void;
   /** Open windows, id to key (SQLite's unique index sees them only after a flush). */
   private readonly openById = new Map<number, string>();
   private readonly openKeys = new Set<string>();
@@ -190,6 +189,7 @@ export class AgentStore {
   constructor(dataDir: string, nowMs: number, options: AgentStoreOptions = {}) {
     this.flushDelayMs = options.flushDelayMs ?? 50;
     this.onFlushError = options.onFlushError ?? (() => undefined);
+    this.onRecordSetAside = options.onRecordSetAside ?? (() => undefined);
     let lock: Database.Database | undefined;
     try {
       mkdirSync(dataDir, { recursive: true });
@@ -235,11 +235,15 @@ export class AgentStore {
           "ON CONFLICT (run_id, device_id) DO UPDATE SET last = excluded.last",
       ),
       runs: this.db.prepare("SELECT run_id, first, last FROM run_devices WHERE device_id = ? AND run_id >= ? ORDER BY run_id"),
+      row: this.db.prepare("SELECT * FROM windows WHERE id = ?"),
+      setAside: this.db.prepare("INSERT INTO set_aside (id, found_ms, reason, row) VALUES (?, ?, ?, ?)"),
+      deleteWindow: this.db.prepare("DELETE FROM windows WHERE id = ?"),
+      stopRepricing: this.db.prepare("UPDATE windows SET carbon_next_ms = NULL WHERE id = ?"),
     };
     this.journal = openJournal(join(dataDir, "agent.journal"), options.journal);
     // What a killed agent journaled and had not moved yet.
     const { records, badLines } = this.journal.read();
-    const refused = this.replay(records.map(fromJournal));
+    const refused = this.replay(records);
     if (badLines > 0 || refused.length > 0) {
       const copy = `${this.journal.path}.damaged-${nowMs.toFixed(0)}`;
       copyFileSync(this.journal.path, copy);
@@ -269,7 +273,7 @@ export class AgentStore {
     if (this.openKeys.has(key)) throw new AppError(Code.AlreadyExists, `window '${key}' is already open`, { hint: "end or cancel it first, or choose another key" });
     const id = this.nextId++;
     // The spec is JSON already: written into the line as it is, not escaped as a string.
-    this.record(["b", id, key, beginMs, this.runId, spec], `["b",${id},${JSON.stringify(key)},${JSON.stringify(beginMs)},${this.runId},${spec}]`);
+    this.record(["b", id, key, beginMs, this.runId, spec], `["b",${id},${JSON.stringify(key)},${JSON.stringify(beginMs)},${this.runId},${spec},${RECORD_VERSION}]`);
     this.openById.set(id, key);
     this.openKeys.add(key);
     return id;
@@ -320,7 +324,7 @@ export class AgentStore {
 
   cancel(id: number): void {
     if (!this.openById.has(id)) return;
-    this.record(["c", id]);
+    this.record(["c", id], `["c",${id},${RECORD_VERSION}]`);
     this.closeOpen(id);
   }
 
@@ -370,19 +374,47 @@ export class AgentStore {
     })();
   }
 
-  /** Replays a killed agent's journal: a record the database refuses is reported, not a reason not to start. */
-  private replay(records: readonly JournalRecord[]): string[] {
+  /**
+   * Replays a killed agent's journal: each line is decoded and validated first (records.ts); a line that
+   * does not decode, or that the database refuses, is reported and never applied, not a reason not to start.
+   */
+  private replay(lines: readonly unknown[]): string[] {
     const refused: string[] = [];
     this.db.transaction(() => {
-      for (const r of records) {
+      for (const line of lines) {
         try {
-          this.applyOne(r);
+          this.applyOne(decodeJournalRecord(line));
         } catch (err) {
-          refused.push(`${JSON.stringify(r).slice(0, 80)}: ${(err as Error).message}`);
+          refused.push(`${JSON.stringify(line)?.slice(0, 80)}: ${(err as Error).message}`);
         }
       }
     })();
     return refused;
+  }
+
+  /**
+   * Moves a window whose stored record cannot be decoded out of the windows table, into set_aside (kept
+   * for inspection, with the reason): it is neither served nor counted as open, and its key is free again.
+   */
+  setAside(id: number, reason: string): void {
+    this.flush();
+    const row = this.stmt.row.get(id) as Row | undefined;
+    if (!row) return;
+    const copy = JSON.stringify({ ...row, result: row.result instanceof Uint8Array ? Buffer.from(row.result).toString("base64") : row.result });
+    this.db.transaction(() => {
+      this.stmt.setAside.run(id, Date.now(), reason, copy);
+      this.stmt.deleteWindow.run(id);
+    })();
+    const key = this.openById.get(id);
+    if (key !== undefined) this.closeOpen(id);
+    this.onRecordSetAside(`window ${id}${key !== undefined ? ` ('${key}')` : ""} was set aside (table set_aside in ${this.path}): ${reason}`);
+  }
+
+  /** An ended window whose energy pieces cannot be decoded keeps its result, and is not priced again. */
+  stopRepricing(id: number, reason: string): void {
+    this.flush();
+    this.stmt.stopRepricing.run(id);
+    this.onRecordSetAside(`window ${id}: its grams are no longer asked for again: ${reason}`);
   }
 
   private applyOne(r: JournalRecord): void {
@@ -416,14 +448,22 @@ export class AgentStore {
   /** This run's first reading and latest checkpoint of each device. */
   checkpoint(spans: ReadonlyArray<{ deviceId: string; first: Anchor; last: Anchor }>): void {
     this.db.transaction(() => {
-      for (const s of spans) this.stmt.upsertRun.run(this.runId, s.deviceId, JSON.stringify(s.first), JSON.stringify(s.last));
+      for (const s of spans) this.stmt.upsertRun.run(this.runId, s.deviceId, encodeAnchor(s.first), encodeAnchor(s.last));
     })();
   }
 
-  /** What each run since `fromRunId` saw of a device, oldest first. */
+  /** What each run since `fromRunId` saw of a device, oldest first (a checkpoint that does not decode is left out, and reported). */
   runsSince(deviceId: string, fromRunId: number): RunSpan[] {
     const rows = this.stmt.runs.all(deviceId, fromRunId) as Array<{ run_id: number; first: string; last: string }>;
-    return rows.map((r) => ({ runId: r.run_id, first: JSON.parse(r.first) as Anchor, last: JSON.parse(r.last) as Anchor }));
+    return rows.flatMap((r) => {
+      try {
+        return [{ runId: r.run_id, first: decodeAnchor(r.first), last: decodeAnchor(r.last) }];
+      } catch (err) {
+        if (!(err instanceof RecordError)) throw err;
+        this.onRecordSetAside(`run ${r.run_id}'s checkpoint of ${deviceId} is not used: ${err.message}`);
+        return [];
+      }
+    });
   }
 
   get isOpen(): boolean {

@@ -14,27 +14,20 @@ import { carbonStatusOnly, type CarbonFigures } from "../carbon/outcome.js";
 import type { CarbonPricer, EnergyPiece } from "../carbon/pricer.js";
 import { firstRetryAtMs } from "../carbon/repricing.js";
 import { energyAcrossRestarts } from "../core/window-energy.js";
-import type { EdgeEnergy } from "../core/timeline.js";
 import type { Sampler } from "../energy/sampler.js";
 import { selectDevices, type DeviceRequest, type Selection } from "./selection.js";
+import { decodeEdges, decodeSpec, encodeEdges, encodePieces, RecordError, SPEC_VERSION_FIELD, type StoredEdge } from "../storage/records.js";
 import type { AgentStore, StoredWindow } from "../storage/store.js";
-import { buildResult, type DeviceResult, type ResultCodec, type WindowResult, type WindowSpec } from "./result.js";
+import { buildResult, WINDOW_KEY_PATTERN, type DeviceResult, type ResultCodec, type WindowResult, type WindowSpec } from "./result.js";
 import { WindowCarbon } from "../carbon/window-carbon.js";
 
-const KEY_PATTERN = /^[A-Za-z0-9._:/@+=-]{1,128}$/;
 const MAX_LABELS = 32;
 const MAX_LABEL_BYTES = 256;
 const CHECKPOINT_EVERY_MS = 5000;
 const PURGE_EVERY_MS = 3600_000;
 
-/** A begin edge as persisted: the timeline edge of its run, plus what chaining across restarts needs. */
-export interface BeginEdge extends EdgeEnergy {
-  /** The window's begin, agent clock ms. */
-  tMs: number;
-  runId: number;
-  rawJ: number | undefined;
-  powerW: number | undefined;
-}
+/** A begin edge as persisted (storage/records.ts): the timeline edge of its run, plus what chaining across restarts needs. */
+export type BeginEdge = StoredEdge;
 
 interface OpenWindow extends WindowSpec {
   id: number;
@@ -73,16 +66,16 @@ interface CachedSelection extends Selection {
   indices: SelectionIndices;
 }
 
-/** JSON.stringify(spec), with the selection's parts already serialised (the same text, key for key). */
+/** JSON.stringify({ v, ...spec }) (storage/records.ts), with the selection's parts already serialised (the same text, key for key). */
 export function specJson(spec: WindowSpec, selection: CachedSelection["json"]): string {
   return (
-    `{"key":${JSON.stringify(spec.key)},"beginMs":${JSON.stringify(spec.beginMs)},"labels":${JSON.stringify(spec.labels)},` +
+    `{${SPEC_VERSION_FIELD}"key":${JSON.stringify(spec.key)},"beginMs":${JSON.stringify(spec.beginMs)},"labels":${JSON.stringify(spec.labels)},` +
     `"devices":${selection.devices},"skipped":${selection.skipped},"skipGpus":${spec.skipGpus},"skipCpus":${spec.skipCpus}}`
   );
 }
 
 function validateKey(key: string): void {
-  if (!KEY_PATTERN.test(key)) {
+  if (!WINDOW_KEY_PATTERN.test(key)) {
     throw new AppError(Code.InvalidArgument, `window key ${JSON.stringify(key.slice(0, 140))} is not 1-128 characters of [A-Za-z0-9._:/@+=-]`, {
       hint: "use e.g. job-1234/epoch-3",
     });
@@ -222,7 +215,7 @@ export class WindowManager {
     const { store, clock, config, codec } = this.deps;
     const { result, pieces } = this.measure(window, endMs, true);
     const bytes = codec.encode(result);
-    store.end(window.id, endMs, bytes, pieces ? JSON.stringify(pieces) : null, firstRetryAtMs(clock.nowMs(), config.carbonRetryMs, pieces !== undefined));
+    store.end(window.id, endMs, bytes, pieces ? encodePieces(pieces) : null, firstRetryAtMs(clock.nowMs(), config.carbonRetryMs, pieces !== undefined));
     if (this.open.get(window.key) === window) this.open.delete(window.key);
     this.pending.delete(window);
     this.demandChanged();
@@ -258,7 +251,14 @@ export class WindowManager {
   list(includeEnded: boolean): Array<{ spec: WindowSpec; endMs?: number }> {
     const open = [...this.open.values()].map((w) => ({ spec: w as WindowSpec }));
     if (!includeEnded) return open;
-    const ended = this.deps.store.recentlyEnded(1000).map((w) => ({ spec: JSON.parse(w.spec) as WindowSpec, endMs: w.endMs! }));
+    const ended = this.deps.store.recentlyEnded(1000).flatMap((w) => {
+      try {
+        return [{ spec: decodeSpec(w.spec), endMs: w.endMs! }];
+      } catch (err) {
+        this.deps.log.error({ window: w.id, err: (err as Error).message }, "an ended window's stored spec does not decode; left out of ListWindows");
+        return [];
+      }
+    });
     return [...open, ...ended];
   }
 
@@ -284,9 +284,19 @@ export class WindowManager {
     return typeof w.result === "string" ? this.deps.codec.encode(this.deps.codec.decode(w.result)) : w.result;
   }
 
+  /** An open window from the store; one whose records do not decode is set aside (never served half-read). */
   private restore(w: StoredWindow): void {
-    const spec = JSON.parse(w.spec) as WindowSpec;
-    const edges = w.edges ? new Map(Object.entries(JSON.parse(w.edges) as Record<string, BeginEdge>)) : undefined;
+    let spec: WindowSpec;
+    let edges: Map<string, BeginEdge> | undefined;
+    try {
+      spec = decodeSpec(w.spec);
+      edges = w.edges ? decodeEdges(w.edges) : undefined;
+      if (spec.key !== w.key) throw new RecordError(`the window's key ${JSON.stringify(w.key)} and its spec's key ${JSON.stringify(spec.key)} differ`);
+    } catch (err) {
+      if (!(err instanceof RecordError)) throw err;
+      this.deps.store.setAside(w.id, err.message);
+      return;
+    }
     const window: OpenWindow = { ...spec, id: w.id, runId: w.runId, edges };
     this.open.set(spec.key, window);
     if (!edges && w.runId === this.deps.store.runId) this.pending.add(window);
@@ -302,7 +312,7 @@ export class WindowManager {
     }
     if (resolved.length === 0) return;
     try {
-      this.deps.store.setEdges(resolved.map((r) => ({ id: r.window.id, edges: JSON.stringify(Object.fromEntries(r.edges)) })));
+      this.deps.store.setEdges(resolved.map((r) => ({ id: r.window.id, edges: encodeEdges(r.edges) })));
     } catch (err) {
       // Still pending: stored with a later reading (the timeline keeps the begin for half an hour).
       this.deps.log.error({ err }, "storing windows' begin edges failed; trying again with the next reading");

@@ -7,7 +7,10 @@ import type { IntervalEnergy, Sampler } from "../energy/sampler.js";
 import type { CarbonFigures } from "../carbon/outcome.js";
 import type { SelectedDevice } from "./selection.js";
 
-/** What a window was asked to measure: persisted as JSON with the window. */
+/** What a window key may be: 1-128 characters of [A-Za-z0-9._:/@+=-]. */
+export const WINDOW_KEY_PATTERN = /^[A-Za-z0-9._:/@+=-]{1,128}$/;
+
+/** What a window was asked to measure: persisted as JSON with the window (storage/records.ts). */
 export interface WindowSpec {
   key: string;
   beginMs: number;
