@@ -214,19 +214,18 @@ export class PowerHub {
   }
 
   private send(stream: Stream, tick: Tick, nowMs: number): void {
-    const shared = tick.shared(stream);
-    const own = this.ownFields(stream, tick.values);
+    const bytes = this.withOwnFields(stream, tick.shared(stream), tick.values);
     stream.sent++;
     stream.skipped = 0;
     stream.lastSentMs = nowMs;
-    if (stream.call.write(Buffer.concat([shared, own], shared.length + own.length))) return;
+    if (stream.call.write(bytes)) return;
     stream.blocked = true;
     stream.call.once("drain", () => (stream.blocked = false));
   }
 
-  /** The fields that differ per stream: sequence, skipped, and the energy since the stream began. */
-  private ownFields(stream: Stream, values: Map<string, DeviceValues>): Buffer {
-    const w = new FieldWriter(24 + stream.devices.length * 20);
+  /** The shared part, then the fields that differ per stream: sequence, skipped, the energy since the stream began. */
+  private withOwnFields(stream: Stream, shared: Uint8Array, values: Map<string, DeviceValues>): Buffer {
+    const w = new FieldWriter(shared, 24 + stream.devices.length * 20);
     w.uint64(SEQUENCE_FIELD, stream.sent);
     w.uint64(SKIPPED_FIELD, stream.skipped);
     for (const device of stream.devices) {
@@ -284,8 +283,11 @@ class FieldWriter {
   private readonly buf: Buffer;
   private pos = 0;
 
-  constructor(capacity: number) {
-    this.buf = Buffer.allocUnsafe(capacity);
+  /** Starts with `prefix` (fields already encoded), with room for `capacity` more bytes. */
+  constructor(prefix: Uint8Array, capacity: number) {
+    this.buf = Buffer.allocUnsafe(prefix.length + capacity);
+    this.buf.set(prefix);
+    this.pos = prefix.length;
   }
 
   private varint(v: number): void {
