@@ -97,8 +97,11 @@ export class GpuReader {
     this.periodMs = samplingPeriodMs;
   }
 
+  /** Set when a read finds the GPU lost: it is not read again (the sampler records the status). */
+  lost = false;
+
   get ok(): boolean {
-    return this.plan.device.status === "ok";
+    return !this.lost && this.plan.device.status === "ok";
   }
 
   /** Reads now; returns the reading to publish (none for a probe), and schedules the next read. */
@@ -324,7 +327,7 @@ export class ReadLoop {
         if (reading) readings.push(reading);
         this.avoidCollision(reader);
       } catch (err) {
-        reader.plan.device.status = "lost";
+        reader.lost = true;
         readings.push({ deviceId: reader.plan.device.id, tMs: this.clock.nowMs(), failure: { status: "lost", reason: AppError.from(err).detail } });
       }
     }
