@@ -41,12 +41,13 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     const journal = store.journalMode;
     if (journal.mode === "mapped") log.info({ journal: journal.mode }, "window journal mapped into memory");
     else log.warn({ journal: journal.mode, reason: journal.fallbackReason }, "window journal appends with write(2): BeginWindow and EndWindow cost a system call each");
-    checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log);
+    const opened = store;
+    checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log, () => opened.useAutocheckpoint());
     windows = new WindowManager({ config, sampler, pricer, store, codec: measurementCodec, clock, log });
     const power = new PowerHub(sampler, { config, log });
     await firstReadings(sampler, config.firstReadingTimeoutMs, log);
     const context: AgentContext = { config, sampler, power, windows, startedAtMs: clock.nowMs(), log };
-    const [opened, manager, walWorker] = [store, windows, checkpointer];
+    const [manager, walWorker] = [windows, checkpointer];
     const running = await serve({
       listen: config.listen,
       services: [agentRegistration(context)],

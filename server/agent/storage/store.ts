@@ -263,6 +263,16 @@ export class AgentStore {
     this.nextId = seq.n + 1;
   }
 
+  /** SQLite's checkpoints on this connection: every N WAL pages (0: none, a worker checkpoints instead). */
+  get walAutocheckpointPages(): number {
+    return this.db.pragma("wal_autocheckpoint", { simple: true }) as number;
+  }
+
+  /** Lets SQLite checkpoint on this connection again (the checkpointer thread died). */
+  useAutocheckpoint(pages = 1000): void {
+    if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${Math.max(1, Math.floor(pages))}`);
+  }
+
   /** How the journal appends: "mapped" (no system call), or "write" with the reason mapping was not possible. */
   get journalMode(): { mode: Journal["mode"]; fallbackReason: string | undefined } {
     return { mode: this.journal.mode, fallbackReason: this.journal.fallbackReason };
