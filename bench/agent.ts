@@ -577,6 +577,8 @@ async function main(): Promise<number> {
         CARBONMON_LOG_LEVEL: "silent",
         CARBONMON_SAMPLING_PERIOD_MS: String(SAMPLING_PERIOD_MS),
         CARBONMON_MAX_OPEN_WINDOWS: String(MAX_OPEN_WINDOWS),
+        // The journal mode to measure (CARBONMON_JOURNAL_MODE=mapped for the mapped journal; default write).
+        ...(process.env.CARBONMON_JOURNAL_MODE ? { CARBONMON_JOURNAL_MODE: process.env.CARBONMON_JOURNAL_MODE } : {}),
       });
     } catch (err) {
       console.error(`the agent could not start: ${(err as Error).stack ?? String(err)}`);

@@ -37,10 +37,12 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       onFlushError: (err) => log.error({ err }, "moving the window journal into agent.db failed; the journal keeps the records, retrying in 1 s"),
       onJournalDamaged: (message) => log.error(message),
       onRecordSetAside: (message) => log.error(message),
+      journal: { mode: config.journalMode },
     });
     const journal = store.journalMode;
-    if (journal.mode === "mapped") log.info({ journal: journal.mode }, "window journal mapped into memory");
-    else log.warn({ journal: journal.mode, reason: journal.fallbackReason }, "window journal appends with write(2): BeginWindow and EndWindow cost a system call each");
+    if (journal.mode === "mapped") log.info({ journal: journal.mode }, "window journal mapped into memory (CARBONMON_JOURNAL_MODE=mapped): keep agent.journal off copy-on-write filesystems and never truncate it while the agent runs");
+    else if (config.journalMode === "mapped") log.warn({ journal: journal.mode, reason: journal.fallbackReason }, "window journal cannot be mapped; it appends with write(2)");
+    else log.info({ journal: journal.mode }, "window journal appends with write(2)");
     const opened = store;
     checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log, () => opened.useAutocheckpoint());
     windows = new WindowManager({ config, sampler, pricer, store, codec: measurementCodec, clock, log });

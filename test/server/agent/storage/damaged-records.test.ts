@@ -3,7 +3,7 @@
  * record (issue 20, case 9) is set aside with a log line, and the agent serves every other window, lets the
  * key be used again, and keeps answering ListWindows.
  */
-import { writeFileSync } from "node:fs";
+import { truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import Database from "better-sqlite3";
@@ -47,4 +47,22 @@ test("a wrong journal record and a window row whose spec does not decode are set
   t.is(aside.length, 1);
   t.regex(aside[0]!.reason, /window spec/);
   t.regex(aside[0]!.row, /"victim"/, "the row is kept for inspection");
+});
+
+test("agent.journal truncated from outside while the agent runs: it keeps serving, and nothing answered is lost", async (t) => {
+  const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 100, ms: 1000 }] }] });
+  const data = tempDataDir();
+  t.teardown(() => (nvml.cleanup(), data.cleanup()));
+  const env = { CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_DATA_DIR: data.dir, CARBONMON_FIRST_READING_TIMEOUT_MS: "0" };
+  const first = await startTestAgent(env); // the default journal mode: write(2)
+  await begin(first, "a");
+  truncateSync(join(data.dir, "agent.journal"), 0); // a clean-up job, an operator
+  await begin(first, "b");
+  await cancel(first, "a");
+  truncateSync(join(data.dir, "agent.journal"), 0);
+  await begin(first, "c");
+  await first.close();
+  const second = await startTestAgent(env);
+  t.teardown(() => second.close());
+  t.deepEqual((await list(second)).windows.filter((w) => !w.ended).map((w) => w.key).sort(), ["b", "c"]);
 });
