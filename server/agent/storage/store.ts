@@ -45,6 +45,9 @@ export interface BoundaryRow {
   cumJ: number;
 }
 
+/** SQLite's codes for a file that is not (or no longer) a database. */
+const DAMAGED = new Set(["SQLITE_NOTADB", "SQLITE_CORRUPT"]);
+
 /** Only this agent writes agent.db (see lockDataDir): a busy database is a stray reader, not worth a long wait. */
 const BUSY_TIMEOUT_MS = 250;
 
@@ -65,6 +68,12 @@ function lockDataDir(dataDir: string): Database.Database {
     return lock;
   } catch (err) {
     lock.close();
+    if (DAMAGED.has((err as { code?: string }).code ?? "")) {
+      throw new AppError(Code.FailedPrecondition, `${path} is damaged (${(err as Error).message})`, {
+        hint: `delete ${path}: it only marks which agent uses the directory and holds no data`,
+        cause: err,
+      });
+    }
     if ((err as { code?: string }).code !== "SQLITE_BUSY") throw err;
     throw new AppError(Code.FailedPrecondition, `another carbonmon agent is using the data directory ${dataDir}`, {
       hint: "stop that agent first, give this one its own CARBONMON_DATA_DIR, or (carbonmon run) use --agent to measure through the running one",
@@ -205,15 +214,25 @@ export class AgentStore {
         cause: err,
       });
     }
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL");
-    // Checkpoints (WAL → database, with fsync) run in a worker thread (wal-checkpointer.ts), never here.
-    this.db.pragma("wal_autocheckpoint = 0");
-    this.db.exec(SCHEMA);
-    const have = new Set((this.db.prepare("PRAGMA table_info(windows)").all() as Array<{ name: string }>).map((c) => c.name));
-    for (const [name, type] of ADDED_COLUMNS) if (!have.has(name)) this.db.exec(`ALTER TABLE windows ADD COLUMN ${name} ${type}`);
-    this.db.exec("CREATE INDEX IF NOT EXISTS windows_carbon_due ON windows(carbon_next_ms) WHERE carbon_next_ms IS NOT NULL");
-    this.runId = Number(this.db.prepare("INSERT INTO runs (started_ms) VALUES (?)").run(nowMs).lastInsertRowid);
+    try {
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("synchronous = NORMAL");
+      // Checkpoints (WAL → database, with fsync) run in a worker thread (wal-checkpointer.ts), never here.
+      this.db.pragma("wal_autocheckpoint = 0");
+      this.db.exec(SCHEMA);
+      const have = new Set((this.db.prepare("PRAGMA table_info(windows)").all() as Array<{ name: string }>).map((c) => c.name));
+      for (const [name, type] of ADDED_COLUMNS) if (!have.has(name)) this.db.exec(`ALTER TABLE windows ADD COLUMN ${name} ${type}`);
+      this.db.exec("CREATE INDEX IF NOT EXISTS windows_carbon_due ON windows(carbon_next_ms) WHERE carbon_next_ms IS NOT NULL");
+      this.runId = Number(this.db.prepare("INSERT INTO runs (started_ms) VALUES (?)").run(nowMs).lastInsertRowid);
+    } catch (err) {
+      this.db.close();
+      lock.close();
+      if (!DAMAGED.has((err as { code?: string }).code ?? "")) throw err;
+      throw new AppError(Code.FailedPrecondition, `the agent database ${this.path} is damaged (${(err as Error).message})`, {
+        hint: `move it aside (mv ${this.path} ${this.path}.damaged) and start again: a new one is created and agent.journal is replayed into it; open windows and results only in the old file are lost`,
+        cause: err,
+      });
+    }
     this.stmt = {
       // Replaying a record that reached SQLite before the journal was emptied changes nothing (the id is
       // taken); any other conflict is a bug and throws rather than dropping an answered window.

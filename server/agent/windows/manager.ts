@@ -15,7 +15,7 @@ import type { CarbonPricer, EnergyPiece } from "../carbon/pricer.js";
 import { firstRetryAtMs } from "../carbon/repricing.js";
 import { energyAcrossRestarts } from "../core/window-energy.js";
 import type { Sampler } from "../energy/sampler.js";
-import { selectDevices, type DeviceRequest, type Selection } from "./selection.js";
+import { selectDevices, validateDeviceRequest, type DeviceRequest, type Selection } from "./selection.js";
 import { decodeEdges, decodeSpec, encodeEdges, encodePieces, RecordError, SPEC_VERSION_FIELD, type StoredEdge } from "../storage/records.js";
 import type { AgentStore, StoredWindow } from "../storage/store.js";
 import { buildResult, WINDOW_KEY_PATTERN, type DeviceResult, type ResultCodec, type WindowResult, type WindowSpec } from "./result.js";
@@ -121,6 +121,7 @@ export class WindowManager {
   begin(req: BeginRequest): { key: string; beginMs: number; indices: SelectionIndices } {
     validateKey(req.key);
     validateLabels(req.labels);
+    validateDeviceRequest(req); // before the selection cache builds its key from the lists
     if (this.open.has(req.key)) throw new AppError(Code.AlreadyExists, `window '${req.key}' is already open`, { hint: "end or cancel it first, or choose another key" });
     if (this.open.size >= this.deps.config.maxOpenWindows) {
       throw new AppError(Code.ResourceExhausted, `${this.open.size} windows are open, the limit (CARBONMON_MAX_OPEN_WINDOWS)`, { hint: "end or cancel windows you no longer need" });
@@ -179,6 +180,11 @@ export class WindowManager {
 
   /** Ends a window, or returns the stored result of the last one ended under this key: encoded, as stored. */
   end(key: string, waitForCounterUpdate: boolean): Promise<Uint8Array> {
+    try {
+      validateKey(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const window = this.open.get(key);
     const inFlight = this.ending.get(key);
     // The same window already being ended, or (no new one open under the key) the last one still being priced.
@@ -229,11 +235,13 @@ export class WindowManager {
 
   /** An open window's running totals, or the stored result of the last one ended under this key: encoded. */
   get(key: string): Uint8Array {
+    validateKey(key);
     const window = this.open.get(key);
     return window ? this.deps.codec.encode(this.measure(window, this.deps.clock.nowMs(), false).result) : this.stored(key);
   }
 
   cancel(key: string): { key: string; beginMs: number } {
+    validateKey(key);
     const window = this.open.get(key);
     if (!window) throw new AppError(Code.NotFound, `no open window '${key}'`, { hint: "ListWindows shows the open windows" });
     if (this.ending.get(key)?.window === window) {
