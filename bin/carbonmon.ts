@@ -1,9 +1,12 @@
+#!/usr/bin/env -S node --max-semi-space-size=32
 /**
  * The carbonmon command line.
  *   carbonmon agent [options]       serve the EnergyMonitor agent on this host
  *   carbonmon intensity [options]   serve the CarbonIntensity service
  *   carbonmon serve                 both, in one process, with their defaults (the quick start)
  *   carbonmon run|host|windows|watch|intensity now|history|forecast|demo   clients (bin/commands/)
+ * Installed, the package's bin is the compiled dist/bin/carbonmon.js (tsc keeps the shebang above);
+ * --max-semi-space-size=32: see bin/carbonmon.js.
  */
 import { startAgent } from "../server/agent/main.js";
 import { startIntensity } from "../server/intensity/main.js";
