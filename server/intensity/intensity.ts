@@ -268,7 +268,7 @@ export class Intensity {
       const ask = async (p: Provider) =>
         p.forecast
           ? { points: normalize(await p.forecast(this.query(zone, req), horizonMs)), forecast: true }
-          : { points: normalize((await p.range(this.query(zone, req), nowMs, endMs)).flatMap((x) => clip(x, nowMs, endMs) ?? [])), forecast: false };
+          : { points: normalize((await p.range(this.query(zone, req), nowMs, endMs)).flatMap((x) => clip(x, x.validFromMs, endMs) ?? [])), forecast: false };
       try {
         const r = await this.firstAnswer(chain, ask, (v) => v.points.length > 0);
         return { zone, ...r.value, provider: r.provider.name, signal: r.provider.signal, attempts: r.attempts, fetchedAtMs: nowMs };
