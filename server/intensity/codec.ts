@@ -76,13 +76,6 @@ export function locationOf(location: Location | undefined): LocationQuery {
   throw new AppError(Code.InvalidArgument, "location is required: a zone, coordinates or auto_detect", { hint: 'e.g. {"zone":"DE"}' });
 }
 
-/** When the provider issued an outlook's series (its latest updatedAt / generated_at), else when it was fetched. */
-function issuedAtMs(points: readonly Point[], fetchedAtMs: number): number {
-  let latest = -Infinity;
-  for (const p of points) if (p.sourceUpdatedAtMs !== undefined && p.sourceUpdatedAtMs > latest) latest = p.sourceUpdatedAtMs;
-  return Number.isFinite(latest) ? latest : fetchedAtMs;
-}
-
 /** A GetBestWindow window with its series' provenance; `location` as the request gave it. */
 export function windowToProto(w: LocatedWindow, location: Location | undefined): WindowCandidate {
   const o = w.outlook;
@@ -99,7 +92,7 @@ export function windowToProto(w: LocatedWindow, location: Location | undefined):
     emissionFactor: emissionFactorToProto(first?.emissionFactor ?? "lifecycle"),
     source: o.forecast ? IntensitySource.INTENSITY_SOURCE_FORECAST : SOURCE[first?.source ?? "configured"],
     isForecast: o.forecast,
-    issuedAt: new Date(issuedAtMs(o.points, o.fetchedAtMs)),
+    issuedAt: new Date(o.issuedAtMs),
     fetchedAt: new Date(o.fetchedAtMs),
     attempts: o.attempts.map((a): ProviderAttempt => ({ ...a })),
   };

@@ -29,6 +29,8 @@ export interface Outlook {
   signal: Signal;
   attempts: Attempt[];
   fetchedAtMs: number;
+  /** When the provider issued the series (its latest updatedAt / generated_at), else when it was fetched. */
+  issuedAtMs: number;
 }
 
 /** Failures that say a provider will not give this zone a forecast (not that it is down for a while). */
@@ -271,7 +273,8 @@ export class Intensity {
           : { points: normalize((await p.range(this.query(zone, req), nowMs, endMs)).flatMap((x) => clip(x, x.validFromMs, endMs) ?? [])), forecast: false };
       try {
         const r = await this.firstAnswer(chain, ask, (v) => v.points.length > 0);
-        return { zone, ...r.value, provider: r.provider.name, signal: r.provider.signal, attempts: r.attempts, fetchedAtMs: nowMs };
+        const updatedMs = r.value.points.reduce((m, p) => Math.max(m, p.sourceUpdatedAtMs ?? -Infinity), -Infinity);
+        return { zone, ...r.value, provider: r.provider.name, signal: r.provider.signal, attempts: r.attempts, fetchedAtMs: nowMs, issuedAtMs: Number.isFinite(updatedMs) ? updatedMs : nowMs };
       } catch (err) {
         const e = AppError.from(err);
         throw REFUSALS.has(e.code) ? noOutlook(zone, e.message) : e;

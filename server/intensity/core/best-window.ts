@@ -8,7 +8,9 @@
  * function on an interval is smallest at a kink or an end: the candidate starts are the boundaries (start
  * edge on one), the boundaries minus D (end edge on one) and the ends of the searchable range. A null value
  * or a hole is a gap: a window never crosses one, so each gap-free run is searched on its own. Two merged
- * cursors over each run and prefix integrals make a series O(periods).
+ * cursors over each run and prefix integrals make a series O(periods); the boundary candidates do not
+ * depend on the range, so they are kept per series and duration, and a repeated question costs a binary
+ * search and a scan.
  */
 
 export interface Period {
@@ -127,60 +129,70 @@ export function windowMean(s: PreparedSeries, startMs: number, durationMs: numbe
   }
 }
 
-/** Every candidate window of one series: starts (ascending within a run) and integrals. */
-export interface Candidates {
+/**
+ * The windows of one series with an edge on a period boundary, for one duration: starts ascending (runs
+ * in order), their integrals (g/kWh × ms) and runs. They do not depend on the range searched (a range only
+ * selects a contiguous slice of them and adds its own two ends), so they are kept per series and duration.
+ */
+export interface EdgeCandidates {
   startMs: Float64Array;
   integral: Float64Array;
-  /** Tie tolerance of each candidate's integral. */
-  noise: Float64Array;
+  run: Int32Array;
   count: number;
 }
 
-/** Evaluates every candidate start of every run of `s` that fits a window of the query. O(periods). */
-export function candidates(s: PreparedSeries, q: WindowQuery): Candidates {
-  const cap = 2 * (s.startMs.length + s.runFirst.length) + 4;
-  const out: Candidates = { startMs: new Float64Array(cap), integral: new Float64Array(cap), noise: new Float64Array(cap), count: 0 };
-  if (!(q.durationMs > 0) || !(q.toMs - q.fromMs >= q.durationMs)) return out;
-  for (let r = 0; r < s.runFirst.length; r++) runCandidates(s, r, q, out);
+/** Per series, per duration; a few durations each (a repeated question costs a slice and a scan). */
+const memo = new WeakMap<PreparedSeries, Map<number, EdgeCandidates>>();
+const MEMO_DURATIONS = 8;
+
+export function edgeCandidates(s: PreparedSeries, durationMs: number): EdgeCandidates {
+  let byDuration = memo.get(s);
+  if (!byDuration) memo.set(s, (byDuration = new Map()));
+  let c = byDuration.get(durationMs);
+  if (!c) {
+    if (byDuration.size >= MEMO_DURATIONS) byDuration.delete(byDuration.keys().next().value!);
+    byDuration.set(durationMs, (c = computeEdgeCandidates(s, durationMs)));
+  }
+  return c;
+}
+
+function computeEdgeCandidates(s: PreparedSeries, d: number): EdgeCandidates {
+  const cap = 2 * (s.startMs.length + s.runFirst.length);
+  const out: EdgeCandidates = { startMs: new Float64Array(cap), integral: new Float64Array(cap), run: new Int32Array(cap), count: 0 };
+  if (d > 0) for (let r = 0; r < s.runFirst.length; r++) runEdgeCandidates(s, r, d, out);
   return out;
 }
 
-function runCandidates(s: PreparedSeries, r: number, q: WindowQuery, out: Candidates): void {
+/**
+ * One run's starts t in [A, B − D] with t or t + D on a boundary, merged in order from two lists of
+ * boundaries (start edge, end edge), each integral C(t + D) − C(t) from two forward-only cursors.
+ */
+function runEdgeCandidates(s: PreparedSeries, r: number, d: number, out: EdgeCandidates): void {
   const first = s.runFirst[r]!, last = s.runLast[r]!;
-  const d = q.durationMs;
-  const a = Math.max(s.startMs[first]!, q.fromMs);
-  const b = Math.min(s.endMs[last]!, q.toMs);
-  const lastStart = b - d;
-  if (!(lastStart >= a)) return;
-  // Edge k of the run: the start of period first + k, and after the last period its end.
-  const edge = (k: number): number => (first + k <= last ? s.startMs[first + k]! : s.endMs[last]!);
-  const edges = last - first + 2;
-  // C(x) for x in the run, with a cursor that only moves forward.
-  const cursor = (): ((x: number) => number) => {
-    let p = first;
-    return (x) => {
-      while (p < last && s.endMs[p]! <= x) p++;
-      return s.prefix[p]! + s.gPerKwh[p]! * (x - s.startMs[p]!);
-    };
-  };
-  const atStart = cursor(), atEnd = cursor();
-  let ka = 0; // next edge for a start on a boundary
-  let kb = 0; // next edge for an end on a boundary
-  while (ka < edges && edge(ka) <= a) ka++;
-  while (kb < edges && edge(kb) - d <= a) kb++;
-  let t = a;
-  const noise = s.runNoise[r]!;
+  const { startMs, endMs, gPerKwh, prefix } = s;
+  const runEnd = endMs[last]!;
+  const lastStart = runEnd - d;
+  if (lastStart < startMs[first]!) return;
+  // Boundary k of the run (k = first..last+1): the start of period k, and after the last period the run's end.
+  let ka = first; // next boundary for the start edge
+  let kb = first; // next boundary for the end edge
+  while (kb <= last && startMs[kb]! - d < startMs[first]!) kb++;
+  let pa = first, pb = first; // periods holding t and t + D
   for (;;) {
-    const i = out.count++;
-    out.startMs[i] = t;
-    out.integral[i] = atEnd(t + d) - atStart(t);
-    out.noise[i] = noise;
-    if (t >= lastStart) return;
-    const nextA = ka < edges ? edge(ka) : Infinity;
-    const nextB = kb < edges ? edge(kb) - d : Infinity;
-    t = Math.min(nextA, nextB, lastStart);
+    const nextA = ka <= last ? startMs[ka]! : runEnd;
+    const nextB = (kb <= last ? startMs[kb]! : runEnd) - d;
+    const t = nextA < nextB ? nextA : nextB;
+    if (t > lastStart) return;
     if (nextA === t) ka++;
     if (nextB === t) kb++;
+    const e = t + d;
+    while (pa < last && endMs[pa]! <= t) pa++;
+    while (pb < last && endMs[pb]! <= e) pb++;
+    const i = out.count++;
+    out.startMs[i] = t;
+    out.integral[i] = prefix[pb]! + gPerKwh[pb]! * (e - startMs[pb]!) - (prefix[pa]! + gPerKwh[pa]! * (t - startMs[pa]!));
+    out.run[i] = r;
+    if (t === lastStart) return;
   }
 }
 
@@ -197,24 +209,68 @@ function better(a: Pick, b: Pick): boolean {
   return a.integral < b.integral - margin || (!(b.integral < a.integral - margin) && a.startMs < b.startMs);
 }
 
-/**
- * The best window of one series that overlaps none of `taken` (starts), or undefined. Once windows are
- * taken, the edges of what they leave free (p − D and p + D) are candidates too: the smallest integral over
- * each free interval is at one of its kinks or ends.
- */
-function bestFree(s: PreparedSeries, c: Candidates, taken: readonly number[], q: WindowQuery): Pick | undefined {
-  const d = q.durationMs;
-  const free = (t: number): boolean => !taken.some((p) => Math.abs(t - p) < d);
-  let best: Pick | undefined;
-  const consider = (pick: Pick): void => {
-    if (best === undefined || better(pick, best)) best = pick;
-  };
-  for (let i = 0; i < c.count; i++) {
-    if (free(c.startMs[i]!)) consider({ startMs: c.startMs[i]!, integral: c.integral[i]!, noise: c.noise[i]! });
+/** The first index whose start is >= t (orEqual false), or > t (orEqual true). */
+function bound(a: Float64Array, count: number, t: number, orEqual: boolean): number {
+  let lo = 0, hi = count;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (a[mid]! < t || (orEqual && a[mid] === t)) lo = mid + 1;
+    else hi = mid;
   }
+  return lo;
+}
+
+/** One series' candidates for a query: a slice of its edge candidates, and the range's own ends. */
+interface SeriesQuery {
+  s: PreparedSeries;
+  c: EdgeCandidates;
+  lo: number;
+  hi: number;
+  ends: Pick[];
+}
+
+function seriesQuery(s: PreparedSeries, q: WindowQuery): SeriesQuery {
+  const d = q.durationMs;
+  const c = edgeCandidates(s, d);
+  const ends: Pick[] = [];
+  for (const t of [q.fromMs, q.toMs - d]) {
+    const mean = windowMean(s, t, d);
+    if (mean !== null && !ends.some((e) => e.startMs === t)) ends.push({ startMs: t, integral: mean * d, noise: 0 });
+  }
+  return { s, c, lo: bound(c.startMs, c.count, q.fromMs, false), hi: bound(c.startMs, c.count, q.toMs - d, true), ends };
+}
+
+function overlapsAny(t: number, taken: readonly number[], d: number): boolean {
+  for (let k = 0; k < taken.length; k++) if (Math.abs(t - taken[k]!) < d) return true;
+  return false;
+}
+
+/**
+ * The best window of one series inside the query that overlaps none of `taken` (starts), or undefined.
+ * Once windows are taken, the edges of what they leave free (p − D and p + D) are candidates too: the
+ * smallest integral over each free interval is at one of its kinks or ends.
+ */
+function bestFree(sq: SeriesQuery, taken: readonly number[], q: WindowQuery): Pick | undefined {
+  const { s, c } = sq;
+  const d = q.durationMs;
+  let bi = -1;
+  let bv = Infinity, bn = 0;
+  for (let i = sq.lo; i < sq.hi; i++) {
+    const v = c.integral[i]!;
+    if (bi >= 0 && !(v < bv - (s.runNoise[c.run[i]!]! + bn + 1e-12 * Math.abs(bv)))) continue; // ascending starts: a tie keeps the earlier
+    if (taken.length > 0 && overlapsAny(c.startMs[i]!, taken, d)) continue;
+    bi = i;
+    bv = v;
+    bn = s.runNoise[c.run[i]!]!;
+  }
+  let best: Pick | undefined = bi >= 0 ? { startMs: c.startMs[bi]!, integral: bv, noise: bn } : undefined;
+  const consider = (pick: Pick): void => {
+    if (!overlapsAny(pick.startMs, taken, d) && (best === undefined || better(pick, best))) best = pick;
+  };
+  for (const e of sq.ends) consider(e);
   for (const p of taken) {
     for (const t of [p - d, p + d]) {
-      if (t < q.fromMs || t + d > q.toMs || !free(t)) continue;
+      if (t < q.fromMs || t + d > q.toMs) continue;
       const mean = windowMean(s, t, d);
       if (mean !== null) consider({ startMs: t, integral: mean * d, noise: 0 });
     }
@@ -228,9 +284,10 @@ function bestFree(s: PreparedSeries, c: Candidates, taken: readonly number[], q:
  * periods each window overlaps (see windowMean).
  */
 export function rankWindows(series: readonly PreparedSeries[], q: WindowQuery, max: number): RankedWindow[] {
-  const all = series.map((s) => candidates(s, q));
+  if (!(q.durationMs > 0) || !(q.toMs - q.fromMs >= q.durationMs)) return [];
+  const queries = series.map((s) => seriesQuery(s, q));
   const taken: number[][] = series.map(() => []);
-  const next = series.map((s, j) => bestFree(s, all[j]!, [], q));
+  const next = queries.map((sq) => bestFree(sq, [], q));
   const ranked: RankedWindow[] = [];
   while (ranked.length < max) {
     let pick = -1;
@@ -241,7 +298,7 @@ export function rankWindows(series: readonly PreparedSeries[], q: WindowQuery, m
     const { startMs } = next[pick]!;
     ranked.push({ series: pick, startMs, endMs: startMs + q.durationMs, meanGPerKwh: windowMean(series[pick]!, startMs, q.durationMs)! });
     taken[pick]!.push(startMs);
-    next[pick] = bestFree(series[pick]!, all[pick]!, taken[pick]!, q);
+    next[pick] = bestFree(queries[pick]!, taken[pick]!, q);
   }
   return ranked;
 }

@@ -1,6 +1,6 @@
 import test from "ava";
 import fc from "fast-check";
-import { candidates, prepareSeries, rankWindows, windowMean, type Period } from "../../../../server/intensity/core/best-window.js";
+import { edgeCandidates, prepareSeries, rankWindows, windowMean, type Period } from "../../../../server/intensity/core/best-window.js";
 
 const MIN = 60_000;
 const H = 60 * MIN;
@@ -150,16 +150,18 @@ test("ties across series go to the earlier start, then to the first series", (t)
   t.deepEqual(ranked.map((w) => [w.series, (w.startMs - T0) / H]), [[1, 0], [0, 1]]);
 });
 
-test("candidates: one per boundary for each window edge plus the range's ends, O(periods)", (t) => {
+test("edge candidates: one per boundary for each window edge, ascending, O(periods); kept per series and duration", (t) => {
   const s = prepareSeries(hourly(Array.from({ length: 72 }, (_, i) => 100 + (i % 7))));
-  const c = candidates(s, { fromMs: T0 + 10 * MIN, toMs: T0 + 72 * H, durationMs: 90 * MIN });
-  // Starts on the hours (start edge on a boundary), on the half hours (end edge on one), and the range's ends.
-  t.true(c.count <= 2 * 73 + 4);
+  const c = edgeCandidates(s, 90 * MIN);
   const starts = Array.from(c.startMs.subarray(0, c.count), (x) => (x - T0) / MIN);
-  t.is(starts[0], 10);
+  // Starts on the hours (start edge on a boundary) and on the half hours (end edge on one), within the run.
+  t.is(c.count, 71 + 71);
+  t.is(starts[0], 0);
   t.is(starts.at(-1), 72 * 60 - 90);
   t.true(starts.every((x, i) => i === 0 || x > starts[i - 1]!), "ascending, no duplicates");
-  t.true(starts.every((x) => x === 10 || x % 60 === 0 || x % 60 === 30));
+  t.true(starts.every((x) => x % 60 === 0 || x % 60 === 30));
+  t.is(edgeCandidates(s, 90 * MIN), c);
+  t.not(edgeCandidates(s, 60 * MIN), c);
 });
 
 test("overlapping input periods: the earlier keeps the overlap; empty and non-finite ones are dropped", (t) => {
