@@ -59,11 +59,11 @@ test("the worked example: whole-point averaging and the exact search give the RE
   }
   t.is(clock(wholeStart!), wholePoint.startMs);
   t.is(arithmetic(wholeClaim!)[1], wholePoint.claimed);
-  t.is(arithmetic(wholeReal!)[1], windowMean(series, wholePoint.startMs, durationMs));
+  t.is(arithmetic(wholeReal!)[1], windowMean(series, wholePoint.startMs, durationMs)!);
   t.is(num(/^([\d,]+) g$/.exec(wholeGrams!)![1]!), kwh * windowMean(series, wholePoint.startMs, durationMs)!);
   t.is(clock(exactStart!), exact!.startMs);
   t.is(arithmetic(exactClaim!)[1], exact!.meanGPerKwh);
-  t.is(num(/^([\d.]+) g\/kWh$/.exec(exactReal!)![1]!), windowMean(series, exact!.startMs, durationMs));
+  t.is(num(/^([\d.]+) g\/kWh$/.exec(exactReal!)![1]!), windowMean(series, exact!.startMs, durationMs)!);
   t.is(num(/^([\d,]+) g$/.exec(exactGrams!)![1]!), kwh * exact!.meanGPerKwh);
   const real = windowMean(series, wholePoint.startMs, durationMs)!;
   const [, percent, grams] = /emits at 120 g\/kWh: (\d+) % less, (\d+) g on a/.exec(section.replace(/\s+/g, " "))!;

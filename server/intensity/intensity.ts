@@ -258,13 +258,14 @@ export class Intensity {
    */
   async outlook(req: IntensityRequest, horizonMs: number): Promise<Outlook> {
     const { zone } = await this.resolve(req.location);
-    let chain: Link[];
-    try {
-      chain = this.chain(zone, req.provider);
-    } catch (err) {
-      throw noOutlook(zone, AppError.from(err).message);
-    }
     const load = async (): Promise<Outlook> => {
+      let chain: Link[];
+      try {
+        chain = this.chain(zone, req.provider);
+      } catch (err) {
+        const e = AppError.from(err);
+        throw e.code === Code.InvalidArgument ? e : noOutlook(zone, e.message);
+      }
       const nowMs = this.deps.clock.nowMs();
       const endMs = nowMs + horizonMs;
       const ask = async (p: Provider) =>
