@@ -11,7 +11,7 @@
  *    server as the baseline measured in the same run. Target: p50 < 5 ms.
  *    Reported too: the RPC with a different duration on each call (the boundary candidates, kept per
  *    series and duration, are computed afresh every time).
- * 3. The pure search (server/intensity/core/best-window.ts) on the same 86,400 points, printed beside the
+ * 3. The pure search (server/intensity/core/best-window.ts, rank-windows.ts) on the same 86,400 points, printed beside the
  *    RPC: rankWindows for the same question (what a cached call computes), rankWindows with a new duration
  *    each time, and prepareSeries (once per fetched forecast). Check: the RPC's candidates equal the pure
  *    function's.
@@ -23,7 +23,8 @@ import { credentials, loadPackageDefinition, type Client, type ServiceError } fr
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import type { BestWindowRequest, BestWindowResponse } from "../proto/gen/carbonmon/intensity/v1/intensity.js";
-import { prepareSeries, rankWindows, type Period } from "../server/intensity/core/best-window.js";
+import { prepareSeries, type Period } from "../server/intensity/core/best-window.js";
+import { rankWindows } from "../server/intensity/core/rank-windows.js";
 import { durationFromMs } from "../server/shared/proto-time.js";
 import { lbsPerMwhToGPerKwh } from "../server/shared/units.js";
 import { FAKE_WT_PASSWORD, FAKE_WT_USERNAME, startFakeWattTime } from "../test/helpers/fake-watttime.js";

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import test from "ava";
-import { prepareSeries, rankWindows, windowMean } from "../server/intensity/core/best-window.js";
+import { prepareSeries, windowMean } from "../server/intensity/core/best-window.js";
+import { rankWindows } from "../server/intensity/core/rank-windows.js";
 import { startTestIntensity } from "./helpers/grpc.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

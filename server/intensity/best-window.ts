@@ -6,7 +6,8 @@
 import { AppError, Code } from "../shared/errors.js";
 import { carbonG } from "../shared/units.js";
 import type { LocationQuery } from "./codec.js";
-import { prepareSeries, rankWindows, runsOf, windowMean, type PreparedSeries } from "./core/best-window.js";
+import { prepareSeries, runsOf, windowMean, type PreparedSeries } from "./core/best-window.js";
+import { rankWindows } from "./core/rank-windows.js";
 import type { EmissionFactor } from "./core/point.js";
 import type { Intensity, Outlook } from "./intensity.js";
 

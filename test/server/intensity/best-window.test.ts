@@ -5,7 +5,8 @@
 import { status, type ServiceError } from "@grpc/grpc-js";
 import test, { type ExecutionContext } from "ava";
 import { IntensitySource, SignalType, type BestWindowRequest, type BestWindowResponse } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
-import { prepareSeries, rankWindows } from "../../../server/intensity/core/best-window.js";
+import { prepareSeries } from "../../../server/intensity/core/best-window.js";
+import { rankWindows } from "../../../server/intensity/core/rank-windows.js";
 import { ManualClock } from "../../../server/shared/clock.js";
 import { durationFromMs } from "../../../server/shared/proto-time.js";
 import { lbsPerMwhToGPerKwh } from "../../../server/shared/units.js";

@@ -1,6 +1,7 @@
 import test from "ava";
 import fc from "fast-check";
-import { edgeCandidates, prepareSeries, rankWindows, windowMean, type Period } from "../../../../server/intensity/core/best-window.js";
+import { edgeCandidates, prepareSeries, windowMean, type Period } from "../../../../server/intensity/core/best-window.js";
+import { rankWindows } from "../../../../server/intensity/core/rank-windows.js";
 
 const MIN = 60_000;
 const H = 60 * MIN;
