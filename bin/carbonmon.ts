@@ -4,7 +4,7 @@
  *   carbonmon agent [options]       serve the EnergyMonitor agent on this host
  *   carbonmon intensity [options]   serve the CarbonIntensity service
  *   carbonmon serve                 both, in one process, with their defaults (the quick start)
- *   carbonmon run|host|windows|watch|intensity now|history|forecast|demo   clients (bin/commands/)
+ *   carbonmon run|host|windows|watch|intensity now|history|forecast|best|demo   clients (bin/commands/)
  * Installed, the package's bin is the compiled dist/bin/carbonmon.js (tsc keeps the shebang above);
  * --max-semi-space-size=32: see bin/carbonmon.js.
  */
@@ -28,6 +28,7 @@ Usage:
   carbonmon windows               the agent's open windows (--all: recently ended too)
   carbonmon watch                 live power per device until Ctrl-C
   carbonmon intensity now|history|forecast --location L   carbon intensity from the intensity service
+  carbonmon intensity best --locations DE,FR,GB --duration 2h   the cleanest time and place to run a job
   carbonmon demo                  both services, a measured workload and live power (simulated GPU without one)
   carbonmon <command> --help      the options of a command
   carbonmon --version

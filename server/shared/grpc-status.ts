@@ -12,6 +12,7 @@ const STATUS: Record<Code, status> = {
   [Code.AlreadyExists]: status.ALREADY_EXISTS,
   [Code.ResourceExhausted]: status.RESOURCE_EXHAUSTED,
   [Code.FailedPrecondition]: status.FAILED_PRECONDITION,
+  [Code.OutOfRange]: status.OUT_OF_RANGE,
   [Code.PermissionDenied]: status.PERMISSION_DENIED,
   [Code.Unauthenticated]: status.UNAUTHENTICATED,
   [Code.Unavailable]: status.UNAVAILABLE,
