@@ -4,14 +4,13 @@
  * the statuses and notes that say why something was not offered.
  */
 import { AppError, Code } from "../shared/errors.js";
-import { carbonG } from "../shared/units.js";
+import { HOUR_MS, carbonG } from "../shared/units.js";
 import type { LocationQuery } from "./codec.js";
 import { prepareSeries, runsOf, windowMean, type PreparedSeries } from "./core/best-window.js";
 import { rankWindows } from "./core/rank-windows.js";
 import type { EmissionFactor } from "./core/point.js";
 import type { Intensity, Outlook } from "./intensity.js";
 
-const HOUR_MS = 3_600_000;
 /** The furthest any provider forecasts (ElectricityMaps and WattTime: 72 h; the UK grid: 48 h). */
 export const OUTLOOK_HORIZON_MS = 72 * HOUR_MS;
 export const MAX_LOCATIONS = 1000;

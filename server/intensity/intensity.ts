@@ -14,9 +14,8 @@ import { isProvisional, type EmissionFactor, type Point, type Signal } from "./c
 import { clip, fillGaps, gaps, normalize } from "./core/series.js";
 import type { Coordinates, Provider, Query } from "./providers/provider.js";
 import type { IntensityStore } from "./store.js";
+import { DAY_MS, MINUTE_MS } from "../shared/units.js";
 
-const DAY_MS = 86_400_000;
-const MINUTE_MS = 60_000;
 
 /** A zone's series for the coming hours, from one provider (see Intensity.outlook). */
 export interface Outlook {

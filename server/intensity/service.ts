@@ -31,8 +31,8 @@ import { isProvisional, type Point } from "./core/point.js";
 import type { Intensity, IntensityRequest } from "./intensity.js";
 import type { Provider } from "./providers/provider.js";
 import type { IntensityWatch } from "./watch.js";
+import { DAY_MS } from "../shared/units.js";
 
-const DAY_MS = 86_400_000;
 const MAX_HISTORY_MS = 366 * DAY_MS;
 const MAX_FORECAST_MS = 72 * 3_600_000;
 
