@@ -15,6 +15,7 @@ import type { EmissionFactor, Point, Source } from "../core/point.js";
 import { getJson, type GetJsonOptions } from "../../shared/net/http.js";
 import type { Coordinates, Provider, Query, ResolvedZone } from "./provider.js";
 import { HOUR_MS, MINUTE_MS } from "../../shared/units.js";
+import { checkCoordinates, codeFromHttpStatus, hintsByStatus, sortUnique } from "./common.js";
 
 export const PAST_RANGE_MAX_HOURS = 240;
 export const FORECAST_MAX_HOURS = 72;
@@ -46,15 +47,10 @@ interface RawPoint {
 
 type Params = Record<string, string | number | boolean>;
 
-export function codeFromHttpStatus(status: number): Code | undefined {
-  return ({ 400: Code.InvalidArgument, 401: Code.Unauthenticated, 403: Code.PermissionDenied, 404: Code.NotFound } as Record<number, Code>)[status];
-}
-
-function hintFromHttpStatus(status: number): string | undefined {
-  if (status === 401) return "check ELECTRICITYMAPS_API_TOKEN; the free tier covers one zone: the token may not cover this zone or endpoint";
-  if (status === 403) return "the ElectricityMaps plan of this token does not include this endpoint or zone";
-  return undefined;
-}
+const hintFromHttpStatus = hintsByStatus({
+  401: "check ELECTRICITYMAPS_API_TOKEN; the free tier covers one zone: the token may not cover this zone or endpoint",
+  403: "the ElectricityMaps plan of this token does not include this endpoint or zone",
+});
 
 export class ElectricityMapsProvider implements Provider {
   readonly name = NAME;
@@ -77,7 +73,7 @@ export class ElectricityMapsProvider implements Provider {
   }
 
   async resolve(c: Coordinates): Promise<ResolvedZone> {
-    if (!(Math.abs(c.lat) <= 90 && Math.abs(c.lon) <= 180)) throw new AppError(Code.InvalidArgument, `invalid coordinates ${c.lat},${c.lon}`);
+    checkCoordinates(c);
     const body = (await this.get("/carbon-intensity/latest", { lat: c.lat, lon: c.lon, shouldUseFallbackCallerLookup: false })) as RawPoint;
     if (typeof body?.zone !== "string" || body.zone === "") throw new AppError(Code.NotFound, `ElectricityMaps has no zone for ${c.lat},${c.lon}`);
     return { zone: body.zone, coordinates: c, detail: `ElectricityMaps zone at ${c.lat},${c.lon}` };
@@ -218,7 +214,3 @@ function periodMs(raws: readonly RawPoint[], singleMs: number): number {
   return smallestMs;
 }
 
-function sortUnique(points: Point[]): Point[] {
-  const byStart = new Map(points.map((p) => [p.validFromMs, p]));
-  return [...byStart.values()].sort((a, b) => a.validFromMs - b.validFromMs);
-}

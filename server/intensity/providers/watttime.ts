@@ -23,6 +23,7 @@ import { DAY_MS, HOUR_MS, MINUTE_MS, lbsPerMwhToGPerKwh } from "../../shared/uni
 import type { Point, Source } from "../core/point.js";
 import { getJson, type GetJsonOptions } from "../../shared/net/http.js";
 import type { Coordinates, Provider, Query, ResolvedZone } from "./provider.js";
+import { checkCoordinates, codeFromHttpStatus, hintsByStatus, sortUnique } from "./common.js";
 
 const PERIOD_MS = 5 * MINUTE_MS;
 /** A token lives 30 min upstream; it is replaced after 25. */
@@ -59,15 +60,10 @@ interface RawData {
 
 type Params = Record<string, string | number>;
 
-export function codeFromHttpStatus(status: number): Code | undefined {
-  return ({ 400: Code.InvalidArgument, 401: Code.Unauthenticated, 403: Code.PermissionDenied, 404: Code.NotFound } as Record<number, Code>)[status];
-}
-
-function hintFromHttpStatus(status: number): string | undefined {
-  if (status === 401) return "check WATTTIME_USERNAME / WATTTIME_PASSWORD";
-  if (status === 403) return "free accounts cover CAISO_NORTH only for forecast/historical";
-  return undefined;
-}
+const hintFromHttpStatus = hintsByStatus({
+  401: "check WATTTIME_USERNAME / WATTTIME_PASSWORD",
+  403: "free accounts cover CAISO_NORTH only for forecast/historical",
+});
 
 export class WattTimeProvider implements Provider {
   readonly name = NAME;
@@ -90,7 +86,7 @@ export class WattTimeProvider implements Provider {
   }
 
   async resolve(c: Coordinates): Promise<ResolvedZone> {
-    if (!(Math.abs(c.lat) <= 90 && Math.abs(c.lon) <= 180)) throw new AppError(Code.InvalidArgument, `invalid coordinates ${c.lat},${c.lon}`);
+    checkCoordinates(c);
     const body = (await this.get("/v3/region-from-loc", { latitude: c.lat, longitude: c.lon, signal_type: SIGNAL_TYPE })) as { region?: unknown; region_full_name?: unknown };
     if (typeof body?.region !== "string" || body.region === "") throw malformed("a region-from-loc answer without a region");
     const full = typeof body.region_full_name === "string" ? ` (${body.region_full_name})` : "";
@@ -198,7 +194,3 @@ function malformed(what: string): AppError {
   return new AppError(Code.Unavailable, `WattTime returned ${what}`);
 }
 
-function sortUnique(points: Point[]): Point[] {
-  const byStart = new Map(points.map((p) => [p.validFromMs, p]));
-  return [...byStart.values()].sort((a, b) => a.validFromMs - b.validFromMs);
-}
