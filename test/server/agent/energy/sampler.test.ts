@@ -7,6 +7,7 @@
  * microseconds, and allows for that: CLOCK_TOLERANCE_MS at the highest power.
  */
 import test from "ava";
+import { TimeTravel } from "../../../helpers/time-travel.js";
 import { NvmlSource } from "../../../../server/agent/devices/nvml.js";
 import { RaplSource } from "../../../../server/agent/devices/rapl.js";
 import { Sampler } from "../../../../server/agent/energy/sampler.js";
@@ -139,13 +140,33 @@ test("a counter reset inside a window is flagged and never gives negative energy
 });
 
 test("a lost GPU is marked lost with its reason while the other keeps its timeline", async (t) => {
-  const { sampler } = await sampling({ gpus: [{ lostAfterMs: 2500 }, {}], epochMs: Date.now() }, 3500);
+  // The loss is scripted an hour out and reached by time travel once both timelines have points.
+  const epochMs = Date.now();
+  const travel = new TimeTravel(epochMs);
+  const fake = fakeNvml({ gpus: [{ lostAfterMs: 3_600_000 }, {}], epochMs });
+  travel.attach(fake.libraryPath);
+  const nvml = await NvmlSource.probe({ libraryPath: fake.libraryPath, samplingPeriodMs: 100, clockShift: travel.clock.buffer });
+  const sampler = new Sampler([nvml], { clock: travel.clock });
+  sampler.start();
+  t.teardown(async () => (await sampler.stop(), fake.cleanup()));
   const [g0, g1] = sampler.devices();
-  t.is(g0!.status, "lost");
+  await waitFor(() => sampler.hasReading("gpu:0") && sampler.hasReading("gpu:1"));
+  travel.jumpTo(epochMs + 3_600_000 + 1000);
+  await waitFor(() => g0!.status === "lost");
   t.regex(g0!.statusReason!, /GPU_IS_LOST/);
+  const lostAt = lastPoint(sampler, "gpu:0");
+  await waitFor(() => lastPoint(sampler, "gpu:1") > lostAt + 500);
   t.is(g1!.status, "ok");
-  t.true(lastPoint(sampler, "gpu:1") > lastPoint(sampler, "gpu:0") + 500);
+  t.is(lastPoint(sampler, "gpu:0"), lostAt, "gpu:0's timeline stops");
 });
+
+/** Waits on a condition (polling), up to 30 s. */
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (const start = Date.now(); !cond(); ) {
+    if (Date.now() - start > 30_000) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 test("a RAPL zone that wraps three times inside one interval gives the exact energy", (t) => {
   const rangeUj = 1_000_000; // 1 J

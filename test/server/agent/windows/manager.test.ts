@@ -5,6 +5,7 @@
  */
 import { status, type ServiceError } from "@grpc/grpc-js";
 import test from "ava";
+import { TimeTravel } from "../../../helpers/time-travel.js";
 import {
   ApproximationKind,
   CarbonStatus,
@@ -165,13 +166,20 @@ test("CancelWindow on a window that EndWindow is waiting on is FAILED_PRECONDITI
 });
 
 test("a GPU lost during a window: the window ends with the rest and says which device is missing", async (t) => {
+  // The loss is scripted an hour out and reached by time travel once the window has begun and is measured.
   const epochMs = Date.now();
-  const nvml = fakeNvml({ gpus: [{ lostAfterMs: 2500 }, {}], epochMs });
+  const travel = new TimeTravel(epochMs);
+  const nvml = fakeNvml({ gpus: [{ lostAfterMs: 3_600_000 }, {}], epochMs });
+  travel.attach(nvml.libraryPath);
   t.teardown(nvml.cleanup);
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath });
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath }, travel.clock);
   t.teardown(() => agent.close());
+  const { sampler } = agent.context;
   await begin(agent, { key: "lost" });
-  await sleep(Math.max(0, epochMs + 3000 - Date.now()));
+  const begunMs = travel.now();
+  await sampler.waitForReadingsAfter(begunMs, ["gpu:0", "gpu:1"], 30_000);
+  travel.jumpTo(epochMs + 3_600_000 + 1000);
+  for (const start = Date.now(); sampler.device("gpu:0")!.status !== "lost" && Date.now() - start < 30_000; ) await sleep(20); // a condition
   const m = await end(agent, "lost");
   t.deepEqual(Object.keys(m.gpuEnergyJ), ["1"]);
   t.is(m.missingDevices.length, 1);
