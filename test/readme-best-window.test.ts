@@ -81,7 +81,7 @@ test("the TypeScript example runs against a real service and prints the best win
   t.teardown(async () => (await intensity.close(), rmSync(dir, { recursive: true, force: true })));
   const file = join(dir, "example.ts");
   writeFileSync(file, code[0]!);
-  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", file], { cwd: ROOT, env: { ...process.env, CARBONMON_INTENSITY: intensity.running.address }, timeout: 30_000 });
+  const { stdout } = await promisify(execFile)(process.execPath, ["--conditions=carbonmon-source", "--import", "tsx", file], { cwd: ROOT, env: { ...process.env, CARBONMON_INTENSITY: intensity.running.address }, timeout: 30_000 });
   const lines = stdout.trim().split("\n").map((l) => l.split(" "));
   t.deepEqual(lines.map(([zone, , mean, , grams]) => [zone, mean, grams]), [["FR", "56", "672"], ["DE", "300", "3600"], ["FR", "56", "672"], ["GB", "200", "2400"]]);
   t.true(lines.every((l) => l[1] === lines[0]![1]), "every window starts now");

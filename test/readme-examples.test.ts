@@ -45,8 +45,11 @@ test("every TypeScript example in the README runs against real servers and print
   }
   const [measure, watch, fleet] = outputs as [string, string, string];
   const [energy, grams] = [...measure.matchAll(/'0': ([\d.]+)/g)].map((m) => Number(m[1]));
-  t.regex(measure, /^trained 0\.5\d s /);
-  t.true(Math.abs(energy! - 150) < 20, `about 300 W x 0.5 s: ${measure}`);
+  // The step sleeps 500 ms: the window lasts at least that (how much longer depends on the machine's load).
+  const seconds = Number(/^trained (\d+\.\d\d) s /.exec(measure)?.[1]);
+  t.true(seconds >= 0.5, measure);
+  // 300 W for as long as the window lasted (its time is printed to 10 ms: up to 1.5 J of rounding).
+  t.true(Math.abs(energy! - 300 * seconds) < 5, `300 W x ${seconds} s: ${measure}`);
   t.true(Math.abs(grams! - (energy! / 3.6e6) * 300) < 1e-6, `grams at 300 g/kWh: ${measure}`);
   t.deepEqual(watch.trim().split("\n").map((l) => l.split(" ")[0]), ["0n", "1n", "2n"]);
   t.regex(watch, /'0': 300/);

@@ -171,8 +171,10 @@ test("retries: an idempotent call succeeds once the agent is up", async (t) => {
   let agent: TestAgent | undefined;
   t.teardown(async () => (await agent?.close(), nvml.cleanup()));
   const retried: string[] = [];
+  // Enough retries (backoff ≤ 1 s each) for the agent to start however busy the machine: the test waits on
+  // the agent coming up, not on a time budget.
   const client = createAgentClient(address, {
-    retries: 6,
+    retries: 100,
     cudaVisibleDevices: null,
     channelOptions: { "grpc.initial_reconnect_backoff_ms": 50, "grpc.max_reconnect_backoff_ms": 200 },
     // The first attempt found nothing listening: start the agent on that port now.
