@@ -44,7 +44,7 @@ import vm from "node:vm";
 import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ServiceError, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
-import { EnergyMonitorClient, Measurement, type BeginWindowResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
+import { EnergyMonitorClient, type Measurement, type BeginWindowResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
 import { unary } from "../server/shared/grpc-status.js";
 import { encodeMeasurement } from "../server/agent/api/measurement-wire.js";
 import { AGENT_SERVICE_DEFINITION } from "../server/agent/api/service.js";

@@ -34,7 +34,6 @@ import { f, parseSeconds, runBenchmark, stats, table, verdict, type Stats } from
 const MIN = 60_000;
 const HOUR = 60 * MIN;
 const PERIOD = 5 * MIN;
-const HORIZON = 72 * HOUR;
 const REGIONS = Array.from({ length: 100 }, (_, i) => `BENCH_${String(i).padStart(3, "0")}`);
 const DURATION = 2 * HOUR;
 const CANDIDATES = 5;

@@ -398,7 +398,7 @@ export class WindowManager {
   private deviceResult(deviceId: string, stored: BeginEdge | undefined, endMs: number, freshBeginMs?: number): DeviceResult {
     const { sampler, store } = this.deps;
     const device = sampler.device(deviceId);
-    if (!device || device.status !== "ok") return { missing: device?.statusReason ?? "the device is no longer present" };
+    if (device?.status !== "ok") return { missing: device?.statusReason ?? "the device is no longer present" };
     const begin = freshBeginMs === undefined ? stored : sampler.energyAt(deviceId, freshBeginMs);
     if (!begin) return { missing: "the window's start was not measured on this device: the agent stopped before a reading followed it, or the device was unavailable or not read yet then" };
     try {

@@ -176,7 +176,7 @@ function runEdgeCandidates(s: PreparedSeries, r: number, d: number, out: EdgeCan
   for (;;) {
     const nextA = ka <= last ? startMs[ka]! : runEnd;
     const nextB = (kb <= last ? startMs[kb]! : runEnd) - d;
-    const t = nextA < nextB ? nextA : nextB;
+    const t = Math.min(nextA , nextB);
     if (t > lastStart) return;
     if (nextA === t) ka++;
     if (nextB === t) kb++;

@@ -8,7 +8,7 @@ import { measurementCodec } from "../../../../server/agent/api/measurement-codec
 import fc from "fast-check";
 import { RECORD_VERSION } from "../../../../server/agent/storage/records.js";
 import { AgentStore, endRecordJson } from "../../../../server/agent/storage/store.js";
-import { AppError, Code } from "../../../../server/shared/errors.js";
+import { type AppError, Code } from "../../../../server/shared/errors.js";
 import { tempDataDir } from "../../../helpers/grpc.js";
 
 const STORE_MODULE = fileURLToPath(new URL("../../../../server/agent/storage/store.ts", import.meta.url));

@@ -16,7 +16,7 @@ const HOUR_MS = 3_600_000;
 const ZONE = "DE";
 const q: Query = { zone: ZONE, emissionFactor: "lifecycle", allowEstimated: true };
 /** Values that differ from one 5-minute period to the next, so that a wrong period gives a wrong value. */
-const valueOf = (i: number): number => 150 + ((i * 37) % 101);
+const valueAt = (i: number): number => 150 + ((i * 37) % 101);
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 async function setup(t: ExecutionContext, nowMs: number, granularity: Granularity | undefined, options: FakeElectricityMapsOptions) {
@@ -36,7 +36,7 @@ function meanOver(series: readonly EmPoint[], fromMs: number, lengthMs: number):
 const NOW = Date.parse("2025-03-10T12:07:00Z");
 /** 5-minute points from two days before NOW to one hour after it (the API's clock hides the future ones). */
 const SERIES_FROM = Date.parse("2025-03-08T12:00:00Z");
-const fiveMinuteSeries = (): EmPoint[] => seriesEvery(ZONE, SERIES_FROM, (49 * HOUR_MS) / FIVE_MIN_MS, FIVE_MIN_MS, valueOf);
+const fiveMinuteSeries = (): EmPoint[] => seriesEvery(ZONE, SERIES_FROM, (49 * HOUR_MS) / FIVE_MIN_MS, FIVE_MIN_MS, valueAt);
 
 test("5-minute history answers give 5-minute points with their own values, back to back", async (t) => {
   const series = fiveMinuteSeries();
@@ -133,7 +133,7 @@ test("a plan without 5-minute data answers hourly without saying so: the points 
 test("past-range chunks stay within 240 h; a chunk with one coarsened point takes the length of the others", async (t) => {
   const now = Date.parse("2025-03-30T00:00:00Z");
   const start = Date.parse("2025-03-10T00:00:00Z");
-  const series = seriesEvery(ZONE, start, (20 * 24 * HOUR_MS) / FIVE_MIN_MS, FIVE_MIN_MS, valueOf);
+  const series = seriesEvery(ZONE, start, (20 * 24 * HOUR_MS) / FIVE_MIN_MS, FIVE_MIN_MS, valueAt);
   const { em, provider } = await setup(t, now, "5_minutes", { series: { [ZONE]: series }, supportedGranularities: ["hourly", "15_minutes"] });
   const from = Date.parse("2025-03-11T00:00:00Z");
   const to = from + 240 * HOUR_MS + MINUTE_MS;
@@ -160,7 +160,7 @@ test("a missing 5-minute point is a gap: its neighbours keep their 5-minute leng
 test("ComputeEmissions with CARBONMON_ELECTRICITYMAPS_GRANULARITY=5_minutes splits energy at 5-minute boundaries", async (t) => {
   const now = Date.parse("2025-03-10T12:07:00Z");
   const clock = new ManualClock(now);
-  const series = seriesEvery(ZONE, Date.parse("2025-03-10T06:00:00Z"), 74, FIVE_MIN_MS, valueOf); // 06:00 … 12:05
+  const series = seriesEvery(ZONE, Date.parse("2025-03-10T06:00:00Z"), 74, FIVE_MIN_MS, valueAt); // 06:00 … 12:05
   const em = await startFakeElectricityMaps({ series: { [ZONE]: series }, nowMs: () => clock.nowMs() });
   const service = await startTestIntensity(
     { ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN, CARBONMON_ELECTRICITYMAPS_URL: em.url, CARBONMON_ELECTRICITYMAPS_GRANULARITY: "5_minutes", CARBONMON_PROVIDERS: "electricitymaps,offline" },
