@@ -4,47 +4,14 @@
  * dependency or a misnamed file) and every RPC of both services is called dynamically, through reflection
  * v1 and v1alpha. A method added to the contract without a request below fails the test.
  */
-import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import type { JsonObject } from "@bufbuild/protobuf";
 import test from "ava";
 import { fakeNvml } from "../../helpers/fake-nvml.js";
 import { startTestAgent, startTestIntensity } from "../../helpers/grpc.js";
+import { AGENT, AGENT_CALLS, INTENSITY, INTENSITY_CALLS, type ReflectionCall } from "../../helpers/reflection-calls.js";
 import { dynamicCall, Reflection, type ReflectionVersion } from "../../helpers/strict-reflection.js";
 
-const AGENT = "carbonmon.agent.v1.EnergyMonitor";
-const INTENSITY = "carbonmon.intensity.v1.CarbonIntensity";
-const DE = { location: { zone: "DE" } };
-const hourAgo = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000).toISOString();
-const hourStart = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000).toISOString();
-
-/** Each method: its request (canonical JSON) and a check of its answer. Order matters for the agent. */
-const AGENT_CALLS: Array<[string, JsonValue, (res: any) => boolean]> = [
-  ["GetHost", {}, (r) => r.gpus.length === 1 && typeof r.agentVersion === "string"],
-  ["BeginWindow", { key: "reflect/1", labels: { job: "42" }, gpuIndices: [0] }, (r) => r.key === "reflect/1" && typeof r.beginTime === "string"],
-  ["GetWindow", { key: "reflect/1" }, (r) => r.key === "reflect/1" && r.ended !== true],
-  ["ListWindows", {}, (r) => r.windows.some((w: any) => w.key === "reflect/1" && w.labels.job === "42")],
-  ["EndWindow", { key: "reflect/1" }, (r) => r.ended === true && r.gpuEnergyJ["0"] > 0],
-  ["BeginWindow", { key: "reflect/2" }, (r) => r.key === "reflect/2"],
-  ["CancelWindow", { key: "reflect/2" }, (r) => r.key === "reflect/2"],
-  ["WatchPower", { period: "0.2s" }, (r) => r.gpuPowerW["0"] > 0],
-];
-
-const INTENSITY_CALLS: Array<[string, JsonValue, (res: any) => boolean]> = [
-  ["GetCurrentIntensity", DE, (r) => r.zone === "DE" && r.gPerKwh === 300],
-  ["GetRecentIntensity", DE, (r) => r.points.length > 0 && r.points.every((p: any) => p.gPerKwh === 300)],
-  ["GetIntensityHistory", { ...DE, start: hourAgo, end: hourStart }, (r) => r.points.length >= 1],
-  // The static provider has no forecasts: the decoded request reaches the service, which names the zone.
-  ["GetForecast", { ...DE, horizon: "3600s" }, (r) => r.code === 5 && /forecasts zone DE/.test(r.details)],
-  [
-    "ComputeEmissions",
-    { ...DE, segments: [{ start: hourAgo, end: hourStart, energyJ: 3_600_000, device: "gpu:0" }] },
-    (r) => Math.abs(r.totalCarbonG - 300) < 1e-9 && r.carbonG["gpu:0"] === 300,
-  ],
-  ["ResolveLocation", { zone: "DE" }, (r) => r.zone === "DE"],
-  ["ListProviders", {}, (r) => r.providers.some((p: any) => p.name === "static")],
-  ["WatchIntensity", DE, (r) => r.gPerKwh === 300],
-];
-
-async function callEvery(t: any, address: string, service: string, version: ReflectionVersion, calls: typeof AGENT_CALLS): Promise<void> {
+async function callEvery(t: any, address: string, service: string, version: ReflectionVersion, calls: readonly ReflectionCall[]): Promise<void> {
   const reflection = new Reflection(address, version);
   t.teardown(() => reflection.close());
   const listed = await reflection.listServices();
