@@ -3,7 +3,8 @@
  *   carbonmon agent [options]       serve the EnergyMonitor agent on this host
  *   carbonmon intensity [options]   serve the CarbonIntensity service
  *   carbonmon serve                 both, in one process, with their defaults (the quick start)
- *   carbonmon run|host|windows|watch|intensity now|history|forecast|demo   clients (bin/commands/)
+ *   carbonmon run|host|windows|window begin|end|get|cancel|watch|intensity now|history|forecast|demo
+ *                                   clients (bin/commands/)
  */
 import { startAgent } from "../server/agent/main.js";
 import { startIntensity } from "../server/intensity/main.js";
@@ -18,6 +19,7 @@ import { hostCommand, windowsCommand } from "./commands/inspect.js";
 import { INTENSITY_QUERY_HELP, intensityQueryCommands } from "./commands/intensity-query.js";
 import { runCommand } from "./commands/run.js";
 import { watchCommand } from "./commands/watch.js";
+import { WINDOW_HELP, windowCommands } from "./commands/window.js";
 
 const USAGE = `carbonmon ${VERSION}: energy and carbon measurement for GPU fleets
 
@@ -26,6 +28,7 @@ Usage:
   carbonmon intensity [options]   serve the CarbonIntensity service
   carbonmon serve                 both services in one process, configured from the environment
   carbonmon run [options] -- CMD  run CMD inside a measuring window and print its energy and carbon
+  carbonmon window begin|end|get|cancel KEY   a window's edges as separate commands (Slurm prolog/epilog)
   carbonmon host                  the agent's devices, backends and settings
   carbonmon windows               the agent's open windows (--all: recently ended too)
   carbonmon watch                 live power per device until Ctrl-C
@@ -73,9 +76,19 @@ const CLIENTS: Record<string, Command> = { run: runCommand, host: hostCommand, w
 function clientCommand(name: string, rest: string[]): { label: string; command: Command; argv: string[] } | undefined {
   const query = name === "intensity" && rest[0] !== undefined ? intensityQueryCommands[rest[0]] : undefined;
   if (query) return { label: `intensity ${rest[0]}`, command: query, argv: rest.slice(1) };
+  if (name === "window") {
+    const action = rest[0] === undefined ? undefined : windowCommands[rest[0]];
+    if (action) return { label: `window ${rest[0]}`, command: action, argv: rest.slice(1) };
+    return { label: "window", command: { help: WINDOW_HELP, run: windowUsage(rest[0]) }, argv: rest };
+  }
   const command = CLIENTS[name];
   return command ? { label: name, command, argv: rest } : undefined;
 }
+
+/** `carbonmon window` without begin/end/get/cancel. */
+const windowUsage = (given: string | undefined) => async (): Promise<number> => {
+  throw new UsageError(given === undefined ? "window needs begin, end, get or cancel" : `unknown window action ${JSON.stringify(given)}: begin, end, get or cancel`);
+};
 
 /** Options before a "--" (what follows belongs to the command that `run` starts). */
 const ownArgs = (argv: string[]): string[] => (argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv);
