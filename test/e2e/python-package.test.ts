@@ -4,6 +4,13 @@
  * (fake NVML: two GPUs at 300 and 150 W) and a real intensity service (an imitation ElectricityMaps with the
  * recorded US-MIDW-MISO history re-dated to end now, coordinates 42.2776,-83.7409 → US-MIDW-MISO; static
  * DE=300 behind it, which prices the agent's windows), plus an imitation ipinfo.
+ * The time-travel test replays Zeus's carbon vectors (its tests' windows over the recorded history,
+ * test/fixtures/electricitymaps/history-us-midw-miso.json, the same file as /work/shared/fixtures'): the
+ * agent's clock and the fake NVML's live through 2024-11-30/12-01 in seconds, moved by pytest through a
+ * control URL; GPUs at 30, 35 and 40 W in every quarter hour except 20 s around each quarter (edges and hour
+ * boundaries fall there), and the grams must be Zeus's: Σ over hours of that hour's energy / 3.6e6 × the
+ * hour's recorded intensity (to 1e-9 on the agent's own split by hour; within the agent's reported error
+ * bound against the profile's energy).
  * Needs python3, python3-venv, python3-pip, python3-grpcio, python3-protobuf, python3-pytest,
  * protobuf-compiler, protobuf-compiler-grpc and libprotobuf-dev (.ci/run installs them).
  */
@@ -18,7 +25,8 @@ import { promisify } from "node:util";
 import test from "ava";
 import { FAKE_EM_TOKEN, recordedHistory, startFakeElectricityMaps } from "../helpers/fake-electricitymaps.js";
 import { fakeNvml } from "../helpers/fake-nvml.js";
-import { startTestAgent, startTestIntensity } from "../helpers/grpc.js";
+import { startTestAgent, startTestIntensity, type TestAgent } from "../helpers/grpc.js";
+import { steppedProfile, TimeTravel } from "../helpers/time-travel.js";
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -30,9 +38,11 @@ const work = mkdtempSync(join(tmpdir(), "carbonmon-pypkg-"));
 const venv = join(work, "venv");
 const python = join(venv, "bin/python");
 
+let installed = "";
 test.before(async () => {
   // --system-site-packages: Debian's grpcio, protobuf and pytest satisfy the package's dependencies offline.
   await run("/usr/bin/python3", ["-m", "venv", "--system-site-packages", venv]);
+  installed = (await run(join(venv, "bin/pip"), ["install", "--no-index", "--no-cache-dir", PACKAGE], { cwd: work, timeout: 110_000 })).stdout;
 });
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
 
@@ -48,9 +58,7 @@ export async function pytest(marker: string, env: Record<string, string>): Promi
 }
 
 test.serial("pip install ./clients/python works offline and builds the stubs from proto/", async (t) => {
-  t.timeout(120_000);
-  const { stdout } = await run(join(venv, "bin/pip"), ["install", "--no-index", "--no-cache-dir", PACKAGE], { cwd: work, timeout: 110_000 });
-  t.regex(stdout, /Successfully installed carbonmon-0\.1\.0/);
+  t.regex(installed, /Successfully installed carbonmon-0\.1\.0/);
   const probe = await run(python, ["-c", "import carbonmon, carbonmon.zeus; from carbonmon.agent.v1 import agent_pb2_grpc; from carbonmon.intensity.v1 import intensity_pb2; print(carbonmon.__version__, carbonmon.__file__)"], { cwd: work });
   t.regex(probe.stdout, new RegExp(`^0\\.1\\.0 ${venv.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/lib/python3[.\\d]*/site-packages/carbonmon/__init__\\.py\\n$`), "the installed copy, not the sources");
 });
@@ -90,4 +98,73 @@ test.serial("pytest: the core API, the Zeus drop-in and sync_execution against a
   t.log(r.out.trim().split("\n").slice(-15).join("\n"));
   t.is(r.failed, 0, r.out);
   t.true(r.passed >= 20, `${r.passed} passed`);
+});
+
+const QUARTER = 15 * 60_000;
+const QUIET_MS = 20_000;
+const LEVELS_W = [30, 35, 40];
+const FIXTURE = fileURLToPath(new URL("../fixtures/electricitymaps/history-us-midw-miso.json", import.meta.url));
+
+/** Until every device has a reading after the clock's now. */
+async function settle(tt: TimeTravel, agent: TestAgent): Promise<void> {
+  await agent.context.sampler.waitForReadingsAfter(tt.now(), agent.context.sampler.devices().map((d) => d.id), 5000);
+}
+
+/** Moves the clock to toMs, stopping 1 s before and after every hour boundary on the way (the agent logs its marks there). */
+async function advance(tt: TimeTravel, agent: TestAgent, toMs: number): Promise<void> {
+  for (let b = Math.floor(tt.now() / HOUR) * HOUR + HOUR; b <= toMs; b += HOUR) {
+    tt.jumpTo(b - 1000);
+    await settle(tt, agent);
+    tt.jumpTo(b + 1000);
+    await settle(tt, agent);
+  }
+  if (toMs > tt.now()) tt.jumpTo(toMs);
+  await settle(tt, agent);
+}
+
+test.serial("pytest (time travel): Zeus's carbon vectors over the recorded history give Zeus's grams", async (t) => {
+  t.timeout(180_000);
+  const startMs = Date.UTC(2024, 10, 30, 6);
+  const em = await startFakeElectricityMaps({ series: { [MICHIGAN.zone]: recordedHistory() }, locations: [MICHIGAN] });
+  const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "electricitymaps", ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN, CARBONMON_ELECTRICITYMAPS_URL: em.url });
+  const tt = new TimeTravel(startMs - 30_000);
+  const profiles = LEVELS_W.map((w) => steppedProfile(QUARTER, QUIET_MS, 4, 0, () => w));
+  const nvml = fakeNvml({ gpus: profiles.map((profile) => ({ profile })), epochMs: startMs, fieldTimestamp: "update" });
+  tt.attach(nvml.libraryPath);
+  const agent = await startTestAgent(
+    { CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: MICHIGAN.zone, CARBONMON_CARBON_RETRY_MS: "100" },
+    tt.clock,
+  );
+  const control = createServer((req, res) => {
+    const to = Date.parse(new URL(req.url ?? "/", "http://x").searchParams.get("to") ?? "");
+    advance(tt, agent, to).then(
+      () => res.end(JSON.stringify({ now: new Date(tt.now()).toISOString() })),
+      (err: Error) => res.writeHead(500).end(err.message),
+    );
+  });
+  await new Promise<void>((resolve) => control.listen(0, "127.0.0.1", resolve));
+  t.teardown(async () => {
+    control.close();
+    await agent.close();
+    await intensity.close();
+    await em.close();
+    nvml.cleanup();
+  });
+  // The worker learns that the fake stamps update instants while the GPUs draw power, then the clock moves to the start.
+  await settle(tt, agent);
+  await new Promise((r) => setTimeout(r, 500));
+  tt.jumpTo(startMs);
+  await settle(tt, agent);
+
+  const r = await pytest("timetravel", {
+    CARBONMON_AGENT_ADDR: agent.running.address,
+    CARBONMON_INTENSITY_ADDR: intensity.running.address,
+    CARBONMON_TEST_CONTROL: `http://127.0.0.1:${(control.address() as AddressInfo).port}`,
+    CARBONMON_TEST_LEVELS_W: LEVELS_W.join(","),
+    CARBONMON_TEST_QUIET_S: String(QUIET_MS / 1000),
+    CARBONMON_TEST_EM_HISTORY: FIXTURE,
+  });
+  t.log(r.out.trim().split("\n").slice(-15).join("\n"));
+  t.is(r.failed, 0, r.out);
+  t.is(r.passed, 1);
 });
