@@ -60,6 +60,8 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY package.json ./
 COPY proto/carbonmon ./proto/carbonmon
+# Reflection answers from the compiler's descriptors (server/shared/reflection.ts).
+COPY proto/gen/descriptors.binpb ./proto/gen/descriptors.binpb
 COPY --from=compile /app/dist ./dist
 RUN mkdir -p /var/lib/carbonmon && chown node:node /var/lib/carbonmon
 VOLUME ["/var/lib/carbonmon"]

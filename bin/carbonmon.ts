@@ -4,7 +4,8 @@
  *   carbonmon agent [options]       serve the EnergyMonitor agent on this host
  *   carbonmon intensity [options]   serve the CarbonIntensity service
  *   carbonmon serve                 both, in one process, with their defaults (the quick start)
- *   carbonmon run|host|windows|watch|intensity now|history|forecast|best|demo   clients (bin/commands/)
+ *   carbonmon run|host|windows|window begin|end|get|cancel|watch|intensity now|history|forecast|best|demo
+ *                                   clients (bin/commands/)
  * Installed, the package's bin is the compiled dist/bin/carbonmon.js (tsc keeps the shebang above);
  * --max-semi-space-size=32: see bin/carbonmon.js.
  */
@@ -24,6 +25,7 @@ Usage:
   carbonmon intensity [options]   serve the CarbonIntensity service
   carbonmon serve                 both services in one process, configured from the environment
   carbonmon run [options] -- CMD  run CMD inside a measuring window and print its energy and carbon
+  carbonmon window begin|end|get|cancel KEY   a window's edges as separate commands (Slurm prolog/epilog)
   carbonmon host                  the agent's devices, backends and settings
   carbonmon windows               the agent's open windows (--all: recently ended too)
   carbonmon watch                 live power per device until Ctrl-C
@@ -84,8 +86,20 @@ async function clientCommand(name: string, rest: string[]): Promise<{ label: str
     const query = (await import("./commands/intensity-query.js")).intensityQueryCommands[rest[0]];
     if (query) return { label: `intensity ${rest[0]}`, command: query, argv: rest.slice(1) };
   }
+  if (name === "window") {
+    const { WINDOW_HELP, windowCommands } = await import("./commands/window.js");
+    const action = rest[0] === undefined ? undefined : windowCommands[rest[0]];
+    if (action) return { label: `window ${rest[0]}`, command: action, argv: rest.slice(1) };
+    return { label: "window", command: { help: WINDOW_HELP, run: windowUsage(rest[0]) }, argv: rest };
+  }
   return Object.hasOwn(CLIENTS, name) ? { label: name, command: await CLIENTS[name]!(), argv: rest } : undefined;
 }
+
+/** `carbonmon window` without begin/end/get/cancel. */
+const windowUsage = (given: string | undefined) => async (): Promise<number> => {
+  const { UsageError } = await import("./commands/common.js");
+  throw new UsageError(given === undefined ? "window needs begin, end, get or cancel" : `unknown window action ${JSON.stringify(given)}: begin, end, get or cancel`);
+};
 
 /** Options before a "--" (what follows belongs to the command that `run` starts). */
 const ownArgs = (argv: string[]): string[] => (argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv);

@@ -208,7 +208,7 @@ test("Dockerfile: the image runs the compiled dist/, built in its own stage, and
   }
   const runtimeCopies = instructions(runtime ?? "").filter((s) => s.op === "COPY").map((s) => s.args);
   t.true(runtimeCopies.some((c) => /^--from=compile\s+\/app\/dist\s/.test(c)), "the runtime copies dist/ from the compile stage");
-  t.deepEqual(runtimeCopies.filter((c) => !c.startsWith("--from=")).flatMap((c) => c.split(/\s+/).slice(0, -1)), ["package.json", "proto/carbonmon"], "the runtime copies no TypeScript sources");
+  t.deepEqual(runtimeCopies.filter((c) => !c.startsWith("--from=")).flatMap((c) => c.split(/\s+/).slice(0, -1)), ["package.json", "proto/carbonmon", "proto/gen/descriptors.binpb"], "the runtime copies no TypeScript sources");
   // The production install leaves the prepare script (tsc, a dev dependency) to the compile stage.
   t.true(args("RUN").some((r) => /npm pkg delete scripts\.prepare\b.*\bnpm ci\b.*--omit=dev/.test(r)), "npm ci --omit=dev without the prepare script");
   const pkg = JSON.parse(read("package.json")) as { dependencies: Record<string, string>; devDependencies: Record<string, string>; scripts: Record<string, string> };

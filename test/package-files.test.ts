@@ -25,6 +25,7 @@ test("npm pack ships dist/ and the .proto files, with no tests, benchmarks, CI f
   t.true(paths.includes("dist/bin/carbonmon.js"));
   t.true(paths.includes("dist/client/index.d.ts"));
   t.true(paths.includes("proto/carbonmon/agent/v1/agent.proto"));
+  t.true(paths.includes("proto/gen/descriptors.binpb"), "reflection's descriptors");
   t.true(paths.includes("README.md"));
   const unwanted = paths.filter((p) => /^(dist\/)?(test|bench|\.ci|scripts|examples|deploy)\//.test(p) || (p.endsWith(".ts") && !p.endsWith(".d.ts")));
   t.deepEqual(unwanted, [], "tests, benchmarks, CI files and TypeScript sources stay out of the package");

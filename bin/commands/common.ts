@@ -86,6 +86,20 @@ export function positiveInt(name: string, value: string | undefined, fallback: n
   return n;
 }
 
-/** Pretty JSON; bigints as numbers, unset fields as null (so every Zeus name is present). */
-export const json = (value: unknown): string =>
-  JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? Number(v) : v === undefined ? null : v), 2);
+/** --gpus 0,1 → [0, 1]. */
+export function gpuList(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+(,\d+)*$/.test(text)) throw new UsageError(`--gpus expects indices like 0,1, got ${JSON.stringify(text)}`);
+  return text.split(",").map(Number);
+}
+
+/** --label k=v (repeatable) → { k: "v" }. */
+export function labelMap(pairs: string[] | undefined): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of pairs ?? []) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--label expects key=value, got ${JSON.stringify(pair)}`);
+    labels[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return labels;
+}

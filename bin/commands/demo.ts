@@ -43,7 +43,7 @@ async function show(agent: LocalService, intensity: LocalService, location: stri
   say(`carbon priced for location ${location} (set CARBONMON_LOCATION for yours; without provider keys: yearly averages)\n`);
   say(`measuring a 2 s busy loop (${process.execPath} -e ...)\n`);
   const { measurement } = await measureCommand(agent.address, [process.execPath, "-e", BUSY_LOOP], { key: `demo/${process.pid}-${Date.now()}` });
-  process.stdout.write(mark(measurementText(measurement.measurement), simulated && !measurement.measurement.simulated));
+  process.stdout.write(mark(measurementText(measurement!.measurement), simulated && !measurement!.measurement.simulated));
   say("power for 3 s:\n");
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), 3_000);

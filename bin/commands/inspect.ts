@@ -1,14 +1,15 @@
-/** carbonmon host and carbonmon windows: GetHost and ListWindows, as text or JSON. */
+/** carbonmon host and carbonmon windows: GetHost and ListWindows, as text or canonical JSON (ListWindowsResponse). */
 import { createAgentClient } from "../../client/index.js";
-import { agentAddress, calling, CLIENT_OPTIONS, json, parse, type Command } from "./common.js";
+import { GetHostResponse, ListWindowsResponse } from "../../proto/gen/carbonmon/agent/v1/agent.js";
+import { agentAddress, calling, CLIENT_OPTIONS, parse, type Command } from "./common.js";
 import { hostText, windowsText } from "./format.js";
+import { emit, OUTPUT_HELP, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
-const AGENT_OPTION = `  --agent ADDR    the agent; default CARBONMON_AGENT_LISTEN, else 127.0.0.1:50051
-  --json          the response as JSON
-  --help          this text
+export const AGENT_OPTION = `  --agent ADDR    the agent; default CARBONMON_AGENT_LISTEN, else 127.0.0.1:50051
+${OUTPUT_HELP}  --help          this text
 `;
 
-async function withAgent<T>(flag: string | undefined, fn: (client: ReturnType<typeof createAgentClient>) => Promise<T>): Promise<T> {
+export async function withAgent<T>(flag: string | undefined, fn: (client: ReturnType<typeof createAgentClient>) => Promise<T>): Promise<T> {
   const address = agentAddress(flag);
   const client = createAgentClient(address, CLIENT_OPTIONS);
   try {
@@ -19,16 +20,17 @@ async function withAgent<T>(flag: string | undefined, fn: (client: ReturnType<ty
 }
 
 async function host(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { agent: { type: "string" }, json: { type: "boolean" } });
+  const { values } = parse(argv, { agent: { type: "string" }, ...OUTPUT_OPTIONS });
   const response = await withAgent(values.agent, (c) => c.getHost());
-  process.stdout.write(values.json ? `${json(response)}\n` : hostText(response));
+  emit(values.json ? `${protoJson("carbonmon.agent.v1.GetHostResponse", GetHostResponse, response)}\n` : hostText(response), values.output);
   return 0;
 }
 
 async function windows(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { agent: { type: "string" }, json: { type: "boolean" }, all: { type: "boolean" } });
+  const { values } = parse(argv, { agent: { type: "string" }, all: { type: "boolean" }, ...OUTPUT_OPTIONS });
   const list = await withAgent(values.agent, (c) => c.listWindows({ includeEnded: values.all === true }));
-  process.stdout.write(values.json ? `${json(list)}\n` : windowsText(list));
+  const json = (): string => `${protoJson("carbonmon.agent.v1.ListWindowsResponse", ListWindowsResponse, { windows: list })}\n`;
+  emit(values.json ? json() : windowsText(list), values.output);
   return 0;
 }
 

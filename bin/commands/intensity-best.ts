@@ -1,8 +1,10 @@
 /** carbonmon intensity best: the cleanest time and place to run a job, from the intensity service's forecasts. */
-import { createIntensityClient, type BestWindowResponse, type LocationInput, type WindowCandidate } from "../../client/index.js";
+import { createIntensityClient, type LocationInput, type WindowCandidate } from "../../client/index.js";
 import { parseLatLon } from "../../server/shared/config.js";
 import { J_PER_KWH } from "../../server/shared/units.js";
-import { calling, CLIENT_OPTIONS, intensityAddress, json, parse, positiveInt, UsageError, type Command } from "./common.js";
+import { BestWindowResponse } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { calling, CLIENT_OPTIONS, intensityAddress, parse, positiveInt, UsageError, type Command } from "./common.js";
+import { emit, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
 export const BEST_HELP = `Usage: carbonmon intensity best --locations DE,FR,GB --duration 2h [options]
 
@@ -18,7 +20,8 @@ export const BEST_HELP = `Usage: carbonmon intensity best --locations DE,FR,GB -
   --max N           how many windows (default 5, at most 100)
   --addr ADDR       the intensity service; default CARBONMON_INTENSITY_ADDR, else CARBONMON_INTENSITY_LISTEN,
                     else 127.0.0.1:50061
-  --json            the response as JSON
+  --json            the response as canonical protobuf JSON on one line
+  -o, --output FILE write the result to FILE instead of stdout
   --help            this text
 `;
 
@@ -73,7 +76,7 @@ export function bestText(r: BestWindowResponse): string {
 async function run(argv: string[]): Promise<number> {
   const options = {
     locations: { type: "string" }, location: { type: "string", multiple: true }, duration: { type: "string" }, within: { type: "string" },
-    "energy-kwh": { type: "string" }, max: { type: "string" }, addr: { type: "string" }, json: { type: "boolean" },
+    "energy-kwh": { type: "string" }, max: { type: "string" }, addr: { type: "string" }, ...OUTPUT_OPTIONS,
   } as const;
   const { values } = parse(argv, options);
   const where = locations(values.locations, values.location);
@@ -93,7 +96,7 @@ async function run(argv: string[]): Promise<number> {
         maxCandidates: max,
       }),
     );
-    process.stdout.write(values.json ? `${json(result)}\n` : bestText(result));
+    emit(values.json ? `${protoJson("carbonmon.intensity.v1.BestWindowResponse", BestWindowResponse, result)}\n` : bestText(result), values.output);
     return 0;
   } finally {
     client.close();

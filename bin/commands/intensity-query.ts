@@ -1,9 +1,10 @@
 /** carbonmon intensity now|history|forecast: carbon intensity from the intensity service. */
 import { createIntensityClient, type IntensityPoint, type IntensitySeries, type LocationInput } from "../../client/index.js";
-import { IntensitySource } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { IntensityPoint as IntensityPointCodec, IntensitySeries as IntensitySeriesCodec, IntensitySource } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { parseLatLon } from "../../server/shared/config.js";
-import { calling, CLIENT_OPTIONS, intensityAddress, json, parse, positiveInt, UsageError, type Command } from "./common.js";
+import { calling, CLIENT_OPTIONS, intensityAddress, parse, positiveInt, UsageError, type Command } from "./common.js";
 import { bestCommand } from "./intensity-best.js";
+import { emit, OUTPUT_HELP, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
 export const QUERIES = ["now", "history", "forecast"] as const;
 
@@ -19,8 +20,7 @@ const HELP = `Usage: carbonmon intensity now|history|forecast --location L [opti
   --addr ADDR     the intensity service; default CARBONMON_INTENSITY_ADDR, else CARBONMON_INTENSITY_LISTEN,
                   else 127.0.0.1:50061
   --hours N       history only: how far back (default 24)
-  --json          the response as JSON
-  --help          this text
+${OUTPUT_HELP}  --help          this text
 `;
 
 function location(text: string | undefined): LocationInput {
@@ -44,7 +44,7 @@ function seriesText(s: IntensitySeries): string {
 }
 
 async function query(which: (typeof QUERIES)[number], argv: string[]): Promise<number> {
-  const options = { location: { type: "string" }, addr: { type: "string" }, json: { type: "boolean" }, hours: { type: "string" } } as const;
+  const options = { location: { type: "string" }, addr: { type: "string" }, hours: { type: "string" }, ...OUTPUT_OPTIONS } as const;
   const { values } = parse(argv, options);
   if (values.hours !== undefined && which !== "history") throw new UsageError("--hours is for history only");
   const where = location(values.location);
@@ -58,8 +58,12 @@ async function query(which: (typeof QUERIES)[number], argv: string[]): Promise<n
       const end = new Date();
       return client.history(where, new Date(end.getTime() - hours * 3_600_000), end);
     });
+    const json = (): string =>
+      "points" in result
+        ? protoJson("carbonmon.intensity.v1.IntensitySeries", IntensitySeriesCodec, result)
+        : protoJson("carbonmon.intensity.v1.IntensityPoint", IntensityPointCodec, result);
     const text = "points" in result ? seriesText(result) : `${pointLine(result)}\n`;
-    process.stdout.write(values.json ? `${json(result)}\n` : text);
+    emit(values.json ? `${json()}\n` : text, values.output);
     return 0;
   } finally {
     client.close();

@@ -2,7 +2,9 @@
 import type { PowerSample } from "../../client/index.js";
 import { createAgentClient } from "../../client/index.js";
 import { agentAddress, calling, CLIENT_OPTIONS, parse, positiveInt, type Command } from "./common.js";
+import { PowerSample as PowerSampleCodec } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { mark, SIMULATED_BANNER } from "./format.js";
+import { protoJson } from "./output.js";
 
 const HELP = `Usage: carbonmon watch [options]
 
@@ -11,7 +13,7 @@ with --json, or when stdout is not a terminal, one JSON object per sample and li
 
   --agent ADDR      the agent; default CARBONMON_AGENT_LISTEN, else 127.0.0.1:50051
   --period-ms N     time between samples (default 1000; at least the agent's sampling period)
-  --json            JSON lines
+  --json            one PowerSample per line, as canonical protobuf JSON (as grpcurl prints it)
   --help            this text
 `;
 
@@ -24,10 +26,9 @@ export function powers(s: PowerSample): Array<[string, number]> {
   return out;
 }
 
-/** One JSON line per sample. */
+/** One line of canonical protobuf JSON (the PowerSample as grpcurl would print it). */
 export function sampleJson(s: PowerSample): string {
-  const power = Object.fromEntries(powers(s).map(([d, w]) => [d, Math.round(w * 1000) / 1000]));
-  return `${JSON.stringify({ time: s.time?.toISOString(), sequence: Number(s.sequence), power_w: power, skipped: Number(s.skipped), simulated: s.simulated })}\n`;
+  return `${protoJson("carbonmon.agent.v1.PowerSample", PowerSampleCodec, s)}\n`;
 }
 
 /** Text lines for a sample: device, watts, and a bar (scaled to 500 W, or the peak seen). */

@@ -4,11 +4,10 @@
  */
 import { join } from "node:path";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
-import { addLazyReflection } from "./lazy-reflection.js";
+import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "./log.js";
 import { PACKAGE_ROOT } from "./paths.js";
+import { addReflection, REFLECTION_SERVICES } from "./reflection.js";
 
 export const PROTO_ROOT = join(PACKAGE_ROOT, "proto");
 export const PROTO_FILES = ["carbonmon/agent/v1/agent.proto", "carbonmon/intensity/v1/intensity.proto"];
@@ -41,16 +40,6 @@ export interface RunningServer {
   shutdown(graceMs?: number): Promise<void>;
 }
 
-let reflectionPackage: ReturnType<typeof loadSync> | undefined;
-
-function reflectionDefinitions(): ReturnType<typeof loadSync> {
-  reflectionPackage ??= loadSync([...PROTO_FILES, healthProtoPath], {
-    includeDirs: [PROTO_ROOT],
-    keepCase: true,
-  });
-  return reflectionPackage;
-}
-
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   const server = new Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
   for (const s of options.services) server.addService(s.definition, s.implementation);
@@ -60,7 +49,8 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   health.addToServer(server);
 
   const names = [...options.services.map((s) => s.name), "grpc.health.v1.Health"];
-  addLazyReflection(server, names, reflectionDefinitions);
+  // Reflection answers from the compiler's descriptors (proto/gen/descriptors.binpb), for both versions.
+  addReflection(server, [...names, ...REFLECTION_SERVICES]);
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.listen, ServerCredentials.createInsecure(), (err, bound) =>

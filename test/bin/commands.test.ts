@@ -15,9 +15,13 @@ test("host --json and host against an agent", async (t) => {
   const address = await agentWithGpu(t);
   const r = await carbonmon(["host", "--agent", address, "--json"]);
   t.is(r.code, 0, r.stderr);
+  t.is(r.stdout.split("\n").length, 2, "one line");
+  t.false(r.stdout.includes("null"), "no nulls: unset fields are left out");
   const host = JSON.parse(r.stdout);
   t.is(host.gpus.length, 1);
-  t.is(host.gpus[0].simulated, false);
+  t.false("simulated" in host.gpus[0], "false is the default: left out");
+  t.is(host.samplingPeriod, "0.100s", "Duration as protobuf JSON writes it");
+  t.is(host.gpus[0].status, "DEVICE_STATUS_OK", "enums by name");
   const text = await carbonmon(["host", "--agent", address]);
   t.regex(text.stdout, /^gpu:0\s+\S/m);
   t.regex(text.stdout, /backend nvml: ok/);
@@ -36,7 +40,7 @@ test("windows lists open windows; --all adds ended ones", async (t) => {
   t.regex(r.stdout, /^test\/open\s+\S+\s+open\s+0\s+-\s+job=7$/m);
   t.false(r.stdout.includes("test/ended"));
   const all = JSON.parse((await carbonmon(["windows", "--agent", address, "--all", "--json"])).stdout);
-  t.deepEqual(all.map((w: { key: string }) => w.key).sort(), ["test/ended", "test/open"]);
+  t.deepEqual(all.windows.map((w: { key: string }) => w.key).sort(), ["test/ended", "test/open"], "a ListWindowsResponse");
 });
 
 test("watch --json prints one JSON line per sample and exits 0 on SIGINT", async (t) => {
@@ -44,8 +48,9 @@ test("watch --json prints one JSON line per sample and exits 0 on SIGINT", async
   const child = start(["watch", "--agent", address, "--json", "--period-ms", "200"]);
   const seen = await until(child, (f) => f.stdout.split("\n").length > 3);
   const lines = seen.stdout.trim().split("\n").map((l) => JSON.parse(l));
-  t.true(Math.abs(lines[1].power_w["gpu:0"] - 90) < 5, JSON.stringify(lines[1]));
-  t.is(lines[1].simulated, false);
+  t.true(Math.abs(lines[1].gpuPowerW["0"] - 90) < 5, JSON.stringify(lines[1]));
+  t.is(typeof lines[1].sequence, "string", "uint64 as a string, as protobuf JSON writes it");
+  t.false("simulated" in lines[1]);
   child.kill("SIGINT");
   const r = await child.done;
   t.is(r.code, 0, r.stderr);
@@ -60,6 +65,7 @@ test("intensity now --location DE against a static provider", async (t) => {
   t.regex(r.stdout, /^DE .* 300\.0 gCO2eq\/kWh\s+provider=static source=configured estimated=no$/m);
   const j = JSON.parse((await carbonmon(["intensity", "now", "--location", "DE", "--json"], { CARBONMON_INTENSITY_ADDR: intensity.running.address })).stdout);
   t.is(j.gPerKwh, 300);
+  t.is(j.source, "INTENSITY_SOURCE_CONFIGURED", "enums by name");
 });
 
 test("intensity history and forecast: hourly values, and a clear NOT_FOUND when no provider forecasts the zone", async (t) => {

@@ -37,8 +37,9 @@ test("intensity best: a table of windows with grams and the saving against start
   t.regex(r.stdout, /^note: GB: static has no forecast; its configured constant is flat, so starting later changes nothing there$/m);
   const j = await carbonmon(["intensity", "best", "--locations", "DE", "--location", "GB", "--duration", "1h30m", "--within", "12h", "--json", "--addr", addr]);
   t.is(j.code, 0, j.stderr);
-  const body = JSON.parse(j.stdout) as { candidates: Array<{ zone: string; meanGPerKwh: number; carbonG: number | null }>; latestEnd: string };
-  t.deepEqual([body.candidates[0]!.zone, body.candidates[0]!.meanGPerKwh, body.candidates[0]!.carbonG], ["DE", 120, null]);
+  // Canonical protobuf JSON: a field left unset (no energy asked for, so no grams) is absent, never null.
+  const body = JSON.parse(j.stdout) as { candidates: Array<{ zone: string; meanGPerKwh: number; carbonG?: number }>; latestEnd: string };
+  t.deepEqual([body.candidates[0]!.zone, body.candidates[0]!.meanGPerKwh, "carbonG" in body.candidates[0]!], ["DE", 120, false]);
   t.true(Math.abs(Date.parse(body.latestEnd) - (Date.now() + 12 * HOUR)) < 60_000);
 });
 

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import test from "ava";
+import { generateDescriptors } from "../../scripts/gen-descriptors.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const BUF = join(ROOT, "node_modules/.bin/buf");
@@ -16,15 +17,18 @@ function files(dir: string): string[] {
   });
 }
 
-test("proto/gen is exactly what `npm run gen` generates from proto/", (t) => {
+test("proto/gen (ts-proto code and the reflection descriptors) is exactly what `npm run gen` generates from proto/", (t) => {
   const out = mkdtempSync(join(tmpdir(), "carbonmon-gen-"));
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   execFileSync(BUF, ["generate", "--output", out], { cwd: ROOT, env });
+  generateDescriptors(out); // proto/gen/descriptors.binpb, served by reflection
   const fresh = files(join(out, "proto/gen")).map((f) => relative(join(out, "proto/gen"), f)).sort();
   const committed = files(join(ROOT, "proto/gen")).map((f) => relative(join(ROOT, "proto/gen"), f)).sort();
   t.deepEqual(committed, fresh, "the same files");
   for (const f of fresh) {
-    t.is(readFileSync(join(ROOT, "proto/gen", f), "utf8"), readFileSync(join(out, "proto/gen", f), "utf8"), `${f} differs: run npm run gen`);
+    const [committedBytes, freshBytes] = [readFileSync(join(ROOT, "proto/gen", f)), readFileSync(join(out, "proto/gen", f))];
+    if (f.endsWith(".binpb")) t.true(committedBytes.equals(freshBytes), `${f} differs: run npm run gen`);
+    else t.is(committedBytes.toString("utf8"), freshBytes.toString("utf8"), `${f} differs: run npm run gen`);
   }
 });
 
