@@ -13,7 +13,7 @@ import { computeEmissions, type EmissionsResult } from "./core/emissions.js";
 import { isProvisional, type EmissionFactor, type Point } from "./core/point.js";
 import { fillGaps, gaps, normalize } from "./core/series.js";
 import type { Coordinates, Provider, Query } from "./providers/provider.js";
-import type { IntensityStore } from "./store.js";
+import type { IntensityStore } from "./store/store.js";
 
 const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
@@ -167,8 +167,9 @@ export class Intensity {
     this.remember(zone, req);
     const load = async () => {
       const r = await this.firstAnswer(this.chain(zone, req.provider), (p) => p.current(this.query(zone, req)));
-      this.deps.store.save([r.value]);
-      return r;
+      await this.deps.store.save([r.value]);
+      // Plain data only: replicas share cached answers as JSON.
+      return { value: r.value, attempts: r.attempts };
     };
     const ttl = (r: { value: Point }) => Math.max(30_000, Math.min(5 * MINUTE_MS, r.value.validToMs - this.deps.clock.nowMs()));
     const { value, cached } = await this.deps.cache.get(this.key("current", zone, req), load, ttl);
@@ -195,11 +196,11 @@ export class Intensity {
         attempts.push(skip);
         continue;
       }
-      const stored = this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs);
+      const stored = await this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs);
       let fetched: Point[] = [];
       try {
         fetched = await this.guarded(provider, () => provider.range(this.query(zone, req), fromMs, toMs));
-        this.deps.store.save(fetched);
+        await this.deps.store.save(fetched);
         attempts.push({ provider: provider.name, code: "OK", message: "" });
       } catch (err) {
         const e = AppError.from(err);
@@ -221,7 +222,10 @@ export class Intensity {
     const { zone } = await this.resolve(req.location);
     const chain = this.chain(zone, req.provider).filter((l) => l.provider.forecast);
     if (chain.every((l) => l.skip)) throw new AppError(Code.NotFound, `no configured provider forecasts zone ${zone}`, { hint: "forecasts come from ElectricityMaps (paid plans) and the UK grid (GB)" });
-    const load = () => this.firstAnswer(chain, (p) => p.forecast!(this.query(zone, req), horizonMs), (v) => v.length > 0);
+    const load = async () => {
+      const r = await this.firstAnswer(chain, (p) => p.forecast!(this.query(zone, req), horizonMs), (v) => v.length > 0);
+      return { value: r.value, attempts: r.attempts };
+    };
     const { value } = await this.deps.cache.get(this.key("forecast", zone, req, String(horizonMs)), load, () => 10 * MINUTE_MS);
     return { zone, points: value.value, attempts: value.attempts };
   }

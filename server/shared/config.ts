@@ -27,6 +27,7 @@ export const SETTINGS = [
   { env: "CARBONMON_INTENSITY_LISTEN", flag: "--listen", services: INTENSITY, default: "127.0.0.1:50061", description: "host:port the intensity service listens on" },
   { env: "CARBONMON_INTENSITY_ADDR", flag: "--intensity-addr", services: AGENT, description: "host:port of the intensity service; unset: carbon is disabled, energy is reported as usual" },
   { env: "CARBONMON_DATA_DIR", flag: "--data-dir", services: BOTH, default: "~/.local/state/carbonmon", description: "directory for the SQLite databases (agent.db, intensity.db)" },
+  { env: "CARBONMON_DATABASE_URL", flag: "--database-url", services: INTENSITY, description: "PostgreSQL store shared by every replica of the intensity service (postgres://user:password@host:5432/database); unset: SQLite in CARBONMON_DATA_DIR (one replica)" },
   { env: "CARBONMON_NVML_LIBRARY", flag: "--nvml-library", services: AGENT, default: "libnvidia-ml.so.1", description: "path or name of the NVML library" },
   { env: "CARBONMON_POWERCAP_ROOT", flag: "--powercap-root", services: AGENT, default: "/sys/class/powercap", description: "root of the RAPL powercap tree (a read-only bind mount in containers)" },
   { env: "CARBONMON_SAMPLING_PERIOD_MS", flag: "--sampling-period-ms", services: AGENT, default: "100", description: "how often energy counters are read, 10-10000 ms (NVML counters move every ~100 ms)" },
@@ -82,6 +83,8 @@ export interface AgentConfig {
 export interface IntensityConfig {
   listen: string;
   dataDir: string;
+  /** postgres://… for the shared PostgreSQL store; undefined: SQLite in dataDir. */
+  databaseUrl: string | undefined;
   location: string | undefined;
   electricitymapsApiToken: string | undefined;
   electricitymapsUrl: string;
@@ -214,6 +217,22 @@ class Reader {
     return items;
   }
 
+  /** A postgres:// or postgresql:// URL, or undefined when unset. */
+  postgresUrl(env: string): string | undefined {
+    const value = this.text(env);
+    if (value === undefined) return undefined;
+    let ok = false;
+    try {
+      const u = new URL(value);
+      ok = (u.protocol === "postgres:" || u.protocol === "postgresql:") && (u.hostname !== "" || u.searchParams.has("host"));
+    } catch {
+      ok = false;
+    }
+    // The value may hold a password: the message names the variable, never the value.
+    if (!ok) this.problems.push(`${env}: expected a postgres://user:password@host:5432/database URL`);
+    return value;
+  }
+
   location(env: string): string | undefined {
     const value = this.text(env);
     if (value === undefined) return undefined;
@@ -301,6 +320,7 @@ export function loadIntensityConfig(source: ConfigSource = {}): IntensityConfig 
   const config = {
     listen: r.address("CARBONMON_INTENSITY_LISTEN")!,
     dataDir: r.required("CARBONMON_DATA_DIR"),
+    databaseUrl: r.postgresUrl("CARBONMON_DATABASE_URL"),
     location: r.location("CARBONMON_LOCATION"),
     electricitymapsApiToken: r.text("ELECTRICITYMAPS_API_TOKEN"),
     electricitymapsUrl: r.url("CARBONMON_ELECTRICITYMAPS_URL"),
