@@ -45,6 +45,20 @@ function onePerKey(points: readonly Point[]): Point[] {
   return [...byKey.values()];
 }
 
+/**
+ * Times are BIGINT milliseconds; the service's monotonic clock has fractions. Rounded here: a period's
+ * bounds are whole already, a fetch time loses under a millisecond.
+ */
+function wholeMs(r: PointRow): PointRow {
+  return {
+    ...r,
+    valid_from_ms: Math.round(r.valid_from_ms),
+    valid_to_ms: Math.round(r.valid_to_ms),
+    fetched_at_ms: Math.round(r.fetched_at_ms),
+    source_updated_at_ms: r.source_updated_at_ms === null ? null : Math.round(r.source_updated_at_ms),
+  };
+}
+
 export interface PostgresStoreOptions {
   /** Connections per replica (default 10). */
   maxConnections?: number;
@@ -75,7 +89,7 @@ export class PostgresStore implements IntensityStore {
   }
 
   async save(points: readonly Point[]): Promise<void> {
-    const rows = onePerKey(kept(points)).map(toRow);
+    const rows = onePerKey(kept(points)).map(toRow).map(wholeMs);
     if (rows.length === 0) return;
     const col = <K extends keyof PointRow>(k: K) => rows.map((r) => r[k]);
     await this.pool.query(UPSERT, [
@@ -87,13 +101,13 @@ export class PostgresStore implements IntensityStore {
   async range(provider: string, zone: string, emissionFactor: EmissionFactor, fromMs: number, toMs: number): Promise<Point[]> {
     const r = await this.pool.query<PointRow>(
       `SELECT * FROM points WHERE provider = $1 AND zone = $2 AND emission_factor = $3 AND valid_to_ms > $4 AND valid_from_ms < $5 ORDER BY valid_from_ms`,
-      [provider, zone, emissionFactor, fromMs, toMs],
+      [provider, zone, emissionFactor, Math.floor(fromMs), Math.ceil(toMs)],
     );
     return r.rows.map(toPoint);
   }
 
   async readAnswer(key: string, nowMs: number): Promise<SharedAnswer | undefined> {
-    const r = await this.pool.query<{ json: string; expires_at_ms: string }>(`SELECT json, expires_at_ms FROM answers WHERE key = $1 AND expires_at_ms > $2`, [key, nowMs]);
+    const r = await this.pool.query<{ json: string; expires_at_ms: string }>(`SELECT json, expires_at_ms FROM answers WHERE key = $1 AND expires_at_ms > $2`, [key, Math.floor(nowMs)]);
     const row = r.rows[0];
     return row ? { json: row.json, expiresAtMs: Number(row.expires_at_ms) } : undefined;
   }

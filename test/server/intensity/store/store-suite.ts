@@ -164,6 +164,18 @@ export function storeSuite(test: TestFn, name: string, factory: StoreFactory): v
     t.is(await c.tokens("race", small, T0), 0);
   });
 
+  test(`${name}: times with fractions of a millisecond (the service's monotonic clock) are accepted everywhere`, async (t) => {
+    const s = await open(t);
+    await s.save([measured(300, { fetchedAtMs: T0 + 0.375, sourceUpdatedAtMs: T0 + 0.5 })]);
+    const [p] = await range(s, T0 - 0.5, T0 + 0.5);
+    t.true(Math.abs(p!.fetchedAtMs - (T0 + 0.375)) < 1);
+    await s.writeAnswer("k", { json: "1", expiresAtMs: T0 + 1000.25 });
+    t.truthy(await s.readAnswer("k", T0 + 999.5));
+    await s.pruneAnswers(T0 + 0.75);
+    t.is(await s.takeToken("em", { capacity: 2, windowMs: 1000 }, T0 + 0.125), 1);
+    t.true((await s.tokens("em", { capacity: 2, windowMs: 1000 }, T0 + 0.625)) < 2);
+  });
+
   test(`${name}: opening the same database again keeps everything (migrations run once)`, async (t) => {
     const a = await open(t);
     await a.save([measured(300)]);
