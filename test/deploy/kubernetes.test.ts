@@ -149,7 +149,7 @@ test("both: native gRPC liveness and readiness probes on the port each service l
     for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) t.is(c[probe].grpc.port, port, `${c.name} ${probe}`);
     t.is(c.readinessProbe.grpc.service, service);
     t.true((c.ports as Obj[]).some((p) => p.containerPort === port));
-    const listen = (c.env as Obj[]).find((e) => /_LISTEN$/.test(e.name)).value as string;
+    const listen = (c.env as Obj[]).find((e) => /_LISTEN$/.test(e.name))!.value as string;
     t.true(listen.endsWith(`:${port}`));
   }
 });
@@ -182,7 +182,7 @@ test("intensity: credentials come from the Secret, mounted read-only as files, o
   const pod = deployment.spec.template.spec;
   const mount = (intensity.volumeMounts as Obj[]).find((m) => m.mountPath === "/etc/carbonmon/secrets")!;
   t.true(mount.readOnly);
-  t.is((pod.volumes as Obj[]).find((v) => v.name === mount.name).secret.secretName, secret.metadata.name);
+  t.is((pod.volumes as Obj[]).find((v) => v.name === mount.name)!.secret.secretName, secret.metadata.name);
   const keys = (intensity.env as Obj[]).filter((e) => e.name.endsWith("_FILE")).map((e) => (e.value as string).split("/").pop());
   t.deepEqual([...keys].sort(), Object.keys(secret.stringData).sort());
   t.true(intensity.securityContext.readOnlyRootFilesystem);
