@@ -181,7 +181,14 @@ export class Intensity {
     const { zone } = await this.resolve(req.location);
     this.remember(zone, req);
     const load = () => this.loadHistory(zone, req, fromMs, toMs, gapPolicy);
-    const ttl = (r: { points: Point[] }) => (r.points.some((p) => isProvisional(p, this.deps.clock.nowMs())) ? MINUTE_MS : 60 * MINUTE_MS);
+    // An answer with gaps is not kept (the next question may find upstream or the store complete), and one
+    // that a provider failed is kept a minute only: cached, and shared by replicas, they would otherwise
+    // answer "no intensity" for an hour after a cold start under a spent budget.
+    const ttl = (r: { points: Point[]; gaps: unknown[]; attempts: Attempt[] }) => {
+      if (r.gaps.length > 0) return 0;
+      if (r.attempts.some((a) => a.code !== "OK" && a.code !== Code.FailedPrecondition) || r.points.some((p) => isProvisional(p, this.deps.clock.nowMs()))) return MINUTE_MS;
+      return 60 * MINUTE_MS;
+    };
     const { value } = await this.deps.cache.get(this.key("history", zone, req, `${fromMs}-${toMs}-${gapPolicy}`), load, ttl);
     return value;
   }

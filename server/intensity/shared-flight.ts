@@ -6,7 +6,8 @@
  *   3. else waits for the answer, polling the store (every replica checks at most every 100 ms), and takes
  *      the lease itself if the holder's lapses (it died) or released it without an answer (it failed).
  * The wait is bounded (maxWaitMs): past it, the replica asks upstream itself rather than fail the caller.
- * Failures are not shared: a failed holder releases the lease and the next replica tries.
+ * Failures and answers not to be kept are not shared: the holder releases the lease and the next replica
+ * asks itself.
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -19,8 +20,6 @@ export interface SharedFlightOptions {
   leaseMs?: number;
   /** The longest a replica waits for another's answer before asking upstream itself; default 30 s. */
   maxWaitMs?: number;
-  /** Shared answers kept at least this long, so that waiters can read an answer not worth caching; default 1 s. */
-  minShareMs?: number;
 }
 
 export interface Loaded<T> {
@@ -40,7 +39,6 @@ export class SharedFlight {
   readonly owner = `${process.pid}-${randomUUID()}`;
   private readonly leaseMs: number;
   private readonly maxWaitMs: number;
-  private readonly minShareMs: number;
   private writes = 0;
 
   constructor(
@@ -51,7 +49,6 @@ export class SharedFlight {
   ) {
     this.leaseMs = options.leaseMs ?? 3_000;
     this.maxWaitMs = options.maxWaitMs ?? 30_000;
-    this.minShareMs = options.minShareMs ?? 1_000;
   }
 
   async load<T>(key: string, load: () => Promise<T>, ttlMs: (value: T) => number): Promise<Loaded<T>> {
@@ -98,7 +95,8 @@ export class SharedFlight {
       const ttl = ttlMs(value);
       const expiresAtMs = ttl > 0 ? now + ttl : 0;
       try {
-        await this.store.writeAnswer(key, { json: JSON.stringify(value), expiresAtMs: Math.max(expiresAtMs, now + this.minShareMs) });
+        // An answer not to be kept (ttl 0) is not shared either: waiters find the lease released and ask.
+        if (ttl > 0) await this.store.writeAnswer(key, { json: JSON.stringify(value), expiresAtMs });
         if (++this.writes % PRUNE_EVERY === 0) await this.store.pruneAnswers(now);
       } catch (err) {
         // The caller still gets the answer; other replicas ask upstream once the lease is released.

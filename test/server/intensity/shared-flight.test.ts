@@ -88,3 +88,10 @@ test("a store that cannot be reached: the request is still answered, from upstre
   await stores[0]!.close();
   t.is((await caches[0]!.get("k", async () => "direct", () => 1000)).value, "direct");
 });
+
+test("an answer not to be kept (ttl 0) is not shared: the next replica asks itself", async (t) => {
+  const { caches } = replicas(t, 2);
+  t.is((await caches[0]!.get("k", async () => "incomplete", () => 0)).value, "incomplete");
+  t.is((await caches[1]!.get("k", async () => "complete", () => 1000)).value, "complete");
+  t.is(caches[1]!.loads, 1);
+});
