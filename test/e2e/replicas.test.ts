@@ -120,14 +120,18 @@ test("a replica killed mid-request loses nothing: clients retry on the others, w
   const replicas = await Promise.all([processReplica(t, env), processReplica(t, env), processReplica(t, env)]);
   // The first upstream call hangs: the replica that makes it is killed while it holds the lease.
   em.setFault("/carbon-intensity/latest", { delayMs: 120_000, times: 1 });
-  /** What an agent's pricing does: ask a replica; on UNAVAILABLE, the next one. */
+  /**
+   * What an agent's pricing does: ask a replica; when the call breaks, the next one. A server killed
+   * mid-call shows as UNAVAILABLE, or as INTERNAL when its stream was reset in flight.
+   */
+  const broken = new Set<number>([status.UNAVAILABLE, status.INTERNAL]);
   const priced = async (first: number): Promise<{ point: IntensityPoint; retried: boolean }> => {
     for (let i = 0; ; i++) {
       const r = replicas[(first + i) % replicas.length]!;
       try {
         return { point: await call<IntensityRequest, IntensityPoint>(r.client, r.client.getCurrentIntensity, req), retried: i > 0 };
       } catch (err) {
-        if ((err as ServiceError).code !== status.UNAVAILABLE || i >= 5) throw err;
+        if (!broken.has((err as ServiceError).code) || i >= 5) throw err;
       }
     }
   };
