@@ -65,7 +65,15 @@ export class SharedFlight {
         this.log.warn({ key, err: (err as Error).message }, "shared store unreachable: asking upstream directly");
         return this.alone(load, ttlMs);
       }
-      if (leader) return this.lead(key, load, ttlMs);
+      if (leader) {
+        // The previous holder may have stored its answer and let go between our read and our take.
+        const stored = await this.store.readAnswer(key, this.clock.nowMs()).catch(() => undefined);
+        if (stored) {
+          await this.store.releaseLease(key, this.owner).catch(() => undefined);
+          return { value: JSON.parse(stored.json) as T, expiresAtMs: stored.expiresAtMs, fetched: false };
+        }
+        return this.lead(key, load, ttlMs);
+      }
       if (performance.now() >= giveUpAt) {
         this.log.warn({ key, waitedMs: this.maxWaitMs }, "no answer from the replica holding the lease: asking upstream directly");
         return this.alone(load, ttlMs);

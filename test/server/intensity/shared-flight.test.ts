@@ -95,3 +95,23 @@ test("an answer not to be kept (ttl 0) is not shared: the next replica asks itse
   t.is((await caches[1]!.get("k", async () => "complete", () => 1000)).value, "complete");
   t.is(caches[1]!.loads, 1);
 });
+
+test("an answer stored between a replica's read and its lease take is used, not fetched again", async (t) => {
+  const { stores, clock } = replicas(t, 1);
+  const store = stores[0]!;
+  // The race, made certain: the read finds nothing, then the holder stores and lets go before the take.
+  const realRead = store.readAnswer.bind(store);
+  let reads = 0;
+  store.readAnswer = async (key, nowMs) => {
+    if (reads++ === 0) {
+      await store.writeAnswer(key, { json: '"from the holder"', expiresAtMs: clock.nowMs() + 1000 });
+      return undefined;
+    }
+    return realRead(key, nowMs);
+  };
+  const cache = new TtlCache(clock, 100, new SharedFlight(store, clock, silentLogger()));
+  const r = await cache.get("k", async () => "fetched again", () => 1000);
+  t.is(r.value, "from the holder");
+  t.is(cache.loads, 0);
+  t.true(await store.tryLease("k", "someone else", 1000), "the lease was released");
+});
