@@ -30,10 +30,24 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund \
+# The prepare script (the TypeScript build) needs the dev dependencies: the compile stage runs it.
+RUN npm pkg delete scripts.prepare \
+ && npm ci --omit=dev --no-audit --no-fund \
  && npm cache clean --force
 
-# ---- runtime: Node, the production node_modules and the TypeScript sources (run through tsx) ------------
+# ---- compile: the TypeScript sources into dist/ (tsc needs no native addon: install scripts skipped) -----
+FROM ${NODE_IMAGE} AS compile
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY bin ./bin
+COPY server ./server
+COPY client ./client
+COPY proto ./proto
+RUN npm run build
+
+# ---- runtime: Node, the production node_modules, the compiled dist/ and the .proto files (no tsx) -------
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-semi-space-size=32 \
@@ -44,15 +58,13 @@ ENV NODE_ENV=production \
 # compose files and DaemonSet set NVIDIA_VISIBLE_DEVICES=all and NVIDIA_DRIVER_CAPABILITIES=utility.
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
-COPY package.json package-lock.json tsconfig.json ./
-COPY bin ./bin
-COPY server ./server
-COPY client ./client
-COPY proto ./proto
+COPY package.json ./
+COPY proto/carbonmon ./proto/carbonmon
+COPY --from=compile /app/dist ./dist
 RUN mkdir -p /var/lib/carbonmon && chown node:node /var/lib/carbonmon
 VOLUME ["/var/lib/carbonmon"]
 # 50051: the agent (EnergyMonitor); 50061: the intensity service (CarbonIntensity).
 EXPOSE 50051 50061
 # Root by default: the agent needs it for RAPL (see above). SIGTERM shuts down gracefully.
-ENTRYPOINT ["node", "bin/carbonmon.js"]
+ENTRYPOINT ["node", "dist/bin/carbonmon.js"]
 CMD ["serve"]

@@ -46,7 +46,7 @@ import { loadSync } from "@grpc/proto-loader";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { EnergyMonitorClient, Measurement, type BeginWindowResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
 import { unary } from "../server/shared/grpc-status.js";
-import { encodeResult } from "../server/agent/api/measurement-codec.js";
+import { encodeMeasurement } from "../server/agent/api/measurement-wire.js";
 import { AGENT_SERVICE_DEFINITION } from "../server/agent/api/service.js";
 import { NvmlSource } from "../server/agent/devices/nvml.js";
 import type { Sampler } from "../server/agent/energy/sampler.js";
@@ -199,8 +199,8 @@ async function measureFloor(sample: Measurement, seconds: number): Promise<Floor
   new HealthImplementation({ "": "SERVING" }).addToServer(server);
   const begun: BeginWindowResponse = { key: sample.key, beginTime: sample.beginTime!, gpuIndices: Object.keys(sample.gpuEnergyJ).map(Number), nvmlGpuIndices: Object.keys(sample.gpuEnergyJ).map(Number), cpuIndices: Object.keys(sample.cpuEnergyJ).map(Number) };
   // The agent's own service definition, so EndWindow's Measurement goes out as pre-encoded bytes, as the agent's does.
-  encodeResult(sample);
-  server.addService(AGENT_SERVICE_DEFINITION, { beginWindow: unary(() => begun), endWindow: unary(() => sample) } as UntypedServiceImplementation);
+  const encoded = encodeMeasurement(sample);
+  server.addService(AGENT_SERVICE_DEFINITION, { beginWindow: unary(() => begun), endWindow: unary(() => encoded) } as UntypedServiceImplementation);
   const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
   const c: Clients = { agent: new EnergyMonitorClient(`127.0.0.1:${port}`, credentials.createInsecure()), health: healthClient(`127.0.0.1:${port}`) };
   try {
@@ -577,6 +577,8 @@ async function main(): Promise<number> {
         CARBONMON_LOG_LEVEL: "silent",
         CARBONMON_SAMPLING_PERIOD_MS: String(SAMPLING_PERIOD_MS),
         CARBONMON_MAX_OPEN_WINDOWS: String(MAX_OPEN_WINDOWS),
+        // The journal mode to measure (CARBONMON_JOURNAL_MODE=mapped for the mapped journal; default write).
+        ...(process.env.CARBONMON_JOURNAL_MODE ? { CARBONMON_JOURNAL_MODE: process.env.CARBONMON_JOURNAL_MODE } : {}),
       });
     } catch (err) {
       console.error(`the agent could not start: ${(err as Error).stack ?? String(err)}`);
@@ -642,7 +644,7 @@ async function main(): Promise<number> {
         ],
       ),
     );
-    console.log(`(EndWindow's response is a Measurement of ${encodeResult(sample).length} bytes: ${devices.length} devices with uncertainties and approximations)`);
+    console.log(`(EndWindow's response is a Measurement of ${encodeMeasurement(sample).length} bytes: ${devices.length} devices with uncertainties and approximations)`);
 
     // ---- 1c. from another process ----
     const remote = await remoteLatency(agent.running.address, seconds);
@@ -808,7 +810,7 @@ async function main(): Promise<number> {
       samplingPeriodMs: SAMPLING_PERIOD_MS,
       latency: { ...lat, ratios: r1 },
       remoteClient: { ...remote, ratios: rRemote },
-      floor: { ...floor, beginVsEmpty: floor.begin.p50 / floor.empty.p50, endVsEmpty: floor.end.p50 / floor.empty.p50, measurementBytes: encodeResult(sample).length },
+      floor: { ...floor, beginVsEmpty: floor.begin.p50 / floor.empty.p50, endVsEmpty: floor.end.p50 / floor.empty.p50, measurementBytes: encodeMeasurement(sample).length },
       openWindows: {
         count: OPEN_WINDOWS,
         gc: gcHow,

@@ -1,23 +1,21 @@
+#!/usr/bin/env -S node --max-semi-space-size=32
 /**
  * The carbonmon command line.
  *   carbonmon agent [options]       serve the EnergyMonitor agent on this host
  *   carbonmon intensity [options]   serve the CarbonIntensity service
  *   carbonmon serve                 both, in one process, with their defaults (the quick start)
- *   carbonmon run|host|windows|watch|intensity now|history|forecast|demo   clients (bin/commands/)
+ *   carbonmon run|host|windows|watch|intensity now|history|forecast|best|demo   clients (bin/commands/)
+ * Installed, the package's bin is the compiled dist/bin/carbonmon.js (tsc keeps the shebang above);
+ * --max-semi-space-size=32: see bin/carbonmon.js.
  */
-import { startAgent } from "../server/agent/main.js";
-import { startIntensity } from "../server/intensity/main.js";
-import { ConfigError, helpText, loadAgentConfig, loadIntensityConfig } from "../server/shared/config.js";
+// Only what every invocation needs is imported here: `carbonmon --version` and `--help` must start about as
+// fast as node itself (bench/startup.ts), and `carbonmon agent` must not load the intensity service, nor a
+// client command the services (gRPC, pino, undici, SQLite). Everything else is imported when it runs.
+import { ConfigError, helpText } from "../server/shared/config.js";
 import { AppError } from "../server/shared/errors.js";
-import { createLogger } from "../server/shared/log.js";
-import { shutdownOnSignals, type RunningServer } from "../server/shared/serve.js";
+import type { RunningServer } from "../server/shared/serve.js";
 import { VERSION } from "../server/shared/version.js";
-import { CliError, UsageError, type Command } from "./commands/common.js";
-import { demoCommand } from "./commands/demo.js";
-import { hostCommand, windowsCommand } from "./commands/inspect.js";
-import { INTENSITY_QUERY_HELP, intensityQueryCommands } from "./commands/intensity-query.js";
-import { runCommand } from "./commands/run.js";
-import { watchCommand } from "./commands/watch.js";
+import type { Command } from "./commands/common.js";
 
 const USAGE = `carbonmon ${VERSION}: energy and carbon measurement for GPU fleets
 
@@ -30,22 +28,25 @@ Usage:
   carbonmon windows               the agent's open windows (--all: recently ended too)
   carbonmon watch                 live power per device until Ctrl-C
   carbonmon intensity now|history|forecast --location L   carbon intensity from the intensity service
+  carbonmon intensity best --locations DE,FR,GB --duration 2h   the cleanest time and place to run a job
   carbonmon demo                  both services, a measured workload and live power (simulated GPU without one)
   carbonmon <command> --help      the options of a command
   carbonmon --version
 `;
 
 async function serveAgent(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<RunningServer[]> {
+  const { loadAgentConfig } = await import("../server/shared/config.js");
   const config = loadAgentConfig({ argv, env });
-  const log = createLogger("carbonmon-agent", config.logLevel);
-  const agent = await startAgent(config, log);
+  const [{ createLogger }, { startAgent }] = await Promise.all([import("../server/shared/log.js"), import("../server/agent/main.js")]);
+  const agent = await startAgent(config, createLogger("carbonmon-agent", config.logLevel));
   return [agent.running];
 }
 
 async function serveIntensity(argv: string[]): Promise<RunningServer[]> {
+  const { loadIntensityConfig } = await import("../server/shared/config.js");
   const config = loadIntensityConfig({ argv });
-  const log = createLogger("carbonmon-intensity", config.logLevel);
-  const intensity = await startIntensity(config, log);
+  const [{ createLogger }, { startIntensity }] = await Promise.all([import("../server/shared/log.js"), import("../server/intensity/main.js")]);
+  const intensity = await startIntensity(config, createLogger("carbonmon-intensity", config.logLevel));
   return [intensity.running];
 }
 
@@ -61,20 +62,29 @@ function banner(servers: readonly RunningServer[]): string {
   return `carbonmon ${VERSION}\n${lines.join("\n")}\nPress Ctrl-C to stop.\n`;
 }
 
-const SERVERS: Record<string, { help?: string; run: (argv: string[]) => Promise<RunningServer[]> }> = {
-  agent: { help: helpText("agent"), run: serveAgent },
-  intensity: { help: `${helpText("intensity")}\n${INTENSITY_QUERY_HELP}`, run: serveIntensity },
+const SERVERS: Record<string, { help?: () => Promise<string>; run: (argv: string[]) => Promise<RunningServer[]> }> = {
+  agent: { help: async () => helpText("agent"), run: serveAgent },
+  intensity: { help: async () => `${helpText("intensity")}\n${(await import("./commands/intensity-query.js")).INTENSITY_QUERY_HELP}`, run: serveIntensity },
   serve: { run: serveBoth },
 };
 
-const CLIENTS: Record<string, Command> = { run: runCommand, host: hostCommand, windows: windowsCommand, watch: watchCommand, demo: demoCommand };
+/** The client commands, each imported when it runs. */
+const CLIENTS: Record<string, () => Promise<Command>> = {
+  run: async () => (await import("./commands/run.js")).runCommand,
+  host: async () => (await import("./commands/inspect.js")).hostCommand,
+  windows: async () => (await import("./commands/inspect.js")).windowsCommand,
+  watch: async () => (await import("./commands/watch.js")).watchCommand,
+  demo: async () => (await import("./commands/demo.js")).demoCommand,
+};
 
 /** The client command for argv, with its name, if argv names one ("intensity now" included). */
-function clientCommand(name: string, rest: string[]): { label: string; command: Command; argv: string[] } | undefined {
-  const query = name === "intensity" && rest[0] !== undefined ? intensityQueryCommands[rest[0]] : undefined;
-  if (query) return { label: `intensity ${rest[0]}`, command: query, argv: rest.slice(1) };
-  const command = CLIENTS[name];
-  return command ? { label: name, command, argv: rest } : undefined;
+async function clientCommand(name: string, rest: string[]): Promise<{ label: string; command: Command; argv: string[] } | undefined> {
+  // "intensity" followed by a word may be a query; followed by an option, it is the service.
+  if (name === "intensity" && rest[0] !== undefined && !rest[0].startsWith("-")) {
+    const query = (await import("./commands/intensity-query.js")).intensityQueryCommands[rest[0]];
+    if (query) return { label: `intensity ${rest[0]}`, command: query, argv: rest.slice(1) };
+  }
+  return Object.hasOwn(CLIENTS, name) ? { label: name, command: await CLIENTS[name]!(), argv: rest } : undefined;
 }
 
 /** Options before a "--" (what follows belongs to the command that `run` starts). */
@@ -82,6 +92,7 @@ const ownArgs = (argv: string[]): string[] => (argv.includes("--") ? argv.slice(
 
 async function runClient(label: string, command: Command, argv: string[]): Promise<number> {
   if (ownArgs(argv).includes("--help")) return void process.stdout.write(command.help), 0;
+  const { CliError, UsageError } = await import("./commands/common.js");
   try {
     return await command.run(argv);
   } catch (err) {
@@ -94,11 +105,15 @@ async function runClient(label: string, command: Command, argv: string[]): Promi
   }
 }
 
+/** Set once argv names a client command: its failures exit 1, the services' 2. */
+let runningClient = false;
+
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === "--version") return void process.stdout.write(`${VERSION}\n`);
-  const client = name === undefined ? undefined : clientCommand(name, rest);
+  const client = name === undefined ? undefined : await clientCommand(name, rest);
   if (client) {
+    runningClient = true;
     process.exitCode = await runClient(client.label, client.command, client.argv);
     // Let stdout drain and the loop empty; don't let a stray handle keep a finished command alive.
     setTimeout(() => process.exit(), 1000).unref();
@@ -110,8 +125,9 @@ async function main(argv: string[]): Promise<void> {
     process.exitCode = command || name === "--help" || name === undefined ? 0 : 2;
     return;
   }
-  if (rest.includes("--help")) return void process.stdout.write(command.help ?? USAGE);
+  if (rest.includes("--help")) return void process.stdout.write((await command.help?.()) ?? USAGE);
   const servers = await command.run(rest);
+  const [{ shutdownOnSignals }, { createLogger }] = await Promise.all([import("../server/shared/serve.js"), import("../server/shared/log.js")]);
   shutdownOnSignals(servers, createLogger("carbonmon", "info"));
   if (name === "serve") process.stdout.write(banner(servers));
 }
@@ -120,6 +136,5 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   const hint = err instanceof AppError && err.hint ? ` (hint: ${err.hint})` : "";
   const message = err instanceof ConfigError ? err.message : `carbonmon: ${(err as Error).message}${hint}`;
   process.stderr.write(`${message}\n`);
-  const client = process.argv[2] !== undefined && clientCommand(process.argv[2], process.argv.slice(3)) !== undefined;
-  process.exit(client && !(err instanceof ConfigError) ? 1 : 2);
+  process.exit(runningClient && !(err instanceof ConfigError) ? 1 : 2);
 });

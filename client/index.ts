@@ -11,6 +11,7 @@ export {
 } from "./agent-client.js";
 export {
   createIntensityClient,
+  type BestWindowOptions,
   type GapOptions,
   type IntensityClient,
   type IntensityClientOptions,
@@ -29,4 +30,13 @@ export type {
   PowerSample,
   WindowInfo,
 } from "../proto/gen/carbonmon/agent/v1/agent.js";
-export type { ComputeEmissionsResponse, IntensityPoint, IntensitySeries, ProviderInfo, ResolvedLocation } from "../proto/gen/carbonmon/intensity/v1/intensity.js";
+export type {
+  BestWindowResponse,
+  ComputeEmissionsResponse,
+  IntensityPoint,
+  IntensitySeries,
+  ProviderInfo,
+  ResolvedLocation,
+  SkippedLocation,
+  WindowCandidate,
+} from "../proto/gen/carbonmon/intensity/v1/intensity.js";

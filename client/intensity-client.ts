@@ -4,6 +4,7 @@ import {
   CarbonIntensityClient,
   EmissionFactorType,
   GapPolicy,
+  type BestWindowResponse,
   type ComputeEmissionsResponse,
   type IntensityPoint,
   type IntensitySeries,
@@ -49,6 +50,22 @@ export interface SegmentInput {
   device?: string;
 }
 
+export interface BestWindowOptions extends CallOptionsLite {
+  /** How long the job runs, ms (at most 72 h). */
+  durationMs: number;
+  /** Default: now. */
+  earliestStart?: Date;
+  /** Default: the end of the shortest forecast among the locations. */
+  latestEnd?: Date;
+  /** The job's energy, to get grams per window (carbon_g). */
+  energyJ?: number;
+  emissionFactor?: "lifecycle" | "direct";
+  /** Default 5, at most 100. */
+  maxCandidates?: number;
+  /** Ask this provider only. */
+  provider?: string;
+}
+
 export interface IntensityClient {
   readonly address: string;
   readonly raw: CarbonIntensityClient;
@@ -57,6 +74,11 @@ export interface IntensityClient {
   history(location: LocationInput, start: Date, end: Date, options?: GapOptions): Promise<IntensitySeries>;
   forecast(location: LocationInput, options?: IntensityQueryOptions & { horizonMs?: number }): Promise<IntensitySeries>;
   computeEmissions(location: LocationInput, segments: SegmentInput[], options?: GapOptions): Promise<ComputeEmissionsResponse>;
+  /**
+   * The cleanest windows of `durationMs` among the locations, from their forecasts, best first, with the
+   * figures for starting at once (`runNow`) to compare with.
+   */
+  bestWindow(locations: LocationInput[], options: BestWindowOptions): Promise<BestWindowResponse>;
   resolveLocation(location: LocationInput, options?: CallOptionsLite): Promise<ResolvedLocation>;
   listProviders(options?: CallOptionsLite): Promise<ProviderInfo[]>;
   close(): void;
@@ -105,6 +127,25 @@ export function createIntensityClient(address: string, options: IntensityClientO
           ...query(location, o),
           gapPolicy: gaps(o.gapPolicy),
           segments: segments.map((s) => ({ start: s.start, end: s.end ?? s.start, energyJ: s.energyJ, device: s.device ?? "energy" })),
+        },
+        defaults,
+        true,
+        o,
+      ),
+    bestWindow: async (locations, o) =>
+      unary(
+        raw,
+        raw.getBestWindow,
+        "GetBestWindow",
+        {
+          locations: locations.map(toLocation),
+          duration: durationFromMs(o.durationMs),
+          earliestStart: o.earliestStart,
+          latestEnd: o.latestEnd,
+          energyJ: o.energyJ,
+          emissionFactor: factor(o.emissionFactor),
+          maxCandidates: o.maxCandidates ?? 0,
+          provider: o.provider ?? "",
         },
         defaults,
         true,

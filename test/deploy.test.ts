@@ -194,10 +194,33 @@ test("Dockerfile: a node:20-bookworm-slim build stage with a C++ toolchain, and 
   t.true(args("COPY").some((c) => c.startsWith("--from=build ") && c.includes("node_modules")), "the runtime copies node_modules from the build stage");
 });
 
+test("Dockerfile: the image runs the compiled dist/, built in its own stage, and holds no TypeScript sources or tsx", (t) => {
+  const stages = dockerfile.split(/^(?=FROM )/m).filter((s) => s.startsWith("FROM "));
+  const named = (name: string) => stages.find((s) => new RegExp(`^FROM .*\\sAS\\s+${name}\\s*$`, "im").test(s.split("\n")[0]!));
+  const compile = named("compile");
+  const runtime = named("runtime");
+  t.truthy(compile, "a compile stage");
+  t.truthy(runtime, "a runtime stage");
+  const compileSteps = instructions(compile ?? "");
+  t.true(compileSteps.some((s) => s.op === "RUN" && /\bnpm run build\b/.test(s.args)), "the compile stage runs npm run build (tsconfig.build.json)");
+  for (const source of ["tsconfig.build.json", "bin", "server", "client", "proto"]) {
+    t.true(compileSteps.some((s) => s.op === "COPY" && s.args.split(/\s+/).includes(source)), `the compile stage copies ${source}`);
+  }
+  const runtimeCopies = instructions(runtime ?? "").filter((s) => s.op === "COPY").map((s) => s.args);
+  t.true(runtimeCopies.some((c) => /^--from=compile\s+\/app\/dist\s/.test(c)), "the runtime copies dist/ from the compile stage");
+  t.deepEqual(runtimeCopies.filter((c) => !c.startsWith("--from=")).flatMap((c) => c.split(/\s+/).slice(0, -1)), ["package.json", "proto/carbonmon"], "the runtime copies no TypeScript sources");
+  // The production install leaves the prepare script (tsc, a dev dependency) to the compile stage.
+  t.true(args("RUN").some((r) => /npm pkg delete scripts\.prepare\b.*\bnpm ci\b.*--omit=dev/.test(r)), "npm ci --omit=dev without the prepare script");
+  const pkg = JSON.parse(read("package.json")) as { dependencies: Record<string, string>; devDependencies: Record<string, string>; scripts: Record<string, string> };
+  t.false("tsx" in pkg.dependencies, "tsx is not a runtime dependency");
+  t.true("tsx" in pkg.devDependencies);
+  t.regex(pkg.scripts.prepare ?? "", /\bnpm run build\b/);
+});
+
 test("Dockerfile: entry point, ports, data volume and settings", (t) => {
-  t.deepEqual(JSON.parse(args("ENTRYPOINT").at(-1)!), ["node", "bin/carbonmon.js"]);
+  t.deepEqual(JSON.parse(args("ENTRYPOINT").at(-1)!), ["node", "dist/bin/carbonmon.js"]);
   t.deepEqual(JSON.parse(args("CMD").at(-1)!), ["serve"]);
-  t.true(existsSync(new URL("../bin/carbonmon.js", import.meta.url)));
+  t.true(existsSync(new URL("../bin/carbonmon.ts", import.meta.url)), "dist/bin/carbonmon.js is compiled from bin/carbonmon.ts");
   t.regex(read("bin/carbonmon.ts"), /carbonmon serve\b/, "serve (the default command) is a command of the CLI");
   const exposed = args("EXPOSE").join(" ").split(/\s+/);
   t.true(exposed.includes("50051") && exposed.includes("50061"));
@@ -223,9 +246,11 @@ test("Dockerfile: every copied path exists, and .dockerignore keeps it in the bu
   }
 });
 
-test("the services' V8 flags are the same wherever they start: the bin's shebang, the image's NODE_OPTIONS, the benchmarks", (t) => {
-  const shebang = read("bin/carbonmon.js").split("\n")[0]!;
-  t.is(shebang, `#!/usr/bin/env -S node ${SERVICE_NODE_FLAGS.join(" ")}`);
+test("the services' V8 flags are the same wherever they start: the bins' shebangs, the image's NODE_OPTIONS, the benchmarks", (t) => {
+  // bin/carbonmon.js: from a clone; bin/carbonmon.ts: compiled (tsc keeps the shebang) into the installed bin.
+  for (const bin of ["bin/carbonmon.js", "bin/carbonmon.ts"]) {
+    t.is(read(bin).split("\n")[0]!, `#!/usr/bin/env -S node ${SERVICE_NODE_FLAGS.join(" ")}`, bin);
+  }
   const nodeOptions = /\bNODE_OPTIONS=(\S+)/.exec(args("ENV").join(" "));
   t.is(nodeOptions?.[1], SERVICE_NODE_FLAGS.join(" "));
   for (const flag of SERVICE_NODE_FLAGS) t.true(process.allowedNodeEnvironmentFlags.has(flag.split("=")[0]!), `${flag} is allowed in NODE_OPTIONS`);

@@ -1,6 +1,6 @@
 /**
  * The README's client examples, extracted and run as they are (through the package's own
- * "carbonmon/client" export) against a real agent (fake NVML, one GPU at 300 W, pricing its windows) and
+ * "carbonmon/client" export, its TypeScript sources under the "carbonmon-source" condition) against a real agent (fake NVML, one GPU at 300 W, pricing its windows) and
  * a real intensity service (a configured constant for DE).
  */
 import { execFile } from "node:child_process";
@@ -40,7 +40,7 @@ test("every TypeScript example in the README runs against real servers and print
   for (const [i, code] of blocks.entries()) {
     const file = join(dir, `example-${i}.ts`);
     writeFileSync(file, code);
-    const { stdout } = await run(process.execPath, ["--import", "tsx", file], { cwd: ROOT, env, timeout: 30_000 });
+    const { stdout } = await run(process.execPath, ["--conditions=carbonmon-source", "--import", "tsx", file], { cwd: ROOT, env, timeout: 30_000 });
     outputs.push(stdout);
   }
   const [measure, watch, fleet] = outputs as [string, string, string];

@@ -24,8 +24,11 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
+/** What parse() returns (named, so that the build can write it into the declarations). */
+export type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: boolean; strict: true }>>;
+
 /** Parses argv strictly (unknown options and stray arguments are a UsageError). */
-export function parse<O extends Options>(argv: string[], options: O, positionals = false) {
+export function parse<O extends Options>(argv: string[], options: O, positionals = false): Parsed<O> {
   try {
     return parseArgs({ args: argv, options, allowPositionals: positionals, strict: true });
   } catch (err) {

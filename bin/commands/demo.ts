@@ -4,7 +4,6 @@
  * line that shows its numbers says SIMULATED.
  */
 import { createAgentClient } from "../../client/index.js";
-import { enableSimulatedGpuFallback } from "../../server/agent/devices/simulated.js";
 import { CLIENT_OPTIONS, parse, type Command } from "./common.js";
 import { mark, measurementText, SIMULATED_BANNER } from "./format.js";
 import { startLocalAgent, startLocalIntensity, type LocalService } from "./local.js";
@@ -58,12 +57,11 @@ async function show(agent: LocalService, intensity: LocalService, location: stri
 
 async function demo(argv: string[]): Promise<number> {
   parse(argv, {});
-  enableSimulatedGpuFallback();
   const intensity = await startLocalIntensity();
   let agent: LocalService | undefined;
   try {
     const location = process.env.CARBONMON_LOCATION || DEMO_LOCATION;
-    agent = await startLocalAgent({ CARBONMON_INTENSITY_ADDR: intensity.address, CARBONMON_LOCATION: location });
+    agent = await startLocalAgent({ CARBONMON_INTENSITY_ADDR: intensity.address, CARBONMON_LOCATION: location, CARBONMON_SIMULATED_GPU: process.env.CARBONMON_SIMULATED_GPU || "true" });
     await show(agent, intensity, location);
   } finally {
     await agent?.close();

@@ -3,10 +3,12 @@ import { createIntensityClient, type IntensityPoint, type IntensitySeries, type 
 import { IntensitySource } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { parseLatLon } from "../../server/shared/config.js";
 import { calling, CLIENT_OPTIONS, intensityAddress, json, parse, positiveInt, UsageError, type Command } from "./common.js";
+import { bestCommand } from "./intensity-best.js";
 
 export const QUERIES = ["now", "history", "forecast"] as const;
 
 const HELP = `Usage: carbonmon intensity now|history|forecast --location L [options]
+       carbonmon intensity best --locations DE,FR,GB --duration 2h [options]   (see carbonmon intensity best --help)
        carbonmon intensity [service options]     (no subcommand: serve the intensity service; see --help there)
 
   now             the current intensity
@@ -64,7 +66,8 @@ async function query(which: (typeof QUERIES)[number], argv: string[]): Promise<n
   }
 }
 
-export const intensityQueryCommands: Record<string, Command> = Object.fromEntries(
-  QUERIES.map((q) => [q, { help: HELP, run: (argv: string[]) => query(q, argv) }]),
-);
+export const intensityQueryCommands: Record<string, Command> = {
+  ...Object.fromEntries(QUERIES.map((q) => [q, { help: HELP, run: (argv: string[]) => query(q, argv) }])),
+  best: bestCommand,
+};
 export const INTENSITY_QUERY_HELP = HELP;

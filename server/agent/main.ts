@@ -10,6 +10,8 @@ import { AgentStore } from "./storage/store.js";
 import { WalCheckpointer } from "./storage/wal-checkpointer.js";
 import { WindowManager } from "./windows/manager.js";
 import { Sampler } from "./energy/sampler.js";
+import { IntensityServiceClient } from "./api/intensity-client.js";
+import { measurementCodec } from "./api/measurement-codec.js";
 import { agentRegistration, type AgentContext } from "./api/service.js";
 
 export interface Agent {
@@ -29,21 +31,25 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   let store: AgentStore | undefined;
   let windows: WindowManager | undefined;
   let checkpointer: WalCheckpointer | undefined;
-  const pricer = new CarbonPricer(config, log);
+  const pricer = new CarbonPricer(config, log, config.intensityAddr ? new IntensityServiceClient(config.intensityAddr) : undefined);
   try {
     store = new AgentStore(config.dataDir, clock.nowMs(), {
       onFlushError: (err) => log.error({ err }, "moving the window journal into agent.db failed; the journal keeps the records, retrying in 1 s"),
       onJournalDamaged: (message) => log.error(message),
+      onRecordSetAside: (message) => log.error(message),
+      journal: { mode: config.journalMode },
     });
     const journal = store.journalMode;
-    if (journal.mode === "mapped") log.info({ journal: journal.mode }, "window journal mapped into memory");
-    else log.warn({ journal: journal.mode, reason: journal.fallbackReason }, "window journal appends with write(2): BeginWindow and EndWindow cost a system call each");
-    checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log);
-    windows = new WindowManager({ config, sampler, pricer, store, clock, log });
+    if (journal.mode === "mapped") log.info({ journal: journal.mode }, "window journal mapped into memory (CARBONMON_JOURNAL_MODE=mapped): keep agent.journal off copy-on-write filesystems and never truncate it while the agent runs");
+    else if (config.journalMode === "mapped") log.warn({ journal: journal.mode, reason: journal.fallbackReason }, "window journal cannot be mapped; it appends with write(2)");
+    else log.info({ journal: journal.mode }, "window journal appends with write(2)");
+    const opened = store;
+    checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log, () => opened.useAutocheckpoint());
+    windows = new WindowManager({ config, sampler, pricer, store, codec: measurementCodec, clock, log });
     const power = new PowerHub(sampler, { config, log });
     await firstReadings(sampler, config.firstReadingTimeoutMs, log);
     const context: AgentContext = { config, sampler, power, windows, startedAtMs: clock.nowMs(), log };
-    const [opened, manager, walWorker] = [store, windows, checkpointer];
+    const [manager, walWorker] = [windows, checkpointer];
     const running = await serve({
       listen: config.listen,
       services: [agentRegistration(context)],

@@ -6,10 +6,12 @@ import {
   type IntensityPoint,
   type Location,
   type ProviderAttempt,
+  type WindowCandidate,
 } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { ZONE_PATTERN } from "../shared/config.js";
 import { AppError, Code } from "../shared/errors.js";
 import type { EmissionFactor, Point, Signal, Source } from "./core/point.js";
+import type { LocatedWindow } from "./best-window.js";
 
 const SIGNAL: Record<Signal, SignalType> = { average: SignalType.SIGNAL_TYPE_AVERAGE, marginal: SignalType.SIGNAL_TYPE_MARGINAL };
 const SOURCE: Record<Source, IntensitySource> = {
@@ -72,4 +74,26 @@ export function locationOf(location: Location | undefined): LocationQuery {
   }
   if (location?.autoDetect) return { kind: "auto" };
   throw new AppError(Code.InvalidArgument, "location is required: a zone, coordinates or auto_detect", { hint: 'e.g. {"zone":"DE"}' });
+}
+
+/** A GetBestWindow window with its series' provenance; `location` as the request gave it. */
+export function windowToProto(w: LocatedWindow, location: Location | undefined): WindowCandidate {
+  const o = w.outlook;
+  const first = o.points[0];
+  return {
+    location,
+    zone: o.zone,
+    start: new Date(w.startMs),
+    end: new Date(w.endMs),
+    meanGPerKwh: w.meanGPerKwh,
+    ...(w.carbonG !== undefined ? { carbonG: w.carbonG } : {}),
+    provider: o.provider,
+    signal: SIGNAL[o.signal],
+    emissionFactor: emissionFactorToProto(first?.emissionFactor ?? "lifecycle"),
+    source: o.forecast ? IntensitySource.INTENSITY_SOURCE_FORECAST : SOURCE[first?.source ?? "configured"],
+    isForecast: o.forecast,
+    issuedAt: new Date(o.issuedAtMs),
+    fetchedAt: new Date(o.fetchedAtMs),
+    attempts: o.attempts.map((a): ProviderAttempt => ({ ...a })),
+  };
 }

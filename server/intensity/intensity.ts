@@ -10,13 +10,36 @@ import type { TtlCache } from "./cache.js";
 import type { ProviderGuard } from "./guard.js";
 import type { Attempt, LocationQuery } from "./codec.js";
 import { computeEmissions, type EmissionsResult } from "./core/emissions.js";
-import { isProvisional, type EmissionFactor, type Point } from "./core/point.js";
-import { fillGaps, gaps, normalize } from "./core/series.js";
+import { isProvisional, type EmissionFactor, type Point, type Signal } from "./core/point.js";
+import { clip, fillGaps, gaps, normalize } from "./core/series.js";
 import type { Coordinates, Provider, Query } from "./providers/provider.js";
 import type { IntensityStore } from "./store/store.js";
+import { DAY_MS, MINUTE_MS } from "../shared/units.js";
 
-const DAY_MS = 86_400_000;
-const MINUTE_MS = 60_000;
+
+/** A zone's series for the coming hours, from one provider (see Intensity.outlook). */
+export interface Outlook {
+  zone: string;
+  /** Normalized: sorted, no overlaps; holes are gaps. */
+  points: Point[];
+  /** false: the provider has no forecast; its values (a constant, an annual average) are flat. */
+  forecast: boolean;
+  provider: string;
+  signal: Signal;
+  attempts: Attempt[];
+  fetchedAtMs: number;
+  /** When the provider issued the series (its latest updatedAt / generated_at), else when it was fetched. */
+  issuedAtMs: number;
+}
+
+/** Failures that say a provider will not give this zone a forecast (not that it is down for a while). */
+const REFUSALS = new Set<string>([Code.FailedPrecondition, Code.NotFound, Code.PermissionDenied, Code.Unauthenticated, Code.InvalidArgument]);
+
+function noOutlook(zone: string, why: string): AppError {
+  return new AppError(Code.FailedPrecondition, `no configured provider has a forecast for zone ${zone} (${why})`, {
+    hint: "forecasts come from ElectricityMaps (ELECTRICITYMAPS_API_TOKEN, a plan with forecasts), WattTime (its regions) and the UK grid (GB); for a flat series, add the zone to CARBONMON_INTENSITY_CONSTANTS or keep offline in CARBONMON_PROVIDERS",
+  });
+}
 
 export interface IntensityRequest {
   location: LocationQuery;
@@ -235,6 +258,41 @@ export class Intensity {
     };
     const { value } = await this.deps.cache.get(this.key("forecast", zone, req, String(horizonMs)), load, () => 10 * MINUTE_MS);
     return { zone, points: value.value, attempts: value.attempts };
+  }
+
+  /**
+   * A zone's next horizonMs for scheduling (GetBestWindow): the first forecast along the whole chain; a
+   * provider without forecasts (static, offline) answers its values over the horizon instead, a flat
+   * series marked `forecast: false`. Cached like forecasts; a chain with no provider for the zone is
+   * FAILED_PRECONDITION, as is one whose every provider refused (no forecast in the plan, no data).
+   */
+  async outlook(req: IntensityRequest, horizonMs: number): Promise<Outlook> {
+    const { zone } = await this.resolve(req.location);
+    const load = async (): Promise<Outlook> => {
+      let chain: Link[];
+      try {
+        chain = this.chain(zone, req.provider);
+      } catch (err) {
+        const e = AppError.from(err);
+        throw e.code === Code.InvalidArgument ? e : noOutlook(zone, e.message);
+      }
+      const nowMs = this.deps.clock.nowMs();
+      const endMs = nowMs + horizonMs;
+      const ask = async (p: Provider) =>
+        p.forecast
+          ? { points: normalize(await p.forecast(this.query(zone, req), horizonMs)), forecast: true }
+          : { points: normalize((await p.range(this.query(zone, req), nowMs, endMs)).flatMap((x) => clip(x, x.validFromMs, endMs) ?? [])), forecast: false };
+      try {
+        const r = await this.firstAnswer(chain, ask, (v) => v.points.length > 0);
+        const updatedMs = r.value.points.reduce((m, p) => Math.max(m, p.sourceUpdatedAtMs ?? -Infinity), -Infinity);
+        return { zone, ...r.value, provider: r.provider.name, signal: r.provider.signal, attempts: r.attempts, fetchedAtMs: nowMs, issuedAtMs: Number.isFinite(updatedMs) ? updatedMs : nowMs };
+      } catch (err) {
+        const e = AppError.from(err);
+        throw REFUSALS.has(e.code) ? noOutlook(zone, e.message) : e;
+      }
+    };
+    const { value } = await this.deps.cache.get(this.key("outlook", zone, req, String(horizonMs)), load, () => 10 * MINUTE_MS);
+    return value;
   }
 
   async emissions(req: IntensityRequest, segments: Array<{ startMs: number; endMs: number; energyJ: number; device: string }>, gapPolicy: "error" | "fill"): Promise<EmissionsResult & { attempts: Attempt[] }> {

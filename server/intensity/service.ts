@@ -7,6 +7,8 @@ import {
   ResolutionMethod,
   SignalType,
   type ProviderInfo,
+  type BestWindowRequest,
+  type BestWindowResponse,
   type ComputeEmissionsRequest,
   type ComputeEmissionsResponse,
   type ForecastRequest,
@@ -23,13 +25,14 @@ import { unary } from "../shared/grpc-status.js";
 import type { Logger } from "../shared/log.js";
 import { msFromDuration } from "../shared/proto-time.js";
 import type { ServiceRegistration } from "../shared/serve.js";
-import { emissionFactorOf, locationOf, pointToProto, type Attempt } from "./codec.js";
+import { bestWindow } from "./best-window.js";
+import { emissionFactorOf, locationOf, pointToProto, windowToProto, type Attempt } from "./codec.js";
 import { isProvisional, type Point } from "./core/point.js";
 import type { Intensity, IntensityRequest } from "./intensity.js";
 import type { Provider } from "./providers/provider.js";
 import type { IntensityWatch } from "./watch.js";
+import { DAY_MS } from "../shared/units.js";
 
-const DAY_MS = 86_400_000;
 const MAX_HISTORY_MS = 366 * DAY_MS;
 const MAX_FORECAST_MS = 72 * 3_600_000;
 
@@ -128,6 +131,35 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
       return { zone: r.zone, ...(r.coordinates ? { coordinates: r.coordinates } : {}), provider, method: METHOD[r.method], detail: r.detail };
     }, log),
     listProviders: unary(async (): Promise<ListProvidersResponse> => ({ providers: await Promise.all(intensity.providers.map((p, order) => providerInfo(intensity, p, order))) }), log),
+    getBestWindow: unary(async (req: BestWindowRequest): Promise<BestWindowResponse> => {
+      if (!req.duration) throw new AppError(Code.InvalidArgument, "duration is required", { hint: 'e.g. "7200s" for a 2-hour job' });
+      const locations = req.locations.map((l, i) => {
+        try {
+          return locationOf(l);
+        } catch (err) {
+          const e = AppError.from(err);
+          throw new AppError(e.code, `locations[${i}]: ${e.message}`, { hint: e.hint });
+        }
+      });
+      const r = await bestWindow(intensity, {
+        locations,
+        durationMs: msFromDuration(req.duration),
+        ...(req.earliestStart ? { earliestStartMs: req.earliestStart.getTime() } : {}),
+        ...(req.latestEnd ? { latestEndMs: req.latestEnd.getTime() } : {}),
+        ...(req.energyJ !== undefined ? { energyJ: req.energyJ } : {}),
+        emissionFactor: emissionFactorOf(req.emissionFactor),
+        maxCandidates: req.maxCandidates,
+        provider: req.provider,
+      }, nowMs());
+      return {
+        candidates: r.candidates.map((w) => windowToProto(w, req.locations[w.location])),
+        runNow: r.runNow.map((w) => windowToProto(w, req.locations[w.location])),
+        earliestStart: new Date(r.fromMs),
+        latestEnd: new Date(r.toMs),
+        notes: r.notes,
+        skipped: r.skipped.map((s) => ({ location: req.locations[s.location], zone: req.locations[s.location]?.zone ?? "", code: s.code, message: s.message })),
+      };
+    }, log),
     watchIntensity: (call: Parameters<IntensityWatch["watch"]>[0]) => watch.watch(call, () => request(call.request)),
   };
   return { name: "carbonmon.intensity.v1.CarbonIntensity", definition: CarbonIntensityService, implementation };

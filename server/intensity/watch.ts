@@ -3,9 +3,9 @@
  * through the cache (so at most one upstream call per period); a point is pushed when the value, its
  * period or its estimated flag changes. The first point goes out at once.
  */
-import { status, type ServerWritableStream } from "@grpc/grpc-js";
+import type { ServerWritableStream } from "@grpc/grpc-js";
 import type { IntensityPoint, IntensityRequest as IntensityRequestMsg } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
-import { AppError } from "../shared/errors.js";
+import { AppError, Code } from "../shared/errors.js";
 import { toServiceError } from "../shared/grpc-status.js";
 import type { Logger } from "../shared/log.js";
 import { pointToProto, type Attempt } from "./codec.js";
@@ -24,6 +24,9 @@ interface Group {
 const same = (a: Point, b: Point): boolean =>
   a.gPerKwh === b.gPerKwh && a.validFromMs === b.validFromMs && a.isEstimated === b.isEstimated && a.provider === b.provider;
 
+/** Streams end with UNAVAILABLE through the one error table (grpc-status.ts), hint included. */
+const SHUTTING_DOWN = new AppError(Code.Unavailable, "intensity service shutting down", { hint: "reconnect: another replica, or this one once restarted, serves the stream" });
+
 export class IntensityWatch {
   private readonly groups = new Map<string, Group>();
   private closed = false;
@@ -39,7 +42,7 @@ export class IntensityWatch {
   }
 
   watch(call: WatchCall, request: () => IntensityRequest): void {
-    if (this.closed) return void call.emit("error", { code: status.UNAVAILABLE, details: "intensity service shutting down" });
+    if (this.closed) return void call.emit("error", toServiceError(SHUTTING_DOWN));
     let req: IntensityRequest;
     try {
       req = request();
@@ -97,7 +100,7 @@ export class IntensityWatch {
     this.closed = true;
     for (const [key, group] of this.groups) {
       clearInterval(group.timer);
-      for (const call of group.calls) call.emit("error", { code: status.UNAVAILABLE, details: "intensity service shutting down" });
+      for (const call of group.calls) call.emit("error", toServiceError(SHUTTING_DOWN));
       this.groups.delete(key);
     }
   }

@@ -37,6 +37,8 @@ export const SETTINGS = [
   { env: "CARBONMON_IDLE_SAMPLING_PERIOD_MS", flag: "--idle-sampling-period-ms", services: AGENT, default: "1000", description: "how often energy counters are read while no window or WatchPower stream is open, from the sampling period to 60000 ms (equal to it: never idle; unset: 1000, or the sampling period if that is longer); the first window or stream makes every device be read at once" },
   { env: "CARBONMON_IDLE_AFTER_MS", flag: "--idle-after-ms", services: AGENT, default: "5000", description: "how long sampling stays at full rate after the last window or WatchPower stream ends, 0-3600000 ms (windows begun and ended back to back do not wake the hardware each time)" },
   { env: "CARBONMON_FIRST_READING_TIMEOUT_MS", flag: "--first-reading-timeout-ms", services: AGENT, default: "10000", description: "how long the agent waits at start, before it opens its port, for every device's first reading, 0-600000 ms (a window begun before a device's first reading cannot be measured on it; 0: serve at once)" },
+  { env: "CARBONMON_SIMULATED_GPU", flag: "--simulated-gpu", services: AGENT, default: "false", description: "true: when no real GPU is found, add one labelled simulated GPU whose numbers are NOT measurements (what `carbonmon demo` uses on machines without a GPU)" },
+  { env: "CARBONMON_JOURNAL_MODE", flag: "--journal-mode", services: AGENT, default: "write", description: "how window changes are journaled before they are answered: write (one write(2) per change) or mapped (the journal file mapped into memory: no system call, but a journal truncated from outside or on a full copy-on-write filesystem kills the agent with SIGBUS)" },
   { env: "CARBONMON_RAPL_MAX_POWER_W", flag: "--rapl-max-power-w", services: AGENT, default: "1000", description: "highest plausible power of one RAPL zone; sets how often zones are read so that no wrap is missed" },
   { env: "CARBONMON_MAX_OPEN_WINDOWS", flag: "--max-open-windows", services: AGENT, default: "100000", description: "open windows allowed at once (RESOURCE_EXHAUSTED beyond)" },
   { env: "CARBONMON_RETENTION_DAYS", flag: "--retention-days", services: AGENT, default: "7", description: "how long ended windows' results are kept" },
@@ -69,6 +71,10 @@ export interface AgentConfig {
   idleSamplingPeriodMs: number;
   idleAfterMs: number;
   firstReadingTimeoutMs: number;
+  /** Add a labelled simulated GPU when no real one is found (demos). */
+  simulatedGpu: boolean;
+  /** How window changes are journaled (storage/journal.ts). */
+  journalMode: "write" | "mapped";
   raplMaxPowerW: number;
   maxOpenWindows: number;
   retentionDays: number;
@@ -186,8 +192,12 @@ class Reader {
     return this.flags.has(s.flag) || nonEmpty(this.env[env]) !== undefined || (s.secret === true && this.fromFile(env) !== undefined);
   }
 
+  /** A setting's value; one with no default that was not given is reported as a problem (and read as ""). */
   required(env: string): string {
-    return this.text(env) ?? "";
+    const value = this.text(env);
+    if (value !== undefined) return value;
+    this.problems.push(`${env} (${this.setting(env).flag}) is required`);
+    return "";
   }
 
   address(env: string, optional = false): string | undefined {
@@ -325,6 +335,8 @@ export function loadAgentConfig(source: ConfigSource = {}): AgentConfig {
     idleSamplingPeriodMs: idleSamplingPeriodMs(r, samplingOk ? samplingPeriodMs : undefined),
     idleAfterMs: r.integer("CARBONMON_IDLE_AFTER_MS", 0, 3_600_000),
     firstReadingTimeoutMs: r.integer("CARBONMON_FIRST_READING_TIMEOUT_MS", 0, 600_000),
+    simulatedGpu: r.boolean("CARBONMON_SIMULATED_GPU"),
+    journalMode: r.oneOf("CARBONMON_JOURNAL_MODE", ["write", "mapped"]) as "write" | "mapped",
     raplMaxPowerW: r.integer("CARBONMON_RAPL_MAX_POWER_W", 1, 100_000),
     maxOpenWindows: r.integer("CARBONMON_MAX_OPEN_WINDOWS", 1, 10_000_000),
     retentionDays: r.integer("CARBONMON_RETENTION_DAYS", 1, 3650),

@@ -8,6 +8,7 @@ export const Code = {
   AlreadyExists: "ALREADY_EXISTS",
   ResourceExhausted: "RESOURCE_EXHAUSTED",
   FailedPrecondition: "FAILED_PRECONDITION",
+  OutOfRange: "OUT_OF_RANGE",
   PermissionDenied: "PERMISSION_DENIED",
   Unauthenticated: "UNAUTHENTICATED",
   Unavailable: "UNAVAILABLE",

@@ -12,6 +12,7 @@ const STATUS: Record<Code, status> = {
   [Code.AlreadyExists]: status.ALREADY_EXISTS,
   [Code.ResourceExhausted]: status.RESOURCE_EXHAUSTED,
   [Code.FailedPrecondition]: status.FAILED_PRECONDITION,
+  [Code.OutOfRange]: status.OUT_OF_RANGE,
   [Code.PermissionDenied]: status.PERMISSION_DENIED,
   [Code.Unauthenticated]: status.UNAUTHENTICATED,
   [Code.Unavailable]: status.UNAVAILABLE,
@@ -25,13 +26,25 @@ export function grpcStatusOf(code: Code): status {
   return STATUS[code];
 }
 
+/**
+ * The most characters of a message or hint sent in a status. Messages may quote what a request sent (a
+ * key, a value); a status is a trailer, and C-core clients refuse trailers over 8 KB with RESOURCE_EXHAUSTED
+ * instead of the real status, so whatever a message quotes, it is cut here.
+ */
+export const MAX_STATUS_CHARS = 1024;
+
+function bounded(text: string): string {
+  if (text.length <= MAX_STATUS_CHARS) return text;
+  return `${text.slice(0, MAX_STATUS_CHARS)}… (${text.length - MAX_STATUS_CHARS} more characters)`;
+}
+
 /** Turns any thrown value into a gRPC error. Unexpected errors are logged and hidden behind INTERNAL. */
 export function toServiceError(err: unknown, log?: Logger): Partial<ServiceError> {
   const appError = AppError.from(err);
   if (!(err instanceof AppError)) log?.error({ err }, "unexpected error in handler");
   const metadata = new Metadata();
-  if (appError.hint) metadata.set("carbonmon-hint", appError.hint);
-  const details = err instanceof AppError ? appError.detail : "internal error (see the server's log)";
+  if (appError.hint) metadata.set("carbonmon-hint", bounded(appError.hint));
+  const details = bounded(err instanceof AppError ? appError.detail : "internal error (see the server's log)");
   return { code: STATUS[appError.code], details, metadata };
 }
 

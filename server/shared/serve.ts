@@ -5,8 +5,8 @@
 import { join } from "node:path";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
+import { addLazyReflection } from "./lazy-reflection.js";
 import type { Logger } from "./log.js";
 import { PACKAGE_ROOT } from "./paths.js";
 
@@ -60,7 +60,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   health.addToServer(server);
 
   const names = [...options.services.map((s) => s.name), "grpc.health.v1.Health"];
-  new ReflectionService(reflectionDefinitions(), { services: names }).addToServer(server);
+  addLazyReflection(server, names, reflectionDefinitions);
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(options.listen, ServerCredentials.createInsecure(), (err, bound) =>

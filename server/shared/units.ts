@@ -14,3 +14,10 @@ export const carbonG = (energyJ: number, gPerKwh: number): number => (energyJ / 
 export const lbsPerMwhToGPerKwh = (lbsPerMwh: number): number => (lbsPerMwh * G_PER_LB) / 1000;
 
 export const msToS = (ms: number): number => ms / 1e3;
+
+/** Durations in milliseconds: the one home for them (providers and services import these). */
+export const SECOND_MS = 1000;
+export const MINUTE_MS = 60 * SECOND_MS;
+export const HOUR_MS = 60 * MINUTE_MS;
+export const HALF_HOUR_MS = 30 * MINUTE_MS;
+export const DAY_MS = 24 * HOUR_MS;

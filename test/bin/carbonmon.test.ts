@@ -3,12 +3,13 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import test from "ava";
 import { createAgentClient } from "../../client/index.js";
+import { CLI_ARGS } from "../helpers/cli.js";
 import { tempDataDir } from "../helpers/grpc.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 function run(args: string[], env: Record<string, string> = {}) {
-  return spawn(process.execPath, ["bin/carbonmon.js", ...args], { cwd: ROOT, env: { ...process.env, CARBONMON_LOG_LEVEL: "silent", ...env } });
+  return spawn(process.execPath, [...CLI_ARGS, ...args], { cwd: ROOT, env: { ...process.env, CARBONMON_LOG_LEVEL: "silent", ...env } });
 }
 
 test("carbonmon serve starts both services, prints their addresses and stops cleanly on SIGTERM", async (t) => {

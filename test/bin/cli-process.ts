@@ -1,6 +1,7 @@
-/** Runs `node bin/carbonmon.js …` as a real process and collects what it printed. */
+/** Runs `carbonmon …` (its TypeScript sources) as a real process and collects what it printed. */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { CLI_ARGS } from "../helpers/cli.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -11,7 +12,7 @@ export interface Finished {
 }
 
 export function start(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams & { out: () => Finished; done: Promise<Finished> } {
-  const child = spawn(process.execPath, ["bin/carbonmon.js", ...args], {
+  const child = spawn(process.execPath, [...CLI_ARGS, ...args], {
     cwd: ROOT,
     env: { ...process.env, CARBONMON_LOG_LEVEL: "silent", CARBONMON_POWERCAP_ROOT: "/nonexistent/powercap", ...env },
   });

@@ -43,6 +43,8 @@ export interface FakeWattTimeOptions {
   value?: (region: string, pointMs: number) => number | null;
   /** The longest /v3/historical span accepted (default 30 days; longer is 400). */
   historicalMaxMs?: number;
+  /** /v3/forecast answers at most this many hours, whatever horizon_hours asks (a forecast shorter than asked). */
+  forecastMaxHours?: number;
 }
 
 /** A scripted misbehaviour for one path ("/login", "/v3/forecast", …). */
@@ -160,7 +162,7 @@ export async function startFakeWattTime(options: FakeWattTimeOptions = {}): Prom
     if (path === "/v3/forecast") {
       const hours = Number(q.horizon_hours ?? 24);
       if (!Number.isInteger(hours) || hours < 0 || hours > 72) return [400, { error: "horizon_hours must be an integer from 0 to 72" }];
-      return [200, data(region, head, Math.max(1, hours * 12), fault)];
+      return [200, data(region, head, Math.max(1, Math.min(hours, options.forecastMaxHours ?? hours) * 12), fault)];
     }
     if (path === "/v3/historical") {
       const zoned = (s: string | undefined): boolean => /(Z|[+-]\d\d:?\d\d)$/.test(s ?? "");

@@ -11,6 +11,7 @@
  * generated encoder.
  */
 import { CarbonPeriod, type Measurement } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { Timestamp } from "../../../proto/gen/google/protobuf/timestamp.js";
 
 /** Every Measurement field this encoder writes, in field-number order (the test compares with ts-proto's). */
@@ -162,12 +163,55 @@ class Out {
 
 const out = new Out();
 
-function timestamp(tag: number, date: Date): void {
+/** A window's edges at the precision they were measured (fractional ms since the epoch). */
+export interface EdgesMs {
+  beginMs: number;
+  endMs: number;
+}
+
+/** The ms since the epoch of a Timestamp's bytes, nanoseconds kept as the fraction. */
+function timestampMs(bytes: Uint8Array): number {
+  const t = Timestamp.decode(bytes);
+  return Number(t.seconds) * 1000 + t.nanos / 1_000_000;
+}
+
+/**
+ * begin_time and end_time of an encoded Measurement at full precision (ts-proto's Date has whole
+ * milliseconds): a stored result read back and encoded again keeps its edges to the nanosecond.
+ */
+export function readEdgesMs(bytes: Uint8Array): Partial<EdgesMs> {
+  const reader = new BinaryReader(bytes);
+  const edges: Partial<EdgesMs> = {};
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === 2 && wireType === WireType.LengthDelimited) edges.beginMs = timestampMs(reader.bytes());
+    else if (field === 3 && wireType === WireType.LengthDelimited) edges.endMs = timestampMs(reader.bytes());
+    else reader.skip(wireType);
+  }
+  return edges;
+}
+
+/**
+ * A Timestamp field. exactMs (fractional ms since the epoch, the agent's own clock) gives the instant at
+ * the precision it was measured, in nanoseconds; a Date alone has whole milliseconds.
+ */
+function timestamp(tag: number, date: Date, exactMs?: number): void {
   const ms = date.getTime();
   out.varint(tag);
   const start = out.open();
-  if (Number.isFinite(ms) && ms >= 0) {
-    // As ts-proto's toTimestamp: whole seconds, the rest in nanos (a Date holds whole milliseconds).
+  if (exactMs !== undefined && Number.isFinite(exactMs) && exactMs >= 0 && Math.trunc(exactMs) === ms) {
+    let seconds = Math.floor(exactMs / 1000);
+    let nanos = Math.round((exactMs - seconds * 1000) * 1_000_000);
+    if (nanos >= 1_000_000_000) {
+      seconds += 1;
+      nanos -= 1_000_000_000;
+    }
+    if (seconds !== 0) {
+      out.varint(8);
+      out.varint(seconds);
+    }
+    out.int32Field(16, nanos);
+  } else if (Number.isFinite(ms) && ms >= 0) {
     const seconds = Math.trunc(ms / 1000);
     const nanos = (ms % 1000) * 1_000_000;
     if (seconds !== 0) {
@@ -176,7 +220,6 @@ function timestamp(tag: number, date: Date): void {
     }
     out.int32Field(16, nanos);
   } else {
-    // Before 1970 (negative int64s) or invalid (the generated code throws): the generated encoder decides.
     out.raw(Timestamp.encode({ seconds: BigInt(Math.trunc(ms / 1000)), nanos: (ms % 1000) * 1_000_000 }).finish());
   }
   out.close(start);
@@ -209,11 +252,11 @@ function stringMap(tag: number, map: Record<string, string>, numericKey: boolean
 }
 
 /** Measurement.encode(m).finish(), byte for byte. */
-export function encodeMeasurement(m: Measurement): Uint8Array {
+export function encodeMeasurement(m: Measurement, edges?: EdgesMs): Uint8Array {
   out.pos = 0;
   out.stringField(10, m.key);
-  if (m.beginTime !== undefined) timestamp(18, m.beginTime);
-  if (m.endTime !== undefined) timestamp(26, m.endTime);
+  if (m.beginTime !== undefined) timestamp(18, m.beginTime, edges?.beginMs);
+  if (m.endTime !== undefined) timestamp(26, m.endTime, edges?.endMs);
   out.doubleField(33, m.timeS);
   doubleMap(42, m.gpuEnergyJ);
   doubleMap(50, m.cpuEnergyJ);

@@ -15,7 +15,6 @@ import {
   type GetWindowRequest,
   type ListWindowsRequest,
   type ListWindowsResponse,
-  type Measurement,
 } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { AgentConfig } from "../../shared/config.js";
 import { unary } from "../../shared/grpc-status.js";
@@ -25,7 +24,7 @@ import type { ServiceRegistration } from "../../shared/serve.js";
 import { VERSION } from "../../shared/version.js";
 import { backendToProto, gpuToProto, raplZoneToProto } from "./host-codec.js";
 import type { PowerHub } from "./power-stream.js";
-import { serializeMeasurement } from "./measurement-codec.js";
+import { serializeEncoded } from "./measurement-codec.js";
 import type { Sampler } from "../energy/sampler.js";
 import type { WindowManager } from "../windows/manager.js";
 
@@ -87,11 +86,12 @@ function listWindows(ctx: AgentContext, req: ListWindowsRequest): ListWindowsRes
   };
 }
 
-/** The service as the agent serves it: ended windows' Measurements go out as the bytes the store journaled (result.ts), encoded once. */
+/** The service as the agent serves it: Measurements go out as the bytes the store journaled (measurement-codec.ts), encoded once. */
 export const AGENT_SERVICE_DEFINITION = {
   ...EnergyMonitorService,
-  endWindow: { ...EnergyMonitorService.endWindow, responseSerialize: serializeMeasurement },
-  getWindow: { ...EnergyMonitorService.getWindow, responseSerialize: serializeMeasurement },
+  endWindow: { ...EnergyMonitorService.endWindow, responseSerialize: serializeEncoded },
+  getWindow: { ...EnergyMonitorService.getWindow, responseSerialize: serializeEncoded },
+  watchPower: { ...EnergyMonitorService.watchPower, responseSerialize: serializeEncoded },
 } as const;
 
 export function agentRegistration(ctx: AgentContext): ServiceRegistration {
@@ -99,7 +99,7 @@ export function agentRegistration(ctx: AgentContext): ServiceRegistration {
   const implementation: UntypedServiceImplementation = {
     getHost: unary(() => getHost(ctx), ctx.log),
     beginWindow: unary((req: BeginWindowRequest) => beginWindow(ctx, req), ctx.log),
-    endWindow: unary((req: EndWindowRequest): Promise<Measurement> => w.end(req.key, req.waitForCounterUpdate), ctx.log),
+    endWindow: unary((req: EndWindowRequest): Promise<Uint8Array> => w.end(req.key, req.waitForCounterUpdate), ctx.log),
     getWindow: unary((req: GetWindowRequest) => w.get(req.key), ctx.log),
     listWindows: unary((req: ListWindowsRequest) => listWindows(ctx, req), ctx.log),
     cancelWindow: unary((req: CancelWindowRequest): CancelWindowResponse => {

@@ -3,22 +3,20 @@
  * pricing at EndWindow, and the background loop that asks again for pending or provisional grams (with a
  * doubling delay) and replaces the stored figures. Only used when an intensity service is configured.
  */
-import { CarbonStatus, type Measurement } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { Clock } from "../../shared/clock.js";
 import type { AgentConfig } from "../../shared/config.js";
 import type { Logger } from "../../shared/log.js";
 import { BoundaryLog } from "./boundary-log.js";
-import { applyCarbon, deviceName, type CarbonOutcome, type CarbonPricer, type EnergyPiece } from "./pricer.js";
-import { BOUNDARY_PERIOD_MS, splitAtMarks, type Mark } from "../core/carbon.js";
+import { applyCarbon, deviceName, type CarbonFigures, type CarbonOutcome } from "./outcome.js";
+import type { CarbonPricer, EnergyPiece } from "./pricer.js";
+import { nextRetryAtMs, REPRICE_BATCH, roundEveryMs } from "./repricing.js";
+import { BOUNDARY_PERIOD_MS, splitAtMarks } from "../core/carbon.js";
+import { pieceMarks } from "../core/window-energy.js";
 import type { Sampler } from "../energy/sampler.js";
+import type { ResultCodec, WindowResult } from "../windows/result.js";
 import type { SelectedDevice } from "../windows/selection.js";
-import { decodeResult, encodeResult } from "../api/measurement-codec.js";
+import { decodePieces, RecordError } from "../storage/records.js";
 import type { AgentStore } from "../storage/store.js";
-
-/** Windows whose grams are asked for again per round of the background loop. */
-const BATCH = 50;
-const MAX_PENDING_RETRY_MS = 5 * 60_000;
-const MAX_PROVISIONAL_RETRY_MS = 3600_000;
 
 /** Where a window's energy on one device starts: its begin edge, in the run that resolved it. */
 export interface PieceStart {
@@ -32,6 +30,7 @@ export interface WindowCarbonDeps {
   sampler: Sampler;
   pricer: CarbonPricer;
   store: AgentStore;
+  codec: ResultCodec;
   clock: Clock;
   log: Logger;
 }
@@ -44,7 +43,7 @@ export class WindowCarbon {
   constructor(private readonly deps: WindowCarbonDeps) {
     this.boundaries = new BoundaryLog(deps);
     const again = () => this.refresh().catch((err: unknown) => deps.log.error({ err }, "carbon: asking again for pending grams failed; next round later"));
-    this.timer = setInterval(again, Math.min(deps.config.carbonRetryMs, 60_000)).unref();
+    this.timer = setInterval(again, roundEveryMs(deps.config.carbonRetryMs)).unref();
   }
 
   close(): void {
@@ -59,30 +58,24 @@ export class WindowCarbon {
   pieces(device: SelectedDevice, begin: PieceStart, endMs: number, energyJ: number): EnergyPiece[] {
     const { sampler, store } = this.deps;
     const end = sampler.energyAt(device.deviceId, endMs);
-    const marks: Mark[] = [
+    const span = begin.runId !== store.runId ? sampler.span(device.deviceId) : undefined;
+    const runs = begin.runId !== store.runId ? [...store.runsSince(device.deviceId, begin.runId).filter((r) => r.runId !== store.runId), ...(span ? [{ runId: store.runId, ...span }] : [])] : [];
+    const marks = pieceMarks(
       { tMs: begin.tMs, runId: begin.runId, cumJ: begin.energyJ },
-      ...this.boundaries.marksBetween(device.deviceId, begin.tMs, endMs),
+      this.boundaries.marksBetween(device.deviceId, begin.tMs, endMs),
       { tMs: endMs, runId: store.runId, cumJ: end?.energyJ ?? begin.energyJ + energyJ },
-    ];
-    if (begin.runId !== store.runId) {
-      const span = sampler.span(device.deviceId);
-      const runs = [...store.runsSince(device.deviceId, begin.runId).filter((r) => r.runId !== store.runId), ...(span ? [{ runId: store.runId, ...span }] : [])];
-      for (const r of runs) {
-        for (const a of [r.first, r.last]) if (a.tMs > begin.tMs && a.tMs < endMs) marks.push({ tMs: a.tMs, runId: r.runId, cumJ: a.cumJ });
-      }
-      marks.sort((x, y) => x.tMs - y.tMs);
-    }
+      runs,
+    );
     const name = deviceName(device.domain, device.index);
     const pieces = splitAtMarks(marks, energyJ).map((p) => ({ ...p, device: name }));
     return pieces.length > 0 ? pieces : [{ startMs: begin.tMs, endMs, energyJ, device: name }];
   }
 
-  /** Prices a window just stored as ended, fills its Measurement and stores the figures. */
-  async price(id: number, measurement: Measurement, pieces: readonly EnergyPiece[]): Promise<void> {
+  /** Prices a window just stored as ended; stores and returns it with its carbon figures, encoded. */
+  async price(id: number, result: WindowResult, pieces: readonly EnergyPiece[]): Promise<{ result: WindowResult; bytes: Uint8Array }> {
     const outcome = await this.deps.pricer.price(pieces);
-    if (outcome.status === CarbonStatus.CARBON_STATUS_PENDING) measurement.carbonStatusReason = outcome.reason;
-    else applyCarbon(measurement, outcome);
-    this.save(id, measurement, outcome, 0);
+    const priced = { ...result, carbon: carbonAfter(result.carbon, outcome) };
+    return { result: priced, bytes: this.save(id, priced, outcome, 0) };
   }
 
   /** Asks again for the grams of ended windows that are pending or provisional (one round at a time). */
@@ -98,30 +91,44 @@ export class WindowCarbon {
 
   private async round(): Promise<void> {
     const { store, pricer, clock, log } = this.deps;
-    for (const w of store.carbonDue(clock.nowMs(), BATCH)) {
-      const measurement = decodeResult(w.result!);
-      const outcome = await pricer.price(JSON.parse(w.segments ?? "[]") as EnergyPiece[]);
+    for (const w of store.carbonDue(clock.nowMs(), REPRICE_BATCH)) {
+      const stored = this.deps.codec.decode(w.result!);
+      let pieces: EnergyPiece[];
+      try {
+        pieces = decodePieces(w.segments ?? "[]");
+      } catch (err) {
+        if (!(err instanceof RecordError)) throw err;
+        store.stopRepricing(w.id, err.message);
+        continue;
+      }
+      const outcome = await pricer.price(pieces);
       if (!store.isOpen) return;
-      if (outcome.status !== CarbonStatus.CARBON_STATUS_PENDING) applyCarbon(measurement, outcome);
-      else if (measurement.carbonStatus === CarbonStatus.CARBON_STATUS_PENDING) measurement.carbonStatusReason = outcome.reason;
-      // Grams already stored (provisional) stay as they are while the service cannot answer.
-      this.save(w.id, measurement, outcome, w.carbonTries + 1);
-      if (outcome.status === CarbonStatus.CARBON_STATUS_PENDING) {
+      this.save(w.id, { ...stored, carbon: carbonAfter(stored.carbon, outcome) }, outcome, w.carbonTries + 1);
+      if (outcome.status === "pending") {
         log.debug({ key: w.key }, "carbon: the intensity service still cannot price; next round later");
         return;
       }
     }
   }
 
-  /** Stores a window's carbon figures and when to ask again: never once final, else after a doubling delay. */
-  private save(id: number, measurement: Measurement, outcome: CarbonOutcome, tries: number): void {
-    const { store, clock, config, log } = this.deps;
-    const maxMs = outcome.status === CarbonStatus.CARBON_STATUS_PENDING ? MAX_PENDING_RETRY_MS : MAX_PROVISIONAL_RETRY_MS;
-    const nextMs = outcome.status === CarbonStatus.CARBON_STATUS_FINAL ? null : clock.nowMs() + Math.min(config.carbonRetryMs * 2 ** Math.min(tries, 30), maxMs);
+  /** Stores a window's result with its carbon figures, and when to ask again (repricing.ts). */
+  private save(id: number, result: WindowResult, outcome: CarbonOutcome, tries: number): Uint8Array {
+    const { store, clock, config, log, codec } = this.deps;
+    const bytes = codec.encode(result);
     try {
-      store.setCarbon(id, encodeResult(measurement), nextMs);
+      store.setCarbon(id, bytes, nextRetryAtMs(outcome.status, tries, clock.nowMs(), config.carbonRetryMs));
     } catch (err) {
       log.error({ err }, "carbon: storing a window's grams failed");
     }
+    return bytes;
   }
+}
+
+/**
+ * A window's carbon figures after an attempt: the outcome's grams, unless the service could not answer,
+ * in which case grams already stored (provisional) stay as they are and pending ones get the new reason.
+ */
+function carbonAfter(current: CarbonFigures, outcome: CarbonOutcome): CarbonFigures {
+  if (outcome.status !== "pending") return applyCarbon(outcome);
+  return current.status === "pending" ? { ...current, reason: outcome.reason } : current;
 }

@@ -20,8 +20,8 @@ import {
 } from "./nvml-binding.js";
 import { NVML_SUCCESS, nvmlError } from "./nvml-errors.js";
 
-export /** How one GPU is read, decided once at probe time. */
-interface GpuPlan {
+/** How one GPU is read, decided once at probe time. */
+export interface GpuPlan {
   device: Device;
   handle: Handle;
   energy: "field" | "call" | "none";

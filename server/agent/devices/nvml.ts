@@ -82,11 +82,7 @@ export class NvmlSource implements EnergySource {
   private onMessage(msg: NvmlWorkerMessage): void {
     if (msg.type !== "readings") return;
     this.energyReads = msg.energyReads;
-    for (const r of msg.readings) {
-      if (!r.failure) continue;
-      const device = this.found.find((d) => d.id === r.deviceId);
-      if (device) Object.assign(device, { status: r.failure.status, statusReason: r.failure.reason });
-    }
+    // A failure reading (a GPU lost) reaches the sampler, the one writer of a device's status after probing.
     this.sink?.(msg.readings);
   }
 

@@ -88,15 +88,8 @@ export class SimulatedSource implements EnergySource {
   }
 }
 
-let fallbackEnabled = false;
-
-/** Makes probeSources add a simulated GPU when no backend found a GPU (for carbonmon demo only). */
-export function enableSimulatedGpuFallback(enabled = true): void {
-  fallbackEnabled = enabled;
-}
-
-/** The sources, plus a simulated GPU when the fallback is enabled and none of them has a GPU. */
-export function withSimulatedGpu(sources: EnergySource[], config: { samplingPeriodMs: number; idleSamplingPeriodMs?: number }, clock?: Clock): EnergySource[] {
+/** The sources, plus a simulated GPU when asked for (CARBONMON_SIMULATED_GPU) and none of them has a GPU. */
+export function withSimulatedGpu(sources: EnergySource[], config: { simulatedGpu: boolean; samplingPeriodMs: number; idleSamplingPeriodMs?: number }, clock?: Clock): EnergySource[] {
   const hasGpu = sources.some((s) => s.devices().some((d) => d.domain === "gpu"));
-  return fallbackEnabled && !hasGpu ? [...sources, new SimulatedSource(config.samplingPeriodMs, clock, config.idleSamplingPeriodMs)] : sources;
+  return config.simulatedGpu && !hasGpu ? [...sources, new SimulatedSource(config.samplingPeriodMs, clock, config.idleSamplingPeriodMs)] : sources;
 }

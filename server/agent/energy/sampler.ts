@@ -7,9 +7,8 @@
 import type { Clock } from "../../shared/clock.js";
 import { systemClock } from "../../shared/clock.js";
 import { AppError, Code } from "../../shared/errors.js";
-import { counterDelta } from "../core/counter.js";
-import type { Anchor } from "../core/restart.js";
-import { energyBetween, Timeline, type EdgeEnergy, type TimelinePoint } from "../core/timeline.js";
+import { Timeline, type EdgeEnergy, type TimelinePoint } from "../core/timeline.js";
+import { energyInRun, integrate, type Anchor, type IntervalEnergy } from "../core/window-energy.js";
 import type { BackendState, Device, EnergySource, Reading } from "../devices/energy-source.js";
 
 export interface DeviceSnapshot {
@@ -21,18 +20,7 @@ export interface DeviceSnapshot {
   temperatureC: number | undefined;
 }
 
-export interface IntervalEnergy {
-  energyJ: number;
-  uncertaintyJ: number;
-  /** No counter update fell inside the interval: energy is mean or instant power x time. */
-  shortWindow: boolean;
-  /** Energy integrated from power (no energy counter). */
-  powerIntegration: boolean;
-  /** The counter restarted inside the interval. */
-  counterReset: boolean;
-  /** The end lies after the latest counter update. */
-  extrapolated: boolean;
-}
+export type { IntervalEnergy };
 
 interface Track {
   device: Device;
@@ -191,39 +179,11 @@ export class Sampler {
       this.statusChanges++;
       return;
     }
-    const last = track.timeline.last();
-    const dtS = last ? (r.tMs - last.tMs) / 1000 : 0;
-    if (last && dtS <= 0) return;
-    let energyJ = last?.energyJ ?? 0;
-    let uncertaintyJ = last?.uncertaintyJ ?? 0;
-    let resets = last?.resets ?? 0;
-    if (r.counterJ !== undefined) {
-      if (track.lastRawJ !== undefined) {
-        const d = counterDelta(track.lastRawJ, r.counterJ, track.device.counterRangeJ);
-        if (d.event === "reset") {
-          // Only the energy since the restart is known; the rest of the interval is estimated from power.
-          const estimateJ = (track.lastPowerW ?? r.powerW ?? 0) * dtS;
-          energyJ += Math.max(d.deltaJ, estimateJ);
-          uncertaintyJ += estimateJ;
-          resets++;
-        } else energyJ += d.deltaJ;
-      }
-      track.lastRawJ = r.counterJ;
-    } else if (r.powerW !== undefined && last) {
-      const prevW = track.lastPowerW ?? r.powerW;
-      energyJ += ((prevW + r.powerW) / 2) * dtS;
-      uncertaintyJ += (Math.abs(r.powerW - prevW) / 2) * dtS;
-    } else if (r.powerW === undefined) return;
-    const powerW = r.powerW ?? (last && dtS > 0 ? (energyJ - last.energyJ) / dtS : undefined);
-    track.timeline.push({
-      tMs: r.tMs,
-      energyJ,
-      uncertaintyJ,
-      resets,
-      ...(powerW !== undefined ? { powerW } : {}),
-      ...(r.timeUncertaintyMs ? { timeUncertaintyMs: r.timeUncertaintyMs } : {}),
-      ...(r.counterJ !== undefined ? { rawJ: r.counterJ } : {}),
-    });
+    const point = integrate({ last: track.timeline.last(), lastRawJ: track.lastRawJ, lastPowerW: track.lastPowerW }, r, track.device.counterRangeJ);
+    if (r.counterJ !== undefined && point) track.lastRawJ = r.counterJ;
+    if (!point) return;
+    track.timeline.push(point);
+    const powerW = point.powerW;
     track.lastPowerW = powerW;
     if (!this.firstPoints.has(track.device.id)) this.firstPoints.set(track.device.id, track.timeline.last()!);
     Object.assign(track.snapshot, { tMs: r.tMs, powerW, memoryPowerW: r.memoryPowerW, temperatureC: r.temperatureC });
@@ -252,15 +212,7 @@ export class Sampler {
     const track = this.track(deviceId);
     const e1 = track.timeline.energyAt(t1Ms);
     if (!e1) throw this.notCovered(deviceId);
-    const { energyJ, uncertaintyJ } = energyBetween(e0, e1);
-    return {
-      energyJ,
-      uncertaintyJ,
-      shortWindow: e0.segment === e1.segment && e1.kind !== "exact",
-      powerIntegration: !track.device.hasEnergyCounter,
-      counterReset: e1.resets > e0.resets,
-      extrapolated: e1.kind === "extrapolated",
-    };
+    return energyInRun(e0, e1, track.device.hasEnergyCounter);
   }
 
   private notCovered(deviceId: string): AppError {

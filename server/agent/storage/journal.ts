@@ -12,18 +12,19 @@
  * a kill in the middle of its append was never acknowledged).
  *
  * Two ways to append, one guarantee: what a killed process appended is in the file, as with SQLite's WAL
- * at synchronous=NORMAL; a power failure may lose the last appends (neither fsyncs).
- *   - mapped (Linux, the default): the file is mapped into memory (mmap MAP_SHARED through libc, with koffi)
- *     and a record is copied into the mapping. The mapping is the kernel's page cache of the file, so the
- *     record is the file's content as soon as the copy is done, and the kernel writes it back whether or
- *     not the process lives. No system call: ~0.2 µs, against ~1.2 µs for a write(2) in isolation and
- *     ~17 µs of EndWindow latency in the agent (bench/agent.ts; a system call also costs what follows it:
- *     caches and branch predictors are cold on return). The file's blocks are written (zeros) before they
- *     are mapped, so a full disk is an error when the journal is created or grown, not a SIGBUS in an append
- *     (on copy-on-write filesystems such as btrfs, rewriting a block needs new space: keep the data
- *     directory off a full btrfs).
- *   - write: one write(2) per record, where mapping is not possible (not Linux, libc not loadable, a
- *     filesystem without shared writable mappings). `mode` and `fallbackReason` say which is in use.
+ * at synchronous=NORMAL; a power failure may lose the last appends (neither fsyncs). The agent chooses with
+ * CARBONMON_JOURNAL_MODE (default write):
+ *   - write: one write(2) per record. A journal truncated from outside is harmless (the next append goes
+ *     to the new end; the records are also queued in memory for SQLite).
+ *   - mapped (Linux): the file is mapped into memory (mmap MAP_SHARED through libc, with koffi) and a
+ *     record is copied into the mapping. The mapping is the kernel's page cache of the file, so the record
+ *     is the file's content as soon as the copy is done. No system call: ~0.2 µs, against ~1.2 µs for a
+ *     write(2) in isolation. Its hazards cannot be checked without a system call per append, which is what
+ *     mapping avoids: a file truncated from outside, or a block that cannot be backed (a full copy-on-write
+ *     filesystem such as btrfs), makes the next append a SIGBUS that kills the agent without a log line.
+ *     The file's blocks are written (zeros) before they are mapped, so a full ordinary disk is an error when
+ *     the journal is created or grown. Where mapping is not possible it falls back to write (`mode` and
+ *     `fallbackReason` say which is in use).
  */
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import koffi from "koffi";
@@ -46,7 +47,7 @@ export interface Journal {
 }
 
 export interface JournalOptions {
-  /** "write" forces write(2) appends (tests; filesystems known not to map). Default: mapped when possible. */
+  /** "write": one write(2) per append; "mapped" (the default here; the agent's is CARBONMON_JOURNAL_MODE): mapped when possible. */
   mode?: "mapped" | "write";
   /** The mapped file's first size, bytes (default 1 MiB; doubled when full). */
   initialBytes?: number;

@@ -12,8 +12,11 @@ import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { AppError, Code } from "../../shared/errors.js";
-import type { Anchor, RunSpan } from "../core/restart.js";
+import type { Anchor, RunSpan } from "../core/window-energy.js";
 import { openJournal, type Journal, type JournalOptions } from "./journal.js";
+import { decodeAnchor, decodeJournalRecord, encodeAnchor, RECORD_VERSION, RecordError, type JournalRecord } from "./records.js";
+
+export type { JournalRecord };
 
 export interface StoredWindow {
   id: number;
@@ -42,6 +45,9 @@ export interface BoundaryRow {
   cumJ: number;
 }
 
+/** SQLite's codes for a file that is not (or no longer) a database. */
+const DAMAGED = new Set(["SQLITE_NOTADB", "SQLITE_CORRUPT"]);
+
 /** Only this agent writes agent.db (see lockDataDir): a busy database is a stray reader, not worth a long wait. */
 const BUSY_TIMEOUT_MS = 250;
 
@@ -62,6 +68,12 @@ function lockDataDir(dataDir: string): Database.Database {
     return lock;
   } catch (err) {
     lock.close();
+    if (DAMAGED.has((err as { code?: string }).code ?? "")) {
+      throw new AppError(Code.FailedPrecondition, `${path} is damaged (${(err as Error).message})`, {
+        hint: `delete ${path}: it only marks which agent uses the directory and holds no data`,
+        cause: err,
+      });
+    }
     if ((err as { code?: string }).code !== "SQLITE_BUSY") throw err;
     throw new AppError(Code.FailedPrecondition, `another carbonmon agent is using the data directory ${dataDir}`, {
       hint: "stop that agent first, give this one its own CARBONMON_DATA_DIR, or (carbonmon run) use --agent to measure through the running one",
@@ -70,25 +82,12 @@ function lockDataDir(dataDir: string): Database.Database {
   }
 }
 
-/** A journaled change to the windows table: open (b), end (e), cancel (c). */
-export type JournalRecord =
-  | [op: "b", id: number, key: string, beginMs: number, runId: number, spec: string]
-  | [op: "e", id: number, endMs: number, resultBase64: string, segments: string | null, carbonNextMs: number | null]
-  | [op: "c", id: number];
-
 /**
- * JSON.stringify of an end record, without its scan of the ~1.2 KB of base64 (which needs no escaping):
- * ~0.2 µs instead of ~1.5 µs on every EndWindow.
+ * JSON.stringify of an end record (with its version), without its scan of the ~1.2 KB of base64 (which
+ * needs no escaping): ~0.2 µs instead of ~1.5 µs on every EndWindow.
  */
 export function endRecordJson([, id, endMs, resultBase64, segments, carbonNextMs]: Extract<JournalRecord, { 0: "e" }>): string {
-  return `["e",${JSON.stringify(id)},${JSON.stringify(endMs)},"${resultBase64}",${JSON.stringify(segments)},${JSON.stringify(carbonNextMs)}]`;
-}
-
-/** A record as read back from the journal: a begin's spec was written as JSON, not as a string. */
-function fromJournal(value: unknown): JournalRecord {
-  const r = value as JournalRecord;
-  if (r[0] === "b" && typeof r[5] !== "string") r[5] = JSON.stringify(r[5]);
-  return r;
+  return `["e",${JSON.stringify(id)},${JSON.stringify(endMs)},"${resultBase64}",${JSON.stringify(segments)},${JSON.stringify(carbonNextMs)},${RECORD_VERSION}]`;
 }
 
 export interface AgentStoreOptions {
@@ -100,6 +99,8 @@ export interface AgentStoreOptions {
   onJournalDamaged?: (message: string) => void;
   /** How the journal appends (journal.ts): mapped when possible. */
   journal?: JournalOptions;
+  /** Told when a stored record could not be decoded and was set aside (storage/records.ts). */
+  onRecordSetAside?: (message: string) => void;
 }
 
 interface Row {
@@ -138,6 +139,12 @@ CREATE TABLE IF NOT EXISTS run_devices (
   first TEXT NOT NULL,
   last TEXT NOT NULL,
   PRIMARY KEY (run_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS set_aside (
+  id INTEGER NOT NULL,
+  found_ms REAL NOT NULL,
+  reason TEXT NOT NULL,
+  row TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS boundaries (
   device_id TEXT NOT NULL,
@@ -182,6 +189,7 @@ export class AgentStore {
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly flushDelayMs: number;
   private readonly onFlushError: (err: unknown) => void;
+  private readonly onRecordSetAside: (message: string) => void;
   /** Open windows, id to key (SQLite's unique index sees them only after a flush). */
   private readonly openById = new Map<number, string>();
   private readonly openKeys = new Set<string>();
@@ -190,6 +198,7 @@ export class AgentStore {
   constructor(dataDir: string, nowMs: number, options: AgentStoreOptions = {}) {
     this.flushDelayMs = options.flushDelayMs ?? 50;
     this.onFlushError = options.onFlushError ?? (() => undefined);
+    this.onRecordSetAside = options.onRecordSetAside ?? (() => undefined);
     let lock: Database.Database | undefined;
     try {
       mkdirSync(dataDir, { recursive: true });
@@ -205,15 +214,25 @@ export class AgentStore {
         cause: err,
       });
     }
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL");
-    // Checkpoints (WAL → database, with fsync) run in a worker thread (wal-checkpointer.ts), never here.
-    this.db.pragma("wal_autocheckpoint = 0");
-    this.db.exec(SCHEMA);
-    const have = new Set((this.db.prepare("PRAGMA table_info(windows)").all() as Array<{ name: string }>).map((c) => c.name));
-    for (const [name, type] of ADDED_COLUMNS) if (!have.has(name)) this.db.exec(`ALTER TABLE windows ADD COLUMN ${name} ${type}`);
-    this.db.exec("CREATE INDEX IF NOT EXISTS windows_carbon_due ON windows(carbon_next_ms) WHERE carbon_next_ms IS NOT NULL");
-    this.runId = Number(this.db.prepare("INSERT INTO runs (started_ms) VALUES (?)").run(nowMs).lastInsertRowid);
+    try {
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("synchronous = NORMAL");
+      // Checkpoints (WAL → database, with fsync) run in a worker thread (wal-checkpointer.ts), never here.
+      this.db.pragma("wal_autocheckpoint = 0");
+      this.db.exec(SCHEMA);
+      const have = new Set((this.db.prepare("PRAGMA table_info(windows)").all() as Array<{ name: string }>).map((c) => c.name));
+      for (const [name, type] of ADDED_COLUMNS) if (!have.has(name)) this.db.exec(`ALTER TABLE windows ADD COLUMN ${name} ${type}`);
+      this.db.exec("CREATE INDEX IF NOT EXISTS windows_carbon_due ON windows(carbon_next_ms) WHERE carbon_next_ms IS NOT NULL");
+      this.runId = Number(this.db.prepare("INSERT INTO runs (started_ms) VALUES (?)").run(nowMs).lastInsertRowid);
+    } catch (err) {
+      this.db.close();
+      lock.close();
+      if (!DAMAGED.has((err as { code?: string }).code ?? "")) throw err;
+      throw new AppError(Code.FailedPrecondition, `the agent database ${this.path} is damaged (${(err as Error).message})`, {
+        hint: `move it aside (mv ${this.path} ${this.path}.damaged) and start again: a new one is created and agent.journal is replayed into it; open windows and results only in the old file are lost`,
+        cause: err,
+      });
+    }
     this.stmt = {
       // Replaying a record that reached SQLite before the journal was emptied changes nothing (the id is
       // taken); any other conflict is a bug and throws rather than dropping an answered window.
@@ -235,11 +254,15 @@ export class AgentStore {
           "ON CONFLICT (run_id, device_id) DO UPDATE SET last = excluded.last",
       ),
       runs: this.db.prepare("SELECT run_id, first, last FROM run_devices WHERE device_id = ? AND run_id >= ? ORDER BY run_id"),
+      row: this.db.prepare("SELECT * FROM windows WHERE id = ?"),
+      setAside: this.db.prepare("INSERT INTO set_aside (id, found_ms, reason, row) VALUES (?, ?, ?, ?)"),
+      deleteWindow: this.db.prepare("DELETE FROM windows WHERE id = ?"),
+      stopRepricing: this.db.prepare("UPDATE windows SET carbon_next_ms = NULL WHERE id = ?"),
     };
     this.journal = openJournal(join(dataDir, "agent.journal"), options.journal);
     // What a killed agent journaled and had not moved yet.
     const { records, badLines } = this.journal.read();
-    const refused = this.replay(records.map(fromJournal));
+    const refused = this.replay(records);
     if (badLines > 0 || refused.length > 0) {
       const copy = `${this.journal.path}.damaged-${nowMs.toFixed(0)}`;
       copyFileSync(this.journal.path, copy);
@@ -259,6 +282,16 @@ export class AgentStore {
     this.nextId = seq.n + 1;
   }
 
+  /** SQLite's checkpoints on this connection: every N WAL pages (0: none, a worker checkpoints instead). */
+  get walAutocheckpointPages(): number {
+    return this.db.pragma("wal_autocheckpoint", { simple: true }) as number;
+  }
+
+  /** Lets SQLite checkpoint on this connection again (the checkpointer thread died). */
+  useAutocheckpoint(pages = 1000): void {
+    if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${Math.max(1, Math.floor(pages))}`);
+  }
+
   /** How the journal appends: "mapped" (no system call), or "write" with the reason mapping was not possible. */
   get journalMode(): { mode: Journal["mode"]; fallbackReason: string | undefined } {
     return { mode: this.journal.mode, fallbackReason: this.journal.fallbackReason };
@@ -269,7 +302,7 @@ export class AgentStore {
     if (this.openKeys.has(key)) throw new AppError(Code.AlreadyExists, `window '${key}' is already open`, { hint: "end or cancel it first, or choose another key" });
     const id = this.nextId++;
     // The spec is JSON already: written into the line as it is, not escaped as a string.
-    this.record(["b", id, key, beginMs, this.runId, spec], `["b",${id},${JSON.stringify(key)},${JSON.stringify(beginMs)},${this.runId},${spec}]`);
+    this.record(["b", id, key, beginMs, this.runId, spec], `["b",${id},${JSON.stringify(key)},${JSON.stringify(beginMs)},${this.runId},${spec},${RECORD_VERSION}]`);
     this.openById.set(id, key);
     this.openKeys.add(key);
     return id;
@@ -320,7 +353,7 @@ export class AgentStore {
 
   cancel(id: number): void {
     if (!this.openById.has(id)) return;
-    this.record(["c", id]);
+    this.record(["c", id], `["c",${id},${RECORD_VERSION}]`);
     this.closeOpen(id);
   }
 
@@ -370,19 +403,47 @@ export class AgentStore {
     })();
   }
 
-  /** Replays a killed agent's journal: a record the database refuses is reported, not a reason not to start. */
-  private replay(records: readonly JournalRecord[]): string[] {
+  /**
+   * Replays a killed agent's journal: each line is decoded and validated first (records.ts); a line that
+   * does not decode, or that the database refuses, is reported and never applied, not a reason not to start.
+   */
+  private replay(lines: readonly unknown[]): string[] {
     const refused: string[] = [];
     this.db.transaction(() => {
-      for (const r of records) {
+      for (const line of lines) {
         try {
-          this.applyOne(r);
+          this.applyOne(decodeJournalRecord(line));
         } catch (err) {
-          refused.push(`${JSON.stringify(r).slice(0, 80)}: ${(err as Error).message}`);
+          refused.push(`${JSON.stringify(line)?.slice(0, 80)}: ${(err as Error).message}`);
         }
       }
     })();
     return refused;
+  }
+
+  /**
+   * Moves a window whose stored record cannot be decoded out of the windows table, into set_aside (kept
+   * for inspection, with the reason): it is neither served nor counted as open, and its key is free again.
+   */
+  setAside(id: number, reason: string): void {
+    this.flush();
+    const row = this.stmt.row.get(id) as Row | undefined;
+    if (!row) return;
+    const copy = JSON.stringify({ ...row, result: row.result instanceof Uint8Array ? Buffer.from(row.result).toString("base64") : row.result });
+    this.db.transaction(() => {
+      this.stmt.setAside.run(id, Date.now(), reason, copy);
+      this.stmt.deleteWindow.run(id);
+    })();
+    const key = this.openById.get(id);
+    if (key !== undefined) this.closeOpen(id);
+    this.onRecordSetAside(`window ${id}${key !== undefined ? ` ('${key}')` : ""} was set aside (table set_aside in ${this.path}): ${reason}`);
+  }
+
+  /** An ended window whose energy pieces cannot be decoded keeps its result, and is not priced again. */
+  stopRepricing(id: number, reason: string): void {
+    this.flush();
+    this.stmt.stopRepricing.run(id);
+    this.onRecordSetAside(`window ${id}: its grams are no longer asked for again: ${reason}`);
   }
 
   private applyOne(r: JournalRecord): void {
@@ -416,14 +477,22 @@ export class AgentStore {
   /** This run's first reading and latest checkpoint of each device. */
   checkpoint(spans: ReadonlyArray<{ deviceId: string; first: Anchor; last: Anchor }>): void {
     this.db.transaction(() => {
-      for (const s of spans) this.stmt.upsertRun.run(this.runId, s.deviceId, JSON.stringify(s.first), JSON.stringify(s.last));
+      for (const s of spans) this.stmt.upsertRun.run(this.runId, s.deviceId, encodeAnchor(s.first), encodeAnchor(s.last));
     })();
   }
 
-  /** What each run since `fromRunId` saw of a device, oldest first. */
+  /** What each run since `fromRunId` saw of a device, oldest first (a checkpoint that does not decode is left out, and reported). */
   runsSince(deviceId: string, fromRunId: number): RunSpan[] {
     const rows = this.stmt.runs.all(deviceId, fromRunId) as Array<{ run_id: number; first: string; last: string }>;
-    return rows.map((r) => ({ runId: r.run_id, first: JSON.parse(r.first) as Anchor, last: JSON.parse(r.last) as Anchor }));
+    return rows.flatMap((r) => {
+      try {
+        return [{ runId: r.run_id, first: decodeAnchor(r.first), last: decodeAnchor(r.last) }];
+      } catch (err) {
+        if (!(err instanceof RecordError)) throw err;
+        this.onRecordSetAside(`run ${r.run_id}'s checkpoint of ${deviceId} is not used: ${err.message}`);
+        return [];
+      }
+    });
   }
 
   get isOpen(): boolean {

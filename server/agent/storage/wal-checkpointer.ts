@@ -27,17 +27,32 @@ parentPort.on("message", (msg) => {
 
 export class WalCheckpointer {
   private readonly worker: Worker;
+  private stopping = false;
+  private died = false;
 
-  constructor(dbPath: string, everyMs: number, log: Logger) {
+  constructor(dbPath: string, everyMs: number, log: Logger, onDied: () => void = () => undefined) {
     const sqlite = createRequire(import.meta.url).resolve("better-sqlite3");
     this.worker = new Worker(SOURCE, { eval: true, workerData: { sqlite, path: dbPath, everyMs } });
     this.worker.on("message", (msg: { error?: string }) => msg.error && log.warn({ err: msg.error }, "WAL checkpoint failed"));
-    this.worker.on("error", (err) => log.warn({ err }, "WAL checkpointer stopped"));
+    const died = (why: string, err?: unknown) => {
+      if (this.stopping || this.died) return;
+      this.died = true;
+      log.warn({ err, why }, "the WAL checkpointer thread died: SQLite now checkpoints on the main connection (wal_autocheckpoint), which adds latency to the requests that trigger it");
+      onDied();
+    };
+    this.worker.on("error", (err) => died("error", err));
+    this.worker.on("exit", (code) => died(`exit code ${code}`));
     this.worker.unref();
+  }
+
+  /** Whether the worker died and the fallback was taken. */
+  get fallenBack(): boolean {
+    return this.died;
   }
 
   /** A last checkpoint, then the worker ends (terminated if it does not within 2 s). */
   async stop(): Promise<void> {
+    this.stopping = true;
     const stopped = new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 2000);
       this.worker.on("message", (msg: { stopped?: boolean }) => msg.stopped && (clearTimeout(timer), resolve()));

@@ -10,31 +10,24 @@ import type { Clock } from "../../shared/clock.js";
 import type { AgentConfig } from "../../shared/config.js";
 import { AppError, Code } from "../../shared/errors.js";
 import type { Logger } from "../../shared/log.js";
+import { carbonStatusOnly, type CarbonFigures } from "../carbon/outcome.js";
 import type { CarbonPricer, EnergyPiece } from "../carbon/pricer.js";
-import { chain, type Anchor } from "../core/restart.js";
-import type { EdgeEnergy } from "../core/timeline.js";
-import { buildMeasurement, type DeviceResult, type WindowSpec } from "../api/measurement.js";
-import { CarbonStatus, Measurement } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { firstRetryAtMs } from "../carbon/repricing.js";
+import { energyAcrossRestarts } from "../core/window-energy.js";
 import type { Sampler } from "../energy/sampler.js";
-import { selectDevices, type DeviceRequest, type Selection } from "./selection.js";
-import { decodeResult, encodeResult } from "../api/measurement-codec.js";
+import { selectDevices, validateDeviceRequest, type DeviceRequest, type Selection } from "./selection.js";
+import { decodeEdges, decodeSpec, encodeEdges, encodePieces, RecordError, SPEC_VERSION_FIELD, type StoredEdge } from "../storage/records.js";
 import type { AgentStore, StoredWindow } from "../storage/store.js";
+import { buildResult, WINDOW_KEY_PATTERN, type DeviceResult, type ResultCodec, type WindowResult, type WindowSpec } from "./result.js";
 import { WindowCarbon } from "../carbon/window-carbon.js";
 
-const KEY_PATTERN = /^[A-Za-z0-9._:/@+=-]{1,128}$/;
 const MAX_LABELS = 32;
 const MAX_LABEL_BYTES = 256;
 const CHECKPOINT_EVERY_MS = 5000;
 const PURGE_EVERY_MS = 3600_000;
 
-/** A begin edge as persisted: the timeline edge of its run, plus what chaining across restarts needs. */
-export interface BeginEdge extends EdgeEnergy {
-  /** The window's begin, agent clock ms. */
-  tMs: number;
-  runId: number;
-  rawJ: number | undefined;
-  powerW: number | undefined;
-}
+/** A begin edge as persisted (storage/records.ts): the timeline edge of its run, plus what chaining across restarts needs. */
+export type BeginEdge = StoredEdge;
 
 interface OpenWindow extends WindowSpec {
   id: number;
@@ -47,6 +40,8 @@ export interface WindowDeps {
   sampler: Sampler;
   pricer: CarbonPricer;
   store: AgentStore;
+  /** Encodes results (once) for the store and the wire. */
+  codec: ResultCodec;
   clock: Clock;
   log: Logger;
 }
@@ -71,16 +66,16 @@ interface CachedSelection extends Selection {
   indices: SelectionIndices;
 }
 
-/** JSON.stringify(spec), with the selection's parts already serialised (the same text, key for key). */
+/** JSON.stringify({ v, ...spec }) (storage/records.ts), with the selection's parts already serialised (the same text, key for key). */
 export function specJson(spec: WindowSpec, selection: CachedSelection["json"]): string {
   return (
-    `{"key":${JSON.stringify(spec.key)},"beginMs":${JSON.stringify(spec.beginMs)},"labels":${JSON.stringify(spec.labels)},` +
+    `{${SPEC_VERSION_FIELD}"key":${JSON.stringify(spec.key)},"beginMs":${JSON.stringify(spec.beginMs)},"labels":${JSON.stringify(spec.labels)},` +
     `"devices":${selection.devices},"skipped":${selection.skipped},"skipGpus":${spec.skipGpus},"skipCpus":${spec.skipCpus}}`
   );
 }
 
 function validateKey(key: string): void {
-  if (!KEY_PATTERN.test(key)) {
+  if (!WINDOW_KEY_PATTERN.test(key)) {
     throw new AppError(Code.InvalidArgument, `window key ${JSON.stringify(key.slice(0, 140))} is not 1-128 characters of [A-Za-z0-9._:/@+=-]`, {
       hint: "use e.g. job-1234/epoch-3",
     });
@@ -100,7 +95,7 @@ function validateLabels(labels: Record<string, string>): void {
 export class WindowManager {
   private readonly open = new Map<string, OpenWindow>();
   /** Windows whose EndWindow is in progress (waiting for a reading, or being priced), by key. */
-  private readonly ending = new Map<string, { window: OpenWindow; done: Promise<Measurement> }>();
+  private readonly ending = new Map<string, { window: OpenWindow; done: Promise<Uint8Array> }>();
   private readonly pending = new Set<OpenWindow>();
   private readonly selections = new Map<string, CachedSelection>();
   private selectionsVersion = -1;
@@ -126,6 +121,7 @@ export class WindowManager {
   begin(req: BeginRequest): { key: string; beginMs: number; indices: SelectionIndices } {
     validateKey(req.key);
     validateLabels(req.labels);
+    validateDeviceRequest(req); // before the selection cache builds its key from the lists
     if (this.open.has(req.key)) throw new AppError(Code.AlreadyExists, `window '${req.key}' is already open`, { hint: "end or cancel it first, or choose another key" });
     if (this.open.size >= this.deps.config.maxOpenWindows) {
       throw new AppError(Code.ResourceExhausted, `${this.open.size} windows are open, the limit (CARBONMON_MAX_OPEN_WINDOWS)`, { hint: "end or cancel windows you no longer need" });
@@ -182,8 +178,13 @@ export class WindowManager {
     return cached;
   }
 
-  /** Ends a window, or returns the stored result of the last one ended under this key. */
-  end(key: string, waitForCounterUpdate: boolean): Promise<Measurement> {
+  /** Ends a window, or returns the stored result of the last one ended under this key: encoded, as stored. */
+  end(key: string, waitForCounterUpdate: boolean): Promise<Uint8Array> {
+    try {
+      validateKey(key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const window = this.open.get(key);
     const inFlight = this.ending.get(key);
     // The same window already being ended, or (no new one open under the key) the last one still being priced.
@@ -194,7 +195,7 @@ export class WindowManager {
     // find it in progress. Most EndWindows take this path.
     if (!waitForCounterUpdate && !this.carbon) {
       try {
-        return Promise.resolve(this.complete(window, endMs).measurement);
+        return Promise.resolve(this.complete(window, endMs).bytes);
       } catch (err) {
         return Promise.reject(err);
       }
@@ -205,11 +206,10 @@ export class WindowManager {
     return entry.done;
   }
 
-  private async finish(window: OpenWindow, endMs: number, wait: boolean): Promise<Measurement> {
+  private async finish(window: OpenWindow, endMs: number, wait: boolean): Promise<Uint8Array> {
     if (wait) await this.deps.sampler.waitForReadingsAfter(endMs, window.devices.map((d) => d.deviceId), 1000);
-    const { measurement, pieces } = this.complete(window, endMs);
-    if (pieces) await this.carbon!.price(window.id, measurement, pieces);
-    return measurement;
+    const { result, bytes, pieces } = this.complete(window, endMs);
+    return pieces ? (await this.carbon!.price(window.id, result, pieces)).bytes : bytes;
   }
 
   /**
@@ -217,16 +217,15 @@ export class WindowManager {
    * energy is safe whatever the intensity service does, and a crash while pricing leaves the window due for
    * the background loop.
    */
-  private complete(window: OpenWindow, endMs: number): { measurement: Measurement; pieces: EnergyPiece[] | undefined } {
-    const { store, clock, config } = this.deps;
-    const ended = this.measure(window, endMs, true);
-    const { measurement, pieces } = ended;
-    const retryAtMs = pieces ? clock.nowMs() + config.carbonRetryMs : null;
-    store.end(window.id, endMs, encodeResult(measurement), pieces ? JSON.stringify(pieces) : null, retryAtMs);
+  private complete(window: OpenWindow, endMs: number): { result: WindowResult; bytes: Uint8Array; pieces: EnergyPiece[] | undefined } {
+    const { store, clock, config, codec } = this.deps;
+    const { result, pieces } = this.measure(window, endMs, true);
+    const bytes = codec.encode(result);
+    store.end(window.id, endMs, bytes, pieces ? encodePieces(pieces) : null, firstRetryAtMs(clock.nowMs(), config.carbonRetryMs, pieces !== undefined));
     if (this.open.get(window.key) === window) this.open.delete(window.key);
     this.pending.delete(window);
     this.demandChanged();
-    return ended;
+    return { result, bytes, pieces };
   }
 
   /** Asks again for pending or provisional grams now (the background loop does it on its own). */
@@ -234,13 +233,15 @@ export class WindowManager {
     return this.carbon?.refresh() ?? Promise.resolve();
   }
 
-  /** An open window's running totals, or the stored result of the last one ended under this key. */
-  get(key: string): Measurement {
+  /** An open window's running totals, or the stored result of the last one ended under this key: encoded. */
+  get(key: string): Uint8Array {
+    validateKey(key);
     const window = this.open.get(key);
-    return window ? this.measure(window, this.deps.clock.nowMs(), false).measurement : this.stored(key);
+    return window ? this.deps.codec.encode(this.measure(window, this.deps.clock.nowMs(), false).result) : this.stored(key);
   }
 
   cancel(key: string): { key: string; beginMs: number } {
+    validateKey(key);
     const window = this.open.get(key);
     if (!window) throw new AppError(Code.NotFound, `no open window '${key}'`, { hint: "ListWindows shows the open windows" });
     if (this.ending.get(key)?.window === window) {
@@ -258,7 +259,14 @@ export class WindowManager {
   list(includeEnded: boolean): Array<{ spec: WindowSpec; endMs?: number }> {
     const open = [...this.open.values()].map((w) => ({ spec: w as WindowSpec }));
     if (!includeEnded) return open;
-    const ended = this.deps.store.recentlyEnded(1000).map((w) => ({ spec: JSON.parse(w.spec) as WindowSpec, endMs: w.endMs! }));
+    const ended = this.deps.store.recentlyEnded(1000).flatMap((w) => {
+      try {
+        return [{ spec: decodeSpec(w.spec), endMs: w.endMs! }];
+      } catch (err) {
+        this.deps.log.error({ window: w.id, err: (err as Error).message }, "an ended window's stored spec does not decode; left out of ListWindows");
+        return [];
+      }
+    });
     return [...open, ...ended];
   }
 
@@ -276,16 +284,27 @@ export class WindowManager {
     this.deps.sampler.setDemand("windows", this.open.size > 0);
   }
 
-  private stored(key: string): Measurement {
+  private stored(key: string): Uint8Array {
     validateKey(key);
     const w = this.deps.store.latestEnded(key);
     if (!w?.result) throw new AppError(Code.NotFound, `no window '${key}' is open or stored`, { hint: `ended windows are kept for ${this.deps.config.retentionDays} days` });
-    return decodeResult(w.result);
+    // Results stored by agents before the journal are JSON: re-encoded once read.
+    return typeof w.result === "string" ? this.deps.codec.encode(this.deps.codec.decode(w.result)) : w.result;
   }
 
+  /** An open window from the store; one whose records do not decode is set aside (never served half-read). */
   private restore(w: StoredWindow): void {
-    const spec = JSON.parse(w.spec) as WindowSpec;
-    const edges = w.edges ? new Map(Object.entries(JSON.parse(w.edges) as Record<string, BeginEdge>)) : undefined;
+    let spec: WindowSpec;
+    let edges: Map<string, BeginEdge> | undefined;
+    try {
+      spec = decodeSpec(w.spec);
+      edges = w.edges ? decodeEdges(w.edges) : undefined;
+      if (spec.key !== w.key) throw new RecordError(`the window's key ${JSON.stringify(w.key)} and its spec's key ${JSON.stringify(spec.key)} differ`);
+    } catch (err) {
+      if (!(err instanceof RecordError)) throw err;
+      this.deps.store.setAside(w.id, err.message);
+      return;
+    }
     const window: OpenWindow = { ...spec, id: w.id, runId: w.runId, edges };
     this.open.set(spec.key, window);
     if (!edges && w.runId === this.deps.store.runId) this.pending.add(window);
@@ -301,7 +320,7 @@ export class WindowManager {
     }
     if (resolved.length === 0) return;
     try {
-      this.deps.store.setEdges(resolved.map((r) => ({ id: r.window.id, edges: JSON.stringify(Object.fromEntries(r.edges)) })));
+      this.deps.store.setEdges(resolved.map((r) => ({ id: r.window.id, edges: encodeEdges(r.edges) })));
     } catch (err) {
       // Still pending: stored with a later reading (the timeline keeps the begin for half an hour).
       this.deps.log.error({ err }, "storing windows' begin edges failed; trying again with the next reading");
@@ -348,8 +367,8 @@ export class WindowManager {
     return edges;
   }
 
-  /** The window's Measurement up to endMs; for an ended window with carbon enabled, its energy pieces too. */
-  private measure(window: OpenWindow, endMs: number, ended: boolean): { measurement: Measurement; pieces: EnergyPiece[] | undefined } {
+  /** The window's result up to endMs; for an ended window with carbon enabled, its energy pieces too. */
+  private measure(window: OpenWindow, endMs: number, ended: boolean): { result: WindowResult; pieces: EnergyPiece[] | undefined } {
     const { sampler } = this.deps;
     const carbon = ended ? this.carbon : undefined;
     // Begin edges not resolved yet (the window is younger than a counter update) are taken from this run's
@@ -360,19 +379,19 @@ export class WindowManager {
       const id = window.devices[i]!.deviceId;
       results[i] = window.edges ? this.deviceResult(id, window.edges.get(id), endMs) : this.deviceResult(id, undefined, endMs, window.beginMs);
     }
-    const measurement = buildMeasurement({ spec: window, endMs, ended, results, sampler, carbon: this.carbonStatus(ended) });
-    if (!carbon) return { measurement, pieces: undefined };
+    const result = buildResult({ spec: window, endMs, ended, results, sampler, carbon: this.carbonStatus(ended) });
+    if (!carbon) return { result, pieces: undefined };
     const pieces = window.devices.flatMap((d, i) => {
       const r = results[i]!;
       const begin = edges?.get(d.deviceId);
       return r.missing !== undefined || !begin ? [] : carbon.pieces(d, begin, endMs, r.energyJ);
     });
-    return { measurement, pieces };
+    return { result, pieces };
   }
 
-  private carbonStatus(ended: boolean): { status: CarbonStatus; reason: string } {
-    if (!this.carbon) return { status: CarbonStatus.CARBON_STATUS_DISABLED, reason: this.deps.pricer.disabledReason };
-    return { status: CarbonStatus.CARBON_STATUS_PENDING, reason: ended ? "the intensity service has not priced this window yet" : "grams are computed when the window ends" };
+  private carbonStatus(ended: boolean): CarbonFigures {
+    if (!this.carbon) return carbonStatusOnly("disabled", this.deps.pricer.disabledReason);
+    return carbonStatusOnly("pending", ended ? "the intensity service has not priced this window yet" : "grams are computed when the window ends");
   }
 
   /** A device's figures from its stored begin edge, or (freshBeginMs: not resolved yet) from this run's timeline. */
@@ -396,26 +415,16 @@ export class WindowManager {
     const end = sampler.anchorAt(deviceId, endMs);
     const endEdge = sampler.energyAt(deviceId, endMs);
     if (!current || !end || !endEdge) throw new AppError(Code.FailedPrecondition, `${deviceId} has no readings in this run yet`);
-    const beginAnchor: Anchor = {
-      tMs: begin.tMs,
-      cumJ: begin.energyJ,
-      ...(begin.rawJ !== undefined ? { rawJ: begin.rawJ } : {}),
-      ...(begin.powerW !== undefined ? { powerW: begin.powerW } : {}),
-    };
-    const runs = store.runsSince(deviceId, begin.runId).filter((r) => r.runId !== store.runId);
-    if (runs[0]?.runId !== begin.runId) runs.unshift({ runId: begin.runId, first: beginAnchor, last: beginAnchor });
-    runs.push({ runId: store.runId, ...current });
     const device = sampler.device(deviceId)!;
-    const c = chain({ begin: beginAnchor, runs, end, ...(device.counterRangeJ !== undefined ? { counterRangeJ: device.counterRangeJ } : {}) });
-    return {
-      energyJ: c.energyJ,
-      uncertaintyJ: c.uncertaintyJ + begin.edgeUncertaintyJ + endEdge.edgeUncertaintyJ,
-      shortWindow: false,
-      powerIntegration: !device.hasEnergyCounter || c.estimatedJ > 0,
-      counterReset: c.resets > 0,
-      extrapolated: endEdge.kind === "extrapolated",
-      wrapsInferred: c.wrapsInferred,
-    };
+    return energyAcrossRestarts({
+      begin,
+      earlierRuns: store.runsSince(deviceId, begin.runId).filter((r) => r.runId !== store.runId),
+      current: { runId: store.runId, ...current },
+      end,
+      endEdge,
+      hasEnergyCounter: device.hasEnergyCounter,
+      ...(device.counterRangeJ !== undefined ? { counterRangeJ: device.counterRangeJ } : {}),
+    });
   }
 
   private checkpoint(): void {

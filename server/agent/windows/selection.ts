@@ -30,6 +30,36 @@ export interface Selection {
   skipped: Array<{ domain: Domain; index: number; reason: string }>;
 }
 
+/** More indices than any host has devices: refused before any work (a request's lists are echoed nowhere). */
+export const MAX_INDICES = 256;
+/** CUDA_VISIBLE_DEVICES as a client sends it: a list of ids or UUIDs, never this long. */
+export const MAX_VISIBLE_DEVICES_CHARS = 4096;
+
+function checkIndices(name: "gpu_indices" | "cpu_indices", indices: readonly number[], what: string): void {
+  if (indices.length > MAX_INDICES) {
+    throw new AppError(Code.InvalidArgument, `${indices.length} ${name}: at most ${MAX_INDICES}`, { hint: `list each ${what} once, or leave ${name} empty for all` });
+  }
+  const seen = new Set<number>();
+  for (const i of indices) {
+    if (seen.has(i)) throw new AppError(Code.InvalidArgument, `${name} lists ${what} ${i} more than once`, { hint: `list each ${what} once: a device counted twice would double its energy in the totals` });
+    seen.add(i);
+  }
+}
+
+/**
+ * The bounds every device request must meet, checked before any work is done for it (BeginWindow and
+ * WatchPower): list lengths, repeated indices, the size of cuda_visible_devices.
+ */
+export function validateDeviceRequest(req: DeviceRequest): void {
+  checkIndices("gpu_indices", req.gpuIndices, "GPU");
+  checkIndices("cpu_indices", req.cpuIndices, "CPU package");
+  if (req.cudaVisibleDevices !== undefined && req.cudaVisibleDevices.length > MAX_VISIBLE_DEVICES_CHARS) {
+    throw new AppError(Code.InvalidArgument, `cuda_visible_devices is ${req.cudaVisibleDevices.length} characters: at most ${MAX_VISIBLE_DEVICES_CHARS}`, {
+      hint: "send the CUDA_VISIBLE_DEVICES your process sees (a short list of indices or UUIDs)",
+    });
+  }
+}
+
 function unavailable(device: Device, what: string): AppError {
   return new AppError(Code.FailedPrecondition, `${what} cannot be measured: ${device.statusReason ?? device.status}`, {
     hint: "leave it out of the request, or see GetHost for the reason",
@@ -77,6 +107,7 @@ function selectCpus(devices: readonly Device[], req: DeviceRequest, out: Selecti
 }
 
 export function selectDevices(devices: readonly Device[], req: DeviceRequest, agentCvd: string | undefined): Selection {
+  validateDeviceRequest(req);
   const out: Selection = { devices: [], skipped: [] };
   selectGpus(devices, req, agentCvd, out);
   selectCpus(devices, req, out);

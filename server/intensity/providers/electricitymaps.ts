@@ -14,9 +14,8 @@ import { AppError, Code } from "../../shared/errors.js";
 import type { EmissionFactor, Point, Source } from "../core/point.js";
 import { getJson, type GetJsonOptions } from "../../shared/net/http.js";
 import type { Coordinates, Provider, Query, ResolvedZone } from "./provider.js";
+import { HOUR_MS, MINUTE_MS } from "../../shared/units.js";
 
-const HOUR_MS = 3_600_000;
-const MINUTE_MS = 60_000;
 export const PAST_RANGE_MAX_HOURS = 240;
 export const FORECAST_MAX_HOURS = 72;
 const NAME = "electricitymaps";

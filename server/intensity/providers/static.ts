@@ -10,8 +10,8 @@ import { ZONE_PATTERN } from "../../shared/config.js";
 import { AppError, Code } from "../../shared/errors.js";
 import type { Point } from "../core/point.js";
 import type { Provider, Query } from "./provider.js";
+import { HOUR_MS } from "../../shared/units.js";
 
-const HOUR_MS = 3_600_000;
 /** A range longer than this many hours is refused (about 11 years). */
 const MAX_POINTS = 100_000;
 const NAME = "static";

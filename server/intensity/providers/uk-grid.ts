@@ -15,9 +15,8 @@ import { AppError, Code } from "../../shared/errors.js";
 import type { Point } from "../core/point.js";
 import { getJson, type GetJsonOptions } from "../../shared/net/http.js";
 import type { Provider, Query } from "./provider.js";
+import { DAY_MS, HALF_HOUR_MS } from "../../shared/units.js";
 
-const HALF_HOUR_MS = 30 * 60_000;
-const DAY_MS = 86_400_000;
 /** The API's limit for one /intensity/{from}/{to} call. */
 export const MAX_RANGE_PER_CALL_MS = 14 * DAY_MS;
 const NAME = "ukgrid";

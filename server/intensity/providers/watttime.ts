@@ -19,14 +19,11 @@
 import { Buffer } from "node:buffer";
 import { systemClock, type Clock } from "../../shared/clock.js";
 import { AppError, Code } from "../../shared/errors.js";
-import { lbsPerMwhToGPerKwh } from "../../shared/units.js";
+import { DAY_MS, HOUR_MS, MINUTE_MS, lbsPerMwhToGPerKwh } from "../../shared/units.js";
 import type { Point, Source } from "../core/point.js";
 import { getJson, type GetJsonOptions } from "../../shared/net/http.js";
 import type { Coordinates, Provider, Query, ResolvedZone } from "./provider.js";
 
-const MINUTE_MS = 60_000;
-const HOUR_MS = 60 * MINUTE_MS;
-const DAY_MS = 24 * HOUR_MS;
 const PERIOD_MS = 5 * MINUTE_MS;
 /** A token lives 30 min upstream; it is replaced after 25. */
 export const TOKEN_REFRESH_MS = 25 * MINUTE_MS;

@@ -4,12 +4,13 @@
  */
 import { AppError, Code } from "../errors.js";
 import { parseLatLon } from "../config.js";
-import { getJson } from "./http.js";
 import type { Coordinates } from "../geo.js";
 
 export function ipLocator(url: string): () => Promise<{ coordinates: Coordinates; detail: string }> {
   let known: Promise<{ coordinates: Coordinates; detail: string }> | undefined;
   const locate = async () => {
+    // Imported when first asked: the HTTP client (undici, ~7 MB) is needed by agents with CARBONMON_LOCATION=auto only.
+    const { getJson } = await import("./http.js");
     const body = (await getJson(url, { provider: "ipinfo", codeFromHttpStatus: () => Code.Unavailable })) as { loc?: unknown; city?: unknown; country?: unknown };
     const coordinates = typeof body.loc === "string" ? parseLatLon(body.loc) : undefined;
     if (!coordinates) {

@@ -16,6 +16,7 @@ import {
   type ListWindowsResponse,
   type Measurement,
 } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { CLI_ARGS } from "../../helpers/cli.js";
 import { fakeNvml, profileEnergyJ, type Segment } from "../../helpers/fake-nvml.js";
 import { call, tempDataDir } from "../../helpers/grpc.js";
 
@@ -23,7 +24,7 @@ const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 const PROFILE: Segment[] = [{ powerW: 600, ms: 300 }, { powerW: 200, ms: 700 }];
 
 async function startChild(env: Record<string, string>): Promise<{ child: ChildProcess; client: EnergyMonitorClient }> {
-  const child = spawn(process.execPath, ["bin/carbonmon.js", "agent"], { cwd: ROOT, env: { ...process.env, ...env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0" } });
+  const child = spawn(process.execPath, [...CLI_ARGS, "agent"], { cwd: ROOT, env: { ...process.env, ...env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0" } });
   const address = await new Promise<string>((resolve, reject) => {
     let err = "";
     child.stderr!.on("data", (d: Buffer) => {

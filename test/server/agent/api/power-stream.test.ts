@@ -5,7 +5,8 @@
 import { EventEmitter } from "node:events";
 import { credentials, status, type ClientReadableStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import test from "ava";
-import { EnergyMonitorClient, type PowerSample, type WatchPowerRequest } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { ManualClock } from "../../../../server/shared/clock.js";
+import { EnergyMonitorClient, PowerSample, type WatchPowerRequest } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { Device, EnergySource } from "../../../../server/agent/devices/energy-source.js";
 import { PowerHub } from "../../../../server/agent/api/power-stream.js";
 import { Sampler } from "../../../../server/agent/energy/sampler.js";
@@ -229,8 +230,9 @@ class FakeCall extends EventEmitter {
     super();
     this.on("error", (err: { code?: number; details?: string }) => this.errors.push(err));
   }
-  write(sample: PowerSample): boolean {
-    this.written.push(sample);
+  /** The hub writes encoded samples (the shared part of a tick, then the stream's own fields). */
+  write(bytes: Uint8Array): boolean {
+    this.written.push(PowerSample.decode(bytes));
     return this.accepting;
   }
 }
@@ -247,7 +249,7 @@ function hubWithOneGpu(): { hub: PowerHub; sampler: Sampler } {
 }
 
 const request = (periodMs: number): WatchPowerRequest => ({ gpuIndices: [], cpuIndices: [], period: durationFromMs(periodMs), skipGpus: false, skipCpus: false });
-const asCall = (call: FakeCall) => call as unknown as ServerWritableStream<WatchPowerRequest, PowerSample>;
+const asCall = (call: FakeCall) => call as unknown as ServerWritableStream<WatchPowerRequest, Uint8Array>;
 
 test("hub: a blocked stream is not written to; after drain it gets the latest sample with the skipped count", async (t) => {
   const { hub } = hubWithOneGpu();
@@ -309,4 +311,40 @@ test("hub: close ends every stream with UNAVAILABLE and refuses new ones", (t) =
   t.like(late.errors[0], { code: status.UNAVAILABLE, details: "agent shutting down" });
   t.is(late.written.length, 0);
   t.is(hub.streams, 0);
+});
+
+test("hub: streams watching the same devices share each tick's time and power; sequence and energy since begin are their own", (t) => {
+  // A manual clock: the test moves time, and drives the tick itself.
+  const clock = new ManualClock(1_764_000_000_000);
+  const device: Device = { id: "gpu:0", domain: "gpu", index: 0, name: "fake", hasEnergyCounter: false, status: "ok", simulated: false };
+  const source: EnergySource = { name: "fake", state: () => ({ name: "fake", status: "ok" }), devices: () => [device], start: () => undefined, stop: async () => undefined };
+  const sampler = new Sampler([source], { clock });
+  sampler.ingest([{ deviceId: "gpu:0", tMs: clock.nowMs() - 10, powerW: 250, temperatureC: 40 }]);
+  const hub = new PowerHub(sampler, { config: { samplingPeriodMs: 10, cudaVisibleDevices: undefined }, log: silentLogger() });
+  t.teardown(() => hub.close());
+  const early = new FakeCall(request(1000));
+  hub.watch(asCall(early));
+  clock.advance(1000);
+  sampler.ingest([{ deviceId: "gpu:0", tMs: clock.nowMs(), powerW: 250, temperatureC: 41 }]);
+  const late = new FakeCall(request(1000));
+  hub.watch(asCall(late));
+  clock.advance(1000);
+  sampler.ingest([{ deviceId: "gpu:0", tMs: clock.nowMs(), powerW: 300, temperatureC: 42 }]);
+  (hub as unknown as { tick(g: unknown): void }).tick((hub as unknown as { groups: Map<number, unknown> }).groups.get(1000));
+  const a = early.written.at(-1)!;
+  const b = late.written.at(-1)!;
+  t.is(early.written.length, 2);
+  t.is(late.written.length, 2);
+  t.deepEqual(a.time, new Date(clock.nowMs()));
+  t.deepEqual(b.time, a.time);
+  t.deepEqual(a.gpuPowerW, { 0: 300 });
+  t.deepEqual(b.gpuPowerW, a.gpuPowerW);
+  t.deepEqual(b.gpuTemperatureC, { 0: 42 });
+  t.is(a.sequence, 1n);
+  t.is(b.sequence, 1n);
+  // 250 W for 1 s, then 250 -> 300 W (trapezoid) for 1 s: 250 + 275 J for the early stream, 275 J for the late one.
+  t.is(a.gpuEnergyJ[0], 525);
+  t.is(b.gpuEnergyJ[0], 275);
+  // Each sample is exactly what a PowerSample with those fields encodes to.
+  t.deepEqual(PowerSample.decode(PowerSample.encode(a).finish()), a);
 });

@@ -4,8 +4,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { decodeResult } from "../../../../server/agent/api/measurement-codec.js";
+import { measurementCodec } from "../../../../server/agent/api/measurement-codec.js";
 import fc from "fast-check";
+import { RECORD_VERSION } from "../../../../server/agent/storage/records.js";
 import { AgentStore, endRecordJson } from "../../../../server/agent/storage/store.js";
 import { AppError, Code } from "../../../../server/shared/errors.js";
 import { tempDataDir } from "../../../helpers/grpc.js";
@@ -19,14 +20,20 @@ const journalText = (dir: string): string => {
   return file.subarray(0, end < 0 ? file.length : end).toString("utf8");
 };
 
-/** The store keeps results as opaque bytes (result.ts encodes Measurements). */
+/** A window spec as the manager writes it (storage/records.ts: version 1). */
+const spec = (key: string, beginMs = 0): string =>
+  JSON.stringify({ v: RECORD_VERSION, key, beginMs, labels: {}, devices: [], skipped: [], skipGpus: false, skipCpus: false });
+/** The same spec as agents wrote it before records carried a version (version 0), as it sits inside a journal line. */
+const specV0 = (key: string, beginMs = 0) => ({ key, beginMs, labels: {}, devices: [], skipped: [], skipGpus: false, skipCpus: false });
+
+/** The store keeps results as opaque bytes (measurement-codec.ts encodes Measurements). */
 const bytes = (text: string): Buffer => Buffer.from(text);
 
 test("each open of the database is a new run; open windows and checkpoints survive it", (t) => {
   const data = tempDataDir();
   t.teardown(data.cleanup);
   const a = new AgentStore(data.dir, 1000);
-  const id = a.insertOpen("job", 1000, "{}");
+  const id = a.insertOpen("job", 1000, spec("job", 1000));
   a.checkpoint([{ deviceId: "gpu:0", first: { tMs: 900, cumJ: 0, rawJ: 50 }, last: { tMs: 1500, cumJ: 40, rawJ: 90 } }]);
   a.close();
   const b = new AgentStore(data.dir, 2000);
@@ -41,15 +48,15 @@ test("a key is unique among open windows only; ended windows are purged after th
   t.teardown(data.cleanup);
   const s = new AgentStore(data.dir, 0);
   t.teardown(() => s.close());
-  const first = s.insertOpen("k", 0, "{}");
-  t.throws(() => s.insertOpen("k", 1, "{}"), { message: /window 'k' is already open/ });
+  const first = s.insertOpen("k", 0, spec("k", 0));
+  t.throws(() => s.insertOpen("k", 1, spec("k", 1)), { message: /window 'k' is already open/ });
   s.end(first, 10, bytes('{"key":"k"}'));
-  const second = s.insertOpen("k", 20, "{}");
+  const second = s.insertOpen("k", 20, spec("k", 20));
   s.end(second, 30_000, bytes('{"key":"k","timeS":2}'));
   t.is(s.latestEnded("k")!.id, second);
   t.is(s.purgeEndedBefore(1000), 1, "only the window that ended before the cutoff");
   t.deepEqual(s.latestEnded("k")!.result, bytes('{"key":"k","timeS":2}'));
-  s.cancel(s.insertOpen("gone", 40, "{}"));
+  s.cancel(s.insertOpen("gone", 40, spec("gone", 40)));
   t.deepEqual(s.openWindows(), []);
 });
 
@@ -64,11 +71,11 @@ test("a database from before the carbon columns is upgraded in place; the bounda
   const s = new AgentStore(data.dir, 10);
   t.teardown(() => s.close());
   const before = s.latestEnded("before")!;
-  t.is(decodeResult(before.result!).key, "before", "results stored as JSON by older agents still read");
+  t.is(measurementCodec.decode(before.result!).key, "before", "results stored as JSON by older agents still read");
   t.is(before.segments, null);
   t.is(before.carbonTries, 0);
   t.deepEqual(s.carbonDue(1e15, 10), [], "old windows are not priced again");
-  const id = s.insertOpen("new", 5, "{}");
+  const id = s.insertOpen("new", 5, spec("new", 5));
   s.end(id, 6, bytes('{"key":"new"}'), "[]", 100);
   t.deepEqual(s.carbonDue(99, 10), []);
   t.deepEqual(s.carbonDue(100, 10).map((w) => w.key), ["new"]);
@@ -109,11 +116,11 @@ for (const mode of ["mapped", "write"] as const) {
     // The child's store never moves its journal into SQLite (an hour's delay) and is killed, as an agent would be.
     const killed = inKilledProcess(
       data.dir,
-      `ids.ended = store.insertOpen("ended", 1, '{"n":1}');
+      `ids.ended = store.insertOpen("ended", 1, ${JSON.stringify(spec("ended", 1))});
       store.end(ids.ended, 5, bytes('{"key":"ended"}'), "[]", 99);
-      ids.cancelled = store.insertOpen("cancelled", 2, "{}");
+      ids.cancelled = store.insertOpen("cancelled", 2, ${JSON.stringify(spec("cancelled", 2))});
       store.cancel(ids.cancelled);
-      ids.open = store.insertOpen("open", 3, '{"n":3}');`,
+      ids.open = store.insertOpen("open", 3, ${JSON.stringify(spec("open", 3))});`,
       mode,
     );
     t.is(killed.mode, mode, "the journal appended as asked (mapped: Linux, as here)");
@@ -121,14 +128,14 @@ for (const mode of ["mapped", "write"] as const) {
 
     const next = new AgentStore(data.dir, 10);
     t.teardown(() => next.close());
-    t.deepEqual(next.openWindows().map((w) => [w.id, w.key, w.beginMs, w.runId, w.spec]), [[killed.ids.open, "open", 3, killed.runId, '{"n":3}']]);
+    t.deepEqual(next.openWindows().map((w) => [w.id, w.key, w.beginMs, w.runId, w.spec]), [[killed.ids.open, "open", 3, killed.runId, spec("open", 3)]]);
     const e = next.latestEnded("ended")!;
     t.deepEqual([e.id, e.endMs, e.result, e.segments], [killed.ids.ended, 5, bytes('{"key":"ended"}'), "[]"]);
     t.deepEqual(next.carbonDue(99, 10).map((w) => w.key), ["ended"]);
     t.is(next.latestEnded("cancelled"), undefined);
     t.is(journalText(data.dir), "", "replayed records leave the journal");
-    t.throws(() => next.insertOpen("open", 11, "{}"), { message: /window 'open' is already open/ });
-    t.true(next.insertOpen("later", 12, "{}") > killed.ids.open!, "ids are never reused");
+    t.throws(() => next.insertOpen("open", 11, spec("open", 11)), { message: /window 'open' is already open/ });
+    t.true(next.insertOpen("later", 12, spec("later", 12)) > killed.ids.open!, "ids are never reused");
   });
 }
 
@@ -143,7 +150,7 @@ test("one agent per data directory: a second store is refused while the first is
   first.close();
   const second = new AgentStore(data.dir, 2); // closed: free again
   second.close();
-  inKilledProcess(data.dir, `ids.k = store.insertOpen("k", 1, "{}");`);
+  inKilledProcess(data.dir, `ids.k = store.insertOpen("k", 1, ${JSON.stringify(spec("k", 1))});`);
   const afterKill = new AgentStore(data.dir, 3); // SIGKILL: the kernel dropped the lock
   t.teardown(() => afterKill.close());
   t.deepEqual(afterKill.openWindows().map((w) => w.key), ["k"]);
@@ -155,7 +162,7 @@ test("a journal with an unreadable line in the middle: the readable records are 
   const a = new AgentStore(data.dir, 0);
   a.close();
   const journal = join(data.dir, "agent.journal");
-  writeFileSync(journal, `${JSON.stringify(["b", 7, "before", 1, a.runId, "{}"])}\n{garbage\n${JSON.stringify(["b", 8, "after", 2, a.runId, "{}"])}\n`);
+  writeFileSync(journal, `${JSON.stringify(["b", 7, "before", 1, a.runId, specV0("before", 1)])}\n{garbage\n${JSON.stringify(["b", 8, "after", 2, a.runId, specV0("after", 2)])}\n`);
   const problems: string[] = [];
   const b = new AgentStore(data.dir, 10, { onJournalDamaged: (m) => problems.push(m) });
   t.teardown(() => b.close());
@@ -169,9 +176,9 @@ test("a journaled window the database refuses (its key open under another id) is
   const data = tempDataDir();
   t.teardown(data.cleanup);
   const a = new AgentStore(data.dir, 0);
-  const id = a.insertOpen("k", 1, "{}");
+  const id = a.insertOpen("k", 1, spec("k", 1));
   a.close();
-  writeFileSync(join(data.dir, "agent.journal"), `${JSON.stringify(["b", id + 5, "k", 2, a.runId, "{}"])}\n${JSON.stringify(["b", id + 6, "other", 3, a.runId, "{}"])}\n`);
+  writeFileSync(join(data.dir, "agent.journal"), `${JSON.stringify(["b", id + 5, "k", 2, a.runId, specV0("k", 2)])}\n${JSON.stringify(["b", id + 6, "other", 3, a.runId, specV0("other", 3)])}\n`);
   const problems: string[] = [];
   const b = new AgentStore(data.dir, 20, { onJournalDamaged: (m) => problems.push(m) });
   t.teardown(() => b.close());
@@ -183,16 +190,16 @@ test("replaying a journal whose records already reached SQLite changes nothing; 
   const data = tempDataDir();
   t.teardown(data.cleanup);
   const a = new AgentStore(data.dir, 0);
-  const id = a.insertOpen("k", 1, "{}");
+  const id = a.insertOpen("k", 1, spec("k", 1));
   a.end(id, 2, bytes('{"key":"k"}'));
-  const reopened = a.insertOpen("k", 3, "{}");
+  const reopened = a.insertOpen("k", 3, spec("k", 3));
   a.close();
   // Killed after the commit, before the journal was emptied: the same records again, and half of one more.
   const journal = join(data.dir, "agent.journal");
   writeFileSync(
     journal,
-    `${JSON.stringify(["b", id, "k", 1, a.runId, "{}"])}\n${JSON.stringify(["e", id, 2, bytes('{"key":"k"}').toString("base64"), null, null])}\n` +
-      `${JSON.stringify(["b", reopened, "k", 3, a.runId, "{}"])}\n["c", ${reopened}`,
+    `${JSON.stringify(["b", id, "k", 1, a.runId, specV0("k", 1)])}\n${JSON.stringify(["e", id, 2, bytes('{"key":"k"}').toString("base64"), null, null])}\n` +
+      `${JSON.stringify(["b", reopened, "k", 3, a.runId, specV0("k", 3)])}\n["c", ${reopened}`,
   );
   const b = new AgentStore(data.dir, 10);
   t.teardown(() => b.close());
@@ -208,7 +215,7 @@ test("a journal that cannot be moved into SQLite keeps its records and reports w
   const s = new AgentStore(data.dir, 0, { flushDelayMs: 5, onFlushError: (err) => errors.push(err) });
   const db = new Database(s.path);
   db.exec("BEGIN IMMEDIATE"); // another writer holds the lock: SQLite answers SQLITE_BUSY
-  const id = s.insertOpen("held", 1, "{}");
+  const id = s.insertOpen("held", 1, spec("held", 1));
   await new Promise((r) => setTimeout(r, 100));
   t.true(errors.length > 0 && /locked|busy/i.test(String(errors[0])), String(errors[0]));
   t.regex(journalText(data.dir), /"held"/, "still journaled");
@@ -219,7 +226,7 @@ test("a journal that cannot be moved into SQLite keeps its records and reports w
   s.close();
 });
 
-test("an end record's journal line is exactly JSON.stringify of the record", (t) => {
+test("an end record's journal line is exactly JSON.stringify of the record and its version", (t) => {
   fc.assert(
     fc.property(
       fc.nat(),
@@ -229,7 +236,7 @@ test("an end record's journal line is exactly JSON.stringify of the record", (t)
       fc.option(fc.double()),
       (id, endMs, result, segments, carbonNextMs) => {
         const record = ["e", id, endMs, Buffer.from(result).toString("base64"), segments, carbonNextMs] as const;
-        return endRecordJson([...record]) === JSON.stringify(record);
+        return endRecordJson([...record]) === JSON.stringify([...record, RECORD_VERSION]);
       },
     ),
   );

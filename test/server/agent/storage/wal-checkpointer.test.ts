@@ -26,3 +26,25 @@ test("a worker thread moves the write-ahead log into agent.db while the main con
   t.deepEqual(store.latestEnded("w499")!.result, Buffer.from(big), "nothing lost");
   t.is(store.openWindows().length, during);
 });
+
+test("if the checkpointer thread dies, SQLite checkpoints on the main connection: the log still reaches agent.db", async (t) => {
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  const store = new AgentStore(data.dir, 0);
+  t.teardown(() => store.close());
+  t.is(store.walAutocheckpointPages, 0, "a worker checkpoints; the main connection does not");
+  let fellBack = 0;
+  const checkpointer = new WalCheckpointer(store.path, 60_000, silentLogger(), () => (fellBack++, store.useAutocheckpoint()));
+  t.teardown(() => checkpointer.stop());
+  // The thread dies (as from a crash): terminated from outside.
+  await (checkpointer as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+  for (let i = 0; i < 500 && !checkpointer.fallenBack; i++) await new Promise((r) => setTimeout(r, 10)); // a condition, not a delay
+  t.true(checkpointer.fallenBack);
+  t.is(fellBack, 1);
+  t.is(store.walAutocheckpointPages, 1000);
+  const before = statSync(store.path).size;
+  const big = JSON.stringify({ filler: "x".repeat(2000) });
+  for (let i = 0; i < 1500; i++) store.end(store.insertOpen(`w${i}`, i, big), i + 1, Buffer.from(big));
+  store.flush();
+  t.true(statSync(store.path).size > before + 1_000_000, "checkpointed on the main connection: agent.db grew");
+});

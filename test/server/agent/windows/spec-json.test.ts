@@ -1,7 +1,8 @@
 /** The window spec the store persists is assembled from pre-serialised parts: it must be JSON.stringify's text. */
 import test from "ava";
 import fc from "fast-check";
-import type { WindowSpec } from "../../../../server/agent/api/measurement.js";
+import type { WindowSpec } from "../../../../server/agent/windows/result.js";
+import { RECORD_VERSION } from "../../../../server/agent/storage/records.js";
 import { specJson } from "../../../../server/agent/windows/manager.js";
 
 const device = fc.record(
@@ -9,7 +10,7 @@ const device = fc.record(
   { requiredKeys: ["domain", "index", "deviceId"] },
 );
 
-test("specJson writes exactly JSON.stringify(spec), for any key, labels, time and selection", (t) => {
+test("specJson writes exactly JSON.stringify({ v, ...spec }), for any key, labels, time and selection", (t) => {
   fc.assert(
     fc.property(
       fc.record({
@@ -23,7 +24,7 @@ test("specJson writes exactly JSON.stringify(spec), for any key, labels, time an
       }),
       (spec: WindowSpec) => {
         const json = specJson(spec, { devices: JSON.stringify(spec.devices), skipped: JSON.stringify(spec.skipped) });
-        return json === JSON.stringify(spec) && !json.includes("\n");
+        return json === JSON.stringify({ v: RECORD_VERSION, ...spec }) && !json.includes("\n");
       },
     ),
   );

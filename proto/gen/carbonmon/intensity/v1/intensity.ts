@@ -573,6 +573,115 @@ export interface ListProvidersResponse {
   providers: ProviderInfo[];
 }
 
+/** Where and when to run a job of a given duration so that its electricity is cleanest. */
+export interface BestWindowRequest {
+  /** The locations to choose among (1 to 1,000); each is answered by its own fallback chain. */
+  locations: Location[];
+  /** How long the job runs; required, more than 0 and at most 72 h. */
+  duration?:
+    | Duration
+    | undefined;
+  /** The earliest start; default now (a time in the past means now). */
+  earliestStart?:
+    | Date
+    | undefined;
+  /**
+   * The latest end; default the end of the shortest forecast among the locations (series that are not
+   * forecasts do not count). A range shorter than the duration is INVALID_ARGUMENT.
+   */
+  latestEnd?:
+    | Date
+    | undefined;
+  /** The job's energy, to turn intensities into grams (carbon_g), assuming even power over the duration. */
+  energyJ?:
+    | number
+    | undefined;
+  /** Default LIFECYCLE. */
+  emissionFactor: EmissionFactorType;
+  /** How many candidates to return; default 5, at most 100. */
+  maxCandidates: number;
+  /** Ask this provider only; empty: each location's fallback chain. */
+  provider: string;
+}
+
+/** One window [start, end) in one location, with the series it was computed from. */
+export interface WindowCandidate {
+  /** The location as the request gave it. */
+  location?:
+    | Location
+    | undefined;
+  /** The zone it resolved to. */
+  zone: string;
+  start?: Date | undefined;
+  end?:
+    | Date
+    | undefined;
+  /**
+   * The exact time-weighted mean over the periods the window overlaps, each period weighted by its overlap
+   * with the window (partial periods included), in grams of CO2eq per kWh.
+   */
+  meanGPerKwh: number;
+  /** Grams for the request's energy_j: energy_j / 3.6e6 * mean_g_per_kwh; unset without energy_j. */
+  carbonG?:
+    | number
+    | undefined;
+  /** The provider whose series was used. */
+  provider: string;
+  signal: SignalType;
+  emissionFactor: EmissionFactorType;
+  /** FORECAST for a forecast; CONFIGURED or ANNUAL_AVERAGE for a flat series (see is_forecast). */
+  source: IntensitySource;
+  /**
+   * false: the provider has no forecast and its series is flat (a constant or an annual average), so
+   * moving the job in time changes nothing there.
+   */
+  isForecast: boolean;
+  /** When the provider issued the forecast (its updatedAt / generated_at), else when it was fetched. */
+  issuedAt?:
+    | Date
+    | undefined;
+  /** When this service fetched the series. */
+  fetchedAt?:
+    | Date
+    | undefined;
+  /** The providers tried for this location before the one that answered, and why they did not. */
+  attempts: ProviderAttempt[];
+}
+
+/** A location left out of the answer, and why. */
+export interface SkippedLocation {
+  location?:
+    | Location
+    | undefined;
+  /** The zone, when it was resolved. */
+  zone: string;
+  /** The gRPC status code name of the failure, e.g. "UNAVAILABLE". */
+  code: string;
+  message: string;
+}
+
+export interface BestWindowResponse {
+  /**
+   * Best (lowest mean intensity) first; ties go to the earlier start. Windows of the same location never
+   * overlap one another (a window shifted by one period is not another choice).
+   */
+  candidates: WindowCandidate[];
+  /**
+   * Per location, in request order: the window that starts at earliest_start, to compare the candidates
+   * with (absent for a location whose series has a gap or no value there).
+   */
+  runNow: WindowCandidate[];
+  /** The range searched: [earliest_start, latest_end). */
+  earliestStart?: Date | undefined;
+  latestEnd?:
+    | Date
+    | undefined;
+  /** Remarks for people: flat series, locations where no window fits (gaps), the window now is missing. */
+  notes: string[];
+  /** Locations whose series could not be fetched (temporary upstream failures); the others are answered. */
+  skipped: SkippedLocation[];
+}
+
 function createBaseLocation(): Location {
   return { coordinates: undefined, zone: undefined, autoDetect: undefined };
 }
@@ -3420,6 +3529,826 @@ export const ListProvidersResponse: MessageFns<ListProvidersResponse> = {
   },
 };
 
+function createBaseBestWindowRequest(): BestWindowRequest {
+  return {
+    locations: [],
+    duration: undefined,
+    earliestStart: undefined,
+    latestEnd: undefined,
+    energyJ: undefined,
+    emissionFactor: 0,
+    maxCandidates: 0,
+    provider: "",
+  };
+}
+
+export const BestWindowRequest: MessageFns<BestWindowRequest> = {
+  encode(message: BestWindowRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.locations) {
+      Location.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.duration !== undefined) {
+      Duration.encode(message.duration, writer.uint32(18).fork()).join();
+    }
+    if (message.earliestStart !== undefined) {
+      Timestamp.encode(toTimestamp(message.earliestStart), writer.uint32(26).fork()).join();
+    }
+    if (message.latestEnd !== undefined) {
+      Timestamp.encode(toTimestamp(message.latestEnd), writer.uint32(34).fork()).join();
+    }
+    if (message.energyJ !== undefined) {
+      writer.uint32(41).double(message.energyJ);
+    }
+    if (message.emissionFactor !== 0) {
+      writer.uint32(48).int32(message.emissionFactor);
+    }
+    if (message.maxCandidates !== 0) {
+      writer.uint32(56).uint32(message.maxCandidates);
+    }
+    if (message.provider !== "") {
+      writer.uint32(66).string(message.provider);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BestWindowRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBestWindowRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.locations.push(Location.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.duration = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.earliestStart = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.latestEnd = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.energyJ = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.emissionFactor = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.maxCandidates = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BestWindowRequest {
+    return {
+      locations: globalThis.Array.isArray(object?.locations)
+        ? object.locations.map((e: any) => Location.fromJSON(e))
+        : [],
+      duration: isSet(object.duration) ? Duration.fromJSON(object.duration) : undefined,
+      earliestStart: isSet(object.earliestStart)
+        ? fromJsonTimestamp(object.earliestStart)
+        : isSet(object.earliest_start)
+        ? fromJsonTimestamp(object.earliest_start)
+        : undefined,
+      latestEnd: isSet(object.latestEnd)
+        ? fromJsonTimestamp(object.latestEnd)
+        : isSet(object.latest_end)
+        ? fromJsonTimestamp(object.latest_end)
+        : undefined,
+      energyJ: isSet(object.energyJ)
+        ? globalThis.Number(object.energyJ)
+        : isSet(object.energy_j)
+        ? globalThis.Number(object.energy_j)
+        : undefined,
+      emissionFactor: isSet(object.emissionFactor)
+        ? emissionFactorTypeFromJSON(object.emissionFactor)
+        : isSet(object.emission_factor)
+        ? emissionFactorTypeFromJSON(object.emission_factor)
+        : 0,
+      maxCandidates: isSet(object.maxCandidates)
+        ? globalThis.Number(object.maxCandidates)
+        : isSet(object.max_candidates)
+        ? globalThis.Number(object.max_candidates)
+        : 0,
+      provider: isSet(object.provider) ? globalThis.String(object.provider) : "",
+    };
+  },
+
+  toJSON(message: BestWindowRequest): unknown {
+    const obj: any = {};
+    if (message.locations?.length) {
+      obj.locations = message.locations.map((e) => Location.toJSON(e));
+    }
+    if (message.duration !== undefined) {
+      obj.duration = Duration.toJSON(message.duration);
+    }
+    if (message.earliestStart !== undefined) {
+      obj.earliestStart = message.earliestStart.toISOString();
+    }
+    if (message.latestEnd !== undefined) {
+      obj.latestEnd = message.latestEnd.toISOString();
+    }
+    if (message.energyJ !== undefined) {
+      obj.energyJ = floatToJson(message.energyJ);
+    }
+    if (message.emissionFactor !== 0) {
+      obj.emissionFactor = emissionFactorTypeToJSON(message.emissionFactor);
+    }
+    if (message.maxCandidates !== 0) {
+      obj.maxCandidates = Math.round(message.maxCandidates);
+    }
+    if (message.provider !== "") {
+      obj.provider = message.provider;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BestWindowRequest>, I>>(base?: I): BestWindowRequest {
+    return BestWindowRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BestWindowRequest>, I>>(object: I): BestWindowRequest {
+    const message = createBaseBestWindowRequest();
+    message.locations = object.locations?.map((e) => Location.fromPartial(e)) || [];
+    message.duration = (object.duration !== undefined && object.duration !== null)
+      ? Duration.fromPartial(object.duration)
+      : undefined;
+    message.earliestStart = object.earliestStart ?? undefined;
+    message.latestEnd = object.latestEnd ?? undefined;
+    message.energyJ = object.energyJ ?? undefined;
+    message.emissionFactor = object.emissionFactor ?? 0;
+    message.maxCandidates = object.maxCandidates ?? 0;
+    message.provider = object.provider ?? "";
+    return message;
+  },
+};
+
+function createBaseWindowCandidate(): WindowCandidate {
+  return {
+    location: undefined,
+    zone: "",
+    start: undefined,
+    end: undefined,
+    meanGPerKwh: 0,
+    carbonG: undefined,
+    provider: "",
+    signal: 0,
+    emissionFactor: 0,
+    source: 0,
+    isForecast: false,
+    issuedAt: undefined,
+    fetchedAt: undefined,
+    attempts: [],
+  };
+}
+
+export const WindowCandidate: MessageFns<WindowCandidate> = {
+  encode(message: WindowCandidate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.location !== undefined) {
+      Location.encode(message.location, writer.uint32(10).fork()).join();
+    }
+    if (message.zone !== "") {
+      writer.uint32(18).string(message.zone);
+    }
+    if (message.start !== undefined) {
+      Timestamp.encode(toTimestamp(message.start), writer.uint32(26).fork()).join();
+    }
+    if (message.end !== undefined) {
+      Timestamp.encode(toTimestamp(message.end), writer.uint32(34).fork()).join();
+    }
+    if (message.meanGPerKwh !== 0) {
+      writer.uint32(41).double(message.meanGPerKwh);
+    }
+    if (message.carbonG !== undefined) {
+      writer.uint32(49).double(message.carbonG);
+    }
+    if (message.provider !== "") {
+      writer.uint32(58).string(message.provider);
+    }
+    if (message.signal !== 0) {
+      writer.uint32(64).int32(message.signal);
+    }
+    if (message.emissionFactor !== 0) {
+      writer.uint32(72).int32(message.emissionFactor);
+    }
+    if (message.source !== 0) {
+      writer.uint32(80).int32(message.source);
+    }
+    if (message.isForecast !== false) {
+      writer.uint32(88).bool(message.isForecast);
+    }
+    if (message.issuedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.issuedAt), writer.uint32(98).fork()).join();
+    }
+    if (message.fetchedAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.fetchedAt), writer.uint32(106).fork()).join();
+    }
+    for (const v of message.attempts) {
+      ProviderAttempt.encode(v!, writer.uint32(114).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WindowCandidate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWindowCandidate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.location = Location.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.zone = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.start = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.end = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.meanGPerKwh = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.carbonG = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.provider = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.signal = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.emissionFactor = reader.int32() as any;
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.source = reader.int32() as any;
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.isForecast = reader.bool();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.issuedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.fetchedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.attempts.push(ProviderAttempt.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WindowCandidate {
+    return {
+      location: isSet(object.location) ? Location.fromJSON(object.location) : undefined,
+      zone: isSet(object.zone) ? globalThis.String(object.zone) : "",
+      start: isSet(object.start) ? fromJsonTimestamp(object.start) : undefined,
+      end: isSet(object.end) ? fromJsonTimestamp(object.end) : undefined,
+      meanGPerKwh: isSet(object.meanGPerKwh)
+        ? globalThis.Number(object.meanGPerKwh)
+        : isSet(object.mean_g_per_kwh)
+        ? globalThis.Number(object.mean_g_per_kwh)
+        : 0,
+      carbonG: isSet(object.carbonG)
+        ? globalThis.Number(object.carbonG)
+        : isSet(object.carbon_g)
+        ? globalThis.Number(object.carbon_g)
+        : undefined,
+      provider: isSet(object.provider) ? globalThis.String(object.provider) : "",
+      signal: isSet(object.signal) ? signalTypeFromJSON(object.signal) : 0,
+      emissionFactor: isSet(object.emissionFactor)
+        ? emissionFactorTypeFromJSON(object.emissionFactor)
+        : isSet(object.emission_factor)
+        ? emissionFactorTypeFromJSON(object.emission_factor)
+        : 0,
+      source: isSet(object.source) ? intensitySourceFromJSON(object.source) : 0,
+      isForecast: isSet(object.isForecast)
+        ? globalThis.Boolean(object.isForecast)
+        : isSet(object.is_forecast)
+        ? globalThis.Boolean(object.is_forecast)
+        : false,
+      issuedAt: isSet(object.issuedAt)
+        ? fromJsonTimestamp(object.issuedAt)
+        : isSet(object.issued_at)
+        ? fromJsonTimestamp(object.issued_at)
+        : undefined,
+      fetchedAt: isSet(object.fetchedAt)
+        ? fromJsonTimestamp(object.fetchedAt)
+        : isSet(object.fetched_at)
+        ? fromJsonTimestamp(object.fetched_at)
+        : undefined,
+      attempts: globalThis.Array.isArray(object?.attempts)
+        ? object.attempts.map((e: any) => ProviderAttempt.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: WindowCandidate): unknown {
+    const obj: any = {};
+    if (message.location !== undefined) {
+      obj.location = Location.toJSON(message.location);
+    }
+    if (message.zone !== "") {
+      obj.zone = message.zone;
+    }
+    if (message.start !== undefined) {
+      obj.start = message.start.toISOString();
+    }
+    if (message.end !== undefined) {
+      obj.end = message.end.toISOString();
+    }
+    if (message.meanGPerKwh !== 0) {
+      obj.meanGPerKwh = floatToJson(message.meanGPerKwh);
+    }
+    if (message.carbonG !== undefined) {
+      obj.carbonG = floatToJson(message.carbonG);
+    }
+    if (message.provider !== "") {
+      obj.provider = message.provider;
+    }
+    if (message.signal !== 0) {
+      obj.signal = signalTypeToJSON(message.signal);
+    }
+    if (message.emissionFactor !== 0) {
+      obj.emissionFactor = emissionFactorTypeToJSON(message.emissionFactor);
+    }
+    if (message.source !== 0) {
+      obj.source = intensitySourceToJSON(message.source);
+    }
+    if (message.isForecast !== false) {
+      obj.isForecast = message.isForecast;
+    }
+    if (message.issuedAt !== undefined) {
+      obj.issuedAt = message.issuedAt.toISOString();
+    }
+    if (message.fetchedAt !== undefined) {
+      obj.fetchedAt = message.fetchedAt.toISOString();
+    }
+    if (message.attempts?.length) {
+      obj.attempts = message.attempts.map((e) => ProviderAttempt.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WindowCandidate>, I>>(base?: I): WindowCandidate {
+    return WindowCandidate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WindowCandidate>, I>>(object: I): WindowCandidate {
+    const message = createBaseWindowCandidate();
+    message.location = (object.location !== undefined && object.location !== null)
+      ? Location.fromPartial(object.location)
+      : undefined;
+    message.zone = object.zone ?? "";
+    message.start = object.start ?? undefined;
+    message.end = object.end ?? undefined;
+    message.meanGPerKwh = object.meanGPerKwh ?? 0;
+    message.carbonG = object.carbonG ?? undefined;
+    message.provider = object.provider ?? "";
+    message.signal = object.signal ?? 0;
+    message.emissionFactor = object.emissionFactor ?? 0;
+    message.source = object.source ?? 0;
+    message.isForecast = object.isForecast ?? false;
+    message.issuedAt = object.issuedAt ?? undefined;
+    message.fetchedAt = object.fetchedAt ?? undefined;
+    message.attempts = object.attempts?.map((e) => ProviderAttempt.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSkippedLocation(): SkippedLocation {
+  return { location: undefined, zone: "", code: "", message: "" };
+}
+
+export const SkippedLocation: MessageFns<SkippedLocation> = {
+  encode(message: SkippedLocation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.location !== undefined) {
+      Location.encode(message.location, writer.uint32(10).fork()).join();
+    }
+    if (message.zone !== "") {
+      writer.uint32(18).string(message.zone);
+    }
+    if (message.code !== "") {
+      writer.uint32(26).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(34).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SkippedLocation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSkippedLocation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.location = Location.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.zone = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SkippedLocation {
+    return {
+      location: isSet(object.location) ? Location.fromJSON(object.location) : undefined,
+      zone: isSet(object.zone) ? globalThis.String(object.zone) : "",
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+    };
+  },
+
+  toJSON(message: SkippedLocation): unknown {
+    const obj: any = {};
+    if (message.location !== undefined) {
+      obj.location = Location.toJSON(message.location);
+    }
+    if (message.zone !== "") {
+      obj.zone = message.zone;
+    }
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SkippedLocation>, I>>(base?: I): SkippedLocation {
+    return SkippedLocation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SkippedLocation>, I>>(object: I): SkippedLocation {
+    const message = createBaseSkippedLocation();
+    message.location = (object.location !== undefined && object.location !== null)
+      ? Location.fromPartial(object.location)
+      : undefined;
+    message.zone = object.zone ?? "";
+    message.code = object.code ?? "";
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseBestWindowResponse(): BestWindowResponse {
+  return { candidates: [], runNow: [], earliestStart: undefined, latestEnd: undefined, notes: [], skipped: [] };
+}
+
+export const BestWindowResponse: MessageFns<BestWindowResponse> = {
+  encode(message: BestWindowResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.candidates) {
+      WindowCandidate.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.runNow) {
+      WindowCandidate.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.earliestStart !== undefined) {
+      Timestamp.encode(toTimestamp(message.earliestStart), writer.uint32(26).fork()).join();
+    }
+    if (message.latestEnd !== undefined) {
+      Timestamp.encode(toTimestamp(message.latestEnd), writer.uint32(34).fork()).join();
+    }
+    for (const v of message.notes) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.skipped) {
+      SkippedLocation.encode(v!, writer.uint32(50).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BestWindowResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBestWindowResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.candidates.push(WindowCandidate.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.runNow.push(WindowCandidate.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.earliestStart = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.latestEnd = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.notes.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.skipped.push(SkippedLocation.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BestWindowResponse {
+    return {
+      candidates: globalThis.Array.isArray(object?.candidates)
+        ? object.candidates.map((e: any) => WindowCandidate.fromJSON(e))
+        : [],
+      runNow: globalThis.Array.isArray(object?.runNow)
+        ? object.runNow.map((e: any) => WindowCandidate.fromJSON(e))
+        : globalThis.Array.isArray(object?.run_now)
+        ? object.run_now.map((e: any) => WindowCandidate.fromJSON(e))
+        : [],
+      earliestStart: isSet(object.earliestStart)
+        ? fromJsonTimestamp(object.earliestStart)
+        : isSet(object.earliest_start)
+        ? fromJsonTimestamp(object.earliest_start)
+        : undefined,
+      latestEnd: isSet(object.latestEnd)
+        ? fromJsonTimestamp(object.latestEnd)
+        : isSet(object.latest_end)
+        ? fromJsonTimestamp(object.latest_end)
+        : undefined,
+      notes: globalThis.Array.isArray(object?.notes)
+        ? object.notes.map((e: any) => globalThis.String(e))
+        : [],
+      skipped: globalThis.Array.isArray(object?.skipped)
+        ? object.skipped.map((e: any) => SkippedLocation.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: BestWindowResponse): unknown {
+    const obj: any = {};
+    if (message.candidates?.length) {
+      obj.candidates = message.candidates.map((e) => WindowCandidate.toJSON(e));
+    }
+    if (message.runNow?.length) {
+      obj.runNow = message.runNow.map((e) => WindowCandidate.toJSON(e));
+    }
+    if (message.earliestStart !== undefined) {
+      obj.earliestStart = message.earliestStart.toISOString();
+    }
+    if (message.latestEnd !== undefined) {
+      obj.latestEnd = message.latestEnd.toISOString();
+    }
+    if (message.notes?.length) {
+      obj.notes = message.notes;
+    }
+    if (message.skipped?.length) {
+      obj.skipped = message.skipped.map((e) => SkippedLocation.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<BestWindowResponse>, I>>(base?: I): BestWindowResponse {
+    return BestWindowResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<BestWindowResponse>, I>>(object: I): BestWindowResponse {
+    const message = createBaseBestWindowResponse();
+    message.candidates = object.candidates?.map((e) => WindowCandidate.fromPartial(e)) || [];
+    message.runNow = object.runNow?.map((e) => WindowCandidate.fromPartial(e)) || [];
+    message.earliestStart = object.earliestStart ?? undefined;
+    message.latestEnd = object.latestEnd ?? undefined;
+    message.notes = object.notes?.map((e) => e) || [];
+    message.skipped = object.skipped?.map((e) => SkippedLocation.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /**
  * CarbonIntensity answers "how dirty is the grid here, then?" for a fleet of agents.
  *
@@ -3427,7 +4356,9 @@ export const ListProvidersResponse: MessageFns<ListProvidersResponse> = {
  * NOT_FOUND when no configured provider covers the location or has data for it; UNAUTHENTICATED /
  * PERMISSION_DENIED when a provider rejects the configured credentials and no fallback answered;
  * UNAVAILABLE when upstream is down and nothing cached or offline can answer; RESOURCE_EXHAUSTED when a
- * provider's request budget is spent and the caller asked for that provider only.
+ * provider's request budget is spent and the caller asked for that provider only. GetBestWindow also
+ * answers OUT_OF_RANGE when no window fits inside the forecasts (the message gives their horizon) and
+ * FAILED_PRECONDITION when no configured provider has a forecast or a flat series for a location.
  */
 export type CarbonIntensityService = typeof CarbonIntensityService;
 export const CarbonIntensityService = {
@@ -3517,6 +4448,19 @@ export const CarbonIntensityService = {
     responseSerialize: (value: IntensityPoint): Buffer => Buffer.from(IntensityPoint.encode(value).finish()),
     responseDeserialize: (value: Buffer): IntensityPoint => IntensityPoint.decode(value),
   },
+  /**
+   * The best times and places to run a job of a given duration, from the locations' forecasts: windows
+   * ranked by their exact time-weighted mean intensity, with the figures for starting at once (run_now).
+   */
+  getBestWindow: {
+    path: "/carbonmon.intensity.v1.CarbonIntensity/GetBestWindow" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BestWindowRequest): Buffer => Buffer.from(BestWindowRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BestWindowRequest => BestWindowRequest.decode(value),
+    responseSerialize: (value: BestWindowResponse): Buffer => Buffer.from(BestWindowResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BestWindowResponse => BestWindowResponse.decode(value),
+  },
 } as const;
 
 export interface CarbonIntensityServer extends UntypedServiceImplementation {
@@ -3539,6 +4483,11 @@ export interface CarbonIntensityServer extends UntypedServiceImplementation {
    * poll per zone serves every watcher.
    */
   watchIntensity: handleServerStreamingCall<IntensityRequest, IntensityPoint>;
+  /**
+   * The best times and places to run a job of a given duration, from the locations' forecasts: windows
+   * ranked by their exact time-weighted mean intensity, with the figures for starting at once (run_now).
+   */
+  getBestWindow: handleUnaryCall<BestWindowRequest, BestWindowResponse>;
 }
 
 export interface CarbonIntensityClient extends Client {
@@ -3664,6 +4613,25 @@ export interface CarbonIntensityClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<IntensityPoint>;
+  /**
+   * The best times and places to run a job of a given duration, from the locations' forecasts: windows
+   * ranked by their exact time-weighted mean intensity, with the figures for starting at once (run_now).
+   */
+  getBestWindow(
+    request: BestWindowRequest,
+    callback: (error: ServiceError | null, response: BestWindowResponse) => void,
+  ): ClientUnaryCall;
+  getBestWindow(
+    request: BestWindowRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BestWindowResponse) => void,
+  ): ClientUnaryCall;
+  getBestWindow(
+    request: BestWindowRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BestWindowResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const CarbonIntensityClient = makeGenericClientConstructor(

@@ -1,0 +1,350 @@
+/**
+ * Reading NVML GPUs on a schedule, as plain classes: GpuReader reads one GPU and stamps each counter value
+ * with the instant it became current; ReadLoop reads every GPU when it is due, with one timer. They take an
+ * `Nvml` (the koffi binding in the worker; an in-memory one in tests), a clock and timers, so the stamp
+ * heuristic and the probe/wake schedule are tested without a thread, real time or the C library.
+ * nvml-worker.ts only wires a ReadLoop to its thread.
+ *
+ * Each GPU is read once per sampling period, plus the probes that learn when its counter updates. While no
+ * window or stream needs full-rate sampling, each GPU is read once per idle period instead (plus at most
+ * one probe, which keeps its update grid learnt); going active reads every GPU at once.
+ */
+import { systemClock, type Clock } from "../../shared/clock.js";
+import { AppError } from "../../shared/errors.js";
+import { mJToJ, mWToW } from "../../shared/units.js";
+import { UpdateGrid } from "../core/update-grid.js";
+import type { Reading } from "./energy-source.js";
+import { FIELD_POWER_AVERAGE, FIELD_TOTAL_ENERGY, SCOPE_GPU, SCOPE_MEMORY, type FieldRequest, type Nvml } from "./nvml-binding.js";
+import { isLost, NVML_SUCCESS, nvmlError } from "./nvml-errors.js";
+import type { GpuPlan } from "./nvml-probe.js";
+
+/** NVML's energy counter moves every ~100 ms (measured on H100 and H200). */
+const COUNTER_UPDATE_MS = 100;
+
+/** The driver's realtime µs stamps on the agent's clock. */
+export interface StampConverter {
+  /** Called once per tick (a converter may recalibrate). */
+  update(): void;
+  /** The stamp on the agent's time base; a stamp far outside the read's span [startMs, endMs] is not trusted. */
+  toAgentMs(timestampUs: number, startMs: number, endMs: number): number;
+}
+
+/**
+ * Converts the driver's realtime µs stamps to the agent clock. Date.now() only has whole milliseconds, so
+ * calibrate on the instant it ticks over (then it is exact), and again every minute to follow NTP slew.
+ */
+export class RealtimeOffset implements StampConverter {
+  private offsetMs = 0;
+  private calibratedAtMs = -Infinity;
+
+  update(): void {
+    const now = systemClock.nowMs();
+    if (now - this.calibratedAtMs < 60_000) return;
+    const start = Date.now();
+    let tick = start;
+    while (tick === start) tick = Date.now();
+    this.calibratedAtMs = systemClock.nowMs();
+    this.offsetMs = tick - this.calibratedAtMs;
+  }
+
+  /**
+   * The driver's stamp on the agent's time base; a stamp more than 2 s outside the read's span [startMs,
+   * endMs] is not trusted (a stepped wall clock) and the read's midpoint stands in.
+   */
+  toAgentMs(timestampUs: number, startMs: number, endMs: number): number {
+    const t = timestampUs / 1000 - this.offsetMs;
+    return t > startMs - 2000 && t < endMs + 2000 ? t : (startMs + endMs) / 2;
+  }
+}
+
+/** One read of one GPU: what it returned and when the call ran. */
+interface RawRead {
+  startMs: number;
+  endMs: number;
+  counterMj?: number;
+  fieldTimestampUs?: number;
+  powerW?: number;
+  memoryPowerW?: number;
+  temperatureC?: number;
+}
+
+/**
+ * Reads one GPU on its own schedule. A counter value is stamped with the instant it became current: the
+ * driver's field timestamp where that is the update instant (value held => timestamp held), otherwise the
+ * update grid learnt from the reads themselves (real drivers stamp the read time).
+ */
+export class GpuReader {
+  nextAtMs = 0;
+  /** The next read only teaches the update grid (it is not published). */
+  nextIsProbe = false;
+  /** Sampling went active: read as soon as a read cannot straddle a counter update. */
+  waking = false;
+  /** The period between measurement reads now: the sampling period, or the idle period. */
+  periodMs: number;
+  private readonly grid = new UpdateGrid({ periodMs: COUNTER_UPDATE_MS });
+  private last: RawRead | undefined;
+  /** undefined until a held value shows whether field timestamps are update instants. */
+  private driverStamps: boolean | undefined;
+  private readMs = 4;
+
+  constructor(
+    private readonly nvml: Nvml,
+    readonly plan: GpuPlan,
+    private readonly offset: StampConverter,
+    private readonly samplingPeriodMs: number,
+    private readonly clock: Clock,
+  ) {
+    this.periodMs = samplingPeriodMs;
+  }
+
+  /** Set when a read finds the GPU lost: it is not read again (the sampler records the status). */
+  lost = false;
+
+  get ok(): boolean {
+    return !this.lost && this.plan.device.status === "ok";
+  }
+
+  /** Reads now; returns the reading to publish (none for a probe), and schedules the next read. */
+  read(): Reading | undefined {
+    const raw = this.readRaw();
+    const probe = this.nextIsProbe;
+    const reading = this.toReading(raw);
+    this.schedule(raw);
+    return probe ? undefined : reading;
+  }
+
+  private toReading(raw: RawRead): Reading {
+    const { plan } = this;
+    const reading: Reading = { deviceId: plan.device.id, tMs: (raw.startMs + raw.endMs) / 2 };
+    if (raw.powerW !== undefined) reading.powerW = raw.powerW;
+    if (raw.memoryPowerW !== undefined) reading.memoryPowerW = raw.memoryPowerW;
+    if (raw.temperatureC !== undefined) reading.temperatureC = raw.temperatureC;
+    if (raw.counterMj === undefined) return reading;
+    reading.counterJ = mJToJ(raw.counterMj);
+    const prev = this.last;
+    // A held value that keeps its stamp proves update-instant stamps, for good. A held value with a new
+    // stamp suggests read-time stamps, unless the GPU drew no power across updates: that never overrules.
+    if (prev?.counterMj === raw.counterMj && raw.fieldTimestampUs !== undefined && this.driverStamps !== true) {
+      this.driverStamps = prev.fieldTimestampUs === raw.fieldTimestampUs;
+    }
+    this.last = raw;
+    if (this.driverStamps && raw.fieldTimestampUs !== undefined) {
+      reading.tMs = this.offset.toAgentMs(raw.fieldTimestampUs, raw.startMs, raw.endMs);
+      return reading;
+    }
+    const stamp = this.grid.observe({ startMs: raw.startMs, endMs: raw.endMs, value: raw.counterMj });
+    reading.tMs = stamp.tMs;
+    reading.timeUncertaintyMs = stamp.uncertaintyMs;
+    return reading;
+  }
+
+  /** Reads for measurement next instead of the planned probe; the probe is asked for again later. */
+  deferProbe(): void {
+    this.grid.deferProbe();
+    this.nextIsProbe = false;
+    this.nextAtMs = this.grid.quietRead(this.clock.nowMs(), this.quietPeriodMs(this.clock.nowMs()));
+  }
+
+  /** Sampling went active: the next read is a measurement, now (see readyToRead). */
+  wake(nowMs: number): void {
+    if (this.nextIsProbe) this.grid.deferProbe();
+    this.nextIsProbe = false;
+    this.waking = true;
+    this.nextAtMs = nowMs;
+  }
+
+  /**
+   * Whether a read may start now. A wake-up read waits (a few ms at most) when it could straddle a counter
+   * update: its value would then be stamped within a whole period instead of the grid's few ms.
+   */
+  readyToRead(nowMs: number): boolean {
+    if (!this.waking || this.plan.energy === "none" || this.driverStamps) return true;
+    const clearMs = this.grid.clearOfUpdate(nowMs, this.readMs);
+    if (clearMs <= nowMs + 0.5) return true;
+    this.nextAtMs = clearMs;
+    return false;
+  }
+
+  /**
+   * The spacing of measurement reads: the current period, except while the update grid is unknown or has
+   * drifted wide (then the sampling period, so that it is learnt again within about a second; an idle GPU
+   * whose grid were lost would stamp the first readings after a wake-up a whole period wide).
+   */
+  private quietPeriodMs(nowMs: number): number {
+    const learning = !this.grid.calibrated || this.grid.widthMs(nowMs) > 2 * this.grid.targetWidthMs;
+    return learning ? this.samplingPeriodMs : this.periodMs;
+  }
+
+  private schedule(raw: RawRead): void {
+    this.waking = false;
+    const readMs = raw.endMs - raw.startMs;
+    if (readMs < 1000) this.readMs += 0.1 * (readMs - this.readMs); // a stalled read says nothing about the next
+    this.grid.targetWidthMs = 1.5 * this.readMs + 1;
+    if (this.plan.energy === "none" || this.driverStamps) {
+      this.nextIsProbe = false;
+      this.nextAtMs = raw.startMs + this.periodMs;
+      return;
+    }
+    // Idle: one quiet read per idle period, each followed by at most one probe (the grid's alternation).
+    const next = this.grid.nextRead(raw.endMs, this.readMs, this.quietPeriodMs(raw.endMs));
+    this.nextIsProbe = next.probe;
+    this.nextAtMs = next.atMs;
+  }
+
+  private readRaw(): RawRead {
+    const { nvml, plan } = this;
+    const handle = plan.handle;
+    const requests: FieldRequest[] = [];
+    if (plan.energy === "field") requests.push({ fieldId: FIELD_TOTAL_ENERGY, scopeId: SCOPE_GPU });
+    if (plan.power) requests.push(plan.power);
+    if (plan.memoryPower) requests.push({ fieldId: FIELD_POWER_AVERAGE, scopeId: SCOPE_MEMORY });
+    const raw: RawRead = { startMs: this.clock.nowMs(), endMs: 0 };
+    const { ret, results } = requests.length > 0 ? nvml.fieldValues(handle, requests) : { ret: NVML_SUCCESS, results: [] };
+    this.fail("nvmlDeviceGetFieldValues", ret);
+    let k = 0;
+    if (plan.energy === "field") {
+      const energy = results[k++]!;
+      this.fail("field TOTAL_ENERGY_CONSUMPTION", energy.ret);
+      raw.counterMj = energy.value;
+      raw.fieldTimestampUs = energy.timestampUs;
+    } else if (plan.energy === "call") {
+      const [r, mj] = nvml.totalEnergyMj(handle);
+      this.fail("nvmlDeviceGetTotalEnergyConsumption", r);
+      raw.counterMj = mj;
+    }
+    raw.endMs = this.clock.nowMs();
+    if (plan.power) {
+      const p = results[k++]!;
+      this.fail("field POWER_INSTANT", p.ret);
+      if (p.ret === NVML_SUCCESS) raw.powerW = mWToW(p.value);
+    } else {
+      const [r, mw] = nvml.powerUsageMw(handle);
+      this.fail("nvmlDeviceGetPowerUsage", r);
+      if (r === NVML_SUCCESS) raw.powerW = mWToW(mw);
+    }
+    if (plan.memoryPower && results[k]!.ret === NVML_SUCCESS) raw.memoryPowerW = mWToW(results[k]!.value);
+    const [tr, tempC] = nvml.temperatureC(handle);
+    if (tr === NVML_SUCCESS) raw.temperatureC = tempC;
+    return raw;
+  }
+
+  /** A lost GPU throws (the loop marks it lost); other failures of one reading are tolerated. */
+  private fail(call: string, ret: number): void {
+    if (ret === NVML_SUCCESS) return;
+    if (isLost(ret)) throw nvmlError(call, ret, this.nvml.errorString(ret));
+  }
+}
+
+export interface ReadLoopOptions {
+  samplingPeriodMs: number;
+  idlePeriodMs: number;
+  clock: Clock;
+  /** Where each tick's readings go (the worker posts them to the main thread). */
+  onReadings: (readings: Reading[], energyReads: number) => void;
+  /** The driver's stamps on the agent's time base (default: calibrated against the system's realtime clock). */
+  stamps?: StampConverter;
+  /** Timers (default: the process's); tests drive the loop with their own. */
+  timers?: Timers;
+}
+
+/** The timer functions the loop schedules its ticks with. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const processTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/** Reads every GPU when it is due; one timer for all. */
+export class ReadLoop {
+  energyReads = 0;
+  private timer: unknown;
+  readonly readers: GpuReader[];
+  private readonly offset: StampConverter;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly samplingPeriodMs: number;
+  private readonly idlePeriodMs: number;
+  private active = false;
+  private stopped = false;
+
+  constructor(
+    nvml: Nvml,
+    plans: GpuPlan[],
+    private readonly options: ReadLoopOptions,
+  ) {
+    this.clock = options.clock;
+    this.timers = options.timers ?? processTimers;
+    this.offset = options.stamps ?? new RealtimeOffset();
+    this.samplingPeriodMs = options.samplingPeriodMs;
+    this.idlePeriodMs = options.idlePeriodMs;
+    this.readers = plans.map((p) => new GpuReader(nvml, p, this.offset, this.samplingPeriodMs, this.clock));
+    for (const reader of this.readers) reader.periodMs = this.idlePeriodMs;
+  }
+
+  start(): void {
+    this.tick();
+  }
+
+  /**
+   * Going active reads every GPU now (one tick, replacing the pending timer), then each goes back to its
+   * full-rate schedule. Going idle changes only the spacing of the reads after the next one: the timer
+   * already set stays the only one.
+   */
+  setActive(active: boolean): void {
+    if (active === this.active) return;
+    this.active = active;
+    for (const reader of this.readers) reader.periodMs = active ? this.samplingPeriodMs : this.idlePeriodMs;
+    if (!active || this.stopped) return;
+    const now = this.clock.nowMs();
+    for (const reader of this.readers) if (reader.ok) reader.wake(now);
+    this.timers.clearTimeout(this.timer);
+    this.tick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.timers.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private avoidCollision(reader: GpuReader): void {
+    if (reader.nextIsProbe && collides(reader, this.readers)) reader.deferProbe();
+  }
+
+  private tick(): void {
+    this.offset.update();
+    const now = this.clock.nowMs();
+    const readings: Reading[] = [];
+    for (const reader of this.readers) {
+      if (!reader.ok || reader.nextAtMs > now + 0.5 || !reader.readyToRead(this.clock.nowMs())) continue;
+      try {
+        const reading = reader.read();
+        if (reader.plan.energy !== "none") this.energyReads++;
+        if (reading) readings.push(reading);
+        this.avoidCollision(reader);
+      } catch (err) {
+        reader.lost = true;
+        readings.push({ deviceId: reader.plan.device.id, tMs: this.clock.nowMs(), failure: { status: "lost", reason: AppError.from(err).detail } });
+      }
+    }
+    if (readings.length > 0) this.options.onReadings(readings, this.energyReads);
+    if (this.stopped) return;
+    const due = Math.min(...this.readers.filter((r) => r.ok).map((r) => r.nextAtMs));
+    if (Number.isFinite(due)) this.timer = this.timers.setTimeout(() => this.tick(), Math.max(0, due - this.clock.nowMs()));
+  }
+}
+
+/**
+ * NVML serialises reads: GPUs that share an update phase would queue their probes behind each other, and
+ * a late probe misses its instant. So at most one probe runs at a time: a colliding one gives way to a
+ * measurement read and is asked for again afterwards.
+ */
+function collides(reader: GpuReader, others: readonly GpuReader[]): boolean {
+  return others.some((o) => o !== reader && o.ok && o.nextIsProbe && Math.abs(o.nextAtMs - reader.nextAtMs) < PROBE_CLEARANCE_MS);
+}
+const PROBE_CLEARANCE_MS = 10;
+

@@ -1,0 +1,183 @@
+/**
+ * The NVML reader without a thread, real time or the C library: an in-memory NVML whose energy counter
+ * moves every 100 ms at a known phase, a manual clock that each call advances by its read time, and timers
+ * the test runs by hand. Every stamp can then be compared with the instant its value truly became current.
+ */
+import test from "ava";
+import { ManualClock } from "../../../../server/shared/clock.js";
+import { FIELD_TOTAL_ENERGY, type FieldRequest, type FieldResult, type Nvml } from "../../../../server/agent/devices/nvml-binding.js";
+import type { GpuPlan } from "../../../../server/agent/devices/nvml-probe.js";
+import { ReadLoop, type Timers } from "../../../../server/agent/devices/nvml-reader.js";
+import type { Reading } from "../../../../server/agent/devices/energy-source.js";
+
+const UPDATE_MS = 100;
+const READ_MS = 4;
+const T0 = 1_764_000_000_000;
+
+/** One GPU per handle (its index): a counter that steps every 100 ms at the GPU's phase, at constant power. */
+class MemoryNvml implements Nvml {
+  energyReads = 0;
+  /** Every energy read: when it ran (start, end). */
+  readonly reads: Array<{ handle: number; startMs: number; endMs: number }> = [];
+
+  constructor(
+    private readonly clock: ManualClock,
+    private readonly gpus: Array<{ phaseMs: number; powerW: number }>,
+    private readonly stamps: "update" | "read",
+  ) {}
+
+  /** The last update instant at or before t, for GPU i. */
+  updateBefore(i: number, tMs: number): number {
+    const { phaseMs } = this.gpus[i]!;
+    return T0 + phaseMs + Math.floor((tMs - T0 - phaseMs) / UPDATE_MS) * UPDATE_MS;
+  }
+
+  /** The instant the counter took a value, for GPU i (the inverse of counterMj). */
+  instantOf(i: number, counterJ: number): number {
+    return T0 + (counterJ * 1000) / this.gpus[i]!.powerW;
+  }
+
+  fieldValues(dev: unknown, requests: readonly FieldRequest[]): { ret: number; results: FieldResult[] } {
+    const i = dev as number;
+    const startMs = this.clock.nowMs();
+    this.clock.advance(READ_MS / 2); // the driver samples the counter in the middle of the call
+    const at = this.clock.nowMs();
+    const update = this.updateBefore(i, at);
+    this.clock.advance(READ_MS / 2);
+    this.energyReads++;
+    this.reads.push({ handle: i, startMs, endMs: this.clock.nowMs() });
+    const results = requests.map((r): FieldResult => {
+      if (r.fieldId !== FIELD_TOTAL_ENERGY) return { ret: 0, timestampUs: at * 1000, value: this.gpus[i]!.powerW * 1000 };
+      const counterMj = (update - T0) * this.gpus[i]!.powerW; // W x ms = mJ
+      return { ret: 0, timestampUs: (this.stamps === "update" ? update : at) * 1000, value: counterMj };
+    });
+    return { ret: 0, results };
+  }
+
+  init = () => 0;
+  shutdown = () => 0;
+  errorString = () => "";
+  driverVersion = () => "test";
+  count = () => this.gpus.length;
+  handle = (i: number) => i;
+  name = () => "in-memory GPU";
+  uuid = (dev: unknown) => `GPU-mem-${String(dev)}`;
+  powerLimitMw = () => 700_000;
+  migEnabled = () => false;
+  totalEnergyMj = (): [number, number] => [3, 0];
+  powerUsageMw = (dev: unknown): [number, number] => [0, this.gpus[dev as number]!.powerW * 1000];
+  temperatureC = (): [number, number] => [0, 40];
+}
+
+/** Timers the test runs: each fires at its due instant on the manual clock. */
+class ManualTimers implements Timers {
+  private queue: Array<{ atMs: number; fn: () => void }> = [];
+  constructor(private readonly clock: ManualClock) {}
+  setTimeout(fn: () => void, ms: number): unknown {
+    const entry = { atMs: this.clock.nowMs() + ms, fn };
+    this.queue.push(entry);
+    return entry;
+  }
+  clearTimeout(handle: unknown): void {
+    this.queue = this.queue.filter((e) => e !== handle);
+  }
+  /** Fires every timer due up to untilMs, in order. */
+  runUntil(untilMs: number): void {
+    for (;;) {
+      this.queue.sort((a, b) => a.atMs - b.atMs);
+      const next = this.queue[0];
+      if (!next || next.atMs > untilMs) break;
+      this.queue.shift();
+      if (next.atMs > this.clock.nowMs()) this.clock.set(next.atMs);
+      next.fn();
+    }
+    if (this.clock.nowMs() < untilMs) this.clock.set(untilMs);
+  }
+}
+
+function plan(i: number): GpuPlan {
+  return {
+    device: { id: `gpu:${i}`, domain: "gpu", index: i, name: "in-memory GPU", hasEnergyCounter: true, status: "ok" },
+    handle: i,
+    energy: "field",
+    power: { fieldId: 186, scopeId: 0 },
+    memoryPower: false,
+  };
+}
+
+function setup(gpus: Array<{ phaseMs: number; powerW: number }>, stamps: "update" | "read") {
+  const clock = new ManualClock(T0 + 3);
+  const nvml = new MemoryNvml(clock, gpus, stamps);
+  const timers = new ManualTimers(clock);
+  const readings: Reading[] = [];
+  const loop = new ReadLoop(nvml, gpus.map((_, i) => plan(i)), {
+    samplingPeriodMs: 100,
+    idlePeriodMs: 1000,
+    clock,
+    timers,
+    stamps: { update: () => undefined, toAgentMs: (us) => us / 1000 },
+    onReadings: (batch) => readings.push(...batch),
+  });
+  return { clock, nvml, timers, readings, loop };
+}
+
+test("driver stamps that are update instants (value held, stamp held) are used as they are", (t) => {
+  const { clock, nvml, timers, readings, loop } = setup([{ phaseMs: 37, powerW: 300 }], "update");
+  loop.setActive(true);
+  loop.start();
+  timers.runUntil(clock.nowMs() + 3000);
+  loop.stop();
+  const late = readings.filter((r) => r.tMs > T0 + 1000);
+  t.true(late.length >= 15, `${late.length} readings`);
+  for (const r of late) {
+    t.is(r.tMs, nvml.instantOf(0, r.counterJ!), "stamped at the instant the value became current");
+    t.is(r.timeUncertaintyMs, undefined);
+  }
+});
+
+test("read-time stamps (real drivers): the update grid is learnt, then every stamp holds the true instant within a few ms", (t) => {
+  const { clock, nvml, timers, readings, loop } = setup([{ phaseMs: 61, powerW: 450 }, { phaseMs: 13, powerW: 200 }], "read");
+  loop.setActive(true);
+  loop.start();
+  timers.runUntil(clock.nowMs() + 5000);
+  loop.stop();
+  for (const gpu of [0, 1]) {
+    const mine = readings.filter((r) => r.deviceId === `gpu:${gpu}` && r.tMs > T0 + 2000);
+    t.true(mine.length >= 20, `gpu ${gpu}: ${mine.length} readings`);
+    for (const r of mine) {
+      const truth = nvml.instantOf(gpu, r.counterJ!);
+      t.true(Math.abs(r.tMs - truth) <= r.timeUncertaintyMs! + 1e-9, `gpu ${gpu}: stamp ${r.tMs - T0} vs ${truth - T0} ± ${r.timeUncertaintyMs}`);
+      t.true(r.timeUncertaintyMs! <= 2 * READ_MS, `gpu ${gpu}: uncertainty ${r.timeUncertaintyMs} ms`);
+    }
+  }
+});
+
+test("idle: about one read per GPU per idle period; going active reads every GPU at once without straddling an update", (t) => {
+  const { clock, nvml, timers, readings, loop } = setup([{ phaseMs: 20, powerW: 300 }, { phaseMs: 70, powerW: 300 }], "read");
+  loop.start();
+  timers.runUntil(T0 + 3000); // learn the grid at the sampling period first
+  const idleFrom = clock.nowMs();
+  const readsBefore = nvml.energyReads;
+  timers.runUntil(idleFrom + 10_000);
+  const idleReadsPerGpuPerS = (nvml.energyReads - readsBefore) / 2 / 10;
+  // One measurement read per idle period, each followed by at most one probe.
+  t.true(idleReadsPerGpuPerS <= 2.05, `${idleReadsPerGpuPerS} reads per GPU per s while idle`);
+  const published = readings.length;
+  // Wake 2 ms before GPU 0's counter updates: a read started at once (4 ms) would straddle that update.
+  const wokeAt = nvml.updateBefore(0, clock.nowMs()) + 2 * UPDATE_MS - 2;
+  timers.runUntil(wokeAt);
+  loop.setActive(true);
+  timers.runUntil(wokeAt + 3 * READ_MS + UPDATE_MS / 10);
+  const woken = readings.slice(published);
+  t.deepEqual([...new Set(woken.map((r) => r.deviceId))].sort(), ["gpu:0", "gpu:1"], "every GPU is read at once");
+  for (const gpu of [0, 1]) {
+    const read = nvml.reads.find((r) => r.handle === gpu && r.startMs >= wokeAt)!;
+    t.true(read.startMs - wokeAt <= 2 * READ_MS + 1, `gpu ${gpu}: read ${read.startMs - wokeAt} ms after the wake-up`);
+    t.is(nvml.updateBefore(gpu, read.startMs), nvml.updateBefore(gpu, read.endMs), `gpu ${gpu}: the wake-up read does not straddle a counter update`);
+  }
+  // And full rate from then on: ten measurement reads a second.
+  const from = readings.length;
+  timers.runUntil(clock.nowMs() + 2000);
+  const perGpu = readings.slice(from).filter((r) => r.deviceId === "gpu:0").length / 2;
+  t.true(perGpu >= 9 && perGpu <= 11, `${perGpu} readings per s when active`);
+});
