@@ -3,6 +3,7 @@
  * (not root), settings that are real settings and pass validation. `systemd-analyze verify` runs in the
  * e2e tier (test/e2e/systemd-verify.test.ts).
  */
+import { readFileSync } from "node:fs";
 import test from "ava";
 import { SERVICE_NODE_FLAGS } from "../../bench/lib.js";
 import { loadAgentConfig, loadIntensityConfig, SETTINGS, type Service } from "../../server/shared/config.js";
@@ -30,8 +31,9 @@ for (const s of ["agent", "intensity"] as const) {
     t.false(read(`carbonmon-${s}.service`).split("\n").some((l) => /^MemoryDenyWriteExecute=yes/.test(l)), "V8 needs W+X memory");
   });
 
-  test(`${s}: starts bin/carbonmon.js with the services' V8 flags; its settings are real and valid`, (t) => {
-    t.is(one(s, "ExecStart"), `/usr/bin/node ${SERVICE_NODE_FLAGS.join(" ")} /opt/carbonmon/bin/carbonmon.js ${s}`);
+  test(`${s}: starts the installed carbonmon (whose shebang has the services' V8 flags); its settings are real and valid`, (t) => {
+    t.is(one(s, "ExecStart"), `/usr/local/bin/carbonmon ${s}`);
+    t.is(readFileSync(new URL("../../bin/carbonmon.ts", import.meta.url), "utf8").split("\n")[0], `#!/usr/bin/env -S node ${SERVICE_NODE_FLAGS.join(" ")}`, "the installed bin is compiled from bin/carbonmon.ts");
     const env = environment(s);
     for (const name of Object.keys(env)) {
       const setting = SETTINGS.find((x) => x.env === name);
