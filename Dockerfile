@@ -12,8 +12,8 @@
 # Privileges (the agent):
 #   - GPUs: NVML (libnvidia-ml.so.1) is not in this image. The NVIDIA Container Toolkit injects it into the
 #     container (`--gpus all`, or the compose file's GPU reservation); NVIDIA_DRIVER_CAPABILITIES must
-#     include "utility" (set below). Without it the agent still starts and GetHost says why NVML is
-#     unavailable.
+#     include "utility" (the toolkit's default does; the agent's compose files and DaemonSet set it).
+#     Without it the agent still starts and GetHost says why NVML is unavailable.
 #   - CPU/DRAM: RAPL's energy_uj files are root-only on current kernels (a mitigation for the Platypus
 #     side channel). The agent therefore runs as root by default: bind-mount /sys/class/powercap read-only
 #     and point CARBONMON_POWERCAP_ROOT at it. To run the agent as a non-root user instead, make energy_uj
@@ -53,9 +53,9 @@ ENV NODE_ENV=production \
     NODE_OPTIONS=--max-semi-space-size=32 \
     CARBONMON_DATA_DIR=/var/lib/carbonmon \
     CARBONMON_AGENT_LISTEN=0.0.0.0:50051 \
-    CARBONMON_INTENSITY_LISTEN=0.0.0.0:50061 \
-    NVIDIA_VISIBLE_DEVICES=all \
-    NVIDIA_DRIVER_CAPABILITIES=utility
+    CARBONMON_INTENSITY_LISTEN=0.0.0.0:50061
+# No NVIDIA_* variables here: the intensity service runs from this image too and needs no GPU. The agent's
+# compose files and DaemonSet set NVIDIA_VISIBLE_DEVICES=all and NVIDIA_DRIVER_CAPABILITIES=utility.
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY package.json ./

@@ -1,8 +1,12 @@
 /**
  * Answers kept until they can change, and one upstream call for any number of identical concurrent
  * requests (single flight). Keys are opaque strings built by the caller; values carry their own expiry.
+ *
+ * With a shared flight (every replica on one store), single flight spans the replicas: a miss here first
+ * reads the answer another replica stored, and only the replica holding the key's lease asks upstream.
  */
 import type { Clock } from "../shared/clock.js";
+import type { Loaded, SharedFlight } from "./shared-flight.js";
 
 interface Entry<T> {
   value: T;
@@ -11,43 +15,54 @@ interface Entry<T> {
 
 export class TtlCache {
   private readonly entries = new Map<string, Entry<unknown>>();
-  private readonly inFlight = new Map<string, Promise<unknown>>();
-  /** Upstream loads started (for ListProviders and tests). */
+  private readonly inFlight = new Map<string, Promise<Loaded<unknown>>>();
+  /** Upstream loads started by this process (for ListProviders and tests). */
   loads = 0;
 
   constructor(
     private readonly clock: Clock,
     private readonly maxEntries = 10_000,
+    private readonly shared?: SharedFlight,
   ) {}
 
   /**
    * The cached value, or the result of load() shared with every concurrent caller of the same key.
-   * ttlMs(value) says how long the value stays valid; 0 means do not keep it.
+   * ttlMs(value) says how long the value stays valid; 0 means do not keep it. With a shared flight the
+   * value must survive JSON (plain data).
    */
   async get<T>(key: string, load: () => Promise<T>, ttlMs: (value: T) => number): Promise<{ value: T; cached: boolean }> {
     const hit = this.entries.get(key);
     if (hit && hit.expiresAtMs > this.clock.nowMs()) return { value: hit.value as T, cached: true };
     const pending = this.inFlight.get(key);
-    if (pending) return { value: (await pending) as T, cached: false };
-    this.loads++;
-    const promise = load();
+    if (pending) return { value: (await pending).value as T, cached: false };
+    const promise = this.load(key, load, ttlMs);
     this.inFlight.set(key, promise);
     try {
-      const value = await promise;
-      const ttl = ttlMs(value);
-      if (ttl > 0) this.set(key, value, ttl);
-      return { value, cached: false };
+      const loaded = await promise;
+      if (loaded.expiresAtMs > this.clock.nowMs()) this.set(key, loaded.value, loaded.expiresAtMs);
+      return { value: loaded.value, cached: !loaded.fetched };
     } finally {
       this.inFlight.delete(key);
     }
   }
 
-  private set(key: string, value: unknown, ttlMs: number): void {
+  private async load<T>(key: string, load: () => Promise<T>, ttlMs: (value: T) => number): Promise<Loaded<T>> {
+    const counted = async (): Promise<T> => {
+      this.loads++;
+      return load();
+    };
+    if (this.shared) return this.shared.load(key, counted, ttlMs);
+    const value = await counted();
+    const ttl = ttlMs(value);
+    return { value, expiresAtMs: ttl > 0 ? this.clock.nowMs() + ttl : 0, fetched: true };
+  }
+
+  private set(key: string, value: unknown, expiresAtMs: number): void {
     if (this.entries.size >= this.maxEntries) {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
     this.entries.delete(key);
-    this.entries.set(key, { value, expiresAtMs: this.clock.nowMs() + ttlMs });
+    this.entries.set(key, { value, expiresAtMs });
   }
 }

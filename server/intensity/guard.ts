@@ -2,14 +2,21 @@
  * What stands between the service and one upstream provider: a request budget (a token bucket sized from
  * the provider's published limits, so that a fleet never triggers 429s) and a circuit breaker (after
  * repeated failures the provider is not asked for a while; then one trial call decides).
+ *
+ * The budget is the provider's, not this process's: with a ledger (the store, shared by every replica)
+ * the bucket lives in the database and replicas take from the same tokens. The breaker stays per replica
+ * (each sees its own failures; a shared one would let one replica's network trouble stop the others).
  */
 import type { Clock } from "../shared/clock.js";
 import { AppError, Code } from "../shared/errors.js";
+import type { Budget } from "./store/store.js";
 
-export interface Budget {
-  /** Requests allowed in one window. */
-  capacity: number;
-  windowMs: number;
+export type { Budget };
+
+/** Where the tokens live when they are shared (IntensityStore implements it). */
+export interface BudgetLedger {
+  takeToken(provider: string, budget: Budget, nowMs: number): Promise<number | undefined>;
+  tokens(provider: string, budget: Budget, nowMs: number): Promise<number>;
 }
 
 /** Failures that say the provider is unwell (not that the question was bad). */
@@ -31,12 +38,19 @@ export class ProviderGuard {
     readonly name: string,
     readonly budget: Budget | undefined,
     private readonly clock: Clock,
+    private readonly ledger?: BudgetLedger,
   ) {
     this.tokens = budget?.capacity ?? Infinity;
     this.refilledAtMs = clock.nowMs();
   }
 
-  /** Tokens left now (Infinity without a budget). */
+  /** Tokens left now (Infinity without a budget), from the ledger when there is one. */
+  async budgetRemaining(): Promise<number> {
+    if (!this.budget || !this.ledger) return this.remaining();
+    return this.ledger.tokens(this.name, this.budget, this.clock.nowMs());
+  }
+
+  /** Tokens left now in this process's own bucket (Infinity without a budget). */
   remaining(): number {
     if (!this.budget) return Infinity;
     const now = this.clock.nowMs();
@@ -57,12 +71,11 @@ export class ProviderGuard {
     if (this.openUntilMs > now) {
       throw new AppError(Code.Unavailable, `${this.name} is not asked for ${Math.ceil((this.openUntilMs - now) / 1000)} s after ${this.consecutiveFailures} failures in a row (${this.lastError ?? "unknown"})`);
     }
-    if (this.remaining() < 1) {
+    if (!(await this.take())) {
       throw new AppError(Code.ResourceExhausted, `${this.name}'s request budget (${this.budget!.capacity} per ${this.budget!.windowMs / 1000} s) is spent`, {
         hint: "answers come from the cache and the store meanwhile; try again shortly",
       });
     }
-    this.tokens -= 1;
     try {
       const value = await call();
       this.consecutiveFailures = 0;
@@ -73,6 +86,15 @@ export class ProviderGuard {
       if (UNHEALTHY.has(e.code)) this.failed(e.message);
       throw err;
     }
+  }
+
+  /** Takes one token; false when none is left. */
+  private async take(): Promise<boolean> {
+    if (!this.budget) return true;
+    if (this.ledger) return (await this.ledger.takeToken(this.name, this.budget, this.clock.nowMs())) !== undefined;
+    if (this.remaining() < 1) return false;
+    this.tokens -= 1;
+    return true;
   }
 
   private failed(message: string): void {

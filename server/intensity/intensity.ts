@@ -13,7 +13,7 @@ import { computeEmissions, type EmissionsResult } from "./core/emissions.js";
 import { isProvisional, type EmissionFactor, type Point, type Signal } from "./core/point.js";
 import { clip, fillGaps, gaps, normalize } from "./core/series.js";
 import type { Coordinates, Provider, Query } from "./providers/provider.js";
-import type { IntensityStore } from "./store.js";
+import type { IntensityStore } from "./store/store.js";
 import { DAY_MS, MINUTE_MS } from "../shared/units.js";
 
 
@@ -190,8 +190,9 @@ export class Intensity {
     this.remember(zone, req);
     const load = async () => {
       const r = await this.firstAnswer(this.chain(zone, req.provider), (p) => p.current(this.query(zone, req)));
-      this.deps.store.save([r.value]);
-      return r;
+      await this.deps.store.save([r.value]);
+      // Plain data only: replicas share cached answers as JSON.
+      return { value: r.value, attempts: r.attempts };
     };
     const ttl = (r: { value: Point }) => Math.max(30_000, Math.min(5 * MINUTE_MS, r.value.validToMs - this.deps.clock.nowMs()));
     const { value, cached } = await this.deps.cache.get(this.key("current", zone, req), load, ttl);
@@ -203,7 +204,14 @@ export class Intensity {
     const { zone } = await this.resolve(req.location);
     this.remember(zone, req);
     const load = () => this.loadHistory(zone, req, fromMs, toMs, gapPolicy);
-    const ttl = (r: { points: Point[] }) => (r.points.some((p) => isProvisional(p, this.deps.clock.nowMs())) ? MINUTE_MS : 60 * MINUTE_MS);
+    // An answer with gaps is not kept (the next question may find upstream or the store complete), and one
+    // that a provider failed is kept a minute only: cached, and shared by replicas, they would otherwise
+    // answer "no intensity" for an hour after a cold start under a spent budget.
+    const ttl = (r: { points: Point[]; gaps: unknown[]; attempts: Attempt[] }) => {
+      if (r.gaps.length > 0) return 0;
+      if (r.attempts.some((a) => a.code !== "OK" && a.code !== Code.FailedPrecondition) || r.points.some((p) => isProvisional(p, this.deps.clock.nowMs()))) return MINUTE_MS;
+      return 60 * MINUTE_MS;
+    };
     const { value } = await this.deps.cache.get(this.key("history", zone, req, `${fromMs}-${toMs}-${gapPolicy}`), load, ttl);
     return value;
   }
@@ -218,11 +226,11 @@ export class Intensity {
         attempts.push(skip);
         continue;
       }
-      const stored = this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs);
+      const stored = await this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs);
       let fetched: Point[] = [];
       try {
         fetched = await this.guarded(provider, () => provider.range(this.query(zone, req), fromMs, toMs));
-        this.deps.store.save(fetched);
+        await this.deps.store.save(fetched);
         attempts.push({ provider: provider.name, code: "OK", message: "" });
       } catch (err) {
         const e = AppError.from(err);
@@ -244,7 +252,10 @@ export class Intensity {
     const { zone } = await this.resolve(req.location);
     const chain = this.chain(zone, req.provider).filter((l) => l.provider.forecast);
     if (chain.every((l) => l.skip)) throw new AppError(Code.NotFound, `no configured provider forecasts zone ${zone}`, { hint: "forecasts come from ElectricityMaps (paid plans) and the UK grid (GB)" });
-    const load = () => this.firstAnswer(chain, (p) => p.forecast!(this.query(zone, req), horizonMs), (v) => v.length > 0);
+    const load = async () => {
+      const r = await this.firstAnswer(chain, (p) => p.forecast!(this.query(zone, req), horizonMs), (v) => v.length > 0);
+      return { value: r.value, attempts: r.attempts };
+    };
     const { value } = await this.deps.cache.get(this.key("forecast", zone, req, String(horizonMs)), load, () => 10 * MINUTE_MS);
     return { zone, points: value.value, attempts: value.attempts };
   }

@@ -6,10 +6,12 @@ import { serve, type RunningServer } from "../shared/serve.js";
 import { TtlCache } from "./cache.js";
 import { Intensity } from "./intensity.js";
 import { ipLocator } from "../shared/net/ip-location.js";
-import { ProviderGuard } from "./guard.js";
+import { ProviderGuard, type Budget } from "./guard.js";
 import { BUDGETS, buildProviders } from "./providers/registry.js";
 import { intensityRegistration } from "./service.js";
-import { IntensityStore } from "./store.js";
+import { SharedFlight, type SharedFlightOptions } from "./shared-flight.js";
+import { openStore } from "./store/open.js";
+import type { IntensityStore } from "./store/store.js";
 import { IntensityWatch } from "./watch.js";
 
 export interface IntensityServer {
@@ -18,6 +20,7 @@ export interface IntensityServer {
   intensity: Intensity;
   cache: TtlCache;
   watch: IntensityWatch;
+  store: IntensityStore;
 }
 
 export interface IntensityOptions {
@@ -26,6 +29,10 @@ export interface IntensityOptions {
   watchPollMs?: number;
   /** How often the last 24 h of every zone in use is recorded into the store; default 6 h. */
   recordEveryMs?: number;
+  /** Request budgets per provider name instead of the published ones (tests). */
+  budgets?: Record<string, Budget | undefined>;
+  /** Leases and waits of the single flight across replicas. */
+  flight?: SharedFlightOptions;
 }
 
 /** Builds the provider chain, opens the store and serves CarbonIntensity on config.listen. */
@@ -33,9 +40,11 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
   const clock = options.clock ?? systemClock;
   const providers = buildProviders(config, clock);
   for (const p of providers) log.info({ provider: p.name, unconfigured: p.unconfiguredReason }, "provider");
-  const store = new IntensityStore(config.dataDir);
-  const cache = new TtlCache(clock);
-  const guards = new Map(providers.map((p) => [p.name, new ProviderGuard(p.name, BUDGETS[p.name], clock)]));
+  const store = await openStore(config, log);
+  // Single flight and budgets go through the store, so replicas on one database act as one service.
+  const cache = new TtlCache(clock, undefined, new SharedFlight(store, clock, log, options.flight));
+  const budgets = options.budgets ?? BUDGETS;
+  const guards = new Map(providers.map((p) => [p.name, new ProviderGuard(p.name, budgets[p.name], clock, store)]));
   const intensity = new Intensity({ providers, store, cache, clock, log, guards, locateByIp: ipLocator(config.ipinfoUrl) });
   const watch = new IntensityWatch(intensity, options.watchPollMs ?? 60_000, log);
   const recorder = setInterval(() => void intensity.record(), options.recordEveryMs ?? 6 * 3_600_000).unref();
@@ -50,10 +59,10 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
       },
       onShutdown: () => store.close(),
     });
-    return { running, config, intensity, cache, watch };
+    return { running, config, intensity, cache, watch, store };
   } catch (err) {
     clearInterval(recorder);
-    store.close();
+    await store.close();
     throw err;
   }
 }

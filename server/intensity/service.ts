@@ -67,10 +67,10 @@ const HEALTH = {
   circuit_open: ProviderHealth.PROVIDER_HEALTH_CIRCUIT_OPEN,
 };
 
-function providerInfo(intensity: Intensity, p: Provider, order: number): ProviderInfo {
+async function providerInfo(intensity: Intensity, p: Provider, order: number): Promise<ProviderInfo> {
   const guard = intensity.guard(p.name);
   const health = p.unconfiguredReason !== undefined ? ProviderHealth.PROVIDER_HEALTH_UNCONFIGURED : HEALTH[guard?.health() ?? "healthy"];
-  const remaining = guard?.remaining() ?? Infinity;
+  const remaining = (await guard?.budgetRemaining()) ?? Infinity;
   return {
     name: p.name,
     order,
@@ -130,7 +130,7 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
       const provider = intensity.candidates(r.zone, "")[0]?.name ?? "";
       return { zone: r.zone, ...(r.coordinates ? { coordinates: r.coordinates } : {}), provider, method: METHOD[r.method], detail: r.detail };
     }, log),
-    listProviders: unary((): ListProvidersResponse => ({ providers: intensity.providers.map((p, order) => providerInfo(intensity, p, order)) }), log),
+    listProviders: unary(async (): Promise<ListProvidersResponse> => ({ providers: await Promise.all(intensity.providers.map((p, order) => providerInfo(intensity, p, order))) }), log),
     getBestWindow: unary(async (req: BestWindowRequest): Promise<BestWindowResponse> => {
       if (!req.duration) throw new AppError(Code.InvalidArgument, "duration is required", { hint: 'e.g. "7200s" for a 2-hour job' });
       const locations = req.locations.map((l, i) => {
