@@ -3,7 +3,7 @@
  * carbonmon CLI as a separate process) against a real agent with three fake GPUs at 100, 200 and 300 W.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,17 @@ import { startTestAgent } from "../helpers/grpc.js";
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const HOOKS = join(ROOT, "examples/slurm");
 
+/**
+ * The carbonmon command the hooks run: the CLI from its TypeScript sources (as every test runs it; the
+ * installed bin runs dist/, which tests never rely on), wrapped in one executable as CARBONMON_BIN wants.
+ */
+const CLI = (() => {
+  const dir = mkdtempSync(join(tmpdir(), "carbonmon-slurm-bin-"));
+  const file = join(dir, "carbonmon");
+  writeFileSync(file, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(join(ROOT, "node_modules/tsx/dist/loader.mjs"))} ${JSON.stringify(join(ROOT, "bin/carbonmon.ts"))} "$@"\n`, { mode: 0o755 });
+  return file;
+})();
+
 interface Hook {
   code: number;
   stderr: string;
@@ -24,7 +35,7 @@ function hook(name: "prolog" | "epilog", env: Record<string, string>): Promise<H
   return new Promise((resolve) => {
     const child = execFile("bash", [join(HOOKS, `${name}.sh`)], {
       // slurmd's hook environment: no PATH games, no terminal; the CLI found through CARBONMON_BIN.
-      env: { PATH: process.env.PATH!, CARBONMON_BIN: join(ROOT, "bin/carbonmon.js"), CARBONMON_LOG_LEVEL: "silent", ...env },
+      env: { PATH: process.env.PATH!, CARBONMON_BIN: CLI, CARBONMON_LOG_LEVEL: "silent", ...env },
       timeout: 60_000,
     }, (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }));
     child.stdin?.end();
