@@ -4,7 +4,7 @@
  * once at start-up and reports every bad one at once, with the variable's name and what is allowed.
  */
 import { readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { AppError, Code } from "./errors.js";
 
@@ -37,6 +37,7 @@ export const SETTINGS = [
   { env: "CARBONMON_IDLE_SAMPLING_PERIOD_MS", flag: "--idle-sampling-period-ms", services: AGENT, default: "1000", description: "how often energy counters are read while no window or WatchPower stream is open, from the sampling period to 60000 ms (equal to it: never idle; unset: 1000, or the sampling period if that is longer); the first window or stream makes every device be read at once" },
   { env: "CARBONMON_IDLE_AFTER_MS", flag: "--idle-after-ms", services: AGENT, default: "5000", description: "how long sampling stays at full rate after the last window or WatchPower stream ends, 0-3600000 ms (windows begun and ended back to back do not wake the hardware each time)" },
   { env: "CARBONMON_FIRST_READING_TIMEOUT_MS", flag: "--first-reading-timeout-ms", services: AGENT, default: "10000", description: "how long the agent waits at start, before it opens its port, for every device's first reading, 0-600000 ms (a window begun before a device's first reading cannot be measured on it; 0: serve at once)" },
+  { env: "CARBONMON_HOSTNAME", flag: "--hostname", services: AGENT, description: "the host name the agent reports (GetHost); unset: the machine's own (in Kubernetes, set it to the node name from the downward API)" },
   { env: "CARBONMON_SIMULATED_GPU", flag: "--simulated-gpu", services: AGENT, default: "false", description: "true: when no real GPU is found, add one labelled simulated GPU whose numbers are NOT measurements (what `carbonmon demo` uses on machines without a GPU)" },
   { env: "CARBONMON_JOURNAL_MODE", flag: "--journal-mode", services: AGENT, default: "write", description: "how window changes are journaled before they are answered: write (one write(2) per change) or mapped (the journal file mapped into memory: no system call, but a journal truncated from outside or on a full copy-on-write filesystem kills the agent with SIGBUS)" },
   { env: "CARBONMON_RAPL_MAX_POWER_W", flag: "--rapl-max-power-w", services: AGENT, default: "1000", description: "highest plausible power of one RAPL zone; sets how often zones are read so that no wrap is missed" },
@@ -71,6 +72,8 @@ export interface AgentConfig {
   idleSamplingPeriodMs: number;
   idleAfterMs: number;
   firstReadingTimeoutMs: number;
+  /** The host name the agent reports (GetHost); the machine's own unless set. */
+  hostname: string;
   /** Add a labelled simulated GPU when no real one is found (demos). */
   simulatedGpu: boolean;
   /** How window changes are journaled (storage/journal.ts). */
@@ -335,6 +338,7 @@ export function loadAgentConfig(source: ConfigSource = {}): AgentConfig {
     idleSamplingPeriodMs: idleSamplingPeriodMs(r, samplingOk ? samplingPeriodMs : undefined),
     idleAfterMs: r.integer("CARBONMON_IDLE_AFTER_MS", 0, 3_600_000),
     firstReadingTimeoutMs: r.integer("CARBONMON_FIRST_READING_TIMEOUT_MS", 0, 600_000),
+    hostname: r.text("CARBONMON_HOSTNAME") || hostname(),
     simulatedGpu: r.boolean("CARBONMON_SIMULATED_GPU"),
     journalMode: r.oneOf("CARBONMON_JOURNAL_MODE", ["write", "mapped"]) as "write" | "mapped",
     raplMaxPowerW: r.integer("CARBONMON_RAPL_MAX_POWER_W", 1, 100_000),

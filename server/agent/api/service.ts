@@ -2,7 +2,6 @@
  * The EnergyMonitor gRPC service: thin handlers over the window manager, the power hub and the sampler.
  * Errors are AppErrors; unary() maps them to gRPC statuses.
  */
-import { hostname } from "node:os";
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   EnergyMonitorService,
@@ -41,7 +40,7 @@ export function getHost(ctx: AgentContext): GetHostResponse {
   const devices = ctx.sampler.devices();
   const infoZones = ctx.sampler.sources.flatMap((s) => s.infoZones?.() ?? []);
   return {
-    hostname: hostname(),
+    hostname: ctx.config.hostname,
     agentVersion: VERSION,
     gpus: devices.filter((d) => d.domain === "gpu").map(gpuToProto),
     raplZones: [...devices.filter((d) => d.domain !== "gpu"), ...infoZones].map(raplZoneToProto),

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import test from "ava";
 import {
   DeviceStatus,
@@ -77,4 +78,13 @@ test("GetHost says whether the agent samples at full rate now: idle at start, ac
   const deadline = Date.now() + 10_000;
   while ((await getHost(agent)).samplingActive && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   t.false((await getHost(agent)).samplingActive, "idle once CARBONMON_IDLE_AFTER_MS has passed");
+});
+
+test("GetHost reports CARBONMON_HOSTNAME when set (a Kubernetes node name), else the machine's name", async (t) => {
+  const named = await startTestAgent({ CARBONMON_HOSTNAME: "gpu-node-17" });
+  t.teardown(() => named.close());
+  t.is((await getHost(named)).hostname, "gpu-node-17");
+  const plain = await startTestAgent();
+  t.teardown(() => plain.close());
+  t.is((await getHost(plain)).hostname, hostname());
 });
