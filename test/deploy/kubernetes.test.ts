@@ -75,7 +75,9 @@ function checkEnv(t: import("ava").ExecutionContext, container: Obj, service: Se
     const setting = SETTINGS.find((s) => s.env === name || (`${s.env}_FILE` === name && "secret" in s));
     if (setting) {
       t.true((setting.services as readonly Service[]).includes(service), `${name} is not a setting of '${service}'`);
-      t.is(setting.env === name ? "value" in e : e.value.startsWith("/etc/carbonmon/secrets/"), true, `${name}: a value (secrets: a mounted file)`);
+      // A setting is a value or a downward-API field (the node name); a secret is a mounted file.
+      const given = "value" in e || (e.valueFrom as Obj | undefined)?.fieldRef !== undefined;
+      t.is(setting.env === name ? given : e.value.startsWith("/etc/carbonmon/secrets/"), true, `${name}: a value (secrets: a mounted file)`);
     } else if (NVIDIA.has(name)) {
       t.is(service, "agent", `${name}: only the agent needs the NVIDIA runtime`);
     } else {
