@@ -29,6 +29,11 @@ def agent_addr():
 
 
 @pytest.fixture
+def intensity_addr():
+    return env("CARBONMON_INTENSITY_ADDR")
+
+
+@pytest.fixture
 def powers_w():
     return [float(p) for p in env("CARBONMON_TEST_POWER_W").split(",")]
 

@@ -66,3 +66,24 @@ def test_errors_are_typed_and_name_the_agent(agent_addr):
     with pytest.raises(carbonmon.AgentUnavailableError, match=r"cannot reach the agent at 127\.0\.0\.1:1"):
         down.begin_window("py/down")
     assert all(isinstance(e, carbonmon.CarbonmonError) for e in (nf.value, bad.value))
+
+
+def test_best_window_from_the_intensity_service(intensity_addr, g_per_kwh):
+    """GetBestWindow through the Python client: the static provider's flat series says waiting changes nothing."""
+    from datetime import timedelta
+
+    import carbonmon
+
+    client = carbonmon.IntensityClient(intensity_addr)
+    try:
+        best = client.best_window(["DE"], timedelta(hours=1), within=timedelta(hours=3), energy_kwh=2)
+    finally:
+        client.close()
+    assert best.candidates, best
+    first = best.candidates[0]
+    assert first.zone == "DE"
+    assert first.mean_g_per_kwh == g_per_kwh
+    assert abs(first.carbon_g - 2 * g_per_kwh) < 1e-9
+    assert first.end - first.start == timedelta(hours=1)
+    assert first.is_forecast is False
+    assert [c.zone for c in best.run_now] == ["DE"]

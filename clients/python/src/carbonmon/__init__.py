@@ -20,7 +20,7 @@ from ._errors import (
     WindowExistsError,
     WindowNotFoundError,
 )
-from ._intensity import IntensityClient
+from ._intensity import BestWindow, IntensityClient, WindowCandidate
 from ._sync import sync_execution
 from ._window import Window, default_agent, watch_power, window
 
@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Agent",
+    "BestWindow",
     "AgentUnavailableError",
     "CarbonIntensityError",
     "CarbonmonError",
@@ -37,6 +38,7 @@ __all__ = [
     "Measurement",
     "PowerSample",
     "Window",
+    "WindowCandidate",
     "WindowExistsError",
     "WindowNotFoundError",
     "agent_address",

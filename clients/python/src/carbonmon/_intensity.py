@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
-from typing import Dict, Optional, Tuple, Union
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import grpc
 
@@ -27,6 +28,46 @@ def location_message(location: Location) -> intensity_pb2.Location:
         return intensity_pb2.Location(zone=location)
     lat, lon = location
     return intensity_pb2.Location(coordinates=intensity_pb2.Coordinates(lat=float(lat), lon=float(lon)))
+
+
+@dataclass(frozen=True)
+class WindowCandidate:
+    """A time and place to run a job (GetBestWindow): the exact time-weighted mean intensity over it."""
+
+    zone: str
+    start: datetime
+    end: datetime
+    mean_g_per_kwh: float
+    #: Grams for the job's energy (even power assumed); None unless energy was given.
+    carbon_g: Optional[float]
+    provider: str
+    #: False for a flat series from a provider without forecasts (waiting changes nothing there).
+    is_forecast: bool
+
+
+@dataclass(frozen=True)
+class BestWindow:
+    #: Ranked by mean intensity, best first.
+    candidates: List[WindowCandidate]
+    #: The same figures for starting now, one per location: the saving is the difference.
+    run_now: List[WindowCandidate]
+    notes: List[str]
+
+
+def _utc(ts) -> datetime:
+    return ts.ToDatetime().replace(tzinfo=timezone.utc)
+
+
+def _candidate(c) -> WindowCandidate:
+    return WindowCandidate(
+        zone=c.zone,
+        start=_utc(c.start),
+        end=_utc(c.end),
+        mean_g_per_kwh=c.mean_g_per_kwh,
+        carbon_g=c.carbon_g if c.HasField("carbon_g") else None,
+        provider=c.provider,
+        is_forecast=c.is_forecast,
+    )
 
 
 class IntensityClient:
@@ -55,6 +96,34 @@ class IntensityClient:
         """The last 24 h: period start (UTC) → g/kWh."""
         series = self._call("GetRecentIntensity", self._request(location, emission_factor, allow_estimated))
         return {p.valid_from.ToDatetime().replace(tzinfo=timezone.utc): p.g_per_kwh for p in series.points}
+
+    def best_window(
+        self,
+        locations: Sequence[Location],
+        duration: timedelta,
+        *,
+        within: Optional[timedelta] = None,
+        energy_kwh: Optional[float] = None,
+        max_candidates: int = 5,
+        emission_factor: str = "lifecycle",
+    ) -> BestWindow:
+        """The best time and place to run a job of `duration` among `locations`, from now until `within`
+        from now (default: the shortest forecast horizon), ranked by the exact mean intensity."""
+        factor = {"lifecycle": intensity_pb2.EMISSION_FACTOR_TYPE_LIFECYCLE, "direct": intensity_pb2.EMISSION_FACTOR_TYPE_DIRECT}[emission_factor]
+        request = intensity_pb2.BestWindowRequest(
+            locations=[location_message(loc) for loc in locations], emission_factor=factor, max_candidates=max_candidates
+        )
+        request.duration.FromTimedelta(duration)
+        if within is not None:
+            request.latest_end.FromDatetime(datetime.now(timezone.utc).replace(tzinfo=None) + within)
+        if energy_kwh is not None:
+            request.energy_j = energy_kwh * 3.6e6
+        response = self._call("GetBestWindow", request)
+        return BestWindow(
+            candidates=[_candidate(c) for c in response.candidates],
+            run_now=[_candidate(c) for c in response.run_now],
+            notes=list(response.notes),
+        )
 
     def close(self) -> None:
         self._channel.close()
