@@ -3,6 +3,7 @@
  * SETTINGS (the README's configuration table is checked against it); each service validates its settings
  * once at start-up and reports every bad one at once, with the variable's name and what is allowed.
  */
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { AppError, Code } from "./errors.js";
@@ -16,6 +17,8 @@ export interface Setting {
   /** Default as text; undefined: unset unless given. */
   default?: string;
   description: string;
+  /** A credential: also read from the file named by <env>_FILE (a mounted Kubernetes or compose secret). */
+  secret?: true;
 }
 
 const BOTH = ["agent", "intensity"] as const;
@@ -43,11 +46,11 @@ export const SETTINGS = [
   { env: "CARBONMON_ALLOW_ESTIMATED", flag: "--allow-estimated", services: AGENT, default: "true", description: "whether estimated intensities may price a window (false: only measured values; missing ones are filled from the fallback chain)" },
   { env: "CARBONMON_CARBON_TIMEOUT_MS", flag: "--carbon-timeout-ms", services: AGENT, default: "2000", description: "how long EndWindow waits for the intensity service before it returns the energy with carbon PENDING" },
   { env: "CARBONMON_CARBON_RETRY_MS", flag: "--carbon-retry-ms", services: AGENT, default: "30000", description: "first delay before pending or provisional grams are asked for again; it doubles up to 1 h (pending: 5 min)" },
-  { env: "ELECTRICITYMAPS_API_TOKEN", flag: "--electricitymaps-api-token", services: INTENSITY, description: "ElectricityMaps auth-token; unset: ElectricityMaps is not used" },
+  { env: "ELECTRICITYMAPS_API_TOKEN", flag: "--electricitymaps-api-token", services: INTENSITY, description: "ElectricityMaps auth-token; unset: ElectricityMaps is not used", secret: true },
   { env: "CARBONMON_ELECTRICITYMAPS_URL", flag: "--electricitymaps-url", services: INTENSITY, default: "https://api.electricitymap.org/v3", description: "ElectricityMaps API base URL" },
   { env: "CARBONMON_ELECTRICITYMAPS_GRANULARITY", flag: "--electricitymaps-granularity", services: INTENSITY, default: "hourly", description: "ElectricityMaps temporalGranularity: hourly, 15_minutes or 5_minutes (a plan without it answers hourly; periods follow the answer)" },
-  { env: "WATTTIME_USERNAME", flag: "--watttime-username", services: INTENSITY, description: "WattTime account; unset: WattTime is not used" },
-  { env: "WATTTIME_PASSWORD", flag: "--watttime-password", services: INTENSITY, description: "WattTime password" },
+  { env: "WATTTIME_USERNAME", flag: "--watttime-username", services: INTENSITY, description: "WattTime account; unset: WattTime is not used", secret: true },
+  { env: "WATTTIME_PASSWORD", flag: "--watttime-password", services: INTENSITY, description: "WattTime password", secret: true },
   { env: "CARBONMON_WATTTIME_URL", flag: "--watttime-url", services: INTENSITY, default: "https://api.watttime.org", description: "WattTime API base URL" },
   { env: "CARBONMON_UKGRID_URL", flag: "--ukgrid-url", services: INTENSITY, default: "https://api.carbonintensity.org.uk", description: "UK Carbon Intensity API base URL" },
   { env: "CARBONMON_PROVIDERS", flag: "--providers", services: INTENSITY, default: "electricitymaps,watttime,ukgrid,static,offline", description: "the fallback chain, in order (electricitymaps, watttime, ukgrid, static, offline); providers that are not configured or do not cover a zone are skipped" },
@@ -155,14 +158,35 @@ class Reader {
 
   /** The raw text of a setting, or undefined when unset and without default. */
   text(env: string): string | undefined {
-    const s = this.setting(env);
-    const raw = this.flags.get(s.flag) ?? nonEmpty(this.env[env]) ?? s.default;
+    const s: Setting = this.setting(env);
+    const raw = this.flags.get(s.flag) ?? nonEmpty(this.env[env]) ?? (s.secret ? this.fromFile(env) : undefined) ?? s.default;
     return raw?.startsWith("~/") ? join(homedir(), raw.slice(2)) : raw;
   }
 
-  /** Whether a setting was given (flag or non-empty variable) rather than left to its default. */
+  private readonly files = new Map<string, string | undefined>();
+
+  /**
+   * A secret from the file named by <env>_FILE, without its trailing newline (secrets made with
+   * `kubectl create secret --from-file` or an editor end with one); an empty file is unset. Read once.
+   */
+  private fromFile(env: string): string | undefined {
+    const path = nonEmpty(this.env[`${env}_FILE`]);
+    if (path === undefined) return undefined;
+    if (!this.files.has(env)) {
+      try {
+        this.files.set(env, nonEmpty(readFileSync(path, "utf8").replace(/\r?\n$/, "")));
+      } catch (err) {
+        this.problems.push(`${env}_FILE=${JSON.stringify(path)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+        this.files.set(env, undefined);
+      }
+    }
+    return this.files.get(env);
+  }
+
+  /** Whether a setting was given (flag, non-empty variable or secret file) rather than left to its default. */
   given(env: string): boolean {
-    return this.flags.has(this.setting(env).flag) || nonEmpty(this.env[env]) !== undefined;
+    const s: Setting = this.setting(env);
+    return this.flags.has(s.flag) || nonEmpty(this.env[env]) !== undefined || (s.secret === true && this.fromFile(env) !== undefined);
   }
 
   /** A setting's value; one with no default that was not given is reported as a problem (and read as ""). */
