@@ -11,12 +11,14 @@ import { ConfigError, helpText, loadAgentConfig, loadIntensityConfig } from "../
 import { AppError } from "../server/shared/errors.js";
 import { createLogger } from "../server/shared/log.js";
 import { shutdownOnSignals, type RunningServer } from "../server/shared/serve.js";
+import { reloadOnSighup } from "../server/shared/security/reload.js";
 import { VERSION } from "../server/shared/version.js";
 import { CliError, UsageError, type Command } from "./commands/common.js";
 import { demoCommand } from "./commands/demo.js";
 import { hostCommand, windowsCommand } from "./commands/inspect.js";
 import { INTENSITY_QUERY_HELP, intensityQueryCommands } from "./commands/intensity-query.js";
 import { runCommand } from "./commands/run.js";
+import { tokenCommand } from "./commands/token.js";
 import { watchCommand } from "./commands/watch.js";
 
 const USAGE = `carbonmon ${VERSION}: energy and carbon measurement for GPU fleets
@@ -30,6 +32,7 @@ Usage:
   carbonmon windows               the agent's open windows (--all: recently ended too)
   carbonmon watch                 live power per device until Ctrl-C
   carbonmon intensity now|history|forecast --location L   carbon intensity from the intensity service
+  carbonmon token new --name N --scopes S,...   a bearer token and its line for CARBONMON_AUTH_TOKENS_FILE
   carbonmon demo                  both services, a measured workload and live power (simulated GPU without one)
   carbonmon <command> --help      the options of a command
   carbonmon --version
@@ -67,7 +70,7 @@ const SERVERS: Record<string, { help?: string; run: (argv: string[]) => Promise<
   serve: { run: serveBoth },
 };
 
-const CLIENTS: Record<string, Command> = { run: runCommand, host: hostCommand, windows: windowsCommand, watch: watchCommand, demo: demoCommand };
+const CLIENTS: Record<string, Command> = { run: runCommand, host: hostCommand, windows: windowsCommand, watch: watchCommand, demo: demoCommand, token: tokenCommand };
 
 /** The client command for argv, with its name, if argv names one ("intensity now" included). */
 function clientCommand(name: string, rest: string[]): { label: string; command: Command; argv: string[] } | undefined {
@@ -112,7 +115,9 @@ async function main(argv: string[]): Promise<void> {
   }
   if (rest.includes("--help")) return void process.stdout.write(command.help ?? USAGE);
   const servers = await command.run(rest);
-  shutdownOnSignals(servers, createLogger("carbonmon", "info"));
+  const log = createLogger("carbonmon", "info");
+  shutdownOnSignals(servers, log);
+  reloadOnSighup(servers, log);
   if (name === "serve") process.stdout.write(banner(servers));
 }
 

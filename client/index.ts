@@ -30,3 +30,4 @@ export type {
   WindowInfo,
 } from "../proto/gen/carbonmon/agent/v1/agent.js";
 export type { ComputeEmissionsResponse, IntensityPoint, IntensitySeries, ProviderInfo, ResolvedLocation } from "../proto/gen/carbonmon/intensity/v1/intensity.js";
+export { channelSecurity, clientSecurityFromFiles, tokenInterceptor, type ClientSecurityFiles, type ClientSecurityOptions, type ClientTls } from "./security.js";

@@ -2,7 +2,7 @@
 import { createIntensityClient, type IntensityPoint, type IntensitySeries, type LocationInput } from "../../client/index.js";
 import { IntensitySource } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { parseLatLon } from "../../server/shared/config.js";
-import { calling, CLIENT_OPTIONS, intensityAddress, json, parse, positiveInt, UsageError, type Command } from "./common.js";
+import { calling, clientOptions, intensityAddress, SECURITY_HELP, SECURITY_OPTIONS, json, parse, positiveInt, UsageError, type Command } from "./common.js";
 
 export const QUERIES = ["now", "history", "forecast"] as const;
 
@@ -19,7 +19,7 @@ const HELP = `Usage: carbonmon intensity now|history|forecast --location L [opti
   --hours N       history only: how far back (default 24)
   --json          the response as JSON
   --help          this text
-`;
+${SECURITY_HELP}`;
 
 function location(text: string | undefined): LocationInput {
   if (!text) throw new UsageError("--location is required (a zone such as DE, \"lat,lon\" or auto)");
@@ -42,13 +42,13 @@ function seriesText(s: IntensitySeries): string {
 }
 
 async function query(which: (typeof QUERIES)[number], argv: string[]): Promise<number> {
-  const options = { location: { type: "string" }, addr: { type: "string" }, json: { type: "boolean" }, hours: { type: "string" } } as const;
+  const options = { location: { type: "string" }, addr: { type: "string" }, json: { type: "boolean" }, hours: { type: "string" }, ...SECURITY_OPTIONS } as const;
   const { values } = parse(argv, options);
   if (values.hours !== undefined && which !== "history") throw new UsageError("--hours is for history only");
   const where = location(values.location);
   const hours = positiveInt("--hours", values.hours, 24);
   const address = intensityAddress(values.addr);
-  const client = createIntensityClient(address, CLIENT_OPTIONS);
+  const client = createIntensityClient(address, clientOptions(values));
   try {
     const result = await calling("intensity service", address, async () => {
       if (which === "now") return client.current(where);

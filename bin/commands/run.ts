@@ -4,7 +4,8 @@ import { constants } from "node:os";
 import { basename } from "node:path";
 import { createAgentClient, type CarbonEmissionMeasurement } from "../../client/index.js";
 import { Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
-import { calling, CLIENT_OPTIONS, json, parse, UsageError, agentAddress, type Command } from "./common.js";
+import { calling, CLIENT_OPTIONS, clientOptions, json, parse, SECURITY_HELP, SECURITY_OPTIONS, UsageError, agentAddress, type Command } from "./common.js";
+import type { ClientSecurityOptions } from "../../client/index.js";
 import { measurementText } from "./format.js";
 import { startLocalAgent } from "./local.js";
 
@@ -21,9 +22,9 @@ Exits with CMD's exit code (128+N when killed by signal N; 127 when CMD cannot b
   --json          print the CarbonEmissionMeasurement (Zeus names) as JSON instead of the table, on
                   stderr too, so that CMD's stdout stays clean
   --help          this text
-`;
+${SECURITY_HELP}`;
 
-const OPTIONS = { agent: { type: "string" }, gpus: { type: "string" }, key: { type: "string" }, json: { type: "boolean" } } as const;
+const OPTIONS = { agent: { type: "string" }, gpus: { type: "string" }, key: { type: "string" }, json: { type: "boolean" }, ...SECURITY_OPTIONS } as const;
 
 export interface MeasuredRun {
   exitCode: number;
@@ -51,8 +52,8 @@ export function runChild(argv: string[]): Promise<number> {
 }
 
 /** Runs argv inside window `key` on the agent at `address`; the window ends whatever happens to the command. */
-export async function measureCommand(address: string, argv: string[], options: { key: string; gpuIndices?: number[] }): Promise<MeasuredRun> {
-  const client = createAgentClient(address, CLIENT_OPTIONS);
+export async function measureCommand(address: string, argv: string[], options: { key: string; gpuIndices?: number[]; security?: ClientSecurityOptions }): Promise<MeasuredRun> {
+  const client = createAgentClient(address, { ...CLIENT_OPTIONS, security: options.security ?? {} });
   try {
     return await calling("agent", address, async () => {
       await client.beginWindow(options.key, { gpuIndices: options.gpuIndices, labels: { command: basename(argv[0]!).slice(0, 256) } });
@@ -82,10 +83,11 @@ async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv.slice(0, sep), OPTIONS);
   const gpuIndices = gpuList(values.gpus);
   const key = values.key ?? `run/${process.pid}-${Date.now()}`;
+  const { security } = clientOptions(values);
   const local = values.agent === undefined ? await startLocalAgent() : undefined;
   const address = local?.address ?? agentAddress(values.agent);
   try {
-    const { exitCode, measurement } = await measureCommand(address, argv.slice(sep + 1), { key, gpuIndices });
+    const { exitCode, measurement } = await measureCommand(address, argv.slice(sep + 1), { key, gpuIndices, security: local ? {} : security });
     process.stderr.write(measurementOutput(measurement, values.json === true));
     return exitCode;
   } finally {
