@@ -76,9 +76,11 @@ export class ReloadableCertificates implements experimental.CertificateProvider 
     return undefined;
   }
 
+  // The current certificates reach a new listener in a microtask, not during add: grpc-js registers its
+  // own watcher only after adding the listener, and would miss a synchronous first update.
   addCaCertificateListener(listener: CaListener): void {
     this.caListeners.add(listener);
-    if (this.current.ca) listener({ caCertificate: this.current.ca });
+    queueMicrotask(() => this.caListeners.has(listener) && this.current.ca && listener({ caCertificate: this.current.ca }));
   }
 
   removeCaCertificateListener(listener: CaListener): void {
@@ -87,7 +89,7 @@ export class ReloadableCertificates implements experimental.CertificateProvider 
 
   addIdentityCertificateListener(listener: IdentityListener): void {
     this.identityListeners.add(listener);
-    listener({ certificate: this.current.cert, privateKey: this.current.key });
+    queueMicrotask(() => this.identityListeners.has(listener) && listener({ certificate: this.current.cert, privateKey: this.current.key }));
   }
 
   removeIdentityCertificateListener(listener: IdentityListener): void {
