@@ -191,6 +191,22 @@ test("the agent prices windows through an intensity service that needs mutual TL
   t.is(mm.carbonPeriods[0]?.intensity?.gPerKwh, 300, `${mm.carbonStatus}: ${mm.carbonStatusReason}`);
 });
 
+test("the compose health check probes a TLS service (no token, no certificate check on loopback)", async (t) => {
+  const s = setup(t);
+  const a = await agent(t, s);
+  const { parse } = await import("yaml");
+  const compose = parse(readFileSync(new URL("../../docker-compose.yml", import.meta.url), "utf8")) as { services: Record<string, { healthcheck: { test: string[] } }> };
+  const script = compose.services.agent!.healthcheck.test[3]!;
+  const { execFile } = await import("node:child_process");
+  const probe = (env: Record<string, string>) =>
+    new Promise<number>((resolve) => {
+      const child = execFile(process.execPath, ["-e", script, a.running.address], { cwd: new URL("../..", import.meta.url), env: { ...process.env, ...env }, timeout: 20_000 });
+      child.on("exit", (code) => resolve(code ?? -1));
+    });
+  t.is(await probe({ CARBONMON_TLS_CERT_FILE: s.live.cert }), 0);
+  t.not(await probe({ CARBONMON_TLS_CERT_FILE: "" }), 0, "a plaintext probe fails against TLS");
+});
+
 test("the CLI speaks TLS with --tls-ca and sends --token-file; CARBONMON_CLIENT_TLS_CA_FILE / CARBONMON_TOKEN_FILE do the same", async (t) => {
   const s = setup(t);
   const a = await agent(t, s);

@@ -35,11 +35,18 @@ export class InsecureListenError extends AppError {
   }
 }
 
-export function createServerSecurity(config: SecurityConfig, listen: string, log: Logger): ServerSecurity {
+/** What a service listening on `listen` lacks to be served safely ("TLS", "authentication", both), or undefined. */
+export function insecurity(config: SecurityConfig, listen: string): string | undefined {
   const tls = config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined;
   const authenticated = Authenticator.enabled(config) || config.tlsClientCaFile !== undefined;
-  if (!isLoopback(listen) && (!tls || !authenticated)) {
-    const missing = !tls && !authenticated ? "TLS and authentication" : !tls ? "TLS" : "authentication";
+  if (isLoopback(listen) || (tls && authenticated)) return undefined;
+  return !tls && !authenticated ? "TLS and authentication" : !tls ? "TLS" : "authentication";
+}
+
+export function createServerSecurity(config: SecurityConfig, listen: string, log: Logger): ServerSecurity {
+  const tls = config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined;
+  const missing = insecurity(config, listen);
+  if (missing !== undefined) {
     if (!config.insecure) throw new InsecureListenError(listen, missing);
     log.warn({ listen, missing }, `serving on a non-loopback address without ${missing} (CARBONMON_INSECURE=true): anyone who can reach the port can call every method`);
   }
