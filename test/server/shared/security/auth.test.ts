@@ -9,6 +9,8 @@ import { createAgentClient, createIntensityClient, type CarbonmonClientError } f
 import { startAgent } from "../../../../server/agent/main.js";
 import { loadAgentConfig, loadIntensityConfig } from "../../../../server/shared/config.js";
 import { startIntensity } from "../../../../server/intensity/main.js";
+import { principalOf } from "../../../../server/shared/security/principal.js";
+import { PRINCIPAL_NAME } from "../../../../server/shared/security/tokens.js";
 import { tempDataDir } from "../../../helpers/grpc.js";
 import { capturingLogger, writeTokens } from "../../../helpers/security.js";
 
@@ -127,4 +129,24 @@ test("the intensity service: every CarbonIntensity RPC needs intensity:read", as
   t.is(await code(none.listProviders()), "UNAUTHENTICATED");
   t.is(await code(other.listProviders()), "PERMISSION_DENIED");
   t.is(await code(agent.listProviders()), "OK");
+});
+
+test("WatchPower without a token is refused before the stream starts; a changed tokens file applies on reload", async (t) => {
+  const { agent, as, token, data } = await agentWithTokens(t, { old: ["windows:read"] });
+  const stream = as()
+    .watchPower({ periodMs: 100 })
+    [Symbol.asyncIterator]();
+  t.is(((await stream.next().catch((e: unknown) => e)) as CarbonmonClientError).codeName, "UNAUTHENTICATED");
+  t.is(await code(as("old").getHost()), "OK");
+  const { token: fresh } = writeTokens(data.dir, { new: ["windows:read"] });
+  t.is(await code(as(undefined, fresh.new).getHost()), "UNAUTHENTICATED", "not before the reload");
+  agent.running.reload();
+  t.is(await code(as(undefined, fresh.new).getHost()), "OK");
+  t.is(await code(as(undefined, token.old).getHost()), "UNAUTHENTICATED", "the old file's tokens are gone");
+});
+
+test("a handler the interceptor never saw gets a principal with no scopes and no name a token can have (fails closed)", (t) => {
+  const p = principalOf({ metadata: new Metadata() });
+  t.is(p.scopes.size, 0);
+  t.false(PRINCIPAL_NAME.test(p.name));
 });

@@ -86,3 +86,18 @@ test("carbonmon token new prints the token once and a tokens-file entry that acc
   t.is(wrong.code, 2);
   t.regex(wrong.stderr, /unknown: windows:root/);
 });
+
+test("every RPC of both services needs a scope; only health checking is open; unknown methods are refused", async (t) => {
+  const { EnergyMonitorService } = await import("../../../../proto/gen/carbonmon/agent/v1/agent.js");
+  const { CarbonIntensityService } = await import("../../../../proto/gen/carbonmon/intensity/v1/intensity.js");
+  const { requirementOf } = await import("../../../../server/shared/security/scopes.js");
+  for (const def of [...Object.values(EnergyMonitorService), ...Object.values(CarbonIntensityService)]) {
+    const need = requirementOf(def.path);
+    t.truthy(need, def.path);
+    t.false(need!.open, `${def.path} is not open`);
+  }
+  t.true(requirementOf("/grpc.health.v1.Health/Check")!.open);
+  t.true(requirementOf("/grpc.health.v1.Health/Watch")!.open);
+  t.is(requirementOf("/carbonmon.agent.v1.EnergyMonitor/NewMethod"), undefined);
+  t.is(requirementOf("/some.Other/Call"), undefined);
+});
