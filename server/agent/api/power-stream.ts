@@ -112,7 +112,8 @@ export class PowerHub {
     try {
       if (this.closed) throw new AppError(Code.Unavailable, "agent shutting down");
       const open = this.byPrincipal.get(principal) ?? 0;
-      if (open >= (this.options.config.maxStreamsPerPrincipal ?? Infinity)) {
+      // Per principal only with authentication: without it, everyone is the one unnamed principal ("").
+      if (principal !== "" && open >= (this.options.config.maxStreamsPerPrincipal ?? Infinity)) {
         throw new AppError(Code.ResourceExhausted, `${open} WatchPower streams of this principal are open, its limit (CARBONMON_MAX_STREAMS_PER_PRINCIPAL)`, {
           hint: "close a stream, or share one between readers",
         });

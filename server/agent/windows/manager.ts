@@ -144,8 +144,9 @@ export class WindowManager {
     if (this.open.size >= this.deps.config.maxOpenWindows) {
       throw new AppError(Code.ResourceExhausted, `${this.open.size} windows are open, the limit (CARBONMON_MAX_OPEN_WINDOWS)`, { hint: "end or cancel windows you no longer need" });
     }
+    // Per principal only with authentication: without it, everyone is the one unnamed principal ("").
     const owned = this.openByOwner.get(caller.name) ?? 0;
-    if (owned >= this.deps.config.maxOpenWindowsPerPrincipal) {
+    if (caller.name !== "" && owned >= this.deps.config.maxOpenWindowsPerPrincipal) {
       throw new AppError(Code.ResourceExhausted, `${owned} windows of this principal are open, its limit (CARBONMON_MAX_OPEN_WINDOWS_PER_PRINCIPAL)`, { hint: "end or cancel windows you no longer need" });
     }
     const selection = this.select(req);
