@@ -3,11 +3,17 @@
 # carbonmon: one image for both services.
 #
 #   docker build -t carbonmon .
-#   docker run --rm -p 50061:50061 carbonmon intensity                      # the intensity service
-#   docker run --rm --gpus all -p 50051:50051 \
+#   docker run --rm -p 50061:50061 -v $PWD/secrets:/run/secrets:ro \
+#     -e CARBONMON_TLS_CERT_FILE=/run/secrets/tls.crt -e CARBONMON_TLS_KEY_FILE=/run/secrets/tls.key \
+#     -e CARBONMON_AUTH_TOKENS_FILE=/run/secrets/tokens.json carbonmon intensity   # the intensity service
+#   docker run --rm --gpus all -p 50051:50051 -v $PWD/secrets:/run/secrets:ro (the same three -e) \
 #     -v /sys/class/powercap:/host/powercap:ro -e CARBONMON_POWERCAP_ROOT=/host/powercap \
 #     carbonmon agent                                                       # the agent on a GPU host
 #   docker compose up                                                       # both (docker-compose.yml)
+#
+# Security: the services listen on 0.0.0.0 in the image, so they refuse to start without TLS and tokens
+# (README, "Security"); CARBONMON_INSECURE=true overrides that for a trial on a private network. Secrets are
+# files (*_FILE settings, mounted read-only), never environment values or flags; SIGHUP re-reads them.
 #
 # Privileges (the agent):
 #   - GPUs: NVML (libnvidia-ml.so.1) is not in this image. The NVIDIA Container Toolkit injects it into the

@@ -31,6 +31,7 @@ Usage:
   carbonmon watch                 live power per device until Ctrl-C
   carbonmon intensity now|history|forecast --location L   carbon intensity from the intensity service
   carbonmon intensity best --locations DE,FR,GB --duration 2h   the cleanest time and place to run a job
+  carbonmon token new --name N --scopes S,...   a bearer token and its line for CARBONMON_AUTH_TOKENS_FILE
   carbonmon demo                  both services, a measured workload and live power (simulated GPU without one)
   carbonmon <command> --help      the options of a command
   carbonmon --version
@@ -77,6 +78,7 @@ const CLIENTS: Record<string, () => Promise<Command>> = {
   windows: async () => (await import("./commands/inspect.js")).windowsCommand,
   watch: async () => (await import("./commands/watch.js")).watchCommand,
   demo: async () => (await import("./commands/demo.js")).demoCommand,
+  token: async () => (await import("./commands/token.js")).tokenCommand,
 };
 
 /** The client command for argv, with its name, if argv names one ("intensity now" included). */
@@ -141,8 +143,14 @@ async function main(argv: string[]): Promise<void> {
   }
   if (rest.includes("--help")) return void process.stdout.write((await command.help?.()) ?? USAGE);
   const servers = await command.run(rest);
-  const [{ shutdownOnSignals }, { createLogger }] = await Promise.all([import("../server/shared/serve.js"), import("../server/shared/log.js")]);
-  shutdownOnSignals(servers, createLogger("carbonmon", "info"));
+  const [{ shutdownOnSignals }, { createLogger }, { reloadOnSighup }] = await Promise.all([
+    import("../server/shared/serve.js"),
+    import("../server/shared/log.js"),
+    import("../server/shared/security/reload.js"),
+  ]);
+  const log = createLogger("carbonmon", "info");
+  shutdownOnSignals(servers, log);
+  reloadOnSighup(servers, log);
   if (name === "serve") process.stdout.write(banner(servers));
 }
 

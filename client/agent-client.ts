@@ -1,5 +1,5 @@
 /** createAgentClient: the EnergyMonitor agent as promises, with deadlines, retries and typed errors. */
-import { credentials as grpcCredentials, status, type ChannelCredentials, type ChannelOptions, type ClientReadableStream } from "@grpc/grpc-js";
+import { status, type ChannelCredentials, type ChannelOptions, type ClientReadableStream } from "@grpc/grpc-js";
 import {
   EnergyMonitorClient,
   type BeginWindowRequest,
@@ -10,6 +10,7 @@ import {
   type WatchPowerRequest,
   type WindowInfo,
 } from "../proto/gen/carbonmon/agent/v1/agent.js";
+import { channelSecurity, type ClientSecurityOptions } from "./security.js";
 import { CarbonmonClientError } from "./client-error.js";
 import { toCarbonEmissionMeasurement, type CarbonEmissionMeasurement } from "./measurement.js";
 import { durationFromMs, unary, type CallOptionsLite, type RetryListener, type RpcDefaults } from "./rpc.js";
@@ -21,6 +22,8 @@ export interface AgentClientOptions {
   retries?: number;
   /** Default: insecure (plaintext). */
   credentials?: ChannelCredentials;
+  /** TLS (mutual with a client certificate) and a bearer token; `clientSecurityFromFiles` reads them from files. */
+  security?: ClientSecurityOptions;
   /**
    * The CUDA_VISIBLE_DEVICES sent with BeginWindow and WatchPower so that GPU indices mean what this
    * process's framework means. Default: this process's `CUDA_VISIBLE_DEVICES` (none sent when unset);
@@ -85,7 +88,8 @@ export interface AgentClient {
 }
 
 export function createAgentClient(address: string, options: AgentClientOptions = {}): AgentClient {
-  const raw = new EnergyMonitorClient(address, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions);
+  const channel = channelSecurity(options.security ?? {}, options.credentials);
+  const raw = new EnergyMonitorClient(address, channel.credentials, { ...options.channelOptions, interceptors: channel.interceptors });
   const defaults: RpcDefaults = { deadlineMs: options.deadlineMs ?? 10_000, retries: options.retries ?? 2, onRetry: options.onRetry };
   const clientCvd = options.cudaVisibleDevices === undefined ? process.env.CUDA_VISIBLE_DEVICES : options.cudaVisibleDevices;
   const cvd = (override: string | null | undefined): string | undefined => {

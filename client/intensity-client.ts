@@ -1,5 +1,5 @@
 /** createIntensityClient: the CarbonIntensity service as promises; every call is idempotent, so retried. */
-import { credentials as grpcCredentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
+import { type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
 import {
   CarbonIntensityClient,
   EmissionFactorType,
@@ -12,6 +12,7 @@ import {
   type ProviderInfo,
   type ResolvedLocation,
 } from "../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { channelSecurity, type ClientSecurityOptions } from "./security.js";
 import { CarbonmonClientError } from "./client-error.js";
 import { durationFromMs, unary, type CallOptionsLite, type RetryListener, type RpcDefaults } from "./rpc.js";
 import { status } from "@grpc/grpc-js";
@@ -22,6 +23,8 @@ export interface IntensityClientOptions {
   /** Retries on UNAVAILABLE / DEADLINE_EXCEEDED; default 2. */
   retries?: number;
   credentials?: ChannelCredentials;
+  /** TLS (mutual with a client certificate) and a bearer token; `clientSecurityFromFiles` reads them from files. */
+  security?: ClientSecurityOptions;
   channelOptions?: ChannelOptions;
   onRetry?: RetryListener;
 }
@@ -99,7 +102,8 @@ const gaps = (g: GapOptions["gapPolicy"]): GapPolicy =>
   g === "fill" ? GapPolicy.GAP_POLICY_FILL : g === "error" ? GapPolicy.GAP_POLICY_ERROR : GapPolicy.GAP_POLICY_UNSPECIFIED;
 
 export function createIntensityClient(address: string, options: IntensityClientOptions = {}): IntensityClient {
-  const raw = new CarbonIntensityClient(address, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions);
+  const channel = channelSecurity(options.security ?? {}, options.credentials);
+  const raw = new CarbonIntensityClient(address, channel.credentials, { ...options.channelOptions, interceptors: channel.interceptors });
   const defaults: RpcDefaults = { deadlineMs: options.deadlineMs ?? 10_000, retries: options.retries ?? 2, onRetry: options.onRetry };
   const query = (location: LocationInput, o: IntensityQueryOptions = {}) => ({
     location: toLocation(location),

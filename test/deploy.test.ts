@@ -4,13 +4,16 @@
  * they pass must pass the services' own validation, and the health check must work against a real server.
  */
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import test from "ava";
 import { parse } from "yaml";
 import { loadAgentConfig, loadIntensityConfig, SETTINGS, type Service } from "../server/shared/config.js";
 import { SERVICE_NODE_FLAGS } from "../bench/lib.js";
+import { insecurity } from "../server/shared/security/server-security.js";
 import { startTestIntensity } from "./helpers/grpc.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -29,12 +32,14 @@ interface ComposeService {
   volumes?: unknown[];
   depends_on?: unknown;
   healthcheck?: { test?: unknown; interval?: string; timeout?: string; retries?: number };
+  secrets?: string[];
   deploy?: { resources?: { reservations?: { devices?: Array<Record<string, unknown>> } } };
 }
 
 interface Compose {
   services: Record<string, ComposeService>;
   volumes?: Record<string, unknown>;
+  secrets?: Record<string, { file?: string }>;
 }
 
 const compose = parse(composeText) as Compose;
@@ -58,6 +63,9 @@ function interpolate(text: string, vars: Record<string, string | undefined>): st
 }
 
 const settingNames = new Set<string>(SETTINGS.map((s) => s.env));
+const secretSettings = new Set<string>(SETTINGS.filter((s) => "secret" in s).map((s) => s.env));
+/** A variable compose may set: a setting, or the file form (<VAR>_FILE) of a secret one. */
+const settingOf = (key: string): string | undefined => (settingNames.has(key) ? key : secretSettings.has(key.replace(/_FILE$/, "")) ? key.replace(/_FILE$/, "") : undefined);
 const servicesOf = (name: string): readonly Service[] => SETTINGS.find((s) => s.env === name)?.services ?? [];
 const OURS = /^(CARBONMON|ELECTRICITYMAPS|WATTTIME)_[A-Z0-9_]+$/;
 
@@ -103,13 +111,13 @@ test("compose: each service keeps its data in a declared named volume at CARBONM
   }
 });
 
-test("compose: every variable is a declared setting of the service that gets it, and credentials come from the environment", (t) => {
+test("compose: every variable is a declared setting of the service that gets it, and credentials come as files", (t) => {
   const referenced = [...composeText.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
   for (const name of referenced.filter((n) => OURS.test(n))) t.true(settingNames.has(name), `\${${name}} is not a setting (typo?)`);
   for (const name of ["agent", "intensity"] as const) {
     for (const key of Object.keys(env(name)).filter((k) => OURS.test(k))) {
-      t.true(settingNames.has(key), `${name}: ${key} is not a setting (typo?)`);
-      t.true(servicesOf(key).includes(name), `${name}: ${key} is not a setting of '${name}'`);
+      t.truthy(settingOf(key), `${name}: ${key} is not a setting (typo?)`);
+      t.true(servicesOf(settingOf(key) ?? key).includes(name), `${name}: ${key} is not a setting of '${name}'`);
     }
   }
   // Anything else set is for the NVIDIA runtime, nothing invented.
@@ -117,11 +125,28 @@ test("compose: every variable is a declared setting of the service that gets it,
     for (const key of Object.keys(env(name)).filter((k) => !OURS.test(k))) t.regex(key, /^NVIDIA_/, `${name}: unexpected variable ${key}`);
   }
   const intensity = env("intensity");
-  for (const name of ["ELECTRICITYMAPS_API_TOKEN", "WATTTIME_USERNAME", "WATTTIME_PASSWORD", "CARBONMON_PROVIDERS", "CARBONMON_INTENSITY_CONSTANTS"]) {
+  for (const name of ["CARBONMON_PROVIDERS", "CARBONMON_INTENSITY_CONSTANTS"]) {
     t.regex(intensity[name] ?? "", new RegExp(`^\\$\\{${name}:-[^}]*\\}$`), `intensity: ${name} is passed through from the environment`);
+  }
+  for (const name of ["ELECTRICITYMAPS_API_TOKEN", "WATTTIME_USERNAME", "WATTTIME_PASSWORD"]) {
+    t.is(intensity[name], undefined, `intensity: ${name} is never in the environment`);
+    t.regex(intensity[`${name}_FILE`] ?? "", /^\/run\/secrets\/[a-z_]+$/, `intensity: ${name}_FILE names a compose secret`);
   }
   t.is(env("agent").CARBONMON_LOCATION, "${CARBONMON_LOCATION:-}");
   t.false(/ELECTRICITYMAPS_API_TOKEN|WATTTIME_PASSWORD/.test(JSON.stringify(service("agent"))), "the agent gets no credentials");
+});
+
+test("compose: every file a service is pointed at is a compose secret it is given, from a file under ./secrets", (t) => {
+  for (const name of ["agent", "intensity"]) {
+    const given = service(name).secrets ?? [];
+    for (const [key, value] of Object.entries(env(name)).filter(([, v]) => v.startsWith("/run/secrets/"))) {
+      const secret = value.slice("/run/secrets/".length);
+      t.true(given.includes(secret), `${name}: ${key} names secret ${secret}, which the service is given`);
+      t.regex(compose.secrets?.[secret]?.file ?? "", /^\.\/secrets\//, `secret ${secret} is a file under ./secrets`);
+    }
+    for (const key of ["CARBONMON_TLS_CERT_FILE", "CARBONMON_TLS_KEY_FILE", "CARBONMON_AUTH_TOKENS_FILE"]) t.regex(env(name)[key] ?? "", /^\/run\/secrets\//, `${name}: ${key}`);
+  }
+  t.true(dockerignore.split("\n").includes("secrets"), "./secrets stays out of the image's build context");
 });
 
 test("compose: defaults in ${VAR:-default} are the settings' own defaults", (t) => {
@@ -132,11 +157,15 @@ test("compose: defaults in ${VAR:-default} are the settings' own defaults", (t) 
   }
 });
 
-test("compose: the interpolated environment passes each service's own validation", (t) => {
+test("compose: the interpolated environment passes each service's own validation, and serves 0.0.0.0 only securely", (t) => {
+  // The secrets as compose mounts them: files (empty provider credentials: that provider is unused).
+  const secrets = mkdtempSync(join(tmpdir(), "carbonmon-secrets-"));
+  t.teardown(() => rmSync(secrets, { recursive: true, force: true }));
+  for (const name of Object.keys(compose.secrets ?? {})) writeFileSync(join(secrets, name), "");
   // A sampling period above the idle default must not trip the idle period's check (compose leaves it unset).
   for (const vars of [{}, { CARBONMON_PROVIDERS: "static,offline", CARBONMON_INTENSITY_CONSTANTS: "DE=300", CARBONMON_LOCATION: "DE", CARBONMON_SAMPLING_PERIOD_MS: "2000" }]) {
     const resolved = (name: string): Record<string, string> =>
-      Object.fromEntries(Object.entries(env(name)).map(([k, v]) => [k, interpolate(v, vars)]));
+      Object.fromEntries(Object.entries(env(name)).map(([k, v]) => [k, interpolate(v, vars).replace(/^\/run\/secrets\//, `${secrets}/`)]));
     let agent: ReturnType<typeof loadAgentConfig> | undefined;
     let intensity: ReturnType<typeof loadIntensityConfig> | undefined;
     t.notThrows(() => void (agent = loadAgentConfig({ env: resolved("agent"), argv: [] })));
@@ -145,6 +174,9 @@ test("compose: the interpolated environment passes each service's own validation
     t.notThrows(() => void (intensity = loadIntensityConfig({ env: resolved("intensity"), argv: [] })));
     t.is(intensity?.listen, "0.0.0.0:50061");
     t.is(intensity?.electricitymapsApiToken, undefined, "an unset token is not an empty token");
+    t.is(insecurity(agent!.security, agent!.listen), undefined, "the agent: TLS and tokens");
+    t.is(insecurity(intensity!.security, intensity!.listen), undefined, "the intensity service: TLS and tokens");
+    t.truthy(agent?.intensitySecurity.caFile && agent.intensitySecurity.tokenFile, "the agent calls the intensity service over TLS with a token");
   }
 });
 

@@ -1,8 +1,8 @@
 /** What every command shares: option parsing, default addresses, and errors turned into one line and an exit code. */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { status } from "@grpc/grpc-js";
-import { CarbonmonClientError } from "../../client/index.js";
-import { SETTINGS } from "../../server/shared/config.js";
+import { CarbonmonClientError, clientSecurityFromFiles, type ClientSecurityOptions } from "../../client/index.js";
+import { ConfigError, loadClientSecurityConfig, SETTINGS } from "../../server/shared/config.js";
 
 /** A bad command line: exit code 2. */
 export class UsageError extends Error {}
@@ -59,6 +59,37 @@ export function intensityAddress(flag: string | undefined): string {
 
 /** Client options for a CLI: fail fast. */
 export const CLIENT_OPTIONS = { deadlineMs: 5_000, retries: 1 } as const;
+
+/** TLS and token options every client command takes (also CARBONMON_CLIENT_TLS_*_FILE, CARBONMON_TOKEN_FILE). */
+export const SECURITY_OPTIONS = {
+  "tls-ca": { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "token-file": { type: "string" },
+} as const;
+
+export const SECURITY_HELP = `  --tls-ca FILE      PEM CA of the service's certificate: TLS (CARBONMON_CLIENT_TLS_CA_FILE)
+  --tls-cert FILE    PEM client certificate, mutual TLS (CARBONMON_CLIENT_TLS_CERT_FILE)
+  --tls-key FILE     its PEM key (CARBONMON_CLIENT_TLS_KEY_FILE)
+  --token-file FILE  file holding the token to send (CARBONMON_TOKEN_FILE)
+`;
+
+export type SecurityValues = { [K in keyof typeof SECURITY_OPTIONS]?: string | undefined };
+
+/** CLIENT_OPTIONS with TLS and the token from flags or the environment; a bad setting or unreadable file: exit 2. */
+export function clientOptions(values: SecurityValues): typeof CLIENT_OPTIONS & { security: ClientSecurityOptions } {
+  try {
+    const files = loadClientSecurityConfig({
+      "--tls-ca": values["tls-ca"],
+      "--tls-cert": values["tls-cert"],
+      "--tls-key": values["tls-key"],
+      "--token-file": values["token-file"],
+    });
+    return { ...CLIENT_OPTIONS, security: clientSecurityFromFiles(files) };
+  } catch (err) {
+    throw new CliError(`carbonmon: ${err instanceof ConfigError ? err.problems.join("; ") : (err as Error).message}`, 2);
+  }
+}
 
 /** A client error as one line naming the service and its address. */
 export function clientFailure(err: unknown, what: string, address: string): CliError {

@@ -1,17 +1,20 @@
 /** carbonmon host and carbonmon windows: GetHost and ListWindows, as text or canonical JSON (ListWindowsResponse). */
 import { createAgentClient } from "../../client/index.js";
 import { GetHostResponse, ListWindowsResponse } from "../../proto/gen/carbonmon/agent/v1/agent.js";
-import { agentAddress, calling, CLIENT_OPTIONS, parse, type Command } from "./common.js";
+import { agentAddress, calling, clientOptions, parse, SECURITY_HELP, SECURITY_OPTIONS, type Command, type SecurityValues } from "./common.js";
 import { hostText, windowsText } from "./format.js";
 import { emit, OUTPUT_HELP, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
 export const AGENT_OPTION = `  --agent ADDR    the agent; default CARBONMON_AGENT_LISTEN, else 127.0.0.1:50051
 ${OUTPUT_HELP}  --help          this text
-`;
+${SECURITY_HELP}`;
 
-export async function withAgent<T>(flag: string | undefined, fn: (client: ReturnType<typeof createAgentClient>) => Promise<T>): Promise<T> {
-  const address = agentAddress(flag);
-  const client = createAgentClient(address, CLIENT_OPTIONS);
+/** What every agent command takes: --agent, TLS and the token. */
+export const AGENT_OPTIONS = { agent: { type: "string" }, ...SECURITY_OPTIONS } as const;
+
+export async function withAgent<T>(values: SecurityValues & { agent?: string | undefined }, fn: (client: ReturnType<typeof createAgentClient>) => Promise<T>): Promise<T> {
+  const address = agentAddress(values.agent);
+  const client = createAgentClient(address, clientOptions(values));
   try {
     return await calling("agent", address, () => fn(client));
   } finally {
@@ -20,15 +23,15 @@ export async function withAgent<T>(flag: string | undefined, fn: (client: Return
 }
 
 async function host(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { agent: { type: "string" }, ...OUTPUT_OPTIONS });
-  const response = await withAgent(values.agent, (c) => c.getHost());
+  const { values } = parse(argv, { ...AGENT_OPTIONS, ...OUTPUT_OPTIONS });
+  const response = await withAgent(values, (c) => c.getHost());
   emit(values.json ? `${protoJson("carbonmon.agent.v1.GetHostResponse", GetHostResponse, response)}\n` : hostText(response), values.output);
   return 0;
 }
 
 async function windows(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { agent: { type: "string" }, all: { type: "boolean" }, ...OUTPUT_OPTIONS });
-  const list = await withAgent(values.agent, (c) => c.listWindows({ includeEnded: values.all === true }));
+  const { values } = parse(argv, { ...AGENT_OPTIONS, all: { type: "boolean" }, ...OUTPUT_OPTIONS });
+  const list = await withAgent(values, (c) => c.listWindows({ includeEnded: values.all === true }));
   const json = (): string => `${protoJson("carbonmon.agent.v1.ListWindowsResponse", ListWindowsResponse, { windows: list })}\n`;
   emit(values.json ? json() : windowsText(list), values.output);
   return 0;

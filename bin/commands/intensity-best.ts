@@ -3,7 +3,7 @@ import { createIntensityClient, type LocationInput, type WindowCandidate } from 
 import { parseLatLon } from "../../server/shared/config.js";
 import { J_PER_KWH } from "../../server/shared/units.js";
 import { BestWindowResponse } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
-import { calling, CLIENT_OPTIONS, intensityAddress, parse, positiveInt, UsageError, type Command } from "./common.js";
+import { calling, clientOptions, intensityAddress, parse, positiveInt, SECURITY_HELP, SECURITY_OPTIONS, UsageError, type Command } from "./common.js";
 import { emit, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
 export const BEST_HELP = `Usage: carbonmon intensity best --locations DE,FR,GB --duration 2h [options]
@@ -23,7 +23,7 @@ export const BEST_HELP = `Usage: carbonmon intensity best --locations DE,FR,GB -
   --json            the response as canonical protobuf JSON on one line
   -o, --output FILE write the result to FILE instead of stdout
   --help            this text
-`;
+${SECURITY_HELP}`;
 
 const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000 };
 
@@ -76,7 +76,7 @@ export function bestText(r: BestWindowResponse): string {
 async function run(argv: string[]): Promise<number> {
   const options = {
     locations: { type: "string" }, location: { type: "string", multiple: true }, duration: { type: "string" }, within: { type: "string" },
-    "energy-kwh": { type: "string" }, max: { type: "string" }, addr: { type: "string" }, ...OUTPUT_OPTIONS,
+    "energy-kwh": { type: "string" }, max: { type: "string" }, addr: { type: "string" }, ...OUTPUT_OPTIONS, ...SECURITY_OPTIONS,
   } as const;
   const { values } = parse(argv, options);
   const where = locations(values.locations, values.location);
@@ -86,7 +86,7 @@ async function run(argv: string[]): Promise<number> {
   const kwh = energyKwh(values["energy-kwh"]);
   const max = positiveInt("--max", values.max, 5);
   const address = intensityAddress(values.addr);
-  const client = createIntensityClient(address, CLIENT_OPTIONS);
+  const client = createIntensityClient(address, clientOptions(values));
   try {
     const result = await calling("intensity service", address, () =>
       client.bestWindow(where, {

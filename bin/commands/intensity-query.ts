@@ -2,7 +2,7 @@
 import { createIntensityClient, type IntensityPoint, type IntensitySeries, type LocationInput } from "../../client/index.js";
 import { IntensityPoint as IntensityPointCodec, IntensitySeries as IntensitySeriesCodec, IntensitySource } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { parseLatLon } from "../../server/shared/config.js";
-import { calling, CLIENT_OPTIONS, intensityAddress, parse, positiveInt, UsageError, type Command } from "./common.js";
+import { calling, clientOptions, intensityAddress, parse, positiveInt, SECURITY_HELP, SECURITY_OPTIONS, UsageError, type Command } from "./common.js";
 import { bestCommand } from "./intensity-best.js";
 import { emit, OUTPUT_HELP, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
@@ -21,7 +21,7 @@ const HELP = `Usage: carbonmon intensity now|history|forecast --location L [opti
                   else 127.0.0.1:50061
   --hours N       history only: how far back (default 24)
 ${OUTPUT_HELP}  --help          this text
-`;
+${SECURITY_HELP}`;
 
 function location(text: string | undefined): LocationInput {
   if (!text) throw new UsageError("--location is required (a zone such as DE, \"lat,lon\" or auto)");
@@ -44,13 +44,13 @@ function seriesText(s: IntensitySeries): string {
 }
 
 async function query(which: (typeof QUERIES)[number], argv: string[]): Promise<number> {
-  const options = { location: { type: "string" }, addr: { type: "string" }, hours: { type: "string" }, ...OUTPUT_OPTIONS } as const;
+  const options = { location: { type: "string" }, addr: { type: "string" }, hours: { type: "string" }, ...OUTPUT_OPTIONS, ...SECURITY_OPTIONS } as const;
   const { values } = parse(argv, options);
   if (values.hours !== undefined && which !== "history") throw new UsageError("--hours is for history only");
   const where = location(values.location);
   const hours = positiveInt("--hours", values.hours, 24);
   const address = intensityAddress(values.addr);
-  const client = createIntensityClient(address, CLIENT_OPTIONS);
+  const client = createIntensityClient(address, clientOptions(values));
   try {
     const result = await calling("intensity service", address, async () => {
       if (which === "now") return client.current(where);

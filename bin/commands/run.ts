@@ -2,9 +2,9 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { basename } from "node:path";
-import { createAgentClient, type CarbonEmissionMeasurement } from "../../client/index.js";
+import { createAgentClient, type CarbonEmissionMeasurement, type ClientSecurityOptions } from "../../client/index.js";
 import { Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
-import { agentAddress, clientFailure, CLIENT_OPTIONS, gpuList, labelMap, parse, UsageError, type Command } from "./common.js";
+import { agentAddress, clientFailure, CLIENT_OPTIONS, clientOptions, gpuList, labelMap, parse, SECURITY_HELP, SECURITY_OPTIONS, UsageError, type Command } from "./common.js";
 import { appendCsv } from "./csv.js";
 import { measurementText } from "./format.js";
 import { startLocalAgent } from "./local.js";
@@ -28,7 +28,7 @@ on stderr, no measurement, CMD's exit code (--require-agent: exit 1 without runn
   --csv FILE        append one row for the measurement to FILE (a header first when FILE is new)
   --require-agent   fail (exit 1) when the agent cannot measure, instead of running CMD unmeasured
   --help            this text
-`;
+${SECURITY_HELP}`;
 
 const OPTIONS = {
   agent: { type: "string" },
@@ -38,6 +38,7 @@ const OPTIONS = {
   csv: { type: "string" },
   "require-agent": { type: "boolean" },
   ...OUTPUT_OPTIONS,
+  ...SECURITY_OPTIONS,
 } as const;
 
 export interface MeasuredRun {
@@ -52,6 +53,8 @@ export interface MeasureOptions {
   labels?: Record<string, string>;
   /** Agent failures throw (exit 1; the command is not run when BeginWindow fails). Default true. */
   requireAgent?: boolean;
+  /** TLS and the token for the agent (none: plaintext, no token). */
+  security?: ClientSecurityOptions;
 }
 
 /** Spawns argv[0] with stdio inherited; resolves with its exit code (127/126 when it cannot start). */
@@ -80,7 +83,7 @@ export function runChild(argv: string[]): Promise<number> {
  * command (as /usr/bin/time or CodeCarbon: monitoring never blocks the workload).
  */
 export async function measureCommand(address: string, argv: string[], options: MeasureOptions): Promise<MeasuredRun> {
-  const client = createAgentClient(address, CLIENT_OPTIONS);
+  const client = createAgentClient(address, { ...CLIENT_OPTIONS, security: options.security ?? {} });
   const requireAgent = options.requireAgent ?? true;
   const tolerate = (err: unknown): void => {
     const failure = clientFailure(err, "agent", address);
@@ -114,10 +117,12 @@ async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv.slice(0, sep), OPTIONS);
   const command = argv.slice(sep + 1);
   const options = { key: values.key ?? `run/${process.pid}-${Date.now()}`, gpuIndices: gpuList(values.gpus), labels: labelMap(values.label) };
+  const { security } = clientOptions(values);
   const local = values.agent === undefined ? await startLocalAgent() : undefined;
   const address = local?.address ?? agentAddress(values.agent);
   try {
-    const { exitCode, measurement } = await measureCommand(address, command, { ...options, requireAgent: values["require-agent"] === true });
+    // The in-process agent listens on loopback without TLS; an agent named by --agent gets TLS and the token.
+    const { exitCode, measurement } = await measureCommand(address, command, { ...options, requireAgent: values["require-agent"] === true, security: local ? {} : security });
     if (measurement) {
       emit(measurementOutput(measurement.measurement, values.json === true), values.output, process.stderr);
       if (values.csv !== undefined) appendCsv(values.csv, measurement.measurement, { command: command.join(" "), exitCode });

@@ -1,7 +1,8 @@
 /** carbonmon watch: live power per device until Ctrl-C. */
 import type { PowerSample } from "../../client/index.js";
 import { createAgentClient } from "../../client/index.js";
-import { agentAddress, calling, CLIENT_OPTIONS, parse, positiveInt, type Command } from "./common.js";
+import type { ClientSecurityOptions } from "../../client/index.js";
+import { agentAddress, calling, CLIENT_OPTIONS, clientOptions, parse, positiveInt, SECURITY_HELP, SECURITY_OPTIONS, type Command } from "./common.js";
 import { PowerSample as PowerSampleCodec } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { mark, SIMULATED_BANNER } from "./format.js";
 import { protoJson } from "./output.js";
@@ -15,7 +16,7 @@ with --json, or when stdout is not a terminal, one JSON object per sample and li
   --period-ms N     time between samples (default 1000; at least the agent's sampling period)
   --json            one PowerSample per line, as canonical protobuf JSON (as grpcurl prints it)
   --help            this text
-`;
+${SECURITY_HELP}`;
 
 /** Per device power ("gpu:0" → W) of a sample. */
 export function powers(s: PowerSample): Array<[string, number]> {
@@ -40,8 +41,8 @@ export function sampleLines(s: PowerSample, peak: { w: number }): string {
 }
 
 /** Streams samples to stdout until `signal` aborts or `limit` samples were shown. */
-export async function streamPower(address: string, o: { periodMs: number; json: boolean; signal: AbortSignal; limit?: number }): Promise<void> {
-  const client = createAgentClient(address, CLIENT_OPTIONS);
+export async function streamPower(address: string, o: { periodMs: number; json: boolean; signal: AbortSignal; limit?: number; security?: ClientSecurityOptions }): Promise<void> {
+  const client = createAgentClient(address, { ...CLIENT_OPTIONS, security: o.security ?? {} });
   const tty = process.stdout.isTTY === true && !o.json;
   const peak = { w: 0 };
   let shown = 0;
@@ -64,13 +65,14 @@ export async function streamPower(address: string, o: { periodMs: number; json: 
 }
 
 async function watch(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { agent: { type: "string" }, "period-ms": { type: "string" }, json: { type: "boolean" } });
+  const { values } = parse(argv, { agent: { type: "string" }, "period-ms": { type: "string" }, json: { type: "boolean" }, ...SECURITY_OPTIONS });
+  const { security } = clientOptions(values);
   const periodMs = positiveInt("--period-ms", values["period-ms"], 1000);
   const abort = new AbortController();
   const stop = (): void => abort.abort();
   process.once("SIGINT", stop).once("SIGTERM", stop);
   try {
-    await streamPower(agentAddress(values.agent), { periodMs, json: values.json === true, signal: abort.signal });
+    await streamPower(agentAddress(values.agent), { periodMs, json: values.json === true, signal: abort.signal, security });
   } finally {
     process.off("SIGINT", stop).off("SIGTERM", stop);
   }

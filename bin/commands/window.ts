@@ -6,7 +6,7 @@ import { BeginWindowResponse, CancelWindowResponse, Measurement } from "../../pr
 import { gpuList, labelMap, parse, UsageError, type Command } from "./common.js";
 import { appendCsv } from "./csv.js";
 import { measurementText } from "./format.js";
-import { AGENT_OPTION, withAgent } from "./inspect.js";
+import { AGENT_OPTION, AGENT_OPTIONS, withAgent } from "./inspect.js";
 import { emit, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
 export const WINDOW_ACTIONS = ["begin", "end", "get", "cancel"] as const;
@@ -29,7 +29,7 @@ end edge is interpolated, and is idempotent (repeating it prints the stored resu
 ${AGENT_OPTION}`;
 
 const OPTIONS = {
-  agent: { type: "string" },
+  ...AGENT_OPTIONS,
   gpus: { type: "string" },
   label: { type: "string", multiple: true },
   csv: { type: "string" },
@@ -45,7 +45,7 @@ async function window(action: Action, argv: string[]): Promise<number> {
     if ((values as Record<string, unknown>)[option] !== undefined && !actions.includes(action)) throw new UsageError(`--${option} is for window ${actions.join("/")} only`);
   }
   const key = positionals[0]!;
-  const text = await withAgent(values.agent, async (client): Promise<string> => {
+  const text = await withAgent(values, async (client): Promise<string> => {
     switch (action) {
       case "begin": {
         const r = await client.beginWindow(key, { gpuIndices: gpuList(values.gpus), labels: labelMap(values.label) });

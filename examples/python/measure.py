@@ -8,6 +8,10 @@ The Zeus pattern, remote: BeginWindow("python-example"), the work (here: sleep 1
 joules per GPU, CPU package and DRAM. Then GetCurrentIntensity for a zone (default "DE") → g/kWh and
 where the value came from. Run ./generate.sh first (or set CARBONMON_PYTHON_GEN to generated stubs).
 Exit status: 0 on success, 1 when a call fails, 2 on bad usage.
+
+TLS and tokens (README, "Security"), as the carbonmon CLI reads them: CARBONMON_CLIENT_TLS_CA_FILE (set:
+TLS), CARBONMON_CLIENT_TLS_CERT_FILE + CARBONMON_CLIENT_TLS_KEY_FILE (mutual TLS), CARBONMON_TOKEN_FILE
+(sent as "authorization: Bearer <token>").
 """
 import os
 import sys
@@ -34,11 +38,40 @@ KEY = "python-example"
 TIMEOUT_S = 10
 
 
+def _file(variable: str) -> bytes | None:
+    path = os.environ.get(variable)
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def open_channel(addr: str) -> grpc.Channel:
+    """TLS when CARBONMON_CLIENT_TLS_CA_FILE is set (mutual with a client certificate), else plaintext."""
+    ca = _file("CARBONMON_CLIENT_TLS_CA_FILE")
+    if ca is None:
+        return grpc.insecure_channel(addr)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=ca,
+        private_key=_file("CARBONMON_CLIENT_TLS_KEY_FILE"),
+        certificate_chain=_file("CARBONMON_CLIENT_TLS_CERT_FILE"),
+    )
+    return grpc.secure_channel(addr, credentials)
+
+
+def _metadata() -> list[tuple[str, str]]:
+    token = _file("CARBONMON_TOKEN_FILE")
+    return [("authorization", f"Bearer {token.decode().strip()}")] if token else []
+
+
+MD = _metadata()
+
+
 def measure(agent_addr: str) -> None:
-    with grpc.insecure_channel(agent_addr) as channel:
+    with open_channel(agent_addr) as channel:
         agent = agent_pb2_grpc.EnergyMonitorStub(channel)
 
-        host = agent.GetHost(agent_pb2.GetHostRequest(), timeout=TIMEOUT_S)
+        host = agent.GetHost(agent_pb2.GetHostRequest(), timeout=TIMEOUT_S, metadata=MD)
         print(f"agent {agent_addr}: host {host.hostname}, carbonmon {host.agent_version}, {len(host.gpus)} GPU(s), {len(host.rapl_zones)} RAPL zone(s)")
         for gpu in host.gpus:
             print(f"  gpu {gpu.index}: {gpu.name} ({gpu.uuid}), limit {gpu.power_limit_w:.0f} W")
@@ -47,17 +80,17 @@ def measure(agent_addr: str) -> None:
             print(f"  backend {backend.name}: {state}" + (f" ({backend.reason})" if backend.reason else ""))
 
         try:
-            agent.BeginWindow(agent_pb2.BeginWindowRequest(key=KEY, labels={"example": "python"}), timeout=TIMEOUT_S)
+            agent.BeginWindow(agent_pb2.BeginWindowRequest(key=KEY, labels={"example": "python"}), timeout=TIMEOUT_S, metadata=MD)
         except grpc.RpcError as err:
             if err.code() != grpc.StatusCode.ALREADY_EXISTS:
                 raise
             # Left open by an earlier run that was interrupted: discard it and start again.
-            agent.CancelWindow(agent_pb2.CancelWindowRequest(key=KEY), timeout=TIMEOUT_S)
-            agent.BeginWindow(agent_pb2.BeginWindowRequest(key=KEY, labels={"example": "python"}), timeout=TIMEOUT_S)
+            agent.CancelWindow(agent_pb2.CancelWindowRequest(key=KEY), timeout=TIMEOUT_S, metadata=MD)
+            agent.BeginWindow(agent_pb2.BeginWindowRequest(key=KEY, labels={"example": "python"}), timeout=TIMEOUT_S, metadata=MD)
 
         time.sleep(1.0)  # the work being measured
 
-        m = agent.EndWindow(agent_pb2.EndWindowRequest(key=KEY, wait_for_counter_update=True), timeout=TIMEOUT_S)
+        m = agent.EndWindow(agent_pb2.EndWindowRequest(key=KEY, wait_for_counter_update=True), timeout=TIMEOUT_S, metadata=MD)
         print(f"window {m.key}: time {m.time_s:.3f} s, total {m.total_energy_j:.1f} J")
         for label, energy, uncertainty in (
             ("gpu", m.gpu_energy_j, m.gpu_energy_uncertainty_j),
@@ -75,10 +108,10 @@ def measure(agent_addr: str) -> None:
 
 
 def intensity(intensity_addr: str, zone: str) -> None:
-    with grpc.insecure_channel(intensity_addr) as channel:
+    with open_channel(intensity_addr) as channel:
         service = intensity_pb2_grpc.CarbonIntensityStub(channel)
         request = intensity_pb2.IntensityRequest(location=intensity_pb2.Location(zone=zone))
-        p = service.GetCurrentIntensity(request, timeout=TIMEOUT_S)
+        p = service.GetCurrentIntensity(request, timeout=TIMEOUT_S, metadata=MD)
         source = intensity_pb2.IntensitySource.Name(p.source).removeprefix("INTENSITY_SOURCE_")
         signal = intensity_pb2.SignalType.Name(p.signal).removeprefix("SIGNAL_TYPE_")
         print(f"intensity {p.zone}: {p.g_per_kwh:g} g/kWh from {p.provider} ({source}, {signal}"

@@ -3,6 +3,7 @@ import { systemClock } from "../shared/clock.js";
 import type { AgentConfig } from "../shared/config.js";
 import type { Logger } from "../shared/log.js";
 import { serve, type RunningServer } from "../shared/serve.js";
+import { createServerSecurity } from "../shared/security/server-security.js";
 import { probeSources } from "./devices/registry.js";
 import { PowerHub } from "./api/power-stream.js";
 import { CarbonPricer } from "./carbon/pricer.js";
@@ -24,6 +25,9 @@ const WAL_CHECKPOINT_EVERY_MS = 5000;
 
 /** Probes the hardware, starts the sampler and serves EnergyMonitor on config.listen. */
 export async function startAgent(config: AgentConfig, log: Logger, clock: Clock = systemClock): Promise<Agent> {
+  // First: a refusal to serve insecurely, or an unreadable certificate, must not wait for the hardware.
+  const security = createServerSecurity(config.security, config.listen, log);
+  const intensityClient = config.intensityAddr ? new IntensityServiceClient(config.intensityAddr, config.intensitySecurity) : undefined;
   const sources = await probeSources(config, clock);
   for (const s of sources) log.info({ backend: s.state(), devices: s.devices().length }, "backend probed");
   const sampler = new Sampler(sources, { clock, idleAfterMs: config.idleAfterMs });
@@ -31,7 +35,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   let store: AgentStore | undefined;
   let windows: WindowManager | undefined;
   let checkpointer: WalCheckpointer | undefined;
-  const pricer = new CarbonPricer(config, log, config.intensityAddr ? new IntensityServiceClient(config.intensityAddr) : undefined);
+  const pricer = new CarbonPricer(config, log, intensityClient);
   try {
     store = new AgentStore(config.dataDir, clock.nowMs(), {
       onFlushError: (err) => log.error({ err }, "moving the window journal into agent.db failed; the journal keeps the records, retrying in 1 s"),
@@ -54,6 +58,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       listen: config.listen,
       services: [agentRegistration(context)],
       log,
+      security,
       onDraining: () => power.close(),
       onShutdown: async () => {
         manager.close();

@@ -3,6 +3,7 @@ import { systemClock } from "../shared/clock.js";
 import type { IntensityConfig } from "../shared/config.js";
 import type { Logger } from "../shared/log.js";
 import { serve, type RunningServer } from "../shared/serve.js";
+import { createServerSecurity } from "../shared/security/server-security.js";
 import { TtlCache } from "./cache.js";
 import { Intensity } from "./intensity.js";
 import { ipLocator } from "../shared/net/ip-location.js";
@@ -38,6 +39,7 @@ export interface IntensityOptions {
 /** Builds the provider chain, opens the store and serves CarbonIntensity on config.listen. */
 export async function startIntensity(config: IntensityConfig, log: Logger, options: IntensityOptions = {}): Promise<IntensityServer> {
   const clock = options.clock ?? systemClock;
+  const security = createServerSecurity(config.security, config.listen, log);
   const providers = buildProviders(config, clock);
   for (const p of providers) log.info({ provider: p.name, unconfigured: p.unconfiguredReason }, "provider");
   const store = await openStore(config, log);
@@ -53,6 +55,7 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
       listen: config.listen,
       services: [intensityRegistration(intensity, watch, () => clock.nowMs(), log)],
       log,
+      security,
       onDraining: () => {
         clearInterval(recorder);
         watch.close();

@@ -8,7 +8,8 @@ import { homedir, hostname } from "node:os";
 import { join } from "node:path";
 import { AppError, Code } from "./errors.js";
 
-export type Service = "agent" | "intensity";
+/** "client": the CLI's settings for reaching the services (bin/commands/). */
+export type Service = "agent" | "intensity" | "client";
 
 export interface Setting {
   env: string;
@@ -24,6 +25,7 @@ export interface Setting {
 const BOTH = ["agent", "intensity"] as const;
 const AGENT = ["agent"] as const;
 const INTENSITY = ["intensity"] as const;
+const CLIENT = ["client"] as const;
 
 export const SETTINGS = [
   { env: "CARBONMON_AGENT_LISTEN", flag: "--listen", services: AGENT, default: "127.0.0.1:50051", description: "host:port the agent listens on (0.0.0.0:50051 for remote clients)" },
@@ -31,6 +33,24 @@ export const SETTINGS = [
   { env: "CARBONMON_INTENSITY_ADDR", flag: "--intensity-addr", services: AGENT, description: "host:port of the intensity service; unset: carbon is disabled, energy is reported as usual" },
   { env: "CARBONMON_DATA_DIR", flag: "--data-dir", services: BOTH, default: "~/.local/state/carbonmon", description: "directory for the SQLite databases (agent.db, intensity.db)" },
   { env: "CARBONMON_DATABASE_URL", flag: "--database-url", services: INTENSITY, description: "PostgreSQL store shared by every replica of the intensity service (postgres://user:password@host:5432/database); unset: SQLite in CARBONMON_DATA_DIR (one replica)", secret: true },
+  { env: "CARBONMON_TLS_CERT_FILE", flag: "--tls-cert-file", services: BOTH, description: "PEM certificate chain the service presents; with CARBONMON_TLS_KEY_FILE: TLS (both files are read again on SIGHUP)" },
+  { env: "CARBONMON_TLS_KEY_FILE", flag: "--tls-key-file", services: BOTH, description: "PEM private key of CARBONMON_TLS_CERT_FILE" },
+  { env: "CARBONMON_TLS_CLIENT_CA_FILE", flag: "--tls-client-ca-file", services: BOTH, description: "PEM CA certificates: mutual TLS, clients without a certificate signed by one of them are refused" },
+  { env: "CARBONMON_AUTH_TOKENS_FILE", flag: "--auth-tokens-file", services: BOTH, description: "JSON {\"tokens\":[{\"name\",\"sha256\",\"scopes\"}]} (`carbonmon token new` makes entries): every RPC but health checking needs `authorization: Bearer <token>`; read again on SIGHUP" },
+  { env: "CARBONMON_AUTH_JWKS_FILE", flag: "--auth-jwks-file", services: BOTH, description: "JWKS (public keys) of an identity provider: JWTs it signs are accepted as tokens (scopes in the `scope` claim, name in `sub`); read again on SIGHUP" },
+  { env: "CARBONMON_AUTH_JWT_ISSUER", flag: "--auth-jwt-issuer", services: BOTH, description: "the `iss` every accepted JWT must carry (required with CARBONMON_AUTH_JWKS_FILE)" },
+  { env: "CARBONMON_AUTH_JWT_AUDIENCE", flag: "--auth-jwt-audience", services: BOTH, description: "the `aud` every accepted JWT must carry (required with CARBONMON_AUTH_JWKS_FILE)" },
+  { env: "CARBONMON_INSECURE", flag: "--insecure", services: BOTH, default: "false", description: "true: serve on a non-loopback address without TLS and authentication (refused otherwise; logged as a warning)" },
+  { env: "CARBONMON_INTENSITY_TLS_CA_FILE", flag: "--intensity-tls-ca-file", services: AGENT, description: "PEM CA certificates the intensity service's certificate is checked against; set: the agent calls it over TLS" },
+  { env: "CARBONMON_INTENSITY_TLS_CERT_FILE", flag: "--intensity-tls-cert-file", services: AGENT, description: "PEM client certificate the agent presents to the intensity service (mutual TLS)" },
+  { env: "CARBONMON_INTENSITY_TLS_KEY_FILE", flag: "--intensity-tls-key-file", services: AGENT, description: "PEM private key of CARBONMON_INTENSITY_TLS_CERT_FILE" },
+  { env: "CARBONMON_INTENSITY_TOKEN_FILE", flag: "--intensity-token-file", services: AGENT, description: "file holding the token (scope intensity:read) the agent sends to the intensity service" },
+  { env: "CARBONMON_MAX_OPEN_WINDOWS_PER_PRINCIPAL", flag: "--max-open-windows-per-principal", services: AGENT, default: "10000", description: "open windows one principal (token name or JWT subject) may hold at once (RESOURCE_EXHAUSTED beyond); with authentication only" },
+  { env: "CARBONMON_MAX_STREAMS_PER_PRINCIPAL", flag: "--max-streams-per-principal", services: AGENT, default: "64", description: "WatchPower streams one principal may hold open at once (RESOURCE_EXHAUSTED beyond); with authentication only" },
+  { env: "CARBONMON_CLIENT_TLS_CA_FILE", flag: "--tls-ca", services: CLIENT, description: "CLI: PEM CA certificates the services' certificates are checked against; set: TLS" },
+  { env: "CARBONMON_CLIENT_TLS_CERT_FILE", flag: "--tls-cert", services: CLIENT, description: "CLI: PEM client certificate (mutual TLS)" },
+  { env: "CARBONMON_CLIENT_TLS_KEY_FILE", flag: "--tls-key", services: CLIENT, description: "CLI: PEM private key of the client certificate" },
+  { env: "CARBONMON_TOKEN_FILE", flag: "--token-file", services: CLIENT, description: "CLI and TypeScript client: file holding the token sent as `authorization: Bearer`" },
   { env: "CARBONMON_NVML_LIBRARY", flag: "--nvml-library", services: AGENT, default: "libnvidia-ml.so.1", description: "path or name of the NVML library" },
   { env: "CARBONMON_POWERCAP_ROOT", flag: "--powercap-root", services: AGENT, default: "/sys/class/powercap", description: "root of the RAPL powercap tree (a read-only bind mount in containers)" },
   { env: "CARBONMON_SAMPLING_PERIOD_MS", flag: "--sampling-period-ms", services: AGENT, default: "100", description: "how often energy counters are read, 10-10000 ms (NVML counters move every ~100 ms)" },
@@ -61,8 +81,34 @@ export const SETTINGS = [
   { env: "CARBONMON_LOG_LEVEL", flag: "--log-level", services: BOTH, default: "info", description: "trace, debug, info, warn, error, fatal or silent (JSON logs on stderr)" },
 ] as const satisfies readonly Setting[];
 
+/** How a service secures its port (server/shared/security/). Paths, never the secrets themselves. */
+export interface SecurityConfig {
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  tlsClientCaFile: string | undefined;
+  authTokensFile: string | undefined;
+  jwksFile: string | undefined;
+  jwtIssuer: string | undefined;
+  jwtAudience: string | undefined;
+  /** Serve on a non-loopback address without TLS and authentication. */
+  insecure: boolean;
+}
+
+/** How a client reaches a service: TLS files and a token file (paths; all unset: plaintext, no token). */
+export interface ClientSecurityConfig {
+  caFile: string | undefined;
+  certFile: string | undefined;
+  keyFile: string | undefined;
+  tokenFile: string | undefined;
+}
+
 export interface AgentConfig {
   listen: string;
+  security: SecurityConfig;
+  /** How the agent calls the intensity service. */
+  intensitySecurity: ClientSecurityConfig;
+  maxOpenWindowsPerPrincipal: number;
+  maxStreamsPerPrincipal: number;
   intensityAddr: string | undefined;
   dataDir: string;
   nvmlLibrary: string;
@@ -94,6 +140,7 @@ export interface AgentConfig {
 
 export interface IntensityConfig {
   listen: string;
+  security: SecurityConfig;
   dataDir: string;
   /** postgres://… for the shared PostgreSQL store; undefined: SQLite in dataDir. */
   databaseUrl: string | undefined;
@@ -126,6 +173,8 @@ export class ConfigError extends AppError {
 export const PROVIDER_NAMES = ["electricitymaps", "watttime", "ukgrid", "static", "offline"] as const;
 const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
+const BARE_SWITCHES = new Set(["--insecure"]);
+
 /** Reads one service's settings: flags override environment variables, which override defaults. */
 class Reader {
   readonly problems: string[] = [];
@@ -148,6 +197,18 @@ class Reader {
       if (!known.has(flag)) {
         this.problems.push(`unknown option ${flag} for '${this.service}' (see --help)`);
         if (eq < 0 && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) i++;
+        continue;
+      }
+      const secret = SETTINGS.find((x) => x.flag === flag && "secret" in x);
+      if (secret) {
+        // Never echo the value: it is a credential, and the command line is visible to every user (ps).
+        if (eq < 0 && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) i++;
+        this.problems.push(`${flag}: secrets are not accepted on the command line (every user can read it with ps); put it in a file and set ${secret.env}_FILE, or set ${secret.env}`);
+        continue;
+      }
+      // A bare boolean switch (--insecure) means true.
+      if (BARE_SWITCHES.has(flag) && eq < 0 && (argv[i + 1] === undefined || argv[i + 1]!.startsWith("--"))) {
+        this.flags.set(flag, "true");
         continue;
       }
       const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
@@ -330,6 +391,14 @@ export function loadAgentConfig(source: ConfigSource = {}): AgentConfig {
   const samplingOk = r.problems.length === problems;
   return r.done({
     listen: r.address("CARBONMON_AGENT_LISTEN")!,
+    security: securitySettings(r),
+    intensitySecurity: {
+      caFile: r.text("CARBONMON_INTENSITY_TLS_CA_FILE"),
+      ...pair(r, "CARBONMON_INTENSITY_TLS_CERT_FILE", "CARBONMON_INTENSITY_TLS_KEY_FILE"),
+      tokenFile: r.text("CARBONMON_INTENSITY_TOKEN_FILE"),
+    },
+    maxOpenWindowsPerPrincipal: r.integer("CARBONMON_MAX_OPEN_WINDOWS_PER_PRINCIPAL", 1, 10_000_000),
+    maxStreamsPerPrincipal: r.integer("CARBONMON_MAX_STREAMS_PER_PRINCIPAL", 1, 100_000),
     intensityAddr: r.address("CARBONMON_INTENSITY_ADDR", true),
     dataDir: r.required("CARBONMON_DATA_DIR"),
     nvmlLibrary: r.required("CARBONMON_NVML_LIBRARY"),
@@ -359,6 +428,7 @@ export function loadIntensityConfig(source: ConfigSource = {}): IntensityConfig 
   const r = new Reader("intensity", source.env ?? process.env, source.argv ?? []);
   const config = {
     listen: r.address("CARBONMON_INTENSITY_LISTEN")!,
+    security: securitySettings(r),
     dataDir: r.required("CARBONMON_DATA_DIR"),
     databaseUrl: r.postgresUrl("CARBONMON_DATABASE_URL"),
     location: r.location("CARBONMON_LOCATION"),
@@ -380,11 +450,54 @@ export function loadIntensityConfig(source: ConfigSource = {}): IntensityConfig 
   return r.done(config);
 }
 
+/** A certificate and its key: both or neither. */
+function pair(r: Reader, certEnv: string, keyEnv: string): { certFile: string | undefined; keyFile: string | undefined } {
+  const certFile = r.text(certEnv);
+  const keyFile = r.text(keyEnv);
+  if ((certFile === undefined) !== (keyFile === undefined)) r.problems.push(`${certEnv} and ${keyEnv}: set both or neither`);
+  return { certFile, keyFile };
+}
+
+function securitySettings(r: Reader): SecurityConfig {
+  const { certFile, keyFile } = pair(r, "CARBONMON_TLS_CERT_FILE", "CARBONMON_TLS_KEY_FILE");
+  const config: SecurityConfig = {
+    tlsCertFile: certFile,
+    tlsKeyFile: keyFile,
+    tlsClientCaFile: r.text("CARBONMON_TLS_CLIENT_CA_FILE"),
+    authTokensFile: r.text("CARBONMON_AUTH_TOKENS_FILE"),
+    jwksFile: r.text("CARBONMON_AUTH_JWKS_FILE"),
+    jwtIssuer: r.text("CARBONMON_AUTH_JWT_ISSUER"),
+    jwtAudience: r.text("CARBONMON_AUTH_JWT_AUDIENCE"),
+    insecure: r.boolean("CARBONMON_INSECURE"),
+  };
+  if (config.tlsClientCaFile !== undefined && certFile === undefined) {
+    r.problems.push("CARBONMON_TLS_CLIENT_CA_FILE: mutual TLS needs TLS: set CARBONMON_TLS_CERT_FILE and CARBONMON_TLS_KEY_FILE too");
+  }
+  const jwt = [config.jwksFile, config.jwtIssuer, config.jwtAudience];
+  if (jwt.some((x) => x !== undefined) && jwt.some((x) => x === undefined)) {
+    r.problems.push("CARBONMON_AUTH_JWKS_FILE, CARBONMON_AUTH_JWT_ISSUER and CARBONMON_AUTH_JWT_AUDIENCE: set all three or none");
+  }
+  return config;
+}
+
+/** The CLI's client settings: its flags (already parsed, by flag name) win over the environment. */
+export function loadClientSecurityConfig(flags: Partial<Record<string, string>>, env: NodeJS.ProcessEnv = process.env): ClientSecurityConfig {
+  const argv = Object.entries(flags).flatMap(([flag, value]) => (value === undefined ? [] : [flag, value]));
+  const r = new Reader("client", env, argv);
+  const config = {
+    caFile: r.text("CARBONMON_CLIENT_TLS_CA_FILE"),
+    ...pair(r, "CARBONMON_CLIENT_TLS_CERT_FILE", "CARBONMON_CLIENT_TLS_KEY_FILE"),
+    tokenFile: r.text("CARBONMON_TOKEN_FILE"),
+  };
+  return r.done(config);
+}
+
 /** `--help` text for one service: every flag, its variable and default. */
 export function helpText(service: Service): string {
   const rows = SETTINGS.filter((s) => (s.services as readonly Service[]).includes(service));
   const lines = rows.map((s) => {
     const def = "default" in s ? ` (default ${s.default})` : "";
+    if ("secret" in s) return `  ${"(file only)".padEnd(30)} ${s.env}_FILE or ${s.env}\n  ${"".padEnd(30)} ${s.description}`;
     return `  ${s.flag.padEnd(30)} ${s.env}${def}\n  ${"".padEnd(30)} ${s.description}`;
   });
   return `Usage: carbonmon ${service} [options]\n\nEvery option can also be set through its environment variable; a flag wins.\n\n${lines.join("\n")}\n`;

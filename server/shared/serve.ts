@@ -8,6 +8,8 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "./log.js";
 import { PACKAGE_ROOT } from "./paths.js";
 import { addReflection, REFLECTION_SERVICES } from "./reflection.js";
+import { authInterceptor } from "./security/interceptor.js";
+import type { ServerSecurity } from "./security/server-security.js";
 
 export const PROTO_ROOT = join(PACKAGE_ROOT, "proto");
 export const PROTO_FILES = ["carbonmon/agent/v1/agent.proto", "carbonmon/intensity/v1/intensity.proto"];
@@ -27,6 +29,8 @@ export interface ServeOptions {
   onShutdown?: () => Promise<void> | void;
   /** Runs when shutdown begins, before in-flight calls drain: end streams with a status. */
   onDraining?: () => void;
+  /** TLS credentials and the auth interceptor (security/server-security.ts); default: plaintext, no auth. */
+  security?: ServerSecurity;
 }
 
 export interface RunningServer {
@@ -36,12 +40,16 @@ export interface RunningServer {
   address: string;
   server: Server;
   health: HealthImplementation;
+  /** Re-reads certificates and tokens (SIGHUP). */
+  reload(): void;
   /** Stops accepting calls, lets in-flight calls finish for up to graceMs, then cleans up. Idempotent. */
   shutdown(graceMs?: number): Promise<void>;
 }
 
 export async function serve(options: ServeOptions): Promise<RunningServer> {
-  const server = new Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
+  // The interceptor is always installed: it is what gives handlers their caller (principal.ts).
+  const security: ServerSecurity = options.security ?? { credentials: ServerCredentials.createInsecure(), interceptors: [authInterceptor(undefined, options.log)], reload: () => undefined };
+  const server = new Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024, interceptors: security.interceptors });
   for (const s of options.services) server.addService(s.definition, s.implementation);
 
   const health = new HealthImplementation({ "": "SERVING" });
@@ -53,7 +61,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   addReflection(server, [...names, ...REFLECTION_SERVICES]);
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, ServerCredentials.createInsecure(), (err, bound) =>
+    server.bindAsync(options.listen, security.credentials, (err, bound) =>
       err ? reject(new Error(`cannot listen on ${options.listen}: ${err.message}`)) : resolve(bound),
     ),
   );
@@ -73,7 +81,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
       options.log.info("stopped");
     })());
 
-  return { port, address, server, health, shutdown };
+  return { port, address, server, health, reload: () => security.reload(), shutdown };
 }
 
 async function drain(server: Server, graceMs: number): Promise<void> {

@@ -59,7 +59,8 @@ test("--help lists a command's options; an unknown command prints usage and exit
   let out = "";
   help.stdout.on("data", (d: Buffer) => (out += d));
   t.is(await new Promise((r) => help.on("exit", r)), 0);
-  t.regex(out, /--electricitymaps-api-token\s+ELECTRICITYMAPS_API_TOKEN/);
+  t.regex(out, /--electricitymaps-url\s+CARBONMON_ELECTRICITYMAPS_URL/);
+  t.regex(out, /ELECTRICITYMAPS_API_TOKEN_FILE or ELECTRICITYMAPS_API_TOKEN/, "a secret: its file form, no flag");
   const bad = run(["frobnicate"]);
   t.is(await new Promise((r) => bad.on("exit", r)), 2);
 });

@@ -10,14 +10,15 @@ import { loadAgentConfig, loadIntensityConfig, SETTINGS, type Service } from "..
 import { parseUnit, read } from "./systemd-units.js";
 
 const units = { agent: parseUnit(read("carbonmon-agent.service")), intensity: parseUnit(read("carbonmon-intensity.service")) };
-const service = (s: Service) => units[s].Service!;
-const value = (s: Service, key: string) => service(s).filter(([k]) => k === key).map(([, v]) => v);
-const one = (s: Service, key: string) => {
+type ServiceName = keyof typeof units;
+const service = (s: ServiceName) => units[s].Service!;
+const value = (s: ServiceName, key: string) => service(s).filter(([k]) => k === key).map(([, v]) => v);
+const one = (s: ServiceName, key: string) => {
   const all = value(s, key);
   if (all.length !== 1) throw new Error(`${s}: ${key} set ${all.length} times`);
   return all[0]!;
 };
-const environment = (s: Service): Record<string, string> => Object.fromEntries(value(s, "Environment").map((e) => e.split("=", 2) as [string, string]));
+const environment = (s: ServiceName): Record<string, string> => Object.fromEntries(value(s, "Environment").map((e) => e.split("=", 2) as [string, string]));
 
 for (const s of ["agent", "intensity"] as const) {
   test(`${s}: hardened (read-only system, no new privileges, no capability) with only its data directory writable`, (t) => {

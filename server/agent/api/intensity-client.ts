@@ -3,7 +3,8 @@
  * carbon pricer's plain data (carbon/pricer.ts EmissionsService). A failed call becomes an AppError whose
  * message says what the service answered, with its hint.
  */
-import { credentials, Metadata, status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { channelSecurity, clientSecurityFromFiles } from "../../../client/security.js";
 import {
   CarbonIntensityClient,
   ComputeEmissionsRequest,
@@ -15,6 +16,7 @@ import {
   intensitySourceToJSON,
   signalTypeToJSON,
 } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import type { ClientSecurityConfig } from "../../shared/config.js";
 import { AppError, Code } from "../../shared/errors.js";
 import type { IntensityInfo } from "../carbon/outcome.js";
 import type { EmissionsRequest, EmissionsService, PricedBatch } from "../carbon/pricer.js";
@@ -63,11 +65,19 @@ function describeFailure(e: ServiceError): string {
 export class IntensityServiceClient implements EmissionsService {
   private readonly client: CarbonIntensityClient;
 
-  constructor(address: string) {
+  /** Files are read here, once: an unreadable one fails the agent's start with its name. */
+  constructor(address: string, security: ClientSecurityConfig = { caFile: undefined, certFile: undefined, keyFile: undefined, tokenFile: undefined }) {
+    let channel: ReturnType<typeof channelSecurity>;
+    try {
+      channel = channelSecurity(clientSecurityFromFiles(security));
+    } catch (err) {
+      throw new AppError(Code.FailedPrecondition, `CARBONMON_INTENSITY_TLS_* / CARBONMON_INTENSITY_TOKEN_FILE: ${(err as Error).message}`);
+    }
     // Reconnect quickly once the service is back: pending grams are asked for again on a timer.
-    this.client = new CarbonIntensityClient(address, credentials.createInsecure(), {
+    this.client = new CarbonIntensityClient(address, channel.credentials, {
       "grpc.initial_reconnect_backoff_ms": 200,
       "grpc.max_reconnect_backoff_ms": 5000,
+      interceptors: channel.interceptors,
     });
   }
 

@@ -22,7 +22,7 @@ import type { Sampler } from "../energy/sampler.js";
 import { selectDevices, type SelectedDevice } from "../windows/selection.js";
 
 export interface PowerHubOptions {
-  config: Pick<AgentConfig, "samplingPeriodMs" | "cudaVisibleDevices">;
+  config: Pick<AgentConfig, "samplingPeriodMs" | "cudaVisibleDevices"> & Partial<Pick<AgentConfig, "maxStreamsPerPrincipal">>;
   log: Logger;
 }
 
@@ -49,6 +49,8 @@ interface DeviceValues {
 
 interface Stream {
   call: PowerCall;
+  /** Who opened it (CARBONMON_MAX_STREAMS_PER_PRINCIPAL). */
+  principal: string;
   group: Group;
   devices: SelectedDevice[];
   /** Streams with the same key watch the same devices under the same indices: they share a tick's encoding. */
@@ -81,6 +83,8 @@ interface Group {
 
 export class PowerHub {
   private readonly groups = new Map<number, Group>();
+  /** Open streams per principal. */
+  private readonly byPrincipal = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -103,13 +107,20 @@ export class PowerHub {
   }
 
   /** Serves one WatchPower call until the client cancels or the hub closes. */
-  watch(call: PowerCall): void {
+  watch(call: PowerCall, principal = ""): void {
     if (call.cancelled) return;
     try {
       if (this.closed) throw new AppError(Code.Unavailable, "agent shutting down");
+      const open = this.byPrincipal.get(principal) ?? 0;
+      // Per principal only with authentication: without it, everyone is the one unnamed principal ("").
+      if (principal !== "" && open >= (this.options.config.maxStreamsPerPrincipal ?? Infinity)) {
+        throw new AppError(Code.ResourceExhausted, `${open} WatchPower streams of this principal are open, its limit (CARBONMON_MAX_STREAMS_PER_PRINCIPAL)`, {
+          hint: "close a stream, or share one between readers",
+        });
+      }
       const periodMs = this.periodMs(call.request);
       const { devices } = selectDevices(this.sampler.devices(), call.request, this.options.config.cudaVisibleDevices);
-      this.open(call, periodMs, devices);
+      this.open(call, periodMs, devices, principal);
     } catch (err) {
       call.emit("error", toServiceError(err, this.options.log));
     }
@@ -139,10 +150,11 @@ export class PowerHub {
     return periodMs;
   }
 
-  private open(call: PowerCall, periodMs: number, devices: SelectedDevice[]): void {
+  private open(call: PowerCall, periodMs: number, devices: SelectedDevice[], principal: string): void {
     const nowMs = this.sampler.now();
     const stream: Stream = {
       call,
+      principal,
       group: this.joinGroup(periodMs),
       devices,
       selectionKey: devices.map((d) => `${d.deviceId}@${d.domain}:${d.index}`).join(","),
@@ -156,6 +168,7 @@ export class PowerHub {
       blocked: false,
     };
     stream.group.streams.add(stream);
+    this.byPrincipal.set(principal, (this.byPrincipal.get(principal) ?? 0) + 1);
     for (const event of STREAM_END_EVENTS) call.once(event, () => this.leave(stream));
     // Full rate from now: the sources read at once, so the next tick's values are fresh. The first sample
     // does not wait for that read (it comes from the timeline as it is).
@@ -181,6 +194,9 @@ export class PowerHub {
   private leave(stream: Stream): void {
     const group = stream.group;
     if (!group.streams.delete(stream)) return;
+    const n = (this.byPrincipal.get(stream.principal) ?? 1) - 1;
+    if (n > 0) this.byPrincipal.set(stream.principal, n);
+    else this.byPrincipal.delete(stream.principal);
     if (group.streams.size === 0) {
       clearInterval(group.timer);
       if (this.groups.get(group.periodMs) === group) this.groups.delete(group.periodMs);

@@ -2,7 +2,7 @@
  * The EnergyMonitor gRPC service: thin handlers over the window manager, the power hub and the sampler.
  * Errors are AppErrors; unary() maps them to gRPC statuses.
  */
-import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { Metadata, UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   EnergyMonitorService,
   type BeginWindowRequest,
@@ -21,11 +21,12 @@ import type { Logger } from "../../shared/log.js";
 import { durationFromMs } from "../../shared/proto-time.js";
 import type { ServiceRegistration } from "../../shared/serve.js";
 import { VERSION } from "../../shared/version.js";
+import { isAdmin, principalOf } from "../../shared/security/principal.js";
 import { backendToProto, gpuToProto, raplZoneToProto } from "./host-codec.js";
 import type { PowerHub } from "./power-stream.js";
 import { serializeEncoded } from "./measurement-codec.js";
 import type { Sampler } from "../energy/sampler.js";
-import type { WindowManager } from "../windows/manager.js";
+import type { Caller, WindowManager } from "../windows/manager.js";
 
 export interface AgentContext {
   config: AgentConfig;
@@ -58,7 +59,13 @@ export function getHost(ctx: AgentContext): GetHostResponse {
   };
 }
 
-function beginWindow(ctx: AgentContext, req: BeginWindowRequest): BeginWindowResponse {
+/** The call's principal (attached by the auth interceptor) as the window manager sees it. */
+function callerOf(call: { metadata: Metadata }): Caller {
+  const p = principalOf(call);
+  return { name: p.name, admin: isAdmin(p) };
+}
+
+function beginWindow(ctx: AgentContext, req: BeginWindowRequest, caller: Caller): BeginWindowResponse {
   const { key, beginMs, indices } = ctx.windows.begin({
     key: req.key,
     labels: req.labels,
@@ -67,13 +74,13 @@ function beginWindow(ctx: AgentContext, req: BeginWindowRequest): BeginWindowRes
     cudaVisibleDevices: req.cudaVisibleDevices,
     skipGpus: req.skipGpus,
     skipCpus: req.skipCpus,
-  });
+  }, caller);
   return { key, beginTime: new Date(beginMs), gpuIndices: indices.gpu, nvmlGpuIndices: indices.nvmlGpu, cpuIndices: indices.cpu };
 }
 
-function listWindows(ctx: AgentContext, req: ListWindowsRequest): ListWindowsResponse {
+function listWindows(ctx: AgentContext, req: ListWindowsRequest, caller: Caller): ListWindowsResponse {
   return {
-    windows: ctx.windows.list(req.includeEnded).map(({ spec, endMs }) => ({
+    windows: ctx.windows.list(req.includeEnded, caller).map(({ spec, endMs }) => ({
       key: spec.key,
       beginTime: new Date(spec.beginMs),
       ...(endMs !== undefined ? { endTime: new Date(endMs) } : {}),
@@ -97,15 +104,15 @@ export function agentRegistration(ctx: AgentContext): ServiceRegistration {
   const w = ctx.windows;
   const implementation: UntypedServiceImplementation = {
     getHost: unary(() => getHost(ctx), ctx.log),
-    beginWindow: unary((req: BeginWindowRequest) => beginWindow(ctx, req), ctx.log),
-    endWindow: unary((req: EndWindowRequest): Promise<Uint8Array> => w.end(req.key, req.waitForCounterUpdate), ctx.log),
-    getWindow: unary((req: GetWindowRequest) => w.get(req.key), ctx.log),
-    listWindows: unary((req: ListWindowsRequest) => listWindows(ctx, req), ctx.log),
-    cancelWindow: unary((req: CancelWindowRequest): CancelWindowResponse => {
-      const { key, beginMs } = w.cancel(req.key);
+    beginWindow: unary((req: BeginWindowRequest, call) => beginWindow(ctx, req, callerOf(call)), ctx.log),
+    endWindow: unary((req: EndWindowRequest, call): Promise<Uint8Array> => w.end(req.key, req.waitForCounterUpdate, callerOf(call)), ctx.log),
+    getWindow: unary((req: GetWindowRequest, call) => w.get(req.key, callerOf(call)), ctx.log),
+    listWindows: unary((req: ListWindowsRequest, call) => listWindows(ctx, req, callerOf(call)), ctx.log),
+    cancelWindow: unary((req: CancelWindowRequest, call): CancelWindowResponse => {
+      const { key, beginMs } = w.cancel(req.key, callerOf(call));
       return { key, beginTime: new Date(beginMs) };
     }, ctx.log),
-    watchPower: (call: Parameters<PowerHub["watch"]>[0]) => ctx.power.watch(call),
+    watchPower: (call: Parameters<PowerHub["watch"]>[0]) => ctx.power.watch(call, principalOf(call).name),
   };
   return { name: "carbonmon.agent.v1.EnergyMonitor", definition: AGENT_SERVICE_DEFINITION, implementation };
 }

@@ -119,6 +119,16 @@ export function decodeSpec(json: string): WindowSpec {
   };
 }
 
+/**
+ * The principal that began a window, as its spec records it ("owner", written only when authentication is
+ * on); "" for windows begun without authentication (and by agents before ownership).
+ */
+export function decodeSpecOwner(json: string): string {
+  const o = parse(json, "window spec");
+  if (!isObject(o)) return fail("window spec", "expected an object");
+  return o.owner === undefined ? "" : text(o.owner, "window spec.owner");
+}
+
 /** The version prefix the manager's spec template writes first ("{" + this + the spec's fields). */
 export const SPEC_VERSION_FIELD = `"v":${RECORD_VERSION},`;
 

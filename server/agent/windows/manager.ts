@@ -16,7 +16,7 @@ import { firstRetryAtMs } from "../carbon/repricing.js";
 import { energyAcrossRestarts } from "../core/window-energy.js";
 import type { Sampler } from "../energy/sampler.js";
 import { selectDevices, validateDeviceRequest, type DeviceRequest, type Selection } from "./selection.js";
-import { decodeEdges, decodeSpec, encodeEdges, encodePieces, RecordError, SPEC_VERSION_FIELD, type StoredEdge } from "../storage/records.js";
+import { decodeEdges, decodeSpec, decodeSpecOwner, encodeEdges, encodePieces, RecordError, SPEC_VERSION_FIELD, type StoredEdge } from "../storage/records.js";
 import type { AgentStore, StoredWindow } from "../storage/store.js";
 import { buildResult, WINDOW_KEY_PATTERN, type DeviceResult, type ResultCodec, type WindowResult, type WindowSpec } from "./result.js";
 import { WindowCarbon } from "../carbon/window-carbon.js";
@@ -30,13 +30,15 @@ const PURGE_EVERY_MS = 3600_000;
 export type BeginEdge = StoredEdge;
 
 interface OpenWindow extends WindowSpec {
+  /** The principal that began it ("" without authentication): only it, or windows:admin, may touch it. */
+  owner: string;
   id: number;
   runId: number;
   edges: Map<string, BeginEdge> | undefined;
 }
 
 export interface WindowDeps {
-  config: Pick<AgentConfig, "maxOpenWindows" | "retentionDays" | "cudaVisibleDevices" | "carbonRetryMs">;
+  config: Pick<AgentConfig, "maxOpenWindows" | "maxOpenWindowsPerPrincipal" | "retentionDays" | "cudaVisibleDevices" | "carbonRetryMs">;
   sampler: Sampler;
   pricer: CarbonPricer;
   store: AgentStore;
@@ -49,6 +51,12 @@ export interface WindowDeps {
 export interface BeginRequest extends DeviceRequest {
   key: string;
   labels: Record<string, string>;
+}
+
+/** Who asks (api/service.ts maps the call's principal): its name, and whether it may touch any window. */
+export interface Caller {
+  name: string;
+  admin: boolean;
 }
 
 const MAX_CACHED_SELECTIONS = 256;
@@ -66,12 +74,21 @@ interface CachedSelection extends Selection {
   indices: SelectionIndices;
 }
 
-/** JSON.stringify({ v, ...spec }) (storage/records.ts), with the selection's parts already serialised (the same text, key for key). */
-export function specJson(spec: WindowSpec, selection: CachedSelection["json"]): string {
+/**
+ * JSON.stringify({ v, ...spec, owner }) (storage/records.ts), with the selection's parts already serialised
+ * (the same text, key for key); the owner only when there is one (authentication on).
+ */
+export function specJson(spec: WindowSpec, selection: CachedSelection["json"], owner = ""): string {
   return (
     `{${SPEC_VERSION_FIELD}"key":${JSON.stringify(spec.key)},"beginMs":${JSON.stringify(spec.beginMs)},"labels":${JSON.stringify(spec.labels)},` +
-    `"devices":${selection.devices},"skipped":${selection.skipped},"skipGpus":${spec.skipGpus},"skipCpus":${spec.skipCpus}}`
+    `"devices":${selection.devices},"skipped":${selection.skipped},"skipGpus":${spec.skipGpus},"skipCpus":${spec.skipCpus}${owner === "" ? "" : `,"owner":${JSON.stringify(owner)}`}}`
   );
+}
+
+/** Another principal's window: refused before anything is read or changed. */
+function authorise(owner: string, key: string, caller: Caller): void {
+  if (caller.admin || owner === caller.name) return;
+  throw new AppError(Code.PermissionDenied, `window '${key}' was begun by another principal; only it, or a token with scope windows:admin, may read, end or cancel it`);
 }
 
 function validateKey(key: string): void {
@@ -94,6 +111,8 @@ function validateLabels(labels: Record<string, string>): void {
 
 export class WindowManager {
   private readonly open = new Map<string, OpenWindow>();
+  /** Open windows per owner (CARBONMON_MAX_OPEN_WINDOWS_PER_PRINCIPAL). */
+  private readonly openByOwner = new Map<string, number>();
   /** Windows whose EndWindow is in progress (waiting for a reading, or being priced), by key. */
   private readonly ending = new Map<string, { window: OpenWindow; done: Promise<Uint8Array> }>();
   private readonly pending = new Set<OpenWindow>();
@@ -118,13 +137,18 @@ export class WindowManager {
     return this.open.size;
   }
 
-  begin(req: BeginRequest): { key: string; beginMs: number; indices: SelectionIndices } {
+  begin(req: BeginRequest, caller: Caller = { name: "", admin: true }): { key: string; beginMs: number; indices: SelectionIndices } {
     validateKey(req.key);
     validateLabels(req.labels);
     validateDeviceRequest(req); // before the selection cache builds its key from the lists
     if (this.open.has(req.key)) throw new AppError(Code.AlreadyExists, `window '${req.key}' is already open`, { hint: "end or cancel it first, or choose another key" });
     if (this.open.size >= this.deps.config.maxOpenWindows) {
       throw new AppError(Code.ResourceExhausted, `${this.open.size} windows are open, the limit (CARBONMON_MAX_OPEN_WINDOWS)`, { hint: "end or cancel windows you no longer need" });
+    }
+    // Per principal only with authentication: without it, everyone is the one unnamed principal ("").
+    const owned = this.openByOwner.get(caller.name) ?? 0;
+    if (caller.name !== "" && owned >= this.deps.config.maxOpenWindowsPerPrincipal) {
+      throw new AppError(Code.ResourceExhausted, `${owned} windows of this principal are open, its limit (CARBONMON_MAX_OPEN_WINDOWS_PER_PRINCIPAL)`, { hint: "end or cancel windows you no longer need" });
     }
     const selection = this.select(req);
     const beginMs = this.deps.clock.nowMs();
@@ -137,12 +161,13 @@ export class WindowManager {
       skipped: selection.skipped,
       skipGpus: req.skipGpus,
       skipCpus: req.skipCpus,
+      owner: caller.name,
       id: 0,
       runId: this.deps.store.runId,
       edges: undefined,
     };
-    window.id = this.deps.store.insertOpen(req.key, beginMs, specJson(window, selection.json));
-    this.open.set(req.key, window);
+    window.id = this.deps.store.insertOpen(req.key, beginMs, specJson(window, selection.json, caller.name));
+    this.opened(window);
     this.pending.add(window);
     this.demandChanged();
     return { key: req.key, beginMs, indices: selection.indices };
@@ -178,8 +203,22 @@ export class WindowManager {
     return cached;
   }
 
+  private opened(window: OpenWindow): void {
+    this.open.set(window.key, window);
+    this.openByOwner.set(window.owner, (this.openByOwner.get(window.owner) ?? 0) + 1);
+  }
+
+  /** Takes an open window out of the map (and its owner's count), if it is the one open under its key. */
+  private closed(window: OpenWindow): void {
+    if (this.open.get(window.key) !== window) return;
+    this.open.delete(window.key);
+    const n = (this.openByOwner.get(window.owner) ?? 1) - 1;
+    if (n > 0) this.openByOwner.set(window.owner, n);
+    else this.openByOwner.delete(window.owner);
+  }
+
   /** Ends a window, or returns the stored result of the last one ended under this key: encoded, as stored. */
-  end(key: string, waitForCounterUpdate: boolean): Promise<Uint8Array> {
+  end(key: string, waitForCounterUpdate: boolean, caller: Caller = { name: "", admin: true }): Promise<Uint8Array> {
     try {
       validateKey(key);
     } catch (err) {
@@ -187,9 +226,21 @@ export class WindowManager {
     }
     const window = this.open.get(key);
     const inFlight = this.ending.get(key);
+    try {
+      if (window) authorise(window.owner, key, caller);
+      else if (inFlight) authorise(inFlight.window.owner, key, caller);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     // The same window already being ended, or (no new one open under the key) the last one still being priced.
     if (inFlight && (window === undefined || inFlight.window === window)) return inFlight.done;
-    if (!window) return Promise.resolve(this.stored(key));
+    if (!window) {
+      try {
+        return Promise.resolve(this.stored(key, caller));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     const endMs = this.deps.clock.nowMs();
     // Nothing to wait for (no counter update, no pricing): ended before this returns, so no other call can
     // find it in progress. Most EndWindows take this path.
@@ -222,7 +273,7 @@ export class WindowManager {
     const { result, pieces } = this.measure(window, endMs, true);
     const bytes = codec.encode(result);
     store.end(window.id, endMs, bytes, pieces ? encodePieces(pieces) : null, firstRetryAtMs(clock.nowMs(), config.carbonRetryMs, pieces !== undefined));
-    if (this.open.get(window.key) === window) this.open.delete(window.key);
+    this.closed(window);
     this.pending.delete(window);
     this.demandChanged();
     return { result, bytes, pieces };
@@ -234,33 +285,38 @@ export class WindowManager {
   }
 
   /** An open window's running totals, or the stored result of the last one ended under this key: encoded. */
-  get(key: string): Uint8Array {
+  get(key: string, caller: Caller = { name: "", admin: true }): Uint8Array {
     validateKey(key);
     const window = this.open.get(key);
-    return window ? this.deps.codec.encode(this.measure(window, this.deps.clock.nowMs(), false).result) : this.stored(key);
+    if (!window) return this.stored(key, caller);
+    authorise(window.owner, key, caller);
+    return this.deps.codec.encode(this.measure(window, this.deps.clock.nowMs(), false).result);
   }
 
-  cancel(key: string): { key: string; beginMs: number } {
+  cancel(key: string, caller: Caller = { name: "", admin: true }): { key: string; beginMs: number } {
     validateKey(key);
     const window = this.open.get(key);
     if (!window) throw new AppError(Code.NotFound, `no open window '${key}'`, { hint: "ListWindows shows the open windows" });
+    authorise(window.owner, key, caller);
     if (this.ending.get(key)?.window === window) {
       throw new AppError(Code.FailedPrecondition, `window '${key}' is being ended (EndWindow is waiting for a counter update)`, {
         hint: "its result is stored in a moment: GetWindow returns it",
       });
     }
     this.deps.store.cancel(window.id);
-    this.open.delete(key);
+    this.closed(window);
     this.pending.delete(window);
     this.demandChanged();
     return { key, beginMs: window.beginMs };
   }
 
-  list(includeEnded: boolean): Array<{ spec: WindowSpec; endMs?: number }> {
-    const open = [...this.open.values()].map((w) => ({ spec: w as WindowSpec }));
+  /** Open (and recently ended) windows: the caller's own, or every one for windows:admin. */
+  list(includeEnded: boolean, caller: Caller = { name: "", admin: true }): Array<{ spec: WindowSpec; endMs?: number }> {
+    const open = [...this.open.values()].filter((w) => caller.admin || w.owner === caller.name).map((w) => ({ spec: w as WindowSpec }));
     if (!includeEnded) return open;
     const ended = this.deps.store.recentlyEnded(1000).flatMap((w) => {
       try {
+        if (!caller.admin && decodeSpecOwner(w.spec) !== caller.name) return [];
         return [{ spec: decodeSpec(w.spec), endMs: w.endMs! }];
       } catch (err) {
         this.deps.log.error({ window: w.id, err: (err as Error).message }, "an ended window's stored spec does not decode; left out of ListWindows");
@@ -284,10 +340,11 @@ export class WindowManager {
     this.deps.sampler.setDemand("windows", this.open.size > 0);
   }
 
-  private stored(key: string): Uint8Array {
+  private stored(key: string, caller: Caller): Uint8Array {
     validateKey(key);
     const w = this.deps.store.latestEnded(key);
     if (!w?.result) throw new AppError(Code.NotFound, `no window '${key}' is open or stored`, { hint: `ended windows are kept for ${this.deps.config.retentionDays} days` });
+    if (!caller.admin) authorise(decodeSpecOwner(w.spec), key, caller);
     // Results stored by agents before the journal are JSON: re-encoded once read.
     return typeof w.result === "string" ? this.deps.codec.encode(this.deps.codec.decode(w.result)) : w.result;
   }
@@ -295,9 +352,11 @@ export class WindowManager {
   /** An open window from the store; one whose records do not decode is set aside (never served half-read). */
   private restore(w: StoredWindow): void {
     let spec: WindowSpec;
+    let owner: string;
     let edges: Map<string, BeginEdge> | undefined;
     try {
       spec = decodeSpec(w.spec);
+      owner = decodeSpecOwner(w.spec);
       edges = w.edges ? decodeEdges(w.edges) : undefined;
       if (spec.key !== w.key) throw new RecordError(`the window's key ${JSON.stringify(w.key)} and its spec's key ${JSON.stringify(spec.key)} differ`);
     } catch (err) {
@@ -305,8 +364,8 @@ export class WindowManager {
       this.deps.store.setAside(w.id, err.message);
       return;
     }
-    const window: OpenWindow = { ...spec, id: w.id, runId: w.runId, edges };
-    this.open.set(spec.key, window);
+    const window: OpenWindow = { ...spec, owner, id: w.id, runId: w.runId, edges };
+    this.opened(window);
     if (!edges && w.runId === this.deps.store.runId) this.pending.add(window);
   }
 

@@ -2,7 +2,7 @@
 import test from "ava";
 import fc from "fast-check";
 import type { WindowSpec } from "../../../../server/agent/windows/result.js";
-import { RECORD_VERSION } from "../../../../server/agent/storage/records.js";
+import { decodeSpec, decodeSpecOwner, RECORD_VERSION } from "../../../../server/agent/storage/records.js";
 import { specJson } from "../../../../server/agent/windows/manager.js";
 
 const device = fc.record(
@@ -29,4 +29,16 @@ test("specJson writes exactly JSON.stringify({ v, ...spec }), for any key, label
     ),
   );
   t.pass();
+});
+
+test("with an owner (authentication on), specJson appends it, and the owner decodes back; none: \"\"", (t) => {
+  fc.assert(
+    fc.property(fc.string({ unit: "grapheme", minLength: 1 }), (owner) => {
+      const spec: WindowSpec = { key: "job-1", beginMs: 1, labels: {}, devices: [], skipped: [], skipGpus: false, skipCpus: false };
+      const json = specJson(spec, { devices: "[]", skipped: "[]" }, owner);
+      return json === JSON.stringify({ v: RECORD_VERSION, ...spec, owner }) && decodeSpecOwner(json) === owner && decodeSpec(json).key === "job-1";
+    }),
+  );
+  t.is(decodeSpecOwner(JSON.stringify({ v: RECORD_VERSION, key: "k" })), "", "windows begun without authentication, or before ownership");
+  t.throws(() => decodeSpecOwner(JSON.stringify({ v: RECORD_VERSION, key: "k", owner: 7 })), { message: /window spec.owner: expected a string/ });
 });
