@@ -11,6 +11,12 @@ import { BUDGETS, buildProviders } from "./providers/registry.js";
 import { intensityRegistration } from "./service.js";
 import { IntensityStore } from "./store.js";
 import { IntensityWatch } from "./watch.js";
+import type { Registry } from "prom-client";
+import { instrumentRegistration } from "../shared/metrics/grpc.js";
+import { logUpstreamRequests } from "../shared/metrics/http-client-log.js";
+import { serveMetrics } from "../shared/metrics/http.js";
+import { followProviderHealth } from "./health.js";
+import { intensityMetrics } from "./metrics.js";
 
 export interface IntensityServer {
   running: RunningServer;
@@ -18,6 +24,10 @@ export interface IntensityServer {
   intensity: Intensity;
   cache: TtlCache;
   watch: IntensityWatch;
+  /** The Prometheus registry; undefined when CARBONMON_INTENSITY_METRICS_LISTEN is empty. */
+  metrics?: Registry;
+  /** "host:port" of GET /metrics, as bound; undefined: not served. */
+  metricsAddress?: string;
 }
 
 export interface IntensityOptions {
@@ -26,6 +36,8 @@ export interface IntensityOptions {
   watchPollMs?: number;
   /** How often the last 24 h of every zone in use is recorded into the store; default 6 h. */
   recordEveryMs?: number;
+  /** How often the service's health is re-evaluated from the providers and the cache; default 1 s. */
+  healthEveryMs?: number;
 }
 
 /** Builds the provider chain, opens the store and serves CarbonIntensity on config.listen. */
@@ -36,22 +48,53 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
   const store = new IntensityStore(config.dataDir);
   const cache = new TtlCache(clock);
   const guards = new Map(providers.map((p) => [p.name, new ProviderGuard(p.name, BUDGETS[p.name], clock)]));
-  const intensity = new Intensity({ providers, store, cache, clock, log, guards, locateByIp: ipLocator(config.ipinfoUrl) });
+  let intensity: Intensity | undefined;
+  const metrics = config.metricsListen !== undefined ? intensityMetrics(cache, () => intensity) : undefined;
+  intensity = new Intensity({
+    providers,
+    store,
+    cache,
+    clock,
+    log,
+    guards,
+    locateByIp: ipLocator(config.ipinfoUrl),
+    ...(metrics ? { onProviderCall: (p: string, outcome: string, s: number) => metrics.providerCall(p, outcome, s) } : {}),
+  });
+  const stopUpstreamLog = logUpstreamRequests(
+    [
+      { provider: "electricitymaps", url: config.electricitymapsUrl },
+      { provider: "watttime", url: config.watttimeUrl },
+      { provider: "ukgrid", url: config.ukgridUrl },
+    ],
+    log,
+  );
   const watch = new IntensityWatch(intensity, options.watchPollMs ?? 60_000, log);
   const recorder = setInterval(() => void intensity.record(), options.recordEveryMs ?? 6 * 3_600_000).unref();
+  const registration = intensityRegistration(intensity, watch, () => clock.nowMs(), log);
+  const instrumented = metrics || log.isLevelEnabled("debug") ? instrumentRegistration(registration, { metrics: metrics?.grpc, log }) : registration;
+  let stopHealth: (() => void) | undefined;
+  let endpoint: Awaited<ReturnType<typeof serveMetrics>>;
   try {
     const running = await serve({
       listen: config.listen,
-      services: [intensityRegistration(intensity, watch, () => clock.nowMs(), log)],
+      services: [instrumented],
       log,
       onDraining: () => {
+        stopHealth?.();
         clearInterval(recorder);
         watch.close();
       },
-      onShutdown: () => store.close(),
+      onShutdown: async () => {
+        stopUpstreamLog();
+        await endpoint?.close();
+        store.close();
+      },
     });
-    return { running, config, intensity, cache, watch };
+    stopHealth = followProviderHealth(intensity, cache, running.health, registration.name, options.healthEveryMs ?? 1000, log);
+    endpoint = metrics && config.metricsListen !== undefined ? await serveMetrics(config.metricsListen, metrics.registry, log) : undefined;
+    return { running, config, intensity, cache, watch, ...(metrics ? { metrics: metrics.registry } : {}), ...(endpoint ? { metricsAddress: endpoint.address } : {}) };
   } catch (err) {
+    stopUpstreamLog();
     clearInterval(recorder);
     store.close();
     throw err;
