@@ -3,7 +3,8 @@
  * provider's calls, latency, breaker and budget, and the cache's lookups, all read at scrape time from
  * the objects that already keep them (no upstream call), plus the gRPC server metrics.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { registerProcessMetrics } from "../shared/metrics/defaults.js";
 import { grpcMetrics, type GrpcMetrics } from "../shared/metrics/grpc.js";
 import type { TtlCache } from "./cache.js";
 import type { Intensity } from "./intensity.js";
@@ -20,7 +21,7 @@ const PROVIDER_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 
 export function intensityMetrics(cache: TtlCache, intensity: () => Intensity | undefined): IntensityMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  registerProcessMetrics(registry);
   new Gauge({
     name: "carbonmon_intensity_g_per_kwh",
     help: "Latest carbon intensity answered for each zone in use, grams CO2eq per kWh, with the provider that gave it.",

@@ -5,7 +5,8 @@
  * happen. Names follow Prometheus' rules (base units, _total counters) and dcgm-exporter's label habits.
  */
 import { hostname } from "node:os";
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { registerProcessMetrics } from "../../shared/metrics/defaults.js";
 import { grpcMetrics, type GrpcMetrics } from "../../shared/metrics/grpc.js";
 import type { Device } from "../devices/energy-source.js";
 import { NvmlSource } from "../devices/nvml.js";
@@ -31,7 +32,7 @@ const NVML_READ_BUCKETS = [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0
 
 export function agentMetrics(sources: AgentMetricsSources): AgentMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  registerProcessMetrics(registry);
   const host = hostname();
   const { sampler } = sources;
   const gpus = sampler.devices().filter((d) => d.domain === "gpu");
