@@ -2,8 +2,10 @@
  * gRPC server metrics under the names go-grpc-prometheus made standard (grpc_server_started_total,
  * grpc_server_handled_total, grpc_server_handling_seconds), and the access log: one debug line per RPC.
  * A service registration is wrapped handler by handler (unary and server streaming), so serve.ts stays
- * as it is. Per call, the wrapper costs one closure and two array lookups: the labelled children are
- * made once per method (and per status code, on first use).
+ * as it is. Per call, the wrapper costs one closure, two clock reads, one histogram observation (through a
+ * labelled child made once per method) and two plain additions: the counters are kept as numbers per
+ * method and status code and added to prom-client's counters when they are collected (at scrape time),
+ * since a prom-client counter hashes its labels on every increment.
  */
 import { status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { Counter, Histogram, type Registry } from "prom-client";
@@ -20,14 +22,19 @@ export interface GrpcMetrics {
   started: Counter<"grpc_type" | "grpc_service" | "grpc_method">;
   handled: Counter<"grpc_type" | "grpc_service" | "grpc_method" | "grpc_code">;
   handling: Histogram<"grpc_type" | "grpc_service" | "grpc_method">;
+  /** Each method's pending counts, added to the counters when they are collected. */
+  readonly flushers: Set<() => void>;
 }
 
 export function grpcMetrics(registry: Registry): GrpcMetrics {
   const labelNames = ["grpc_type", "grpc_service", "grpc_method"] as const;
+  const flushers = new Set<() => void>();
+  const flush = (): void => flushers.forEach((f) => f());
   return {
-    started: new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames, registers: [registry] }),
-    handled: new Counter({ name: "grpc_server_handled_total", help: "RPCs completed on the server, whatever their status code.", labelNames: [...labelNames, "grpc_code"], registers: [registry] }),
+    started: new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames, registers: [registry], collect: flush }),
+    handled: new Counter({ name: "grpc_server_handled_total", help: "RPCs completed on the server, whatever their status code.", labelNames: [...labelNames, "grpc_code"], registers: [registry], collect: flush }),
     handling: new Histogram({ name: "grpc_server_handling_seconds", help: "Time from an RPC's start to its status, seconds.", labelNames, buckets: HANDLING_BUCKETS, registers: [registry] }),
+    flushers,
   };
 }
 
@@ -44,8 +51,9 @@ type ServerStreaming = (call: ServerWritableStream<unknown, unknown>) => void;
 
 /** One method's labelled children and names, made once. */
 class MethodRecorder {
-  private readonly handledByCode: Array<{ inc(): void } | undefined> = [];
-  private readonly started: { inc(): void } | undefined;
+  /** RPCs started and completed per status code since the counters were last collected. */
+  private startedPending = 0;
+  private readonly handledPending = new Float64Array(CODE_NAMES.length);
   private readonly handling: { observe(v: number): void } | undefined;
 
   constructor(
@@ -54,22 +62,32 @@ class MethodRecorder {
     private readonly service: string,
     readonly method: string,
   ) {
-    this.started = options.metrics?.started.labels(type, service, method);
-    this.handling = options.metrics?.handling.labels(type, service, method);
+    const metrics = options.metrics;
+    this.handling = metrics?.handling.labels(type, service, method);
+    if (!metrics) return;
+    const started = metrics.started.labels(type, service, method);
+    const handled = CODE_NAMES.map((name) => metrics.handled.labels(type, service, method, name));
+    started.inc(0); // the method is a series from the start
+    metrics.flushers.add(() => {
+      if (this.startedPending > 0) started.inc(this.startedPending);
+      this.startedPending = 0;
+      for (let code = 0; code < handled.length; code++) {
+        if (this.handledPending[code]! > 0) handled[code]!.inc(this.handledPending[code]);
+        this.handledPending[code] = 0;
+      }
+    });
   }
 
   start(): number {
-    this.started?.inc();
+    this.startedPending++;
     return performance.now();
   }
 
   done(startMs: number, code: number, call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>): void {
     const ms = performance.now() - startMs;
-    if (this.options.metrics) {
-      let handled = this.handledByCode[code];
-      if (!handled) handled = this.handledByCode[code] = this.options.metrics.handled.labels(this.type, this.service, this.method, CODE_NAMES[code] ?? String(code));
-      handled.inc();
-      this.handling!.observe(ms / 1000);
+    if (this.handling) {
+      if (code >= 0 && code < this.handledPending.length) this.handledPending[code]!++;
+      this.handling.observe(ms / 1000);
     }
     const log = this.options.log;
     if (!log.isLevelEnabled("debug")) return;
