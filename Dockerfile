@@ -40,6 +40,8 @@ ENV NODE_ENV=production \
     CARBONMON_DATA_DIR=/var/lib/carbonmon \
     CARBONMON_AGENT_LISTEN=0.0.0.0:50051 \
     CARBONMON_INTENSITY_LISTEN=0.0.0.0:50061 \
+    CARBONMON_AGENT_METRICS_LISTEN=0.0.0.0:9401 \
+    CARBONMON_INTENSITY_METRICS_LISTEN=0.0.0.0:9402 \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=utility
 WORKDIR /app
@@ -51,8 +53,9 @@ COPY client ./client
 COPY proto ./proto
 RUN mkdir -p /var/lib/carbonmon && chown node:node /var/lib/carbonmon
 VOLUME ["/var/lib/carbonmon"]
-# 50051: the agent (EnergyMonitor); 50061: the intensity service (CarbonIntensity).
-EXPOSE 50051 50061
+# 50051: the agent (EnergyMonitor); 50061: the intensity service (CarbonIntensity); 9401, 9402: their
+# Prometheus /metrics.
+EXPOSE 50051 50061 9401 9402
 # Root by default: the agent needs it for RAPL (see above). SIGTERM shuts down gracefully.
 ENTRYPOINT ["node", "bin/carbonmon.js"]
 CMD ["serve"]
