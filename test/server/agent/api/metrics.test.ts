@@ -51,7 +51,7 @@ test("GET /metrics: every device metric with its type, labels and the sampler's 
     grpc_server_handled_total: "counter",
     grpc_server_handling_seconds: "histogram",
     process_cpu_seconds_total: "counter",
-    nodejs_eventloop_lag_seconds: "gauge",
+    nodejs_eventloop_lag_p99_seconds: "gauge",
   };
   for (const [name, type] of Object.entries(types)) t.is(m.types.get(name), type, name);
   for (const [i, powerW] of POWERS_W.entries()) {
