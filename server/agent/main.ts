@@ -54,8 +54,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     else log.info({ journal: journal.mode }, "window journal appends with write(2)");
     const opened = store;
     checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log, () => opened.useAutocheckpoint());
-    const opened0 = store;
-    const metrics = config.metricsListen !== undefined ? agentMetrics({ sampler, openWindows: () => windows?.openCount ?? 0, carbonPending: () => opened0.carbonPendingCount() }) : undefined;
+    const metrics = config.metricsListen !== undefined ? agentMetrics({ sampler, openWindows: () => windows?.openCount ?? 0, carbonPending: () => opened.carbonPendingCount() }) : undefined;
     windows = new WindowManager({ config, sampler, pricer, store, codec: measurementCodec, clock, log, ...(metrics ? { onEnded: (r) => metrics.windowEnded(r) } : {}) });
     const power = new PowerHub(sampler, { config, log });
     await firstReadings(sampler, config.firstReadingTimeoutMs, log);
