@@ -59,7 +59,9 @@ ENV NODE_ENV=production \
     NODE_OPTIONS=--max-semi-space-size=32 \
     CARBONMON_DATA_DIR=/var/lib/carbonmon \
     CARBONMON_AGENT_LISTEN=0.0.0.0:50051 \
-    CARBONMON_INTENSITY_LISTEN=0.0.0.0:50061
+    CARBONMON_INTENSITY_LISTEN=0.0.0.0:50061 \
+    CARBONMON_AGENT_METRICS_LISTEN=0.0.0.0:9401 \
+    CARBONMON_INTENSITY_METRICS_LISTEN=0.0.0.0:9402
 # No NVIDIA_* variables here: the intensity service runs from this image too and needs no GPU. The agent's
 # compose files and DaemonSet set NVIDIA_VISIBLE_DEVICES=all and NVIDIA_DRIVER_CAPABILITIES=utility.
 WORKDIR /app
@@ -71,8 +73,9 @@ COPY proto/gen/descriptors.binpb ./proto/gen/descriptors.binpb
 COPY --from=compile /app/dist ./dist
 RUN mkdir -p /var/lib/carbonmon && chown node:node /var/lib/carbonmon
 VOLUME ["/var/lib/carbonmon"]
-# 50051: the agent (EnergyMonitor); 50061: the intensity service (CarbonIntensity).
-EXPOSE 50051 50061
+# 50051: the agent (EnergyMonitor); 50061: the intensity service (CarbonIntensity); 9401, 9402: their
+# Prometheus /metrics.
+EXPOSE 50051 50061 9401 9402
 # Root by default: the agent needs it for RAPL (see above). SIGTERM shuts down gracefully.
 ENTRYPOINT ["node", "dist/bin/carbonmon.js"]
 CMD ["serve"]

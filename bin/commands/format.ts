@@ -59,10 +59,14 @@ export function hostText(h: GetHostResponse): string {
     const why = [b.version, b.reason, b.hint && `hint: ${b.hint}`].filter(Boolean).join("; ");
     lines.push(`backend ${b.name}: ${enumName(DeviceStatus[b.status], "DEVICE_STATUS_")}${why ? ` (${why})` : ""}`);
   }
-  const gpus = h.gpus.map((g) => [`gpu:${g.index}`, g.name, g.uuid, `${g.powerLimitW} W`, enumName(DeviceStatus[g.status], "DEVICE_STATUS_"), g.simulated ? "SIMULATED" : g.statusReason]);
-  const zones = h.raplZones.map((z) => [`rapl:${z.index}`, `${enumName(RaplZoneKind[z.kind], "RAPL_ZONE_KIND_")} ${z.name}`, z.path, "", enumName(DeviceStatus[z.status], "DEVICE_STATUS_"), z.statusReason]);
-  if (gpus.length + zones.length > 0) lines.push(table([["device", "name", "id", "limit", "status", ""], ...gpus, ...zones]));
+  // up/down as carbonmon_device_up reports it; the reason is what the agent logged when the device went down.
+  const up = (s: DeviceStatus): string => (s === DeviceStatus.DEVICE_STATUS_OK ? "up" : "down");
+  const gpus = h.gpus.map((g) => [`gpu:${g.index}`, g.name, g.uuid, `${g.powerLimitW} W`, up(g.status), enumName(DeviceStatus[g.status], "DEVICE_STATUS_"), g.simulated ? "SIMULATED" : g.statusReason]);
+  const zones = h.raplZones.map((z) => [`rapl:${z.index}`, `${enumName(RaplZoneKind[z.kind], "RAPL_ZONE_KIND_")} ${z.name}`, z.path, "", up(z.status), enumName(DeviceStatus[z.status], "DEVICE_STATUS_"), z.statusReason]);
+  if (gpus.length + zones.length > 0) lines.push(table([["device", "name", "id", "limit", "up", "status", "reason"], ...gpus, ...zones]));
   else lines.push("no devices");
+  const down = [...h.gpus, ...h.raplZones].filter((d) => d.status !== DeviceStatus.DEVICE_STATUS_OK).length;
+  if (down > 0) lines.push(`${down} device${down === 1 ? "" : "s"} down`);
   return mark(`${lines.join("\n")}\n`, simulated);
 }
 

@@ -1,3 +1,4 @@
+import type { Registry } from "prom-client";
 import type { Clock } from "../shared/clock.js";
 import { systemClock } from "../shared/clock.js";
 import type { AgentConfig } from "../shared/config.js";
@@ -14,10 +15,18 @@ import { Sampler } from "./energy/sampler.js";
 import { IntensityServiceClient } from "./api/intensity-client.js";
 import { measurementCodec } from "./api/measurement-codec.js";
 import { agentRegistration, type AgentContext } from "./api/service.js";
+import { agentMetrics } from "./api/metrics.js";
+import { followDeviceHealth } from "./api/device-health.js";
+import { instrumentRegistration } from "../shared/metrics/grpc.js";
+import { serveMetrics } from "../shared/metrics/http.js";
 
 export interface Agent {
   running: RunningServer;
   context: AgentContext;
+  /** The Prometheus registry; undefined when CARBONMON_AGENT_METRICS_LISTEN is empty. */
+  metrics?: Registry;
+  /** "host:port" of GET /metrics, as bound; undefined: not served. */
+  metricsAddress?: string;
 }
 
 /** How often the write-ahead log is moved into agent.db (in a worker thread). */
@@ -49,18 +58,28 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     else log.info({ journal: journal.mode }, "window journal appends with write(2)");
     const opened = store;
     checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log, () => opened.useAutocheckpoint());
-    windows = new WindowManager({ config, sampler, pricer, store, codec: measurementCodec, clock, log });
+    const metrics = config.metricsListen !== undefined ? agentMetrics({ sampler, openWindows: () => windows?.openCount ?? 0, carbonPending: () => opened.carbonPendingCount() }) : undefined;
+    windows = new WindowManager({ config, sampler, pricer, store, codec: measurementCodec, clock, log, ...(metrics ? { onEnded: (r) => metrics.windowEnded(r) } : {}) });
     const power = new PowerHub(sampler, { config, log });
     await firstReadings(sampler, config.firstReadingTimeoutMs, log);
     const context: AgentContext = { config, sampler, power, windows, startedAtMs: clock.nowMs(), log };
     const [manager, walWorker] = [windows, checkpointer];
+    const registration = agentRegistration(context);
+    // Wrapped for the metrics, or for the access log at debug; otherwise the handlers run as they are.
+    const instrumented = metrics || log.isLevelEnabled("debug") ? instrumentRegistration(registration, { metrics: metrics?.grpc, log }) : registration;
+    let deviceHealth: ReturnType<typeof followDeviceHealth> | undefined;
+    let endpoint: Awaited<ReturnType<typeof serveMetrics>>;
     const running = await serve({
       listen: config.listen,
-      services: [agentRegistration(context)],
+      services: [instrumented],
       log,
       security,
-      onDraining: () => power.close(),
+      onDraining: () => {
+        deviceHealth?.stop();
+        power.close();
+      },
       onShutdown: async () => {
+        await endpoint?.close();
         manager.close();
         pricer.close();
         await sampler.stop();
@@ -68,7 +87,9 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
         opened.close();
       },
     });
-    return { running, context };
+    deviceHealth = followDeviceHealth(sampler, running.health, registration.name, config.allowNoDevices, log);
+    endpoint = metrics && config.metricsListen !== undefined ? await serveMetrics(config.metricsListen, metrics.registry, log) : undefined;
+    return { running, context, ...(metrics ? { metrics: metrics.registry } : {}), ...(endpoint ? { metricsAddress: endpoint.address } : {}) };
   } catch (err) {
     windows?.close();
     pricer.close();

@@ -18,6 +18,8 @@ export class TtlCache {
   private readonly inFlight = new Map<string, Promise<Loaded<unknown>>>();
   /** Upstream loads started by this process (for ListProviders and tests). */
   loads = 0;
+  /** Lookups by result (metrics): answered from the cache, loaded, or joined a load in flight. */
+  readonly lookups = { hit: 0, miss: 0, coalesced: 0 };
 
   constructor(
     private readonly clock: Clock,
@@ -32,9 +34,16 @@ export class TtlCache {
    */
   async get<T>(key: string, load: () => Promise<T>, ttlMs: (value: T) => number): Promise<{ value: T; cached: boolean }> {
     const hit = this.entries.get(key);
-    if (hit && hit.expiresAtMs > this.clock.nowMs()) return { value: hit.value as T, cached: true };
+    if (hit && hit.expiresAtMs > this.clock.nowMs()) {
+      this.lookups.hit++;
+      return { value: hit.value as T, cached: true };
+    }
     const pending = this.inFlight.get(key);
-    if (pending) return { value: (await pending).value as T, cached: false };
+    if (pending) {
+      this.lookups.coalesced++;
+      return { value: (await pending).value as T, cached: false };
+    }
+    this.lookups.miss++;
     const promise = this.load(key, load, ttlMs);
     this.inFlight.set(key, promise);
     try {
@@ -44,6 +53,13 @@ export class TtlCache {
     } finally {
       this.inFlight.delete(key);
     }
+  }
+
+  /** Whether any answer is still valid (health: the service can answer something without upstream). */
+  hasFresh(): boolean {
+    const now = this.clock.nowMs();
+    for (const e of this.entries.values()) if (e.expiresAtMs > now) return true;
+    return false;
   }
 
   private async load<T>(key: string, load: () => Promise<T>, ttlMs: (value: T) => number): Promise<Loaded<T>> {

@@ -72,11 +72,15 @@ export interface IntensityDeps {
   locateByIp: () => Promise<{ coordinates: Coordinates; detail: string }>;
   /** Budget and circuit breaker per provider name. */
   guards: ReadonlyMap<string, ProviderGuard>;
+  /** Told of every provider call (metrics): outcome "ok", "circuit_open", "budget_exhausted" or the error code in lower case. */
+  onProviderCall?: (provider: string, outcome: string, seconds: number) => void;
 }
 
 export class Intensity {
   /** Zones asked about, so that their history is recorded while upstream still shows it. */
   private readonly inUse = new Map<string, IntensityRequest>();
+  /** The latest value answered per zone and emission factor (metrics: intensity of the zones in use). */
+  private readonly latest = new Map<string, Point>();
 
   constructor(private readonly deps: IntensityDeps) {}
 
@@ -100,6 +104,18 @@ export class Intensity {
       }
     }
     return saved;
+  }
+
+  /** The latest value answered for each zone and emission factor in use. */
+  latestPoints(): IterableIterator<Point> {
+    return this.latest.values();
+  }
+
+  private noteLatest(p: Point | undefined): void {
+    if (!p) return;
+    const key = `${p.zone}|${p.emissionFactor}`;
+    const known = this.latest.get(key);
+    if (!known || known.validFromMs <= p.validFromMs) this.latest.set(key, p);
   }
 
   get providers(): readonly Provider[] {
@@ -170,7 +186,19 @@ export class Intensity {
 
   private guarded<T>(provider: Provider, call: () => Promise<T>): Promise<T> {
     const guard = this.deps.guards.get(provider.name);
-    return guard ? guard.run(call) : call();
+    const observe = this.deps.onProviderCall;
+    if (!observe) return guard ? guard.run(call) : call();
+    // What the guard will do, told apart from upstream failures (it refuses with UNAVAILABLE / RESOURCE_EXHAUSTED).
+    const refused = guard?.health() === "circuit_open" ? "circuit_open" : guard && guard.remaining() < 1 ? "budget_exhausted" : undefined;
+    const t0 = performance.now();
+    const done = (outcome: string) => observe(provider.name, refused ?? outcome, (performance.now() - t0) / 1000);
+    return (guard ? guard.run(call) : call()).then(
+      (value) => (done("ok"), value),
+      (err: unknown) => {
+        done(AppError.from(err).code.toLowerCase());
+        throw err;
+      },
+    );
   }
 
   guard(name: string): ProviderGuard | undefined {
@@ -196,6 +224,7 @@ export class Intensity {
     };
     const ttl = (r: { value: Point }) => Math.max(30_000, Math.min(5 * MINUTE_MS, r.value.validToMs - this.deps.clock.nowMs()));
     const { value, cached } = await this.deps.cache.get(this.key("current", zone, req), load, ttl);
+    this.noteLatest(value.value);
     return { point: value.value, attempts: value.attempts, cached };
   }
 
@@ -213,6 +242,7 @@ export class Intensity {
       return 60 * MINUTE_MS;
     };
     const { value } = await this.deps.cache.get(this.key("history", zone, req, `${fromMs}-${toMs}-${gapPolicy}`), load, ttl);
+    this.noteLatest(value.points.at(-1));
     return value;
   }
 

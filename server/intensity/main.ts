@@ -14,6 +14,12 @@ import { SharedFlight, type SharedFlightOptions } from "./shared-flight.js";
 import { openStore } from "./store/open.js";
 import type { IntensityStore } from "./store/store.js";
 import { IntensityWatch } from "./watch.js";
+import type { Registry } from "prom-client";
+import { instrumentRegistration } from "../shared/metrics/grpc.js";
+import { logUpstreamRequests } from "../shared/metrics/http-client-log.js";
+import { serveMetrics } from "../shared/metrics/http.js";
+import { followProviderHealth } from "./health.js";
+import { intensityMetrics } from "./metrics.js";
 
 export interface IntensityServer {
   running: RunningServer;
@@ -22,6 +28,10 @@ export interface IntensityServer {
   cache: TtlCache;
   watch: IntensityWatch;
   store: IntensityStore;
+  /** The Prometheus registry; undefined when CARBONMON_INTENSITY_METRICS_LISTEN is empty. */
+  metrics?: Registry;
+  /** "host:port" of GET /metrics, as bound; undefined: not served. */
+  metricsAddress?: string;
 }
 
 export interface IntensityOptions {
@@ -34,6 +44,8 @@ export interface IntensityOptions {
   budgets?: Record<string, Budget | undefined>;
   /** Leases and waits of the single flight across replicas. */
   flight?: SharedFlightOptions;
+  /** How often the service's health is re-evaluated from the providers and the cache; default 1 s. */
+  healthEveryMs?: number;
 }
 
 /** Builds the provider chain, opens the store and serves CarbonIntensity on config.listen. */
@@ -47,23 +59,63 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
   const cache = new TtlCache(clock, undefined, new SharedFlight(store, clock, log, options.flight));
   const budgets = options.budgets ?? BUDGETS;
   const guards = new Map(providers.map((p) => [p.name, new ProviderGuard(p.name, budgets[p.name], clock, store)]));
-  const intensity = new Intensity({ providers, store, cache, clock, log, guards, locateByIp: ipLocator(config.ipinfoUrl) });
+  let intensity: Intensity | undefined;
+  const metrics = config.metricsListen !== undefined ? intensityMetrics(cache, () => intensity) : undefined;
+  intensity = new Intensity({
+    providers,
+    store,
+    cache,
+    clock,
+    log,
+    guards,
+    locateByIp: ipLocator(config.ipinfoUrl),
+    ...(metrics ? { onProviderCall: (p: string, outcome: string, s: number) => metrics.providerCall(p, outcome, s) } : {}),
+  });
+  const stopUpstreamLog = logUpstreamRequests(
+    [
+      { provider: "electricitymaps", url: config.electricitymapsUrl },
+      { provider: "watttime", url: config.watttimeUrl },
+      { provider: "ukgrid", url: config.ukgridUrl },
+    ],
+    log,
+  );
   const watch = new IntensityWatch(intensity, options.watchPollMs ?? 60_000, log);
   const recorder = setInterval(() => void intensity.record(), options.recordEveryMs ?? 6 * 3_600_000).unref();
+  const registration = intensityRegistration(intensity, watch, () => clock.nowMs(), log);
+  const instrumented = metrics || log.isLevelEnabled("debug") ? instrumentRegistration(registration, { metrics: metrics?.grpc, log }) : registration;
+  let stopHealth: (() => void) | undefined;
+  let endpoint: Awaited<ReturnType<typeof serveMetrics>>;
   try {
     const running = await serve({
       listen: config.listen,
-      services: [intensityRegistration(intensity, watch, () => clock.nowMs(), log)],
+      services: [instrumented],
       log,
       security,
       onDraining: () => {
+        stopHealth?.();
         clearInterval(recorder);
         watch.close();
       },
-      onShutdown: () => store.close(),
+      onShutdown: async () => {
+        stopUpstreamLog();
+        await endpoint?.close();
+        await store.close();
+      },
     });
-    return { running, config, intensity, cache, watch, store };
+    stopHealth = followProviderHealth(intensity, cache, running.health, registration.name, options.healthEveryMs ?? 1000, log);
+    endpoint = metrics && config.metricsListen !== undefined ? await serveMetrics(config.metricsListen, metrics.registry, log) : undefined;
+    return {
+      running,
+      config,
+      intensity,
+      cache,
+      watch,
+      store,
+      ...(metrics ? { metrics: metrics.registry } : {}),
+      ...(endpoint ? { metricsAddress: endpoint.address } : {}),
+    };
   } catch (err) {
+    stopUpstreamLog();
     clearInterval(recorder);
     await store.close();
     throw err;

@@ -78,6 +78,9 @@ export const SETTINGS = [
   { env: "CARBONMON_PROVIDERS", flag: "--providers", services: INTENSITY, default: "electricitymaps,watttime,ukgrid,static,offline", description: "the fallback chain, in order (electricitymaps, watttime, ukgrid, static, offline); providers that are not configured or do not cover a zone are skipped" },
   { env: "CARBONMON_INTENSITY_CONSTANTS", flag: "--intensity-constants", services: INTENSITY, description: "fixed intensities for the static provider, e.g. \"DE=350,GB=180\" (g/kWh; air-gapped sites, tests)" },
   { env: "CARBONMON_IPINFO_URL", flag: "--ipinfo-url", services: BOTH, default: "http://ipinfo.io/json", description: "ipinfo-compatible endpoint used for CARBONMON_LOCATION=auto" },
+  { env: "CARBONMON_AGENT_METRICS_LISTEN", flag: "--metrics-listen", services: AGENT, default: "127.0.0.1:9401", description: "host:port of the agent's Prometheus endpoint (GET /metrics); empty: no endpoint" },
+  { env: "CARBONMON_INTENSITY_METRICS_LISTEN", flag: "--metrics-listen", services: INTENSITY, default: "127.0.0.1:9402", description: "host:port of the intensity service's Prometheus endpoint (GET /metrics); empty: no endpoint" },
+  { env: "CARBONMON_ALLOW_NO_DEVICES", flag: "--allow-no-devices", services: AGENT, default: "false", description: "true: the agent's service health stays SERVING when no device can be read (otherwise NOT_SERVING until one can)" },
   { env: "CARBONMON_LOG_LEVEL", flag: "--log-level", services: BOTH, default: "info", description: "trace, debug, info, warn, error, fatal or silent (JSON logs on stderr)" },
 ] as const satisfies readonly Setting[];
 
@@ -134,6 +137,10 @@ export interface AgentConfig {
   carbonRetryMs: number;
   ipinfoUrl: string;
   logLevel: string;
+  /** host:port of the Prometheus endpoint; undefined: none. */
+  metricsListen: string | undefined;
+  /** Service health stays SERVING with no readable device. */
+  allowNoDevices: boolean;
   /** The agent's own CUDA_VISIBLE_DEVICES (read, not a carbonmon setting); undefined: all GPUs. */
   cudaVisibleDevices: string | undefined;
 }
@@ -156,6 +163,8 @@ export interface IntensityConfig {
   logLevel: string;
   providers: string[];
   intensityConstants: string | undefined;
+  /** host:port of the Prometheus endpoint; undefined: none. */
+  metricsListen: string | undefined;
 }
 
 export interface ConfigSource {
@@ -262,6 +271,13 @@ class Reader {
     if (value !== undefined) return value;
     this.problems.push(`${env} (${this.setting(env).flag}) is required`);
     return "";
+  }
+
+  /** An address that an explicitly empty value (variable or flag) turns off; undefined: off. */
+  optionalAddress(env: string): string | undefined {
+    const s = this.setting(env);
+    if (this.flags.get(s.flag) === "" || (!this.flags.has(s.flag) && this.env[env] === "")) return undefined;
+    return this.address(env);
   }
 
   address(env: string, optional = false): string | undefined {
@@ -420,6 +436,8 @@ export function loadAgentConfig(source: ConfigSource = {}): AgentConfig {
     carbonRetryMs: r.integer("CARBONMON_CARBON_RETRY_MS", 10, 86_400_000),
     ipinfoUrl: r.url("CARBONMON_IPINFO_URL"),
     logLevel: r.oneOf("CARBONMON_LOG_LEVEL", LOG_LEVELS),
+    metricsListen: r.optionalAddress("CARBONMON_AGENT_METRICS_LISTEN"),
+    allowNoDevices: r.boolean("CARBONMON_ALLOW_NO_DEVICES"),
     cudaVisibleDevices: env.CUDA_VISIBLE_DEVICES,
   });
 }
@@ -443,6 +461,7 @@ export function loadIntensityConfig(source: ConfigSource = {}): IntensityConfig 
     logLevel: r.oneOf("CARBONMON_LOG_LEVEL", LOG_LEVELS),
     providers: r.list("CARBONMON_PROVIDERS", PROVIDER_NAMES),
     intensityConstants: r.text("CARBONMON_INTENSITY_CONSTANTS"),
+    metricsListen: r.optionalAddress("CARBONMON_INTENSITY_METRICS_LISTEN"),
   };
   if ((config.watttimeUsername === undefined) !== (config.watttimePassword === undefined)) {
     r.problems.push("WATTTIME_USERNAME and WATTTIME_PASSWORD: set both or neither");

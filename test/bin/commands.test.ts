@@ -2,6 +2,7 @@ import test from "ava";
 import { createAgentClient } from "../../client/index.js";
 import { fakeNvml } from "../helpers/fake-nvml.js";
 import { startTestAgent, startTestIntensity } from "../helpers/grpc.js";
+import { until as waitFor } from "../helpers/prom.js";
 import { carbonmon, start, until } from "./cli-process.js";
 
 async function agentWithGpu(t: { teardown(fn: () => void | Promise<void>): void }) {
@@ -23,9 +24,22 @@ test("host --json and host against an agent", async (t) => {
   t.is(host.samplingPeriod, "0.100s", "Duration as protobuf JSON writes it");
   t.is(host.gpus[0].status, "DEVICE_STATUS_OK", "enums by name");
   const text = await carbonmon(["host", "--agent", address]);
-  t.regex(text.stdout, /^gpu:0\s+\S/m);
+  t.regex(text.stdout, /^gpu:0\s+\S.*\sup\s+ok\b/m);
+  t.false(text.stdout.includes("down"));
   t.regex(text.stdout, /backend nvml: ok/);
   t.regex(text.stdout, /sampling every 100 ms, every 1000 ms when idle \(idle now\)/);
+});
+
+test("host shows a lost GPU down, with the reason", async (t) => {
+  const nvml = fakeNvml({ gpus: [{ lostAfterMs: 200 }, {}] });
+  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_IDLE_SAMPLING_PERIOD_MS: "100" });
+  t.teardown(async () => (await agent.close(), nvml.cleanup()));
+  await waitFor(() => agent.context.sampler.device("gpu:0")?.status === "lost", "gpu:0 lost");
+  const text = await carbonmon(["host", "--agent", agent.running.address]);
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, /^gpu:0\s+.*\sdown\s+lost\s+\S/m);
+  t.regex(text.stdout, /^gpu:1\s+.*\sup\s+ok\b/m);
+  t.regex(text.stdout, /^1 device down$/m);
 });
 
 test("windows lists open windows; --all adds ended ones", async (t) => {

@@ -86,6 +86,8 @@ export class GpuReader {
   /** undefined until a held value shows whether field timestamps are update instants. */
   private driverStamps: boolean | undefined;
   private readMs = 4;
+  /** How long the latest read took, ms (metrics). */
+  lastReadMs = 0;
 
   constructor(
     private readonly nvml: Nvml,
@@ -178,6 +180,7 @@ export class GpuReader {
   private schedule(raw: RawRead): void {
     this.waking = false;
     const readMs = raw.endMs - raw.startMs;
+    this.lastReadMs = readMs;
     if (readMs < 1000) this.readMs += 0.1 * (readMs - this.readMs); // a stalled read says nothing about the next
     this.grid.targetWidthMs = 1.5 * this.readMs + 1;
     if (this.plan.energy === "none" || this.driverStamps) {
@@ -239,8 +242,8 @@ export interface ReadLoopOptions {
   samplingPeriodMs: number;
   idlePeriodMs: number;
   clock: Clock;
-  /** Where each tick's readings go (the worker posts them to the main thread). */
-  onReadings: (readings: Reading[], energyReads: number) => void;
+  /** Where each tick's readings go (the worker posts them to the main thread), with how long each read took (ms, probes included). */
+  onReadings: (readings: Reading[], energyReads: number, readMs: number[]) => void;
   /** The driver's stamps on the agent's time base (default: calibrated against the system's realtime clock). */
   stamps?: StampConverter;
   /** Timers (default: the process's); tests drive the loop with their own. */
@@ -319,10 +322,12 @@ export class ReadLoop {
     this.offset.update();
     const now = this.clock.nowMs();
     const readings: Reading[] = [];
+    const readMs: number[] = [];
     for (const reader of this.readers) {
       if (!reader.ok || reader.nextAtMs > now + 0.5 || !reader.readyToRead(this.clock.nowMs())) continue;
       try {
         const reading = reader.read();
+        readMs.push(reader.lastReadMs);
         if (reader.plan.energy !== "none") this.energyReads++;
         if (reading) readings.push(reading);
         this.avoidCollision(reader);
@@ -331,7 +336,7 @@ export class ReadLoop {
         readings.push({ deviceId: reader.plan.device.id, tMs: this.clock.nowMs(), failure: { status: "lost", reason: AppError.from(err).detail } });
       }
     }
-    if (readings.length > 0) this.options.onReadings(readings, this.energyReads);
+    if (readings.length > 0 || readMs.length > 0) this.options.onReadings(readings, this.energyReads, readMs);
     if (this.stopped) return;
     const due = Math.min(...this.readers.filter((r) => r.ok).map((r) => r.nextAtMs));
     if (Number.isFinite(due)) this.timer = this.timers.setTimeout(() => this.tick(), Math.max(0, due - this.clock.nowMs()));

@@ -21,7 +21,7 @@ export interface NvmlWorkerData {
 
 export type NvmlWorkerMessage =
   | { type: "probe"; state: BackendState; devices: Device[] }
-  | { type: "readings"; readings: Reading[]; energyReads: number }
+  | { type: "readings"; readings: Reading[]; energyReads: number; readMs: number[] }
   | { type: "stopped" };
 
 /** Main thread to worker: stop, or switch between full-rate (active) and idle-rate sampling. */
@@ -35,7 +35,7 @@ function run(data: NvmlWorkerData): void {
   const { nvml, state, plans, devices } = probe(data);
   post({ type: "probe", state, devices });
   const clock = data.clockShift ? new ShiftedClock(data.clockShift) : systemClock;
-  const onReadings = (readings: Reading[], energyReads: number) => post({ type: "readings", readings, energyReads });
+  const onReadings = (readings: Reading[], energyReads: number, readMs: number[]) => post({ type: "readings", readings, energyReads, readMs });
   const loop = nvml && plans.length > 0 ? new ReadLoop(nvml, plans, { samplingPeriodMs: data.periodMs, idlePeriodMs: data.idlePeriodMs, clock, onReadings }) : undefined;
   loop?.start();
   parentPort!.on("message", (msg: NvmlControlMessage) => {

@@ -25,6 +25,8 @@ export class NvmlSource implements EnergySource {
   readonly name = "nvml";
   /** Energy-counter reads performed by the worker so far. */
   energyReads = 0;
+  /** Told how long each NVML read took, ms (metrics); the worker measures them around its calls. */
+  onReadDurations: ((readMs: readonly number[]) => void) | undefined;
   private sink: ReadingSink | undefined;
   private stopping: Promise<void> | undefined;
 
@@ -82,8 +84,9 @@ export class NvmlSource implements EnergySource {
   private onMessage(msg: NvmlWorkerMessage): void {
     if (msg.type !== "readings") return;
     this.energyReads = msg.energyReads;
+    if (msg.readMs.length > 0) this.onReadDurations?.(msg.readMs);
     // A failure reading (a GPU lost) reaches the sampler, the one writer of a device's status after probing.
-    this.sink?.(msg.readings);
+    if (msg.readings.length > 0) this.sink?.(msg.readings);
   }
 
   stop(): Promise<void> {

@@ -158,6 +158,16 @@ export class Sampler {
     return this.tracks.get(deviceId)?.snapshot;
   }
 
+  /**
+   * The device's cumulative energy since the sampler started at instant t (interpolated, or extrapolated
+   * with the last power past the latest reading), joules; undefined before its first reading. No hardware read.
+   */
+  cumulativeEnergyJ(deviceId: string, tMs: number): number | undefined {
+    const timeline = this.tracks.get(deviceId)?.timeline;
+    if (!timeline?.last()) return undefined;
+    return timeline.energyAt(tMs)?.energyJ ?? timeline.last()!.energyJ;
+  }
+
   /** Whether the device has a reading on its timeline in this run. */
   hasReading(deviceId: string): boolean {
     return this.tracks.get(deviceId)?.timeline.last() !== undefined;

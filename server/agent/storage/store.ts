@@ -240,6 +240,7 @@ export class AgentStore {
       setEdges: this.db.prepare("UPDATE windows SET edges = ? WHERE id = ?"),
       end: this.db.prepare("UPDATE windows SET state = 'ended', end_ms = ?, result = ?, segments = ?, carbon_next_ms = ? WHERE id = ? AND state = 'open'"),
       setCarbon: this.db.prepare("UPDATE windows SET result = ?, carbon_next_ms = ?, carbon_tries = carbon_tries + 1 WHERE id = ?"),
+      carbonPending: this.db.prepare("SELECT COUNT(*) AS n FROM windows WHERE carbon_next_ms IS NOT NULL AND state = 'ended'"),
       carbonDue: this.db.prepare("SELECT * FROM windows WHERE carbon_next_ms <= ? AND state = 'ended' ORDER BY carbon_next_ms LIMIT ?"),
       insertBoundary: this.db.prepare("INSERT OR IGNORE INTO boundaries (device_id, t_ms, run_id, cum_j) VALUES (?, ?, ?, ?)"),
       boundaries: this.db.prepare("SELECT t_ms, run_id, cum_j FROM boundaries WHERE device_id = ? AND t_ms > ? AND t_ms < ? ORDER BY t_ms"),
@@ -327,6 +328,14 @@ export class AgentStore {
   setCarbon(id: number, result: Uint8Array, carbonNextMs: number | null): void {
     this.flush();
     this.stmt.setCarbon.run(result, carbonNextMs, id);
+  }
+
+  /**
+   * Ended windows whose grams are still pending or provisional (asked for again later). Read without
+   * moving the journal in first (metrics: cheap, and at most one flush period behind).
+   */
+  carbonPendingCount(): number {
+    return (this.stmt.carbonPending.get() as { n: number }).n;
   }
 
   /** Ended windows whose grams are due to be asked for again, most overdue first. */

@@ -46,6 +46,8 @@ export interface WindowDeps {
   codec: ResultCodec;
   clock: Clock;
   log: Logger;
+  /** Told of every window ended, with its result as EndWindow answers it (metrics). */
+  onEnded?: (result: WindowResult) => void;
 }
 
 export interface BeginRequest extends DeviceRequest {
@@ -246,7 +248,9 @@ export class WindowManager {
     // find it in progress. Most EndWindows take this path.
     if (!waitForCounterUpdate && !this.carbon) {
       try {
-        return Promise.resolve(this.complete(window, endMs).bytes);
+        const { result, bytes } = this.complete(window, endMs);
+        this.deps.onEnded?.(result);
+        return Promise.resolve(bytes);
       } catch (err) {
         return Promise.reject(err);
       }
@@ -260,7 +264,13 @@ export class WindowManager {
   private async finish(window: OpenWindow, endMs: number, wait: boolean): Promise<Uint8Array> {
     if (wait) await this.deps.sampler.waitForReadingsAfter(endMs, window.devices.map((d) => d.deviceId), 1000);
     const { result, bytes, pieces } = this.complete(window, endMs);
-    return pieces ? (await this.carbon!.price(window.id, result, pieces)).bytes : bytes;
+    if (!pieces) {
+      this.deps.onEnded?.(result);
+      return bytes;
+    }
+    const priced = await this.carbon!.price(window.id, result, pieces);
+    this.deps.onEnded?.(priced.result);
+    return priced.bytes;
   }
 
   /**
