@@ -1,3 +1,4 @@
+import { principalOf } from "../shared/security/principal.js";
 import type { Registry } from "prom-client";
 import type { Clock } from "../shared/clock.js";
 import { systemClock } from "../shared/clock.js";
@@ -66,7 +67,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     const [manager, walWorker] = [windows, checkpointer];
     const registration = agentRegistration(context);
     // Wrapped for the metrics, or for the access log at debug; otherwise the handlers run as they are.
-    const instrumented = metrics || log.isLevelEnabled("debug") ? instrumentRegistration(registration, { metrics: metrics?.grpc, log }) : registration;
+    const instrumented = metrics || log.isLevelEnabled("debug") ? instrumentRegistration(registration, { metrics: metrics?.grpc, log, principalOf: (call) => principalOf(call).name }) : registration;
     let deviceHealth: ReturnType<typeof followDeviceHealth> | undefined;
     let endpoint: Awaited<ReturnType<typeof serveMetrics>>;
     const running = await serve({
