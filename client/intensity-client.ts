@@ -1,5 +1,5 @@
 /** createIntensityClient: the CarbonIntensity service as promises; every call is idempotent, so retried. */
-import { type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
+import type { ChannelCredentials, ChannelOptions } from "@grpc/grpc-js";
 import {
   CarbonIntensityClient,
   EmissionFactorType,

@@ -17,7 +17,7 @@ import { dynamicCall, Reflection } from "./helpers/strict-reflection.js";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /** The README's grpcurl commands as argument lists (continuation lines joined, single quotes honoured). */
-export function grpcurlCommands(markdown: string): string[][] {
+function grpcurlCommands(markdown: string): string[][] {
   const blocks = [...markdown.matchAll(/```(\w*)\n([\s\S]*?)```/g)]
     .filter((m) => ["sh", "bash", ""].includes(m[1]!))
     .map((m) => m[2]!.replace(/\\\n\s*/g, ""));

@@ -10,7 +10,6 @@ import test from "ava";
 import { parse } from "yaml";
 import { loadAgentConfig, loadIntensityConfig, SETTINGS, type Service } from "../../server/shared/config.js";
 
-// biome-ignore lint/suspicious/noExplicitAny: compose files are checked field by field
 type Obj = Record<string, any>;
 const read = (name: string) => readFileSync(new URL(`../../deploy/compose/${name}`, import.meta.url), "utf8");
 const files = { central: read("central.yml"), gpuHost: read("gpu-host.yml") };

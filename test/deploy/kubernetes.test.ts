@@ -15,7 +15,6 @@ import { loadAgentConfig, loadIntensityConfig, SETTINGS, type Service } from "..
 const DIR = fileURLToPath(new URL("../../deploy/kubernetes/", import.meta.url));
 const NVIDIA = new Set(["NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES"]);
 
-// biome-ignore lint/suspicious/noExplicitAny: manifests are checked field by field below
 type Obj = Record<string, any>;
 
 function yamlFiles(dir: string): string[] {

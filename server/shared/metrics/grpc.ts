@@ -58,8 +58,8 @@ class MethodRecorder {
 
   constructor(
     private readonly options: InstrumentOptions,
-    private readonly type: string,
-    private readonly service: string,
+    type: string,
+    service: string,
     readonly method: string,
   ) {
     const metrics = options.metrics;

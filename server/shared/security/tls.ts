@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
-import { experimental, ServerCredentials } from "@grpc/grpc-js";
+import { experimental, type ServerCredentials } from "@grpc/grpc-js";
 import { AppError, Code } from "../errors.js";
 
 type CaListener = Parameters<experimental.CertificateProvider["addCaCertificateListener"]>[0];

@@ -2,7 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
-import { ConfigError, loadIntensityConfig, SETTINGS } from "../../../server/shared/config.js";
+import { type ConfigError, loadIntensityConfig, SETTINGS } from "../../../server/shared/config.js";
 import { tempDataDir } from "../../helpers/grpc.js";
 
 test("a secret setting is read from the file named by <VAR>_FILE, without its trailing newline; an empty file is unset", (t) => {
