@@ -59,14 +59,14 @@ class MethodRecorder {
   constructor(
     private readonly options: InstrumentOptions,
     type: string,
-    service: string,
+    private readonly serviceName: string,
     readonly method: string,
   ) {
     const metrics = options.metrics;
-    this.handling = metrics?.handling.labels(type, service, method);
+    this.handling = metrics?.handling.labels(type, serviceName, method);
     if (!metrics) return;
-    const started = metrics.started.labels(type, service, method);
-    const handled = CODE_NAMES.map((name) => metrics.handled.labels(type, service, method, name));
+    const started = metrics.started.labels(type, serviceName, method);
+    const handled = CODE_NAMES.map((name) => metrics.handled.labels(type, serviceName, method, name));
     started.inc(0); // the method is a series from the start
     metrics.flushers.add(() => {
       if (this.startedPending > 0) started.inc(this.startedPending);
@@ -94,7 +94,7 @@ class MethodRecorder {
     const request = call.request as { key?: unknown } | undefined;
     log.debug(
       {
-        rpc: `${this.service}/${this.method}`,
+        rpc: `${this.serviceName}/${this.method}`,
         code: CODE_NAMES[code] ?? code,
         ms: Math.round(ms * 1000) / 1000,
         principal: this.options.principalOf?.(call),
