@@ -1,0 +1,135 @@
+/**
+ * Hostile upstreams and hostile callers against the intensity service (issue 20): real gRPC on 127.0.0.1,
+ * real HTTP to imitation providers that answer what no real provider should (infinite, negative or
+ * absurdly dated values, points of another zone), and requests built to make the service work hard.
+ */
+import { status, type ServiceError } from "@grpc/grpc-js";
+import test, { type ExecutionContext } from "ava";
+import { pino } from "pino";
+import type { ComputeEmissionsRequest, ComputeEmissionsResponse, ForecastRequest, HistoryRequest, IntensityPoint, IntensityRequest, IntensitySeries } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { CarbonIntensityClient } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { credentials } from "@grpc/grpc-js";
+import { FAKE_EM_TOKEN, hourlySeries, startFakeElectricityMaps, type FakeElectricityMaps } from "../../helpers/fake-electricitymaps.js";
+import { FAKE_WT_PASSWORD, FAKE_WT_USERNAME, startFakeWattTime } from "../../helpers/fake-watttime.js";
+import { startFakeUkGrid } from "../../helpers/fake-ukgrid.js";
+import { call, tempDataDir } from "../../helpers/grpc.js";
+import { startIntensity, type IntensityOptions } from "../../../server/intensity/main.js";
+import { loadIntensityConfig } from "../../../server/shared/config.js";
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+interface Service {
+  client: CarbonIntensityClient;
+  logs: Array<Record<string, unknown>>;
+  em: FakeElectricityMaps;
+}
+
+/** The service on 127.0.0.1:0 with a logger whose lines the test reads back. */
+async function setup(t: ExecutionContext, env: Record<string, string> = {}, options: IntensityOptions = {}): Promise<Service> {
+  const lastHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+  const em = await startFakeElectricityMaps({ series: { DE: hourlySeries("DE", lastHour - 30 * DAY_MS, 30 * 24 + 1) } });
+  const data = tempDataDir();
+  const logs: Array<Record<string, unknown>> = [];
+  const log = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const config = loadIntensityConfig({
+    env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN, CARBONMON_ELECTRICITYMAPS_URL: em.url, CARBONMON_PROVIDERS: "electricitymaps,offline", ...env },
+  });
+  const server = await startIntensity(config, log, options);
+  const client = new CarbonIntensityClient(server.running.address, credentials.createInsecure());
+  t.teardown(async () => {
+    client.close();
+    await server.running.shutdown(1000);
+    await em.close();
+    data.cleanup();
+  });
+  return { client, logs, em };
+}
+
+const req = (zone: string, provider = ""): IntensityRequest => ({ location: { zone }, emissionFactor: 0, provider });
+const current = (s: Service, r: IntensityRequest) => call<IntensityRequest, IntensityPoint>(s.client, s.client.getCurrentIntensity, r);
+const history = (s: Service, r: HistoryRequest) => call<HistoryRequest, IntensitySeries>(s.client, s.client.getIntensityHistory, r);
+const emissions = (s: Service, r: ComputeEmissionsRequest) => call<ComputeEmissionsRequest, ComputeEmissionsResponse>(s.client, s.client.computeEmissions, r);
+const forecast = (s: Service, r: ForecastRequest) => call<ForecastRequest, IntensitySeries>(s.client, s.client.getForecast, r);
+
+async function rejected(t: ExecutionContext, p: Promise<unknown>): Promise<ServiceError> {
+  const err = await t.throwsAsync(p);
+  return err as unknown as ServiceError;
+}
+
+/** A raw /latest answer, exactly as text (so that 1e999 reaches JSON.parse). */
+function latest(zone: string, intensity: string, datetime = new Date(Math.floor(Date.now() / HOUR_MS) * HOUR_MS).toISOString()): string {
+  return `{"zone":"${zone}","carbonIntensity":${intensity},"datetime":"${datetime}","updatedAt":"${datetime}","emissionFactorType":"lifecycle","isEstimated":false,"estimationMethod":null}`;
+}
+
+const invalidLogs = (s: Service, provider: string) => s.logs.filter((l) => l.provider === provider && String(l.msg).includes("invalid value"));
+
+for (const [name, body] of [
+  ["an infinite intensity (1e999)", latest("DE", "1e999")],
+  ["a negative intensity", latest("DE", "-500")],
+  ["a datetime in year 275760", latest("DE", "300", "+275760-09-13T00:00:00.000Z")],
+] as const) {
+  test(`ElectricityMaps answering ${name}: UNAVAILABLE naming the provider, logged, never cached or served`, async (t) => {
+    const s = await setup(t);
+    s.em.setFault("/carbon-intensity/latest", { status: 200, body });
+    const err = await rejected(t, current(s, req("DE", "electricitymaps")));
+    t.is(err.code, status.UNAVAILABLE);
+    t.regex(err.details, /electricitymaps answered an invalid value for zone DE/);
+    t.is(invalidLogs(s, "electricitymaps").length, 1);
+    // The chain goes on to the next provider instead.
+    const fallback = await current(s, req("DE"));
+    t.is(fallback.provider, "offline");
+    t.true(Number.isFinite(fallback.gPerKwh) && fallback.gPerKwh > 0);
+    t.deepEqual(fallback.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "UNAVAILABLE"], ["offline", "OK"]]);
+    // Nothing of the bad answer was kept: once upstream is sound again, its value is served.
+    s.em.setFault("/carbon-intensity/latest", undefined);
+    const sound = await current(s, req("DE", "electricitymaps"));
+    t.is(sound.provider, "electricitymaps");
+    t.false(sound.cached);
+    t.true(sound.gPerKwh >= 0 && Number.isFinite(sound.gPerKwh));
+  });
+}
+
+test("a history answer for DE whose points say FR: refused, none of its points served or stored", async (t) => {
+  const s = await setup(t);
+  const lastHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+  const points = hourlySeries("FR", lastHour - 3 * HOUR_MS, 4, () => 20);
+  s.em.setFault("/carbon-intensity/history", { status: 200, body: { zone: "DE", history: points } });
+  const h = await history(s, { ...req("DE", "electricitymaps"), start: new Date(lastHour - 3 * HOUR_MS), end: new Date(lastHour), gapPolicy: 1 });
+  t.is(h.points.length, 0);
+  t.is(h.attempts[0]?.code, "UNAVAILABLE");
+  t.regex(h.attempts[0]!.message, /a point for zone FR instead of DE/);
+  t.is(invalidLogs(s, "electricitymaps").length, 1);
+  // Not stored either: with upstream sound again, the DE values are served, not FR's 20 g.
+  s.em.setFault("/carbon-intensity/history", undefined);
+  const again = await history(s, { ...req("DE", "electricitymaps"), start: new Date(lastHour - 3 * HOUR_MS), end: new Date(lastHour - HOUR_MS), gapPolicy: 1 });
+  t.true(again.points.length > 0);
+  t.true(again.points.every((p) => p.zone === "DE" && p.gPerKwh !== 20));
+});
+
+test("negative intensities from WattTime and the UK grid are refused like ElectricityMaps' (UNAVAILABLE naming the provider)", async (t) => {
+  const wt = await startFakeWattTime({ value: () => -500 });
+  const uk = await startFakeUkGrid();
+  t.teardown(async () => {
+    await wt.close();
+    await uk.close();
+  });
+  const s = await setup(t, {
+    CARBONMON_PROVIDERS: "watttime,ukgrid,offline",
+    WATTTIME_USERNAME: FAKE_WT_USERNAME,
+    WATTTIME_PASSWORD: FAKE_WT_PASSWORD,
+    CARBONMON_WATTTIME_URL: wt.url,
+    CARBONMON_UKGRID_URL: uk.url,
+  });
+  const wtErr = await rejected(t, current(s, req("CAISO_NORTH", "watttime")));
+  t.is(wtErr.code, status.UNAVAILABLE);
+  t.regex(wtErr.details, /watttime answered an invalid value for zone CAISO_NORTH \(current: intensity -/);
+  const halfHour = Math.floor(Date.now() / 1_800_000) * 1_800_000;
+  const iso = (ms: number) => `${new Date(ms).toISOString().slice(0, 16)}Z`;
+  uk.setFault({ status: 200, body: JSON.stringify({ data: [{ from: iso(halfHour), to: iso(halfHour + 1_800_000), intensity: { forecast: -500, actual: -500, index: "very low" } }] }) });
+  const ukErr = await rejected(t, current(s, req("GB", "ukgrid")));
+  t.is(ukErr.code, status.UNAVAILABLE);
+  t.regex(ukErr.details, /ukgrid answered an invalid value for zone GB/);
+  t.is(invalidLogs(s, "watttime").length, 1);
+  t.is(invalidLogs(s, "ukgrid").length, 1);
+});
