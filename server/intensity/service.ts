@@ -2,7 +2,6 @@
 import type { UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   CarbonIntensityService,
-  GapPolicy,
   ProviderHealth,
   ResolutionMethod,
   SignalType,
@@ -26,8 +25,9 @@ import type { Logger } from "../shared/log.js";
 import { msFromDuration } from "../shared/proto-time.js";
 import type { ServiceRegistration } from "../shared/serve.js";
 import { bestWindow } from "./best-window.js";
-import { emissionFactorOf, locationOf, pointToProto, windowToProto, type Attempt } from "./codec.js";
+import { emissionFactorOf, gapPolicyOf, locationOf, pointToProto, windowToProto, type Attempt } from "./codec.js";
 import { isProvisional, type Point } from "./core/point.js";
+import { MAX_SEGMENTS } from "./core/emissions.js";
 import type { Intensity, IntensityRequest } from "./intensity.js";
 import type { Provider } from "./providers/provider.js";
 import type { IntensityWatch } from "./watch.js";
@@ -57,7 +57,7 @@ function range(start: Date | undefined, end: Date | undefined, nowMs: number): [
   return [fromMs, toMs];
 }
 
-const gapPolicy = (p: GapPolicy): "error" | "fill" => (p === GapPolicy.GAP_POLICY_ERROR ? "error" : "fill");
+const gapPolicy = gapPolicyOf;
 
 const METHOD = { zone: ResolutionMethod.RESOLUTION_METHOD_ZONE, coordinates: ResolutionMethod.RESOLUTION_METHOD_COORDINATES, ip_lookup: ResolutionMethod.RESOLUTION_METHOD_IP_LOOKUP };
 
@@ -104,16 +104,19 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
     }, log),
     getForecast: unary(async (req: ForecastRequest): Promise<IntensitySeries> => {
       const horizonMs = req.horizon ? msFromDuration(req.horizon) : 24 * 3_600_000;
-      if (!(horizonMs > 0 && horizonMs <= MAX_FORECAST_MS)) throw new AppError(Code.InvalidArgument, "horizon must be between 0 and 72 h");
+      if (!(horizonMs > 0 && horizonMs <= MAX_FORECAST_MS)) throw new AppError(Code.InvalidArgument, `horizon must be more than 0 and at most 72 h, got ${horizonMs / 1000} s`, { hint: 'e.g. "86400s"; unset: 24 h' });
       const f = await intensity.forecast({ ...request({ ...req, allowEstimated: true }) }, horizonMs);
       return series(f.zone, f.points, f.attempts);
     }, log),
     computeEmissions: unary(async (req: ComputeEmissionsRequest): Promise<ComputeEmissionsResponse> => {
+      // Limits first: nothing is decoded further, fetched or computed for a request over them.
+      if (req.segments.length > MAX_SEGMENTS) throw new AppError(Code.InvalidArgument, `${req.segments.length} segments, at most ${MAX_SEGMENTS} per request`, { hint: "split the request" });
+      const gaps = gapPolicy(req.gapPolicy);
       const segments = req.segments.map((s, i) => {
         if (!s.start || !s.end) throw new AppError(Code.InvalidArgument, `segment ${i}: start and end are required`);
         return { startMs: s.start.getTime(), endMs: s.end.getTime(), energyJ: s.energyJ, device: s.device };
       });
-      const r = await intensity.emissions(request(req), segments, gapPolicy(req.gapPolicy));
+      const r = await intensity.emissions(request(req), segments, gaps);
       const now = nowMs();
       return {
         carbonG: r.carbonG,

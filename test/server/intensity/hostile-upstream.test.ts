@@ -7,7 +7,7 @@ import { status, type ServiceError } from "@grpc/grpc-js";
 import test, { type ExecutionContext } from "ava";
 import { pino } from "pino";
 import type { ComputeEmissionsRequest, ComputeEmissionsResponse, ForecastRequest, HistoryRequest, IntensityPoint, IntensityRequest, IntensitySeries } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
-import { CarbonIntensityClient } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { CarbonIntensityClient, type EmissionFactorType, type GapPolicy } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { credentials } from "@grpc/grpc-js";
 import { FAKE_EM_TOKEN, hourlySeries, startFakeElectricityMaps, type FakeElectricityMaps } from "../../helpers/fake-electricitymaps.js";
 import { FAKE_WT_PASSWORD, FAKE_WT_USERNAME, startFakeWattTime } from "../../helpers/fake-watttime.js";
@@ -132,4 +132,49 @@ test("negative intensities from WattTime and the UK grid are refused like Electr
   t.regex(ukErr.details, /ukgrid answered an invalid value for zone GB/);
   t.is(invalidLogs(s, "watttime").length, 1);
   t.is(invalidLogs(s, "ukgrid").length, 1);
+});
+
+const seg = (startMs: number, endMs: number, energyJ = 3.6e6, device = "gpu0") => ({ start: new Date(startMs), end: new Date(endMs), energyJ, device });
+const upstreamCalls = (s: Service) => s.em.requests.length;
+
+test("ComputeEmissions limits come before any fetch: span (31 days), segment count (100,000), bad segments", async (t) => {
+  const s = await setup(t);
+  const now = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+  // A thousand years: the span is too long (not "missing configuration"), and nothing is asked upstream.
+  const millennium = await rejected(t, emissions(s, { ...req("DE"), segments: [seg(now - 1000 * 365 * DAY_MS, now)], gapPolicy: 0 }));
+  t.is(millennium.code, status.INVALID_ARGUMENT);
+  t.regex(millennium.details, /the segments span 365000\.0 days .*at most 31 days per request/);
+  const justOver = await rejected(t, emissions(s, { ...req("DE"), segments: [seg(now - 31 * DAY_MS - 1, now)], gapPolicy: 0 }));
+  t.is(justOver.code, status.INVALID_ARGUMENT);
+  t.regex(justOver.details, /at most 31 days/);
+  // 150,000 segments crashed the handler (Math.min(...array): stack overflow, INTERNAL).
+  const many = Array.from({ length: 150_000 }, (_, i) => seg(now - 2 * HOUR_MS + i, now - 2 * HOUR_MS + i + 1, 1));
+  const tooMany = await rejected(t, emissions(s, { ...req("DE"), segments: many, gapPolicy: 0 }));
+  t.is(tooMany.code, status.INVALID_ARGUMENT);
+  t.regex(tooMany.details, /^150000 segments, at most 100000 per request/);
+  const backwards = await rejected(t, emissions(s, { ...req("DE"), segments: [seg(now - HOUR_MS, now - HOUR_MS), seg(now, now - HOUR_MS)], gapPolicy: 0 }));
+  t.is(backwards.code, status.INVALID_ARGUMENT);
+  t.regex(backwards.details, /^segments\[1\]: end .* is before start/);
+  t.is(upstreamCalls(s), 0);
+  // Exactly at the limits it is priced: 100,000 segments over 31 days (two are enough to span it).
+  const atLimit = Array.from({ length: 100_000 }, (_, i) => seg(now - 3 * HOUR_MS + i, now - 3 * HOUR_MS + i + 1, 1));
+  const ok = await emissions(s, { ...req("DE"), segments: atLimit, gapPolicy: 0 });
+  t.is(ok.totalEnergyJ, 100_000);
+  const month = await emissions(s, { ...req("DE"), segments: [seg(now - 31 * DAY_MS, now - 31 * DAY_MS + HOUR_MS), seg(now - HOUR_MS, now)], gapPolicy: 0 });
+  t.is(month.totalEnergyJ, 2 * 3.6e6);
+});
+
+test("unknown enum values are INVALID_ARGUMENT, not silent defaults; GetForecast's horizon message matches its check", async (t) => {
+  const s = await setup(t);
+  const now = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+  const factor = await rejected(t, current(s, { ...req("DE"), emissionFactor: 99 as EmissionFactorType }));
+  t.is(factor.code, status.INVALID_ARGUMENT);
+  t.regex(factor.details, /emission_factor 99 is not an EmissionFactorType/);
+  const policy = await rejected(t, emissions(s, { ...req("DE"), segments: [seg(now - HOUR_MS, now)], gapPolicy: 7 as GapPolicy }));
+  t.is(policy.code, status.INVALID_ARGUMENT);
+  t.regex(policy.details, /gap_policy 7 is not a GapPolicy/);
+  t.is(upstreamCalls(s), 0);
+  const zero = await rejected(t, forecast(s, { ...req("DE"), horizon: { seconds: 0n, nanos: 0 } }));
+  t.is(zero.code, status.INVALID_ARGUMENT);
+  t.regex(zero.details, /^horizon must be more than 0 and at most 72 h, got 0 s/);
 });
