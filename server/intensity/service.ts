@@ -1,5 +1,5 @@
 /** The CarbonIntensity gRPC service: thin handlers over the Intensity domain and the watch hub. */
-import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   CarbonIntensityService,
   ProviderHealth,
@@ -20,7 +20,8 @@ import {
   type ResolvedLocation,
 } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { AppError, Code } from "../shared/errors.js";
-import { unary } from "../shared/grpc-status.js";
+import { unary as plainUnary } from "../shared/grpc-status.js";
+import { withCall } from "./call-context.js";
 import type { Logger } from "../shared/log.js";
 import { msFromDuration } from "../shared/proto-time.js";
 import type { ServiceRegistration } from "../shared/serve.js";
@@ -85,6 +86,8 @@ async function providerInfo(intensity: Intensity, p: Provider, order: number): P
 }
 
 export function intensityRegistration(intensity: Intensity, watch: IntensityWatch, nowMs: () => number, log: Logger): ServiceRegistration {
+  // Every handler runs with its call's deadline and cancellation carried into its upstream requests.
+  const unary = <Req, Res>(fn: (req: Req) => Promise<Res>, log: Logger) => plainUnary<Req, Res>((req, call) => withCall(call as ServerUnaryCall<unknown, unknown>, () => fn(req)), log);
   const implementation: UntypedServiceImplementation = {
     getCurrentIntensity: unary(async (req: IntensityRequestMsg): Promise<IntensityPoint> => {
       const r = await intensity.current(request(req));

@@ -7,6 +7,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { request } from "undici";
 import { AppError, Code } from "../errors.js";
+import { upstreamContext } from "./upstream-context.js";
 
 export interface GetJsonOptions {
   headers?: Record<string, string>;
@@ -28,18 +29,31 @@ export interface GetJsonOptions {
 export const BACKOFF_BASE_MS = 200;
 export const RETRY_AFTER_CAP_MS = 30_000;
 const MAX_ERROR_TEXT = 300;
+/** The largest response body read: a larger one is refused (UNAVAILABLE) without being read whole. */
+export const MAX_BODY_BYTES = 8 * 1024 * 1024;
 
 type Attempt = { ok: true; body: unknown } | { ok: false; error: AppError; retryAfterMs?: number };
 
-export async function getJson(url: string, options: GetJsonOptions): Promise<unknown> {
+/**
+ * The caller's context (upstream-context.ts) applies on top of `options`: its signal aborts every attempt
+ * and wait, each attempt is charged first (beforeRequest), and no retry waits past its deadline.
+ */
+export async function getJson(url: string, given: GetJsonOptions): Promise<unknown> {
+  const ctx = upstreamContext.getStore();
+  const signals = [given.signal, ctx?.signal].filter((x): x is AbortSignal => x !== undefined);
+  const options: GetJsonOptions = { ...given, ...(signals.length > 0 ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}) };
   const retries = options.retries ?? 2;
   const sleep = options.sleep ?? ((ms: number) => delay(ms, undefined, { signal: options.signal }));
   for (let attempt = 0; ; attempt++) {
+    if (options.signal?.aborted) throw cancelled(url, options);
+    await ctx?.beforeRequest?.();
     const result = await attemptOnce(url, options);
     if (result.ok) return result.body;
-    if (attempt >= retries) throw result.error;
+    const waitMs = result.retryAfterMs ?? backoffMs(attempt);
+    // A wait that would outlast the caller's deadline is no retry: answer now, so the chain can go on.
+    if (attempt >= retries || (ctx?.deadlineMs !== undefined && Date.now() + waitMs >= ctx.deadlineMs)) throw result.error;
     try {
-      await sleep(result.retryAfterMs ?? backoffMs(attempt));
+      await sleep(waitMs);
     } catch (err) {
       throw options.signal?.aborted ? cancelled(url, options) : AppError.from(err);
     }
@@ -68,9 +82,10 @@ async function attemptOnce(url: string, o: GetJsonOptions): Promise<Attempt> {
     status = res.statusCode;
     const h = res.headers["retry-after"];
     retryAfter = Array.isArray(h) ? h[0] : h;
-    text = await res.body.text();
+    text = await readCapped(res.body, res.headers["content-length"]);
   } catch (err) {
     if (o.signal?.aborted) throw cancelled(url, o);
+    if (err === TOO_LARGE) return { ok: false, error: new AppError(Code.Unavailable, `${o.provider} ${where(url)} answered more than ${MAX_BODY_BYTES} bytes; not read`) };
     const why = timeout.aborted ? `timed out after ${timeoutMs} ms` : `failed (${describe(err)})`;
     return { ok: false, error: new AppError(Code.Unavailable, redact(`${o.provider} ${where(url)} ${why}`, url, o)) };
   }
@@ -104,8 +119,32 @@ function where(url: string): string {
   return new URL(url).pathname;
 }
 
+/** The abort's own reason when it is an AppError (the caller's deadline, its cancellation), else CANCELLED. */
 function cancelled(url: string, o: GetJsonOptions): AppError {
+  const reason: unknown = o.signal?.reason;
+  if (reason instanceof AppError) return new AppError(reason.code, `${o.provider} ${where(url)} request ${reason.message}`);
   return new AppError(Code.Cancelled, `${o.provider} ${where(url)} request cancelled`);
+}
+
+const TOO_LARGE = new Error("response body too large");
+
+/** The body as text, refused (TOO_LARGE, the stream destroyed) once it is known to exceed MAX_BODY_BYTES. */
+async function readCapped(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, contentLength: string | string[] | undefined): Promise<string> {
+  const declared = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
+  const chunks: Buffer[] = [];
+  let bytes = declared > MAX_BODY_BYTES ? Infinity : 0;
+  if (bytes <= MAX_BODY_BYTES) {
+    for await (const chunk of body) {
+      bytes += chunk.length;
+      if (bytes > MAX_BODY_BYTES) break;
+      chunks.push(chunk);
+    }
+  }
+  if (bytes > MAX_BODY_BYTES) {
+    body.destroy();
+    throw TOO_LARGE;
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** The upstream's own words: its `error`/`message` field, or the start of the body. */

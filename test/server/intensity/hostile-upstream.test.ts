@@ -3,7 +3,7 @@
  * real HTTP to imitation providers that answer what no real provider should (infinite, negative or
  * absurdly dated values, points of another zone), and requests built to make the service work hard.
  */
-import { status, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import test, { type ExecutionContext } from "ava";
 import { pino } from "pino";
 import type { ComputeEmissionsRequest, ComputeEmissionsResponse, ForecastRequest, HistoryRequest, IntensityPoint, IntensityRequest, IntensitySeries } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
@@ -178,3 +178,118 @@ test("unknown enum values are INVALID_ARGUMENT, not silent defaults; GetForecast
   t.is(zero.code, status.INVALID_ARGUMENT);
   t.regex(zero.details, /^horizon must be more than 0 and at most 72 h, got 0 s/);
 });
+
+test("the budget counts upstream requests: a 25-day history in three 240 h chunks takes three tokens; the fourth request is refused", async (t) => {
+  const s = await setup(t, {}, { budgets: { electricitymaps: { capacity: 4, windowMs: 30 * DAY_MS } } });
+  const now = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+  const span = (days: number) => ({ ...req("DE", "electricitymaps"), start: new Date(now - 29 * DAY_MS), end: new Date(now - 29 * DAY_MS + days * DAY_MS), gapPolicy: 1 });
+  const first = await history(s, span(25));
+  t.is(first.attempts[0]?.code, "OK");
+  t.is(s.em.requests.filter((r) => r.path === "/carbon-intensity/past-range").length, 3);
+  const providers = await call<object, { providers: Array<{ name: string; budgetRemaining: number }> }>(s.client, s.client.listProviders, {});
+  t.is(providers.providers.find((p) => p.name === "electricitymaps")?.budgetRemaining, 1);
+  // One token left, three chunks asked: the first is made, the second refused, none after it.
+  const second = await history(s, span(24));
+  t.is(second.attempts[0]?.code, "RESOURCE_EXHAUSTED");
+  t.regex(second.attempts[0]!.message, /request budget \(4 per 2592000 s\) is spent/);
+  t.is(s.em.requests.filter((r) => r.path === "/carbon-intensity/past-range").length, 4);
+});
+
+/** An imitation ElectricityMaps /latest that misbehaves as told, and says when each request's socket closed. */
+async function slowUpstream(t: ExecutionContext, handle: (res: import("node:http").ServerResponse) => void) {
+  const { createServer } = await import("node:http");
+  const state = { requests: 0, closed: 0, waiters: [] as Array<() => void> };
+  const server = createServer((request, res) => {
+    state.requests++;
+    request.socket.on("close", () => {
+      state.closed++;
+      for (const w of state.waiters.splice(0)) w();
+    });
+    handle(res);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const address = server.address() as import("node:net").AddressInfo;
+  return {
+    url: `http://127.0.0.1:${address.port}/v3`,
+    state,
+    /** Resolves once `n` upstream sockets have closed. */
+    closed: (n: number) => new Promise<void>((resolve) => (state.closed >= n ? resolve() : state.waiters.push(() => void (state.closed >= n && resolve())))),
+  };
+}
+
+/** GetCurrentIntensity with a deadline `ms` from now; the call object too (to cancel it). */
+function currentWithin(s: Service, r: IntensityRequest, ms: number): { promise: Promise<IntensityPoint>; cancel: () => void } {
+  let cancel = () => {};
+  const promise = new Promise<IntensityPoint>((resolve, reject) => {
+    const c = s.client.getCurrentIntensity(r, new Metadata(), { deadline: new Date(Date.now() + ms) }, (err, res) => (err ? reject(err) : resolve(res!)));
+    cancel = () => c.cancel();
+  });
+  return { promise, cancel };
+}
+
+test("a hung upstream never holds a call past its deadline: cut before it, the chain answers from offline", async (t) => {
+  const up = await slowUpstream(t, () => {}); // never answers
+  const s = await setup(t, { CARBONMON_ELECTRICITYMAPS_URL: up.url });
+  const p = await currentWithin(s, req("DE"), 3000).promise;
+  t.is(p.provider, "offline");
+  t.is(p.attempts[0]?.provider, "electricitymaps");
+  t.is(p.attempts[0]?.code, "DEADLINE_EXCEEDED");
+  t.regex(p.attempts[0]!.message, /electricitymaps \/v3\/carbon-intensity\/latest request stopped at the caller's deadline/);
+  await up.closed(1);
+  t.is(up.state.requests, 1);
+});
+
+test("a caller that cancels cancels its upstream request", async (t) => {
+  const up = await slowUpstream(t, () => {});
+  const s = await setup(t, { CARBONMON_ELECTRICITYMAPS_URL: up.url });
+  t.timeout(8000, "the upstream socket should close when the caller cancels, long before the 10 s request timeout");
+  const c = currentWithin(s, req("DE", "electricitymaps"), 60_000);
+  const err = t.throwsAsync(c.promise);
+  while (up.state.requests === 0) await new Promise((r) => setImmediate(r));
+  c.cancel();
+  t.is(((await err) as unknown as ServiceError).code, status.CANCELLED);
+  await up.closed(1);
+  t.is(up.state.requests, 1);
+});
+
+test("429 with a huge Retry-After: no wait past the deadline, the chain goes on at once", async (t) => {
+  const up = await slowUpstream(t, (res) => {
+    res.writeHead(429, { "retry-after": "86400", "content-type": "application/json" });
+    res.end('{"error":"slow down"}');
+  });
+  const s = await setup(t, { CARBONMON_ELECTRICITYMAPS_URL: up.url });
+  const p = await currentWithin(s, req("DE"), 5000).promise;
+  t.is(p.provider, "offline");
+  t.deepEqual(p.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "RESOURCE_EXHAUSTED"], ["offline", "OK"]]);
+  t.is(up.state.requests, 1);
+});
+
+for (const [name, chunked] of [["with a Content-Length", false], ["chunked, without a length", true]] as const) {
+  test(`a response body over 8 MiB (${name}) is refused without being read whole`, async (t) => {
+    const mib = Buffer.alloc(1024 * 1024, 0x20);
+    let written = 0;
+    const up = await slowUpstream(t, (res) => {
+      res.writeHead(200, { "content-type": "application/json", ...(chunked ? {} : { "content-length": String(50 * mib.length) }) });
+      // 50 MiB offered, written as the client reads: a refusal stops it early.
+      const more = (): void => {
+        while (written < 50 && res.write(mib)) written++;
+        if (written >= 50) res.end();
+      };
+      res.on("drain", () => {
+        written++;
+        more();
+      });
+      more();
+    });
+    const s = await setup(t, { CARBONMON_ELECTRICITYMAPS_URL: up.url });
+    const err = await rejected(t, current(s, req("DE", "electricitymaps")));
+    t.is(err.code, status.UNAVAILABLE);
+    t.regex(err.details, /electricitymaps \/v3\/carbon-intensity\/latest answered more than 8388608 bytes; not read/);
+    await up.closed(up.state.requests);
+    t.true(written < 50, `${written} MiB written`);
+  });
+}
