@@ -104,7 +104,8 @@ function fromResponse(url: string, o: GetJsonOptions, status: number, text: stri
   try {
     body = JSON.parse(text) as unknown;
   } catch {}
-  const message = redact(`${o.provider} ${where(url)} answered HTTP ${status}: ${errorText(body)}`, url, o);
+  // Redacted before errorText cuts it: a cut could otherwise keep the start of a secret.
+  const message = redact(`${o.provider} ${where(url)} answered HTTP ${status}: ${errorText(body, (t) => redact(t, url, o))}`, url, o);
   if (status === 429) {
     const error = new AppError(Code.ResourceExhausted, message, { hint: `${o.provider} rate limit; retry later` });
     return { ok: false, error, retryAfterMs: retryAfterMs(retryAfter) };
@@ -148,14 +149,14 @@ async function readCapped(body: AsyncIterable<Buffer> & { destroy(err?: Error): 
 }
 
 /** The upstream's own words: its `error`/`message` field, or the start of the body. */
-function errorText(body: unknown): string {
+function errorText(body: unknown, clean: (text: string) => string): string {
   if (body && typeof body === "object") {
     const b = body as Record<string, unknown>;
-    for (const k of ["error", "message", "detail"]) if (typeof b[k] === "string") return b[k].slice(0, MAX_ERROR_TEXT);
-    return JSON.stringify(body).slice(0, MAX_ERROR_TEXT);
+    for (const k of ["error", "message", "detail"]) if (typeof b[k] === "string") return clean(b[k]).slice(0, MAX_ERROR_TEXT);
+    return clean(JSON.stringify(body)).slice(0, MAX_ERROR_TEXT);
   }
   const s = String(body ?? "").trim();
-  return s === "" ? "(empty body)" : s.slice(0, MAX_ERROR_TEXT);
+  return s === "" ? "(empty body)" : clean(s).slice(0, MAX_ERROR_TEXT);
 }
 
 function describe(err: unknown): string {
@@ -165,10 +166,47 @@ function describe(err: unknown): string {
 
 const SECRET_PARAM = /token|key|secret|pass|auth|sig/i;
 
-/** Removes header values and secret-looking query values, should an upstream echo them back. */
+/** Removes header values and secret-looking query values, in every encoding, should an upstream echo them back. */
 function redact(message: string, url: string, o: GetJsonOptions): string {
   const query = [...new URL(url).searchParams].filter(([k]) => SECRET_PARAM.test(k)).map(([, v]) => v);
   let out = message;
-  for (const v of [...Object.values(o.headers ?? {}), ...query]) if (v.length >= 4) out = out.split(v).join("***");
+  for (const v of secretForms([...Object.values(o.headers ?? {}), ...query])) out = out.split(v).join("***");
   return out;
+}
+
+const AUTH_SCHEME = /^(basic|bearer|token|digest)$/i;
+const BASE64 = /^[A-Za-z0-9+/_-]{4,}={0,2}$/;
+
+/**
+ * Every way a secret may come back, longest first: each value and each word of it but the scheme ("Basic
+ * dXNlcjpwYXNz": the credential alone), what a base64 word decodes to (for user:password, the password;
+ * the user name alone is no secret), and each of those as base64, base64url, URL-encoded and JSON-escaped. Pieces under 4 characters are left alone (they would blank out ordinary words).
+ */
+function secretForms(values: readonly string[]): string[] {
+  const secrets = new Set<string>();
+  const encoded = new Set<string>();
+  for (const value of values) {
+    secrets.add(value);
+    for (const word of value.split(/\s+/)) {
+      if (AUTH_SCHEME.test(word)) continue;
+      secrets.add(word);
+      const decoded = BASE64.test(word) ? Buffer.from(word, "base64").toString("utf8") : "";
+      if (decoded !== "" && !/[\u0000-\u001f\ufffd]/.test(decoded) && Buffer.from(decoded).toString("base64").replace(/=+$/, "") === word.replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "")) {
+        // user:password: its encodings go, and the password in any form; the user name alone may stay.
+        if (decoded.includes(":")) {
+          secrets.add(decoded.slice(decoded.indexOf(":") + 1));
+          for (const f of encodings(decoded).slice(1, 4)) encoded.add(f);
+        } else secrets.add(decoded);
+      }
+    }
+  }
+  const forms = new Set<string>(encoded);
+  for (const s of secrets) if (s.length >= 4) for (const f of encodings(s)) forms.add(f);
+  return [...forms].sort((a, b) => b.length - a.length);
+}
+
+/** The text itself, then as base64 (padded and not), base64url, URL-encoded and JSON-escaped. */
+function encodings(s: string): string[] {
+  const b64 = Buffer.from(s).toString("base64");
+  return [s, b64, b64.replace(/=+$/, ""), Buffer.from(s).toString("base64url"), encodeURIComponent(s), JSON.stringify(s).slice(1, -1)];
 }

@@ -293,3 +293,30 @@ for (const [name, chunked] of [["with a Content-Length", false], ["chunked, with
     t.true(written < 50, `${written} MiB written`);
   });
 }
+
+test("the WattTime credential echoed by an upstream, in any encoding, reaches no gRPC message and no log line", async (t) => {
+  const wt = await startFakeWattTime();
+  t.teardown(() => wt.close());
+  const s = await setup(t, { CARBONMON_PROVIDERS: "watttime", WATTTIME_USERNAME: FAKE_WT_USERNAME, WATTTIME_PASSWORD: FAKE_WT_PASSWORD, CARBONMON_WATTTIME_URL: wt.url });
+  const userPass = `${FAKE_WT_USERNAME}:${FAKE_WT_PASSWORD}`;
+  const basic = Buffer.from(userPass).toString("base64");
+  const forms = [basic, basic.replace(/=+$/, ""), Buffer.from(userPass).toString("base64url"), FAKE_WT_PASSWORD, encodeURIComponent(userPass), Buffer.from(FAKE_WT_PASSWORD).toString("base64")];
+  const echoes = [
+    `rejected: Authorization: Basic ${basic}`,
+    `rejected ${forms.slice(1).join(" | ")}`,
+    // Cut at 300 characters by the service: the cut falls inside the credential, which must not leave its start.
+    `${"x".repeat(290)} ${basic}`,
+  ];
+  const seen: string[] = [];
+  for (const echo of echoes) {
+    wt.setFault("/login", { status: 401, body: { error: echo } });
+    const err = await rejected(t, current(s, req("CAISO_NORTH", "watttime")));
+    t.is(err.code, status.UNAUTHENTICATED);
+    t.regex(err.details, /watttime \/login answered HTTP 401: /);
+    seen.push(err.details, err.metadata.get("carbonmon-hint").join(" "));
+  }
+  const providers = await call<object, { providers: Array<{ name: string; reason: string }> }>(s.client, s.client.listProviders, {});
+  seen.push(...providers.providers.map((p) => p.reason), ...s.logs.map((l) => JSON.stringify(l)));
+  t.true(seen.some((x) => x.includes("rejected: Authorization: ***")));
+  for (const text of seen) for (const f of [...forms, basic.slice(0, 8)]) t.false(text.includes(f), `${JSON.stringify(f)} in ${text}`);
+});
