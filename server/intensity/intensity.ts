@@ -35,6 +35,13 @@ export interface Outlook {
 /** Failures that say a provider will not give this zone a forecast (not that it is down for a while). */
 const REFUSALS = new Set<string>([Code.FailedPrecondition, Code.NotFound, Code.PermissionDenied, Code.Unauthenticated, Code.InvalidArgument]);
 
+/**
+ * An answer shaped by one caller's deadline or cancellation (a provider cut short for it) is that caller's
+ * only: kept, a tight deadline would make the next callers get the fallback's value until it expires.
+ */
+const CALLER_CUT = new Set<string>([Code.DeadlineExceeded, Code.Cancelled]);
+const cutShort = (attempts: readonly Attempt[]): boolean => attempts.some((a) => CALLER_CUT.has(a.code));
+
 function noOutlook(zone: string, why: string): AppError {
   return new AppError(Code.FailedPrecondition, `no configured provider has a forecast for zone ${zone} (${why})`, {
     hint: "forecasts come from ElectricityMaps (ELECTRICITYMAPS_API_TOKEN, a plan with forecasts), WattTime (its regions) and the UK grid (GB); for a flat series, add the zone to CARBONMON_INTENSITY_CONSTANTS or keep offline in CARBONMON_PROVIDERS",
@@ -194,7 +201,7 @@ export class Intensity {
       // Plain data only: replicas share cached answers as JSON.
       return { value: r.value, attempts: r.attempts };
     };
-    const ttl = (r: { value: Point }) => Math.max(30_000, Math.min(5 * MINUTE_MS, r.value.validToMs - this.deps.clock.nowMs()));
+    const ttl = (r: { value: Point; attempts: Attempt[] }) => cutShort(r.attempts) ? 0 : Math.max(30_000, Math.min(5 * MINUTE_MS, r.value.validToMs - this.deps.clock.nowMs()));
     const { value, cached } = await this.deps.cache.get(this.key("current", zone, req), load, ttl);
     return { point: value.value, attempts: value.attempts, cached };
   }
@@ -208,7 +215,7 @@ export class Intensity {
     // that a provider failed is kept a minute only: cached, and shared by replicas, they would otherwise
     // answer "no intensity" for an hour after a cold start under a spent budget.
     const ttl = (r: { points: Point[]; gaps: unknown[]; attempts: Attempt[] }) => {
-      if (r.gaps.length > 0) return 0;
+      if (r.gaps.length > 0 || cutShort(r.attempts)) return 0;
       if (r.attempts.some((a) => a.code !== "OK" && a.code !== Code.FailedPrecondition) || r.points.some((p) => isProvisional(p, this.deps.clock.nowMs()))) return MINUTE_MS;
       return 60 * MINUTE_MS;
     };
@@ -256,7 +263,7 @@ export class Intensity {
       const r = await this.firstAnswer(chain, (p) => p.forecast!(this.query(zone, req), horizonMs), (v) => v.length > 0);
       return { value: r.value, attempts: r.attempts };
     };
-    const { value } = await this.deps.cache.get(this.key("forecast", zone, req, String(horizonMs)), load, () => 10 * MINUTE_MS);
+    const { value } = await this.deps.cache.get(this.key("forecast", zone, req, String(horizonMs)), load, (r) => (cutShort(r.attempts) ? 0 : 10 * MINUTE_MS));
     return { zone, points: value.value, attempts: value.attempts };
   }
 
@@ -291,7 +298,7 @@ export class Intensity {
         throw REFUSALS.has(e.code) ? noOutlook(zone, e.message) : e;
       }
     };
-    const { value } = await this.deps.cache.get(this.key("outlook", zone, req, String(horizonMs)), load, () => 10 * MINUTE_MS);
+    const { value } = await this.deps.cache.get(this.key("outlook", zone, req, String(horizonMs)), load, (r) => (cutShort(r.attempts) ? 0 : 10 * MINUTE_MS));
     return value;
   }
 

@@ -320,3 +320,20 @@ test("the WattTime credential echoed by an upstream, in any encoding, reaches no
   t.true(seen.some((x) => x.includes("rejected: Authorization: ***")));
   for (const text of seen) for (const f of [...forms, basic.slice(0, 8)]) t.false(text.includes(f), `${JSON.stringify(f)} in ${text}`);
 });
+
+test("an answer a caller's deadline cut short is not cached for the next callers", async (t) => {
+  let first = true;
+  const hour = new Date(Math.floor(Date.now() / HOUR_MS) * HOUR_MS).toISOString();
+  const up = await slowUpstream(t, (res) => {
+    if (first) return void (first = false); // the first request hangs
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(latest("DE", "321", hour));
+  });
+  const s = await setup(t, { CARBONMON_ELECTRICITYMAPS_URL: up.url });
+  const hurried = await currentWithin(s, req("DE"), 2000).promise;
+  t.is(hurried.provider, "offline");
+  const patient = await current(s, req("DE"));
+  t.is(patient.provider, "electricitymaps");
+  t.is(patient.gPerKwh, 321);
+  t.false(patient.cached);
+});
