@@ -10,7 +10,7 @@ import type { TtlCache } from "./cache.js";
 import type { ProviderGuard } from "./guard.js";
 import type { Attempt, LocationQuery } from "./codec.js";
 import { computeEmissions, segmentsSpan, validateSegments, type EmissionsResult } from "./core/emissions.js";
-import { isProvisional, type EmissionFactor, type Point, type Signal } from "./core/point.js";
+import { isProvisional, pointProblem, type EmissionFactor, type Point, type Signal } from "./core/point.js";
 import { clip, fillGaps, gaps, normalize } from "./core/series.js";
 import type { Coordinates, Provider, Query } from "./providers/provider.js";
 import type { IntensityStore } from "./store/store.js";
@@ -175,6 +175,13 @@ export class Intensity {
     throw new AppError(first.code as Code, `no provider could answer: ${attempts.map((a) => `${a.provider}: ${a.message}`).join("; ")}`);
   }
 
+  /** Stored points that pass the check every upstream value passes (a store written before it may hold others). */
+  private sound(provider: string, zone: string, points: Point[]): Point[] {
+    const ok = points.filter((p) => pointProblem(p, zone) === undefined);
+    if (ok.length < points.length) this.deps.log.warn({ provider, zone, setAside: points.length - ok.length, problem: pointProblem(points.find((p) => pointProblem(p, zone) !== undefined)!, zone) }, "stored points failed validation; set aside, not served");
+    return ok;
+  }
+
   private guarded<T>(provider: Provider, call: () => Promise<T>): Promise<T> {
     const guard = this.deps.guards.get(provider.name);
     return guard ? guard.run(call) : call();
@@ -233,7 +240,7 @@ export class Intensity {
         attempts.push(skip);
         continue;
       }
-      const stored = await this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs);
+      const stored = this.sound(provider.name, zone, await this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs));
       let fetched: Point[] = [];
       try {
         fetched = await this.guarded(provider, () => provider.range(this.query(zone, req), fromMs, toMs));

@@ -21,6 +21,7 @@ const DAY_MS = 24 * HOUR_MS;
 
 interface Service {
   client: CarbonIntensityClient;
+  store: import("../../../server/intensity/store/store.js").IntensityStore;
   logs: Array<Record<string, unknown>>;
   em: FakeElectricityMaps;
 }
@@ -43,7 +44,7 @@ async function setup(t: ExecutionContext, env: Record<string, string> = {}, opti
     await em.close();
     data.cleanup();
   });
-  return { client, logs, em };
+  return { client, logs, em, store: server.store };
 }
 
 const req = (zone: string, provider = ""): IntensityRequest => ({ location: { zone }, emissionFactor: 0, provider });
@@ -221,6 +222,9 @@ async function slowUpstream(t: ExecutionContext, handle: (res: import("node:http
   };
 }
 
+/** Connects the channel and loads the offline dataset, so that a test's deadline is spent on the upstream only. */
+const warm = (s: Service) => current(s, req("FR", "offline"));
+
 /** GetCurrentIntensity with a deadline `ms` from now; the call object too (to cancel it). */
 function currentWithin(s: Service, r: IntensityRequest, ms: number): { promise: Promise<IntensityPoint>; cancel: () => void } {
   let cancel = () => {};
@@ -234,6 +238,7 @@ function currentWithin(s: Service, r: IntensityRequest, ms: number): { promise: 
 test("a hung upstream never holds a call past its deadline: cut before it, the chain answers from offline", async (t) => {
   const up = await slowUpstream(t, () => {}); // never answers
   const s = await setup(t, { CARBONMON_ELECTRICITYMAPS_URL: up.url });
+  await warm(s);
   const p = await currentWithin(s, req("DE"), 3000).promise;
   t.is(p.provider, "offline");
   t.is(p.attempts[0]?.provider, "electricitymaps");
@@ -262,6 +267,7 @@ test("429 with a huge Retry-After: no wait past the deadline, the chain goes on 
     res.end('{"error":"slow down"}');
   });
   const s = await setup(t, { CARBONMON_ELECTRICITYMAPS_URL: up.url });
+  await warm(s);
   const p = await currentWithin(s, req("DE"), 5000).promise;
   t.is(p.provider, "offline");
   t.deepEqual(p.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "RESOURCE_EXHAUSTED"], ["offline", "OK"]]);
@@ -330,10 +336,27 @@ test("an answer a caller's deadline cut short is not cached for the next callers
     res.end(latest("DE", "321", hour));
   });
   const s = await setup(t, { CARBONMON_ELECTRICITYMAPS_URL: up.url });
+  await warm(s);
   const hurried = await currentWithin(s, req("DE"), 2000).promise;
   t.is(hurried.provider, "offline");
   const patient = await current(s, req("DE"));
   t.is(patient.provider, "electricitymaps");
   t.is(patient.gPerKwh, 321);
   t.false(patient.cached);
+});
+
+test("points read back from the store pass the same check: a negative one stored before is set aside, logged, not served", async (t) => {
+  const s = await setup(t);
+  const lastHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
+  const at = lastHour - 48 * HOUR_MS;
+  const base = { zone: "DE", isEstimated: false, provider: "electricitymaps", signal: "average", emissionFactor: "lifecycle", source: "live", fetchedAtMs: Date.now() } as const;
+  await s.store.save([
+    { ...base, gPerKwh: -500, validFromMs: at, validToMs: at + HOUR_MS },
+    { ...base, gPerKwh: 250, validFromMs: at + HOUR_MS, validToMs: at + 2 * HOUR_MS },
+  ]);
+  s.em.setFault("/carbon-intensity/past-range", { status: 500, body: { error: "down" } });
+  const h = await history(s, { ...req("DE", "electricitymaps"), start: new Date(at), end: new Date(at + 2 * HOUR_MS), gapPolicy: 1 });
+  t.deepEqual(h.points.map((p) => p.gPerKwh), [250]);
+  t.is(h.gaps.length, 1);
+  t.true(s.logs.some((l) => l.msg === "stored points failed validation; set aside, not served" && l.setAside === 1));
 });
