@@ -18,13 +18,37 @@ function check(provider: string, q: Query, points: readonly Point[], log: Logger
   }
 }
 
-/** The provider with every answer of current, range and forecast checked. */
+/**
+ * The provider with every answer of current, range and forecast checked. A proxy whose other members are
+ * the provider's own, bound to it, so that state the provider keeps (WattTime's token) stays in one place.
+ */
 export function validated(p: Provider, log: Logger): Provider {
-  const wrapped: Provider = Object.create(p) as Provider;
-  Object.defineProperties(wrapped, {
-    current: { value: async (q: Query) => { const point = await p.current(q); check(p.name, q, [point], log, "current"); return point; } },
-    range: { value: async (q: Query, fromMs: number, toMs: number) => { const points = await p.range(q, fromMs, toMs); check(p.name, q, points, log, "range"); return points; } },
-    ...(p.forecast ? { forecast: { value: async (q: Query, horizonMs: number) => { const points = await p.forecast!(q, horizonMs); check(p.name, q, points, log, "forecast"); return points; } } } : {}),
+  const checked: Partial<Provider> = {
+    current: async (q) => {
+      const point = await p.current(q);
+      check(p.name, q, [point], log, "current");
+      return point;
+    },
+    range: async (q, fromMs, toMs) => {
+      const points = await p.range(q, fromMs, toMs);
+      check(p.name, q, points, log, "range");
+      return points;
+    },
+    ...(p.forecast
+      ? {
+          forecast: async (q: Query, horizonMs: number) => {
+            const points = await p.forecast!(q, horizonMs);
+            check(p.name, q, points, log, "forecast");
+            return points;
+          },
+        }
+      : {}),
+  };
+  return new Proxy(p, {
+    get(target, prop) {
+      if (Object.hasOwn(checked, prop)) return checked[prop as keyof Provider];
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
   });
-  return wrapped;
 }

@@ -360,3 +360,13 @@ test("points read back from the store pass the same check: a negative one stored
   t.is(h.gaps.length, 1);
   t.true(s.logs.some((l) => l.msg === "stored points failed validation; set aside, not served" && l.setAside === 1));
 });
+
+test("the checked provider is the provider itself: WattTime's token from resolving a location serves its data calls (one login)", async (t) => {
+  const wt = await startFakeWattTime();
+  t.teardown(() => wt.close());
+  const s = await setup(t, { CARBONMON_PROVIDERS: "watttime,offline", WATTTIME_USERNAME: FAKE_WT_USERNAME, WATTTIME_PASSWORD: FAKE_WT_PASSWORD, CARBONMON_WATTTIME_URL: wt.url });
+  const p = await current(s, { location: { coordinates: { lat: 37.77, lon: -122.42 } }, emissionFactor: 0, provider: "" });
+  t.is(p.provider, "watttime");
+  t.is(p.zone, "CAISO_NORTH");
+  t.is(wt.loginCount(), 1);
+});
