@@ -235,18 +235,30 @@ function currentWithin(s: Service, r: IntensityRequest, ms: number): { promise: 
   return { promise, cancel };
 }
 
-test.serial("a hung upstream never holds a call past its deadline: cut before it, the chain answers from offline", async (t) => {
-  const up = await slowUpstream(t, () => {}); // never answers
-  const s = await setup(t, { CARBONMON_ELECTRICITYMAPS_URL: up.url });
-  await warm(s);
-  const p = await currentWithin(s, req("DE"), 6000).promise;
-  t.is(p.provider, "offline");
-  t.is(p.attempts[0]?.provider, "electricitymaps");
-  t.is(p.attempts[0]?.code, "DEADLINE_EXCEEDED");
-  t.regex(p.attempts[0]!.message, /electricitymaps \/v3\/carbon-intensity\/latest request stopped at the caller's deadline/);
-  await up.closed(1);
-  t.is(up.state.requests, 1);
-});
+for (const [name, handle] of [
+  ["hung before its headers", () => {}],
+  [
+    "dripping its body a byte at a time",
+    (res: import("node:http").ServerResponse) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      const drip = setInterval(() => (res.destroyed ? clearInterval(drip) : res.write(" ")), 50);
+      res.on("close", () => clearInterval(drip));
+    },
+  ],
+] as const) {
+  test.serial(`an upstream ${name} never holds a call past its deadline: cut before it, the chain answers from offline`, async (t) => {
+    const up = await slowUpstream(t, handle);
+    const s = await setup(t, { CARBONMON_ELECTRICITYMAPS_URL: up.url });
+    await warm(s);
+    const p = await currentWithin(s, req("DE"), 6000).promise;
+    t.is(p.provider, "offline");
+    t.is(p.attempts[0]?.provider, "electricitymaps");
+    t.is(p.attempts[0]?.code, "DEADLINE_EXCEEDED");
+    t.regex(p.attempts[0]!.message, /electricitymaps \/v3\/carbon-intensity\/latest request stopped at the caller's deadline/);
+    await up.closed(1);
+    t.is(up.state.requests, 1);
+  });
+}
 
 test("a caller that cancels cancels its upstream request", async (t) => {
   const up = await slowUpstream(t, () => {});
