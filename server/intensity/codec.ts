@@ -1,6 +1,7 @@
 /** Domain values to generated protobuf messages (and back) for the intensity service. */
 import {
   EmissionFactorType,
+  GapPolicy,
   IntensitySource,
   SignalType,
   type IntensityPoint,
@@ -21,8 +22,18 @@ const SOURCE: Record<Source, IntensitySource> = {
   configured: IntensitySource.INTENSITY_SOURCE_CONFIGURED,
 };
 
+/** UNSPECIFIED is lifecycle; a number the contract does not define is INVALID_ARGUMENT, never a silent default. */
 export function emissionFactorOf(type: EmissionFactorType): EmissionFactor {
-  return type === EmissionFactorType.EMISSION_FACTOR_TYPE_DIRECT ? "direct" : "lifecycle";
+  if (type === EmissionFactorType.EMISSION_FACTOR_TYPE_DIRECT) return "direct";
+  if (type === EmissionFactorType.EMISSION_FACTOR_TYPE_LIFECYCLE || type === EmissionFactorType.EMISSION_FACTOR_TYPE_UNSPECIFIED) return "lifecycle";
+  throw new AppError(Code.InvalidArgument, `emission_factor ${String(type)} is not an EmissionFactorType`, { hint: "0 (unspecified: lifecycle), 1 (lifecycle) or 2 (direct)" });
+}
+
+/** UNSPECIFIED is fill; an undefined number is INVALID_ARGUMENT. */
+export function gapPolicyOf(p: GapPolicy): "error" | "fill" {
+  if (p === GapPolicy.GAP_POLICY_ERROR) return "error";
+  if (p === GapPolicy.GAP_POLICY_FILL || p === GapPolicy.GAP_POLICY_UNSPECIFIED) return "fill";
+  throw new AppError(Code.InvalidArgument, `gap_policy ${String(p)} is not a GapPolicy`, { hint: "0 (unspecified: fill), 1 (error) or 2 (fill)" });
 }
 
 export function emissionFactorToProto(f: EmissionFactor): EmissionFactorType {

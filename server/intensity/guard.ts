@@ -10,6 +10,7 @@
 import type { Clock } from "../shared/clock.js";
 import { AppError, Code } from "../shared/errors.js";
 import type { Budget } from "./store/store.js";
+import { withUpstream } from "../shared/net/upstream-context.js";
 
 export type { Budget };
 
@@ -65,19 +66,24 @@ export class ProviderGuard {
     return this.consecutiveFailures > 0 ? "degraded" : "healthy";
   }
 
-  /** Runs one upstream call under the budget and the breaker. */
+  /**
+   * Runs one provider call under the budget and the breaker. The budget counts upstream requests, not
+   * calls: the first token is taken here, and every further HTTP request the call makes (a range in
+   * chunks, a retry, a login) takes one more through the upstream context, or is refused when none is left.
+   */
   async run<T>(call: () => Promise<T>): Promise<T> {
     const now = this.clock.nowMs();
     if (this.openUntilMs > now) {
       throw new AppError(Code.Unavailable, `${this.name} is not asked for ${Math.ceil((this.openUntilMs - now) / 1000)} s after ${this.consecutiveFailures} failures in a row (${this.lastError ?? "unknown"})`);
     }
-    if (!(await this.take())) {
-      throw new AppError(Code.ResourceExhausted, `${this.name}'s request budget (${this.budget!.capacity} per ${this.budget!.windowMs / 1000} s) is spent`, {
-        hint: "answers come from the cache and the store meanwhile; try again shortly",
-      });
-    }
+    if (!(await this.take())) throw this.spent();
+    let prepaid = true;
+    const beforeRequest = async (): Promise<void> => {
+      if (prepaid) prepaid = false;
+      else if (!(await this.take())) throw this.spent();
+    };
     try {
-      const value = await call();
+      const value = await withUpstream({ beforeRequest }, call);
       this.consecutiveFailures = 0;
       this.lastSuccessMs = this.clock.nowMs();
       return value;
@@ -86,6 +92,12 @@ export class ProviderGuard {
       if (UNHEALTHY.has(e.code)) this.failed(e.message);
       throw err;
     }
+  }
+
+  private spent(): AppError {
+    return new AppError(Code.ResourceExhausted, `${this.name}'s request budget (${this.budget!.capacity} per ${this.budget!.windowMs / 1000} s) is spent`, {
+      hint: "answers come from the cache and the store meanwhile; try again shortly",
+    });
   }
 
   /** Takes one token; false when none is left. */

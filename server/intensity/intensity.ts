@@ -9,8 +9,8 @@ import type { Logger } from "../shared/log.js";
 import type { TtlCache } from "./cache.js";
 import type { ProviderGuard } from "./guard.js";
 import type { Attempt, LocationQuery } from "./codec.js";
-import { computeEmissions, type EmissionsResult } from "./core/emissions.js";
-import { isProvisional, type EmissionFactor, type Point, type Signal } from "./core/point.js";
+import { computeEmissions, segmentsSpan, validateSegments, type EmissionsResult } from "./core/emissions.js";
+import { isProvisional, pointProblem, type EmissionFactor, type Point, type Signal } from "./core/point.js";
 import { clip, fillGaps, gaps, normalize } from "./core/series.js";
 import type { Coordinates, Provider, Query } from "./providers/provider.js";
 import type { IntensityStore } from "./store/store.js";
@@ -34,6 +34,13 @@ export interface Outlook {
 
 /** Failures that say a provider will not give this zone a forecast (not that it is down for a while). */
 const REFUSALS = new Set<string>([Code.FailedPrecondition, Code.NotFound, Code.PermissionDenied, Code.Unauthenticated, Code.InvalidArgument]);
+
+/**
+ * An answer shaped by one caller's deadline or cancellation (a provider cut short for it) is that caller's
+ * only: kept, a tight deadline would make the next callers get the fallback's value until it expires.
+ */
+const CALLER_CUT = new Set<string>([Code.DeadlineExceeded, Code.Cancelled]);
+const cutShort = (attempts: readonly Attempt[]): boolean => attempts.some((a) => CALLER_CUT.has(a.code));
 
 function noOutlook(zone: string, why: string): AppError {
   return new AppError(Code.FailedPrecondition, `no configured provider has a forecast for zone ${zone} (${why})`, {
@@ -184,6 +191,13 @@ export class Intensity {
     throw new AppError(first.code as Code, `no provider could answer: ${attempts.map((a) => `${a.provider}: ${a.message}`).join("; ")}`);
   }
 
+  /** Stored points that pass the check every upstream value passes (a store written before it may hold others). */
+  private sound(provider: string, zone: string, points: Point[]): Point[] {
+    const ok = points.filter((p) => pointProblem(p, zone) === undefined);
+    if (ok.length < points.length) this.deps.log.warn({ provider, zone, setAside: points.length - ok.length, problem: pointProblem(points.find((p) => pointProblem(p, zone) !== undefined)!, zone) }, "stored points failed validation; set aside, not served");
+    return ok;
+  }
+
   private guarded<T>(provider: Provider, call: () => Promise<T>): Promise<T> {
     const guard = this.deps.guards.get(provider.name);
     const observe = this.deps.onProviderCall;
@@ -222,7 +236,7 @@ export class Intensity {
       // Plain data only: replicas share cached answers as JSON.
       return { value: r.value, attempts: r.attempts };
     };
-    const ttl = (r: { value: Point }) => Math.max(30_000, Math.min(5 * MINUTE_MS, r.value.validToMs - this.deps.clock.nowMs()));
+    const ttl = (r: { value: Point; attempts: Attempt[] }) => cutShort(r.attempts) ? 0 : Math.max(30_000, Math.min(5 * MINUTE_MS, r.value.validToMs - this.deps.clock.nowMs()));
     const { value, cached } = await this.deps.cache.get(this.key("current", zone, req), load, ttl);
     this.noteLatest(value.value);
     return { point: value.value, attempts: value.attempts, cached };
@@ -237,7 +251,7 @@ export class Intensity {
     // that a provider failed is kept a minute only: cached, and shared by replicas, they would otherwise
     // answer "no intensity" for an hour after a cold start under a spent budget.
     const ttl = (r: { points: Point[]; gaps: unknown[]; attempts: Attempt[] }) => {
-      if (r.gaps.length > 0) return 0;
+      if (r.gaps.length > 0 || cutShort(r.attempts)) return 0;
       if (r.attempts.some((a) => a.code !== "OK" && a.code !== Code.FailedPrecondition) || r.points.some((p) => isProvisional(p, this.deps.clock.nowMs()))) return MINUTE_MS;
       return 60 * MINUTE_MS;
     };
@@ -256,7 +270,7 @@ export class Intensity {
         attempts.push(skip);
         continue;
       }
-      const stored = await this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs);
+      const stored = this.sound(provider.name, zone, await this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs));
       let fetched: Point[] = [];
       try {
         fetched = await this.guarded(provider, () => provider.range(this.query(zone, req), fromMs, toMs));
@@ -286,7 +300,7 @@ export class Intensity {
       const r = await this.firstAnswer(chain, (p) => p.forecast!(this.query(zone, req), horizonMs), (v) => v.length > 0);
       return { value: r.value, attempts: r.attempts };
     };
-    const { value } = await this.deps.cache.get(this.key("forecast", zone, req, String(horizonMs)), load, () => 10 * MINUTE_MS);
+    const { value } = await this.deps.cache.get(this.key("forecast", zone, req, String(horizonMs)), load, (r) => (cutShort(r.attempts) ? 0 : 10 * MINUTE_MS));
     return { zone, points: value.value, attempts: value.attempts };
   }
 
@@ -321,14 +335,15 @@ export class Intensity {
         throw REFUSALS.has(e.code) ? noOutlook(zone, e.message) : e;
       }
     };
-    const { value } = await this.deps.cache.get(this.key("outlook", zone, req, String(horizonMs)), load, () => 10 * MINUTE_MS);
+    const { value } = await this.deps.cache.get(this.key("outlook", zone, req, String(horizonMs)), load, (r) => (cutShort(r.attempts) ? 0 : 10 * MINUTE_MS));
     return value;
   }
 
   async emissions(req: IntensityRequest, segments: Array<{ startMs: number; endMs: number; energyJ: number; device: string }>, gapPolicy: "error" | "fill"): Promise<EmissionsResult & { attempts: Attempt[] }> {
     if (segments.length === 0) throw new AppError(Code.InvalidArgument, "no energy segments", { hint: "send at least one segment" });
-    const fromMs = Math.min(...segments.map((s) => s.startMs));
-    const toMs = Math.max(...segments.map((s) => s.endMs + (s.endMs === s.startMs ? 1 : 0)));
+    // Every check before any fetch: a bad segment or a span over the limit costs no upstream request.
+    validateSegments(segments);
+    const { startMs: fromMs, endMs: toMs } = segmentsSpan(segments);
     const history = await this.history(req, Math.floor(fromMs / 3_600_000) * 3_600_000, toMs, gapPolicy);
     return { ...computeEmissions(segments, history.points, { gapPolicy, filled: history.filled }), attempts: history.attempts };
   }

@@ -10,6 +10,7 @@ import { Intensity } from "./intensity.js";
 import { ipLocator } from "../shared/net/ip-location.js";
 import { ProviderGuard, type Budget } from "./guard.js";
 import { BUDGETS, buildProviders } from "./providers/registry.js";
+import { validated } from "./providers/validated.js";
 import { intensityRegistration } from "./service.js";
 import { SharedFlight, type SharedFlightOptions } from "./shared-flight.js";
 import { openStore } from "./store/open.js";
@@ -53,7 +54,8 @@ export interface IntensityOptions {
 export async function startIntensity(config: IntensityConfig, log: Logger, options: IntensityOptions = {}): Promise<IntensityServer> {
   const clock = options.clock ?? systemClock;
   const security = createServerSecurity(config.security, config.listen, log);
-  const providers = buildProviders(config, clock);
+  // Every value from upstream is checked once, here, before anything stores, caches or serves it.
+  const providers = buildProviders(config, clock).map((p) => validated(p, log));
   for (const p of providers) log.info({ provider: p.name, unconfigured: p.unconfiguredReason }, "provider");
   const store = await openStore(config, log);
   // Single flight and budgets go through the store, so replicas on one database act as one service.

@@ -1,8 +1,7 @@
 /** The CarbonIntensity gRPC service: thin handlers over the Intensity domain and the watch hub. */
-import type { UntypedServiceImplementation } from "@grpc/grpc-js";
+import type { ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   CarbonIntensityService,
-  GapPolicy,
   ProviderHealth,
   ResolutionMethod,
   SignalType,
@@ -21,13 +20,15 @@ import {
   type ResolvedLocation,
 } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { AppError, Code } from "../shared/errors.js";
-import { unary } from "../shared/grpc-status.js";
+import { unary as plainUnary } from "../shared/grpc-status.js";
+import { withCall } from "./call-context.js";
 import type { Logger } from "../shared/log.js";
 import { msFromDuration } from "../shared/proto-time.js";
 import type { ServiceRegistration } from "../shared/serve.js";
 import { bestWindow } from "./best-window.js";
-import { emissionFactorOf, locationOf, pointToProto, windowToProto, type Attempt } from "./codec.js";
+import { emissionFactorOf, gapPolicyOf, locationOf, pointToProto, windowToProto, type Attempt } from "./codec.js";
 import { isProvisional, type Point } from "./core/point.js";
+import { MAX_SEGMENTS } from "./core/emissions.js";
 import type { Intensity, IntensityRequest } from "./intensity.js";
 import type { Provider } from "./providers/provider.js";
 import type { IntensityWatch } from "./watch.js";
@@ -57,7 +58,7 @@ function range(start: Date | undefined, end: Date | undefined, nowMs: number): [
   return [fromMs, toMs];
 }
 
-const gapPolicy = (p: GapPolicy): "error" | "fill" => (p === GapPolicy.GAP_POLICY_ERROR ? "error" : "fill");
+const gapPolicy = gapPolicyOf;
 
 const METHOD = { zone: ResolutionMethod.RESOLUTION_METHOD_ZONE, coordinates: ResolutionMethod.RESOLUTION_METHOD_COORDINATES, ip_lookup: ResolutionMethod.RESOLUTION_METHOD_IP_LOOKUP };
 
@@ -85,6 +86,8 @@ async function providerInfo(intensity: Intensity, p: Provider, order: number): P
 }
 
 export function intensityRegistration(intensity: Intensity, watch: IntensityWatch, nowMs: () => number, log: Logger): ServiceRegistration {
+  // Every handler runs with its call's deadline and cancellation carried into its upstream requests.
+  const unary = <Req, Res>(fn: (req: Req) => Promise<Res>, log: Logger) => plainUnary<Req, Res>((req, call) => withCall(call as ServerUnaryCall<unknown, unknown>, () => fn(req)), log);
   const implementation: UntypedServiceImplementation = {
     getCurrentIntensity: unary(async (req: IntensityRequestMsg): Promise<IntensityPoint> => {
       const r = await intensity.current(request(req));
@@ -104,16 +107,19 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
     }, log),
     getForecast: unary(async (req: ForecastRequest): Promise<IntensitySeries> => {
       const horizonMs = req.horizon ? msFromDuration(req.horizon) : 24 * 3_600_000;
-      if (!(horizonMs > 0 && horizonMs <= MAX_FORECAST_MS)) throw new AppError(Code.InvalidArgument, "horizon must be between 0 and 72 h");
+      if (!(horizonMs > 0 && horizonMs <= MAX_FORECAST_MS)) throw new AppError(Code.InvalidArgument, `horizon must be more than 0 and at most 72 h, got ${horizonMs / 1000} s`, { hint: 'e.g. "86400s"; unset: 24 h' });
       const f = await intensity.forecast({ ...request({ ...req, allowEstimated: true }) }, horizonMs);
       return series(f.zone, f.points, f.attempts);
     }, log),
     computeEmissions: unary(async (req: ComputeEmissionsRequest): Promise<ComputeEmissionsResponse> => {
+      // Limits first: nothing is decoded further, fetched or computed for a request over them.
+      if (req.segments.length > MAX_SEGMENTS) throw new AppError(Code.InvalidArgument, `${req.segments.length} segments, at most ${MAX_SEGMENTS} per request`, { hint: "split the request" });
+      const gaps = gapPolicy(req.gapPolicy);
       const segments = req.segments.map((s, i) => {
         if (!s.start || !s.end) throw new AppError(Code.InvalidArgument, `segment ${i}: start and end are required`);
         return { startMs: s.start.getTime(), endMs: s.end.getTime(), energyJ: s.energyJ, device: s.device };
       });
-      const r = await intensity.emissions(request(req), segments, gapPolicy(req.gapPolicy));
+      const r = await intensity.emissions(request(req), segments, gaps);
       const now = nowMs();
       return {
         carbonG: r.carbonG,

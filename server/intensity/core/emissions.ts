@@ -10,6 +10,9 @@ import type { Point } from "./point.js";
 import { mergeRanges, normalizePieces, type Piece, type RangeMs } from "./series.js";
 
 export const MAX_SEGMENTS = 100_000;
+/** The longest time one request's segments may span (first start to last end): 31 days. */
+export const MAX_SPAN_DAYS = 31;
+export const MAX_SPAN_MS = MAX_SPAN_DAYS * 24 * 3_600_000;
 /** How many uncovered ranges an error message names before it says "and N more". */
 const MAX_LISTED_RANGES = 10;
 
@@ -57,6 +60,26 @@ export function validateSegments(segments: readonly EnergySegment[]): void {
     if (!Number.isFinite(s.energyJ) || s.energyJ < 0) throw invalidSegment(i, `energy_j must be finite and >= 0, got ${s.energyJ}`);
     if (typeof s.device !== "string" || s.device.length === 0) throw invalidSegment(i, "device must not be empty");
   }
+}
+
+/**
+ * [first start, last end) of valid segments (an instantaneous segment counts 1 ms), or INVALID_ARGUMENT
+ * when it spans more than MAX_SPAN_DAYS: checked before anything is fetched. A loop, not Math.min(...x):
+ * spreading 100,000 arguments overflows the stack.
+ */
+export function segmentsSpan(segments: readonly EnergySegment[]): RangeMs {
+  let startMs = Infinity;
+  let endMs = -Infinity;
+  for (const s of segments) {
+    if (s.startMs < startMs) startMs = s.startMs;
+    const e = s.endMs + (s.endMs === s.startMs ? 1 : 0);
+    if (e > endMs) endMs = e;
+  }
+  if (endMs - startMs > MAX_SPAN_MS) {
+    const days = ((endMs - startMs) / (24 * 3_600_000)).toFixed(1);
+    throw new AppError(Code.InvalidArgument, `the segments span ${days} days (${iso(startMs)} to ${iso(endMs)}), at most ${MAX_SPAN_DAYS} days per request`, { hint: "split the request into spans of at most 31 days" });
+  }
+  return { startMs, endMs };
 }
 
 /** Index of the first period ending after tMs (periods sorted and disjoint, so their ends ascend). */
