@@ -41,7 +41,15 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import v8 from "node:v8";
 import vm from "node:vm";
-import { credentials, loadPackageDefinition, Server, ServerCredentials, type Client, type ServiceError, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  credentials,
+  loadPackageDefinition,
+  Server,
+  ServerCredentials,
+  type Client,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
 import { EnergyMonitorClient, type Measurement, type BeginWindowResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
@@ -197,12 +205,26 @@ interface Floor {
 async function measureFloor(sample: Measurement, seconds: number): Promise<Floor> {
   const server = new Server();
   new HealthImplementation({ "": "SERVING" }).addToServer(server);
-  const begun: BeginWindowResponse = { key: sample.key, beginTime: sample.beginTime!, gpuIndices: Object.keys(sample.gpuEnergyJ).map(Number), nvmlGpuIndices: Object.keys(sample.gpuEnergyJ).map(Number), cpuIndices: Object.keys(sample.cpuEnergyJ).map(Number) };
+  const begun: BeginWindowResponse = {
+    key: sample.key,
+    beginTime: sample.beginTime!,
+    gpuIndices: Object.keys(sample.gpuEnergyJ).map(Number),
+    nvmlGpuIndices: Object.keys(sample.gpuEnergyJ).map(Number),
+    cpuIndices: Object.keys(sample.cpuEnergyJ).map(Number),
+  };
   // The agent's own service definition, so EndWindow's Measurement goes out as pre-encoded bytes, as the agent's does.
   const encoded = encodeMeasurement(sample);
-  server.addService(AGENT_SERVICE_DEFINITION, { beginWindow: unary(() => begun), endWindow: unary(() => encoded) } as UntypedServiceImplementation);
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-  const c: Clients = { agent: new EnergyMonitorClient(`127.0.0.1:${port}`, credentials.createInsecure()), health: healthClient(`127.0.0.1:${port}`) };
+  server.addService(AGENT_SERVICE_DEFINITION, {
+    beginWindow: unary(() => begun),
+    endWindow: unary(() => encoded),
+  } as UntypedServiceImplementation);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  const c: Clients = {
+    agent: new EnergyMonitorClient(`127.0.0.1:${port}`, credentials.createInsecure()),
+    health: healthClient(`127.0.0.1:${port}`),
+  };
   try {
     const l = await measureLatency(c, seconds, WARMUP_PER_KIND);
     return { empty: l.empty, begin: l.begin, end: l.end };
@@ -375,7 +397,13 @@ function cpuBetween(a: CpuMark, b: CpuMark): CpuUse {
     const pct = (((t.ticks - before) / CLK_TCK) * 1e6 * 100) / wallUs;
     if (pct > 0) threads[t.name] = (threads[t.name] ?? 0) + pct;
   }
-  return { seconds: wallUs / 1e6, pct: ((user + system) * 100) / wallUs, userPct: (user * 100) / wallUs, systemPct: (system * 100) / wallUs, threads };
+  return {
+    seconds: wallUs / 1e6,
+    pct: ((user + system) * 100) / wallUs,
+    userPct: (user * 100) / wallUs,
+    systemPct: (system * 100) / wallUs,
+    threads,
+  };
 }
 
 const threadLine = (c: CpuUse): string =>
@@ -522,7 +550,13 @@ async function untilIdle(sampler: Sampler): Promise<void> {
   for (let i = 0; i < 600 && sampler.active; i++) await sleep(50);
 }
 
-async function watchPhase(agent: TestAgent, nvml: NvmlSource, seconds: number, subs: Subscribers | undefined, count: number): Promise<WatchPhase> {
+async function watchPhase(
+  agent: TestAgent,
+  nvml: NvmlSource,
+  seconds: number,
+  subs: Subscribers | undefined,
+  count: number,
+): Promise<WatchPhase> {
   const sampler = agent.context.sampler;
   const start = await nextBatch(sampler, nvml);
   const c0 = subs ? await subs.mark() : undefined;
@@ -552,9 +586,15 @@ async function main(): Promise<number> {
   const cpus = os.cpus();
   const started = performance.now();
   console.log("carbonmon agent benchmark");
-  console.log(`machine: ${cpus.length} CPUs, ${cpus[0]?.model ?? "unknown model"}; node ${process.version}; ${os.platform()} ${os.release()}`);
-  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].filter((x) => x.startsWith("--max-semi-space-size"));
-  console.log(`V8: ${flags.join(" ") || "default young generation"}${SERVICE_NODE_FLAGS.every((x) => flags.includes(x)) ? " (as the agent is deployed)" : ` -- WARNING: the agent is deployed with ${SERVICE_NODE_FLAGS.join(" ")}; run this through npm run bench, or add it`}`);
+  console.log(
+    `machine: ${cpus.length} CPUs, ${cpus[0]?.model ?? "unknown model"}; node ${process.version}; ${os.platform()} ${os.release()}`,
+  );
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].filter((x) =>
+    x.startsWith("--max-semi-space-size"),
+  );
+  console.log(
+    `V8: ${flags.join(" ") || "default young generation"}${SERVICE_NODE_FLAGS.every((x) => flags.includes(x)) ? " (as the agent is deployed)" : ` -- WARNING: the agent is deployed with ${SERVICE_NODE_FLAGS.join(" ")}; run this through npm run bench, or add it`}`,
+  );
   console.log(
     `setup: agent in-process on 127.0.0.1:0; ${GPU_COUNT} fake H100s (~4 ms serialised energy reads) + RAPL (Intel two-socket fake tree), ` +
       `sampling period ${SAMPLING_PERIOD_MS} ms; ${seconds} s per measured phase`,
@@ -563,7 +603,12 @@ async function main(): Promise<number> {
   const cleanups: Array<{ name: string; run: () => void | Promise<void> }> = [];
   try {
     // ---- setup ----
-    const gpus: FakeGpu[] = Array.from({ length: GPU_COUNT }, (_, i) => ({ name: "NVIDIA H100 80GB HBM3", uuid: `GPU-bench-${i}`, powerLimitW: 700, profile: PROFILE }));
+    const gpus: FakeGpu[] = Array.from({ length: GPU_COUNT }, (_, i) => ({
+      name: "NVIDIA H100 80GB HBM3",
+      uuid: `GPU-bench-${i}`,
+      powerLimitW: 700,
+      profile: PROFILE,
+    }));
     const fake = fakeNvml({ gpus });
     cleanups.push({ name: "fake NVML", run: () => fake.cleanup() });
     const tree = intelTwoSocketTree();
@@ -593,7 +638,11 @@ async function main(): Promise<number> {
       return 1;
     }
     const devices = sampler.devices();
-    await sampler.waitForReadingsAfter(sampler.now(), devices.map((d) => d.id), 5000);
+    await sampler.waitForReadingsAfter(
+      sampler.now(),
+      devices.map((d) => d.id),
+      5000,
+    );
     await sleep(300);
     console.log(`agent: ${agent.running.address}; devices ${devices.map((d) => d.id).join(", ")}`);
 
@@ -633,18 +682,28 @@ async function main(): Promise<number> {
     const floor = await measureFloor(sample, Math.max(1, seconds / 2));
     agent.context.windows.cancel("bench-floor-holder");
     console.log("");
-    console.log(`1b. The floor: the same RPCs answered at once with fixed responses (a stub server, the agent's service definition and unary() wrapper, ${Math.max(1, seconds / 2)} s)`);
+    console.log(
+      `1b. The floor: the same RPCs answered at once with fixed responses (a stub server, the agent's service definition and unary() wrapper, ${Math.max(1, seconds / 2)} s)`,
+    );
     console.log(
       table(
         ["RPC", "floor p50 ms", "floor / empty", "agent p50 ms", "agent - floor (the agent's work), ms"],
         [
           ["empty (Health/Check)", f(floor.empty.p50), "1.00", f(lat.empty.p50), "-"],
-          ["BeginWindow", f(floor.begin.p50), f(floor.begin.p50 / floor.empty.p50, 2), f(lat.begin.p50), f(lat.begin.p50 - floor.begin.p50)],
+          [
+            "BeginWindow",
+            f(floor.begin.p50),
+            f(floor.begin.p50 / floor.empty.p50, 2),
+            f(lat.begin.p50),
+            f(lat.begin.p50 - floor.begin.p50),
+          ],
           ["EndWindow", f(floor.end.p50), f(floor.end.p50 / floor.empty.p50, 2), f(lat.end.p50), f(lat.end.p50 - floor.end.p50)],
         ],
       ),
     );
-    console.log(`(EndWindow's response is a Measurement of ${encodeMeasurement(sample).length} bytes: ${devices.length} devices with uncertainties and approximations)`);
+    console.log(
+      `(EndWindow's response is a Measurement of ${encodeMeasurement(sample).length} bytes: ${devices.length} devices with uncertainties and approximations)`,
+    );
 
     // ---- 1c. from another process ----
     const remote = await remoteLatency(agent.running.address, seconds);
@@ -652,7 +711,9 @@ async function main(): Promise<number> {
     console.log("");
     console.log(`1c. Section 1 from a client in another process (${seconds} s; for information, the targets use section 1)`);
     console.log(latencyTable({ ...remote, seconds, blocks: 0 }));
-    console.log(`ratios at p50: pair / (2 × empty) ${f(rRemote.pairVs2Empty, 2)}; BeginWindow / empty ${f(rRemote.beginVsEmpty, 2)}; EndWindow / empty ${f(rRemote.endVsEmpty, 2)}`);
+    console.log(
+      `ratios at p50: pair / (2 × empty) ${f(rRemote.pairVs2Empty, 2)}; BeginWindow / empty ${f(rRemote.beginVsEmpty, 2)}; EndWindow / empty ${f(rRemote.endVsEmpty, 2)}`,
+    );
 
     // ---- 2. 10,000 open windows ----
     console.log("");
@@ -664,7 +725,11 @@ async function main(): Promise<number> {
     await pool(OPEN_WINDOWS, IN_FLIGHT, (i) => timed(clients.agent, clients.agent.beginWindow, beginRequest(`bench-open-${i}`)));
     const openS = (performance.now() - openT0) / 1000;
     // Let the begin edges resolve (one reading after the last begin on every device), then settle.
-    await sampler.waitForReadingsAfter(sampler.now(), devices.map((d) => d.id), 5000);
+    await sampler.waitForReadingsAfter(
+      sampler.now(),
+      devices.map((d) => d.id),
+      5000,
+    );
     await sleep(2 * SAMPLING_PERIOD_MS + 100);
     loop.disable();
     const openLoopMaxMs = loop.max / 1e6;
@@ -688,13 +753,20 @@ async function main(): Promise<number> {
         ],
       ),
     );
-    console.log(`opening: ${f(openS, 2)} s (${f(OPEN_WINDOWS / openS, 0)} BeginWindow/s with ${IN_FLIGHT} in flight); event-loop delay max meanwhile ${f(openLoopMaxMs, 1)} ms`);
+    console.log(
+      `opening: ${f(openS, 2)} s (${f(OPEN_WINDOWS / openS, 0)} BeginWindow/s with ${IN_FLIGHT} in flight); event-loop delay max meanwhile ${f(openLoopMaxMs, 1)} ms`,
+    );
     const lat10k = await measureLatency(clients, seconds, 0);
     const r2 = ratios(lat10k);
     console.log("");
     console.log(`Latency with ${openCount} windows open (${seconds} s, alternating blocks as in 1):`);
     console.log(latencyTable(lat10k));
-    const degr = { empty: lat10k.empty.p50 / lat.empty.p50, begin: lat10k.begin.p50 / lat.begin.p50, end: lat10k.end.p50 / lat.end.p50, pair: lat10k.pair.p50 / lat.pair.p50 };
+    const degr = {
+      empty: lat10k.empty.p50 / lat.empty.p50,
+      begin: lat10k.begin.p50 / lat.begin.p50,
+      end: lat10k.end.p50 / lat.end.p50,
+      pair: lat10k.pair.p50 / lat.pair.p50,
+    };
     console.log(
       `p50 vs section 1: empty ×${f(degr.empty, 2)}, BeginWindow ×${f(degr.begin, 2)}, EndWindow ×${f(degr.end, 2)}, pair ×${f(degr.pair, 2)}; ` +
         `pair / (2 × empty) ${f(r2.pairVs2Empty, 2)}`,
@@ -707,7 +779,9 @@ async function main(): Promise<number> {
 
     // ---- 3. WatchPower ----
     console.log("");
-    console.log(`3. WatchPower at ${WATCH_PERIOD_MS} ms: 1 vs ${SUBSCRIBERS} subscribers, 0 for information (child processes, ${SUBSCRIBER_CONNECTIONS} connections), ${seconds} s each`);
+    console.log(
+      `3. WatchPower at ${WATCH_PERIOD_MS} ms: 1 vs ${SUBSCRIBERS} subscribers, 0 for information (child processes, ${SUBSCRIBER_CONNECTIONS} connections), ${seconds} s each`,
+    );
     // A full GC first, so that garbage left by section 2 is not collected (by V8's helper threads) on this phase's time.
     await memory(gc);
     await sleep(500);
@@ -728,7 +802,20 @@ async function main(): Promise<number> {
     const readsRatio = watchN.energyReadsPerS / watch1.energyReadsPerS;
     console.log(
       table(
-        ["subscribers", "elapsed s", "agent CPU % core", "user %", "sys %", "samples/s", "expected/s", "skipped/s", "NVML reads/s", "ratio vs 1", "RSS MiB", "subscriber proc CPU %"],
+        [
+          "subscribers",
+          "elapsed s",
+          "agent CPU % core",
+          "user %",
+          "sys %",
+          "samples/s",
+          "expected/s",
+          "skipped/s",
+          "NVML reads/s",
+          "ratio vs 1",
+          "RSS MiB",
+          "subscriber proc CPU %",
+        ],
         [watch0, watch1, watchN].map((w) => [
           String(w.subscribers),
           f(w.seconds, 2),
@@ -749,7 +836,9 @@ async function main(): Promise<number> {
     console.log(`agent threads, 0 subscribers: ${threadLine(watch0.cpu)}`);
     console.log(`agent threads, 1 subscriber: ${threadLine(watch1.cpu)}`);
     console.log(`agent threads, ${SUBSCRIBERS} subscribers: ${threadLine(watchN.cpu)}`);
-    console.log("  (/proc ticks, 10 ms resolution. Other threads: V8 platform workers (concurrent compilation, GC helpers), libuv, tsx loader.)");
+    console.log(
+      "  (/proc ticks, 10 ms resolution. Other threads: V8 platform workers (concurrent compilation, GC helpers), libuv, tsx loader.)",
+    );
     if (watchN.errors > 0) console.log(`subscriber errors: ${watchN.errors}${subs.lastError ? ` (last: ${subs.lastError})` : ""}`);
     console.log(`agent streams after the subscribers left: ${agent.context.power.streams}`);
 
@@ -810,7 +899,12 @@ async function main(): Promise<number> {
       samplingPeriodMs: SAMPLING_PERIOD_MS,
       latency: { ...lat, ratios: r1 },
       remoteClient: { ...remote, ratios: rRemote },
-      floor: { ...floor, beginVsEmpty: floor.begin.p50 / floor.empty.p50, endVsEmpty: floor.end.p50 / floor.empty.p50, measurementBytes: encodeMeasurement(sample).length },
+      floor: {
+        ...floor,
+        beginVsEmpty: floor.begin.p50 / floor.empty.p50,
+        endVsEmpty: floor.end.p50 / floor.empty.p50,
+        measurementBytes: encodeMeasurement(sample).length,
+      },
       openWindows: {
         count: OPEN_WINDOWS,
         gc: gcHow,
@@ -832,7 +926,13 @@ async function main(): Promise<number> {
         /** The same over 0 subscribers (the idle sampling rate): for information. */
         energyReadsRatioVsNone: watchN.energyReadsPerS / watch0.energyReadsPerS,
       },
-      idle: { ...idle, rss: idleRss, energyReadsPerS: idleReadsPerS, idleSamplingPeriodMs: agent.context.config.idleSamplingPeriodMs, samplerActive: idleActive },
+      idle: {
+        ...idle,
+        rss: idleRss,
+        energyReadsPerS: idleReadsPerS,
+        idleSamplingPeriodMs: agent.context.config.idleSamplingPeriodMs,
+        samplerActive: idleActive,
+      },
       targets: { ratioMax: TARGET_RATIO, p99MaxMs: TARGET_P99_MS, idleCpuPctMax: TARGET_IDLE_CPU_PCT, ...t },
     };
     console.log("");

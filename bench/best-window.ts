@@ -64,13 +64,28 @@ async function main(): Promise<number> {
   const seconds = parseSeconds();
   const started = performance.now();
   const wt = await startFakeWattTime({ regions: REGIONS, planRegions: REGIONS, value });
-  const service = await startTestIntensity({ CARBONMON_PROVIDERS: "watttime", WATTTIME_USERNAME: FAKE_WT_USERNAME, WATTTIME_PASSWORD: FAKE_WT_PASSWORD, CARBONMON_WATTTIME_URL: wt.url });
+  const service = await startTestIntensity({
+    CARBONMON_PROVIDERS: "watttime",
+    WATTTIME_USERNAME: FAKE_WT_USERNAME,
+    WATTTIME_PASSWORD: FAKE_WT_PASSWORD,
+    CARBONMON_WATTTIME_URL: wt.url,
+  });
   const health = healthClient(service.running.address);
   try {
-    const request: BestWindowRequest = { locations: REGIONS.map((zone) => ({ zone })), duration: durationFromMs(DURATION), emissionFactor: 0, maxCandidates: CANDIDATES, provider: "" };
-    const best = (): Promise<BestWindowResponse> => call<BestWindowRequest, BestWindowResponse>(service.client, service.client.getBestWindow, request);
-    const empty = (): Promise<unknown> => new Promise((resolve, reject) => health.Check({ service: "" }, (err, res) => (err ? reject(err) : resolve(res))));
-    console.log(`GetBestWindow: ${REGIONS.length} WattTime regions × 72 h of 5-minute forecast points, a ${DURATION / HOUR} h job, ${CANDIDATES} candidates`);
+    const request: BestWindowRequest = {
+      locations: REGIONS.map((zone) => ({ zone })),
+      duration: durationFromMs(DURATION),
+      emissionFactor: 0,
+      maxCandidates: CANDIDATES,
+      provider: "",
+    };
+    const best = (): Promise<BestWindowResponse> =>
+      call<BestWindowRequest, BestWindowResponse>(service.client, service.client.getBestWindow, request);
+    const empty = (): Promise<unknown> =>
+      new Promise((resolve, reject) => health.Check({ service: "" }, (err, res) => (err ? reject(err) : resolve(res))));
+    console.log(
+      `GetBestWindow: ${REGIONS.length} WattTime regions × 72 h of 5-minute forecast points, a ${DURATION / HOUR} h job, ${CANDIDATES} candidates`,
+    );
 
     // ---- 1. cold ----
     const t0 = performance.now();
@@ -137,23 +152,59 @@ async function main(): Promise<number> {
         [
           ["GetBestWindow over gRPC (forecasts cached)", String(rpc.n), f(rpc.p50), f(rpc.p99), f(rpc.mean), f(rpc.max)],
           ["empty RPC (Health/Check), baseline", String(baseline.n), f(baseline.p50), f(baseline.p99), f(baseline.mean), f(baseline.max)],
-          ["pure rankWindows, same input (as the cached RPC)", String(pureRank.n), f(pureRank.p50), f(pureRank.p99), f(pureRank.mean), f(pureRank.max)],
-          ["GetBestWindow over gRPC, a new duration each call", String(rpcFresh.n), f(rpcFresh.p50), f(rpcFresh.p99), f(rpcFresh.mean), f(rpcFresh.max)],
-          ["pure rankWindows, a new duration each call", String(pureFresh.n), f(pureFresh.p50), f(pureFresh.p99), f(pureFresh.mean), f(pureFresh.max)],
-          ["pure prepareSeries (once per fetched forecast)", String(prepare.n), f(prepare.p50), f(prepare.p99), f(prepare.mean), f(prepare.max)],
+          [
+            "pure rankWindows, same input (as the cached RPC)",
+            String(pureRank.n),
+            f(pureRank.p50),
+            f(pureRank.p99),
+            f(pureRank.mean),
+            f(pureRank.max),
+          ],
+          [
+            "GetBestWindow over gRPC, a new duration each call",
+            String(rpcFresh.n),
+            f(rpcFresh.p50),
+            f(rpcFresh.p99),
+            f(rpcFresh.mean),
+            f(rpcFresh.max),
+          ],
+          [
+            "pure rankWindows, a new duration each call",
+            String(pureFresh.n),
+            f(pureFresh.p50),
+            f(pureFresh.p99),
+            f(pureFresh.mean),
+            f(pureFresh.max),
+          ],
+          [
+            "pure prepareSeries (once per fetched forecast)",
+            String(prepare.n),
+            f(prepare.p50),
+            f(prepare.p99),
+            f(prepare.mean),
+            f(prepare.max),
+          ],
         ],
       ),
     );
-    console.log(`${points} points; cold first call ${f(coldMs, 1)} ms (${forecastCalls} /v3/forecast calls); /v3/forecast calls while cached: ${callsAfter}`);
-    console.log(`ratios: GetBestWindow p50 ×${f(rpc.p50 / baseline.p50, 2)} the empty RPC's; pure search ${f((pureRank.p50 / rpc.p50) * 100, 0)} % of the RPC's p50`);
+    console.log(
+      `${points} points; cold first call ${f(coldMs, 1)} ms (${forecastCalls} /v3/forecast calls); /v3/forecast calls while cached: ${callsAfter}`,
+    );
+    console.log(
+      `ratios: GetBestWindow p50 ×${f(rpc.p50 / baseline.p50, 2)} the empty RPC's; pure search ${f((pureRank.p50 / rpc.p50) * 100, 0)} % of the RPC's p50`,
+    );
     console.log(`best: ${got[0]?.join(" ")}; RPC candidates equal the pure function's: ${same}`);
     const met = rpc.p50 < TARGET_P50_MS;
     console.log("");
-    console.log(`Target: GetBestWindow p50 < ${TARGET_P50_MS} ms (100 locations × 72 h of 5-minute forecasts, cached): ${f(rpc.p50)} ms -> ${verdict(met)}`);
+    console.log(
+      `Target: GetBestWindow p50 < ${TARGET_P50_MS} ms (100 locations × 72 h of 5-minute forecasts, cached): ${f(rpc.p50)} ms -> ${verdict(met)}`,
+    );
     console.log(`(check) RPC equals the pure function: ${verdict(same)}`);
     console.log(`total run time ${f((performance.now() - started) / 1000, 1)} s`);
     console.log("");
-    console.log(`RESULT ${JSON.stringify({ regions: REGIONS.length, points, durationH: DURATION / HOUR, coldMs, forecastCalls, rpc, baseline, pureRank, rpcFresh, pureFresh, prepare, same, callsAfter, targetMet: met })}`);
+    console.log(
+      `RESULT ${JSON.stringify({ regions: REGIONS.length, points, durationH: DURATION / HOUR, coldMs, forecastCalls, rpc, baseline, pureRank, rpcFresh, pureFresh, prepare, same, callsAfter, targetMet: met })}`,
+    );
     return same && callsAfter === 0 ? 0 : 1; // a missed latency target is reported, not a failure (shared machines)
   } finally {
     health.close();

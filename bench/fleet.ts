@@ -63,16 +63,28 @@ const LATER = new Set<number>([status.FAILED_PRECONDITION, status.RESOURCE_EXHAU
 const LATER_DELAY_MS = 250;
 const LATER_TRIES = 40;
 
-const call = <Req, Res>(client: CarbonIntensityClient, method: (r: Req, cb: (e: ServiceError | null, r: Res) => void) => unknown, req: Req) =>
-  new Promise<Res>((resolve, reject) => method.call(client, req, (e: ServiceError | null, r: Res) => (e ? reject(e) : resolve(r))));
+const call = <Req, Res>(
+  client: CarbonIntensityClient,
+  method: (r: Req, cb: (e: ServiceError | null, r: Res) => void) => unknown,
+  req: Req,
+) => new Promise<Res>((resolve, reject) => method.call(client, req, (e: ServiceError | null, r: Res) => (e ? reject(e) : resolve(r))));
 
 async function startReplica(env: Record<string, string>): Promise<Replica> {
   const data = tempDataDir();
-  const child = start(["intensity"], { ...env, CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, CARBONMON_LOG_LEVEL: "info", NODE_OPTIONS: SERVICE_NODE_FLAGS.join(" ") });
+  const child = start(["intensity"], {
+    ...env,
+    CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0",
+    CARBONMON_DATA_DIR: data.dir,
+    CARBONMON_LOG_LEVEL: "info",
+    NODE_OPTIONS: SERVICE_NODE_FLAGS.join(" "),
+  });
   child.on("exit", () => data.cleanup());
   const out = await until(child, (o) => /"msg":"listening"/.test(o.stderr), 60_000);
   const address = (JSON.parse(out.stderr.split("\n").find((l) => l.includes('"msg":"listening"'))!) as { address: string }).address;
-  const channels = Array.from({ length: CHANNELS_PER_REPLICA }, (_, i) => new CarbonIntensityClient(address, credentials.createInsecure(), { "grpc.channel_id": i } as object));
+  const channels = Array.from(
+    { length: CHANNELS_PER_REPLICA },
+    (_, i) => new CarbonIntensityClient(address, credentials.createInsecure(), { "grpc.channel_id": i } as object),
+  );
   return { address, child, channels, alive: true };
 }
 
@@ -84,7 +96,11 @@ function windowRequest(agent: number, nowMs: number): ComputeEmissionsRequest {
   const segments = [];
   for (let g = 0; g < GPUS_PER_AGENT; g++) {
     const cut = Math.min(endMs, Math.max(startMs, Math.floor(endMs / HOUR_MS) * HOUR_MS));
-    for (const [a, b] of [[startMs, cut], [cut, endMs]] as const) if (b > a) segments.push({ start: new Date(a), end: new Date(b), energyJ: ((b - a) / 1000) * 400, device: `gpu:${g}` });
+    for (const [a, b] of [
+      [startMs, cut],
+      [cut, endMs],
+    ] as const)
+      if (b > a) segments.push({ start: new Date(a), end: new Date(b), energyJ: ((b - a) / 1000) * 400, device: `gpu:${g}` });
   }
   return { location: { zone: ZONE }, emissionFactor: 0, allowEstimated: true, gapPolicy: 0, provider: "", segments };
 }
@@ -100,7 +116,11 @@ async function phase(name: string, replicas: Replica[], seconds: number, midway?
    * Asks the agent's replica, then the next live ones on UNAVAILABLE; an answer that says "later" is asked
    * again after a pause (not counted in the latencies). Records the latency of direct answers.
    */
-  const ask = async <Res>(agent: number, kind: "emissions" | "current", send: (c: CarbonIntensityClient) => Promise<Res>): Promise<void> => {
+  const ask = async <Res>(
+    agent: number,
+    kind: "emissions" | "current",
+    send: (c: CarbonIntensityClient) => Promise<Res>,
+  ): Promise<void> => {
     const t0 = performance.now();
     let unavailable = 0;
     for (let later = 0; later < LATER_TRIES; ) {
@@ -132,8 +152,11 @@ async function phase(name: string, replicas: Replica[], seconds: number, midway?
         midwayDone = true;
         midway!();
       }
-      await ask(agent, "emissions", (c) => call<ComputeEmissionsRequest, ComputeEmissionsResponse>(c, c.computeEmissions, windowRequest(agent, Date.now())));
-      for (let i = 0; i < READS_PER_WINDOW; i++) await ask(agent, "current", (c) => call<IntensityRequest, IntensityPoint>(c, c.getCurrentIntensity, currentRequest));
+      await ask(agent, "emissions", (c) =>
+        call<ComputeEmissionsRequest, ComputeEmissionsResponse>(c, c.computeEmissions, windowRequest(agent, Date.now())),
+      );
+      for (let i = 0; i < READS_PER_WINDOW; i++)
+        await ask(agent, "current", (c) => call<IntensityRequest, IntensityPoint>(c, c.getCurrentIntensity, currentRequest));
     }
   };
   await Promise.all(Array.from({ length: AGENTS }, (_, i) => agentLoop(i)));
@@ -172,16 +195,39 @@ async function main(): Promise<number> {
     const rows = results.map((r) => {
       const e = stats(r.emissions);
       const c = stats(r.current);
-      return [r.name, f((e.n + c.n) / r.seconds, 0), f(e.n / r.seconds, 0), f(e.p50, 1), f(e.p99, 1), f(c.n / r.seconds, 0), f(c.p50, 1), f(c.p99, 1), String(r.retried), String(r.deferred), String(r.lost)];
+      return [
+        r.name,
+        f((e.n + c.n) / r.seconds, 0),
+        f(e.n / r.seconds, 0),
+        f(e.p50, 1),
+        f(e.p99, 1),
+        f(c.n / r.seconds, 0),
+        f(c.p50, 1),
+        f(c.p99, 1),
+        String(r.retried),
+        String(r.deferred),
+        String(r.lost),
+      ];
     });
-    console.log(`Fleet: ${AGENTS} simulated agents (${GPUS_PER_AGENT} GPUs each; per window 1 ComputeEmissions + ${READS_PER_WINDOW} cached GetCurrentIntensity), ${seconds} s per phase, replicas on one PostgreSQL`);
-    console.log(table(["phase", "req/s", "ComputeEmissions/s", "p50 ms", "p99 ms", "GetCurrent/s", "p50 ms", "p99 ms", "retried", "asked later", "lost"], rows));
+    console.log(
+      `Fleet: ${AGENTS} simulated agents (${GPUS_PER_AGENT} GPUs each; per window 1 ComputeEmissions + ${READS_PER_WINDOW} cached GetCurrentIntensity), ${seconds} s per phase, replicas on one PostgreSQL`,
+    );
+    console.log(
+      table(
+        ["phase", "req/s", "ComputeEmissions/s", "p50 ms", "p99 ms", "GetCurrent/s", "p50 ms", "p99 ms", "retried", "asked later", "lost"],
+        rows,
+      ),
+    );
     const base = results[0]!;
     const three = results[1]!;
     const rate = (r: PhaseResult) => (r.emissions.length + r.current.length) / r.seconds;
-    console.log(`3 replicas / 1 replica: throughput ×${f(rate(three) / rate(base), 2)}, ComputeEmissions p99 ×${f(stats(three.emissions).p99 / stats(base.emissions).p99, 2)}`);
+    console.log(
+      `3 replicas / 1 replica: throughput ×${f(rate(three) / rate(base), 2)}, ComputeEmissions p99 ×${f(stats(three.emissions).p99 / stats(base.emissions).p99, 2)}`,
+    );
     const upstream = em.requests.length;
-    console.log(`upstream requests over the whole run: ${upstream} (history cache keys are per window range; the global budget of 100/min bounds them, the store answers the rest)`);
+    console.log(
+      `upstream requests over the whole run: ${upstream} (history cache keys are per window range; the global budget of 100/min bounds them, the store answers the rest)`,
+    );
     const lost = results.reduce((n, r) => n + r.lost, 0) + warm.lost;
     for (const r of [warm, ...results]) for (const e of r.errors) console.log(`  ${r.name}: ${e}`);
     console.log(lost === 0 ? "no request lost (every request answered, retries included)" : `LOST ${lost} requests`);

@@ -51,7 +51,13 @@ import {
 } from "../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { computeEmissions, type EmissionsResult, type EnergySegment } from "../server/intensity/core/emissions.js";
 import type { Point } from "../server/intensity/core/point.js";
-import { FAKE_EM_TOKEN, hourlySeries, recordedHistory, startFakeElectricityMaps, type FakeElectricityMaps } from "../test/helpers/fake-electricitymaps.js";
+import {
+  FAKE_EM_TOKEN,
+  hourlySeries,
+  recordedHistory,
+  startFakeElectricityMaps,
+  type FakeElectricityMaps,
+} from "../test/helpers/fake-electricitymaps.js";
 import { startTestIntensity, type TestIntensity } from "../test/helpers/grpc.js";
 import { f, parseSeconds, runBenchmark, stats, table, verdict, type Stats } from "./lib.js";
 import { stopChild } from "./lib.js";
@@ -135,7 +141,9 @@ interface ClientPair {
 /** One call of the kind; resolves with whether the answer came from the cache (always true for "empty"). */
 function callKind(c: ClientPair, kind: Kind, zone: string): Promise<boolean> {
   if (kind === "empty") return unaryCall(c.health, c.health.Check, { service: "" }).then(() => true);
-  return unaryCall<IntensityRequest, IntensityPoint>(c.intensity, c.intensity.getCurrentIntensity, currentRequest(zone)).then((p) => p.cached);
+  return unaryCall<IntensityRequest, IntensityPoint>(c.intensity, c.intensity.getCurrentIntensity, currentRequest(zone)).then(
+    (p) => p.cached,
+  );
 }
 
 // ---- the load generator (child process) ----
@@ -183,7 +191,12 @@ function rawCall(session: http2.ClientHttp2Session, path: string, frame: Buffer)
     stream.on("error", reject);
     stream.on("close", () => {
       if (status === "0") resolve(Buffer.concat(chunks).subarray(5));
-      else reject(new Error(`grpc-status ${status ?? "missing"}${message ? `: ${decodeURIComponent(message)}` : ""} (HTTP/2 close code ${stream.rstCode})`));
+      else
+        reject(
+          new Error(
+            `grpc-status ${status ?? "missing"}${message ? `: ${decodeURIComponent(message)}` : ""} (HTTP/2 close code ${stream.rstCode})`,
+          ),
+        );
     });
     stream.end(frame);
   });
@@ -246,7 +259,8 @@ async function loadChild(config: LoadConfig): Promise<void> {
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
     const [cmd, client, kind, ms] = line.split(" ");
-    if (cmd === "run" && (client === "grpc" || client === "http2") && (kind === "current" || kind === "empty")) out(await runBlock(client, kind, Number(ms)));
+    if (cmd === "run" && (client === "grpc" || client === "http2") && (kind === "current" || kind === "empty"))
+      out(await runBlock(client, kind, Number(ms)));
     else if (cmd === "stop") break;
   }
   for (const p of pairs) {
@@ -286,7 +300,10 @@ class LoadGenerator {
     const timeout = sleep(timeoutMs, undefined, { signal: abort.signal }).catch(() => undefined);
     const outcome = await Promise.race([p, this.exited.then(() => undefined), timeout.then(() => undefined)]);
     abort.abort();
-    if (outcome === undefined) throw new Error(`the load generator did not answer (${what})${this.stderr ? `: ${this.stderr.trim().split("\n").slice(-5).join(" | ")}` : ""}`);
+    if (outcome === undefined)
+      throw new Error(
+        `the load generator did not answer (${what})${this.stderr ? `: ${this.stderr.trim().split("\n").slice(-5).join(" | ")}` : ""}`,
+      );
     return outcome;
   }
 
@@ -346,7 +363,17 @@ type ThroughputByMode = Record<`${ClientKind}/${Kind}`, Throughput>;
 async function measureThroughput(gen: LoadGenerator, seconds: number): Promise<{ modes: ThroughputByMode; rounds: number }> {
   for (const m of MODES) await gen.run(m.client, m.kind, WARMUP_BLOCK_MS);
   const rounds = Math.max(2, Math.ceil((seconds * 1000) / BLOCK_MS));
-  const empty = () => ({ completed: 0, errors: 0, uncached: 0, ms: 0, cpuUs: 0, eluActive: 0, eluIdle: 0, clientCpuUs: 0, lastError: undefined as string | undefined });
+  const empty = () => ({
+    completed: 0,
+    errors: 0,
+    uncached: 0,
+    ms: 0,
+    cpuUs: 0,
+    eluActive: 0,
+    eluIdle: 0,
+    clientCpuUs: 0,
+    lastError: undefined as string | undefined,
+  });
   const acc = new Map(MODES.map((m) => [`${m.client}/${m.kind}`, empty()]));
   for (let r = 0; r < rounds; r++) {
     for (let j = 0; j < MODES.length; j++) {
@@ -445,7 +472,8 @@ interface Cold {
 }
 
 async function coldBurst(pairs: ClientPair[], em: FakeElectricityMaps, zone: string): Promise<Cold> {
-  const latest = (z?: string): number => em.requests.filter((r) => r.path === "/carbon-intensity/latest" && (z === undefined || r.query.zone === z)).length;
+  const latest = (z?: string): number =>
+    em.requests.filter((r) => r.path === "/carbon-intensity/latest" && (z === undefined || r.query.zone === z)).length;
   const before = latest(zone);
   const beforeAll = latest();
   const t0 = performance.now();
@@ -542,7 +570,9 @@ function pinToCpus(n: number): string {
   if (os.platform() !== "linux") return `not pinned (${os.platform()}): all ${count} CPUs`;
   const list = Array.from({ length: n }, (_, i) => i).join(",");
   const r = spawnSync("taskset", ["-a", "-p", "-c", list, String(process.pid)], { encoding: "utf8" });
-  return r.status === 0 ? `pinned to CPUs ${list} (taskset -a)` : `not pinned (taskset failed: ${(r.error?.message ?? r.stderr).trim()}): all ${count} CPUs`;
+  return r.status === 0
+    ? `pinned to CPUs ${list} (taskset -a)`
+    : `not pinned (taskset failed: ${(r.error?.message ?? r.stderr).trim()}): all ${count} CPUs`;
 }
 
 // ---- main ----
@@ -553,7 +583,9 @@ async function main(): Promise<number> {
   const started = performance.now();
   const pinning = pinToCpus(PINNED_CPUS);
   console.log("carbonmon intensity benchmark");
-  console.log(`machine: ${cpus.length} CPUs, ${cpus[0]?.model ?? "unknown model"}; node ${process.version}; ${os.platform()} ${os.release()}; ${pinning}`);
+  console.log(
+    `machine: ${cpus.length} CPUs, ${cpus[0]?.model ?? "unknown model"}; node ${process.version}; ${os.platform()} ${os.release()}; ${pinning}`,
+  );
   console.log(
     `setup: intensity service in-process on 127.0.0.1:0, chain electricitymaps,offline against the imitation ElectricityMaps (HTTP, 127.0.0.1); ` +
       `${seconds} s per measured phase`,
@@ -593,7 +625,10 @@ async function main(): Promise<number> {
     const address = service.running.address;
     console.log(`service: ${address}; fake ElectricityMaps ${em.url}`);
 
-    const pairs: ClientPair[] = Array.from({ length: CONNECTIONS }, () => ({ intensity: intensityClient(address, true), health: healthClient(address, true) }));
+    const pairs: ClientPair[] = Array.from({ length: CONNECTIONS }, () => ({
+      intensity: intensityClient(address, true),
+      health: healthClient(address, true),
+    }));
     cleanups.push({
       name: "clients",
       run: () => {
@@ -604,7 +639,11 @@ async function main(): Promise<number> {
       },
     });
     // Warm the cache for the zone of section 1 (one upstream call).
-    const first = await unaryCall<IntensityRequest, IntensityPoint>(pairs[0]!.intensity, pairs[0]!.intensity.getCurrentIntensity, currentRequest(CURRENT_ZONE));
+    const first = await unaryCall<IntensityRequest, IntensityPoint>(
+      pairs[0]!.intensity,
+      pairs[0]!.intensity.getCurrentIntensity,
+      currentRequest(CURRENT_ZONE),
+    );
     const ttlLeftS = (Math.max(30_000, Math.min(300_000, (first.validTo?.getTime() ?? 0) - Date.now())) / 1000).toFixed(0);
     const latestBefore1 = em.requests.filter((r) => r.path === "/carbon-intensity/latest").length;
 
@@ -642,14 +681,31 @@ async function main(): Promise<number> {
     ];
     console.log(
       table(
-        ["client", "RPC", "completed", "requests/s", "ratio to empty", "server CPU % core", "server ELU", "server CPU µs/req", "client CPU % core", "client CPU µs/req", "errors", "uncached"],
+        [
+          "client",
+          "RPC",
+          "completed",
+          "requests/s",
+          "ratio to empty",
+          "server CPU % core",
+          "server ELU",
+          "server CPU µs/req",
+          "client CPU % core",
+          "client CPU µs/req",
+          "errors",
+          "uncached",
+        ],
         MODES.map((x) => tpRow(m[`${x.client}/${x.kind}`])),
       ),
     );
     for (const t of Object.values(m)) if (t.lastError) console.log(`  last ${t.client} ${t.kind} error: ${t.lastError}`);
     const cpuPerReq = (t: Throughput): number => t.serverCpuUsPerRequest;
-    const serverCapacity = 1e6 / ((cpuPerReq(grpcCur) * grpcCur.completed + cpuPerReq(rawCur) * rawCur.completed) / (grpcCur.completed + rawCur.completed));
-    const boundOf = (t: Throughput): string => (t.serverElu < 0.9 ? `client-bound (server event loop busy ${f(t.serverElu * 100, 0)} %)` : `server-bound (event loop busy ${f(t.serverElu * 100, 0)} %)`);
+    const serverCapacity =
+      1e6 / ((cpuPerReq(grpcCur) * grpcCur.completed + cpuPerReq(rawCur) * rawCur.completed) / (grpcCur.completed + rawCur.completed));
+    const boundOf = (t: Throughput): string =>
+      t.serverElu < 0.9
+        ? `client-bound (server event loop busy ${f(t.serverElu * 100, 0)} %)`
+        : `server-bound (event loop busy ${f(t.serverElu * 100, 0)} %)`;
     console.log(`grpc: ${boundOf(grpcCur)}; http2: ${boundOf(rawCur)}`);
     console.log(
       `server CPU per cached request ×${f(cpuPerReq(grpcCur) / cpuPerReq(m["grpc/empty"]), 2)} (grpc) / ×${f(cpuPerReq(rawCur) / cpuPerReq(m["http2/empty"]), 2)} (http2) the empty RPC's; ` +
@@ -658,24 +714,45 @@ async function main(): Promise<number> {
 
     // ---- 1b. latency ----
     console.log("");
-    console.log(`1b. Latency, sequential from this process (${LAT_WARMUP} warm-up each, then alternating blocks of ${LAT_BLOCK}, ${seconds} s)`);
+    console.log(
+      `1b. Latency, sequential from this process (${LAT_WARMUP} warm-up each, then alternating blocks of ${LAT_BLOCK}, ${seconds} s)`,
+    );
     const lat = await measureLatency(pairs[0]!, CURRENT_ZONE, seconds);
     const latRow = (name: string, s: Stats): string[] => [name, String(s.n), f(s.p50), f(s.p99), f(s.mean), f(s.max)];
-    console.log(table(["RPC", "n", "p50 ms", "p99 ms", "mean ms", "max ms"], [latRow("GetCurrentIntensity (cached)", lat.current), latRow("empty (Health/Check)", lat.empty)]));
+    console.log(
+      table(
+        ["RPC", "n", "p50 ms", "p99 ms", "mean ms", "max ms"],
+        [latRow("GetCurrentIntensity (cached)", lat.current), latRow("empty (Health/Check)", lat.empty)],
+      ),
+    );
     const p50Ratio = lat.current.p50 / lat.empty.p50;
     const p99Ratio = lat.current.p99 / lat.empty.p99;
-    console.log(`ratios to the empty RPC: p50 ${f(p50Ratio, 2)}, p99 ${f(p99Ratio, 2)} (${lat.blocks} block pairs, ${f(lat.seconds, 1)} s; uncached answers ${lat.uncached})`);
+    console.log(
+      `ratios to the empty RPC: p50 ${f(p50Ratio, 2)}, p99 ${f(p99Ratio, 2)} (${lat.blocks} block pairs, ${f(lat.seconds, 1)} s; uncached answers ${lat.uncached})`,
+    );
     const upstreamDuring1 = em.requests.filter((r) => r.path === "/carbon-intensity/latest").length - latestBefore1;
     console.log(`upstream /carbon-intensity/latest calls during section 1 (cache refreshes): ${upstreamDuring1}`);
 
     // ---- 2. cold burst ----
     console.log("");
-    console.log(`2. ${COLD_REQUESTS} concurrent cold GetCurrentIntensity (zone ${COLD_ZONE}, never asked before), all issued at once over ${CONNECTIONS} connections`);
+    console.log(
+      `2. ${COLD_REQUESTS} concurrent cold GetCurrentIntensity (zone ${COLD_ZONE}, never asked before), all issued at once over ${CONNECTIONS} connections`,
+    );
     const cold = await coldBurst(pairs, em, COLD_ZONE);
     console.log(
       table(
         ["requests", "upstream /latest calls", "all zones", "elapsed ms", "errors", "answered from cache", "distinct values"],
-        [[String(cold.requests), String(cold.upstreamLatestCalls), String(cold.upstreamLatestCallsAllZones), f(cold.ms, 1), String(cold.errors), String(cold.cachedAnswers), String(cold.distinctValues)]],
+        [
+          [
+            String(cold.requests),
+            String(cold.upstreamLatestCalls),
+            String(cold.upstreamLatestCallsAllZones),
+            f(cold.ms, 1),
+            String(cold.errors),
+            String(cold.cachedAnswers),
+            String(cold.distinctValues),
+          ],
+        ],
       ),
     );
     if (cold.lastError) console.log(`  last error: ${cold.lastError}`);
@@ -684,7 +761,9 @@ async function main(): Promise<number> {
     console.log("");
     const segments = fleetSegments(emissionsFromMs);
     const points = hourlyPoints(EMISSIONS_ZONE, emissionsFromMs);
-    console.log(`3. ComputeEmissions: ${DAYS} days × ${DEVICES} devices = ${segments.length} hourly segments against ${points.length} hourly points`);
+    console.log(
+      `3. ComputeEmissions: ${DAYS} days × ${DEVICES} devices = ${segments.length} hourly segments against ${points.length} hourly points`,
+    );
     let pureResult: EmissionsResult | undefined;
     const pure = timeRuns(PURE_RUNS, PURE_WARMUP, () => (pureResult = computeEmissions(segments, points, { gapPolicy: "fill" })));
 
@@ -698,7 +777,8 @@ async function main(): Promise<number> {
     };
     const pastRange = (): number => em.requests.filter((r) => r.path === "/carbon-intensity/past-range").length;
     const client = pairs[0]!.intensity;
-    const emit = (): Promise<ComputeEmissionsResponse> => unaryCall<ComputeEmissionsRequest, ComputeEmissionsResponse>(client, client.computeEmissions, request);
+    const emit = (): Promise<ComputeEmissionsResponse> =>
+      unaryCall<ComputeEmissionsRequest, ComputeEmissionsResponse>(client, client.computeEmissions, request);
     const pr0 = pastRange();
     const tCold = performance.now();
     const coldResponse = await emit();
@@ -722,7 +802,15 @@ async function main(): Promise<number> {
         [
           ["computeEmissions (pure, in-process)", String(pure.n), f(pure.p50), f(pure.p99), f(pure.min), f(pure.max), "-"],
           ["ComputeEmissions RPC, first call (cold)", "1", f(rpcColdMs), f(rpcColdMs), f(rpcColdMs), f(rpcColdMs), String(coldPastRange)],
-          ["ComputeEmissions RPC, history cached", String(rpcCached.n), f(rpcCached.p50), f(rpcCached.p99), f(Math.min(...cachedMs)), f(rpcCached.max), String(cachedPastRange)],
+          [
+            "ComputeEmissions RPC, history cached",
+            String(rpcCached.n),
+            f(rpcCached.p50),
+            f(rpcCached.p99),
+            f(Math.min(...cachedMs)),
+            f(rpcCached.max),
+            String(cachedPastRange),
+          ],
         ],
       ),
     );
@@ -735,7 +823,9 @@ async function main(): Promise<number> {
       `pure compute ${f(pure.p50, 2)} ms + the four codec steps ${f(codecMs, 2)} ms = ${f(pure.p50 + codecMs, 2)} ms of the cached RPC's p50 ${f(rpcCached.p50, 2)} ms ` +
         `(the rest: segment mapping, min/max, cache lookup, periods → proto, HTTP/2 transfer, GC)`,
     );
-    console.log(`check: RPC total ${f(lastResponse.totalCarbonG, 3)} g vs pure ${f(pureTotal, 3)} g (relative difference ${relDiff.toExponential(1)}); cold and cached RPC totals equal: ${coldResponse.totalCarbonG === lastResponse.totalCarbonG}`);
+    console.log(
+      `check: RPC total ${f(lastResponse.totalCarbonG, 3)} g vs pure ${f(pureTotal, 3)} g (relative difference ${relDiff.toExponential(1)}); cold and cached RPC totals equal: ${coldResponse.totalCarbonG === lastResponse.totalCarbonG}`,
+    );
 
     // ---- targets ----
     const t = {
@@ -756,10 +846,18 @@ async function main(): Promise<number> {
         `(×${f(rawRpsRatio, 3)} the empty RPC's ${f(m["http2/empty"].rps, 0)}/s; server event loop busy ${f(rawCur.serverElu * 100, 0)} %) -> ` +
         `${rawCur.rps >= TARGET_RPS && rawCur.errors === 0 ? "≥" : "<"} ${TARGET_RPS}`,
     );
-    console.log(`  (reported) cached GetCurrentIntensity p99 ${f(lat.current.p99)} ms, p50 ${f(lat.current.p50)} ms; ratios to the empty RPC p50 ×${f(p50Ratio, 2)}, p99 ×${f(p99Ratio, 2)}`);
-    console.log(`  ${COLD_REQUESTS} concurrent cold requests -> exactly ${TARGET_UPSTREAM} upstream /latest call: ${cold.upstreamLatestCalls} (${cold.errors} errors) -> ${verdict(t.upstreamOnce)}`);
-    console.log(`  computeEmissions (pure) ${segments.length} segments × ${points.length} points, median < ${TARGET_PURE_MS} ms: ${f(pure.p50)} ms -> ${verdict(t.pureEmissions)}`);
-    console.log(`  (reported) ComputeEmissions RPC end to end: cold ${f(rpcColdMs, 1)} ms (${coldPastRange} past-range calls), cached p50 ${f(rpcCached.p50, 1)} ms`);
+    console.log(
+      `  (reported) cached GetCurrentIntensity p99 ${f(lat.current.p99)} ms, p50 ${f(lat.current.p50)} ms; ratios to the empty RPC p50 ×${f(p50Ratio, 2)}, p99 ×${f(p99Ratio, 2)}`,
+    );
+    console.log(
+      `  ${COLD_REQUESTS} concurrent cold requests -> exactly ${TARGET_UPSTREAM} upstream /latest call: ${cold.upstreamLatestCalls} (${cold.errors} errors) -> ${verdict(t.upstreamOnce)}`,
+    );
+    console.log(
+      `  computeEmissions (pure) ${segments.length} segments × ${points.length} points, median < ${TARGET_PURE_MS} ms: ${f(pure.p50)} ms -> ${verdict(t.pureEmissions)}`,
+    );
+    console.log(
+      `  (reported) ComputeEmissions RPC end to end: cold ${f(rpcColdMs, 1)} ms (${coldPastRange} past-range calls), cached p50 ${f(rpcCached.p50, 1)} ms`,
+    );
     console.log(`  (check) RPC total equals the pure function's: ${verdict(t.rpcMatchesPure)}`);
     console.log(`total run time ${f((performance.now() - started) / 1000, 1)} s`);
 
@@ -768,7 +866,16 @@ async function main(): Promise<number> {
       secondsPerPhase: seconds,
       cached: {
         zone: CURRENT_ZONE,
-        throughput: { inFlight: IN_FLIGHT, connections: CONNECTIONS, blockMs: BLOCK_MS, rounds: tp.rounds, modes: m, ratio: rpsRatio, http2Ratio: rawRpsRatio, serverCapacityPerCore: serverCapacity },
+        throughput: {
+          inFlight: IN_FLIGHT,
+          connections: CONNECTIONS,
+          blockMs: BLOCK_MS,
+          rounds: tp.rounds,
+          modes: m,
+          ratio: rpsRatio,
+          http2Ratio: rawRpsRatio,
+          serverCapacityPerCore: serverCapacity,
+        },
         latency: { ...lat, ratios: { p50: p50Ratio, p99: p99Ratio } },
         upstreamLatestCalls: upstreamDuring1,
       },
@@ -779,7 +886,14 @@ async function main(): Promise<number> {
         segments: segments.length,
         points: points.length,
         pure,
-        rpc: { coldMs: rpcColdMs, coldPastRangeCalls: coldPastRange, cached: rpcCached, cachedPastRangeCalls: cachedPastRange, codec, periods: lastResponse.periods.length },
+        rpc: {
+          coldMs: rpcColdMs,
+          coldPastRangeCalls: coldPastRange,
+          cached: rpcCached,
+          cachedPastRangeCalls: cachedPastRange,
+          codec,
+          periods: lastResponse.periods.length,
+        },
         totalCarbonG: { pure: pureTotal, rpc: lastResponse.totalCarbonG, relDiff },
       },
       targets: { rpsMin: TARGET_RPS, upstreamCalls: TARGET_UPSTREAM, pureMsMax: TARGET_PURE_MS, ...t },

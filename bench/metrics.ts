@@ -40,9 +40,11 @@ const beginRequest = (key: string) => ({ key, gpuIndices: [], cpuIndices: [], la
 
 async function pool(count: number, concurrency: number, fn: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => {
-    while (next < count) await fn(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      while (next < count) await fn(next++);
+    }),
+  );
 }
 
 let keySeq = 0;
@@ -65,9 +67,16 @@ const WRAP_CALLS = 1_000_000;
 function wrapperCostNs(): { bare: number; wrapped: number } {
   const response = {};
   const handler = (_call: unknown, cb: (err: null, v: unknown) => void) => cb(null, response);
-  const definition = { beginWindow: { path: "/carbonmon.agent.v1.EnergyMonitor/BeginWindow", requestStream: false, responseStream: false } };
-  const registration = { name: "carbonmon.agent.v1.EnergyMonitor", definition, implementation: { beginWindow: handler } } as unknown as ServiceRegistration;
-  const wrapped = instrumentRegistration(registration, { metrics: grpcMetrics(new Registry()), log: silentLogger() }).implementation.beginWindow as typeof handler;
+  const definition = {
+    beginWindow: { path: "/carbonmon.agent.v1.EnergyMonitor/BeginWindow", requestStream: false, responseStream: false },
+  };
+  const registration = {
+    name: "carbonmon.agent.v1.EnergyMonitor",
+    definition,
+    implementation: { beginWindow: handler },
+  } as unknown as ServiceRegistration;
+  const wrapped = instrumentRegistration(registration, { metrics: grpcMetrics(new Registry()), log: silentLogger() }).implementation
+    .beginWindow as typeof handler;
   const call = { request: { key: "k" }, getPeer: () => "127.0.0.1:1" };
   let sink = 0;
   const done = () => void sink++;
@@ -90,10 +99,20 @@ async function main(): Promise<number> {
   const cpus = os.cpus();
   console.log("carbonmon metrics benchmark");
   console.log(`machine: ${cpus.length} CPUs, ${cpus[0]?.model ?? "unknown model"}; node ${process.version}`);
-  const gpus: FakeGpu[] = Array.from({ length: GPU_COUNT }, (_, i) => ({ name: "NVIDIA H100 80GB HBM3", uuid: `GPU-bench-${i}`, powerLimitW: 700, profile: PROFILE }));
+  const gpus: FakeGpu[] = Array.from({ length: GPU_COUNT }, (_, i) => ({
+    name: "NVIDIA H100 80GB HBM3",
+    uuid: `GPU-bench-${i}`,
+    powerLimitW: 700,
+    profile: PROFILE,
+  }));
   const fake = fakeNvml({ gpus });
   const tree = intelTwoSocketTree();
-  const env = { CARBONMON_NVML_LIBRARY: fake.libraryPath, CARBONMON_POWERCAP_ROOT: tree.root, CARBONMON_LOG_LEVEL: "silent", CARBONMON_SAMPLING_PERIOD_MS: String(SAMPLING_PERIOD_MS) };
+  const env = {
+    CARBONMON_NVML_LIBRARY: fake.libraryPath,
+    CARBONMON_POWERCAP_ROOT: tree.root,
+    CARBONMON_LOG_LEVEL: "silent",
+    CARBONMON_SAMPLING_PERIOD_MS: String(SAMPLING_PERIOD_MS),
+  };
   const agents: TestAgent[] = [];
   try {
     const on = await startTestAgent({ ...env, CARBONMON_AGENT_METRICS_LISTEN: "127.0.0.1:0" });
@@ -101,7 +120,9 @@ async function main(): Promise<number> {
     const off = await startTestAgent({ ...env, CARBONMON_AGENT_METRICS_LISTEN: "" });
     agents.push(off);
     if (!on.metrics || !on.metricsAddress || off.metrics) throw new Error("metrics on/off not as configured");
-    console.log(`setup: ${GPU_COUNT} fake H100s + RAPL (two sockets), sampling ${SAMPLING_PERIOD_MS} ms; agents: metrics on ${on.running.address} (/metrics on ${on.metricsAddress}), off ${off.running.address}`);
+    console.log(
+      `setup: ${GPU_COUNT} fake H100s + RAPL (two sockets), sampling ${SAMPLING_PERIOD_MS} ms; agents: metrics on ${on.running.address} (/metrics on ${on.metricsAddress}), off ${off.running.address}`,
+    );
 
     // ---- 1: Begin+End with metrics on vs off ----
     await pairs(on, BLOCK);
@@ -125,12 +146,21 @@ async function main(): Promise<number> {
     const a = stats(lat.on);
     const b = stats(lat.off);
     const ratio = stats(blockRatios).p50;
-    console.log(`\n1. Begin+End latency, metrics on vs off (${blocks} alternating blocks of ${BLOCK} pairs each; both agents fresh, no window left open)`);
-    console.log(table(["ms per Begin+End", "n", "p50", "p99", "mean"], [
-      ["metrics on", String(a.n), f(a.p50), f(a.p99), f(a.mean)],
-      ["metrics off", String(b.n), f(b.p50), f(b.p99), f(b.mean)],
-    ]));
-    console.log(`ratio on/off: median of the ${blocks} block-pair ratios ${f(ratio)}; of the overall p50s ${f(a.p50 / b.p50)}; of the means ${f(a.mean / b.mean)}`);
+    console.log(
+      `\n1. Begin+End latency, metrics on vs off (${blocks} alternating blocks of ${BLOCK} pairs each; both agents fresh, no window left open)`,
+    );
+    console.log(
+      table(
+        ["ms per Begin+End", "n", "p50", "p99", "mean"],
+        [
+          ["metrics on", String(a.n), f(a.p50), f(a.p99), f(a.mean)],
+          ["metrics off", String(b.n), f(b.p50), f(b.p99), f(b.mean)],
+        ],
+      ),
+    );
+    console.log(
+      `ratio on/off: median of the ${blocks} block-pair ratios ${f(ratio)}; of the overall p50s ${f(a.p50 / b.p50)}; of the means ${f(a.mean / b.mean)}`,
+    );
     const latencyOk = ratio <= 1.05;
     console.log(`target: on/off <= 1.05 (median block-pair ratio): ${f(ratio)} -- ${verdict(latencyOk)}`);
     // ---- 2: scrape with 10,000 open windows ----
@@ -159,18 +189,32 @@ async function main(): Promise<number> {
     }
     const s = stats(server);
     const h = stats(http);
-    console.log(`\n2. one scrape, ${GPU_COUNT} GPUs, ${on.context.windows.openCount} open windows (${SCRAPES} scrapes, ${bytes} bytes each)`);
-    console.log(table(["ms", "p50", "p99", "mean", "max"], [
-      ["server time (registry.metrics())", f(s.p50), f(s.p99), f(s.mean), f(s.max)],
-      ["GET /metrics over loopback", f(h.p50), f(h.p99), f(h.mean), f(h.max)],
-    ]));
-    console.log(`process CPU time per scrape (all threads, the sampler included): ${f(cpuMsPerScrape)} ms; load average ${os.loadavg().map((x) => x.toFixed(1)).join(" ")} on ${cpus.length} CPUs`);
+    console.log(
+      `\n2. one scrape, ${GPU_COUNT} GPUs, ${on.context.windows.openCount} open windows (${SCRAPES} scrapes, ${bytes} bytes each)`,
+    );
+    console.log(
+      table(
+        ["ms", "p50", "p99", "mean", "max"],
+        [
+          ["server time (registry.metrics())", f(s.p50), f(s.p99), f(s.mean), f(s.max)],
+          ["GET /metrics over loopback", f(h.p50), f(h.p99), f(h.mean), f(h.max)],
+        ],
+      ),
+    );
+    console.log(
+      `process CPU time per scrape (all threads, the sampler included): ${f(cpuMsPerScrape)} ms; load average ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(" ")} on ${cpus.length} CPUs`,
+    );
     const scrapeOk = s.p50 < 2;
     console.log(`target: server time median < 2 ms: ${f(s.p50)} ms -- ${verdict(scrapeOk)}`);
 
     // ---- 3: the wrapper's own cost ----
     const perCallNs = wrapperCostNs();
-    console.log(`\n3. the wrapper's own cost (a stub unary handler, ${WRAP_CALLS.toLocaleString("en")} calls each, best of 5): bare ${f(perCallNs.bare, 0)} ns, instrumented ${f(perCallNs.wrapped, 0)} ns per call; +${f(perCallNs.wrapped - perCallNs.bare, 0)} ns = ${f(((perCallNs.wrapped - perCallNs.bare) * 2) / (b.p50 * 1e6) * 100, 2)} % of a Begin+End (two RPCs) at the p50 above`);
+    console.log(
+      `\n3. the wrapper's own cost (a stub unary handler, ${WRAP_CALLS.toLocaleString("en")} calls each, best of 5): bare ${f(perCallNs.bare, 0)} ns, instrumented ${f(perCallNs.wrapped, 0)} ns per call; +${f(perCallNs.wrapped - perCallNs.bare, 0)} ns = ${f((((perCallNs.wrapped - perCallNs.bare) * 2) / (b.p50 * 1e6)) * 100, 2)} % of a Begin+End (two RPCs) at the p50 above`,
+    );
     return scrapeOk && latencyOk ? 0 : 1;
   } catch (err) {
     console.error((err as Error).stack ?? String(err));

@@ -23,7 +23,10 @@ const files = readdirSync(benchDir, { withFileTypes: true })
 
 function runOne(file: string): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, "--import", "tsx", join(benchDir, file), ...args], { cwd: repoRoot, stdio: "inherit" });
+    const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, "--import", "tsx", join(benchDir, file), ...args], {
+      cwd: repoRoot,
+      stdio: "inherit",
+    });
     child.on("error", (err) => {
       console.error(`bench/${file}: cannot start: ${err.message}`);
       resolve({ code: null, signal: null });

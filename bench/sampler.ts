@@ -106,7 +106,13 @@ interface ConsumerPhase {
   loop: LoopDelay;
 }
 
-async function consumerPhase(sampler: Sampler, nvml: NvmlSource, gpuIds: string[], consumers: number, seconds: number): Promise<ConsumerPhase> {
+async function consumerPhase(
+  sampler: Sampler,
+  nvml: NvmlSource,
+  gpuIds: string[],
+  consumers: number,
+  seconds: number,
+): Promise<ConsumerPhase> {
   let sinkJ = 0;
   let failures = 0;
   let updates = 0;
@@ -184,7 +190,9 @@ async function main(): Promise<number> {
   const seconds = parseSeconds();
   const cpus = os.cpus();
   console.log("carbonmon sampler benchmark");
-  console.log(`machine: ${cpus.length} CPUs, ${cpus[0]?.model ?? "unknown model"}; node ${process.version}; ${os.platform()} ${os.release()}`);
+  console.log(
+    `machine: ${cpus.length} CPUs, ${cpus[0]?.model ?? "unknown model"}; node ${process.version}; ${os.platform()} ${os.release()}`,
+  );
   console.log(
     `setup: ${GPU_COUNT} fake H100s (profile 700 W/500 ms, 80 W/500 ms; ~4 ms serialised energy reads) + RAPL (Intel two-socket fake tree), ` +
       `sampling period ${SAMPLING_PERIOD_MS} ms; ${seconds} s per phase`,
@@ -199,7 +207,12 @@ async function main(): Promise<number> {
     const idle = await measureLoopDelay(seconds);
 
     // 2. sampling
-    const gpus: FakeGpu[] = Array.from({ length: GPU_COUNT }, (_, i) => ({ name: "NVIDIA H100 80GB HBM3", uuid: `GPU-bench-${i}`, powerLimitW: 700, profile: PROFILE }));
+    const gpus: FakeGpu[] = Array.from({ length: GPU_COUNT }, (_, i) => ({
+      name: "NVIDIA H100 80GB HBM3",
+      uuid: `GPU-bench-${i}`,
+      powerLimitW: 700,
+      profile: PROFILE,
+    }));
     const nvmlFake = fakeNvml({ gpus });
     cleanups.push(() => nvmlFake.cleanup());
     const tree = intelTwoSocketTree();
@@ -212,11 +225,23 @@ async function main(): Promise<number> {
       console.error(`backend not ok: nvml ${JSON.stringify(nvml.state())}, rapl ${JSON.stringify(rapl.state())}`);
       return 1;
     }
-    const gpuIds = s.devices().filter((d) => d.domain === "gpu").map((d) => d.id);
-    const otherIds = s.devices().filter((d) => d.domain !== "gpu").map((d) => d.id);
-    console.log(`devices: ${gpuIds.length} GPUs (${gpuIds.join(", ")}), RAPL ${otherIds.join(", ")} (RAPL read period ${rapl.readPeriodMs} ms)`);
+    const gpuIds = s
+      .devices()
+      .filter((d) => d.domain === "gpu")
+      .map((d) => d.id);
+    const otherIds = s
+      .devices()
+      .filter((d) => d.domain !== "gpu")
+      .map((d) => d.id);
+    console.log(
+      `devices: ${gpuIds.length} GPUs (${gpuIds.join(", ")}), RAPL ${otherIds.join(", ")} (RAPL read period ${rapl.readPeriodMs} ms)`,
+    );
     s.start();
-    await s.waitForReadingsAfter(s.now(), s.devices().map((d) => d.id), 5000);
+    await s.waitForReadingsAfter(
+      s.now(),
+      s.devices().map((d) => d.id),
+      5000,
+    );
     // Let the timelines cover the consumers' 1 s window before anything is measured.
     await sleep(WINDOW_MS + 200);
     const readsBefore = { tMs: s.now(), energyReads: nvml.energyReads, readings: s.readings };
@@ -236,7 +261,13 @@ async function main(): Promise<number> {
     // ---- report ----
     console.log("");
     console.log("Event-loop delay, ms (delay = histogram value - 1 ms timer resolution; raw = histogram value)");
-    console.log(table(LOOP_HEADER, [loopRow("idle", idle), loopRow("sampling", sampling), ...phases.map((p) => loopRow(`sampling + ${p.consumers} consumers`, p.loop))]));
+    console.log(
+      table(LOOP_HEADER, [
+        loopRow("idle", idle),
+        loopRow("sampling", sampling),
+        ...phases.map((p) => loopRow(`sampling + ${p.consumers} consumers`, p.loop)),
+      ]),
+    );
     const p99Ratio = idle.p99Ms > 0 ? sampling.p99Ms / idle.p99Ms : Infinity;
     const rawP99Ratio = sampling.rawP99Ms / idle.rawP99Ms;
     console.log("");
@@ -244,15 +275,30 @@ async function main(): Promise<number> {
       `sampling vs idle: delay p99 ${f(sampling.p99Ms)} ms vs ${f(idle.p99Ms)} ms (x${f(p99Ratio, 2)}, +${f(sampling.p99Ms - idle.p99Ms)} ms); ` +
         `raw p99 ${f(sampling.rawP99Ms)} vs ${f(idle.rawP99Ms)} ms (x${f(rawP99Ratio, 2)})`,
     );
-    console.log(`sampling phase rates: ${f(samplingRates.energyReadsPerS, 1)} NVML energy reads/s, ${f(samplingRates.readingsPerS, 1)} sampler readings/s`);
-    console.log(`sanity: ${gpuIds[0]} mean power over the last 2 s ${f(meanW, 1)} W (profile mean 390 W), uncertainty ${f(check.uncertaintyJ, 2)} J`);
+    console.log(
+      `sampling phase rates: ${f(samplingRates.energyReadsPerS, 1)} NVML energy reads/s, ${f(samplingRates.readingsPerS, 1)} sampler readings/s`,
+    );
+    console.log(
+      `sanity: ${gpuIds[0]} mean power over the last 2 s ${f(meanW, 1)} W (profile mean 390 W), uncertainty ${f(check.uncertaintyJ, 2)} J`,
+    );
 
     const base = phases[0]!;
     console.log("");
     console.log(`Rates with consumers (consumer = onUpdate listener computing energyBetween over the last ${WINDOW_MS} ms for one GPU)`);
     console.log(
       table(
-        ["consumers", "elapsed s", "NVML reads/s", "ratio vs 0", "readings/s", "ratio vs 0", "updates", "consumers ms/update mean", "max", "failures"],
+        [
+          "consumers",
+          "elapsed s",
+          "NVML reads/s",
+          "ratio vs 0",
+          "readings/s",
+          "ratio vs 0",
+          "updates",
+          "consumers ms/update mean",
+          "max",
+          "failures",
+        ],
         phases.map((p) => [
           String(p.consumers),
           f(p.seconds, 2),
@@ -276,7 +322,10 @@ async function main(): Promise<number> {
     console.log(`  event-loop delay p99 while sampling < ${TARGET_P99_MS} ms: ${f(sampling.p99Ms)} ms -> ${p99Ok ? "MET" : "NOT MET"}`);
     console.log(
       `  NVML reads/s independent of consumers (ratio ≈ 1.0, ±${TARGET_RATIO_TOLERANCE * 100}%): ` +
-        phases.slice(1).map((p, i) => `${p.consumers}: x${f(ratios[i]!, 3)}`).join(", ") +
+        phases
+          .slice(1)
+          .map((p, i) => `${p.consumers}: x${f(ratios[i]!, 3)}`)
+          .join(", ") +
         ` -> ${ratioOk ? "MET" : "NOT MET"}`,
     );
 

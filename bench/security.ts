@@ -33,10 +33,14 @@ type Callback = (err: ServiceError | null) => void;
 function pairMs(client: EnergyMonitorClient, key: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    client.beginWindow({ key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false }, (err: ServiceError | null) => {
-      if (err) return reject(err);
-      client.endWindow({ key, waitForCounterUpdate: false }, ((e: ServiceError | null) => (e ? reject(e) : resolve(performance.now() - t0))) as Callback);
-    });
+    client.beginWindow(
+      { key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false },
+      (err: ServiceError | null) => {
+        if (err) return reject(err);
+        client.endWindow({ key, waitForCounterUpdate: false }, ((e: ServiceError | null) =>
+          e ? reject(e) : resolve(performance.now() - t0)) as Callback);
+      },
+    );
   });
 }
 
@@ -104,11 +108,20 @@ async function main(): Promise<number> {
       blocks++;
     }
     const st = Object.fromEntries(setups.map((s) => [s.name, stats(s.samples)]));
-    console.log(`Begin+End pair, client-observed, ms (${blocks} rounds of ${BLOCK} pairs per agent, ${seconds} s; one connection each, loopback)`);
-    console.log(table(["agent", "n", "p50 ms", "p99 ms", "mean ms"], setups.map((s) => [s.name, String(st[s.name]!.n), f(st[s.name]!.p50), f(st[s.name]!.p99), f(st[s.name]!.mean)])));
+    console.log(
+      `Begin+End pair, client-observed, ms (${blocks} rounds of ${BLOCK} pairs per agent, ${seconds} s; one connection each, loopback)`,
+    );
+    console.log(
+      table(
+        ["agent", "n", "p50 ms", "p99 ms", "mean ms"],
+        setups.map((s) => [s.name, String(st[s.name]!.n), f(st[s.name]!.p50), f(st[s.name]!.p99), f(st[s.name]!.mean)]),
+      ),
+    );
     const auth = st["TLS + token"]!.p50 / st.TLS!.p50;
     const tlsCost = st.TLS!.p50 / st.plaintext!.p50;
-    console.log(`\nratios at p50: (TLS + token) / TLS ${f(auth, 3)} (target ≤ ${TARGET_AUTH_RATIO}: ${verdict(auth <= TARGET_AUTH_RATIO)}); TLS / plaintext ${f(tlsCost, 3)}`);
+    console.log(
+      `\nratios at p50: (TLS + token) / TLS ${f(auth, 3)} (target ≤ ${TARGET_AUTH_RATIO}: ${verdict(auth <= TARGET_AUTH_RATIO)}); TLS / plaintext ${f(tlsCost, 3)}`,
+    );
     return 0;
   } finally {
     for (const s of setups) {

@@ -32,7 +32,9 @@ function timeRun(args: string[]): Promise<number> {
     let err = "";
     child.stderr.on("data", (d: Buffer) => (err += d));
     child.on("error", reject);
-    child.on("exit", (code) => (code === 0 ? resolve(performance.now() - started) : reject(new Error(`${args.join(" ")}: exit ${code}: ${err}`))));
+    child.on("exit", (code) =>
+      code === 0 ? resolve(performance.now() - started) : reject(new Error(`${args.join(" ")}: exit ${code}: ${err}`)),
+    );
   });
 }
 
@@ -57,7 +59,13 @@ function newest(dir: string, ext: string): number {
 }
 
 /** Starts `node <args>`, waits until `ready` matches its stderr, samples its RSS every 250 ms for `seconds`. */
-async function idleRss(args: string[], env: NodeJS.ProcessEnv, ready: RegExp | undefined, settleMs: number, seconds: number): Promise<number[]> {
+async function idleRss(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: RegExp | undefined,
+  settleMs: number,
+  seconds: number,
+): Promise<number[]> {
   const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...env, NODE_OPTIONS: "" } });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   try {
@@ -89,13 +97,19 @@ async function main(): Promise<number> {
   const seconds = parseSeconds();
   const cpus = os.cpus();
   console.log("carbonmon startup benchmark (the compiled dist/, as installed)");
-  console.log(`machine: ${cpus.length} CPUs, ${cpus[0]?.model ?? "unknown model"}; node ${process.version}; ${os.platform()} ${os.release()}; load ${os.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  console.log(
+    `machine: ${cpus.length} CPUs, ${cpus[0]?.model ?? "unknown model"}; node ${process.version}; ${os.platform()} ${os.release()}; load ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")}`,
+  );
   if (!existsSync(BIN)) {
     console.error("dist/bin/carbonmon.js is missing: run `npm run build` first (npm ci runs it)");
     return 1;
   }
   const sources = Math.max(...["server", "client", "bin", "proto/gen"].map((d) => newest(join(ROOT, d), ".ts")));
-  if (sources > newest(join(ROOT, "dist"), ".js")) console.log("WARNING: sources are newer than dist/: run `npm run build` to measure them");
+  if (sources > newest(join(ROOT, "dist"), ".js"))
+    console.log("WARNING: sources are newer than dist/: run `npm run build` to measure them");
 
   // ---- 1. carbonmon --version against node -e 0 ----
   const reps = Math.max(6, Math.round(seconds * 2));
@@ -124,7 +138,12 @@ async function main(): Promise<number> {
   );
 
   // ---- 2. idle RSS ----
-  const gpus: FakeGpu[] = Array.from({ length: GPU_COUNT }, (_, i) => ({ name: "NVIDIA H100 80GB HBM3", uuid: `GPU-bench-${i}`, powerLimitW: 700, profile: PROFILE }));
+  const gpus: FakeGpu[] = Array.from({ length: GPU_COUNT }, (_, i) => ({
+    name: "NVIDIA H100 80GB HBM3",
+    uuid: `GPU-bench-${i}`,
+    powerLimitW: 700,
+    profile: PROFILE,
+  }));
   const fake = fakeNvml({ gpus });
   const tree = intelTwoSocketTree();
   const data = mkdtempSync(join(os.tmpdir(), "carbonmon-bench-startup-"));
@@ -142,7 +161,13 @@ async function main(): Promise<number> {
     };
     const settleMs = 2000;
     agentRss = await idleRss([...SERVICE_NODE_FLAGS, BIN, "agent"], env, /"msg":"listening"/, settleMs, seconds);
-    bareRss = await idleRss([...SERVICE_NODE_FLAGS, "-e", "setInterval(() => {}, 1000)"], process.env, undefined, settleMs, Math.min(seconds, 2));
+    bareRss = await idleRss(
+      [...SERVICE_NODE_FLAGS, "-e", "setInterval(() => {}, 1000)"],
+      process.env,
+      undefined,
+      settleMs,
+      Math.min(seconds, 2),
+    );
   } finally {
     fake.cleanup();
     tree.cleanup();
@@ -150,7 +175,9 @@ async function main(): Promise<number> {
   }
   const a = stats(agentRss);
   const n = stats(bareRss);
-  console.log(`\n2. idle RSS (${GPU_COUNT} fake GPUs + RAPL, sampling every ${SAMPLING_PERIOD_MS} ms; no window, no stream), sampled every 250 ms after 2 s, MB`);
+  console.log(
+    `\n2. idle RSS (${GPU_COUNT} fake GPUs + RAPL, sampling every ${SAMPLING_PERIOD_MS} ms; no window, no stream), sampled every 250 ms after 2 s, MB`,
+  );
   console.log(
     table(
       ["process", "samples", "median", "max", "ratio (max)"],
@@ -165,7 +192,9 @@ async function main(): Promise<number> {
   const rssOk = a.max < TARGET_RSS_MB * MB;
   console.log("\ntargets");
   console.log(`  carbonmon --version at most ${TARGET_VERSION_RATIO}x node -e 0: x${f(ratio, 2)} -> ${verdict(versionOk)}`);
-  console.log(`  idle agent with ${GPU_COUNT} GPUs under ${TARGET_RSS_MB} MB RSS: max ${f(a.max / MB, 1)} MB (${f(a.max / 2 ** 20, 1)} MiB) -> ${verdict(rssOk)}`);
+  console.log(
+    `  idle agent with ${GPU_COUNT} GPUs under ${TARGET_RSS_MB} MB RSS: max ${f(a.max / MB, 1)} MB (${f(a.max / 2 ** 20, 1)} MiB) -> ${verdict(rssOk)}`,
+  );
   return 0;
 }
 

@@ -48,7 +48,10 @@ async function serveAgent(argv: string[], env: NodeJS.ProcessEnv = process.env):
 async function serveIntensity(argv: string[]): Promise<RunningServer[]> {
   const { loadIntensityConfig } = await import("../server/shared/config.js");
   const config = loadIntensityConfig({ argv });
-  const [{ createLogger }, { startIntensity }] = await Promise.all([import("../server/shared/log.js"), import("../server/intensity/main.js")]);
+  const [{ createLogger }, { startIntensity }] = await Promise.all([
+    import("../server/shared/log.js"),
+    import("../server/intensity/main.js"),
+  ]);
   const intensity = await startIntensity(config, createLogger("carbonmon-intensity", config.logLevel));
   return [intensity.running];
 }
@@ -56,7 +59,10 @@ async function serveIntensity(argv: string[]): Promise<RunningServer[]> {
 /** Both services; the agent prices its windows through the one beside it unless CARBONMON_INTENSITY_ADDR says otherwise. */
 async function serveBoth(): Promise<RunningServer[]> {
   const [intensity] = await serveIntensity([]);
-  const [agent] = await serveAgent([], { ...process.env, CARBONMON_INTENSITY_ADDR: process.env.CARBONMON_INTENSITY_ADDR || intensity!.address });
+  const [agent] = await serveAgent([], {
+    ...process.env,
+    CARBONMON_INTENSITY_ADDR: process.env.CARBONMON_INTENSITY_ADDR || intensity!.address,
+  });
   return [agent!, intensity!];
 }
 
@@ -67,7 +73,10 @@ function banner(servers: readonly RunningServer[]): string {
 
 const SERVERS: Record<string, { help?: () => Promise<string>; run: (argv: string[]) => Promise<RunningServer[]> }> = {
   agent: { help: async () => helpText("agent"), run: serveAgent },
-  intensity: { help: async () => `${helpText("intensity")}\n${(await import("./commands/intensity-query.js")).INTENSITY_QUERY_HELP}`, run: serveIntensity },
+  intensity: {
+    help: async () => `${helpText("intensity")}\n${(await import("./commands/intensity-query.js")).INTENSITY_QUERY_HELP}`,
+    run: serveIntensity,
+  },
   serve: { run: serveBoth },
 };
 
@@ -100,14 +109,18 @@ async function clientCommand(name: string, rest: string[]): Promise<{ label: str
 /** `carbonmon window` without begin/end/get/cancel. */
 const windowUsage = (given: string | undefined) => async (): Promise<number> => {
   const { UsageError } = await import("./commands/common.js");
-  throw new UsageError(given === undefined ? "window needs begin, end, get or cancel" : `unknown window action ${JSON.stringify(given)}: begin, end, get or cancel`);
+  throw new UsageError(
+    given === undefined
+      ? "window needs begin, end, get or cancel"
+      : `unknown window action ${JSON.stringify(given)}: begin, end, get or cancel`,
+  );
 };
 
 /** Options before a "--" (what follows belongs to the command that `run` starts). */
 const ownArgs = (argv: string[]): string[] => (argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv);
 
 async function runClient(label: string, command: Command, argv: string[]): Promise<number> {
-  if (ownArgs(argv).includes("--help")) return void process.stdout.write(command.help), 0;
+  if (ownArgs(argv).includes("--help")) return (void process.stdout.write(command.help), 0);
   const { CliError, UsageError } = await import("./commands/common.js");
   try {
     return await command.run(argv);
@@ -116,7 +129,7 @@ async function runClient(label: string, command: Command, argv: string[]): Promi
       process.stderr.write(`carbonmon ${label}: ${err.message} (see carbonmon ${label} --help)\n`);
       return 2;
     }
-    if (err instanceof CliError) return process.stderr.write(`${err.message}\n`), err.code;
+    if (err instanceof CliError) return (process.stderr.write(`${err.message}\n`), err.code);
     throw err;
   }
 }

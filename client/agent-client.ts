@@ -81,7 +81,11 @@ export interface AgentClient {
   listWindows(options?: CallOptionsLite & { includeEnded?: boolean }): Promise<WindowInfo[]>;
   cancelWindow(key: string, options?: CallOptionsLite): Promise<CancelWindowResponse>;
   /** Runs fn inside a window `key`; the window is ended even when fn throws (then fn's error is rethrown). */
-  measure<T>(key: string, fn: () => Promise<T> | T, options?: BeginWindowOptions & { waitForCounterUpdate?: boolean }): Promise<MeasureResult<T>>;
+  measure<T>(
+    key: string,
+    fn: () => Promise<T> | T,
+    options?: BeginWindowOptions & { waitForCounterUpdate?: boolean },
+  ): Promise<MeasureResult<T>>;
   /** Power samples as an async iterable; leaving the loop (break, return, throw) cancels the stream. */
   watchPower(options?: WatchPowerOptions): AsyncIterable<PowerSample>;
   close(): void;
@@ -115,7 +119,15 @@ export function createAgentClient(address: string, options: AgentClientOptions =
     },
     async endWindow(key, o = {}) {
       // EndWindow is idempotent by design: a repeat returns the stored result.
-      const m = await unary(raw, raw.endWindow, "EndWindow", { key, waitForCounterUpdate: o.waitForCounterUpdate ?? false }, defaults, true, o);
+      const m = await unary(
+        raw,
+        raw.endWindow,
+        "EndWindow",
+        { key, waitForCounterUpdate: o.waitForCounterUpdate ?? false },
+        defaults,
+        true,
+        o,
+      );
       return toCarbonEmissionMeasurement(m);
     },
     async getWindow(key, o) {

@@ -25,7 +25,10 @@ export class CarbonmonClientError extends Error {
   constructor(code: number, details: string, options: { hint?: string; metadata?: Metadata; method?: string; cause?: unknown } = {}) {
     const codeName = codeNameOf(code);
     const where = options.method ? `${options.method}: ` : "";
-    super(`${where}${codeName}: ${details}${options.hint ? ` (hint: ${options.hint})` : ""}`, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      `${where}${codeName}: ${details}${options.hint ? ` (hint: ${options.hint})` : ""}`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.codeName = codeName;
     this.details = details;

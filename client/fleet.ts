@@ -1,6 +1,12 @@
 /** FleetMonitor: one window across many agents at once (a multi-host job). */
 import { CarbonStatus, type BeginWindowResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
-import { createAgentClient, type AgentClient, type AgentClientOptions, type BeginWindowOptions, type EndWindowOptions } from "./agent-client.js";
+import {
+  createAgentClient,
+  type AgentClient,
+  type AgentClientOptions,
+  type BeginWindowOptions,
+  type EndWindowOptions,
+} from "./agent-client.js";
 import { CarbonmonClientError } from "./client-error.js";
 import { energyTotals, hasCarbon, type CarbonEmissionMeasurement } from "./measurement.js";
 
@@ -44,8 +50,14 @@ export interface FleetMeasurement {
 /** Sums over hosts (time: the longest); grams only from hosts that priced the window, and which did not. */
 function fleetTotal(perHost: Record<string, CarbonEmissionMeasurement>): FleetTotal {
   const total: FleetTotal = {
-    time: 0, gpu_energy_total_j: 0, cpu_energy_total_j: 0, dram_energy_total_j: 0, energy_total_j: 0,
-    carbon_total_g: 0, carbon_provisional: false, carbon_missing_hosts: [],
+    time: 0,
+    gpu_energy_total_j: 0,
+    cpu_energy_total_j: 0,
+    dram_energy_total_j: 0,
+    energy_total_j: 0,
+    carbon_total_g: 0,
+    carbon_provisional: false,
+    carbon_missing_hosts: [],
   };
   for (const [host, m] of Object.entries(perHost)) {
     const e = energyTotals(m);
@@ -124,7 +136,9 @@ export class FleetMonitor {
 
   /** A readable summary of a FleetMeasurement's failures, one line per host; "" when none failed. */
   static describeFailures(result: { failed: FleetFailure[] }): string {
-    return result.failed.map((f) => `${f.host} (${f.phase}): ${f.error.codeName}: ${f.error.details}${f.error.hint ? ` (hint: ${f.error.hint})` : ""}`).join("\n");
+    return result.failed
+      .map((f) => `${f.host} (${f.phase}): ${f.error.codeName}: ${f.error.details}${f.error.hint ? ` (hint: ${f.error.hint})` : ""}`)
+      .join("\n");
   }
 
   /** Closes the clients this monitor created from addresses. */

@@ -40,4 +40,11 @@ export type {
   SkippedLocation,
   WindowCandidate,
 } from "../proto/gen/carbonmon/intensity/v1/intensity.js";
-export { channelSecurity, clientSecurityFromFiles, tokenInterceptor, type ClientSecurityFiles, type ClientSecurityOptions, type ClientTls } from "./security.js";
+export {
+  channelSecurity,
+  clientSecurityFromFiles,
+  tokenInterceptor,
+  type ClientSecurityFiles,
+  type ClientSecurityOptions,
+  type ClientTls,
+} from "./security.js";

@@ -93,11 +93,15 @@ export function toLocation(location: LocationInput): Location {
   if (location && typeof location === "object" && typeof location.lat === "number" && typeof location.lon === "number") {
     return { coordinates: { lat: location.lat, lon: location.lon } };
   }
-  throw new CarbonmonClientError(status.INVALID_ARGUMENT, "location must be a zone string, {lat, lon} or \"auto\"");
+  throw new CarbonmonClientError(status.INVALID_ARGUMENT, 'location must be a zone string, {lat, lon} or "auto"');
 }
 
 const factor = (f: IntensityQueryOptions["emissionFactor"]): EmissionFactorType =>
-  f === "direct" ? EmissionFactorType.EMISSION_FACTOR_TYPE_DIRECT : f === "lifecycle" ? EmissionFactorType.EMISSION_FACTOR_TYPE_LIFECYCLE : EmissionFactorType.EMISSION_FACTOR_TYPE_UNSPECIFIED;
+  f === "direct"
+    ? EmissionFactorType.EMISSION_FACTOR_TYPE_DIRECT
+    : f === "lifecycle"
+      ? EmissionFactorType.EMISSION_FACTOR_TYPE_LIFECYCLE
+      : EmissionFactorType.EMISSION_FACTOR_TYPE_UNSPECIFIED;
 const gaps = (g: GapOptions["gapPolicy"]): GapPolicy =>
   g === "fill" ? GapPolicy.GAP_POLICY_FILL : g === "error" ? GapPolicy.GAP_POLICY_ERROR : GapPolicy.GAP_POLICY_UNSPECIFIED;
 
@@ -117,10 +121,26 @@ export function createIntensityClient(address: string, options: IntensityClientO
     current: async (location, o) => unary(raw, raw.getCurrentIntensity, "GetCurrentIntensity", query(location, o), defaults, true, o),
     recent: async (location, o) => unary(raw, raw.getRecentIntensity, "GetRecentIntensity", query(location, o), defaults, true, o),
     history: async (location, start, end, o = {}) =>
-      unary(raw, raw.getIntensityHistory, "GetIntensityHistory", { ...query(location, o), start, end, gapPolicy: gaps(o.gapPolicy) }, defaults, true, o),
+      unary(
+        raw,
+        raw.getIntensityHistory,
+        "GetIntensityHistory",
+        { ...query(location, o), start, end, gapPolicy: gaps(o.gapPolicy) },
+        defaults,
+        true,
+        o,
+      ),
     forecast: async (location, o = {}) => {
       const { allowEstimated: _ignored, ...q } = query(location, o);
-      return unary(raw, raw.getForecast, "GetForecast", { ...q, horizon: o.horizonMs === undefined ? undefined : durationFromMs(o.horizonMs) }, defaults, true, o);
+      return unary(
+        raw,
+        raw.getForecast,
+        "GetForecast",
+        { ...q, horizon: o.horizonMs === undefined ? undefined : durationFromMs(o.horizonMs) },
+        defaults,
+        true,
+        o,
+      );
     },
     computeEmissions: async (location, segments, o = {}) =>
       unary(

@@ -39,7 +39,14 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     signal?.addEventListener("abort", done, { once: true });
   });
 
-function attempt<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, name: string, request: Req, deadlineMs: number, options: CallOptionsLite): Promise<Res> {
+function attempt<Req, Res>(
+  client: Client,
+  method: UnaryMethod<Req, Res>,
+  name: string,
+  request: Req,
+  deadlineMs: number,
+  options: CallOptionsLite,
+): Promise<Res> {
   return new Promise<Res>((resolve, reject) => {
     if (options.signal?.aborted) return reject(new CarbonmonClientError(status.CANCELLED, "cancelled by the caller", { method: name }));
     const metadata = options.metadata?.clone() ?? new Metadata();

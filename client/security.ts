@@ -70,8 +70,12 @@ export function tokenInterceptor(token: string): Interceptor {
 }
 
 /** Channel credentials and interceptors for a generated client's constructor. */
-export function channelSecurity(options: ClientSecurityOptions, explicit?: ChannelCredentials): { credentials: ChannelCredentials; interceptors: Interceptor[] } {
+export function channelSecurity(
+  options: ClientSecurityOptions,
+  explicit?: ChannelCredentials,
+): { credentials: ChannelCredentials; interceptors: Interceptor[] } {
   const tls = options.tls;
-  const credentials = explicit ?? (tls ? grpcCredentials.createSsl(buf(tls.ca), buf(tls.key), buf(tls.cert)) : grpcCredentials.createInsecure());
+  const credentials =
+    explicit ?? (tls ? grpcCredentials.createSsl(buf(tls.ca), buf(tls.key), buf(tls.cert)) : grpcCredentials.createInsecure());
   return { credentials, interceptors: options.token === undefined ? [] : [tokenInterceptor(options.token)] };
 }

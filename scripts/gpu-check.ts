@@ -72,11 +72,26 @@ async function main(): Promise<void> {
   const eld = monitorEventLoopDelay({ resolution: 1 });
   eld.enable();
   const intensity = await startIntensity(
-    loadIntensityConfig({ env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: "/tmp/carbonmon-gpu-check-intensity", CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: `DE=${G_PER_KWH}` } }),
+    loadIntensityConfig({
+      env: {
+        CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0",
+        CARBONMON_DATA_DIR: "/tmp/carbonmon-gpu-check-intensity",
+        CARBONMON_PROVIDERS: "static",
+        CARBONMON_INTENSITY_CONSTANTS: `DE=${G_PER_KWH}`,
+      },
+    }),
     createLogger("gpu-check-intensity", "warn"),
   );
   const config = loadAgentConfig({
-    env: { ...process.env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: "/tmp/carbonmon-gpu-check", CARBONMON_LOG_LEVEL: "warn", CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "DE", CARBONMON_IDLE_AFTER_MS: String(IDLE_AFTER_MS) },
+    env: {
+      ...process.env,
+      CARBONMON_AGENT_LISTEN: "127.0.0.1:0",
+      CARBONMON_DATA_DIR: "/tmp/carbonmon-gpu-check",
+      CARBONMON_LOG_LEVEL: "warn",
+      CARBONMON_INTENSITY_ADDR: intensity.running.address,
+      CARBONMON_LOCATION: "DE",
+      CARBONMON_IDLE_AFTER_MS: String(IDLE_AFTER_MS),
+    },
   });
   const agent = await startAgent(config, createLogger("gpu-check", "warn"));
   const { sampler } = agent.context;
@@ -101,7 +116,12 @@ async function main(): Promise<void> {
   await sleep(3000);
   const idleS = (performance.now() - idle0.t) / 1000;
   const idleCpu = process.cpuUsage(idle0.cpu);
-  results.idle = { samplerActive: sampler.active, nvmlReadsPerS: (nvmlReads() - idle0.reads) / idleS, processCpuPct: (100 * (idleCpu.user + idleCpu.system)) / 1e6 / idleS, idlePeriodMs: config.idleSamplingPeriodMs };
+  results.idle = {
+    samplerActive: sampler.active,
+    nvmlReadsPerS: (nvmlReads() - idle0.reads) / idleS,
+    processCpuPct: (100 * (idleCpu.user + idleCpu.system)) / 1e6 / idleS,
+    idlePeriodMs: config.idleSamplingPeriodMs,
+  };
   console.log("idle", JSON.stringify(results.idle));
 
   const load = spawn("python3", [join(here, "gpu-load.py"), "32"], { stdio: ["ignore", "pipe", "inherit"] });
@@ -117,7 +137,14 @@ async function main(): Promise<void> {
   const openWindow = async (kind: string, ms: number): Promise<void> => {
     const key = `check-${kind}-${n++}`;
     const b0 = performance.now();
-    const begun = await unaryCall<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, { key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+    const begun = await unaryCall<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, {
+      key,
+      gpuIndices: [],
+      cpuIndices: [],
+      labels: {},
+      skipGpus: false,
+      skipCpus: false,
+    });
     const beginMs = performance.now() - b0;
     await sleep(ms);
     const e0 = performance.now();
@@ -133,18 +160,36 @@ async function main(): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const key = `latency-${i}`;
     let t = performance.now();
-    await unaryCall<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, { key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+    await unaryCall<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, {
+      key,
+      gpuIndices: [],
+      cpuIndices: [],
+      labels: {},
+      skipGpus: false,
+      skipCpus: false,
+    });
     latency[0]!.push(performance.now() - t);
     t = performance.now();
     await unaryCall<EndWindowRequest, Measurement>(client, client.endWindow, { key, waitForCounterUpdate: false });
     latency[1]!.push(performance.now() - t);
   }
   const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-  results.latencyMs = { beginP50: pct(latency[0]!, 50), beginP99: pct(latency[0]!, 99), endP50: pct(latency[1]!, 50), endP99: pct(latency[1]!, 99) };
+  results.latencyMs = {
+    beginP50: pct(latency[0]!, 50),
+    beginP99: pct(latency[0]!, 99),
+    endP50: pct(latency[1]!, 50),
+    endP99: pct(latency[1]!, 99),
+  };
   console.log("latency", JSON.stringify(results.latencyMs));
   // WatchPower at 10 Hz while the load runs.
   const watched: number[] = [];
-  const stream = client.watchPower({ gpuIndices: [], cpuIndices: [], period: { seconds: 0n, nanos: 100_000_000 }, skipGpus: false, skipCpus: true });
+  const stream = client.watchPower({
+    gpuIndices: [],
+    cpuIndices: [],
+    period: { seconds: 0n, nanos: 100_000_000 },
+    skipGpus: false,
+    skipCpus: true,
+  });
   stream.on("data", (s: PowerSample) => watched.push(s.gpuPowerW[0] ?? NaN));
   stream.on("error", () => undefined);
   await sleep(3000);
@@ -165,7 +210,10 @@ async function main(): Promise<void> {
   ref.kill("SIGINT"); // KeyboardInterrupt: the reference file is flushed and closed
   await refDone;
 
-  const rows = readFileSync(refPath, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Row);
+  const rows = readFileSync(refPath, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Row);
   const offset = wallOffsetMs();
   const refE = referenceEnergy(rows);
   const compared = windows.map((w) => {
@@ -173,11 +221,24 @@ async function main(): Promise<void> {
     const integral = powerIntegral(rows, w.t0 + offset, w.t1 + offset);
     const energyJ = w.m.gpuEnergyJ[0]!;
     const uncertaintyJ = w.m.gpuEnergyUncertaintyJ[0]!;
-    return { kind: w.kind, t0: w.t0, t1: w.t1, beginRpcMs: w.beginMs, endRpcMs: w.endMs, interpolated: { energyJ, uncertaintyJ }, referenceJ: reference, powerIntegralJ: integral, relErr: (energyJ - reference) / reference, approximations: w.m.approximations.map((a) => a.kind) };
+    return {
+      kind: w.kind,
+      t0: w.t0,
+      t1: w.t1,
+      beginRpcMs: w.beginMs,
+      endRpcMs: w.endMs,
+      interpolated: { energyJ, uncertaintyJ },
+      referenceJ: reference,
+      powerIntegralJ: integral,
+      relErr: (energyJ - reference) / reference,
+      approximations: w.m.approximations.map((a) => a.kind),
+    };
   });
   results.windows = compared;
   for (const w of compared) {
-    console.log(`${w.kind.padEnd(6)} agent ${w.interpolated.energyJ.toFixed(2)} J ±${w.interpolated.uncertaintyJ.toFixed(2)} | pynvml ${w.referenceJ.toFixed(2)} J | ∫P ${w.powerIntegralJ.toFixed(2)} J | rel ${(100 * w.relErr).toFixed(3)} % | end RPC ${w.endRpcMs.toFixed(1)} ms`);
+    console.log(
+      `${w.kind.padEnd(6)} agent ${w.interpolated.energyJ.toFixed(2)} J ±${w.interpolated.uncertaintyJ.toFixed(2)} | pynvml ${w.referenceJ.toFixed(2)} J | ∫P ${w.powerIntegralJ.toFixed(2)} J | rel ${(100 * w.relErr).toFixed(3)} % | end RPC ${w.endRpcMs.toFixed(1)} ms`,
+    );
   }
   const summary = ["10s", "1s", "1s-idle", "0.05s"].map((kind) => {
     const ws = compared.filter((w) => w.kind === kind);
@@ -198,8 +259,17 @@ async function main(): Promise<void> {
     }
   }
   const changes = rows.filter((r, i) => i > 0 && r[2] !== rows[i - 1]![2]).map((r) => r[0]);
-  const gaps = changes.slice(1).map((t, i) => (t - changes[i]!) * 1000).sort((a, b) => a - b);
-  results.field83 = { heldPairs: held, sameTimestampWhileHeld: same, counterUpdateGapMsP50: gaps[Math.floor(gaps.length / 2)], refReads: rows.length, refReadMsMean: rows.reduce((a, r) => a + (r[1] - r[0]) * 1000, 0) / rows.length };
+  const gaps = changes
+    .slice(1)
+    .map((t, i) => (t - changes[i]!) * 1000)
+    .sort((a, b) => a - b);
+  results.field83 = {
+    heldPairs: held,
+    sameTimestampWhileHeld: same,
+    counterUpdateGapMsP50: gaps[Math.floor(gaps.length / 2)],
+    refReads: rows.length,
+    refReadMsMean: rows.reduce((a, r) => a + (r[1] - r[0]) * 1000, 0) / rows.length,
+  };
   const busy = powerLog.filter(([t]) => t > loadStart + 3000 && t < loadStart + 20_000).map(([, p]) => p);
   const idle = powerLog.filter(([t]) => t < loadStart - 500).map(([, p]) => p);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -215,7 +285,12 @@ async function main(): Promise<void> {
     reason: tenS.carbonStatusReason,
     gpuCarbonG: tenS.gpuCarbonG[0],
     expectedG: (energyJ / 3.6e6) * G_PER_KWH,
-    periods: tenS.carbonPeriods.map((p) => ({ from: p.intensity?.validFrom, to: p.intensity?.validTo, energyJ: p.energyJ, carbonG: p.carbonG })),
+    periods: tenS.carbonPeriods.map((p) => ({
+      from: p.intensity?.validFrom,
+      to: p.intensity?.validTo,
+      energyJ: p.energyJ,
+      carbonG: p.carbonG,
+    })),
     pricedWindows: windows.filter((w) => w.m.carbonPeriods.length > 0).length,
     windows: windows.length,
   };
@@ -232,7 +307,11 @@ const IDLE_AFTER_MS = 500;
 /** The static provider's constant for the check's zone. */
 const G_PER_KWH = 300;
 
-function unaryCall<Req, Res>(client: EnergyMonitorClient, method: (req: Req, cb: (e: Error | null, r: Res) => void) => unknown, req: Req): Promise<Res> {
+function unaryCall<Req, Res>(
+  client: EnergyMonitorClient,
+  method: (req: Req, cb: (e: Error | null, r: Res) => void) => unknown,
+  req: Req,
+): Promise<Res> {
   return new Promise((resolve, reject) => method.call(client, req, (e: Error | null, r: Res) => (e ? reject(e) : resolve(r))));
 }
 

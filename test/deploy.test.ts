@@ -53,19 +53,23 @@ const env = (name: string): Record<string, string> =>
 
 /** Compose interpolation of ${VAR}, ${VAR:-default}, ${VAR-default} and $$, against `vars`. */
 function interpolate(text: string, vars: Record<string, string | undefined>): string {
-  return text.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}/g, (all, name: string | undefined, op: string | undefined, dflt: string | undefined) => {
-    if (all === "$$") return "$";
-    const value = vars[name!];
-    if (op === ":-") return value ? value : (dflt ?? "");
-    if (op === "-") return value ?? dflt ?? "";
-    return value ?? "";
-  });
+  return text.replace(
+    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?-)([^}]*))?\}/g,
+    (all, name: string | undefined, op: string | undefined, dflt: string | undefined) => {
+      if (all === "$$") return "$";
+      const value = vars[name!];
+      if (op === ":-") return value ? value : (dflt ?? "");
+      if (op === "-") return value ?? dflt ?? "";
+      return value ?? "";
+    },
+  );
 }
 
 const settingNames = new Set<string>(SETTINGS.map((s) => s.env));
 const secretSettings = new Set<string>(SETTINGS.filter((s) => "secret" in s).map((s) => s.env));
 /** A variable compose may set: a setting, or the file form (<VAR>_FILE) of a secret one. */
-const settingOf = (key: string): string | undefined => (settingNames.has(key) ? key : secretSettings.has(key.replace(/_FILE$/, "")) ? key.replace(/_FILE$/, "") : undefined);
+const settingOf = (key: string): string | undefined =>
+  settingNames.has(key) ? key : secretSettings.has(key.replace(/_FILE$/, "")) ? key.replace(/_FILE$/, "") : undefined;
 const servicesOf = (name: string): readonly Service[] => SETTINGS.find((s) => s.env === name)?.services ?? [];
 const OURS = /^(CARBONMON|ELECTRICITYMAPS|WATTTIME)_[A-Z0-9_]+$/;
 
@@ -144,7 +148,8 @@ test("compose: every file a service is pointed at is a compose secret it is give
       t.true(given.includes(secret), `${name}: ${key} names secret ${secret}, which the service is given`);
       t.regex(compose.secrets?.[secret]?.file ?? "", /^\.\/secrets\//, `secret ${secret} is a file under ./secrets`);
     }
-    for (const key of ["CARBONMON_TLS_CERT_FILE", "CARBONMON_TLS_KEY_FILE", "CARBONMON_AUTH_TOKENS_FILE"]) t.regex(env(name)[key] ?? "", /^\/run\/secrets\//, `${name}: ${key}`);
+    for (const key of ["CARBONMON_TLS_CERT_FILE", "CARBONMON_TLS_KEY_FILE", "CARBONMON_AUTH_TOKENS_FILE"])
+      t.regex(env(name)[key] ?? "", /^\/run\/secrets\//, `${name}: ${key}`);
   }
   t.true(dockerignore.split("\n").includes("secrets"), "./secrets stays out of the image's build context");
 });
@@ -163,7 +168,15 @@ test("compose: the interpolated environment passes each service's own validation
   t.teardown(() => rmSync(secrets, { recursive: true, force: true }));
   for (const name of Object.keys(compose.secrets ?? {})) writeFileSync(join(secrets, name), "");
   // A sampling period above the idle default must not trip the idle period's check (compose leaves it unset).
-  for (const vars of [{}, { CARBONMON_PROVIDERS: "static,offline", CARBONMON_INTENSITY_CONSTANTS: "DE=300", CARBONMON_LOCATION: "DE", CARBONMON_SAMPLING_PERIOD_MS: "2000" }]) {
+  for (const vars of [
+    {},
+    {
+      CARBONMON_PROVIDERS: "static,offline",
+      CARBONMON_INTENSITY_CONSTANTS: "DE=300",
+      CARBONMON_LOCATION: "DE",
+      CARBONMON_SAMPLING_PERIOD_MS: "2000",
+    },
+  ]) {
     const resolved = (name: string): Record<string, string> =>
       Object.fromEntries(Object.entries(env(name)).map(([k, v]) => [k, interpolate(v, vars).replace(/^\/run\/secrets\//, `${secrets}/`)]));
     let agent: ReturnType<typeof loadAgentConfig> | undefined;
@@ -176,14 +189,20 @@ test("compose: the interpolated environment passes each service's own validation
     t.is(intensity?.electricitymapsApiToken, undefined, "an unset token is not an empty token");
     t.is(insecurity(agent!.security, agent!.listen), undefined, "the agent: TLS and tokens");
     t.is(insecurity(intensity!.security, intensity!.listen), undefined, "the intensity service: TLS and tokens");
-    t.truthy(agent?.intensitySecurity.caFile && agent.intensitySecurity.tokenFile, "the agent calls the intensity service over TLS with a token");
+    t.truthy(
+      agent?.intensitySecurity.caFile && agent.intensitySecurity.tokenFile,
+      "the agent calls the intensity service over TLS with a token",
+    );
   }
 });
 
 test("compose: the health checks call grpc.health.v1 and pass against a real server", async (t) => {
   const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "offline" });
   t.teardown(() => intensity.close());
-  for (const [name, port] of [["intensity", "50061"], ["agent", "50051"]] as const) {
+  for (const [name, port] of [
+    ["intensity", "50061"],
+    ["agent", "50051"],
+  ] as const) {
     const check = service(name).healthcheck;
     t.truthy(check, `${name} has a health check`);
     const argv = check!.test as string[];
@@ -221,9 +240,16 @@ test("Dockerfile: a node:20-bookworm-slim build stage with a C++ toolchain, and 
   for (const from of froms) t.regex(from, /^node:20-bookworm-slim\b/);
   t.regex(froms[0]!, /\sAS\s+build$/i);
   const buildStage = dockerfile.slice(0, dockerfile.search(/^FROM .*\bAS\s+runtime/im));
-  for (const pkg of ["python3", "make", "g++"]) t.true(new RegExp(`apt-get install[^\\n]*\\s${pkg.replace("+", "\\+")}(\\s|$)`, "m").test(buildStage), `build stage installs ${pkg}`);
-  t.true(args("RUN").some((r) => /\bnpm ci\b.*--omit=dev/.test(r)), "npm ci --omit=dev");
-  t.true(args("COPY").some((c) => c.startsWith("--from=build ") && c.includes("node_modules")), "the runtime copies node_modules from the build stage");
+  for (const pkg of ["python3", "make", "g++"])
+    t.true(new RegExp(`apt-get install[^\\n]*\\s${pkg.replace("+", "\\+")}(\\s|$)`, "m").test(buildStage), `build stage installs ${pkg}`);
+  t.true(
+    args("RUN").some((r) => /\bnpm ci\b.*--omit=dev/.test(r)),
+    "npm ci --omit=dev",
+  );
+  t.true(
+    args("COPY").some((c) => c.startsWith("--from=build ") && c.includes("node_modules")),
+    "the runtime copies node_modules from the build stage",
+  );
 });
 
 test("Dockerfile: the image runs the compiled dist/, built in its own stage, and holds no TypeScript sources or tsx", (t) => {
@@ -234,16 +260,38 @@ test("Dockerfile: the image runs the compiled dist/, built in its own stage, and
   t.truthy(compile, "a compile stage");
   t.truthy(runtime, "a runtime stage");
   const compileSteps = instructions(compile ?? "");
-  t.true(compileSteps.some((s) => s.op === "RUN" && /\bnpm run build\b/.test(s.args)), "the compile stage runs npm run build (tsconfig.build.json)");
+  t.true(
+    compileSteps.some((s) => s.op === "RUN" && /\bnpm run build\b/.test(s.args)),
+    "the compile stage runs npm run build (tsconfig.build.json)",
+  );
   for (const source of ["tsconfig.build.json", "bin", "server", "client", "proto"]) {
-    t.true(compileSteps.some((s) => s.op === "COPY" && s.args.split(/\s+/).includes(source)), `the compile stage copies ${source}`);
+    t.true(
+      compileSteps.some((s) => s.op === "COPY" && s.args.split(/\s+/).includes(source)),
+      `the compile stage copies ${source}`,
+    );
   }
-  const runtimeCopies = instructions(runtime ?? "").filter((s) => s.op === "COPY").map((s) => s.args);
-  t.true(runtimeCopies.some((c) => /^--from=compile\s+\/app\/dist\s/.test(c)), "the runtime copies dist/ from the compile stage");
-  t.deepEqual(runtimeCopies.filter((c) => !c.startsWith("--from=")).flatMap((c) => c.split(/\s+/).slice(0, -1)), ["package.json", "proto/carbonmon", "proto/gen/descriptors.binpb"], "the runtime copies no TypeScript sources");
+  const runtimeCopies = instructions(runtime ?? "")
+    .filter((s) => s.op === "COPY")
+    .map((s) => s.args);
+  t.true(
+    runtimeCopies.some((c) => /^--from=compile\s+\/app\/dist\s/.test(c)),
+    "the runtime copies dist/ from the compile stage",
+  );
+  t.deepEqual(
+    runtimeCopies.filter((c) => !c.startsWith("--from=")).flatMap((c) => c.split(/\s+/).slice(0, -1)),
+    ["package.json", "proto/carbonmon", "proto/gen/descriptors.binpb"],
+    "the runtime copies no TypeScript sources",
+  );
   // The production install leaves the prepare script (tsc, a dev dependency) to the compile stage.
-  t.true(args("RUN").some((r) => /npm pkg delete scripts\.prepare\b.*\bnpm ci\b.*--omit=dev/.test(r)), "npm ci --omit=dev without the prepare script");
-  const pkg = JSON.parse(read("package.json")) as { dependencies: Record<string, string>; devDependencies: Record<string, string>; scripts: Record<string, string> };
+  t.true(
+    args("RUN").some((r) => /npm pkg delete scripts\.prepare\b.*\bnpm ci\b.*--omit=dev/.test(r)),
+    "npm ci --omit=dev without the prepare script",
+  );
+  const pkg = JSON.parse(read("package.json")) as {
+    dependencies: Record<string, string>;
+    devDependencies: Record<string, string>;
+    scripts: Record<string, string>;
+  };
   t.false("tsx" in pkg.dependencies, "tsx is not a runtime dependency");
   t.true("tsx" in pkg.devDependencies);
   t.regex(pkg.scripts.prepare ?? "", /\bnpm run build\b/);
@@ -267,13 +315,23 @@ test("Dockerfile: entry point, ports, data volume and settings", (t) => {
 });
 
 test("Dockerfile: every copied path exists, and .dockerignore keeps it in the build context", (t) => {
-  const ignored = dockerignore.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
-  for (const entry of ["node_modules", ".git", "test/.build", ".tmp", ".device", "dist"]) t.true(ignored.includes(entry), `.dockerignore: ${entry}`);
+  const ignored = dockerignore
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
+  for (const entry of ["node_modules", ".git", "test/.build", ".tmp", ".device", "dist"])
+    t.true(ignored.includes(entry), `.dockerignore: ${entry}`);
   for (const copy of args("COPY").filter((c) => !c.startsWith("--from="))) {
-    const sources = copy.split(/\s+/).filter((p) => !p.startsWith("--")).slice(0, -1);
+    const sources = copy
+      .split(/\s+/)
+      .filter((p) => !p.startsWith("--"))
+      .slice(0, -1);
     for (const source of sources) {
       t.true(existsSync(new URL(`../${source}`, import.meta.url)), `COPY ${source}: exists`);
-      t.false(ignored.some((i) => i === source || source.startsWith(`${i}/`)), `COPY ${source}: not in .dockerignore`);
+      t.false(
+        ignored.some((i) => i === source || source.startsWith(`${i}/`)),
+        `COPY ${source}: not in .dockerignore`,
+      );
     }
   }
 });
@@ -285,5 +343,6 @@ test("the services' V8 flags are the same wherever they start: the bins' shebang
   }
   const nodeOptions = /\bNODE_OPTIONS=(\S+)/.exec(args("ENV").join(" "));
   t.is(nodeOptions?.[1], SERVICE_NODE_FLAGS.join(" "));
-  for (const flag of SERVICE_NODE_FLAGS) t.true(process.allowedNodeEnvironmentFlags.has(flag.split("=")[0]!), `${flag} is allowed in NODE_OPTIONS`);
+  for (const flag of SERVICE_NODE_FLAGS)
+    t.true(process.allowedNodeEnvironmentFlags.has(flag.split("=")[0]!), `${flag} is allowed in NODE_OPTIONS`);
 });

@@ -19,7 +19,11 @@ const section = readme.slice(readme.indexOf("### Best time and place to run a jo
 const MIN = 60_000;
 const T0 = Date.UTC(2026, 11, 3);
 const clock = (hhmm: string): number => T0 + Number(hhmm.slice(0, 2)) * 60 * MIN + Number(hhmm.slice(3)) * MIN;
-const cells = (line: string): string[] => line.split("|").slice(1, -1).map((c) => c.trim());
+const cells = (line: string): string[] =>
+  line
+    .split("|")
+    .slice(1, -1)
+    .map((c) => c.trim());
 const num = (text: string): number => Number(text.replace(/,/g, ""));
 
 /** "(60 × 180 + 30 × 90) / 90 = 150 g/kWh" → [the expression's value, the stated result]. */
@@ -33,7 +37,9 @@ test("the worked example: whole-point averaging and the exact search give the RE
   t.regex(section, /\*\*Example: a 90-minute job on hourly data\.\*\*/);
   const lines = section.split("\n");
   const hours = cells(lines.find((l) => l.startsWith("| hour (UTC)"))!).slice(1);
-  const values = cells(lines.find((l) => l.startsWith("| g/kWh"))!).slice(1).map(num);
+  const values = cells(lines.find((l) => l.startsWith("| g/kWh"))!)
+    .slice(1)
+    .map(num);
   t.is(hours.length, values.length);
   const periods = hours.map((h, i) => ({ startMs: clock(h), endMs: clock(h) + 60 * MIN, gPerKwh: values[i]! }));
   const endMs = periods.at(-1)!.endMs;
@@ -81,9 +87,27 @@ test("the TypeScript example runs against a real service and prints the best win
   t.teardown(async () => (await intensity.close(), rmSync(dir, { recursive: true, force: true })));
   const file = join(dir, "example.ts");
   writeFileSync(file, code[0]!);
-  const { stdout } = await promisify(execFile)(process.execPath, ["--conditions=carbonmon-source", "--import", "tsx", file], { cwd: ROOT, env: { ...process.env, CARBONMON_INTENSITY: intensity.running.address }, timeout: 30_000 });
-  const lines = stdout.trim().split("\n").map((l) => l.split(" "));
-  t.deepEqual(lines.map(([zone, , mean, , grams]) => [zone, mean, grams]), [["FR", "56", "672"], ["DE", "300", "3600"], ["FR", "56", "672"], ["GB", "200", "2400"]]);
-  t.true(lines.every((l) => l[1] === lines[0]![1]), "every window starts now");
+  const { stdout } = await promisify(execFile)(process.execPath, ["--conditions=carbonmon-source", "--import", "tsx", file], {
+    cwd: ROOT,
+    env: { ...process.env, CARBONMON_INTENSITY: intensity.running.address },
+    timeout: 30_000,
+  });
+  const lines = stdout
+    .trim()
+    .split("\n")
+    .map((l) => l.split(" "));
+  t.deepEqual(
+    lines.map(([zone, , mean, , grams]) => [zone, mean, grams]),
+    [
+      ["FR", "56", "672"],
+      ["DE", "300", "3600"],
+      ["FR", "56", "672"],
+      ["GB", "200", "2400"],
+    ],
+  );
+  t.true(
+    lines.every((l) => l[1] === lines[0]![1]),
+    "every window starts now",
+  );
   t.regex(code[0]!, /\/\/ FR \S+ 56 g\/kWh 672 g/);
 });

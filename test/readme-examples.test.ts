@@ -26,7 +26,11 @@ test("every TypeScript example in the README runs against real servers and print
   t.is(blocks.length, 3);
   const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 300, ms: 1000 }] }] });
   const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "DE" });
+  const agent = await startTestAgent({
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_INTENSITY_ADDR: intensity.running.address,
+    CARBONMON_LOCATION: "DE",
+  });
   const dir = join(ROOT, ".tmp", `readme-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   t.teardown(async () => {
@@ -40,7 +44,11 @@ test("every TypeScript example in the README runs against real servers and print
   for (const [i, code] of blocks.entries()) {
     const file = join(dir, `example-${i}.ts`);
     writeFileSync(file, code);
-    const { stdout } = await run(process.execPath, ["--conditions=carbonmon-source", "--import", "tsx", file], { cwd: ROOT, env, timeout: 30_000 });
+    const { stdout } = await run(process.execPath, ["--conditions=carbonmon-source", "--import", "tsx", file], {
+      cwd: ROOT,
+      env,
+      timeout: 30_000,
+    });
     outputs.push(stdout);
   }
   const [measure, watch, fleet] = outputs as [string, string, string];
@@ -51,7 +59,13 @@ test("every TypeScript example in the README runs against real servers and print
   // 300 W for as long as the window lasted (its time is printed to 10 ms: up to 1.5 J of rounding).
   t.true(Math.abs(energy! - 300 * seconds) < 5, `300 W x ${seconds} s: ${measure}`);
   t.true(Math.abs(grams! - (energy! / 3.6e6) * 300) < 1e-6, `grams at 300 g/kWh: ${measure}`);
-  t.deepEqual(watch.trim().split("\n").map((l) => l.split(" ")[0]), ["0n", "1n", "2n"]);
+  t.deepEqual(
+    watch
+      .trim()
+      .split("\n")
+      .map((l) => l.split(" ")[0]),
+    ["0n", "1n", "2n"],
+  );
   t.regex(watch, /'0': 300/);
   const fleetLine = /^1 hosts, ([\d.]+) J, ([\d.]+) g, 0 failed\n300 g\/kWh from static\n$/.exec(fleet);
   t.truthy(fleetLine, fleet);

@@ -15,7 +15,11 @@ function documented(): Map<string, Row> {
     const cells = line.split("|").map((c) => c.trim());
     const name = /^`([a-z_:]+)`$/.exec(cells[1] ?? "")?.[1];
     if (!name || cells.length < 6) continue;
-    rows.set(name, { type: cells[2]!, labels: [...cells[3]!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!).sort(), services: cells[4]!.split(",").map((s) => s.trim()) });
+    rows.set(name, {
+      type: cells[2]!,
+      labels: [...cells[3]!.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!).sort(),
+      services: cells[4]!.split(",").map((s) => s.trim()),
+    });
   }
   return rows;
 }
@@ -37,7 +41,10 @@ test("the README's metrics table lists every metric of both registries with its 
   const rows = documented();
   t.true(rows.size > 15, "the table is found");
   const seen = new Set<string>();
-  for (const [service, registry] of [["agent", agent.metrics!], ["intensity", intensity.metrics!]] as const) {
+  for (const [service, registry] of [
+    ["agent", agent.metrics!],
+    ["intensity", intensity.metrics!],
+  ] as const) {
     for (const [name, m] of registered(registry)) {
       seen.add(name);
       const row = rows.get(name);
@@ -47,8 +54,15 @@ test("the README's metrics table lists every metric of both registries with its 
       t.deepEqual(row.labels, m.labels, `${name}: labels`);
       t.true(row.services.includes(service), `${name}: service ${service}`);
     }
-    t.true(registry.getMetricsAsArray().some((m) => (m as unknown as { name: string }).name === "process_cpu_seconds_total"), "the defaults are registered");
+    t.true(
+      registry.getMetricsAsArray().some((m) => (m as unknown as { name: string }).name === "process_cpu_seconds_total"),
+      "the defaults are registered",
+    );
   }
-  t.deepEqual([...rows.keys()].filter((n) => !seen.has(n)), [], "rows for metrics no registry has");
+  t.deepEqual(
+    [...rows.keys()].filter((n) => !seen.has(n)),
+    [],
+    "rows for metrics no registry has",
+  );
   t.true(section.includes("| `process_*`, `nodejs_*` |"));
 });

@@ -37,7 +37,11 @@ test("the README's worked carbon example adds up: energy per period x intensity 
     totalJ += joules;
     totalG += (joules / 3.6e6) * gPerKwh;
   }
-  const window = example.split("\n").find((l) => l.startsWith("| window"))!.split("|").map((c) => c.trim());
+  const window = example
+    .split("\n")
+    .find((l) => l.startsWith("| window"))!
+    .split("|")
+    .map((c) => c.trim());
   t.is(num(/^([\d,]+) J/.exec(window[2]!)![1]!), totalJ);
   t.is(num(/^([\d.]+) g/.exec(window[4]!)![1]!), Number(totalG.toFixed(3)));
 });

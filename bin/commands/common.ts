@@ -25,7 +25,9 @@ export interface Command {
 }
 
 /** What parse() returns (named, so that the build can write it into the declarations). */
-export type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: boolean; strict: true }>>;
+export type Parsed<O extends Options> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: O; allowPositionals: boolean; strict: true }>
+>;
 
 /** Parses argv strictly (unknown options and stray arguments are a UsageError). */
 export function parse<O extends Options>(argv: string[], options: O, positionals = false): Parsed<O> {

@@ -64,7 +64,9 @@ export function csvRow(m: Measurement, context: CsvContext = {}, now = new Date(
     carbon_g: grams(m.totalCarbonG),
     carbon_status: (CarbonStatus[m.carbonStatus] ?? "").replace("CARBON_STATUS_", ""),
     gpus: Object.keys(m.gpuEnergyJ).join(" "),
-    labels: Object.entries(m.labels).map(([k, v]) => `${k}=${v}`).join(" "),
+    labels: Object.entries(m.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" "),
     command: context.command ?? "",
     exit_code: context.exitCode === undefined ? "" : String(context.exitCode),
   };

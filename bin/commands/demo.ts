@@ -42,7 +42,9 @@ async function show(agent: LocalService, intensity: LocalService, location: stri
   say(`agent ${agent.address}, intensity service ${intensity.address}\n`);
   say(`carbon priced for location ${location} (set CARBONMON_LOCATION for yours; without provider keys: yearly averages)\n`);
   say(`measuring a 2 s busy loop (${process.execPath} -e ...)\n`);
-  const { measurement } = await measureCommand(agent.address, [process.execPath, "-e", BUSY_LOOP], { key: `demo/${process.pid}-${Date.now()}` });
+  const { measurement } = await measureCommand(agent.address, [process.execPath, "-e", BUSY_LOOP], {
+    key: `demo/${process.pid}-${Date.now()}`,
+  });
   process.stdout.write(mark(measurementText(measurement!.measurement), simulated && !measurement!.measurement.simulated));
   say("power for 3 s:\n");
   const abort = new AbortController();
@@ -61,7 +63,11 @@ async function demo(argv: string[]): Promise<number> {
   let agent: LocalService | undefined;
   try {
     const location = process.env.CARBONMON_LOCATION || DEMO_LOCATION;
-    agent = await startLocalAgent({ CARBONMON_INTENSITY_ADDR: intensity.address, CARBONMON_LOCATION: location, CARBONMON_SIMULATED_GPU: process.env.CARBONMON_SIMULATED_GPU || "true" });
+    agent = await startLocalAgent({
+      CARBONMON_INTENSITY_ADDR: intensity.address,
+      CARBONMON_LOCATION: location,
+      CARBONMON_SIMULATED_GPU: process.env.CARBONMON_SIMULATED_GPU || "true",
+    });
     await show(agent, intensity, location);
   } finally {
     await agent?.close();

@@ -1,7 +1,16 @@
 /** carbonmon host and carbonmon windows: GetHost and ListWindows, as text or canonical JSON (ListWindowsResponse). */
 import { createAgentClient } from "../../client/index.js";
 import { GetHostResponse, ListWindowsResponse } from "../../proto/gen/carbonmon/agent/v1/agent.js";
-import { agentAddress, calling, clientOptions, parse, SECURITY_HELP, SECURITY_OPTIONS, type Command, type SecurityValues } from "./common.js";
+import {
+  agentAddress,
+  calling,
+  clientOptions,
+  parse,
+  SECURITY_HELP,
+  SECURITY_OPTIONS,
+  type Command,
+  type SecurityValues,
+} from "./common.js";
 import { hostText, windowsText } from "./format.js";
 import { emit, OUTPUT_HELP, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
@@ -12,7 +21,10 @@ ${SECURITY_HELP}`;
 /** What every agent command takes: --agent, TLS and the token. */
 export const AGENT_OPTIONS = { agent: { type: "string" }, ...SECURITY_OPTIONS } as const;
 
-export async function withAgent<T>(values: SecurityValues & { agent?: string | undefined }, fn: (client: ReturnType<typeof createAgentClient>) => Promise<T>): Promise<T> {
+export async function withAgent<T>(
+  values: SecurityValues & { agent?: string | undefined },
+  fn: (client: ReturnType<typeof createAgentClient>) => Promise<T>,
+): Promise<T> {
   const address = agentAddress(values.agent);
   const client = createAgentClient(address, clientOptions(values));
   try {

@@ -3,7 +3,17 @@ import { createIntensityClient, type LocationInput, type WindowCandidate } from 
 import { parseLatLon } from "../../server/shared/config.js";
 import { J_PER_KWH } from "../../server/shared/units.js";
 import { BestWindowResponse } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
-import { calling, clientOptions, intensityAddress, parse, positiveInt, SECURITY_HELP, SECURITY_OPTIONS, UsageError, type Command } from "./common.js";
+import {
+  calling,
+  clientOptions,
+  intensityAddress,
+  parse,
+  positiveInt,
+  SECURITY_HELP,
+  SECURITY_OPTIONS,
+  UsageError,
+  type Command,
+} from "./common.js";
 import { emit, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
 export const BEST_HELP = `Usage: carbonmon intensity best --locations DE,FR,GB --duration 2h [options]
@@ -31,14 +41,18 @@ const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000 };
 export function parseDurationMs(name: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const parts = [...text.matchAll(/(\d+(?:\.\d+)?)([hms])/g)];
-  if (parts.length === 0 || parts.map((m) => m[0]).join("") !== text) throw new UsageError(`${name} expects a duration such as 2h, 90m or 1h30m, got ${JSON.stringify(text)}`);
+  if (parts.length === 0 || parts.map((m) => m[0]).join("") !== text)
+    throw new UsageError(`${name} expects a duration such as 2h, 90m or 1h30m, got ${JSON.stringify(text)}`);
   const ms = parts.reduce((sum, m) => sum + Number(m[1]) * UNIT_MS[m[2]!]!, 0);
   if (!(ms > 0)) throw new UsageError(`${name} must be more than 0`);
   return ms;
 }
 
 function locations(list: string | undefined, single: string[] | undefined): LocationInput[] {
-  const zones = (list ?? "").split(",").map((z) => z.trim()).filter((z) => z !== "");
+  const zones = (list ?? "")
+    .split(",")
+    .map((z) => z.trim())
+    .filter((z) => z !== "");
   const all: LocationInput[] = [...zones, ...(single ?? []).map((l) => (l === "auto" ? "auto" : (parseLatLon(l) ?? l)))];
   if (all.length === 0) throw new UsageError("--locations is required (zones separated by commas, e.g. DE,FR,GB)");
   return all;
@@ -49,7 +63,8 @@ const minute = (d: Date | undefined): string => (d ? `${d.toISOString().slice(0,
 function energyKwh(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const n = Number(text);
-  if (!/^\d+(\.\d+)?$/.test(text) || !Number.isFinite(n)) throw new UsageError(`--energy-kwh expects a number of kWh, got ${JSON.stringify(text)}`);
+  if (!/^\d+(\.\d+)?$/.test(text) || !Number.isFinite(n))
+    throw new UsageError(`--energy-kwh expects a number of kWh, got ${JSON.stringify(text)}`);
   return n;
 }
 
@@ -59,7 +74,13 @@ export function bestText(r: BestWindowResponse): string {
   const grams = r.candidates.some((c) => c.carbonG !== undefined);
   const header = ["#", "zone", "start (UTC)", "end (UTC)", "gCO2eq/kWh", ...(grams ? ["gCO2eq"] : []), "vs now", "series"];
   const line = (rank: string, w: WindowCandidate, vsNow: string): string[] => [
-    rank, w.zone, minute(w.start), minute(w.end), w.meanGPerKwh.toFixed(1), ...(grams ? [w.carbonG?.toFixed(1) ?? "-"] : []), vsNow,
+    rank,
+    w.zone,
+    minute(w.start),
+    minute(w.end),
+    w.meanGPerKwh.toFixed(1),
+    ...(grams ? [w.carbonG?.toFixed(1) ?? "-"] : []),
+    vsNow,
     `${w.provider} ${w.isForecast ? "forecast" : "flat (no forecast)"}`,
   ];
   const saving = (w: WindowCandidate): string => {
@@ -68,15 +89,27 @@ export function bestText(r: BestWindowResponse): string {
   };
   const rows = [header, ...r.candidates.map((w, i) => line(String(i + 1), w, saving(w))), ...r.runNow.map((w) => line("now", w, "0.0 %"))];
   const widths = header.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const text = rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd());
+  const text = rows.map((row) =>
+    row
+      .map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd(),
+  );
   const notes = [...r.notes, ...r.skipped.map((s) => `skipped ${s.zone || "a location"}: ${s.code}: ${s.message}`)];
   return `${[`searched ${minute(r.earliestStart)} .. ${minute(r.latestEnd)} UTC`, ...text, ...notes.map((n) => `note: ${n}`)].join("\n")}\n`;
 }
 
 async function run(argv: string[]): Promise<number> {
   const options = {
-    locations: { type: "string" }, location: { type: "string", multiple: true }, duration: { type: "string" }, within: { type: "string" },
-    "energy-kwh": { type: "string" }, max: { type: "string" }, addr: { type: "string" }, ...OUTPUT_OPTIONS, ...SECURITY_OPTIONS,
+    locations: { type: "string" },
+    location: { type: "string", multiple: true },
+    duration: { type: "string" },
+    within: { type: "string" },
+    "energy-kwh": { type: "string" },
+    max: { type: "string" },
+    addr: { type: "string" },
+    ...OUTPUT_OPTIONS,
+    ...SECURITY_OPTIONS,
   } as const;
   const { values } = parse(argv, options);
   const where = locations(values.locations, values.location);
@@ -96,7 +129,10 @@ async function run(argv: string[]): Promise<number> {
         maxCandidates: max,
       }),
     );
-    emit(values.json ? `${protoJson("carbonmon.intensity.v1.BestWindowResponse", BestWindowResponse, result)}\n` : bestText(result), values.output);
+    emit(
+      values.json ? `${protoJson("carbonmon.intensity.v1.BestWindowResponse", BestWindowResponse, result)}\n` : bestText(result),
+      values.output,
+    );
     return 0;
   } finally {
     client.close();

@@ -1,8 +1,22 @@
 /** carbonmon intensity now|history|forecast: carbon intensity from the intensity service. */
 import { createIntensityClient, type IntensityPoint, type IntensitySeries, type LocationInput } from "../../client/index.js";
-import { IntensityPoint as IntensityPointCodec, IntensitySeries as IntensitySeriesCodec, IntensitySource } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import {
+  IntensityPoint as IntensityPointCodec,
+  IntensitySeries as IntensitySeriesCodec,
+  IntensitySource,
+} from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { parseLatLon } from "../../server/shared/config.js";
-import { calling, clientOptions, intensityAddress, parse, positiveInt, SECURITY_HELP, SECURITY_OPTIONS, UsageError, type Command } from "./common.js";
+import {
+  calling,
+  clientOptions,
+  intensityAddress,
+  parse,
+  positiveInt,
+  SECURITY_HELP,
+  SECURITY_OPTIONS,
+  UsageError,
+  type Command,
+} from "./common.js";
 import { bestCommand } from "./intensity-best.js";
 import { emit, OUTPUT_HELP, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
@@ -24,7 +38,7 @@ ${OUTPUT_HELP}  --help          this text
 ${SECURITY_HELP}`;
 
 function location(text: string | undefined): LocationInput {
-  if (!text) throw new UsageError("--location is required (a zone such as DE, \"lat,lon\" or auto)");
+  if (!text) throw new UsageError('--location is required (a zone such as DE, "lat,lon" or auto)');
   return text === "auto" ? "auto" : (parseLatLon(text) ?? text);
 }
 
@@ -44,7 +58,13 @@ function seriesText(s: IntensitySeries): string {
 }
 
 async function query(which: (typeof QUERIES)[number], argv: string[]): Promise<number> {
-  const options = { location: { type: "string" }, addr: { type: "string" }, hours: { type: "string" }, ...OUTPUT_OPTIONS, ...SECURITY_OPTIONS } as const;
+  const options = {
+    location: { type: "string" },
+    addr: { type: "string" },
+    hours: { type: "string" },
+    ...OUTPUT_OPTIONS,
+    ...SECURITY_OPTIONS,
+  } as const;
   const { values } = parse(argv, options);
   if (values.hours !== undefined && which !== "history") throw new UsageError("--hours is for history only");
   const where = location(values.location);

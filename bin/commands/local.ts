@@ -27,7 +27,15 @@ function dataDir(): { dir: string; cleanup: () => void } {
 export async function startLocalAgent(env: Record<string, string> = {}): Promise<LocalService> {
   const data = dataDir();
   try {
-    const config = loadAgentConfig({ env: { ...process.env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0", CARBONMON_AGENT_METRICS_LISTEN: "", CARBONMON_DATA_DIR: data.dir, ...env } });
+    const config = loadAgentConfig({
+      env: {
+        ...process.env,
+        CARBONMON_AGENT_LISTEN: "127.0.0.1:0",
+        CARBONMON_AGENT_METRICS_LISTEN: "",
+        CARBONMON_DATA_DIR: data.dir,
+        ...env,
+      },
+    });
     const agent = await startAgent(config, createLogger("carbonmon-agent", logLevel(config.logLevel)));
     return { address: agent.running.address, close: async () => (await agent.running.shutdown(1000), data.cleanup()) };
   } catch (err) {
@@ -40,7 +48,14 @@ export async function startLocalAgent(env: Record<string, string> = {}): Promise
 export async function startLocalIntensity(): Promise<LocalService> {
   const data = dataDir();
   try {
-    const config = loadIntensityConfig({ env: { ...process.env, CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_INTENSITY_METRICS_LISTEN: "", CARBONMON_DATA_DIR: data.dir } });
+    const config = loadIntensityConfig({
+      env: {
+        ...process.env,
+        CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0",
+        CARBONMON_INTENSITY_METRICS_LISTEN: "",
+        CARBONMON_DATA_DIR: data.dir,
+      },
+    });
     const server = await startIntensity(config, createLogger("carbonmon-intensity", logLevel(config.logLevel)));
     return { address: server.running.address, close: async () => (await server.running.shutdown(1000), data.cleanup()) };
   } catch (err) {

@@ -4,7 +4,19 @@ import { constants } from "node:os";
 import { basename } from "node:path";
 import { createAgentClient, type CarbonEmissionMeasurement, type ClientSecurityOptions } from "../../client/index.js";
 import { Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
-import { agentAddress, clientFailure, CLIENT_OPTIONS, clientOptions, gpuList, labelMap, parse, SECURITY_HELP, SECURITY_OPTIONS, UsageError, type Command } from "./common.js";
+import {
+  agentAddress,
+  clientFailure,
+  CLIENT_OPTIONS,
+  clientOptions,
+  gpuList,
+  labelMap,
+  parse,
+  SECURITY_HELP,
+  SECURITY_OPTIONS,
+  UsageError,
+  type Command,
+} from "./common.js";
 import { appendCsv } from "./csv.js";
 import { measurementText } from "./format.js";
 import { startLocalAgent } from "./local.js";
@@ -88,11 +100,16 @@ export async function measureCommand(address: string, argv: string[], options: M
   const tolerate = (err: unknown): void => {
     const failure = clientFailure(err, "agent", address);
     if (requireAgent) throw failure;
-    process.stderr.write(`${failure.message.replace(/^carbonmon: /, "carbonmon: warning: ")}; ${argv[0]} runs unmeasured (--require-agent to refuse)\n`);
+    process.stderr.write(
+      `${failure.message.replace(/^carbonmon: /, "carbonmon: warning: ")}; ${argv[0]} runs unmeasured (--require-agent to refuse)\n`,
+    );
   };
   try {
     const labels = { ...options.labels, command: basename(argv[0]!).slice(0, 256) };
-    const begun = await client.beginWindow(options.key, { gpuIndices: options.gpuIndices, labels }).then(() => true, (err: unknown) => (tolerate(err), false));
+    const begun = await client.beginWindow(options.key, { gpuIndices: options.gpuIndices, labels }).then(
+      () => true,
+      (err: unknown) => (tolerate(err), false),
+    );
     const exitCode = await runChild(argv);
     if (!begun) return { exitCode };
     try {
@@ -116,13 +133,21 @@ async function run(argv: string[]): Promise<number> {
   if (sep < 0 || sep === argv.length - 1) throw new UsageError("run needs a command: carbonmon run [options] -- CMD [ARGS...]");
   const { values } = parse(argv.slice(0, sep), OPTIONS);
   const command = argv.slice(sep + 1);
-  const options = { key: values.key ?? `run/${process.pid}-${Date.now()}`, gpuIndices: gpuList(values.gpus), labels: labelMap(values.label) };
+  const options = {
+    key: values.key ?? `run/${process.pid}-${Date.now()}`,
+    gpuIndices: gpuList(values.gpus),
+    labels: labelMap(values.label),
+  };
   const { security } = clientOptions(values);
   const local = values.agent === undefined ? await startLocalAgent() : undefined;
   const address = local?.address ?? agentAddress(values.agent);
   try {
     // The in-process agent listens on loopback without TLS; an agent named by --agent gets TLS and the token.
-    const { exitCode, measurement } = await measureCommand(address, command, { ...options, requireAgent: values["require-agent"] === true, security: local ? {} : security });
+    const { exitCode, measurement } = await measureCommand(address, command, {
+      ...options,
+      requireAgent: values["require-agent"] === true,
+      security: local ? {} : security,
+    });
     if (measurement) {
       emit(measurementOutput(measurement.measurement, values.json === true), values.output, process.stderr);
       if (values.csv !== undefined) appendCsv(values.csv, measurement.measurement, { command: command.join(" "), exitCode });

@@ -21,13 +21,22 @@ async function tokenNew(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== "new") throw new UsageError("expected: carbonmon token new --name NAME --scopes LIST");
   const { values } = parse(rest, { name: { type: "string" }, scopes: { type: "string" } });
-  if (values.name === undefined || !PRINCIPAL_NAME.test(values.name)) throw new UsageError("--name is required: 1-64 characters of [A-Za-z0-9._@:-]");
-  const scopes = (values.scopes ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  if (values.name === undefined || !PRINCIPAL_NAME.test(values.name))
+    throw new UsageError("--name is required: 1-64 characters of [A-Za-z0-9._@:-]");
+  const scopes = (values.scopes ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = scopes.filter((s) => !isScope(s));
-  if (scopes.length === 0 || unknown.length > 0) throw new UsageError(`--scopes expects a comma-separated list of ${SCOPES.join(", ")}${unknown.length ? `; unknown: ${unknown.join(", ")}` : ""}`);
+  if (scopes.length === 0 || unknown.length > 0)
+    throw new UsageError(
+      `--scopes expects a comma-separated list of ${SCOPES.join(", ")}${unknown.length ? `; unknown: ${unknown.join(", ")}` : ""}`,
+    );
   const token = newToken();
   const entry = JSON.stringify({ name: values.name, sha256: sha256Hex(token), scopes: [...new Set(scopes)] });
-  process.stdout.write(`token (shown once; put it in the client's CARBONMON_TOKEN_FILE):\n${token}\n\nadd to the "tokens" list of CARBONMON_AUTH_TOKENS_FILE:\n${entry}\n`);
+  process.stdout.write(
+    `token (shown once; put it in the client's CARBONMON_TOKEN_FILE):\n${token}\n\nadd to the "tokens" list of CARBONMON_AUTH_TOKENS_FILE:\n${entry}\n`,
+  );
   return 0;
 }
 

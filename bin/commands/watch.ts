@@ -2,7 +2,17 @@
 import type { PowerSample } from "../../client/index.js";
 import { createAgentClient } from "../../client/index.js";
 import type { ClientSecurityOptions } from "../../client/index.js";
-import { agentAddress, calling, CLIENT_OPTIONS, clientOptions, parse, positiveInt, SECURITY_HELP, SECURITY_OPTIONS, type Command } from "./common.js";
+import {
+  agentAddress,
+  calling,
+  CLIENT_OPTIONS,
+  clientOptions,
+  parse,
+  positiveInt,
+  SECURITY_HELP,
+  SECURITY_OPTIONS,
+  type Command,
+} from "./common.js";
 import { PowerSample as PowerSampleCodec } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { mark, SIMULATED_BANNER } from "./format.js";
 import { protoJson } from "./output.js";
@@ -21,7 +31,11 @@ ${SECURITY_HELP}`;
 /** Per device power ("gpu:0" → W) of a sample. */
 export function powers(s: PowerSample): Array<[string, number]> {
   const out: Array<[string, number]> = [];
-  for (const [domain, map] of [["gpu", s.gpuPowerW], ["cpu", s.cpuPowerW], ["dram", s.dramPowerW]] as const) {
+  for (const [domain, map] of [
+    ["gpu", s.gpuPowerW],
+    ["cpu", s.cpuPowerW],
+    ["dram", s.dramPowerW],
+  ] as const) {
     for (const [i, w] of Object.entries(map)) out.push([`${domain}:${i}`, w]);
   }
   return out;
@@ -36,12 +50,17 @@ export function sampleJson(s: PowerSample): string {
 export function sampleLines(s: PowerSample, peak: { w: number }): string {
   const rows = powers(s);
   peak.w = Math.max(peak.w, 500, ...rows.map(([, w]) => w));
-  const lines = rows.map(([d, w]) => `${d.padEnd(7)} ${w.toFixed(1).padStart(8)} W  ${"█".repeat(Math.round((w / peak.w) * 30)).padEnd(30, "·")}`);
+  const lines = rows.map(
+    ([d, w]) => `${d.padEnd(7)} ${w.toFixed(1).padStart(8)} W  ${"█".repeat(Math.round((w / peak.w) * 30)).padEnd(30, "·")}`,
+  );
   return mark(`${(lines.length ? lines : ["no devices"]).join("\n")}\n`, s.simulated);
 }
 
 /** Streams samples to stdout until `signal` aborts or `limit` samples were shown. */
-export async function streamPower(address: string, o: { periodMs: number; json: boolean; signal: AbortSignal; limit?: number; security?: ClientSecurityOptions }): Promise<void> {
+export async function streamPower(
+  address: string,
+  o: { periodMs: number; json: boolean; signal: AbortSignal; limit?: number; security?: ClientSecurityOptions },
+): Promise<void> {
   const client = createAgentClient(address, { ...CLIENT_OPTIONS, security: o.security ?? {} });
   const tty = process.stdout.isTTY === true && !o.json;
   const peak = { w: 0 };
@@ -65,7 +84,12 @@ export async function streamPower(address: string, o: { periodMs: number; json: 
 }
 
 async function watch(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { agent: { type: "string" }, "period-ms": { type: "string" }, json: { type: "boolean" }, ...SECURITY_OPTIONS });
+  const { values } = parse(argv, {
+    agent: { type: "string" },
+    "period-ms": { type: "string" },
+    json: { type: "boolean" },
+    ...SECURITY_OPTIONS,
+  });
   const { security } = clientOptions(values);
   const periodMs = positiveInt("--period-ms", values["period-ms"], 1000);
   const abort = new AbortController();

@@ -42,7 +42,8 @@ async function window(action: Action, argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, OPTIONS, true);
   if (positionals.length !== 1) throw new UsageError(`window ${action} needs exactly one KEY, got ${positionals.length}`);
   for (const [option, actions] of Object.entries(ONLY)) {
-    if ((values as Record<string, unknown>)[option] !== undefined && !actions.includes(action)) throw new UsageError(`--${option} is for window ${actions.join("/")} only`);
+    if ((values as Record<string, unknown>)[option] !== undefined && !actions.includes(action))
+      throw new UsageError(`--${option} is for window ${actions.join("/")} only`);
   }
   const key = positionals[0]!;
   const text = await withAgent(values, async (client): Promise<string> => {
@@ -58,7 +59,8 @@ async function window(action: Action, argv: string[]): Promise<number> {
         return `window ${r.key} cancelled (begun at ${r.beginTime?.toISOString()})`;
       }
       default: {
-        const { measurement: m } = action === "end" ? await client.endWindow(key, { waitForCounterUpdate: true }) : await client.getWindow(key);
+        const { measurement: m } =
+          action === "end" ? await client.endWindow(key, { waitForCounterUpdate: true }) : await client.getWindow(key);
         if (values.csv !== undefined) appendCsv(values.csv, m);
         return values.json ? protoJson("carbonmon.agent.v1.Measurement", Measurement, m) : measurementText(m).trimEnd();
       }

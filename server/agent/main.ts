@@ -48,26 +48,47 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
   const pricer = new CarbonPricer(config, log, intensityClient);
   try {
     store = new AgentStore(config.dataDir, clock.nowMs(), {
-      onFlushError: (err) => log.error({ err }, "moving the window journal into agent.db failed; the journal keeps the records, retrying in 1 s"),
+      onFlushError: (err) =>
+        log.error({ err }, "moving the window journal into agent.db failed; the journal keeps the records, retrying in 1 s"),
       onJournalDamaged: (message) => log.error(message),
       onRecordSetAside: (message) => log.error(message),
       journal: { mode: config.journalMode },
     });
     const journal = store.journalMode;
-    if (journal.mode === "mapped") log.info({ journal: journal.mode }, "window journal mapped into memory (CARBONMON_JOURNAL_MODE=mapped): keep agent.journal off copy-on-write filesystems and never truncate it while the agent runs");
-    else if (config.journalMode === "mapped") log.warn({ journal: journal.mode, reason: journal.fallbackReason }, "window journal cannot be mapped; it appends with write(2)");
+    if (journal.mode === "mapped")
+      log.info(
+        { journal: journal.mode },
+        "window journal mapped into memory (CARBONMON_JOURNAL_MODE=mapped): keep agent.journal off copy-on-write filesystems and never truncate it while the agent runs",
+      );
+    else if (config.journalMode === "mapped")
+      log.warn({ journal: journal.mode, reason: journal.fallbackReason }, "window journal cannot be mapped; it appends with write(2)");
     else log.info({ journal: journal.mode }, "window journal appends with write(2)");
     const opened = store;
     checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log, () => opened.useAutocheckpoint());
-    const metrics = config.metricsListen !== undefined ? agentMetrics({ sampler, openWindows: () => windows?.openCount ?? 0, carbonPending: () => opened.carbonPendingCount() }) : undefined;
-    windows = new WindowManager({ config, sampler, pricer, store, codec: measurementCodec, clock, log, ...(metrics ? { onEnded: (r) => metrics.windowEnded(r) } : {}) });
+    const metrics =
+      config.metricsListen !== undefined
+        ? agentMetrics({ sampler, openWindows: () => windows?.openCount ?? 0, carbonPending: () => opened.carbonPendingCount() })
+        : undefined;
+    windows = new WindowManager({
+      config,
+      sampler,
+      pricer,
+      store,
+      codec: measurementCodec,
+      clock,
+      log,
+      ...(metrics ? { onEnded: (r) => metrics.windowEnded(r) } : {}),
+    });
     const power = new PowerHub(sampler, { config, log });
     await firstReadings(sampler, config.firstReadingTimeoutMs, log);
     const context: AgentContext = { config, sampler, power, windows, startedAtMs: clock.nowMs(), log };
     const [manager, walWorker] = [windows, checkpointer];
     const registration = agentRegistration(context);
     // Wrapped for the metrics, or for the access log at debug; otherwise the handlers run as they are.
-    const instrumented = metrics || log.isLevelEnabled("debug") ? instrumentRegistration(registration, { metrics: metrics?.grpc, log, principalOf: (call) => principalOf(call).name }) : registration;
+    const instrumented =
+      metrics || log.isLevelEnabled("debug")
+        ? instrumentRegistration(registration, { metrics: metrics?.grpc, log, principalOf: (call) => principalOf(call).name })
+        : registration;
     let deviceHealth: ReturnType<typeof followDeviceHealth> | undefined;
     let endpoint: Awaited<ReturnType<typeof serveMetrics>>;
     const running = await serve({
@@ -90,7 +111,12 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
     });
     deviceHealth = followDeviceHealth(sampler, running.health, registration.name, config.allowNoDevices, log);
     endpoint = metrics && config.metricsListen !== undefined ? await serveMetrics(config.metricsListen, metrics.registry, log) : undefined;
-    return { running, context, ...(metrics ? { metrics: metrics.registry } : {}), ...(endpoint ? { metricsAddress: endpoint.address } : {}) };
+    return {
+      running,
+      context,
+      ...(metrics ? { metrics: metrics.registry } : {}),
+      ...(endpoint ? { metricsAddress: endpoint.address } : {}),
+    };
   } catch (err) {
     windows?.close();
     pricer.close();
@@ -113,6 +139,14 @@ async function firstReadings(sampler: Sampler, timeoutMs: number, log: Logger): 
   const late = sampler.devices().filter((d) => d.status === "ok" && !sampler.hasReading(d.id));
   const waitedMs = Math.round(performance.now() - startMs);
   if (late.length === 0) log.info({ devices: ids.length, waitedMs }, "first readings in; serving");
-  else if (timeoutMs === 0) log.info({ devices: late.map((d) => d.id) }, "serving at once (CARBONMON_FIRST_READING_TIMEOUT_MS=0), before these devices' first readings");
-  else log.warn({ devices: late.map((d) => d.id), waitedMs }, `no first reading within ${timeoutMs} ms from these devices; serving anyway (a window begun before a device's first reading reports that device missing)`);
+  else if (timeoutMs === 0)
+    log.info(
+      { devices: late.map((d) => d.id) },
+      "serving at once (CARBONMON_FIRST_READING_TIMEOUT_MS=0), before these devices' first readings",
+    );
+  else
+    log.warn(
+      { devices: late.map((d) => d.id), waitedMs },
+      `no first reading within ${timeoutMs} ms from these devices; serving anyway (a window begun before a device's first reading reports that device missing)`,
+    );
 }

@@ -65,23 +65,35 @@ function validate(q: BestWindowQuery, nowMs: number): { fromMs: number; max: num
   const bad = (message: string, hint?: string) => new AppError(Code.InvalidArgument, message, { hint });
   if (q.locations.length === 0) throw bad("locations is empty", 'give at least one, e.g. [{"zone":"DE"}]');
   if (q.locations.length > MAX_LOCATIONS) throw bad(`at most ${MAX_LOCATIONS} locations per request`);
-  if (!(q.durationMs > 0 && q.durationMs <= OUTLOOK_HORIZON_MS)) throw bad(`duration must be more than 0 and at most ${hours(OUTLOOK_HORIZON_MS)}`, 'e.g. "7200s" for 2 h');
+  if (!(q.durationMs > 0 && q.durationMs <= OUTLOOK_HORIZON_MS))
+    throw bad(`duration must be more than 0 and at most ${hours(OUTLOOK_HORIZON_MS)}`, 'e.g. "7200s" for 2 h');
   if (q.energyJ !== undefined && !(q.energyJ >= 0 && Number.isFinite(q.energyJ))) throw bad("energy_j must be a finite number >= 0");
   if (q.maxCandidates > MAX_CANDIDATES) throw bad(`max_candidates is at most ${MAX_CANDIDATES}`);
   const fromMs = Math.max(q.earliestStartMs ?? nowMs, nowMs);
   if (q.latestEndMs !== undefined && !(q.latestEndMs - fromMs >= q.durationMs)) {
-    throw bad(`the range ${iso(fromMs)} .. ${iso(q.latestEndMs)} is shorter than the duration (${hours(q.durationMs)})`, "move latest_end later or earliest_start earlier");
+    throw bad(
+      `the range ${iso(fromMs)} .. ${iso(q.latestEndMs)} is shorter than the duration (${hours(q.durationMs)})`,
+      "move latest_end later or earliest_start earlier",
+    );
   }
   if (fromMs + q.durationMs > nowMs + OUTLOOK_HORIZON_MS) {
-    throw new AppError(Code.OutOfRange, `a ${hours(q.durationMs)} window starting at ${iso(fromMs)} ends after every forecast: the horizon is ${hours(OUTLOOK_HORIZON_MS)}, until ${iso(nowMs + OUTLOOK_HORIZON_MS)}`);
+    throw new AppError(
+      Code.OutOfRange,
+      `a ${hours(q.durationMs)} window starting at ${iso(fromMs)} ends after every forecast: the horizon is ${hours(OUTLOOK_HORIZON_MS)}, until ${iso(nowMs + OUTLOOK_HORIZON_MS)}`,
+    );
   }
   return { fromMs, max: q.maxCandidates || DEFAULT_CANDIDATES };
 }
 
 /** Outlooks per location; a location whose providers are down for now is skipped, a misconfigured one fails the request. */
-async function outlooks(intensity: Intensity, q: BestWindowQuery): Promise<{ answered: Array<{ location: number; outlook: Outlook }>; skipped: BestWindowResult["skipped"] }> {
+async function outlooks(
+  intensity: Intensity,
+  q: BestWindowQuery,
+): Promise<{ answered: Array<{ location: number; outlook: Outlook }>; skipped: BestWindowResult["skipped"] }> {
   const settled = await Promise.allSettled(
-    q.locations.map((location) => intensity.outlook({ location, emissionFactor: q.emissionFactor, allowEstimated: true, provider: q.provider }, OUTLOOK_HORIZON_MS)),
+    q.locations.map((location) =>
+      intensity.outlook({ location, emissionFactor: q.emissionFactor, allowEstimated: true, provider: q.provider }, OUTLOOK_HORIZON_MS),
+    ),
   );
   const answered: Array<{ location: number; outlook: Outlook }> = [];
   const skipped: BestWindowResult["skipped"] = [];
@@ -93,7 +105,10 @@ async function outlooks(intensity: Intensity, q: BestWindowQuery): Promise<{ ans
     failures.push(e);
     skipped.push({ location, code: e.code, message: e.message });
   });
-  if (answered.length === 0) throw new AppError(failures[0]!.code, `no location could be answered: ${failures.map((f) => f.message).join("; ")}`, { hint: failures[0]!.hint });
+  if (answered.length === 0)
+    throw new AppError(failures[0]!.code, `no location could be answered: ${failures.map((f) => f.message).join("; ")}`, {
+      hint: failures[0]!.hint,
+    });
   return { answered, skipped };
 }
 
@@ -107,12 +122,19 @@ function rangeEnd(q: BestWindowQuery, answered: ReadonlyArray<{ outlook: Outlook
 function nothingFits(q: BestWindowQuery, answered: ReadonlyArray<{ outlook: Outlook }>, fromMs: number, toMs: number): AppError {
   const each = answered.map(({ outlook: o }) => {
     const runs = runsOf(seriesOf(o)).filter((r) => r.endMs > fromMs && r.startMs < toMs);
-    const data = runs.length === 0 ? "no values in the range" : `values ${runs.map((r) => `${iso(Math.max(r.startMs, fromMs))} .. ${iso(Math.min(r.endMs, toMs))}`).join(", ")}`;
+    const data =
+      runs.length === 0
+        ? "no values in the range"
+        : `values ${runs.map((r) => `${iso(Math.max(r.startMs, fromMs))} .. ${iso(Math.min(r.endMs, toMs))}`).join(", ")}`;
     return `${o.zone}: ${o.forecast ? "forecast" : "flat series"} until ${iso(endOf(o))} (${hours(endOf(o) - o.fetchedAtMs)} horizon), ${data}`;
   });
-  return new AppError(Code.OutOfRange, `no ${hours(q.durationMs)} window without a gap fits in ${iso(fromMs)} .. ${iso(toMs)}: ${each.join("; ")}`, {
-    hint: "ask for a shorter duration, or an earlier earliest_start / later latest_end inside the forecasts",
-  });
+  return new AppError(
+    Code.OutOfRange,
+    `no ${hours(q.durationMs)} window without a gap fits in ${iso(fromMs)} .. ${iso(toMs)}: ${each.join("; ")}`,
+    {
+      hint: "ask for a shorter duration, or an earlier earliest_start / later latest_end inside the forecasts",
+    },
+  );
 }
 
 function flatNote(o: Outlook): string {
@@ -125,23 +147,40 @@ export async function bestWindow(intensity: Intensity, q: BestWindowQuery, nowMs
   const toMs = rangeEnd(q, answered);
   if (!(toMs - fromMs >= q.durationMs)) {
     const shortest = answered.reduce((a, b) => (endOf(b.outlook) < endOf(a.outlook) ? b : a)).outlook;
-    throw new AppError(Code.OutOfRange, `a ${hours(q.durationMs)} window from ${iso(fromMs)} does not fit in the forecasts: the shortest (${shortest.zone}, ${shortest.provider}) ends at ${iso(endOf(shortest))}, a ${hours(endOf(shortest) - shortest.fetchedAtMs)} horizon`, {
-      hint: "set latest_end to search past it, or ask for a shorter duration",
-    });
+    throw new AppError(
+      Code.OutOfRange,
+      `a ${hours(q.durationMs)} window from ${iso(fromMs)} does not fit in the forecasts: the shortest (${shortest.zone}, ${shortest.provider}) ends at ${iso(endOf(shortest))}, a ${hours(endOf(shortest) - shortest.fetchedAtMs)} horizon`,
+      {
+        hint: "set latest_end to search past it, or ask for a shorter duration",
+      },
+    );
   }
   const series = answered.map((a) => seriesOf(a.outlook));
-  const withGrams = (w: Omit<LocatedWindow, "carbonG">): LocatedWindow => (q.energyJ === undefined ? w : { ...w, carbonG: carbonG(q.energyJ, w.meanGPerKwh) });
+  const withGrams = (w: Omit<LocatedWindow, "carbonG">): LocatedWindow =>
+    q.energyJ === undefined ? w : { ...w, carbonG: carbonG(q.energyJ, w.meanGPerKwh) };
   const ranked = rankWindows(series, { fromMs, toMs, durationMs: q.durationMs }, max);
   if (ranked.length === 0) throw nothingFits(q, answered, fromMs, toMs);
-  const candidates = ranked.map((w) => withGrams({ location: answered[w.series]!.location, outlook: answered[w.series]!.outlook, startMs: w.startMs, endMs: w.endMs, meanGPerKwh: w.meanGPerKwh }));
+  const candidates = ranked.map((w) =>
+    withGrams({
+      location: answered[w.series]!.location,
+      outlook: answered[w.series]!.outlook,
+      startMs: w.startMs,
+      endMs: w.endMs,
+      meanGPerKwh: w.meanGPerKwh,
+    }),
+  );
   const notes: string[] = [];
   const runNow: LocatedWindow[] = [];
   answered.forEach(({ location, outlook }, i) => {
     if (!outlook.forecast) notes.push(flatNote(outlook));
     const mean = windowMean(series[i]!, fromMs, q.durationMs);
-    if (mean === null) notes.push(`${outlook.zone}: the series has no value for part of ${iso(fromMs)} .. ${iso(fromMs + q.durationMs)}, so there is no run-now figure`);
+    if (mean === null)
+      notes.push(
+        `${outlook.zone}: the series has no value for part of ${iso(fromMs)} .. ${iso(fromMs + q.durationMs)}, so there is no run-now figure`,
+      );
     else runNow.push(withGrams({ location, outlook, startMs: fromMs, endMs: fromMs + q.durationMs, meanGPerKwh: mean }));
-    if (!runsOf(series[i]!).some((r) => Math.min(r.endMs, toMs) - Math.max(r.startMs, fromMs) >= q.durationMs)) notes.push(`${outlook.zone}: no ${hours(q.durationMs)} stretch without a gap in ${iso(fromMs)} .. ${iso(toMs)}`);
+    if (!runsOf(series[i]!).some((r) => Math.min(r.endMs, toMs) - Math.max(r.startMs, fromMs) >= q.durationMs))
+      notes.push(`${outlook.zone}: no ${hours(q.durationMs)} stretch without a gap in ${iso(fromMs)} .. ${iso(toMs)}`);
   });
   return { candidates, runNow, fromMs, toMs, notes, skipped };
 }

@@ -27,7 +27,10 @@ export async function withCall<T>(call: ServerUnaryCall<unknown, unknown>, fn: (
   }
   if (call.cancelled) onCancel();
   try {
-    return await withUpstream({ signal: controller.signal, ...(upstreamDeadlineMs !== undefined ? { deadlineMs: upstreamDeadlineMs } : {}) }, fn);
+    return await withUpstream(
+      { signal: controller.signal, ...(upstreamDeadlineMs !== undefined ? { deadlineMs: upstreamDeadlineMs } : {}) },
+      fn,
+    );
   } finally {
     clearTimeout(timer);
     call.removeListener("cancelled", onCancel);

@@ -25,15 +25,20 @@ const SOURCE: Record<Source, IntensitySource> = {
 /** UNSPECIFIED is lifecycle; a number the contract does not define is INVALID_ARGUMENT, never a silent default. */
 export function emissionFactorOf(type: EmissionFactorType): EmissionFactor {
   if (type === EmissionFactorType.EMISSION_FACTOR_TYPE_DIRECT) return "direct";
-  if (type === EmissionFactorType.EMISSION_FACTOR_TYPE_LIFECYCLE || type === EmissionFactorType.EMISSION_FACTOR_TYPE_UNSPECIFIED) return "lifecycle";
-  throw new AppError(Code.InvalidArgument, `emission_factor ${String(type)} is not an EmissionFactorType`, { hint: "0 (unspecified: lifecycle), 1 (lifecycle) or 2 (direct)" });
+  if (type === EmissionFactorType.EMISSION_FACTOR_TYPE_LIFECYCLE || type === EmissionFactorType.EMISSION_FACTOR_TYPE_UNSPECIFIED)
+    return "lifecycle";
+  throw new AppError(Code.InvalidArgument, `emission_factor ${String(type)} is not an EmissionFactorType`, {
+    hint: "0 (unspecified: lifecycle), 1 (lifecycle) or 2 (direct)",
+  });
 }
 
 /** UNSPECIFIED is fill; an undefined number is INVALID_ARGUMENT. */
 export function gapPolicyOf(p: GapPolicy): "error" | "fill" {
   if (p === GapPolicy.GAP_POLICY_ERROR) return "error";
   if (p === GapPolicy.GAP_POLICY_FILL || p === GapPolicy.GAP_POLICY_UNSPECIFIED) return "fill";
-  throw new AppError(Code.InvalidArgument, `gap_policy ${String(p)} is not a GapPolicy`, { hint: "0 (unspecified: fill), 1 (error) or 2 (fill)" });
+  throw new AppError(Code.InvalidArgument, `gap_policy ${String(p)} is not a GapPolicy`, {
+    hint: "0 (unspecified: fill), 1 (error) or 2 (fill)",
+  });
 }
 
 export function emissionFactorToProto(f: EmissionFactor): EmissionFactorType {
@@ -72,7 +77,9 @@ export type LocationQuery = { kind: "zone"; zone: string } | { kind: "coordinate
 export function locationOf(location: Location | undefined): LocationQuery {
   if (location?.zone !== undefined && location.zone !== "") {
     if (!ZONE_PATTERN.test(location.zone)) {
-      throw new AppError(Code.InvalidArgument, `zone ${JSON.stringify(location.zone)} is not a grid zone`, { hint: 'use e.g. "DE", "GB" or "US-MIDW-MISO"' });
+      throw new AppError(Code.InvalidArgument, `zone ${JSON.stringify(location.zone)} is not a grid zone`, {
+        hint: 'use e.g. "DE", "GB" or "US-MIDW-MISO"',
+      });
     }
     return { kind: "zone", zone: location.zone };
   }

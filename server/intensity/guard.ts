@@ -74,7 +74,10 @@ export class ProviderGuard {
   async run<T>(call: () => Promise<T>): Promise<T> {
     const now = this.clock.nowMs();
     if (this.openUntilMs > now) {
-      throw new AppError(Code.Unavailable, `${this.name} is not asked for ${Math.ceil((this.openUntilMs - now) / 1000)} s after ${this.consecutiveFailures} failures in a row (${this.lastError ?? "unknown"})`);
+      throw new AppError(
+        Code.Unavailable,
+        `${this.name} is not asked for ${Math.ceil((this.openUntilMs - now) / 1000)} s after ${this.consecutiveFailures} failures in a row (${this.lastError ?? "unknown"})`,
+      );
     }
     if (!(await this.take())) throw this.spent();
     let prepaid = true;
@@ -95,9 +98,13 @@ export class ProviderGuard {
   }
 
   private spent(): AppError {
-    return new AppError(Code.ResourceExhausted, `${this.name}'s request budget (${this.budget!.capacity} per ${this.budget!.windowMs / 1000} s) is spent`, {
-      hint: "answers come from the cache and the store meanwhile; try again shortly",
-    });
+    return new AppError(
+      Code.ResourceExhausted,
+      `${this.name}'s request budget (${this.budget!.capacity} per ${this.budget!.windowMs / 1000} s) is spent`,
+      {
+        hint: "answers come from the cache and the store meanwhile; try again shortly",
+      },
+    );
   }
 
   /** Takes one token; false when none is left. */

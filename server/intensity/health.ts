@@ -22,7 +22,14 @@ export function cannotAnswer(intensity: Intensity, cache: TtlCache): string | un
 }
 
 /** Re-evaluates every everyMs (breakers open and close with time); returns a stop function. */
-export function followProviderHealth(intensity: Intensity, cache: TtlCache, health: HealthImplementation, service: string, everyMs: number, log: Logger): () => void {
+export function followProviderHealth(
+  intensity: Intensity,
+  cache: TtlCache,
+  health: HealthImplementation,
+  service: string,
+  everyMs: number,
+  log: Logger,
+): () => void {
   let serving = true;
   const update = (): void => {
     const why = cannotAnswer(intensity, cache);

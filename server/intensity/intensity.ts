@@ -16,7 +16,6 @@ import type { Coordinates, Provider, Query } from "./providers/provider.js";
 import type { IntensityStore } from "./store/store.js";
 import { DAY_MS, MINUTE_MS } from "../shared/units.js";
 
-
 /** A zone's series for the coming hours, from one provider (see Intensity.outlook). */
 export interface Outlook {
   zone: string;
@@ -33,7 +32,13 @@ export interface Outlook {
 }
 
 /** Failures that say a provider will not give this zone a forecast (not that it is down for a while). */
-const REFUSALS = new Set<string>([Code.FailedPrecondition, Code.NotFound, Code.PermissionDenied, Code.Unauthenticated, Code.InvalidArgument]);
+const REFUSALS = new Set<string>([
+  Code.FailedPrecondition,
+  Code.NotFound,
+  Code.PermissionDenied,
+  Code.Unauthenticated,
+  Code.InvalidArgument,
+]);
 
 /**
  * An answer shaped by one caller's deadline or cancellation (a provider cut short for it) is that caller's
@@ -140,8 +145,17 @@ export class Intensity {
       });
     }
     const key = `resolve|${coordinates.lat.toFixed(3)},${coordinates.lon.toFixed(3)}`;
-    const { value } = await this.deps.cache.get(key, () => this.guarded(resolver, () => resolver.resolve!(coordinates)), () => DAY_MS);
-    return { zone: value.zone, coordinates: { lat: coordinates.lat, lon: coordinates.lon }, method: ip ? "ip_lookup" : "coordinates", detail: ip?.detail ?? `${resolver.name} mapped the coordinates` };
+    const { value } = await this.deps.cache.get(
+      key,
+      () => this.guarded(resolver, () => resolver.resolve!(coordinates)),
+      () => DAY_MS,
+    );
+    return {
+      zone: value.zone,
+      coordinates: { lat: coordinates.lat, lon: coordinates.lon },
+      method: ip ? "ip_lookup" : "coordinates",
+      detail: ip?.detail ?? `${resolver.name} mapped the coordinates`,
+    };
   }
 
   /** Providers to ask for a zone, in chain order. */
@@ -152,21 +166,32 @@ export class Intensity {
   /** The chain for a zone, in order: each provider, or why it will not be asked (reported as an attempt). */
   private chain(zone: string, only: string): Link[] {
     const all = this.deps.providers.filter((p) => !only || p.name === only);
-    if (only && all.length === 0) throw new AppError(Code.InvalidArgument, `no provider named ${JSON.stringify(only)}`, { hint: `configured: ${this.deps.providers.map((p) => p.name).join(", ")}` });
+    if (only && all.length === 0)
+      throw new AppError(Code.InvalidArgument, `no provider named ${JSON.stringify(only)}`, {
+        hint: `configured: ${this.deps.providers.map((p) => p.name).join(", ")}`,
+      });
     const links = all.map((provider): Link => {
       const skip = provider.unconfiguredReason ?? (provider.covers(zone) ? undefined : `no data for zone ${zone}`);
       return skip ? { provider, skip: { provider: provider.name, code: Code.FailedPrecondition, message: skip } } : { provider };
     });
     if (links.every((l) => l.skip)) {
-      throw new AppError(Code.NotFound, `no configured provider covers zone ${zone} (${links.map((l) => `${l.provider.name}: ${l.skip!.message}`).join("; ")})`, {
-        hint: "configure a provider for it, or a constant (CARBONMON_INTENSITY_CONSTANTS)",
-      });
+      throw new AppError(
+        Code.NotFound,
+        `no configured provider covers zone ${zone} (${links.map((l) => `${l.provider.name}: ${l.skip!.message}`).join("; ")})`,
+        {
+          hint: "configure a provider for it, or a constant (CARBONMON_INTENSITY_CONSTANTS)",
+        },
+      );
     }
     return links;
   }
 
   /** The first provider's answer, with what happened to each provider before it. */
-  private async firstAnswer<T>(chain: Link[], ask: (p: Provider) => Promise<T>, accept: (v: T) => boolean = () => true): Promise<{ value: T; provider: Provider; attempts: Attempt[] }> {
+  private async firstAnswer<T>(
+    chain: Link[],
+    ask: (p: Provider) => Promise<T>,
+    accept: (v: T) => boolean = () => true,
+  ): Promise<{ value: T; provider: Provider; attempts: Attempt[] }> {
     const attempts: Attempt[] = [];
     for (const { provider, skip } of chain) {
       if (skip) {
@@ -194,7 +219,16 @@ export class Intensity {
   /** Stored points that pass the check every upstream value passes (a store written before it may hold others). */
   private sound(provider: string, zone: string, points: Point[]): Point[] {
     const ok = points.filter((p) => pointProblem(p, zone) === undefined);
-    if (ok.length < points.length) this.deps.log.warn({ provider, zone, setAside: points.length - ok.length, problem: pointProblem(points.find((p) => pointProblem(p, zone) !== undefined)!, zone) }, "stored points failed validation; set aside, not served");
+    if (ok.length < points.length)
+      this.deps.log.warn(
+        {
+          provider,
+          zone,
+          setAside: points.length - ok.length,
+          problem: pointProblem(points.find((p) => pointProblem(p, zone) !== undefined)!, zone),
+        },
+        "stored points failed validation; set aside, not served",
+      );
     return ok;
   }
 
@@ -236,14 +270,20 @@ export class Intensity {
       // Plain data only: replicas share cached answers as JSON.
       return { value: r.value, attempts: r.attempts };
     };
-    const ttl = (r: { value: Point; attempts: Attempt[] }) => cutShort(r.attempts) ? 0 : Math.max(30_000, Math.min(5 * MINUTE_MS, r.value.validToMs - this.deps.clock.nowMs()));
+    const ttl = (r: { value: Point; attempts: Attempt[] }) =>
+      cutShort(r.attempts) ? 0 : Math.max(30_000, Math.min(5 * MINUTE_MS, r.value.validToMs - this.deps.clock.nowMs()));
     const { value, cached } = await this.deps.cache.get(this.key("current", zone, req), load, ttl);
     this.noteLatest(value.value);
     return { point: value.value, attempts: value.attempts, cached };
   }
 
   /** Values over [from, to): the first provider that answers, completed from the store, gaps filled by later providers. */
-  async history(req: IntensityRequest, fromMs: number, toMs: number, gapPolicy: "error" | "fill"): Promise<{ zone: string; points: Point[]; filled: Point[]; attempts: Attempt[]; gaps: Array<{ startMs: number; endMs: number }> }> {
+  async history(
+    req: IntensityRequest,
+    fromMs: number,
+    toMs: number,
+    gapPolicy: "error" | "fill",
+  ): Promise<{ zone: string; points: Point[]; filled: Point[]; attempts: Attempt[]; gaps: Array<{ startMs: number; endMs: number }> }> {
     const { zone } = await this.resolve(req.location);
     this.remember(zone, req);
     const load = () => this.loadHistory(zone, req, fromMs, toMs, gapPolicy);
@@ -252,7 +292,11 @@ export class Intensity {
     // answer "no intensity" for an hour after a cold start under a spent budget.
     const ttl = (r: { points: Point[]; gaps: unknown[]; attempts: Attempt[] }) => {
       if (r.gaps.length > 0 || cutShort(r.attempts)) return 0;
-      if (r.attempts.some((a) => a.code !== "OK" && a.code !== Code.FailedPrecondition) || r.points.some((p) => isProvisional(p, this.deps.clock.nowMs()))) return MINUTE_MS;
+      if (
+        r.attempts.some((a) => a.code !== "OK" && a.code !== Code.FailedPrecondition) ||
+        r.points.some((p) => isProvisional(p, this.deps.clock.nowMs()))
+      )
+        return MINUTE_MS;
       return 60 * MINUTE_MS;
     };
     const { value } = await this.deps.cache.get(this.key("history", zone, req, `${fromMs}-${toMs}-${gapPolicy}`), load, ttl);
@@ -270,7 +314,11 @@ export class Intensity {
         attempts.push(skip);
         continue;
       }
-      const stored = this.sound(provider.name, zone, await this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs));
+      const stored = this.sound(
+        provider.name,
+        zone,
+        await this.deps.store.range(provider.name, zone, provider.fixedEmissionFactor ?? req.emissionFactor, fromMs, toMs),
+      );
       let fetched: Point[] = [];
       try {
         fetched = await this.guarded(provider, () => provider.range(this.query(zone, req), fromMs, toMs));
@@ -278,7 +326,11 @@ export class Intensity {
         attempts.push({ provider: provider.name, code: "OK", message: "" });
       } catch (err) {
         const e = AppError.from(err);
-        attempts.push({ provider: provider.name, code: e.code, message: stored.length > 0 ? `${e.message} (answered from the store)` : e.message });
+        attempts.push({
+          provider: provider.name,
+          code: e.code,
+          message: stored.length > 0 ? `${e.message} (answered from the store)` : e.message,
+        });
       }
       const mine = normalize([...stored, ...fetched]);
       if (asked++ === 0) points = mine;
@@ -295,12 +347,21 @@ export class Intensity {
   async forecast(req: IntensityRequest, horizonMs: number): Promise<{ zone: string; points: Point[]; attempts: Attempt[] }> {
     const { zone } = await this.resolve(req.location);
     const chain = this.chain(zone, req.provider).filter((l) => l.provider.forecast);
-    if (chain.every((l) => l.skip)) throw new AppError(Code.NotFound, `no configured provider forecasts zone ${zone}`, { hint: "forecasts come from ElectricityMaps (paid plans) and the UK grid (GB)" });
+    if (chain.every((l) => l.skip))
+      throw new AppError(Code.NotFound, `no configured provider forecasts zone ${zone}`, {
+        hint: "forecasts come from ElectricityMaps (paid plans) and the UK grid (GB)",
+      });
     const load = async () => {
-      const r = await this.firstAnswer(chain, (p) => p.forecast!(this.query(zone, req), horizonMs), (v) => v.length > 0);
+      const r = await this.firstAnswer(
+        chain,
+        (p) => p.forecast!(this.query(zone, req), horizonMs),
+        (v) => v.length > 0,
+      );
       return { value: r.value, attempts: r.attempts };
     };
-    const { value } = await this.deps.cache.get(this.key("forecast", zone, req, String(horizonMs)), load, (r) => (cutShort(r.attempts) ? 0 : 10 * MINUTE_MS));
+    const { value } = await this.deps.cache.get(this.key("forecast", zone, req, String(horizonMs)), load, (r) =>
+      cutShort(r.attempts) ? 0 : 10 * MINUTE_MS,
+    );
     return { zone, points: value.value, attempts: value.attempts };
   }
 
@@ -325,21 +386,38 @@ export class Intensity {
       const ask = async (p: Provider) =>
         p.forecast
           ? { points: normalize(await p.forecast(this.query(zone, req), horizonMs)), forecast: true }
-          : { points: normalize((await p.range(this.query(zone, req), nowMs, endMs)).flatMap((x) => clip(x, x.validFromMs, endMs) ?? [])), forecast: false };
+          : {
+              points: normalize((await p.range(this.query(zone, req), nowMs, endMs)).flatMap((x) => clip(x, x.validFromMs, endMs) ?? [])),
+              forecast: false,
+            };
       try {
         const r = await this.firstAnswer(chain, ask, (v) => v.points.length > 0);
         const updatedMs = r.value.points.reduce((m, p) => Math.max(m, p.sourceUpdatedAtMs ?? -Infinity), -Infinity);
-        return { zone, ...r.value, provider: r.provider.name, signal: r.provider.signal, attempts: r.attempts, fetchedAtMs: nowMs, issuedAtMs: Number.isFinite(updatedMs) ? updatedMs : nowMs };
+        return {
+          zone,
+          ...r.value,
+          provider: r.provider.name,
+          signal: r.provider.signal,
+          attempts: r.attempts,
+          fetchedAtMs: nowMs,
+          issuedAtMs: Number.isFinite(updatedMs) ? updatedMs : nowMs,
+        };
       } catch (err) {
         const e = AppError.from(err);
         throw REFUSALS.has(e.code) ? noOutlook(zone, e.message) : e;
       }
     };
-    const { value } = await this.deps.cache.get(this.key("outlook", zone, req, String(horizonMs)), load, (r) => (cutShort(r.attempts) ? 0 : 10 * MINUTE_MS));
+    const { value } = await this.deps.cache.get(this.key("outlook", zone, req, String(horizonMs)), load, (r) =>
+      cutShort(r.attempts) ? 0 : 10 * MINUTE_MS,
+    );
     return value;
   }
 
-  async emissions(req: IntensityRequest, segments: Array<{ startMs: number; endMs: number; energyJ: number; device: string }>, gapPolicy: "error" | "fill"): Promise<EmissionsResult & { attempts: Attempt[] }> {
+  async emissions(
+    req: IntensityRequest,
+    segments: Array<{ startMs: number; endMs: number; energyJ: number; device: string }>,
+    gapPolicy: "error" | "fill",
+  ): Promise<EmissionsResult & { attempts: Attempt[] }> {
     if (segments.length === 0) throw new AppError(Code.InvalidArgument, "no energy segments", { hint: "send at least one segment" });
     // Every check before any fetch: a bad segment or a span over the limit costs no upstream request.
     validateSegments(segments);

@@ -85,7 +85,10 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
   const watch = new IntensityWatch(intensity, options.watchPollMs ?? 60_000, log);
   const recorder = setInterval(() => void intensity.record(), options.recordEveryMs ?? 6 * 3_600_000).unref();
   const registration = intensityRegistration(intensity, watch, () => clock.nowMs(), log);
-  const instrumented = metrics || log.isLevelEnabled("debug") ? instrumentRegistration(registration, { metrics: metrics?.grpc, log, principalOf: (call) => principalOf(call).name }) : registration;
+  const instrumented =
+    metrics || log.isLevelEnabled("debug")
+      ? instrumentRegistration(registration, { metrics: metrics?.grpc, log, principalOf: (call) => principalOf(call).name })
+      : registration;
   let stopHealth: (() => void) | undefined;
   let endpoint: Awaited<ReturnType<typeof serveMetrics>>;
   try {

@@ -29,11 +29,23 @@ export function intensityMetrics(cache: TtlCache, intensity: () => Intensity | u
     registers: [registry],
     collect() {
       this.reset();
-      for (const p of intensity()?.latestPoints() ?? []) this.set({ zone: p.zone, provider: p.provider, signal: p.signal, emission_factor: p.emissionFactor }, p.gPerKwh);
+      for (const p of intensity()?.latestPoints() ?? [])
+        this.set({ zone: p.zone, provider: p.provider, signal: p.signal, emission_factor: p.emissionFactor }, p.gPerKwh);
     },
   });
-  const requests = new Counter({ name: "carbonmon_provider_requests_total", help: "Calls to each provider by outcome: ok, circuit_open and budget_exhausted (refused without asking), or the error code in lower case.", labelNames: ["provider", "outcome"], registers: [registry] });
-  const duration = new Histogram({ name: "carbonmon_provider_request_duration_seconds", help: "Time one provider call took (retries included), seconds.", labelNames: ["provider"], buckets: PROVIDER_BUCKETS, registers: [registry] });
+  const requests = new Counter({
+    name: "carbonmon_provider_requests_total",
+    help: "Calls to each provider by outcome: ok, circuit_open and budget_exhausted (refused without asking), or the error code in lower case.",
+    labelNames: ["provider", "outcome"],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: "carbonmon_provider_request_duration_seconds",
+    help: "Time one provider call took (retries included), seconds.",
+    labelNames: ["provider"],
+    buckets: PROVIDER_BUCKETS,
+    registers: [registry],
+  });
   const guards = () => {
     const i = intensity();
     return (i?.providers ?? []).flatMap((p) => {

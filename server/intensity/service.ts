@@ -37,11 +37,26 @@ import { DAY_MS } from "../shared/units.js";
 const MAX_HISTORY_MS = 366 * DAY_MS;
 const MAX_FORECAST_MS = 72 * 3_600_000;
 
-function request(msg: { location?: Location | undefined; emissionFactor: number; allowEstimated?: boolean | undefined; provider: string }): IntensityRequest {
-  return { location: locationOf(msg.location), emissionFactor: emissionFactorOf(msg.emissionFactor), allowEstimated: msg.allowEstimated ?? true, provider: msg.provider };
+function request(msg: {
+  location?: Location | undefined;
+  emissionFactor: number;
+  allowEstimated?: boolean | undefined;
+  provider: string;
+}): IntensityRequest {
+  return {
+    location: locationOf(msg.location),
+    emissionFactor: emissionFactorOf(msg.emissionFactor),
+    allowEstimated: msg.allowEstimated ?? true,
+    provider: msg.provider,
+  };
 }
 
-function series(zone: string, points: readonly Point[], attempts: readonly Attempt[], gaps: ReadonlyArray<{ startMs: number; endMs: number }> = []): IntensitySeries {
+function series(
+  zone: string,
+  points: readonly Point[],
+  attempts: readonly Attempt[],
+  gaps: ReadonlyArray<{ startMs: number; endMs: number }> = [],
+): IntensitySeries {
   return {
     zone,
     points: points.map((p) => pointToProto(p)),
@@ -60,7 +75,11 @@ function range(start: Date | undefined, end: Date | undefined, nowMs: number): [
 
 const gapPolicy = gapPolicyOf;
 
-const METHOD = { zone: ResolutionMethod.RESOLUTION_METHOD_ZONE, coordinates: ResolutionMethod.RESOLUTION_METHOD_COORDINATES, ip_lookup: ResolutionMethod.RESOLUTION_METHOD_IP_LOOKUP };
+const METHOD = {
+  zone: ResolutionMethod.RESOLUTION_METHOD_ZONE,
+  coordinates: ResolutionMethod.RESOLUTION_METHOD_COORDINATES,
+  ip_lookup: ResolutionMethod.RESOLUTION_METHOD_IP_LOOKUP,
+};
 
 const HEALTH = {
   healthy: ProviderHealth.PROVIDER_HEALTH_HEALTHY,
@@ -76,7 +95,7 @@ async function providerInfo(intensity: Intensity, p: Provider, order: number): P
     name: p.name,
     order,
     health,
-    reason: p.unconfiguredReason ?? (health === ProviderHealth.PROVIDER_HEALTH_HEALTHY ? "" : guard?.lastError ?? ""),
+    reason: p.unconfiguredReason ?? (health === ProviderHealth.PROVIDER_HEALTH_HEALTHY ? "" : (guard?.lastError ?? "")),
     // No budget (local providers): reported as -1, "unlimited".
     budgetRemaining: Number.isFinite(remaining) ? Math.floor(remaining) : -1,
     budgetCapacity: guard?.budget?.capacity ?? -1,
@@ -87,7 +106,8 @@ async function providerInfo(intensity: Intensity, p: Provider, order: number): P
 
 export function intensityRegistration(intensity: Intensity, watch: IntensityWatch, nowMs: () => number, log: Logger): ServiceRegistration {
   // Every handler runs with its call's deadline and cancellation carried into its upstream requests.
-  const unary = <Req, Res>(fn: (req: Req) => Promise<Res>, log: Logger) => plainUnary<Req, Res>((req, call) => withCall(call as ServerUnaryCall<unknown, unknown>, () => fn(req)), log);
+  const unary = <Req, Res>(fn: (req: Req) => Promise<Res>, log: Logger) =>
+    plainUnary<Req, Res>((req, call) => withCall(call as ServerUnaryCall<unknown, unknown>, () => fn(req)), log);
   const implementation: UntypedServiceImplementation = {
     getCurrentIntensity: unary(async (req: IntensityRequestMsg): Promise<IntensityPoint> => {
       const r = await intensity.current(request(req));
@@ -107,13 +127,19 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
     }, log),
     getForecast: unary(async (req: ForecastRequest): Promise<IntensitySeries> => {
       const horizonMs = req.horizon ? msFromDuration(req.horizon) : 24 * 3_600_000;
-      if (!(horizonMs > 0 && horizonMs <= MAX_FORECAST_MS)) throw new AppError(Code.InvalidArgument, `horizon must be more than 0 and at most 72 h, got ${horizonMs / 1000} s`, { hint: 'e.g. "86400s"; unset: 24 h' });
+      if (!(horizonMs > 0 && horizonMs <= MAX_FORECAST_MS))
+        throw new AppError(Code.InvalidArgument, `horizon must be more than 0 and at most 72 h, got ${horizonMs / 1000} s`, {
+          hint: 'e.g. "86400s"; unset: 24 h',
+        });
       const f = await intensity.forecast({ ...request({ ...req, allowEstimated: true }) }, horizonMs);
       return series(f.zone, f.points, f.attempts);
     }, log),
     computeEmissions: unary(async (req: ComputeEmissionsRequest): Promise<ComputeEmissionsResponse> => {
       // Limits first: nothing is decoded further, fetched or computed for a request over them.
-      if (req.segments.length > MAX_SEGMENTS) throw new AppError(Code.InvalidArgument, `${req.segments.length} segments, at most ${MAX_SEGMENTS} per request`, { hint: "split the request" });
+      if (req.segments.length > MAX_SEGMENTS)
+        throw new AppError(Code.InvalidArgument, `${req.segments.length} segments, at most ${MAX_SEGMENTS} per request`, {
+          hint: "split the request",
+        });
       const gaps = gapPolicy(req.gapPolicy);
       const segments = req.segments.map((s, i) => {
         if (!s.start || !s.end) throw new AppError(Code.InvalidArgument, `segment ${i}: start and end are required`);
@@ -126,7 +152,13 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
         energyJ: r.energyJ,
         totalCarbonG: r.totalCarbonG,
         totalEnergyJ: r.totalEnergyJ,
-        periods: r.periods.map((p) => ({ intensity: pointToProto(p.point), energyJ: p.energyJ, carbonG: p.carbonG, filled: p.filled, provisional: isProvisional(p.point, now) })),
+        periods: r.periods.map((p) => ({
+          intensity: pointToProto(p.point),
+          energyJ: p.energyJ,
+          carbonG: p.carbonG,
+          filled: p.filled,
+          provisional: isProvisional(p.point, now),
+        })),
         provisional: r.periods.some((p) => isProvisional(p.point, now)),
         attempts: r.attempts.map((a) => ({ ...a })),
       };
@@ -134,9 +166,20 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
     resolveLocation: unary(async (req: Location): Promise<ResolvedLocation> => {
       const r = await intensity.resolve(locationOf(req));
       const provider = intensity.candidates(r.zone, "")[0]?.name ?? "";
-      return { zone: r.zone, ...(r.coordinates ? { coordinates: r.coordinates } : {}), provider, method: METHOD[r.method], detail: r.detail };
+      return {
+        zone: r.zone,
+        ...(r.coordinates ? { coordinates: r.coordinates } : {}),
+        provider,
+        method: METHOD[r.method],
+        detail: r.detail,
+      };
     }, log),
-    listProviders: unary(async (): Promise<ListProvidersResponse> => ({ providers: await Promise.all(intensity.providers.map((p, order) => providerInfo(intensity, p, order))) }), log),
+    listProviders: unary(
+      async (): Promise<ListProvidersResponse> => ({
+        providers: await Promise.all(intensity.providers.map((p, order) => providerInfo(intensity, p, order))),
+      }),
+      log,
+    ),
     getBestWindow: unary(async (req: BestWindowRequest): Promise<BestWindowResponse> => {
       if (!req.duration) throw new AppError(Code.InvalidArgument, "duration is required", { hint: 'e.g. "7200s" for a 2-hour job' });
       const locations = req.locations.map((l, i) => {
@@ -147,23 +190,32 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
           throw new AppError(e.code, `locations[${i}]: ${e.message}`, { hint: e.hint });
         }
       });
-      const r = await bestWindow(intensity, {
-        locations,
-        durationMs: msFromDuration(req.duration),
-        ...(req.earliestStart ? { earliestStartMs: req.earliestStart.getTime() } : {}),
-        ...(req.latestEnd ? { latestEndMs: req.latestEnd.getTime() } : {}),
-        ...(req.energyJ !== undefined ? { energyJ: req.energyJ } : {}),
-        emissionFactor: emissionFactorOf(req.emissionFactor),
-        maxCandidates: req.maxCandidates,
-        provider: req.provider,
-      }, nowMs());
+      const r = await bestWindow(
+        intensity,
+        {
+          locations,
+          durationMs: msFromDuration(req.duration),
+          ...(req.earliestStart ? { earliestStartMs: req.earliestStart.getTime() } : {}),
+          ...(req.latestEnd ? { latestEndMs: req.latestEnd.getTime() } : {}),
+          ...(req.energyJ !== undefined ? { energyJ: req.energyJ } : {}),
+          emissionFactor: emissionFactorOf(req.emissionFactor),
+          maxCandidates: req.maxCandidates,
+          provider: req.provider,
+        },
+        nowMs(),
+      );
       return {
         candidates: r.candidates.map((w) => windowToProto(w, req.locations[w.location])),
         runNow: r.runNow.map((w) => windowToProto(w, req.locations[w.location])),
         earliestStart: new Date(r.fromMs),
         latestEnd: new Date(r.toMs),
         notes: r.notes,
-        skipped: r.skipped.map((s) => ({ location: req.locations[s.location], zone: req.locations[s.location]?.zone ?? "", code: s.code, message: s.message })),
+        skipped: r.skipped.map((s) => ({
+          location: req.locations[s.location],
+          zone: req.locations[s.location]?.zone ?? "",
+          code: s.code,
+          message: s.message,
+        })),
       };
     }, log),
     watchIntensity: (call: Parameters<IntensityWatch["watch"]>[0]) => watch.watch(call, () => request(call.request)),

@@ -113,7 +113,9 @@ export class SharedFlight {
       return { value, expiresAtMs, fetched: true };
     } finally {
       clearInterval(renew);
-      await this.store.releaseLease(key, this.owner).catch((err: unknown) => this.log.warn({ key, err: (err as Error).message }, "lease release failed"));
+      await this.store
+        .releaseLease(key, this.owner)
+        .catch((err: unknown) => this.log.warn({ key, err: (err as Error).message }, "lease release failed"));
     }
   }
 }

@@ -25,7 +25,9 @@ const same = (a: Point, b: Point): boolean =>
   a.gPerKwh === b.gPerKwh && a.validFromMs === b.validFromMs && a.isEstimated === b.isEstimated && a.provider === b.provider;
 
 /** Streams end with UNAVAILABLE through the one error table (grpc-status.ts), hint included. */
-const SHUTTING_DOWN = new AppError(Code.Unavailable, "intensity service shutting down", { hint: "reconnect: another replica, or this one once restarted, serves the stream" });
+const SHUTTING_DOWN = new AppError(Code.Unavailable, "intensity service shutting down", {
+  hint: "reconnect: another replica, or this one once restarted, serves the stream",
+});
 
 export class IntensityWatch {
   private readonly groups = new Map<string, Group>();

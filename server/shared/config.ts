@@ -28,60 +28,363 @@ const INTENSITY = ["intensity"] as const;
 const CLIENT = ["client"] as const;
 
 export const SETTINGS = [
-  { env: "CARBONMON_AGENT_LISTEN", flag: "--listen", services: AGENT, default: "127.0.0.1:50051", description: "host:port the agent listens on (0.0.0.0:50051 for remote clients)" },
-  { env: "CARBONMON_INTENSITY_LISTEN", flag: "--listen", services: INTENSITY, default: "127.0.0.1:50061", description: "host:port the intensity service listens on" },
-  { env: "CARBONMON_INTENSITY_ADDR", flag: "--intensity-addr", services: AGENT, description: "host:port of the intensity service; unset: carbon is disabled, energy is reported as usual" },
-  { env: "CARBONMON_DATA_DIR", flag: "--data-dir", services: BOTH, default: "~/.local/state/carbonmon", description: "directory for the SQLite databases (agent.db, intensity.db)" },
-  { env: "CARBONMON_DATABASE_URL", flag: "--database-url", services: INTENSITY, description: "PostgreSQL store shared by every replica of the intensity service (postgres://user:password@host:5432/database); unset: SQLite in CARBONMON_DATA_DIR (one replica)", secret: true },
-  { env: "CARBONMON_TLS_CERT_FILE", flag: "--tls-cert-file", services: BOTH, description: "PEM certificate chain the service presents; with CARBONMON_TLS_KEY_FILE: TLS (both files are read again on SIGHUP)" },
+  {
+    env: "CARBONMON_AGENT_LISTEN",
+    flag: "--listen",
+    services: AGENT,
+    default: "127.0.0.1:50051",
+    description: "host:port the agent listens on (0.0.0.0:50051 for remote clients)",
+  },
+  {
+    env: "CARBONMON_INTENSITY_LISTEN",
+    flag: "--listen",
+    services: INTENSITY,
+    default: "127.0.0.1:50061",
+    description: "host:port the intensity service listens on",
+  },
+  {
+    env: "CARBONMON_INTENSITY_ADDR",
+    flag: "--intensity-addr",
+    services: AGENT,
+    description: "host:port of the intensity service; unset: carbon is disabled, energy is reported as usual",
+  },
+  {
+    env: "CARBONMON_DATA_DIR",
+    flag: "--data-dir",
+    services: BOTH,
+    default: "~/.local/state/carbonmon",
+    description: "directory for the SQLite databases (agent.db, intensity.db)",
+  },
+  {
+    env: "CARBONMON_DATABASE_URL",
+    flag: "--database-url",
+    services: INTENSITY,
+    description:
+      "PostgreSQL store shared by every replica of the intensity service (postgres://user:password@host:5432/database); unset: SQLite in CARBONMON_DATA_DIR (one replica)",
+    secret: true,
+  },
+  {
+    env: "CARBONMON_TLS_CERT_FILE",
+    flag: "--tls-cert-file",
+    services: BOTH,
+    description: "PEM certificate chain the service presents; with CARBONMON_TLS_KEY_FILE: TLS (both files are read again on SIGHUP)",
+  },
   { env: "CARBONMON_TLS_KEY_FILE", flag: "--tls-key-file", services: BOTH, description: "PEM private key of CARBONMON_TLS_CERT_FILE" },
-  { env: "CARBONMON_TLS_CLIENT_CA_FILE", flag: "--tls-client-ca-file", services: BOTH, description: "PEM CA certificates: mutual TLS, clients without a certificate signed by one of them are refused" },
-  { env: "CARBONMON_AUTH_TOKENS_FILE", flag: "--auth-tokens-file", services: BOTH, description: "JSON {\"tokens\":[{\"name\",\"sha256\",\"scopes\"}]} (`carbonmon token new` makes entries): every RPC but health checking needs `authorization: Bearer <token>`; read again on SIGHUP" },
-  { env: "CARBONMON_AUTH_JWKS_FILE", flag: "--auth-jwks-file", services: BOTH, description: "JWKS (public keys) of an identity provider: JWTs it signs are accepted as tokens (scopes in the `scope` claim, name in `sub`); read again on SIGHUP" },
-  { env: "CARBONMON_AUTH_JWT_ISSUER", flag: "--auth-jwt-issuer", services: BOTH, description: "the `iss` every accepted JWT must carry (required with CARBONMON_AUTH_JWKS_FILE)" },
-  { env: "CARBONMON_AUTH_JWT_AUDIENCE", flag: "--auth-jwt-audience", services: BOTH, description: "the `aud` every accepted JWT must carry (required with CARBONMON_AUTH_JWKS_FILE)" },
-  { env: "CARBONMON_INSECURE", flag: "--insecure", services: BOTH, default: "false", description: "true: serve on a non-loopback address without TLS and authentication (refused otherwise; logged as a warning)" },
-  { env: "CARBONMON_INTENSITY_TLS_CA_FILE", flag: "--intensity-tls-ca-file", services: AGENT, description: "PEM CA certificates the intensity service's certificate is checked against; set: the agent calls it over TLS" },
-  { env: "CARBONMON_INTENSITY_TLS_CERT_FILE", flag: "--intensity-tls-cert-file", services: AGENT, description: "PEM client certificate the agent presents to the intensity service (mutual TLS)" },
-  { env: "CARBONMON_INTENSITY_TLS_KEY_FILE", flag: "--intensity-tls-key-file", services: AGENT, description: "PEM private key of CARBONMON_INTENSITY_TLS_CERT_FILE" },
-  { env: "CARBONMON_INTENSITY_TOKEN_FILE", flag: "--intensity-token-file", services: AGENT, description: "file holding the token (scope intensity:read) the agent sends to the intensity service" },
-  { env: "CARBONMON_MAX_OPEN_WINDOWS_PER_PRINCIPAL", flag: "--max-open-windows-per-principal", services: AGENT, default: "10000", description: "open windows one principal (token name or JWT subject) may hold at once (RESOURCE_EXHAUSTED beyond); with authentication only" },
-  { env: "CARBONMON_MAX_STREAMS_PER_PRINCIPAL", flag: "--max-streams-per-principal", services: AGENT, default: "64", description: "WatchPower streams one principal may hold open at once (RESOURCE_EXHAUSTED beyond); with authentication only" },
-  { env: "CARBONMON_CLIENT_TLS_CA_FILE", flag: "--tls-ca", services: CLIENT, description: "CLI: PEM CA certificates the services' certificates are checked against; set: TLS" },
+  {
+    env: "CARBONMON_TLS_CLIENT_CA_FILE",
+    flag: "--tls-client-ca-file",
+    services: BOTH,
+    description: "PEM CA certificates: mutual TLS, clients without a certificate signed by one of them are refused",
+  },
+  {
+    env: "CARBONMON_AUTH_TOKENS_FILE",
+    flag: "--auth-tokens-file",
+    services: BOTH,
+    description:
+      'JSON {"tokens":[{"name","sha256","scopes"}]} (`carbonmon token new` makes entries): every RPC but health checking needs `authorization: Bearer <token>`; read again on SIGHUP',
+  },
+  {
+    env: "CARBONMON_AUTH_JWKS_FILE",
+    flag: "--auth-jwks-file",
+    services: BOTH,
+    description:
+      "JWKS (public keys) of an identity provider: JWTs it signs are accepted as tokens (scopes in the `scope` claim, name in `sub`); read again on SIGHUP",
+  },
+  {
+    env: "CARBONMON_AUTH_JWT_ISSUER",
+    flag: "--auth-jwt-issuer",
+    services: BOTH,
+    description: "the `iss` every accepted JWT must carry (required with CARBONMON_AUTH_JWKS_FILE)",
+  },
+  {
+    env: "CARBONMON_AUTH_JWT_AUDIENCE",
+    flag: "--auth-jwt-audience",
+    services: BOTH,
+    description: "the `aud` every accepted JWT must carry (required with CARBONMON_AUTH_JWKS_FILE)",
+  },
+  {
+    env: "CARBONMON_INSECURE",
+    flag: "--insecure",
+    services: BOTH,
+    default: "false",
+    description: "true: serve on a non-loopback address without TLS and authentication (refused otherwise; logged as a warning)",
+  },
+  {
+    env: "CARBONMON_INTENSITY_TLS_CA_FILE",
+    flag: "--intensity-tls-ca-file",
+    services: AGENT,
+    description: "PEM CA certificates the intensity service's certificate is checked against; set: the agent calls it over TLS",
+  },
+  {
+    env: "CARBONMON_INTENSITY_TLS_CERT_FILE",
+    flag: "--intensity-tls-cert-file",
+    services: AGENT,
+    description: "PEM client certificate the agent presents to the intensity service (mutual TLS)",
+  },
+  {
+    env: "CARBONMON_INTENSITY_TLS_KEY_FILE",
+    flag: "--intensity-tls-key-file",
+    services: AGENT,
+    description: "PEM private key of CARBONMON_INTENSITY_TLS_CERT_FILE",
+  },
+  {
+    env: "CARBONMON_INTENSITY_TOKEN_FILE",
+    flag: "--intensity-token-file",
+    services: AGENT,
+    description: "file holding the token (scope intensity:read) the agent sends to the intensity service",
+  },
+  {
+    env: "CARBONMON_MAX_OPEN_WINDOWS_PER_PRINCIPAL",
+    flag: "--max-open-windows-per-principal",
+    services: AGENT,
+    default: "10000",
+    description:
+      "open windows one principal (token name or JWT subject) may hold at once (RESOURCE_EXHAUSTED beyond); with authentication only",
+  },
+  {
+    env: "CARBONMON_MAX_STREAMS_PER_PRINCIPAL",
+    flag: "--max-streams-per-principal",
+    services: AGENT,
+    default: "64",
+    description: "WatchPower streams one principal may hold open at once (RESOURCE_EXHAUSTED beyond); with authentication only",
+  },
+  {
+    env: "CARBONMON_CLIENT_TLS_CA_FILE",
+    flag: "--tls-ca",
+    services: CLIENT,
+    description: "CLI: PEM CA certificates the services' certificates are checked against; set: TLS",
+  },
   { env: "CARBONMON_CLIENT_TLS_CERT_FILE", flag: "--tls-cert", services: CLIENT, description: "CLI: PEM client certificate (mutual TLS)" },
-  { env: "CARBONMON_CLIENT_TLS_KEY_FILE", flag: "--tls-key", services: CLIENT, description: "CLI: PEM private key of the client certificate" },
-  { env: "CARBONMON_TOKEN_FILE", flag: "--token-file", services: CLIENT, description: "CLI and TypeScript client: file holding the token sent as `authorization: Bearer`" },
-  { env: "CARBONMON_NVML_LIBRARY", flag: "--nvml-library", services: AGENT, default: "libnvidia-ml.so.1", description: "path or name of the NVML library" },
-  { env: "CARBONMON_POWERCAP_ROOT", flag: "--powercap-root", services: AGENT, default: "/sys/class/powercap", description: "root of the RAPL powercap tree (a read-only bind mount in containers)" },
-  { env: "CARBONMON_SAMPLING_PERIOD_MS", flag: "--sampling-period-ms", services: AGENT, default: "100", description: "how often energy counters are read, 10-10000 ms (NVML counters move every ~100 ms)" },
-  { env: "CARBONMON_IDLE_SAMPLING_PERIOD_MS", flag: "--idle-sampling-period-ms", services: AGENT, default: "1000", description: "how often energy counters are read while no window or WatchPower stream is open, from the sampling period to 60000 ms (equal to it: never idle; unset: 1000, or the sampling period if that is longer); the first window or stream makes every device be read at once" },
-  { env: "CARBONMON_IDLE_AFTER_MS", flag: "--idle-after-ms", services: AGENT, default: "5000", description: "how long sampling stays at full rate after the last window or WatchPower stream ends, 0-3600000 ms (windows begun and ended back to back do not wake the hardware each time)" },
-  { env: "CARBONMON_FIRST_READING_TIMEOUT_MS", flag: "--first-reading-timeout-ms", services: AGENT, default: "10000", description: "how long the agent waits at start, before it opens its port, for every device's first reading, 0-600000 ms (a window begun before a device's first reading cannot be measured on it; 0: serve at once)" },
-  { env: "CARBONMON_HOSTNAME", flag: "--hostname", services: AGENT, description: "the host name the agent reports (GetHost); unset: the machine's own (in Kubernetes, set it to the node name from the downward API)" },
-  { env: "CARBONMON_SIMULATED_GPU", flag: "--simulated-gpu", services: AGENT, default: "false", description: "true: when no real GPU is found, add one labelled simulated GPU whose numbers are NOT measurements (what `carbonmon demo` uses on machines without a GPU)" },
-  { env: "CARBONMON_JOURNAL_MODE", flag: "--journal-mode", services: AGENT, default: "write", description: "how window changes are journaled before they are answered: write (one write(2) per change) or mapped (the journal file mapped into memory: no system call, but a journal truncated from outside or on a full copy-on-write filesystem kills the agent with SIGBUS)" },
-  { env: "CARBONMON_RAPL_MAX_POWER_W", flag: "--rapl-max-power-w", services: AGENT, default: "1000", description: "highest plausible power of one RAPL zone; sets how often zones are read so that no wrap is missed" },
-  { env: "CARBONMON_MAX_OPEN_WINDOWS", flag: "--max-open-windows", services: AGENT, default: "100000", description: "open windows allowed at once (RESOURCE_EXHAUSTED beyond)" },
-  { env: "CARBONMON_RETENTION_DAYS", flag: "--retention-days", services: AGENT, default: "7", description: "how long ended windows' results are kept" },
-  { env: "CARBONMON_LOCATION", flag: "--location", services: BOTH, description: "where the electricity is used: \"lat,lon\", a zone (\"DE\", \"CAISO_NORTH\"), or \"auto\" (IP location of this host); the agent uses auto when it is unset" },
-  { env: "CARBONMON_EMISSION_FACTOR", flag: "--emission-factor", services: AGENT, default: "lifecycle", description: "which emissions the agent's grams count: lifecycle (plants' whole life) or direct (combustion only)" },
-  { env: "CARBONMON_ALLOW_ESTIMATED", flag: "--allow-estimated", services: AGENT, default: "true", description: "whether estimated intensities may price a window (false: only measured values; missing ones are filled from the fallback chain)" },
-  { env: "CARBONMON_CARBON_TIMEOUT_MS", flag: "--carbon-timeout-ms", services: AGENT, default: "2000", description: "how long EndWindow waits for the intensity service before it returns the energy with carbon PENDING" },
-  { env: "CARBONMON_CARBON_RETRY_MS", flag: "--carbon-retry-ms", services: AGENT, default: "30000", description: "first delay before pending or provisional grams are asked for again; it doubles up to 1 h (pending: 5 min)" },
-  { env: "ELECTRICITYMAPS_API_TOKEN", flag: "--electricitymaps-api-token", services: INTENSITY, description: "ElectricityMaps auth-token; unset: ElectricityMaps is not used", secret: true },
-  { env: "CARBONMON_ELECTRICITYMAPS_URL", flag: "--electricitymaps-url", services: INTENSITY, default: "https://api.electricitymap.org/v3", description: "ElectricityMaps API base URL" },
-  { env: "CARBONMON_ELECTRICITYMAPS_GRANULARITY", flag: "--electricitymaps-granularity", services: INTENSITY, default: "hourly", description: "ElectricityMaps temporalGranularity: hourly, 15_minutes or 5_minutes (a plan without it answers hourly; periods follow the answer)" },
-  { env: "WATTTIME_USERNAME", flag: "--watttime-username", services: INTENSITY, description: "WattTime account; unset: WattTime is not used", secret: true },
+  {
+    env: "CARBONMON_CLIENT_TLS_KEY_FILE",
+    flag: "--tls-key",
+    services: CLIENT,
+    description: "CLI: PEM private key of the client certificate",
+  },
+  {
+    env: "CARBONMON_TOKEN_FILE",
+    flag: "--token-file",
+    services: CLIENT,
+    description: "CLI and TypeScript client: file holding the token sent as `authorization: Bearer`",
+  },
+  {
+    env: "CARBONMON_NVML_LIBRARY",
+    flag: "--nvml-library",
+    services: AGENT,
+    default: "libnvidia-ml.so.1",
+    description: "path or name of the NVML library",
+  },
+  {
+    env: "CARBONMON_POWERCAP_ROOT",
+    flag: "--powercap-root",
+    services: AGENT,
+    default: "/sys/class/powercap",
+    description: "root of the RAPL powercap tree (a read-only bind mount in containers)",
+  },
+  {
+    env: "CARBONMON_SAMPLING_PERIOD_MS",
+    flag: "--sampling-period-ms",
+    services: AGENT,
+    default: "100",
+    description: "how often energy counters are read, 10-10000 ms (NVML counters move every ~100 ms)",
+  },
+  {
+    env: "CARBONMON_IDLE_SAMPLING_PERIOD_MS",
+    flag: "--idle-sampling-period-ms",
+    services: AGENT,
+    default: "1000",
+    description:
+      "how often energy counters are read while no window or WatchPower stream is open, from the sampling period to 60000 ms (equal to it: never idle; unset: 1000, or the sampling period if that is longer); the first window or stream makes every device be read at once",
+  },
+  {
+    env: "CARBONMON_IDLE_AFTER_MS",
+    flag: "--idle-after-ms",
+    services: AGENT,
+    default: "5000",
+    description:
+      "how long sampling stays at full rate after the last window or WatchPower stream ends, 0-3600000 ms (windows begun and ended back to back do not wake the hardware each time)",
+  },
+  {
+    env: "CARBONMON_FIRST_READING_TIMEOUT_MS",
+    flag: "--first-reading-timeout-ms",
+    services: AGENT,
+    default: "10000",
+    description:
+      "how long the agent waits at start, before it opens its port, for every device's first reading, 0-600000 ms (a window begun before a device's first reading cannot be measured on it; 0: serve at once)",
+  },
+  {
+    env: "CARBONMON_HOSTNAME",
+    flag: "--hostname",
+    services: AGENT,
+    description:
+      "the host name the agent reports (GetHost); unset: the machine's own (in Kubernetes, set it to the node name from the downward API)",
+  },
+  {
+    env: "CARBONMON_SIMULATED_GPU",
+    flag: "--simulated-gpu",
+    services: AGENT,
+    default: "false",
+    description:
+      "true: when no real GPU is found, add one labelled simulated GPU whose numbers are NOT measurements (what `carbonmon demo` uses on machines without a GPU)",
+  },
+  {
+    env: "CARBONMON_JOURNAL_MODE",
+    flag: "--journal-mode",
+    services: AGENT,
+    default: "write",
+    description:
+      "how window changes are journaled before they are answered: write (one write(2) per change) or mapped (the journal file mapped into memory: no system call, but a journal truncated from outside or on a full copy-on-write filesystem kills the agent with SIGBUS)",
+  },
+  {
+    env: "CARBONMON_RAPL_MAX_POWER_W",
+    flag: "--rapl-max-power-w",
+    services: AGENT,
+    default: "1000",
+    description: "highest plausible power of one RAPL zone; sets how often zones are read so that no wrap is missed",
+  },
+  {
+    env: "CARBONMON_MAX_OPEN_WINDOWS",
+    flag: "--max-open-windows",
+    services: AGENT,
+    default: "100000",
+    description: "open windows allowed at once (RESOURCE_EXHAUSTED beyond)",
+  },
+  {
+    env: "CARBONMON_RETENTION_DAYS",
+    flag: "--retention-days",
+    services: AGENT,
+    default: "7",
+    description: "how long ended windows' results are kept",
+  },
+  {
+    env: "CARBONMON_LOCATION",
+    flag: "--location",
+    services: BOTH,
+    description:
+      'where the electricity is used: "lat,lon", a zone ("DE", "CAISO_NORTH"), or "auto" (IP location of this host); the agent uses auto when it is unset',
+  },
+  {
+    env: "CARBONMON_EMISSION_FACTOR",
+    flag: "--emission-factor",
+    services: AGENT,
+    default: "lifecycle",
+    description: "which emissions the agent's grams count: lifecycle (plants' whole life) or direct (combustion only)",
+  },
+  {
+    env: "CARBONMON_ALLOW_ESTIMATED",
+    flag: "--allow-estimated",
+    services: AGENT,
+    default: "true",
+    description:
+      "whether estimated intensities may price a window (false: only measured values; missing ones are filled from the fallback chain)",
+  },
+  {
+    env: "CARBONMON_CARBON_TIMEOUT_MS",
+    flag: "--carbon-timeout-ms",
+    services: AGENT,
+    default: "2000",
+    description: "how long EndWindow waits for the intensity service before it returns the energy with carbon PENDING",
+  },
+  {
+    env: "CARBONMON_CARBON_RETRY_MS",
+    flag: "--carbon-retry-ms",
+    services: AGENT,
+    default: "30000",
+    description: "first delay before pending or provisional grams are asked for again; it doubles up to 1 h (pending: 5 min)",
+  },
+  {
+    env: "ELECTRICITYMAPS_API_TOKEN",
+    flag: "--electricitymaps-api-token",
+    services: INTENSITY,
+    description: "ElectricityMaps auth-token; unset: ElectricityMaps is not used",
+    secret: true,
+  },
+  {
+    env: "CARBONMON_ELECTRICITYMAPS_URL",
+    flag: "--electricitymaps-url",
+    services: INTENSITY,
+    default: "https://api.electricitymap.org/v3",
+    description: "ElectricityMaps API base URL",
+  },
+  {
+    env: "CARBONMON_ELECTRICITYMAPS_GRANULARITY",
+    flag: "--electricitymaps-granularity",
+    services: INTENSITY,
+    default: "hourly",
+    description:
+      "ElectricityMaps temporalGranularity: hourly, 15_minutes or 5_minutes (a plan without it answers hourly; periods follow the answer)",
+  },
+  {
+    env: "WATTTIME_USERNAME",
+    flag: "--watttime-username",
+    services: INTENSITY,
+    description: "WattTime account; unset: WattTime is not used",
+    secret: true,
+  },
   { env: "WATTTIME_PASSWORD", flag: "--watttime-password", services: INTENSITY, description: "WattTime password", secret: true },
-  { env: "CARBONMON_WATTTIME_URL", flag: "--watttime-url", services: INTENSITY, default: "https://api.watttime.org", description: "WattTime API base URL" },
-  { env: "CARBONMON_UKGRID_URL", flag: "--ukgrid-url", services: INTENSITY, default: "https://api.carbonintensity.org.uk", description: "UK Carbon Intensity API base URL" },
-  { env: "CARBONMON_PROVIDERS", flag: "--providers", services: INTENSITY, default: "electricitymaps,watttime,ukgrid,static,offline", description: "the fallback chain, in order (electricitymaps, watttime, ukgrid, static, offline); providers that are not configured or do not cover a zone are skipped" },
-  { env: "CARBONMON_INTENSITY_CONSTANTS", flag: "--intensity-constants", services: INTENSITY, description: "fixed intensities for the static provider, e.g. \"DE=350,GB=180\" (g/kWh; air-gapped sites, tests)" },
-  { env: "CARBONMON_IPINFO_URL", flag: "--ipinfo-url", services: BOTH, default: "http://ipinfo.io/json", description: "ipinfo-compatible endpoint used for CARBONMON_LOCATION=auto" },
-  { env: "CARBONMON_AGENT_METRICS_LISTEN", flag: "--metrics-listen", services: AGENT, default: "127.0.0.1:9401", description: "host:port of the agent's Prometheus endpoint (GET /metrics); empty: no endpoint" },
-  { env: "CARBONMON_INTENSITY_METRICS_LISTEN", flag: "--metrics-listen", services: INTENSITY, default: "127.0.0.1:9402", description: "host:port of the intensity service's Prometheus endpoint (GET /metrics); empty: no endpoint" },
-  { env: "CARBONMON_ALLOW_NO_DEVICES", flag: "--allow-no-devices", services: AGENT, default: "false", description: "true: the agent's service health stays SERVING when no device can be read (otherwise NOT_SERVING until one can)" },
-  { env: "CARBONMON_LOG_LEVEL", flag: "--log-level", services: BOTH, default: "info", description: "trace, debug, info, warn, error, fatal or silent (JSON logs on stderr)" },
+  {
+    env: "CARBONMON_WATTTIME_URL",
+    flag: "--watttime-url",
+    services: INTENSITY,
+    default: "https://api.watttime.org",
+    description: "WattTime API base URL",
+  },
+  {
+    env: "CARBONMON_UKGRID_URL",
+    flag: "--ukgrid-url",
+    services: INTENSITY,
+    default: "https://api.carbonintensity.org.uk",
+    description: "UK Carbon Intensity API base URL",
+  },
+  {
+    env: "CARBONMON_PROVIDERS",
+    flag: "--providers",
+    services: INTENSITY,
+    default: "electricitymaps,watttime,ukgrid,static,offline",
+    description:
+      "the fallback chain, in order (electricitymaps, watttime, ukgrid, static, offline); providers that are not configured or do not cover a zone are skipped",
+  },
+  {
+    env: "CARBONMON_INTENSITY_CONSTANTS",
+    flag: "--intensity-constants",
+    services: INTENSITY,
+    description: 'fixed intensities for the static provider, e.g. "DE=350,GB=180" (g/kWh; air-gapped sites, tests)',
+  },
+  {
+    env: "CARBONMON_IPINFO_URL",
+    flag: "--ipinfo-url",
+    services: BOTH,
+    default: "http://ipinfo.io/json",
+    description: "ipinfo-compatible endpoint used for CARBONMON_LOCATION=auto",
+  },
+  {
+    env: "CARBONMON_AGENT_METRICS_LISTEN",
+    flag: "--metrics-listen",
+    services: AGENT,
+    default: "127.0.0.1:9401",
+    description: "host:port of the agent's Prometheus endpoint (GET /metrics); empty: no endpoint",
+  },
+  {
+    env: "CARBONMON_INTENSITY_METRICS_LISTEN",
+    flag: "--metrics-listen",
+    services: INTENSITY,
+    default: "127.0.0.1:9402",
+    description: "host:port of the intensity service's Prometheus endpoint (GET /metrics); empty: no endpoint",
+  },
+  {
+    env: "CARBONMON_ALLOW_NO_DEVICES",
+    flag: "--allow-no-devices",
+    services: AGENT,
+    default: "false",
+    description: "true: the agent's service health stays SERVING when no device can be read (otherwise NOT_SERVING until one can)",
+  },
+  {
+    env: "CARBONMON_LOG_LEVEL",
+    flag: "--log-level",
+    services: BOTH,
+    default: "info",
+    description: "trace, debug, info, warn, error, fatal or silent (JSON logs on stderr)",
+  },
 ] as const satisfies readonly Setting[];
 
 /** How a service secures its port (server/shared/security/). Paths, never the secrets themselves. */
@@ -212,7 +515,9 @@ class Reader {
       if (secret) {
         // Never echo the value: it is a credential, and the command line is visible to every user (ps).
         if (eq < 0 && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith("--")) i++;
-        this.problems.push(`${flag}: secrets are not accepted on the command line (every user can read it with ps); put it in a file and set ${secret.env}_FILE, or set ${secret.env}`);
+        this.problems.push(
+          `${flag}: secrets are not accepted on the command line (every user can read it with ps); put it in a file and set ${secret.env}_FILE, or set ${secret.env}`,
+        );
         continue;
       }
       // A bare boolean switch (--insecure) means true.
@@ -252,7 +557,9 @@ class Reader {
       try {
         this.files.set(env, nonEmpty(readFileSync(path, "utf8").replace(/\r?\n$/, "")));
       } catch (err) {
-        this.problems.push(`${env}_FILE=${JSON.stringify(path)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+        this.problems.push(
+          `${env}_FILE=${JSON.stringify(path)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        );
         this.files.set(env, undefined);
       }
     }
@@ -323,10 +630,15 @@ class Reader {
 
   /** A comma-separated list of names from `allowed`, each once. */
   list(env: string, allowed: readonly string[]): string[] {
-    const items = this.required(env).split(",").map((x) => x.trim()).filter(Boolean);
+    const items = this.required(env)
+      .split(",")
+      .map((x) => x.trim())
+      .filter(Boolean);
     const bad = items.filter((x) => !allowed.includes(x));
     if (items.length === 0 || bad.length > 0 || new Set(items).size !== items.length) {
-      this.problems.push(`${env}=${JSON.stringify(this.required(env))}: expected a comma-separated list of ${allowed.join(", ")}, each once`);
+      this.problems.push(
+        `${env}=${JSON.stringify(this.required(env))}: expected a comma-separated list of ${allowed.join(", ")}, each once`,
+      );
     }
     return items;
   }
@@ -351,7 +663,9 @@ class Reader {
     const value = this.text(env);
     if (value === undefined) return undefined;
     if (value !== "auto" && !parseLatLon(value) && !ZONE_PATTERN.test(value)) {
-      this.problems.push(`${env}=${JSON.stringify(value)}: expected "lat,lon" (e.g. "42.28,-83.74"), a zone (e.g. "DE", "US-MIDW-MISO", "CAISO_NORTH") or "auto"`);
+      this.problems.push(
+        `${env}=${JSON.stringify(value)}: expected "lat,lon" (e.g. "42.28,-83.74"), a zone (e.g. "DE", "US-MIDW-MISO", "CAISO_NORTH") or "auto"`,
+      );
     }
     return value;
   }
@@ -452,7 +766,10 @@ export function loadIntensityConfig(source: ConfigSource = {}): IntensityConfig 
     location: r.location("CARBONMON_LOCATION"),
     electricitymapsApiToken: r.text("ELECTRICITYMAPS_API_TOKEN"),
     electricitymapsUrl: r.url("CARBONMON_ELECTRICITYMAPS_URL"),
-    electricitymapsGranularity: r.oneOf("CARBONMON_ELECTRICITYMAPS_GRANULARITY", ["hourly", "15_minutes", "5_minutes"]) as "hourly" | "15_minutes" | "5_minutes",
+    electricitymapsGranularity: r.oneOf("CARBONMON_ELECTRICITYMAPS_GRANULARITY", ["hourly", "15_minutes", "5_minutes"]) as
+      | "hourly"
+      | "15_minutes"
+      | "5_minutes",
     watttimeUsername: r.text("WATTTIME_USERNAME"),
     watttimePassword: r.text("WATTTIME_PASSWORD"),
     watttimeUrl: r.url("CARBONMON_WATTTIME_URL"),
@@ -500,7 +817,10 @@ function securitySettings(r: Reader): SecurityConfig {
 }
 
 /** The CLI's client settings: its flags (already parsed, by flag name) win over the environment. */
-export function loadClientSecurityConfig(flags: Partial<Record<string, string>>, env: NodeJS.ProcessEnv = process.env): ClientSecurityConfig {
+export function loadClientSecurityConfig(
+  flags: Partial<Record<string, string>>,
+  env: NodeJS.ProcessEnv = process.env,
+): ClientSecurityConfig {
   const argv = Object.entries(flags).flatMap(([flag, value]) => (value === undefined ? [] : [flag, value]));
   const r = new Reader("client", env, argv);
   const config = {

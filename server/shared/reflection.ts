@@ -66,7 +66,10 @@ function answer(ix: Index, services: readonly string[], request: any): object {
   const req = request.messageRequest as { case: string | undefined; value: any };
   const files = (file: DescFile | undefined, what: string) => {
     if (!file) throw new NotFound(`${what} not found`);
-    return { case: "fileDescriptorResponse", value: { fileDescriptorProto: withDependencies(file).map((f) => ix.bytes.get(f.proto.name)!) } };
+    return {
+      case: "fileDescriptorResponse",
+      value: { fileDescriptorProto: withDependencies(file).map((f) => ix.bytes.get(f.proto.name)!) },
+    };
   };
   switch (req.case) {
     case "listServices":
@@ -86,7 +89,10 @@ function answer(ix: Index, services: readonly string[], request: any): object {
       return { case: "allExtensionNumbersResponse", value: { baseTypeName: req.value, extensionNumber: numbers } };
     }
     default:
-      return { case: "errorResponse", value: { errorCode: status.UNIMPLEMENTED, errorMessage: `unsupported reflection request ${req.case}` } };
+      return {
+        case: "errorResponse",
+        value: { errorCode: status.UNIMPLEMENTED, errorMessage: `unsupported reflection request ${req.case}` },
+      };
   }
 }
 

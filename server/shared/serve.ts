@@ -48,7 +48,11 @@ export interface RunningServer {
 
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   // The interceptor is always installed: it is what gives handlers their caller (principal.ts).
-  const security: ServerSecurity = options.security ?? { credentials: ServerCredentials.createInsecure(), interceptors: [authInterceptor(undefined, options.log)], reload: () => undefined };
+  const security: ServerSecurity = options.security ?? {
+    credentials: ServerCredentials.createInsecure(),
+    interceptors: [authInterceptor(undefined, options.log)],
+    reload: () => undefined,
+  };
   const server = new Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024, interceptors: security.interceptors });
   for (const s of options.services) server.addService(s.definition, s.implementation);
 

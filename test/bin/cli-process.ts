@@ -11,7 +11,10 @@ export interface Finished {
   stderr: string;
 }
 
-export function start(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams & { out: () => Finished; done: Promise<Finished> } {
+export function start(
+  args: string[],
+  env: Record<string, string> = {},
+): ChildProcessWithoutNullStreams & { out: () => Finished; done: Promise<Finished> } {
   const child = spawn(process.execPath, [...CLI_ARGS, ...args], {
     cwd: ROOT,
     env: { ...process.env, CARBONMON_LOG_LEVEL: "silent", CARBONMON_POWERCAP_ROOT: "/nonexistent/powercap", ...env },

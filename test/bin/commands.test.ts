@@ -61,7 +61,10 @@ test("watch --json prints one JSON line per sample and exits 0 on SIGINT", async
   const address = await agentWithGpu(t);
   const child = start(["watch", "--agent", address, "--json", "--period-ms", "200"]);
   const seen = await until(child, (f) => f.stdout.split("\n").length > 3);
-  const lines = seen.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const lines = seen.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   t.true(Math.abs(lines[1].gpuPowerW["0"] - 90) < 5, JSON.stringify(lines[1]));
   t.is(typeof lines[1].sequence, "string", "uint64 as a string, as protobuf JSON writes it");
   t.false("simulated" in lines[1]);
@@ -77,7 +80,9 @@ test("intensity now --location DE against a static provider", async (t) => {
   const r = await carbonmon(["intensity", "now", "--location", "DE", "--addr", intensity.running.address]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^DE .* 300\.0 gCO2eq\/kWh\s+provider=static source=configured estimated=no$/m);
-  const j = JSON.parse((await carbonmon(["intensity", "now", "--location", "DE", "--json"], { CARBONMON_INTENSITY_ADDR: intensity.running.address })).stdout);
+  const j = JSON.parse(
+    (await carbonmon(["intensity", "now", "--location", "DE", "--json"], { CARBONMON_INTENSITY_ADDR: intensity.running.address })).stdout,
+  );
   t.is(j.gPerKwh, 300);
   t.is(j.source, "INTENSITY_SOURCE_CONFIGURED", "enums by name");
 });
@@ -113,7 +118,10 @@ test("demo without a GPU uses the simulated GPU, marks every line SIMULATED and 
   const r = await carbonmon(["demo"], { CARBONMON_NVML_LIBRARY: "/nonexistent/libnvidia-ml.so.1" });
   t.is(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
-  t.true(lines.every((l) => l.startsWith("[SIMULATED] ")), r.stdout);
+  t.true(
+    lines.every((l) => l.startsWith("[SIMULATED] ")),
+    r.stdout,
+  );
   t.regex(r.stdout, /SIMULATED GPU — these numbers are not measurements/);
   t.regex(r.stdout, /^\[SIMULATED\] gpu:0\s+[\d.]+\s+[\d.]+\s+[\d.]+$/m, "energy, uncertainty and grams");
   // Priced offline at DE's yearly average: provisional while that year's figure is still an estimate.

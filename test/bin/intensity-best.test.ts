@@ -12,7 +12,10 @@ async function setup(t: import("ava").ExecutionContext) {
   const hour = Math.floor(Date.now() / HOUR) * HOUR;
   // DE from this hour: 300, except 120, 180, 90, 400 three to six hours on (the README's example); GB a constant 250.
   const values: Record<number, number> = { 3: 120, 4: 180, 5: 90, 6: 400 };
-  const forecast = hourlySeries("DE", hour, 24, (i) => values[i] ?? 300).map((p) => ({ carbonIntensity: p.carbonIntensity, datetime: p.datetime }));
+  const forecast = hourlySeries("DE", hour, 24, (i) => values[i] ?? 300).map((p) => ({
+    carbonIntensity: p.carbonIntensity,
+    datetime: p.datetime,
+  }));
   const em = await startFakeElectricityMaps({ series: { DE: hourlySeries("DE", hour - 24 * HOUR, 24) }, forecasts: { DE: forecast } });
   const service = await startTestIntensity({
     ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN,
@@ -26,16 +29,48 @@ async function setup(t: import("ava").ExecutionContext) {
 
 test("intensity best: a table of windows with grams and the saving against starting now; --json", async (t) => {
   const { hour, addr } = await setup(t);
-  const r = await carbonmon(["intensity", "best", "--locations", "DE,GB", "--duration", "90m", "--energy-kwh", "9", "--max", "2", "--addr", addr]);
+  const r = await carbonmon([
+    "intensity",
+    "best",
+    "--locations",
+    "DE,GB",
+    "--duration",
+    "90m",
+    "--energy-kwh",
+    "9",
+    "--max",
+    "2",
+    "--addr",
+    addr,
+  ]);
   t.is(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split("\n");
   t.regex(lines[1]!, /^#\s+zone\s+start \(UTC\)\s+end \(UTC\)\s+gCO2eq\/kWh\s+gCO2eq\s+vs now\s+series$/);
-  t.regex(lines[2]!, new RegExp(`^1\\s+DE\\s+\\S+ ${hhmm(hour + 4.5 * HOUR)}\\s+\\S+ ${hhmm(hour + 6 * HOUR)}\\s+120\\.0\\s+1080\\.0\\s+-60\\.0 %\\s+electricitymaps forecast$`));
+  t.regex(
+    lines[2]!,
+    new RegExp(
+      `^1\\s+DE\\s+\\S+ ${hhmm(hour + 4.5 * HOUR)}\\s+\\S+ ${hhmm(hour + 6 * HOUR)}\\s+120\\.0\\s+1080\\.0\\s+-60\\.0 %\\s+electricitymaps forecast$`,
+    ),
+  );
   t.regex(lines[3]!, /^2\s+DE\s+.*140\.0\s+1260\.0\s+-53\.3 %/);
   t.regex(r.stdout, /^now\s+DE\s+.*300\.0\s+2700\.0\s+0\.0 %\s+electricitymaps forecast$/m);
   t.regex(r.stdout, /^now\s+GB\s+.*250\.0\s+2250\.0\s+0\.0 %\s+static flat \(no forecast\)$/m);
   t.regex(r.stdout, /^note: GB: static has no forecast; its configured constant is flat, so starting later changes nothing there$/m);
-  const j = await carbonmon(["intensity", "best", "--locations", "DE", "--location", "GB", "--duration", "1h30m", "--within", "12h", "--json", "--addr", addr]);
+  const j = await carbonmon([
+    "intensity",
+    "best",
+    "--locations",
+    "DE",
+    "--location",
+    "GB",
+    "--duration",
+    "1h30m",
+    "--within",
+    "12h",
+    "--json",
+    "--addr",
+    addr,
+  ]);
   t.is(j.code, 0, j.stderr);
   // Canonical protobuf JSON: a field left unset (no energy asked for, so no grams) is absent, never null.
   const body = JSON.parse(j.stdout) as { candidates: Array<{ zone: string; meanGPerKwh: number; carbonG?: number }>; latestEnd: string };
@@ -45,7 +80,12 @@ test("intensity best: a table of windows with grams and the saving against start
 
 test("intensity best: usage errors exit 2; a range shorter than the duration is the service's INVALID_ARGUMENT, exit 1", async (t) => {
   const { addr } = await setup(t);
-  for (const args of [["--duration", "2h"], ["--locations", "DE"], ["--locations", "DE", "--duration", "2 hours"], ["--locations", "DE", "--duration", "2h", "--energy-kwh", "-1"]]) {
+  for (const args of [
+    ["--duration", "2h"],
+    ["--locations", "DE"],
+    ["--locations", "DE", "--duration", "2 hours"],
+    ["--locations", "DE", "--duration", "2h", "--energy-kwh", "-1"],
+  ]) {
     const r = await carbonmon(["intensity", "best", ...args, "--addr", addr]);
     t.is(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     t.regex(r.stderr, /^carbonmon intensity best: .* \(see carbonmon intensity best --help\)\n$/);

@@ -9,10 +9,15 @@ import test from "ava";
 import { CLI_ARGS } from "../helpers/cli.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const HEAVY = /node_modules\/(@grpc\/|grpc-health-check|pino|undici|better-sqlite3|koffi|@bufbuild\/protobuf)|\/server\/(agent|intensity)\/|\/proto\/gen\//;
+const HEAVY =
+  /node_modules\/(@grpc\/|grpc-health-check|pino|undici|better-sqlite3|koffi|@bufbuild\/protobuf)|\/server\/(agent|intensity)\/|\/proto\/gen\//;
 
 async function loads(args: string[]): Promise<{ stdout: string; loaded: string[] }> {
-  const { stdout, stderr } = await promisify(execFile)(process.execPath, ["--import", "./test/helpers/log-loads.mjs", ...CLI_ARGS, ...args], { cwd: ROOT });
+  const { stdout, stderr } = await promisify(execFile)(
+    process.execPath,
+    ["--import", "./test/helpers/log-loads.mjs", ...CLI_ARGS, ...args],
+    { cwd: ROOT },
+  );
   return { stdout, loaded: [...stderr.matchAll(/^LOADED (\S+)$/gm)].map((m) => m[1]!) };
 }
 
@@ -20,13 +25,23 @@ test("--version, --help and agent --help load no gRPC, logging, HTTP, SQLite or 
   for (const args of [["--version"], ["--help"], ["agent", "--help"]]) {
     const { stdout, loaded } = await loads(args);
     t.true(stdout.length > 0, `${args.join(" ")} printed`);
-    t.true(loaded.some((u) => u.endsWith("/bin/carbonmon.ts")), "the hook saw the CLI load");
-    t.deepEqual(loaded.filter((u) => HEAVY.test(u)), [], `carbonmon ${args.join(" ")}`);
+    t.true(
+      loaded.some((u) => u.endsWith("/bin/carbonmon.ts")),
+      "the hook saw the CLI load",
+    );
+    t.deepEqual(
+      loaded.filter((u) => HEAVY.test(u)),
+      [],
+      `carbonmon ${args.join(" ")}`,
+    );
   }
 });
 
 test("a client command loads its own code, not the services'", async (t) => {
   const { loaded } = await loads(["host", "--help"]);
   t.true(loaded.some((u) => u.endsWith("/bin/commands/inspect.ts")));
-  t.deepEqual(loaded.filter((u) => /\/server\/(agent|intensity)\/|node_modules\/(undici|better-sqlite3|koffi|pino)/.test(u)), []);
+  t.deepEqual(
+    loaded.filter((u) => /\/server\/(agent|intensity)\/|node_modules\/(undici|better-sqlite3|koffi|pino)/.test(u)),
+    [],
+  );
 });

@@ -50,7 +50,10 @@ test("run measures the command on an in-process agent, prints a table on stderr 
 
 test("run --json: CMD's stdout and stderr untouched, then the Measurement as one line of canonical protobuf JSON on stderr", async (t) => {
   const script = "process.stdout.write('out\\n'); process.stderr.write('err\\n'); setTimeout(()=>{},300)";
-  const r = await carbonmon(["run", "--json", "--gpus", "0", "--key", "job/step-1", "--label", "team=ml", "--", process.execPath, "-e", script], setup(t));
+  const r = await carbonmon(
+    ["run", "--json", "--gpus", "0", "--key", "job/step-1", "--label", "team=ml", "--", process.execPath, "-e", script],
+    setup(t),
+  );
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, "out\n");
   const [own, json, rest] = r.stderr.split("\n");
@@ -72,7 +75,23 @@ test("run -o FILE writes the result there (stderr stays CMD's), --csv appends a 
   const dir = mkdtempSync(join(tmpdir(), "carbonmon-run-out-"));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const [out, csv] = [join(dir, "m.json"), join(dir, "emissions.csv")];
-  const r = await carbonmon(["run", "--json", "-o", out, "--csv", csv, "--key", "csv/1", "--", process.execPath, "-e", "process.stderr.write('e');setTimeout(()=>process.exit(5),300)"], env);
+  const r = await carbonmon(
+    [
+      "run",
+      "--json",
+      "-o",
+      out,
+      "--csv",
+      csv,
+      "--key",
+      "csv/1",
+      "--",
+      process.execPath,
+      "-e",
+      "process.stderr.write('e');setTimeout(()=>process.exit(5),300)",
+    ],
+    env,
+  );
   t.is(r.code, 5);
   t.is(r.stderr, "e");
   t.is(JSON.parse(readFileSync(out, "utf8")).key, "csv/1");
@@ -86,7 +105,11 @@ test("run -o FILE writes the result there (stderr stays CMD's), --csv appends a 
   const col = (row: string[], name: string): string => row[header.indexOf(name)]!;
   t.is(col(rows[1]!, "key"), "csv/1");
   t.is(col(rows[1]!, "exit_code"), "5");
-  t.is(col(rows[1]!, "command"), `${process.execPath} -e process.stderr.write('e');setTimeout(()=>process.exit(5),300)`, "quoted as RFC 4180 says");
+  t.is(
+    col(rows[1]!, "command"),
+    `${process.execPath} -e process.stderr.write('e');setTimeout(()=>process.exit(5),300)`,
+    "quoted as RFC 4180 says",
+  );
   t.is(col(rows[2]!, "exit_code"), "0");
   t.true(Number(col(rows[1]!, "gpu_energy_j")) > 0);
   t.is(Number(col(rows[1]!, "energy_j")), Number(col(rows[1]!, "gpu_energy_j")));
@@ -136,7 +159,10 @@ test("run with the agent unreachable: CMD still runs, one warning, CMD's exit co
   const down = await carbonmon(["run", "--agent", "127.0.0.1:1", "--csv", "/nonexistent/never.csv", "--", process.execPath, "-e", script]);
   t.is(down.code, 4);
   t.is(down.stdout, "ran");
-  t.regex(down.stderr, /^carbonmon: warning: cannot reach the agent at 127\.0\.0\.1:1 \(UNAVAILABLE: .*\); \S+ runs unmeasured \(--require-agent to refuse\)\n$/);
+  t.regex(
+    down.stderr,
+    /^carbonmon: warning: cannot reach the agent at 127\.0\.0\.1:1 \(UNAVAILABLE: .*\); \S+ runs unmeasured \(--require-agent to refuse\)\n$/,
+  );
   const strict = await carbonmon(["run", "--require-agent", "--agent", "127.0.0.1:1", "--", process.execPath, "-e", script]);
   t.is(strict.code, 1);
   t.is(strict.stdout, "", "the command did not run");
@@ -153,7 +179,11 @@ test("run where the agent refuses the window (its key is open): CMD runs unmeasu
   t.is(r.code, 2);
   t.regex(r.stderr, /^carbonmon: warning: agent at 127\.0\.0\.1:\d+: .*ALREADY_EXISTS.*; \S+ runs unmeasured/);
   t.is(r.stderr.split("\n").length, 2, "one line");
-  t.deepEqual((await client.listWindows()).map((w) => w.key), ["taken"], "the other window is untouched");
+  t.deepEqual(
+    (await client.listWindows()).map((w) => w.key),
+    ["taken"],
+    "the other window is untouched",
+  );
 });
 
 test("run without --agent where an agent already uses the data directory: refused with the way out, and the agent's windows are untouched", async (t) => {
@@ -165,12 +195,19 @@ test("run without --agent where an agent already uses the data directory: refuse
   await client.beginWindow("theirs");
   const refused = await carbonmon(["run", "--", "true"], env);
   t.is(refused.code, 1);
-  t.regex(refused.stderr, /^carbonmon: another carbonmon agent is using the data directory .* \(hint: .*use --agent to measure through the running one\)\n$/);
-  t.deepEqual((await client.listWindows()).map((w) => w.key), ["theirs"]);
+  t.regex(
+    refused.stderr,
+    /^carbonmon: another carbonmon agent is using the data directory .* \(hint: .*use --agent to measure through the running one\)\n$/,
+  );
+  t.deepEqual(
+    (await client.listWindows()).map((w) => w.key),
+    ["theirs"],
+  );
 });
 
 test("run --help lists its options (and --help after -- belongs to the command)", async (t) => {
   const r = await carbonmon(["run", "--help"]);
   t.is(r.code, 0);
-  for (const o of ["--agent", "--gpus", "--key", "--label", "--json", "--output", "--csv", "--require-agent"]) t.true(r.stdout.includes(o), o);
+  for (const o of ["--agent", "--gpus", "--key", "--label", "--json", "--output", "--csv", "--require-agent"])
+    t.true(r.stdout.includes(o), o);
 });

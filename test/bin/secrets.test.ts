@@ -86,7 +86,11 @@ test("secrets appear in no log line, error, status detail, --help or answer, on 
   await until(service, (f) => /reload failed/.test(f.stderr));
   service.kill("SIGTERM");
   const finished = await service.done;
-  outputs.push(finished.stdout, finished.stderr, JSON.stringify(answers, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)));
+  outputs.push(
+    finished.stdout,
+    finished.stderr,
+    JSON.stringify(answers, (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v)),
+  );
 
   const all = outputs.join("\n");
   t.regex(all, /secrets are not accepted on the command line/);

@@ -21,7 +21,20 @@ async function agentWithGpus(t: { teardown(fn: () => void | Promise<void>): void
 
 test("window begin … get … end in separate processes: labels, GPUs, text and canonical JSON, -o and --csv", async (t) => {
   const { address, dir } = await agentWithGpus(t);
-  const begin = await carbonmon(["window", "begin", "slurm-42", "--agent", address, "--gpus", "1", "--label", "job=42", "--label", "user=ada", "--json"]);
+  const begin = await carbonmon([
+    "window",
+    "begin",
+    "slurm-42",
+    "--agent",
+    address,
+    "--gpus",
+    "1",
+    "--label",
+    "job=42",
+    "--label",
+    "user=ada",
+    "--json",
+  ]);
   t.is(begin.code, 0, begin.stderr);
   const b = JSON.parse(begin.stdout);
   t.is(b.key, "slurm-42");
@@ -70,7 +83,13 @@ test("window cancel discards an open window; end of an unknown key fails with NO
 });
 
 test("window: usage errors exit 2", async (t) => {
-  for (const args of [["window"], ["window", "stop", "k"], ["window", "begin"], ["window", "end", "k", "--gpus", "0"], ["window", "begin", "k", "--label", "novalue"]]) {
+  for (const args of [
+    ["window"],
+    ["window", "stop", "k"],
+    ["window", "begin"],
+    ["window", "end", "k", "--gpus", "0"],
+    ["window", "begin", "k", "--label", "novalue"],
+  ]) {
     const r = await carbonmon(args);
     t.is(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     t.regex(r.stderr, /^carbonmon window/);

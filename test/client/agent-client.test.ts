@@ -6,7 +6,11 @@ import { downAddress } from "../helpers/down-address.js";
 import { fakeNvml } from "../helpers/fake-nvml.js";
 import { startTestAgent, type TestAgent } from "../helpers/grpc.js";
 
-function clientFor(t: { teardown(fn: () => unknown): void }, agent: TestAgent, options: Parameters<typeof createAgentClient>[1] = {}): AgentClient {
+function clientFor(
+  t: { teardown(fn: () => unknown): void },
+  agent: TestAgent,
+  options: Parameters<typeof createAgentClient>[1] = {},
+): AgentClient {
   const client = createAgentClient(agent.running.address, { cudaVisibleDevices: null, ...options });
   t.teardown(() => client.close());
   return client;
@@ -29,10 +33,16 @@ test("beginWindow / endWindow give Zeus-named fields; CPU/DRAM and carbon undefi
   t.deepEqual(begun.gpuIndices, [0, 1]);
   await sleep(500);
   const m = await client.endWindow("train/epoch-1", { waitForCounterUpdate: true });
-  t.deepEqual(
-    Object.keys(m).sort(),
-    ["cpu_carbon_emission", "cpu_energy", "dram_carbon_emission", "dram_energy", "gpu_carbon_emission", "gpu_energy", "measurement", "time"],
-  );
+  t.deepEqual(Object.keys(m).sort(), [
+    "cpu_carbon_emission",
+    "cpu_energy",
+    "dram_carbon_emission",
+    "dram_energy",
+    "gpu_carbon_emission",
+    "gpu_energy",
+    "measurement",
+    "time",
+  ]);
   t.true(m.time > 0.45 && m.time < 2, `time ${m.time}`);
   t.deepEqual(Object.keys(m.gpu_energy), ["0", "1"]);
   assertPlausible(t, m, 0, GPU_POWER_W[0]);
@@ -126,7 +136,10 @@ test("watchPower yields samples as an async iterable; break cancels the stream",
     t.is(agent.context.power.streams, 1);
     if (samples.length === 3) break;
   }
-  t.deepEqual(samples.map((s) => s.sequence), [0n, 1n, 2n]);
+  t.deepEqual(
+    samples.map((s) => s.sequence),
+    [0n, 1n, 2n],
+  );
   for (const s of samples) t.deepEqual(s.gpuPowerW, { 0: GPU_POWER_W[0], 1: GPU_POWER_W[1] });
   t.true(await until(() => agent.context.power.streams === 0), `${agent.context.power.streams} streams left`);
 
@@ -180,7 +193,8 @@ test("retries: an idempotent call succeeds once the agent is up", async (t) => {
     // The first attempt found nothing listening: start the agent on that port now.
     onRetry: ({ method }) => {
       retried.push(method);
-      if (retried.length === 1) void down
+      if (retried.length === 1)
+        void down
           .release()
           .then(() => startTestAgent({ CARBONMON_AGENT_LISTEN: address, CARBONMON_NVML_LIBRARY: nvml.libraryPath }))
           .then((a) => (agent = a));

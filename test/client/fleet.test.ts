@@ -16,7 +16,10 @@ test("one window across two agents and an unreachable host: per-host results, to
 
   const begun = await fleet.begin("job-42/step-1", { labels: { job: "42" } });
   t.deepEqual(Object.keys(begun.begun).sort(), hosts.slice(0, 2).sort());
-  t.deepEqual(begun.failed.map((f) => [f.host, f.phase, f.error.codeName]), [[unreachable, "begin", "UNAVAILABLE"]]);
+  t.deepEqual(
+    begun.failed.map((f) => [f.host, f.phase, f.error.codeName]),
+    [[unreachable, "begin", "UNAVAILABLE"]],
+  );
   await sleep(400);
   const result = await fleet.end("job-42/step-1", { waitForCounterUpdate: true });
 
@@ -46,10 +49,13 @@ test("one window across two agents and an unreachable host: per-host results, to
   await fleet.clients[0]!.beginWindow("only-first");
   const partial = await fleet.end("only-first");
   t.deepEqual(Object.keys(partial.perHost), [withRapl.running.address]);
-  t.deepEqual(partial.failed.map((f) => [f.host, f.phase, f.error.codeName]).sort(), [
-    [gpusOnly.running.address, "end", "NOT_FOUND"],
-    [unreachable, "end", "UNAVAILABLE"],
-  ].sort());
+  t.deepEqual(
+    partial.failed.map((f) => [f.host, f.phase, f.error.codeName]).sort(),
+    [
+      [gpusOnly.running.address, "end", "NOT_FOUND"],
+      [unreachable, "end", "UNAVAILABLE"],
+    ].sort(),
+  );
 });
 
 test("fleet carbon: grams summed over the hosts that priced the window; the others are named", async (t) => {

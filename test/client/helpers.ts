@@ -16,7 +16,10 @@ export async function until(condition: () => boolean, timeoutMs = 3000): Promise
 }
 
 /** The agent with two fake GPUs (300 W, 500 W) and, with `rapl`, a two-socket Intel powercap tree. */
-export async function agentWithGpus(t: { teardown(fn: () => unknown): void }, options: { rapl?: boolean; env?: Record<string, string> } = {}): Promise<TestAgent> {
+export async function agentWithGpus(
+  t: { teardown(fn: () => unknown): void },
+  options: { rapl?: boolean; env?: Record<string, string> } = {},
+): Promise<TestAgent> {
   const nvml = fakeNvml({ gpus: GPU_POWER_W.map((powerW, i) => ({ uuid: `GPU-${i}`, profile: [{ powerW, ms: 1000 }] })) });
   const tree = options.rapl ? intelTwoSocketTree() : undefined;
   const agent = await startTestAgent({
@@ -29,4 +32,3 @@ export async function agentWithGpus(t: { teardown(fn: () => unknown): void }, op
   await sleep(300); // the sampler's first readings
   return agent;
 }
-

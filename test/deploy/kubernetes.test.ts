@@ -18,7 +18,9 @@ const NVIDIA = new Set(["NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES"])
 type Obj = Record<string, any>;
 
 function yamlFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? yamlFiles(join(dir, e.name)) : e.name.endsWith(".yaml") ? [join(dir, e.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? yamlFiles(join(dir, e.name)) : e.name.endsWith(".yaml") ? [join(dir, e.name)] : [],
+  );
 }
 
 const files = yamlFiles(DIR);
@@ -45,7 +47,12 @@ test("every manifest validates against the Kubernetes schema of its apiVersion a
   for (const { file, doc } of manifests) {
     if (doc.apiVersion === "monitoring.coreos.com/v1") continue; // a CRD: checked in its own test
     const [group, version] = doc.apiVersion.includes("/") ? doc.apiVersion.split("/") : ["", doc.apiVersion];
-    const module = (await import(`kubernetes-models/${group ? `${group}/` : ""}${version}/${doc.kind}`)) as Record<string, new (o: Obj) => { validate(): void }>;
+    const module = (await import(`kubernetes-models/${group ? `${group}/` : ""}${version}/${doc.kind}`)) as Record<
+      string,
+      new (
+        o: Obj,
+      ) => { validate(): void }
+    >;
     const Model = module[doc.kind];
     t.truthy(Model, `${file}: ${doc.apiVersion} ${doc.kind} is a Kubernetes kind`);
     t.notThrows(() => new Model!(doc).validate(), `${file}: ${doc.kind} ${doc.metadata?.name}`);
@@ -61,7 +68,10 @@ test("kustomizations list every manifest of their folder, and every file they li
   }
   const root = docs.find((d) => d.file === "kustomization.yaml")!.doc;
   t.is(root.namespace, "carbonmon");
-  t.true(root.images.some((i: Obj) => i.name === agent.image), "the image is set in one place");
+  t.true(
+    root.images.some((i: Obj) => i.name === agent.image),
+    "the image is set in one place",
+  );
   t.is(docs.find((d) => d.file === "monitoring/kustomization.yaml")!.doc.kind, "Component", "monitoring is opt-in");
 });
 
@@ -76,7 +86,11 @@ function checkEnv(t: import("ava").ExecutionContext, container: Obj, service: Se
       t.true((setting.services as readonly Service[]).includes(service), `${name} is not a setting of '${service}'`);
       // A setting is a value or a downward-API field (the node name); a secret is a mounted file.
       const given = "value" in e || (e.valueFrom as Obj | undefined)?.fieldRef !== undefined;
-      t.is(setting.env === name ? given : e.value.startsWith("/etc/carbonmon/secrets/"), true, `${name}: a value (secrets: a mounted file)`);
+      t.is(
+        setting.env === name ? given : e.value.startsWith("/etc/carbonmon/secrets/"),
+        true,
+        `${name}: a value (secrets: a mounted file)`,
+      );
     } else if (NVIDIA.has(name)) {
       t.is(service, "agent", `${name}: only the agent needs the NVIDIA runtime`);
     } else {
@@ -85,7 +99,10 @@ function checkEnv(t: import("ava").ExecutionContext, container: Obj, service: Se
     }
   }
   for (const s of ["ELECTRICITYMAPS_API_TOKEN", "WATTTIME_PASSWORD", "WATTTIME_USERNAME", "CARBONMON_DATABASE_URL"]) {
-    t.false(env.some((e) => e.name === s), `${s} comes from a file, never an environment value`);
+    t.false(
+      env.some((e) => e.name === s),
+      `${s} comes from a file, never an environment value`,
+    );
   }
 }
 
@@ -146,7 +163,10 @@ test("agent: a DaemonSet on GPU nodes through the NVIDIA runtime, taking no GPU,
 });
 
 test("both: native gRPC liveness and readiness probes on the port each service listens on; readiness names the service", (t) => {
-  for (const [c, port, service] of [[agent, 50051, "carbonmon.agent.v1.EnergyMonitor"], [intensity, 50061, "carbonmon.intensity.v1.CarbonIntensity"]] as const) {
+  for (const [c, port, service] of [
+    [agent, 50051, "carbonmon.agent.v1.EnergyMonitor"],
+    [intensity, 50061, "carbonmon.intensity.v1.CarbonIntensity"],
+  ] as const) {
     for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) t.is(c[probe].grpc.port, port, `${c.name} ${probe}`);
     t.is(c.readinessProbe.grpc.service, service);
     t.true((c.ports as Obj[]).some((p) => p.containerPort === port));
@@ -157,7 +177,8 @@ test("both: native gRPC liveness and readiness probes on the port each service l
 
 test("both: resource requests and limits on every container", (t) => {
   for (const c of [agent, intensity]) {
-    for (const kind of ["requests", "limits"]) for (const r of ["cpu", "memory"]) t.truthy(c.resources?.[kind]?.[r], `${c.name}: ${kind}.${r}`);
+    for (const kind of ["requests", "limits"])
+      for (const r of ["cpu", "memory"]) t.truthy(c.resources?.[kind]?.[r], `${c.name}: ${kind}.${r}`);
   }
 });
 
@@ -169,11 +190,17 @@ test("intensity: 3 replicas, a PodDisruptionBudget that keeps 2, Services whose 
   t.true(matches(pdb.spec.selector.matchLabels, labels));
   t.is(pdb.spec.minAvailable, 2);
   t.true(matches(deployment.spec.selector.matchLabels, labels));
-  for (const [svc, pod, container] of [["carbonmon-intensity", deployment, intensity], ["carbonmon-agent", daemonSet, agent]] as const) {
+  for (const [svc, pod, container] of [
+    ["carbonmon-intensity", deployment, intensity],
+    ["carbonmon-agent", daemonSet, agent],
+  ] as const) {
     const service = find("Service", svc);
     t.true(matches(service.spec.selector, pod.spec.template.metadata.labels), `${svc}: selector`);
     for (const p of service.spec.ports as Obj[]) {
-      t.true((container.ports as Obj[]).some((cp) => cp.name === p.targetPort || cp.containerPort === p.targetPort), `${svc}: targetPort ${p.targetPort}`);
+      t.true(
+        (container.ports as Obj[]).some((cp) => cp.name === p.targetPort || cp.containerPort === p.targetPort),
+        `${svc}: targetPort ${p.targetPort}`,
+      );
     }
   }
   t.is(find("Service", "carbonmon-agent").spec.internalTrafficPolicy, "Local", "a job reaches the agent of its own node");
@@ -196,8 +223,17 @@ test("monitoring (optional): the ServiceMonitor selects the metrics Services by 
   const services = manifests.filter((d) => d.doc.kind === "Service" && d.file.startsWith("monitoring/")).map((d) => d.doc);
   t.is(services.length, 2);
   for (const s of services) {
-    t.true(Object.entries(monitor.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels[k] === v), `${s.metadata.name} is selected`);
-    t.true(monitor.spec.endpoints.every((e: Obj) => (s.spec.ports as Obj[]).some((p) => p.name === e.port)), `${s.metadata.name} has the port`);
+    t.true(
+      Object.entries(monitor.spec.selector.matchLabels).every(([k, v]) => s.metadata.labels[k] === v),
+      `${s.metadata.name} is selected`,
+    );
+    t.true(
+      monitor.spec.endpoints.every((e: Obj) => (s.spec.ports as Obj[]).some((p) => p.name === e.port)),
+      `${s.metadata.name} has the port`,
+    );
   }
-  t.false(manifests.some((d) => d.doc.kind === "Service" && !d.file.startsWith("monitoring/") && d.doc.metadata.labels["carbonmon.io/metrics"]), "no base Service is scraped");
+  t.false(
+    manifests.some((d) => d.doc.kind === "Service" && !d.file.startsWith("monitoring/") && d.doc.metadata.labels["carbonmon.io/metrics"]),
+    "no base Service is scraped",
+  );
 });

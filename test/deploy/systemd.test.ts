@@ -12,29 +12,52 @@ import { parseUnit, read } from "./systemd-units.js";
 const units = { agent: parseUnit(read("carbonmon-agent.service")), intensity: parseUnit(read("carbonmon-intensity.service")) };
 type ServiceName = keyof typeof units;
 const service = (s: ServiceName) => units[s].Service!;
-const value = (s: ServiceName, key: string) => service(s).filter(([k]) => k === key).map(([, v]) => v);
+const value = (s: ServiceName, key: string) =>
+  service(s)
+    .filter(([k]) => k === key)
+    .map(([, v]) => v);
 const one = (s: ServiceName, key: string) => {
   const all = value(s, key);
   if (all.length !== 1) throw new Error(`${s}: ${key} set ${all.length} times`);
   return all[0]!;
 };
-const environment = (s: ServiceName): Record<string, string> => Object.fromEntries(value(s, "Environment").map((e) => e.split("=", 2) as [string, string]));
+const environment = (s: ServiceName): Record<string, string> =>
+  Object.fromEntries(value(s, "Environment").map((e) => e.split("=", 2) as [string, string]));
 
 for (const s of ["agent", "intensity"] as const) {
   test(`${s}: hardened (read-only system, no new privileges, no capability) with only its data directory writable`, (t) => {
-    for (const [key, want] of [["ProtectSystem", "strict"], ["NoNewPrivileges", "yes"], ["CapabilityBoundingSet", ""], ["AmbientCapabilities", ""], ["ProtectHome", "yes"], ["PrivateTmp", "yes"], ["RestrictSUIDSGID", "yes"], ["ProtectKernelModules", "yes"], ["SystemCallFilter", "@system-service"]]) {
+    for (const [key, want] of [
+      ["ProtectSystem", "strict"],
+      ["NoNewPrivileges", "yes"],
+      ["CapabilityBoundingSet", ""],
+      ["AmbientCapabilities", ""],
+      ["ProtectHome", "yes"],
+      ["PrivateTmp", "yes"],
+      ["RestrictSUIDSGID", "yes"],
+      ["ProtectKernelModules", "yes"],
+      ["SystemCallFilter", "@system-service"],
+    ]) {
       t.is(one(s, key!), want!, `${s}: ${key}`);
     }
     const dataDir = environment(s).CARBONMON_DATA_DIR!;
     t.is(one(s, "ReadWritePaths"), dataDir);
     t.is(`/var/lib/${one(s, "StateDirectory")}`, dataDir, "systemd creates the data directory for the service user");
     t.is(one(s, "User"), "carbonmon");
-    t.false(read(`carbonmon-${s}.service`).split("\n").some((l) => /^MemoryDenyWriteExecute=yes/.test(l)), "V8 needs W+X memory");
+    t.false(
+      read(`carbonmon-${s}.service`)
+        .split("\n")
+        .some((l) => /^MemoryDenyWriteExecute=yes/.test(l)),
+      "V8 needs W+X memory",
+    );
   });
 
   test(`${s}: starts the installed carbonmon (whose shebang has the services' V8 flags); its settings are real and valid`, (t) => {
     t.is(one(s, "ExecStart"), `/usr/local/bin/carbonmon ${s}`);
-    t.is(readFileSync(new URL("../../bin/carbonmon.ts", import.meta.url), "utf8").split("\n")[0], `#!/usr/bin/env -S node ${SERVICE_NODE_FLAGS.join(" ")}`, "the installed bin is compiled from bin/carbonmon.ts");
+    t.is(
+      readFileSync(new URL("../../bin/carbonmon.ts", import.meta.url), "utf8").split("\n")[0],
+      `#!/usr/bin/env -S node ${SERVICE_NODE_FLAGS.join(" ")}`,
+      "the installed bin is compiled from bin/carbonmon.ts",
+    );
     const env = environment(s);
     for (const name of Object.keys(env)) {
       const setting = SETTINGS.find((x) => x.env === name);
@@ -52,7 +75,9 @@ test("agent: RAPL through the carbonmon-rapl group (sysusers + udev rule), not r
   t.regex(sysusers, /^g carbonmon-rapl -$/m);
   t.regex(sysusers, /^m carbonmon carbonmon-rapl$/m);
   t.regex(sysusers, /^u carbonmon /m);
-  const rule = read("99-carbonmon-rapl.rules").split("\n").filter((l) => l.trim() && !l.startsWith("#"));
+  const rule = read("99-carbonmon-rapl.rules")
+    .split("\n")
+    .filter((l) => l.trim() && !l.startsWith("#"));
   t.is(rule.length, 1);
   t.regex(rule[0]!, /SUBSYSTEM=="powercap"/);
   t.regex(rule[0]!, /RUN\+="\/bin\/chgrp carbonmon-rapl \/sys%p\/energy_uj"/);

@@ -20,7 +20,17 @@ test("watch on a terminal (tmux): a bar per device, updated in place, Ctrl-C end
   const session = `carbonmon-watch-${process.pid}`;
   const tmux = (...args: string[]) => execFileSync("tmux", args, { encoding: "utf8" });
   const env = `CARBONMON_LOG_LEVEL=silent`;
-  tmux("new-session", "-d", "-s", session, "-x", "100", "-y", "20", `${env} ${process.execPath} ${CLI_ARGS.join(" ")} watch --agent ${address} --period-ms 200; sleep 30`);
+  tmux(
+    "new-session",
+    "-d",
+    "-s",
+    session,
+    "-x",
+    "100",
+    "-y",
+    "20",
+    `${env} ${process.execPath} ${CLI_ARGS.join(" ")} watch --agent ${address} --period-ms 200; sleep 30`,
+  );
   t.teardown(() => void spawnSync("tmux", ["kill-session", "-t", session]));
   const capture = () => tmux("capture-pane", "-p", "-t", session);
   const command = () => tmux("display-message", "-p", "-t", session, "#{pane_current_command}").trim();

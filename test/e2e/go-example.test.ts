@@ -32,10 +32,16 @@ test("examples/go builds offline from the protos and measures a window on a real
 
   const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
   t.teardown(() => intensity.close());
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "DE" });
+  const agent = await startTestAgent({
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_INTENSITY_ADDR: intensity.running.address,
+    CARBONMON_LOCATION: "DE",
+  });
   t.teardown(() => agent.close());
 
-  const { stdout } = await run(join(out, "carbonmon-go-example"), [agent.running.address, intensity.running.address, "DE"], { timeout: 30_000 });
+  const { stdout } = await run(join(out, "carbonmon-go-example"), [agent.running.address, intensity.running.address, "DE"], {
+    timeout: 30_000,
+  });
   t.log(stdout);
   t.regex(stdout, /: 1 GPU\(s\), agent 0\.1\.0/);
   const win = /window go-example: time ([\d.]+) s, total ([\d.]+) J, carbon CARBON_STATUS_(\w+)/.exec(stdout);

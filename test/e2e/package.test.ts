@@ -83,8 +83,10 @@ test("the packed tarball installs into a fresh project and works from plain node
   await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball], { cwd: app, env: userEnv(), maxBuffer: 64 << 20 });
   const installed = join(app, "node_modules");
   t.true(existsSync(join(installed, "carbonmon", "dist", "client", "index.d.ts")), "the client ships its declarations");
-  for (const devOnly of ["tsx", "esbuild", "typescript", "ava"]) t.false(existsSync(join(installed, devOnly)), `${devOnly} is not installed with carbonmon`);
-  for (const unshipped of ["test", "bench", ".ci", "server", "client", "bin"]) t.false(existsSync(join(installed, "carbonmon", unshipped)), `carbonmon/${unshipped} is not shipped`);
+  for (const devOnly of ["tsx", "esbuild", "typescript", "ava"])
+    t.false(existsSync(join(installed, devOnly)), `${devOnly} is not installed with carbonmon`);
+  for (const unshipped of ["test", "bench", ".ci", "server", "client", "bin"])
+    t.false(existsSync(join(installed, "carbonmon", unshipped)), `carbonmon/${unshipped} is not shipped`);
   // Of proto/gen, only the compiled descriptors that reflection answers from (no generated TypeScript).
   t.deepEqual(readdirSync(join(installed, "carbonmon", "proto", "gen")), ["descriptors.binpb"]);
 
@@ -105,7 +107,13 @@ test("the packed tarball installs into a fresh project and works from plain node
 
   writeFileSync(join(app, "client.mjs"), CLIENT_SCRIPT);
   const client = await run(process.execPath, ["client.mjs", address], { cwd: app, env: userEnv(), timeout: 60_000 });
-  const out = JSON.parse(client.stdout) as { gpus: number; version: string; result: string; time: number; gpuEnergyJ: Record<string, number> };
+  const out = JSON.parse(client.stdout) as {
+    gpus: number;
+    version: string;
+    result: string;
+    time: number;
+    gpuEnergyJ: Record<string, number>;
+  };
   t.is(out.gpus, 1);
   t.is(out.version, VERSION);
   t.is(out.result, "done");
@@ -115,6 +123,20 @@ test("the packed tarball installs into a fresh project and works from plain node
 
   writeFileSync(join(app, "typed.ts"), TYPED_SCRIPT);
   const tsc = join(ROOT, "node_modules", "typescript", "bin", "tsc");
-  const flags = ["--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext", "--target", "es2022", "--skipLibCheck", "typed.ts"];
-  await t.notThrowsAsync(run(process.execPath, [tsc, ...flags], { cwd: app, env: userEnv() }), "the installed declarations type-check a consumer");
+  const flags = [
+    "--noEmit",
+    "--strict",
+    "--module",
+    "nodenext",
+    "--moduleResolution",
+    "nodenext",
+    "--target",
+    "es2022",
+    "--skipLibCheck",
+    "typed.ts",
+  ];
+  await t.notThrowsAsync(
+    run(process.execPath, [tsc, ...flags], { cwd: app, env: userEnv() }),
+    "the installed declarations type-check a consumer",
+  );
 });

@@ -40,8 +40,13 @@ test("postgres: replicas starting at once on an empty database migrate it once, 
   await client.connect();
   t.teardown(() => client.end());
   const rows = (await client.query("SELECT version, description FROM schema_migrations ORDER BY version")).rows;
-  t.deepEqual(rows.map((r) => r.version), [1, 2]);
-  const tables = (await client.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")).rows.map((r) => r.tablename);
+  t.deepEqual(
+    rows.map((r) => r.version),
+    [1, 2],
+  );
+  const tables = (await client.query("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")).rows.map(
+    (r) => r.tablename,
+  );
   t.deepEqual(tables, ["answers", "budgets", "leases", "points", "schema_migrations"]);
 });
 

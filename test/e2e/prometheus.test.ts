@@ -23,7 +23,9 @@ import { until } from "../helpers/prom.js";
 const POWERS_W = [95, 240, 410];
 const HOUR_MS = 3_600_000;
 const README = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-const DASHBOARD = JSON.parse(readFileSync(new URL("../../deploy/grafana/carbonmon.json", import.meta.url), "utf8")) as { panels: Array<{ title: string; targets?: Array<{ expr: string }> }> };
+const DASHBOARD = JSON.parse(readFileSync(new URL("../../deploy/grafana/carbonmon.json", import.meta.url), "utf8")) as {
+  panels: Array<{ title: string; targets?: Array<{ expr: string }> }>;
+};
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -51,7 +53,10 @@ async function query(base: string, expr: string): Promise<PromResult[]> {
 test("a real Prometheus scrapes both services: every metric, GPU power from rate() within 1 %, the dashboard's expressions", async (t) => {
   // The services.
   const lastHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
-  const em = await startFakeElectricityMaps({ series: { DE: hourlySeries("DE", lastHour - 47 * HOUR_MS, 48, (i) => 300 + i) }, nowMs: () => Date.now() });
+  const em = await startFakeElectricityMaps({
+    series: { DE: hourlySeries("DE", lastHour - 47 * HOUR_MS, 48, (i) => 300 + i) },
+    nowMs: () => Date.now(),
+  });
   t.teardown(() => em.close());
   const intensity = await startTestIntensity({
     ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN,
@@ -97,17 +102,47 @@ test("a real Prometheus scrapes both services: every metric, GPU power from rate
   );
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const prometheus = spawn("/usr/bin/prometheus", [`--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`, "--log.level=warn"], { stdio: ["ignore", "ignore", "pipe"] });
+  const prometheus = spawn(
+    "/usr/bin/prometheus",
+    [
+      `--config.file=${join(dir, "prometheus.yml")}`,
+      `--storage.tsdb.path=${join(dir, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      "--log.level=warn",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   let stderr = "";
   prometheus.stderr.on("data", (d) => (stderr += String(d)));
   t.teardown(() => void prometheus.kill("SIGTERM"));
-  await until(async () => (await fetch(`${base}/-/ready`).then((r) => r.ok).catch(() => false)) || prometheus.exitCode !== null, "Prometheus ready", 60_000);
+  await until(
+    async () =>
+      (await fetch(`${base}/-/ready`)
+        .then((r) => r.ok)
+        .catch(() => false)) || prometheus.exitCode !== null,
+    "Prometheus ready",
+    60_000,
+  );
   t.is(prometheus.exitCode, null, stderr);
 
   // Traffic while it scrapes: windows priced by the intensity service, a refused Begin, intensity lookups.
-  const ask = (): Promise<IntensityPoint> => call<IntensityRequest, IntensityPoint>(intensity.client, intensity.client.getCurrentIntensity, { location: { zone: "DE" }, emissionFactor: 0, provider: "" });
-  const begin = (key: string) => call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key, labels: {}, gpuIndices: [], cpuIndices: [], skipGpus: false, skipCpus: false });
-  const end = (key: string) => call<EndWindowRequest, Measurement>(agent.client, agent.client.endWindow, { key, waitForCounterUpdate: false });
+  const ask = (): Promise<IntensityPoint> =>
+    call<IntensityRequest, IntensityPoint>(intensity.client, intensity.client.getCurrentIntensity, {
+      location: { zone: "DE" },
+      emissionFactor: 0,
+      provider: "",
+    });
+  const begin = (key: string) =>
+    call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
+      key,
+      labels: {},
+      gpuIndices: [],
+      cpuIndices: [],
+      skipGpus: false,
+      skipCpus: false,
+    });
+  const end = (key: string) =>
+    call<EndWindowRequest, Measurement>(agent.client, agent.client.endWindow, { key, waitForCounterUpdate: false });
   let n = 0;
   const traffic = async (): Promise<void> => {
     const key = `job-${n++}`;
@@ -122,10 +157,14 @@ test("a real Prometheus scrapes both services: every metric, GPU power from rate
   t.teardown(() => clearInterval(timer));
 
   // Enough scrapes for rate() over 5 s: at least 5 samples of each GPU in the last 5 s.
-  await until(async () => {
-    const r = await query(base, "min(count_over_time(carbonmon_gpu_energy_joules_total[5s]))");
-    return Number(r[0]?.value[1] ?? 0) >= 5;
-  }, "5 s of scrapes", 60_000);
+  await until(
+    async () => {
+      const r = await query(base, "min(count_over_time(carbonmon_gpu_energy_joules_total[5s]))");
+      return Number(r[0]?.value[1] ?? 0) >= 5;
+    },
+    "5 s of scrapes",
+    60_000,
+  );
 
   // Every documented metric is present.
   const documented = [...README.matchAll(/^\| `([a-z_]+)` \| (counter|gauge|histogram) \|/gm)].map((m) => [m[1]!, m[2]!] as const);

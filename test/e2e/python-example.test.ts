@@ -35,7 +35,11 @@ test("generate.sh + measure.py: a window of ~1 s on a 300 W GPU, and 300 g/kWh f
 
   const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
   t.teardown(() => intensity.close());
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "DE" });
+  const agent = await startTestAgent({
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_INTENSITY_ADDR: intensity.running.address,
+    CARBONMON_LOCATION: "DE",
+  });
   t.teardown(() => agent.close());
 
   const { stdout } = await run(PYTHON, [join(EXAMPLE, "measure.py"), agent.running.address, intensity.running.address], {

@@ -42,14 +42,19 @@ let installed = "";
 test.before(async () => {
   // --system-site-packages: Debian's grpcio, protobuf and pytest satisfy the package's dependencies offline.
   await run("/usr/bin/python3", ["-m", "venv", "--system-site-packages", venv]);
-  installed = (await run(join(venv, "bin/pip"), ["install", "--no-index", "--no-cache-dir", PACKAGE], { cwd: work, timeout: 110_000 })).stdout;
+  installed = (await run(join(venv, "bin/pip"), ["install", "--no-index", "--no-cache-dir", PACKAGE], { cwd: work, timeout: 110_000 }))
+    .stdout;
 });
 test.after.always(() => rmSync(work, { recursive: true, force: true }));
 
 /** Runs pytest on the package's tests (selected by -m) with `env`; resolves with its output and counts. */
 export async function pytest(marker: string, env: Record<string, string>): Promise<{ out: string; passed: number; failed: number }> {
   const args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", marker, join(PACKAGE, "tests")];
-  const result = await run(python, args, { cwd: work, env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1", ...env }, timeout: 170_000 }).then(
+  const result = await run(python, args, {
+    cwd: work,
+    env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1", ...env },
+    timeout: 170_000,
+  }).then(
     (r) => r.stdout + r.stderr,
     (err: { stdout?: string; stderr?: string }) => `${err.stdout ?? ""}${err.stderr ?? ""}`,
   );
@@ -59,8 +64,19 @@ export async function pytest(marker: string, env: Record<string, string>): Promi
 
 test.serial("pip install ./clients/python works offline and builds the stubs from proto/", async (t) => {
   t.regex(installed, /Successfully installed carbonmon-0\.1\.0/);
-  const probe = await run(python, ["-c", "import carbonmon, carbonmon.zeus; from carbonmon.agent.v1 import agent_pb2_grpc; from carbonmon.intensity.v1 import intensity_pb2; print(carbonmon.__version__, carbonmon.__file__)"], { cwd: work });
-  t.regex(probe.stdout, new RegExp(`^0\\.1\\.0 ${venv.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/lib/python3[.\\d]*/site-packages/carbonmon/__init__\\.py\\n$`), "the installed copy, not the sources");
+  const probe = await run(
+    python,
+    [
+      "-c",
+      "import carbonmon, carbonmon.zeus; from carbonmon.agent.v1 import agent_pb2_grpc; from carbonmon.intensity.v1 import intensity_pb2; print(carbonmon.__version__, carbonmon.__file__)",
+    ],
+    { cwd: work },
+  );
+  t.regex(
+    probe.stdout,
+    new RegExp(`^0\\.1\\.0 ${venv.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/lib/python3[.\\d]*/site-packages/carbonmon/__init__\\.py\\n$`),
+    "the installed copy, not the sources",
+  );
 });
 
 test.serial("pytest: the core API, the Zeus drop-in and sync_execution against a real agent and intensity service", async (t) => {
@@ -70,7 +86,9 @@ test.serial("pytest: the core API, the Zeus drop-in and sync_execution against a
   const historyFile = join(work, "history.json");
   writeFileSync(historyFile, JSON.stringify({ zone: MICHIGAN.zone, history }));
   const em = await startFakeElectricityMaps({ series: { [MICHIGAN.zone]: history }, locations: [MICHIGAN], nowMs: () => Date.now() });
-  const ipinfo = createServer((_req, res) => res.end(JSON.stringify({ ip: "35.3.237.23", loc: `${MICHIGAN.lat},${MICHIGAN.lon}`, country: "US" })));
+  const ipinfo = createServer((_req, res) =>
+    res.end(JSON.stringify({ ip: "35.3.237.23", loc: `${MICHIGAN.lat},${MICHIGAN.lon}`, country: "US" })),
+  );
   await new Promise<void>((resolve) => ipinfo.listen(0, "127.0.0.1", resolve));
   const intensity = await startTestIntensity({
     CARBONMON_PROVIDERS: "electricitymaps,static",
@@ -79,7 +97,11 @@ test.serial("pytest: the core API, the Zeus drop-in and sync_execution against a
     CARBONMON_INTENSITY_CONSTANTS: "DE=300",
   });
   const nvml = fakeNvml({ gpus: [300, 150].map((powerW) => ({ profile: [{ powerW, ms: 1000 }] })) });
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "DE" });
+  const agent = await startTestAgent({
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_INTENSITY_ADDR: intensity.running.address,
+    CARBONMON_LOCATION: "DE",
+  });
   t.teardown(async () => {
     await agent.close();
     await intensity.close();
@@ -107,7 +129,11 @@ const FIXTURE = fileURLToPath(new URL("../fixtures/electricitymaps/history-us-mi
 
 /** Until every device has a reading after the clock's now. */
 async function settle(tt: TimeTravel, agent: TestAgent): Promise<void> {
-  await agent.context.sampler.waitForReadingsAfter(tt.now(), agent.context.sampler.devices().map((d) => d.id), 5000);
+  await agent.context.sampler.waitForReadingsAfter(
+    tt.now(),
+    agent.context.sampler.devices().map((d) => d.id),
+    5000,
+  );
 }
 
 /** Moves the clock to toMs, stopping 1 s before and after every hour boundary on the way (the agent logs its marks there). */
@@ -126,13 +152,22 @@ test.serial("pytest (time travel): Zeus's carbon vectors over the recorded histo
   t.timeout(180_000);
   const startMs = Date.UTC(2024, 10, 30, 6);
   const em = await startFakeElectricityMaps({ series: { [MICHIGAN.zone]: recordedHistory() }, locations: [MICHIGAN] });
-  const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "electricitymaps", ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN, CARBONMON_ELECTRICITYMAPS_URL: em.url });
+  const intensity = await startTestIntensity({
+    CARBONMON_PROVIDERS: "electricitymaps",
+    ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN,
+    CARBONMON_ELECTRICITYMAPS_URL: em.url,
+  });
   const tt = new TimeTravel(startMs - 30_000);
   const profiles = LEVELS_W.map((w) => steppedProfile(QUARTER, QUIET_MS, 4, 0, () => w));
   const nvml = fakeNvml({ gpus: profiles.map((profile) => ({ profile })), epochMs: startMs, fieldTimestamp: "update" });
   tt.attach(nvml.libraryPath);
   const agent = await startTestAgent(
-    { CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: MICHIGAN.zone, CARBONMON_CARBON_RETRY_MS: "100" },
+    {
+      CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+      CARBONMON_INTENSITY_ADDR: intensity.running.address,
+      CARBONMON_LOCATION: MICHIGAN.zone,
+      CARBONMON_CARBON_RETRY_MS: "100",
+    },
     tt.clock,
   );
   const control = createServer((req, res) => {

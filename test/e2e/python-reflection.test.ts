@@ -25,14 +25,26 @@ const PYTHON = "/usr/bin/python3";
 
 const stubs = mkdtempSync(join(tmpdir(), "carbonmon-pyrefl-"));
 test.before(() => {
-  execFileSync("protoc", ["-I", REFLECTION_PROTO, `--python_out=${stubs}`, "grpc/reflection/v1/reflection.proto", "grpc/reflection/v1alpha/reflection.proto"]);
+  execFileSync("protoc", [
+    "-I",
+    REFLECTION_PROTO,
+    `--python_out=${stubs}`,
+    "grpc/reflection/v1/reflection.proto",
+    "grpc/reflection/v1alpha/reflection.proto",
+  ]);
 });
 test.after.always(() => rmSync(stubs, { recursive: true, force: true }));
 
 async function pythonCalls(t: any, address: string, service: string, version: string, calls: readonly ReflectionCall[]): Promise<void> {
   const request = calls.map(([method, req]) => [`${service}/${method}`, req]);
-  const { stdout } = await run(PYTHON, [SCRIPT, address, stubs, version, JSON.stringify(request)], { timeout: 60_000, env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" } });
-  const [head, ...answers] = stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const { stdout } = await run(PYTHON, [SCRIPT, address, stubs, version, JSON.stringify(request)], {
+    timeout: 60_000,
+    env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" },
+  });
+  const [head, ...answers] = stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   t.true(head.services.includes(service));
   t.deepEqual([...head.methods[service]].sort(), [...new Set(calls.map(([m]) => m))].sort(), "every RPC has a call");
   t.is(answers.length, calls.length);

@@ -35,7 +35,12 @@ test("measure.py speaks mutual TLS and sends its token; without them it is refus
   const { file: tokens, token } = writeTokens(pki.dir, { python: ["windows:read", "windows:write", "intensity:read"] });
   const tokenFile = join(pki.dir, "token");
   writeFileSync(tokenFile, token.python!);
-  const tls = { CARBONMON_TLS_CERT_FILE: server.cert, CARBONMON_TLS_KEY_FILE: server.key, CARBONMON_TLS_CLIENT_CA_FILE: ca.cert, CARBONMON_AUTH_TOKENS_FILE: tokens };
+  const tls = {
+    CARBONMON_TLS_CERT_FILE: server.cert,
+    CARBONMON_TLS_KEY_FILE: server.key,
+    CARBONMON_TLS_CLIENT_CA_FILE: ca.cert,
+    CARBONMON_AUTH_TOKENS_FILE: tokens,
+  };
   const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300", ...tls });
   t.teardown(() => intensity.close());
   const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, ...tls });
@@ -50,11 +55,20 @@ test("measure.py speaks mutual TLS and sends its token; without them it is refus
       (r) => ({ code: 0, out: r.stdout }),
       (e: { code: number; stderr: string }) => ({ code: e.code, out: e.stderr }),
     );
-  const ok = await measure({ CARBONMON_CLIENT_TLS_CA_FILE: ca.cert, CARBONMON_CLIENT_TLS_CERT_FILE: client.cert, CARBONMON_CLIENT_TLS_KEY_FILE: client.key, CARBONMON_TOKEN_FILE: tokenFile });
+  const ok = await measure({
+    CARBONMON_CLIENT_TLS_CA_FILE: ca.cert,
+    CARBONMON_CLIENT_TLS_CERT_FILE: client.cert,
+    CARBONMON_CLIENT_TLS_KEY_FILE: client.key,
+    CARBONMON_TOKEN_FILE: tokenFile,
+  });
   t.is(ok.code, 0, ok.out);
   t.regex(ok.out, /window python-example: time/);
   t.regex(ok.out, /intensity DE: 300 g\/kWh/);
-  const noToken = await measure({ CARBONMON_CLIENT_TLS_CA_FILE: ca.cert, CARBONMON_CLIENT_TLS_CERT_FILE: client.cert, CARBONMON_CLIENT_TLS_KEY_FILE: client.key });
+  const noToken = await measure({
+    CARBONMON_CLIENT_TLS_CA_FILE: ca.cert,
+    CARBONMON_CLIENT_TLS_CERT_FILE: client.cert,
+    CARBONMON_CLIENT_TLS_KEY_FILE: client.key,
+  });
   t.is(noToken.code, 1);
   t.regex(noToken.out, /UNAUTHENTICATED/);
   const noCert = await measure({ CARBONMON_CLIENT_TLS_CA_FILE: ca.cert, CARBONMON_TOKEN_FILE: tokenFile });

@@ -51,7 +51,11 @@ const envFor = (em: FakeElectricityMaps, databaseUrl: string) => ({
 });
 
 /** Three in-process replicas, each with its own cache and connection pool, on one fresh database. */
-async function inProcessReplicas(t: import("ava").ExecutionContext, em: FakeElectricityMaps, options: Parameters<typeof startTestIntensity>[1] = {}) {
+async function inProcessReplicas(
+  t: import("ava").ExecutionContext,
+  em: FakeElectricityMaps,
+  options: Parameters<typeof startTestIntensity>[1] = {},
+) {
   const url = await cluster.createDatabase(`replicas_${++databases}`);
   const replicas: TestIntensity[] = [];
   for (let i = 0; i < 3; i++) replicas.push(await startTestIntensity(envFor(em, url), options));
@@ -62,12 +66,18 @@ async function inProcessReplicas(t: import("ava").ExecutionContext, em: FakeElec
 test("3 replicas x 1,000 concurrent cold requests: exactly one upstream call, one answer for all", async (t) => {
   const { em } = await upstream(t);
   const replicas = await inProcessReplicas(t, em);
-  const calls = replicas.flatMap((r) => Array.from({ length: 1000 }, () => call<IntensityRequest, IntensityPoint>(r.client, r.client.getCurrentIntensity, req)));
+  const calls = replicas.flatMap((r) =>
+    Array.from({ length: 1000 }, () => call<IntensityRequest, IntensityPoint>(r.client, r.client.getCurrentIntensity, req)),
+  );
   const answers = await Promise.all(calls);
   t.is(latest(em), 1, "one upstream call for 3,000 requests on three replicas");
   t.is(answers.length, 3000);
   t.true(answers.every((a) => a.gPerKwh === answers[0]!.gPerKwh && a.provider === "electricitymaps"));
-  t.is(replicas.reduce((n, r) => n + r.cache.loads, 0), 1, "only one replica asked upstream");
+  t.is(
+    replicas.reduce((n, r) => n + r.cache.loads, 0),
+    1,
+    "only one replica asked upstream",
+  );
   // Later requests: cache hits everywhere, still one upstream call.
   for (const r of replicas) t.true((await call<IntensityRequest, IntensityPoint>(r.client, r.client.getCurrentIntensity, req)).cached);
   t.is(latest(em), 1);
@@ -93,14 +103,23 @@ test("a provider's request budget is global: 30 distinct questions over 3 replic
   for (const a of refused) t.regex(a!.message, /budget \(5 per 3600 s\) is spent/);
   for (const r of replicas) {
     const list = await call<ListProvidersRequest, ListProvidersResponse>(r.client, r.client.listProviders, {});
-    t.like(list.providers[0], { name: "electricitymaps", budgetRemaining: 0, budgetCapacity: 5 }, "every replica reports the shared bucket");
+    t.like(
+      list.providers[0],
+      { name: "electricitymaps", budgetRemaining: 0, budgetCapacity: 5 },
+      "every replica reports the shared bucket",
+    );
   }
 });
 
 /** A replica as its own process (`carbonmon intensity`), so that it can be killed like a crashed pod. */
 async function processReplica(t: import("ava").ExecutionContext, env: Record<string, string>) {
   const data = tempDataDir();
-  const child = start(["intensity"], { ...env, CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, CARBONMON_LOG_LEVEL: "info" });
+  const child = start(["intensity"], {
+    ...env,
+    CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0",
+    CARBONMON_DATA_DIR: data.dir,
+    CARBONMON_LOG_LEVEL: "info",
+  });
   t.teardown(() => {
     child.kill("SIGKILL");
     data.cleanup();

@@ -11,7 +11,8 @@ const run = promisify(execFile);
 const UNITS = ["carbonmon-agent.service", "carbonmon-intensity.service"];
 const BIN = "/usr/local/bin/carbonmon";
 /** verify checks that ExecStart's program exists: where carbonmon is not installed, an executable stands in for it. */
-const installedHere = (text: string): string => (existsSync(BIN) ? text : text.replaceAll(`ExecStart=${BIN} `, `ExecStart=${process.execPath} `));
+const installedHere = (text: string): string =>
+  existsSync(BIN) ? text : text.replaceAll(`ExecStart=${BIN} `, `ExecStart=${process.execPath} `);
 const hasAnalyze = await run("systemd-analyze", ["--version"]).then(
   () => true,
   () => false,
@@ -25,10 +26,12 @@ const hasAnalyze = await run("systemd-analyze", ["--version"]).then(
     writeFileSync(join(dir, unit), installedHere(text));
   }
   const paths = UNITS.map((u) => join(dir, u));
-  const { stdout, stderr } = await run("systemd-analyze", ["verify", ...paths]).catch((err: { stdout: string; stderr: string; message: string }) => {
-    t.fail(err.message);
-    return err;
-  });
+  const { stdout, stderr } = await run("systemd-analyze", ["verify", ...paths]).catch(
+    (err: { stdout: string; stderr: string; message: string }) => {
+      t.fail(err.message);
+      return err;
+    },
+  );
   // Warnings (an unknown key, a bad value) do not change the exit code: any line about our files fails.
   const about = `${stdout}\n${stderr}`.split("\n").filter((l) => UNITS.some((u) => l.includes(u)));
   t.deepEqual(about, []);

@@ -84,7 +84,10 @@ test("mutual TLS: no client certificate, or one from another CA, is refused; one
   const client2 = s.pki.issue(s.ca2, "client2", "client");
   const a = await agent(t, s, { CARBONMON_TLS_CLIENT_CA_FILE: s.ca1.cert });
   const address = a.running.address;
-  const tls = (cert?: { cert: string; key: string }) => ({ ca: pem(s.ca1.cert), ...(cert ? { cert: pem(cert.cert), key: pem(cert.key) } : {}) });
+  const tls = (cert?: { cert: string; key: string }) => ({
+    ca: pem(s.ca1.cert),
+    ...(cert ? { cert: pem(cert.cert), key: pem(cert.key) } : {}),
+  });
   t.is(await outcome(address, { tls: tls(), token: s.token.ops }), "UNAVAILABLE", "no client certificate");
   t.is(await outcome(address, { tls: tls(client2), token: s.token.ops }), "UNAVAILABLE", "a client certificate from another CA");
   t.is(await outcome(address, { tls: tls(client1), token: s.token.ops }), "OK");
@@ -195,12 +198,18 @@ test("the compose health check probes a TLS service (no token, no certificate ch
   const s = setup(t);
   const a = await agent(t, s);
   const { parse } = await import("yaml");
-  const compose = parse(readFileSync(new URL("../../docker-compose.yml", import.meta.url), "utf8")) as { services: Record<string, { healthcheck: { test: string[] } }> };
+  const compose = parse(readFileSync(new URL("../../docker-compose.yml", import.meta.url), "utf8")) as {
+    services: Record<string, { healthcheck: { test: string[] } }>;
+  };
   const script = compose.services.agent!.healthcheck.test[3]!;
   const { execFile } = await import("node:child_process");
   const probe = (env: Record<string, string>) =>
     new Promise<number>((resolve) => {
-      const child = execFile(process.execPath, ["-e", script, a.running.address], { cwd: new URL("../..", import.meta.url), env: { ...process.env, ...env }, timeout: 20_000 });
+      const child = execFile(process.execPath, ["-e", script, a.running.address], {
+        cwd: new URL("../..", import.meta.url),
+        env: { ...process.env, ...env },
+        timeout: 20_000,
+      });
       child.on("exit", (code) => resolve(code ?? -1));
     });
   t.is(await probe({ CARBONMON_TLS_CERT_FILE: s.live.cert }), 0);
@@ -215,7 +224,10 @@ test("the CLI speaks TLS with --tls-ca and sends --token-file; CARBONMON_CLIENT_
   const ok = await carbonmon(["host", "--agent", a.running.address, "--tls-ca", s.ca1.cert, "--token-file", tokenFile, "--json"]);
   t.is(ok.code, 0, ok.stderr);
   t.truthy(JSON.parse(ok.stdout).hostname);
-  const env = await carbonmon(["windows", "--agent", a.running.address], { CARBONMON_CLIENT_TLS_CA_FILE: s.ca1.cert, CARBONMON_TOKEN_FILE: tokenFile });
+  const env = await carbonmon(["windows", "--agent", a.running.address], {
+    CARBONMON_CLIENT_TLS_CA_FILE: s.ca1.cert,
+    CARBONMON_TOKEN_FILE: tokenFile,
+  });
   t.is(env.code, 0, env.stderr);
   const plain = await carbonmon(["host", "--agent", a.running.address, "--token-file", tokenFile]);
   t.is(plain.code, 1);

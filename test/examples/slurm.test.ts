@@ -22,7 +22,11 @@ const HOOKS = join(ROOT, "examples/slurm");
 const CLI = (() => {
   const dir = mkdtempSync(join(tmpdir(), "carbonmon-slurm-bin-"));
   const file = join(dir, "carbonmon");
-  writeFileSync(file, `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(join(ROOT, "node_modules/tsx/dist/loader.mjs"))} ${JSON.stringify(join(ROOT, "bin/carbonmon.ts"))} "$@"\n`, { mode: 0o755 });
+  writeFileSync(
+    file,
+    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(join(ROOT, "node_modules/tsx/dist/loader.mjs"))} ${JSON.stringify(join(ROOT, "bin/carbonmon.ts"))} "$@"\n`,
+    { mode: 0o755 },
+  );
   return file;
 })();
 
@@ -33,11 +37,16 @@ interface Hook {
 
 function hook(name: "prolog" | "epilog", env: Record<string, string>): Promise<Hook> {
   return new Promise((resolve) => {
-    const child = execFile("bash", [join(HOOKS, `${name}.sh`)], {
-      // slurmd's hook environment: no PATH games, no terminal; the CLI found through CARBONMON_BIN.
-      env: { PATH: process.env.PATH!, CARBONMON_BIN: CLI, CARBONMON_LOG_LEVEL: "silent", ...env },
-      timeout: 60_000,
-    }, (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }));
+    const child = execFile(
+      "bash",
+      [join(HOOKS, `${name}.sh`)],
+      {
+        // slurmd's hook environment: no PATH games, no terminal; the CLI found through CARBONMON_BIN.
+        env: { PATH: process.env.PATH!, CARBONMON_BIN: CLI, CARBONMON_LOG_LEVEL: "silent", ...env },
+        timeout: 60_000,
+      },
+      (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+    );
     child.stdin?.end();
   });
 }
@@ -96,7 +105,10 @@ test("a requeued job's prolog replaces the window its earlier run left open", as
   t.is(again.code, 0);
   t.regex(again.stderr, /replaced a window slurm-1234 left open by an earlier run/);
   const windows = await client.listWindows();
-  t.deepEqual(windows.map((w) => [w.key, w.gpuIndices]), [["slurm-1234", [1]]]);
+  t.deepEqual(
+    windows.map((w) => [w.key, w.gpuIndices]),
+    [["slurm-1234", [1]]],
+  );
 });
 
 test("with the agent down both hooks warn and exit 0 (a failing hook would drain the node)", async (t) => {

@@ -16,7 +16,8 @@ export interface Pki {
   cleanup(): void;
 }
 
-const openssl = (dir: string, args: string[]): void => void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+const openssl = (dir: string, args: string[]): void =>
+  void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
 const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
 
 export function makePki(): Pki {
@@ -29,9 +30,28 @@ export function makePki(): Pki {
     },
     issue(ca, name, kind) {
       const ext = join(dir, `${name}.ext`);
-      writeFileSync(ext, kind === "server" ? "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n" : "extendedKeyUsage=clientAuth\n");
+      writeFileSync(
+        ext,
+        kind === "server" ? "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n" : "extendedKeyUsage=clientAuth\n",
+      );
       openssl(dir, ["req", ...EC, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`]);
-      openssl(dir, ["x509", "-req", "-in", `${name}.csr`, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial", "-out", `${name}.pem`, "-days", "1", "-extfile", ext]);
+      openssl(dir, [
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        ca.cert,
+        "-CAkey",
+        ca.key,
+        "-CAcreateserial",
+        "-out",
+        `${name}.pem`,
+        "-days",
+        "1",
+        "-extfile",
+        ext,
+      ]);
       return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),

@@ -22,8 +22,7 @@ export async function downAddress(t: { teardown(fn: () => unknown): void }): Pro
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   let released: Promise<void> | undefined;
-  const release = () =>
-    (released ??= new Promise<void>((resolve) => server.close(() => resolve())));
+  const release = () => (released ??= new Promise<void>((resolve) => server.close(() => resolve())));
   t.teardown(release);
   return { port, address: `127.0.0.1:${port}`, release };
 }

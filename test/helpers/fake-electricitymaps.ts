@@ -120,11 +120,26 @@ export function hourlySeries(zone: string, fromMs: number, hours: number, value:
 }
 
 /** `count` measured points from fromMs, one every periodMs, value(i) for the i-th (default 100 + i). */
-export function seriesEvery(zone: string, fromMs: number, count: number, periodMs: number, value: (i: number) => number | null = (i) => 100 + i): EmPoint[] {
+export function seriesEvery(
+  zone: string,
+  fromMs: number,
+  count: number,
+  periodMs: number,
+  value: (i: number) => number | null = (i) => 100 + i,
+): EmPoint[] {
   return Array.from({ length: count }, (_, i) => {
     const datetime = new Date(fromMs + i * periodMs).toISOString();
     const carbonIntensity = value(i);
-    return { zone, carbonIntensity, datetime, updatedAt: datetime, createdAt: datetime, emissionFactorType: "lifecycle", isEstimated: false, estimationMethod: null };
+    return {
+      zone,
+      carbonIntensity,
+      datetime,
+      updatedAt: datetime,
+      createdAt: datetime,
+      emissionFactorType: "lifecycle",
+      isEstimated: false,
+      estimationMethod: null,
+    };
   });
 }
 
@@ -143,21 +158,27 @@ function coarsen(points: readonly EmPoint[], periodMs: number): EmPoint[] {
     const startMs = Math.floor(Date.parse(p.datetime) / periodMs) * periodMs;
     buckets.set(startMs, [...(buckets.get(startMs) ?? []), p]);
   }
-  return [...buckets.entries()].sort(([a], [b]) => a - b).map(([startMs, ps]) => {
-    const values = ps.map((p) => p.carbonIntensity).filter((v): v is number => v !== null);
-    const estimated = ps.find((p) => p.isEstimated);
-    const latest = (key: "updatedAt" | "createdAt"): string => ps.map((p) => p[key]).sort().at(-1)!;
-    return {
-      zone: ps[0]!.zone,
-      carbonIntensity: values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length,
-      datetime: new Date(startMs).toISOString(),
-      updatedAt: latest("updatedAt"),
-      createdAt: latest("createdAt"),
-      emissionFactorType: ps[0]!.emissionFactorType,
-      isEstimated: estimated !== undefined,
-      estimationMethod: estimated?.estimationMethod ?? null,
-    };
-  });
+  return [...buckets.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([startMs, ps]) => {
+      const values = ps.map((p) => p.carbonIntensity).filter((v): v is number => v !== null);
+      const estimated = ps.find((p) => p.isEstimated);
+      const latest = (key: "updatedAt" | "createdAt"): string =>
+        ps
+          .map((p) => p[key])
+          .sort()
+          .at(-1)!;
+      return {
+        zone: ps[0]!.zone,
+        carbonIntensity: values.length === 0 ? null : values.reduce((a, b) => a + b, 0) / values.length,
+        datetime: new Date(startMs).toISOString(),
+        updatedAt: latest("updatedAt"),
+        createdAt: latest("createdAt"),
+        emissionFactorType: ps[0]!.emissionFactorType,
+        isEstimated: estimated !== undefined,
+        estimationMethod: estimated?.estimationMethod ?? null,
+      };
+    });
 }
 
 export async function startFakeElectricityMaps(options: FakeElectricityMapsOptions = {}): Promise<FakeElectricityMaps> {
@@ -170,18 +191,28 @@ export async function startFakeElectricityMaps(options: FakeElectricityMapsOptio
 
   const answer = (path: string, q: Record<string, string>, fault: Fault | undefined): [number, unknown] => {
     const zone = q.zone ?? locate(q);
-    if (zone === undefined) return q.lat !== undefined ? [404, { error: `No zone found for coordinates ${q.lat},${q.lon}` }] : [400, { error: "Either zone or lat/lon must be provided" }];
+    if (zone === undefined)
+      return q.lat !== undefined
+        ? [404, { error: `No zone found for coordinates ${q.lat},${q.lon}` }]
+        : [400, { error: "Either zone or lat/lon must be provided" }];
     let points = series.get(zone);
     if (!points || points.length === 0) return [404, { error: `No recent data for zone "${zone}"` }];
-    if (q.emissionFactorType !== undefined && !["lifecycle", "direct"].includes(q.emissionFactorType)) return [400, { error: `Invalid emissionFactorType ${q.emissionFactorType}` }];
+    if (q.emissionFactorType !== undefined && !["lifecycle", "direct"].includes(q.emissionFactorType))
+      return [400, { error: `Invalid emissionFactorType ${q.emissionFactorType}` }];
     const asked = q.temporalGranularity ?? "hourly";
     if (!Object.hasOwn(GRANULARITY_MS, asked)) return [400, { error: `Invalid temporalGranularity ${asked}` }];
     const supported = (options.supportedGranularities ?? ["hourly", "15_minutes", "5_minutes"]).includes(asked as EmGranularity);
     const ownMs = spacingMs(points);
-    const servedMs = path === "/carbon-intensity/forecast" ? ownMs : Math.max(supported ? GRANULARITY_MS[asked as EmGranularity] : HOUR_MS, ownMs);
+    const servedMs =
+      path === "/carbon-intensity/forecast" ? ownMs : Math.max(supported ? GRANULARITY_MS[asked as EmGranularity] : HOUR_MS, ownMs);
     if (servedMs !== ownMs) points = coarsen(points, servedMs);
     const shown = (ps: EmPoint[]): EmPoint[] =>
-      ps.map((p) => ({ ...p, zone: fault?.zone ?? p.zone, emissionFactorType: q.emissionFactorType ?? p.emissionFactorType, ...(fault?.nullIntensity ? { carbonIntensity: null } : {}) }));
+      ps.map((p) => ({
+        ...p,
+        zone: fault?.zone ?? p.zone,
+        emissionFactorType: q.emissionFactorType ?? p.emissionFactorType,
+        ...(fault?.nullIntensity ? { carbonIntensity: null } : {}),
+      }));
     const answeredZone = fault?.zone ?? zone;
     if (options.nowMs && (path === "/carbon-intensity/latest" || path === "/carbon-intensity/history")) {
       const now = options.nowMs();
@@ -194,8 +225,10 @@ export async function startFakeElectricityMaps(options: FakeElectricityMapsOptio
       case "/carbon-intensity/history":
         return [200, { zone: answeredZone, history: shown(points.slice(-Math.round((24 * HOUR_MS) / Math.min(servedMs, HOUR_MS)))) }];
       case "/carbon-intensity/past-range": {
-        const start = Date.parse(q.start ?? ""), end = Date.parse(q.end ?? "");
-        if (!Number.isFinite(start) || !Number.isFinite(end) || end < start) return [400, { error: "start and end must be datetimes, start before end" }];
+        const start = Date.parse(q.start ?? ""),
+          end = Date.parse(q.end ?? "");
+        if (!Number.isFinite(start) || !Number.isFinite(end) || end < start)
+          return [400, { error: "start and end must be datetimes, start before end" }];
         if (end - start > 240 * HOUR_MS) return [400, { error: "The maximum range is 10 days (240 hours)" }];
         const inRange = points.filter((p) => Date.parse(p.datetime) >= start && Date.parse(p.datetime) <= end);
         return [200, { zone: answeredZone, data: shown(inRange) }];
@@ -203,8 +236,11 @@ export async function startFakeElectricityMaps(options: FakeElectricityMapsOptio
       case "/carbon-intensity/forecast": {
         const hours = q.horizonHours === undefined ? 24 : Number(q.horizonHours);
         if (!(hours >= 1 && hours <= 72)) return [400, { error: "horizonHours must be between 1 and 72" }];
-        const all = options.forecasts?.[zone] ?? hourlySeries(zone, Date.parse(points[points.length - 1]!.datetime) + HOUR_MS, 72, (i) => 300 + i);
-        const forecast = all.slice(0, hours).map((p) => ({ carbonIntensity: fault?.nullIntensity ? null : p.carbonIntensity, datetime: p.datetime }));
+        const all =
+          options.forecasts?.[zone] ?? hourlySeries(zone, Date.parse(points[points.length - 1]!.datetime) + HOUR_MS, 72, (i) => 300 + i);
+        const forecast = all
+          .slice(0, hours)
+          .map((p) => ({ carbonIntensity: fault?.nullIntensity ? null : p.carbonIntensity, datetime: p.datetime }));
         return [200, { zone: answeredZone, forecast, updatedAt: points[points.length - 1]!.updatedAt }];
       }
       default:
@@ -214,7 +250,8 @@ export async function startFakeElectricityMaps(options: FakeElectricityMapsOptio
 
   const locate = (q: Record<string, string>): string | undefined => {
     if (q.lat === undefined || q.lon === undefined) return undefined;
-    const lat = Number(q.lat), lon = Number(q.lon);
+    const lat = Number(q.lat),
+      lon = Number(q.lon);
     const hit = options.locations?.find((l) => Math.abs(l.lat - lat) <= 0.5 && Math.abs(l.lon - lon) <= 0.5);
     return hit?.zone ?? (q.shouldUseFallbackCallerLookup === "false" ? undefined : (options.callerZone ?? "DE"));
   };
@@ -227,8 +264,13 @@ export async function startFakeElectricityMaps(options: FakeElectricityMapsOptio
     const fault = takeFault(path);
     if (fault?.delayMs) await wait(fault.delayMs);
     let [status, body]: [number, unknown] = [fault?.status ?? 0, fault?.body];
-    if (!fault?.status) [status, body] = req.headers["auth-token"] === token ? answer(path, query, fault) : [401, { error: "Invalid auth-token" }];
-    const text = fault?.malformedJson ? '{"zone":"US-MIDW-MISO","carbonIntensity":4' : typeof body === "string" ? body : JSON.stringify(body ?? {});
+    if (!fault?.status)
+      [status, body] = req.headers["auth-token"] === token ? answer(path, query, fault) : [401, { error: "Invalid auth-token" }];
+    const text = fault?.malformedJson
+      ? '{"zone":"US-MIDW-MISO","carbonIntensity":4'
+      : typeof body === "string"
+        ? body
+        : JSON.stringify(body ?? {});
     if (res.destroyed) return;
     res.writeHead(status, { "content-type": "application/json; charset=utf-8", ...fault?.headers });
     if (fault?.bodyDelayMs) {

@@ -73,7 +73,8 @@ function configText(config: FakeNvmlConfig, epochMs: number): string {
   if (config.readLatencyUs !== undefined) lines.push(`read_latency_us=${config.readLatencyUs}`);
   if (config.updateUs !== undefined) lines.push(`update_us=${config.updateUs}`);
   config.gpus.forEach((g, i) => {
-    if ((g.profile?.length ?? 0) > MAX_PROFILE_SEGMENTS) throw new Error(`gpu ${i}: ${g.profile!.length} profile segments, the fake holds ${MAX_PROFILE_SEGMENTS}`);
+    if ((g.profile?.length ?? 0) > MAX_PROFILE_SEGMENTS)
+      throw new Error(`gpu ${i}: ${g.profile!.length} profile segments, the fake holds ${MAX_PROFILE_SEGMENTS}`);
     const set = (key: string, value: unknown): void => void (value !== undefined && lines.push(`gpu${i}.${key}=${value}`));
     set("name", g.name);
     set("uuid", g.uuid);

@@ -103,7 +103,10 @@ function route(path: string, options: Required<FakeUkGridOptions>): { status: nu
   const fromMs = Date.parse(decodeURIComponent(m[1]!));
   if (!Number.isFinite(fromMs)) return badRequest(`bad from ${m[1]}`);
   if (m[2] === "fw48h") {
-    return { status: 200, body: { data: periods(options.series, nowMs, floorHalfHour(fromMs), floorHalfHour(fromMs) + 96 * HALF_HOUR_MS) } };
+    return {
+      status: 200,
+      body: { data: periods(options.series, nowMs, floorHalfHour(fromMs), floorHalfHour(fromMs) + 96 * HALF_HOUR_MS) },
+    };
   }
   const toMs = Date.parse(decodeURIComponent(m[2]!));
   if (!Number.isFinite(toMs) || toMs <= fromMs) return badRequest(`bad to ${m[2]}`);
@@ -128,7 +131,11 @@ export async function startFakeUkGrid(options: FakeUkGridOptions = {}): Promise<
     };
     const answer = () => {
       if (active && (active.status !== undefined || active.body !== undefined || active.malformed)) {
-        const body = active.body ?? (active.malformed ? '{"data":[{"from":"2018-01-20T12:00Z",' : JSON.stringify({ error: { code: `${active.status ?? 500}`, message: "injected fault" } }));
+        const body =
+          active.body ??
+          (active.malformed
+            ? '{"data":[{"from":"2018-01-20T12:00Z",'
+            : JSON.stringify({ error: { code: `${active.status ?? 500}`, message: "injected fault" } }));
         return send(active.status ?? (active.malformed || active.body !== undefined ? 200 : 500), body);
       }
       if (req.method !== "GET") return send(405, JSON.stringify({ error: { code: "405", message: "GET only" } }));

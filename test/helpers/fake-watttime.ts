@@ -126,8 +126,19 @@ export async function startFakeWattTime(options: FakeWattTimeOptions = {}): Prom
   };
 
   const data = (region: string, fromMs: number, count: number, fault: Fault | undefined, units = "lbs_co2_per_mwh", v = value) => {
-    const points = Array.from({ length: count }, (_, i) => fromMs + i * PERIOD_MS).map((ms) => ({ point_time: iso(ms), value: v(region, ms) }));
-    const meta = { data_point_period_seconds: fault?.periodSeconds ?? 300, region: fault?.region ?? region, signal_type: "co2_moer", units: fault?.units ?? units, warnings: [], generated_at_period_seconds: 300, generated_at: iso(floor5(now())) };
+    const points = Array.from({ length: count }, (_, i) => fromMs + i * PERIOD_MS).map((ms) => ({
+      point_time: iso(ms),
+      value: v(region, ms),
+    }));
+    const meta = {
+      data_point_period_seconds: fault?.periodSeconds ?? 300,
+      region: fault?.region ?? region,
+      signal_type: "co2_moer",
+      units: fault?.units ?? units,
+      warnings: [],
+      generated_at_period_seconds: 300,
+      generated_at: iso(floor5(now())),
+    };
     return { data: points, meta };
   };
 
@@ -145,9 +156,12 @@ export async function startFakeWattTime(options: FakeWattTimeOptions = {}): Prom
     if (at === undefined || now() - at >= ttl) return unauthorized(req, fault, "invalid or expired token");
     if (q.signal_type !== "co2_moer") return [400, { error: `signal_type ${q.signal_type ?? "(missing)"} is not supported` }];
     if (path === "/v3/region-from-loc") {
-      const lat = Number(q.latitude), lon = Number(q.longitude);
+      const lat = Number(q.latitude),
+        lon = Number(q.longitude);
       const hit = locations.find((l) => Math.abs(l.lat - lat) <= 0.5 && Math.abs(l.lon - lon) <= 0.5);
-      return hit ? [200, { region: hit.region, region_full_name: hit.name, signal_type: "co2_moer" }] : [400, { error: "Coordinates not found" }];
+      return hit
+        ? [200, { region: hit.region, region_full_name: hit.name, signal_type: "co2_moer" }]
+        : [400, { error: "Coordinates not found" }];
     }
     const region = q.region ?? "";
     if (!regions.has(region)) return [400, { error: `Unknown region ${region}` }];
@@ -166,10 +180,13 @@ export async function startFakeWattTime(options: FakeWattTimeOptions = {}): Prom
     }
     if (path === "/v3/historical") {
       const zoned = (s: string | undefined): boolean => /(Z|[+-]\d\d:?\d\d)$/.test(s ?? "");
-      const start = Date.parse(q.start ?? ""), end = Date.parse(q.end ?? "");
-      if (!zoned(q.start) || !zoned(q.end) || !Number.isFinite(start) || !Number.isFinite(end) || end < start) return [400, { error: "start and end must be datetimes with a timezone, start before end" }];
+      const start = Date.parse(q.start ?? ""),
+        end = Date.parse(q.end ?? "");
+      if (!zoned(q.start) || !zoned(q.end) || !Number.isFinite(start) || !Number.isFinite(end) || end < start)
+        return [400, { error: "start and end must be datetimes with a timezone, start before end" }];
       if (end - start > historicalMaxMs) return [400, { error: "The requested time range is too long" }];
-      const from = ceil5(start), last = Math.min(floor5(end), head - PERIOD_MS);
+      const from = ceil5(start),
+        last = Math.min(floor5(end), head - PERIOD_MS);
       return [200, data(region, from, Math.max(0, (last - from) / PERIOD_MS + 1), fault)];
     }
     return [404, { error: `No route ${path}` }];

@@ -57,7 +57,13 @@ export interface TestIntensity extends IntensityServer {
 export async function startTestIntensity(env: Record<string, string> = {}, options: IntensityOptions = {}): Promise<TestIntensity> {
   const data = env.CARBONMON_DATA_DIR ? { dir: env.CARBONMON_DATA_DIR, cleanup: () => undefined } : tempDataDir();
   const config = loadIntensityConfig({
-    env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, CARBONMON_LOG_LEVEL: "silent", CARBONMON_INTENSITY_METRICS_LISTEN: "", ...env },
+    env: {
+      CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0",
+      CARBONMON_DATA_DIR: data.dir,
+      CARBONMON_LOG_LEVEL: "silent",
+      CARBONMON_INTENSITY_METRICS_LISTEN: "",
+      ...env,
+    },
   });
   const server = await startIntensity(config, silentLogger(), options);
   const client = new CarbonIntensityClient(server.running.address, credentials.createInsecure());

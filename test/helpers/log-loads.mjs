@@ -2,4 +2,6 @@
 // process loads through the ESM loader (test/bin/lazy-startup.test.ts checks what a command pulls in).
 import { register } from "node:module";
 
-register("data:text/javascript,export async function load(url, context, next) { process.stderr.write(`LOADED ${url}\\n`); return next(url, context); }");
+register(
+  "data:text/javascript,export async function load(url, context, next) { process.stderr.write(`LOADED ${url}\\n`); return next(url, context); }",
+);

@@ -17,7 +17,11 @@ const hourStart = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000).toISO
 /** Each method: its request (canonical JSON) and a check of its answer. Order matters for the agent. */
 export const AGENT_CALLS: readonly ReflectionCall[] = [
   ["GetHost", {}, (r) => r.gpus.length === 1 && typeof r.agentVersion === "string"],
-  ["BeginWindow", { key: "reflect/1", labels: { job: "42" }, gpuIndices: [0] }, (r) => r.key === "reflect/1" && typeof r.beginTime === "string"],
+  [
+    "BeginWindow",
+    { key: "reflect/1", labels: { job: "42" }, gpuIndices: [0] },
+    (r) => r.key === "reflect/1" && typeof r.beginTime === "string",
+  ],
   ["GetWindow", { key: "reflect/1" }, (r) => r.key === "reflect/1" && r.ended !== true],
   ["ListWindows", {}, (r) => r.windows.some((w: any) => w.key === "reflect/1" && w.labels.job === "42")],
   ["EndWindow", { key: "reflect/1" }, (r) => r.ended === true && r.gpuEnergyJ["0"] > 0],
@@ -41,6 +45,9 @@ export const INTENSITY_CALLS: readonly ReflectionCall[] = [
   ["ListProviders", {}, (r) => r.providers.some((p: any) => p.name === "static")],
   ["WatchIntensity", DE, (r) => r.gPerKwh === 300],
   // The static provider gives a flat series (not a forecast): every start is as good, at 300 g/kWh.
-  ["GetBestWindow", { locations: [{ zone: "DE" }], duration: "3600s" }, (r) => r.candidates.length >= 1 && r.candidates[0].meanGPerKwh === 300],
+  [
+    "GetBestWindow",
+    { locations: [{ zone: "DE" }], duration: "3600s" },
+    (r) => r.candidates.length >= 1 && r.candidates[0].meanGPerKwh === 300,
+  ],
 ];
-

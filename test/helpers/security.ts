@@ -7,7 +7,11 @@ import type { Logger } from "../../server/shared/log.js";
 import { newToken, sha256Hex } from "../../server/shared/security/tokens.js";
 
 /** Writes CARBONMON_AUTH_TOKENS_FILE for these principals; returns its path and each principal's token. */
-export function writeTokens(dir: string, principals: Record<string, string[]>, file = "tokens.json"): { file: string; token: Record<string, string> } {
+export function writeTokens(
+  dir: string,
+  principals: Record<string, string[]>,
+  file = "tokens.json",
+): { file: string; token: Record<string, string> } {
   const token: Record<string, string> = {};
   const tokens = Object.entries(principals).map(([name, scopes]) => {
     token[name] = newToken();

@@ -7,7 +7,16 @@
  */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { createFileRegistry, fromBinary, fromJson, toBinary, toJson, type DescMethod, type FileRegistry, type JsonValue } from "@bufbuild/protobuf";
+import {
+  createFileRegistry,
+  fromBinary,
+  fromJson,
+  toBinary,
+  toJson,
+  type DescMethod,
+  type FileRegistry,
+  type JsonValue,
+} from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { Client, credentials, loadPackageDefinition, type ClientDuplexStream, type ServiceError } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
@@ -91,7 +100,13 @@ export function findMethod(registry: FileRegistry, fullName: string): DescMethod
  * Calls a method dynamically (`carbonmon.agent.v1.EnergyMonitor/GetHost`) with a JSON request; resolves with
  * the responses as canonical protobuf JSON (one for unary, up to `maxMessages` for server streaming).
  */
-export async function dynamicCall(address: string, registry: FileRegistry, fullName: string, request: JsonValue = {}, maxMessages = 1): Promise<JsonValue[]> {
+export async function dynamicCall(
+  address: string,
+  registry: FileRegistry,
+  fullName: string,
+  request: JsonValue = {},
+  maxMessages = 1,
+): Promise<JsonValue[]> {
   const method = findMethod(registry, fullName);
   const client = new Client(address, credentials.createInsecure());
   const path = `/${fullName}`;
@@ -102,7 +117,9 @@ export async function dynamicCall(address: string, registry: FileRegistry, fullN
   try {
     if (method.methodKind === "unary") {
       return await new Promise((resolve, reject) =>
-        client.makeUnaryRequest(path, serialize, deserialize, req, (err: ServiceError | null, res?: any) => (err ? reject(err) : resolve([json(res)]))),
+        client.makeUnaryRequest(path, serialize, deserialize, req, (err: ServiceError | null, res?: any) =>
+          err ? reject(err) : resolve([json(res)]),
+        ),
       );
     }
     if (method.methodKind !== "server_streaming") throw new Error(`${fullName}: ${method.methodKind} is not supported here`);

@@ -47,7 +47,13 @@ export class TimeTravel {
  * and levelW(k) in the middle of period k: energy per period then differs from a uniform split, and edges,
  * boundaries and jumps placed inside the margins see one power whatever the clocks' tiny offsets.
  */
-export function steppedProfile(periodMs: number, marginMs: number, periods: number, quietW: number, levelW: (k: number) => number): Segment[] {
+export function steppedProfile(
+  periodMs: number,
+  marginMs: number,
+  periods: number,
+  quietW: number,
+  levelW: (k: number) => number,
+): Segment[] {
   const out: Segment[] = [];
   for (let k = 0; k < periods; k++) {
     out.push({ powerW: quietW, ms: marginMs }, { powerW: levelW(k), ms: periodMs - 2 * marginMs }, { powerW: quietW, ms: marginMs });

@@ -22,8 +22,12 @@ test("proto/gen (ts-proto code and the reflection descriptors) is exactly what `
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   execFileSync(BUF, ["generate", "--output", out], { cwd: ROOT, env });
   generateDescriptors(out); // proto/gen/descriptors.binpb, served by reflection
-  const fresh = files(join(out, "proto/gen")).map((f) => relative(join(out, "proto/gen"), f)).sort();
-  const committed = files(join(ROOT, "proto/gen")).map((f) => relative(join(ROOT, "proto/gen"), f)).sort();
+  const fresh = files(join(out, "proto/gen"))
+    .map((f) => relative(join(out, "proto/gen"), f))
+    .sort();
+  const committed = files(join(ROOT, "proto/gen"))
+    .map((f) => relative(join(ROOT, "proto/gen"), f))
+    .sort();
   t.deepEqual(committed, fresh, "the same files");
   for (const f of fresh) {
     const [committedBytes, freshBytes] = [readFileSync(join(ROOT, "proto/gen", f)), readFileSync(join(out, "proto/gen", f))];

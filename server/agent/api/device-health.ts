@@ -22,7 +22,13 @@ export function devicesReadable(sampler: Sampler): { up: boolean; reasons: strin
   return { up: false, reasons: reasons.length > 0 ? reasons : ["no device found"] };
 }
 
-export function followDeviceHealth(sampler: Sampler, health: HealthImplementation, service: string, allowNoDevices: boolean, log: Logger): DeviceHealth {
+export function followDeviceHealth(
+  sampler: Sampler,
+  health: HealthImplementation,
+  service: string,
+  allowNoDevices: boolean,
+  log: Logger,
+): DeviceHealth {
   let stopped = false;
   let version = -1;
   let serving: boolean | undefined;
@@ -36,7 +42,11 @@ export function followDeviceHealth(sampler: Sampler, health: HealthImplementatio
     serving = now;
     health.setStatus(service, now ? "SERVING" : "NOT_SERVING");
     if (!up && allowNoDevices) log.warn({ reasons }, "no device can be read; health stays SERVING (CARBONMON_ALLOW_NO_DEVICES=true)");
-    else if (!up) log.error({ reasons }, `no device can be read: ${service} health is NOT_SERVING (set CARBONMON_ALLOW_NO_DEVICES=true to serve anyway)`);
+    else if (!up)
+      log.error(
+        { reasons },
+        `no device can be read: ${service} health is NOT_SERVING (set CARBONMON_ALLOW_NO_DEVICES=true to serve anyway)`,
+      );
     else if (before === false) log.info({ service }, "a device can be read again: health is SERVING");
   };
   update();

@@ -66,7 +66,10 @@ export class IntensityServiceClient implements EmissionsService {
   private readonly client: CarbonIntensityClient;
 
   /** Files are read here, once: an unreadable one fails the agent's start with its name. */
-  constructor(address: string, security: ClientSecurityConfig = { caFile: undefined, certFile: undefined, keyFile: undefined, tokenFile: undefined }) {
+  constructor(
+    address: string,
+    security: ClientSecurityConfig = { caFile: undefined, certFile: undefined, keyFile: undefined, tokenFile: undefined },
+  ) {
     let channel: ReturnType<typeof channelSecurity>;
     try {
       channel = channelSecurity(clientSecurityFromFiles(security));
@@ -84,7 +87,10 @@ export class IntensityServiceClient implements EmissionsService {
   computeEmissions(req: EmissionsRequest, deadline: Date): Promise<PricedBatch> {
     const request = ComputeEmissionsRequest.fromPartial({
       location: req.location,
-      emissionFactor: req.emissionFactor === "direct" ? EmissionFactorType.EMISSION_FACTOR_TYPE_DIRECT : EmissionFactorType.EMISSION_FACTOR_TYPE_LIFECYCLE,
+      emissionFactor:
+        req.emissionFactor === "direct"
+          ? EmissionFactorType.EMISSION_FACTOR_TYPE_DIRECT
+          : EmissionFactorType.EMISSION_FACTOR_TYPE_LIFECYCLE,
       allowEstimated: req.allowEstimated,
       gapPolicy: GapPolicy.GAP_POLICY_FILL,
       segments: req.pieces.map((p) => ({ start: new Date(p.startMs), end: new Date(p.endMs), energyJ: p.energyJ, device: p.device })),

@@ -142,11 +142,25 @@ export function toMeasurement(r: WindowResult): Measurement {
 export function fromMeasurement(m: Measurement): WindowResult {
   const devices: DeviceFigures[] = [];
   const flags = new Map<string, DeviceFigures>();
-  const maps = { gpu: [m.gpuEnergyJ, m.gpuEnergyUncertaintyJ], cpu: [m.cpuEnergyJ, m.cpuEnergyUncertaintyJ], dram: [m.dramEnergyJ, m.dramEnergyUncertaintyJ] } as const;
+  const maps = {
+    gpu: [m.gpuEnergyJ, m.gpuEnergyUncertaintyJ],
+    cpu: [m.cpuEnergyJ, m.cpuEnergyUncertaintyJ],
+    dram: [m.dramEnergyJ, m.dramEnergyUncertaintyJ],
+  } as const;
   for (const domain of ["gpu", "cpu", "dram"] as const) {
     const [energy, uncertainty] = maps[domain];
     for (const [index, energyJ] of Object.entries(energy)) {
-      const f: DeviceFigures = { domain, index: Number(index), energyJ, uncertaintyJ: uncertainty[Number(index)] ?? 0, shortWindow: false, powerIntegration: false, counterReset: false, extrapolated: false, wrapsInferred: 0 };
+      const f: DeviceFigures = {
+        domain,
+        index: Number(index),
+        energyJ,
+        uncertaintyJ: uncertainty[Number(index)] ?? 0,
+        shortWindow: false,
+        powerIntegration: false,
+        counterReset: false,
+        extrapolated: false,
+        wrapsInferred: 0,
+      };
       devices.push(f);
       flags.set(`${domain}:${index}`, f);
     }
@@ -162,7 +176,8 @@ export function fromMeasurement(m: Measurement): WindowResult {
   }
   const carbonG: Record<string, number> = {};
   const grams = { gpu: m.gpuCarbonG, cpu: m.cpuCarbonG, dram: m.dramCarbonG };
-  for (const domain of ["gpu", "cpu", "dram"] as const) for (const [index, g] of Object.entries(grams[domain])) carbonG[`${domain}:${index}`] = g;
+  for (const domain of ["gpu", "cpu", "dram"] as const)
+    for (const [index, g] of Object.entries(grams[domain])) carbonG[`${domain}:${index}`] = g;
   const beginMs = m.beginTime?.getTime() ?? 0;
   return {
     key: m.key,
@@ -185,7 +200,11 @@ export function fromMeasurement(m: Measurement): WindowResult {
       status: STATE_OF[m.carbonStatus] ?? "pending",
       reason: m.carbonStatusReason,
       carbonG,
-      periods: m.carbonPeriods.map((p) => ({ intensity: p.intensity ? intensityInfo(p.intensity) : undefined, energyJ: p.energyJ, carbonG: p.carbonG })),
+      periods: m.carbonPeriods.map((p) => ({
+        intensity: p.intensity ? intensityInfo(p.intensity) : undefined,
+        energyJ: p.energyJ,
+        carbonG: p.carbonG,
+      })),
       totalG: m.totalCarbonG,
     },
   };

@@ -16,10 +16,32 @@ import { Timestamp } from "../../../proto/gen/google/protobuf/timestamp.js";
 
 /** Every Measurement field this encoder writes, in field-number order (the test compares with ts-proto's). */
 export const ENCODED_FIELDS = [
-  "key", "beginTime", "endTime", "timeS", "gpuEnergyJ", "cpuEnergyJ", "dramEnergyJ", "gpuCarbonG", "cpuCarbonG", "dramCarbonG",
-  "gpuEnergyUncertaintyJ", "cpuEnergyUncertaintyJ", "dramEnergyUncertaintyJ", "approximations", "missingDevices",
-  "cpuUnavailableReason", "dramUnavailableReason", "carbonStatus", "carbonStatusReason", "carbonPeriods", "labels", "ended",
-  "gpuUuids", "totalEnergyJ", "totalCarbonG", "simulated",
+  "key",
+  "beginTime",
+  "endTime",
+  "timeS",
+  "gpuEnergyJ",
+  "cpuEnergyJ",
+  "dramEnergyJ",
+  "gpuCarbonG",
+  "cpuCarbonG",
+  "dramCarbonG",
+  "gpuEnergyUncertaintyJ",
+  "cpuEnergyUncertaintyJ",
+  "dramEnergyUncertaintyJ",
+  "approximations",
+  "missingDevices",
+  "cpuUnavailableReason",
+  "dramUnavailableReason",
+  "carbonStatus",
+  "carbonStatusReason",
+  "carbonPeriods",
+  "labels",
+  "ended",
+  "gpuUuids",
+  "totalEnergyJ",
+  "totalCarbonG",
+  "simulated",
 ] as const satisfies ReadonlyArray<keyof Measurement>;
 
 const MAX_UINT32 = 0xffffffff;

@@ -51,7 +51,13 @@ export function agentMetrics(sources: AgentMetricsSources): AgentMetrics {
     exportedJ.set(d.id, out);
     return out;
   };
-  const energyCounter = (name: string, help: string, devices: readonly Device[], labels: (d: Device) => Record<string, string>, labelNames: string[]) =>
+  const energyCounter = (
+    name: string,
+    help: string,
+    devices: readonly Device[],
+    labels: (d: Device) => Record<string, string>,
+    labelNames: string[],
+  ) =>
     new Counter({
       name,
       help,
@@ -67,9 +73,27 @@ export function agentMetrics(sources: AgentMetricsSources): AgentMetrics {
       },
     });
   const gpuLabelNames = ["gpu", "uuid", "model_name", "hostname"];
-  energyCounter("carbonmon_gpu_energy_joules_total", "GPU energy since the agent started, joules (the sampler's timeline: monotonic across counter resets and wraps).", gpus, gpuLabels, gpuLabelNames);
-  energyCounter("carbonmon_cpu_energy_joules_total", "CPU package energy (RAPL package zone) since the agent started, joules.", cpus, packageLabels, ["package", "hostname"]);
-  energyCounter("carbonmon_dram_energy_joules_total", "DRAM energy (RAPL dram zone) since the agent started, joules.", drams, packageLabels, ["package", "hostname"]);
+  energyCounter(
+    "carbonmon_gpu_energy_joules_total",
+    "GPU energy since the agent started, joules (the sampler's timeline: monotonic across counter resets and wraps).",
+    gpus,
+    gpuLabels,
+    gpuLabelNames,
+  );
+  energyCounter(
+    "carbonmon_cpu_energy_joules_total",
+    "CPU package energy (RAPL package zone) since the agent started, joules.",
+    cpus,
+    packageLabels,
+    ["package", "hostname"],
+  );
+  energyCounter(
+    "carbonmon_dram_energy_joules_total",
+    "DRAM energy (RAPL dram zone) since the agent started, joules.",
+    drams,
+    packageLabels,
+    ["package", "hostname"],
+  );
 
   const snapshotGauge = (name: string, help: string, field: "powerW" | "temperatureC") =>
     new Gauge({
@@ -99,7 +123,12 @@ export function agentMetrics(sources: AgentMetricsSources): AgentMetrics {
     },
   });
 
-  const nvmlRead = new Histogram({ name: "carbonmon_nvml_read_duration_seconds", help: "Time one NVML read of one GPU took (energy, power, temperature fields), seconds.", buckets: NVML_READ_BUCKETS, registers: [registry] });
+  const nvmlRead = new Histogram({
+    name: "carbonmon_nvml_read_duration_seconds",
+    help: "Time one NVML read of one GPU took (energy, power, temperature fields), seconds.",
+    buckets: NVML_READ_BUCKETS,
+    registers: [registry],
+  });
   for (const source of sampler.sources) {
     if (source instanceof NvmlSource) source.onReadDurations = (readMs) => readMs.forEach((ms) => nvmlRead.observe(ms / 1000));
   }
@@ -112,10 +141,20 @@ export function agentMetrics(sources: AgentMetricsSources): AgentMetrics {
       this.set(sources.openWindows());
     },
   });
-  const ended = new Counter({ name: "carbonmon_windows_ended_total", help: "Windows ended, by their carbon status when EndWindow answered (disabled, pending, provisional, final).", labelNames: ["carbon_status"], registers: [registry] });
+  const ended = new Counter({
+    name: "carbonmon_windows_ended_total",
+    help: "Windows ended, by their carbon status when EndWindow answered (disabled, pending, provisional, final).",
+    labelNames: ["carbon_status"],
+    registers: [registry],
+  });
   const endedByStatus = new Map(["disabled", "pending", "provisional", "final"].map((s) => [s, ended.labels(s)]));
   for (const child of endedByStatus.values()) child.inc(0); // every status is a series from the start
-  const windowEnergy = new Counter({ name: "carbonmon_window_energy_joules_total", help: "Energy measured in ended windows, by device kind (gpu, cpu, dram), joules.", labelNames: ["device_kind"], registers: [registry] });
+  const windowEnergy = new Counter({
+    name: "carbonmon_window_energy_joules_total",
+    help: "Energy measured in ended windows, by device kind (gpu, cpu, dram), joules.",
+    labelNames: ["device_kind"],
+    registers: [registry],
+  });
   const energyByKind = new Map(["gpu", "cpu", "dram"].map((k) => [k, windowEnergy.labels(k)]));
   for (const child of energyByKind.values()) child.inc(0);
   new Gauge({

@@ -114,9 +114,13 @@ export class PowerHub {
       const open = this.byPrincipal.get(principal) ?? 0;
       // Per principal only with authentication: without it, everyone is the one unnamed principal ("").
       if (principal !== "" && open >= (this.options.config.maxStreamsPerPrincipal ?? Infinity)) {
-        throw new AppError(Code.ResourceExhausted, `${open} WatchPower streams of this principal are open, its limit (CARBONMON_MAX_STREAMS_PER_PRINCIPAL)`, {
-          hint: "close a stream, or share one between readers",
-        });
+        throw new AppError(
+          Code.ResourceExhausted,
+          `${open} WatchPower streams of this principal are open, its limit (CARBONMON_MAX_STREAMS_PER_PRINCIPAL)`,
+          {
+            hint: "close a stream, or share one between readers",
+          },
+        );
       }
       const periodMs = this.periodMs(call.request);
       const { devices } = selectDevices(this.sampler.devices(), call.request, this.options.config.cudaVisibleDevices);
@@ -142,9 +146,13 @@ export class PowerHub {
     if (periodMs === 0) return DEFAULT_PERIOD_MS;
     const floorMs = this.options.config.samplingPeriodMs;
     if (periodMs < floorMs) {
-      throw new AppError(Code.InvalidArgument, `period ${periodMs} ms is below the sampling period ${floorMs} ms: the hardware updates no faster`, {
-        hint: `ask for a period of at least ${floorMs} ms, or leave it unset for 1 s`,
-      });
+      throw new AppError(
+        Code.InvalidArgument,
+        `period ${periodMs} ms is below the sampling period ${floorMs} ms: the hardware updates no faster`,
+        {
+          hint: `ask for a period of at least ${floorMs} ms, or leave it unset for 1 s`,
+        },
+      );
     }
     if (periodMs > MAX_PERIOD_MS) throw new AppError(Code.InvalidArgument, `period ${periodMs} ms is above the maximum of 1 hour`);
     return periodMs;

@@ -66,15 +66,18 @@ function callerOf(call: { metadata: Metadata }): Caller {
 }
 
 function beginWindow(ctx: AgentContext, req: BeginWindowRequest, caller: Caller): BeginWindowResponse {
-  const { key, beginMs, indices } = ctx.windows.begin({
-    key: req.key,
-    labels: req.labels,
-    gpuIndices: req.gpuIndices,
-    cpuIndices: req.cpuIndices,
-    cudaVisibleDevices: req.cudaVisibleDevices,
-    skipGpus: req.skipGpus,
-    skipCpus: req.skipCpus,
-  }, caller);
+  const { key, beginMs, indices } = ctx.windows.begin(
+    {
+      key: req.key,
+      labels: req.labels,
+      gpuIndices: req.gpuIndices,
+      cpuIndices: req.cpuIndices,
+      cudaVisibleDevices: req.cudaVisibleDevices,
+      skipGpus: req.skipGpus,
+      skipCpus: req.skipCpus,
+    },
+    caller,
+  );
   return { key, beginTime: new Date(beginMs), gpuIndices: indices.gpu, nvmlGpuIndices: indices.nvmlGpu, cpuIndices: indices.cpu };
 }
 
@@ -105,7 +108,10 @@ export function agentRegistration(ctx: AgentContext): ServiceRegistration {
   const implementation: UntypedServiceImplementation = {
     getHost: unary(() => getHost(ctx), ctx.log),
     beginWindow: unary((req: BeginWindowRequest, call) => beginWindow(ctx, req, callerOf(call)), ctx.log),
-    endWindow: unary((req: EndWindowRequest, call): Promise<Uint8Array> => w.end(req.key, req.waitForCounterUpdate, callerOf(call)), ctx.log),
+    endWindow: unary(
+      (req: EndWindowRequest, call): Promise<Uint8Array> => w.end(req.key, req.waitForCounterUpdate, callerOf(call)),
+      ctx.log,
+    ),
     getWindow: unary((req: GetWindowRequest, call) => w.get(req.key, callerOf(call)), ctx.log),
     listWindows: unary((req: ListWindowsRequest, call) => listWindows(ctx, req, callerOf(call)), ctx.log),
     cancelWindow: unary((req: CancelWindowRequest, call): CancelWindowResponse => {

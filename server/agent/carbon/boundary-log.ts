@@ -96,9 +96,10 @@ export class BoundaryLog {
    */
   marksBetween(deviceId: string, fromMs: number, toMs: number): Mark[] {
     const { sampler, store } = this.deps;
-    const marks = fromMs >= this.recentFromMs
-      ? inside(this.recent.get(deviceId) ?? [], fromMs, toMs)
-      : store.boundaries(deviceId, fromMs, toMs).map((r) => ({ tMs: r.tMs, runId: r.runId, cumJ: r.cumJ }));
+    const marks =
+      fromMs >= this.recentFromMs
+        ? inside(this.recent.get(deviceId) ?? [], fromMs, toMs)
+        : store.boundaries(deviceId, fromMs, toMs).map((r) => ({ tMs: r.tMs, runId: r.runId, cumJ: r.cumJ }));
     for (const tMs of boundariesBetween(Math.max(fromMs, this.nextMs - 1), toMs)) {
       const edge = sampler.energyAt(deviceId, tMs);
       if (edge) marks.push({ tMs, runId: store.runId, cumJ: edge.energyJ });

@@ -51,7 +51,10 @@ export interface EmissionsService {
   close(): void;
 }
 
-export type CarbonConfig = Pick<AgentConfig, "intensityAddr" | "location" | "emissionFactor" | "allowEstimated" | "carbonTimeoutMs" | "ipinfoUrl">;
+export type CarbonConfig = Pick<
+  AgentConfig,
+  "intensityAddr" | "location" | "emissionFactor" | "allowEstimated" | "carbonTimeoutMs" | "ipinfoUrl"
+>;
 
 const iso = (ms: number | undefined): string => (ms !== undefined ? new Date(ms).toISOString().replace(":00.000Z", "Z") : "?");
 const periodName = (p: IntensityInfo | undefined): string => `${iso(p?.validFromMs)}–${iso(p?.validToMs)}`;
@@ -95,7 +98,12 @@ export class CarbonPricer {
     } catch (err) {
       const why = AppError.from(err).message;
       this.log.warn({ err: why }, "carbon: a window was not priced; it is asked again later");
-      return { status: "pending", reason: `not priced yet: ${why}; the agent asks again and GetWindow returns the grams`, carbonG: {}, periods: [] };
+      return {
+        status: "pending",
+        reason: `not priced yet: ${why}; the agent asks again and GetWindow returns the grams`,
+        carbonG: {},
+        periods: [],
+      };
     }
   }
 
@@ -110,7 +118,10 @@ export class CarbonPricer {
 
   private compute(location: PricingLocation, pieces: readonly EnergyPiece[], deadline: Date): Promise<PricedBatch> {
     const { emissionFactor, allowEstimated } = this.config;
-    return this.service!.computeEmissions({ location, emissionFactor: emissionFactor === "direct" ? "direct" : "lifecycle", allowEstimated, pieces }, deadline);
+    return this.service!.computeEmissions(
+      { location, emissionFactor: emissionFactor === "direct" ? "direct" : "lifecycle", allowEstimated, pieces },
+      deadline,
+    );
   }
 
   /** Merges batch answers: grams per device, and one CarbonPeriod per intensity period. */
@@ -137,7 +148,10 @@ export class CarbonPricer {
     }
     const ordered = [...periods.values()].sort((a, b) => (a.intensity?.validFromMs ?? 0) - (b.intensity?.validFromMs ?? 0));
     const reasons = [
-      ...provisional.map((p) => `${periodName(p)} uses ${p.source === "INTENSITY_SOURCE_FORECAST" ? "a forecast" : p.isEstimated ? "an estimated" : "a live"} value (${p.provider})`),
+      ...provisional.map(
+        (p) =>
+          `${periodName(p)} uses ${p.source === "INTENSITY_SOURCE_FORECAST" ? "a forecast" : p.isEstimated ? "an estimated" : "a live"} value (${p.provider})`,
+      ),
       ...filled.map((p) => `${periodName(p)} had no value from the first provider and was filled from ${p.provider}`),
     ];
     const settled = reasons.length === 0 && !responses.some((r) => r.provisional);
@@ -153,7 +167,8 @@ export class CarbonPricer {
 /** The promise's value, or an error after ms (the promise itself keeps running; its result is dropped). */
 function withinMs<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new AppError(Code.DeadlineExceeded, `${what} (over ${ms} ms)`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new AppError(Code.DeadlineExceeded, `${what} (over ${ms} ms)`)), ms)),
+  );
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
-

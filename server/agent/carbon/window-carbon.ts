@@ -42,7 +42,8 @@ export class WindowCarbon {
 
   constructor(private readonly deps: WindowCarbonDeps) {
     this.boundaries = new BoundaryLog(deps);
-    const again = () => this.refresh().catch((err: unknown) => deps.log.error({ err }, "carbon: asking again for pending grams failed; next round later"));
+    const again = () =>
+      this.refresh().catch((err: unknown) => deps.log.error({ err }, "carbon: asking again for pending grams failed; next round later"));
     this.timer = setInterval(again, roundEveryMs(deps.config.carbonRetryMs)).unref();
   }
 
@@ -59,7 +60,13 @@ export class WindowCarbon {
     const { sampler, store } = this.deps;
     const end = sampler.energyAt(device.deviceId, endMs);
     const span = begin.runId !== store.runId ? sampler.span(device.deviceId) : undefined;
-    const runs = begin.runId !== store.runId ? [...store.runsSince(device.deviceId, begin.runId).filter((r) => r.runId !== store.runId), ...(span ? [{ runId: store.runId, ...span }] : [])] : [];
+    const runs =
+      begin.runId !== store.runId
+        ? [
+            ...store.runsSince(device.deviceId, begin.runId).filter((r) => r.runId !== store.runId),
+            ...(span ? [{ runId: store.runId, ...span }] : []),
+          ]
+        : [];
     const marks = pieceMarks(
       { tMs: begin.tMs, runId: begin.runId, cumJ: begin.energyJ },
       this.boundaries.marksBetween(device.deviceId, begin.tMs, endMs),

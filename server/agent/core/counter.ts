@@ -33,7 +33,13 @@ export function wrapSafePeriodMs(rangeJ: number, maxPowerW: number): number {
  * ambiguous by whole ranges, so choose the number of wraps that brings the mean power closest to what the
  * zone drew before. Returns the corrected delta and the number of extra wraps assumed.
  */
-export function inferWraps(prevJ: number, curJ: number, rangeJ: number, elapsedS: number, expectedPowerW: number): { deltaJ: number; wraps: number } {
+export function inferWraps(
+  prevJ: number,
+  curJ: number,
+  rangeJ: number,
+  elapsedS: number,
+  expectedPowerW: number,
+): { deltaJ: number; wraps: number } {
   const base = curJ >= prevJ ? curJ - prevJ : rangeJ - prevJ + curJ;
   const wraps = Math.max(0, Math.round((expectedPowerW * elapsedS - base) / rangeJ));
   return { deltaJ: base + wraps * rangeJ, wraps };

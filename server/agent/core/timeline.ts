@@ -100,9 +100,19 @@ export class Timeline {
     const span = p1.tMs - p0.tMs;
     const f = (tMs - p0.tMs) / span;
     const energyJ = p0.energyJ + f * (p1.energyJ - p0.energyJ);
-    const shape = Math.min(this.powerSwingW(i) * ((tMs - p0.tMs) * (p1.tMs - tMs)) / span / 1000, Math.max(energyJ - p0.energyJ, p1.energyJ - energyJ));
+    const shape = Math.min(
+      (this.powerSwingW(i) * ((tMs - p0.tMs) * (p1.tMs - tMs))) / span / 1000,
+      Math.max(energyJ - p0.energyJ, p1.energyJ - energyJ),
+    );
     const timing = (this.meanPowerW(i)! * Math.max(p0.timeUncertaintyMs ?? 0, p1.timeUncertaintyMs ?? 0)) / 1000;
-    return { energyJ, edgeUncertaintyJ: shape + timing, cumulativeUncertaintyJ: p0.uncertaintyJ, kind: "interpolated", resets: p0.resets, segment: this.dropped + i };
+    return {
+      energyJ,
+      edgeUncertaintyJ: shape + timing,
+      cumulativeUncertaintyJ: p0.uncertaintyJ,
+      kind: "interpolated",
+      resets: p0.resets,
+      segment: this.dropped + i,
+    };
   }
 
   /** Mean power between two points, watts. */
@@ -122,7 +132,8 @@ export class Timeline {
     let hi = -Infinity;
     for (let k = 0; k < 5; k++) {
       // k = 0, 1, 2: the means of intervals i, i - 1 and i + 1; k = 3, 4: the instant powers at points i, i + 1.
-      const p = k === 0 ? this.meanPowerW(i) : k === 1 ? this.meanPowerW(i - 1) : k === 2 ? this.meanPowerW(i + 1) : this.points[i + k - 3]!.powerW;
+      const p =
+        k === 0 ? this.meanPowerW(i) : k === 1 ? this.meanPowerW(i - 1) : k === 2 ? this.meanPowerW(i + 1) : this.points[i + k - 3]!.powerW;
       if (p === undefined) continue;
       lo = Math.min(lo, p);
       hi = Math.max(hi, p);
@@ -152,7 +163,14 @@ export class Timeline {
 
   private exact(p: TimelinePoint, i: number): EdgeEnergy {
     const powerW = p.powerW ?? this.meanPowerW(i - 1) ?? 0;
-    return { energyJ: p.energyJ, edgeUncertaintyJ: (powerW * (p.timeUncertaintyMs ?? 0)) / 1000, cumulativeUncertaintyJ: p.uncertaintyJ, kind: "exact", resets: p.resets, segment: this.dropped + i };
+    return {
+      energyJ: p.energyJ,
+      edgeUncertaintyJ: (powerW * (p.timeUncertaintyMs ?? 0)) / 1000,
+      cumulativeUncertaintyJ: p.uncertaintyJ,
+      kind: "exact",
+      resets: p.resets,
+      segment: this.dropped + i,
+    };
   }
 
   /** Binary search: the last point with tMs <= t (t within range). */

@@ -81,7 +81,12 @@ export function probe(data: { libraryPath: string }): { nvml: Nvml | undefined; 
   const ret = nvml.init();
   if (ret !== NVML_SUCCESS) {
     const e = nvmlError("nvmlInit_v2", ret, nvml.errorString(ret));
-    return { nvml: undefined, state: { name: "nvml", status: "unavailable", reason: e.message, ...(e.hint ? { hint: e.hint } : {}) }, plans: [], devices: [] };
+    return {
+      nvml: undefined,
+      state: { name: "nvml", status: "unavailable", reason: e.message, ...(e.hint ? { hint: e.hint } : {}) },
+      plans: [],
+      devices: [],
+    };
   }
   const version = nvml.driverVersion();
   const planned = Array.from({ length: nvml.count() }, (_, i) => planGpu(nvml, i));
@@ -91,4 +96,3 @@ export function probe(data: { libraryPath: string }): { nvml: Nvml | undefined; 
   if (devices.length === 0) Object.assign(state, { status: "unavailable", reason: "NVML found no GPU" });
   return { nvml, state, plans, devices };
 }
-

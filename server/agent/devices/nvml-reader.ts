@@ -333,7 +333,11 @@ export class ReadLoop {
         this.avoidCollision(reader);
       } catch (err) {
         reader.lost = true;
-        readings.push({ deviceId: reader.plan.device.id, tMs: this.clock.nowMs(), failure: { status: "lost", reason: AppError.from(err).detail } });
+        readings.push({
+          deviceId: reader.plan.device.id,
+          tMs: this.clock.nowMs(),
+          failure: { status: "lost", reason: AppError.from(err).detail },
+        });
       }
     }
     if (readings.length > 0 || readMs.length > 0) this.options.onReadings(readings, this.energyReads, readMs);
@@ -352,4 +356,3 @@ function collides(reader: GpuReader, others: readonly GpuReader[]): boolean {
   return others.some((o) => o !== reader && o.ok && o.nextIsProbe && Math.abs(o.nextAtMs - reader.nextAtMs) < PROBE_CLEARANCE_MS);
 }
 const PROBE_CLEARANCE_MS = 10;
-

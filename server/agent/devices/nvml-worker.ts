@@ -35,8 +35,12 @@ function run(data: NvmlWorkerData): void {
   const { nvml, state, plans, devices } = probe(data);
   post({ type: "probe", state, devices });
   const clock = data.clockShift ? new ShiftedClock(data.clockShift) : systemClock;
-  const onReadings = (readings: Reading[], energyReads: number, readMs: number[]) => post({ type: "readings", readings, energyReads, readMs });
-  const loop = nvml && plans.length > 0 ? new ReadLoop(nvml, plans, { samplingPeriodMs: data.periodMs, idlePeriodMs: data.idlePeriodMs, clock, onReadings }) : undefined;
+  const onReadings = (readings: Reading[], energyReads: number, readMs: number[]) =>
+    post({ type: "readings", readings, energyReads, readMs });
+  const loop =
+    nvml && plans.length > 0
+      ? new ReadLoop(nvml, plans, { samplingPeriodMs: data.periodMs, idlePeriodMs: data.idlePeriodMs, clock, onReadings })
+      : undefined;
   loop?.start();
   parentPort!.on("message", (msg: NvmlControlMessage) => {
     if (msg.type === "active") loop?.setActive(msg.active);

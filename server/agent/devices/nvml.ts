@@ -46,9 +46,7 @@ export class NvmlSource implements EnergySource {
       idlePeriodMs: Math.max(options.samplingPeriodMs, options.idlePeriodMs ?? options.samplingPeriodMs),
       clockShift: options.clockShift,
     };
-    const worker = FROM_SOURCE
-      ? new Worker(tsxBootstrap(WORKER_URL), { eval: true, workerData })
-      : new Worker(WORKER_URL, { workerData });
+    const worker = FROM_SOURCE ? new Worker(tsxBootstrap(WORKER_URL), { eval: true, workerData }) : new Worker(WORKER_URL, { workerData });
     try {
       const probe = await firstProbe(worker, options.probeTimeoutMs ?? 15_000);
       if (probe.devices.length === 0) {

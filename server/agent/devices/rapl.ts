@@ -129,7 +129,14 @@ function discover(root: string): Discovery {
 function device(root: string, rel: string, domain: "cpu" | "dram", pkg: number, name: string): Device {
   const counterRangeJ = readRangeJ(path.join(root, rel));
   return {
-    id: `${domain}:${pkg}`, domain, index: pkg, name, hasEnergyCounter: true, counterRangeJ, status: "ok", path: rel,
+    id: `${domain}:${pkg}`,
+    domain,
+    index: pkg,
+    name,
+    hasEnergyCounter: true,
+    counterRangeJ,
+    status: "ok",
+    path: rel,
   };
 }
 
@@ -166,7 +173,14 @@ export class RaplSource implements EnergySource {
   static probe(options: RaplOptions): RaplSource {
     const build = (state: BackendState, found: Discovery = { devices: [], info: [] }, fds = new Map<string, number>()) => {
       const idle = { ...options, samplingPeriodMs: Math.max(options.samplingPeriodMs, options.idlePeriodMs ?? options.samplingPeriodMs) };
-      return new RaplSource(state, found, fds, options.clock ?? systemClock, readPeriodMs(found.devices, options), readPeriodMs(found.devices, idle));
+      return new RaplSource(
+        state,
+        found,
+        fds,
+        options.clock ?? systemClock,
+        readPeriodMs(found.devices, options),
+        readPeriodMs(found.devices, idle),
+      );
     };
     let found: Discovery;
     try {

@@ -9,7 +9,10 @@ import { NvmlSource } from "./nvml.js";
 import { RaplSource } from "./rapl.js";
 import { withSimulatedGpu } from "./simulated.js";
 
-export type DeviceConfig = Pick<AgentConfig, "nvmlLibrary" | "powercapRoot" | "samplingPeriodMs" | "idleSamplingPeriodMs" | "raplMaxPowerW" | "simulatedGpu">;
+export type DeviceConfig = Pick<
+  AgentConfig,
+  "nvmlLibrary" | "powercapRoot" | "samplingPeriodMs" | "idleSamplingPeriodMs" | "raplMaxPowerW" | "simulatedGpu"
+>;
 
 /** The sources start idle (idleSamplingPeriodMs); the sampler switches them as windows and streams come and go. */
 export async function probeSources(config: DeviceConfig, clock?: Clock): Promise<EnergySource[]> {

@@ -89,7 +89,13 @@ export class SimulatedSource implements EnergySource {
 }
 
 /** The sources, plus a simulated GPU when asked for (CARBONMON_SIMULATED_GPU) and none of them has a GPU. */
-export function withSimulatedGpu(sources: EnergySource[], config: { simulatedGpu: boolean; samplingPeriodMs: number; idleSamplingPeriodMs?: number }, clock?: Clock): EnergySource[] {
+export function withSimulatedGpu(
+  sources: EnergySource[],
+  config: { simulatedGpu: boolean; samplingPeriodMs: number; idleSamplingPeriodMs?: number },
+  clock?: Clock,
+): EnergySource[] {
   const hasGpu = sources.some((s) => s.devices().some((d) => d.domain === "gpu"));
-  return config.simulatedGpu && !hasGpu ? [...sources, new SimulatedSource(config.samplingPeriodMs, clock, config.idleSamplingPeriodMs)] : sources;
+  return config.simulatedGpu && !hasGpu
+    ? [...sources, new SimulatedSource(config.samplingPeriodMs, clock, config.idleSamplingPeriodMs)]
+    : sources;
 }

@@ -45,10 +45,7 @@ function invalidEntry(text: string, position: number, validBefore: number): AppE
 }
 
 /** The NVML indices of the visible GPUs, in framework order (framework index i = entry i). */
-export function resolveVisibleDevices(
-  value: string | undefined,
-  gpus: readonly { index: number; uuid: string }[],
-): number[] {
+export function resolveVisibleDevices(value: string | undefined, gpus: readonly { index: number; uuid: string }[]): number[] {
   const entries = parseVisibleDevices(value);
   if (entries === undefined) return gpus.map((gpu) => gpu.index).sort((a, b) => a - b);
   const seenBy = new Map<number, string>();
@@ -100,7 +97,10 @@ function resolveEntry(entry: VisibleEntry, gpus: readonly { index: number; uuid:
 }
 
 function describeIndices(gpus: readonly { index: number }[]): string {
-  return gpus.map((gpu) => gpu.index).sort((a, b) => a - b).join(", ");
+  return gpus
+    .map((gpu) => gpu.index)
+    .sort((a, b) => a - b)
+    .join(", ");
 }
 
 /** Maps the GPU indices a framework uses (positions in its visible list) to NVML indices. */
@@ -109,10 +109,8 @@ export function mapFrameworkIndices(frameworkIndices: readonly number[], visible
     const nvmlIndex = Number.isInteger(frameworkIndex) && frameworkIndex >= 0 ? visible[frameworkIndex] : undefined;
     if (nvmlIndex !== undefined) return nvmlIndex;
     const range = visible.length > 0 ? `; valid indices are 0-${visible.length - 1}` : "";
-    throw new AppError(
-      Code.InvalidArgument,
-      `GPU index ${frameworkIndex} is not visible: ${visible.length} GPU(s) are visible${range}`,
-      { hint: "framework GPU indices count the entries of the caller's CUDA_VISIBLE_DEVICES, from 0" },
-    );
+    throw new AppError(Code.InvalidArgument, `GPU index ${frameworkIndex} is not visible: ${visible.length} GPU(s) are visible${range}`, {
+      hint: "framework GPU indices count the entries of the caller's CUDA_VISIBLE_DEVICES, from 0",
+    });
   });
 }

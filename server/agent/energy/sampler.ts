@@ -69,7 +69,13 @@ export class Sampler {
     for (const source of sources) {
       for (const device of source.devices()) {
         const snapshot = { device, tMs: undefined, powerW: undefined, memoryPowerW: undefined, temperatureC: undefined };
-        this.tracks.set(device.id, { device, timeline: new Timeline(options.timelineCapacity), lastRawJ: undefined, lastPowerW: undefined, snapshot });
+        this.tracks.set(device.id, {
+          device,
+          timeline: new Timeline(options.timelineCapacity),
+          lastRawJ: undefined,
+          lastPowerW: undefined,
+          snapshot,
+        });
       }
     }
     this.deviceList = [...this.tracks.values()].map((t) => t.device);
@@ -189,7 +195,11 @@ export class Sampler {
       this.statusChanges++;
       return;
     }
-    const point = integrate({ last: track.timeline.last(), lastRawJ: track.lastRawJ, lastPowerW: track.lastPowerW }, r, track.device.counterRangeJ);
+    const point = integrate(
+      { last: track.timeline.last(), lastRawJ: track.lastRawJ, lastPowerW: track.lastPowerW },
+      r,
+      track.device.counterRangeJ,
+    );
     if (r.counterJ !== undefined && point) track.lastRawJ = r.counterJ;
     if (!point) return;
     track.timeline.push(point);

@@ -59,7 +59,9 @@ function finite(v: unknown, what: string): number {
   return typeof v === "number" && Number.isFinite(v) ? v : fail(what, `expected a finite number, found ${JSON.stringify(v)?.slice(0, 40)}`);
 }
 function count(v: unknown, what: string): number {
-  return Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : fail(what, `expected a whole number >= 0, found ${JSON.stringify(v)?.slice(0, 40)}`);
+  return Number.isSafeInteger(v) && (v as number) >= 0
+    ? (v as number)
+    : fail(what, `expected a whole number >= 0, found ${JSON.stringify(v)?.slice(0, 40)}`);
 }
 function text(v: unknown, what: string): string {
   return typeof v === "string" ? v : fail(what, "expected a string");
@@ -90,7 +92,11 @@ function selectedDevice(v: unknown, what: string): SelectedDevice {
   if (!isObject(v)) return fail(what, "expected an object");
   const domain = text(v.domain, `${what}.domain`);
   if (!DOMAINS.includes(domain)) fail(`${what}.domain`, `unknown domain ${JSON.stringify(domain)}`);
-  const device: SelectedDevice = { domain: domain as Domain, index: count(v.index, `${what}.index`), deviceId: text(v.deviceId, `${what}.deviceId`) };
+  const device: SelectedDevice = {
+    domain: domain as Domain,
+    index: count(v.index, `${what}.index`),
+    deviceId: text(v.deviceId, `${what}.deviceId`),
+  };
   if (v.uuid !== undefined) device.uuid = text(v.uuid, `${what}.uuid`);
   return device;
 }
@@ -100,7 +106,8 @@ export function decodeSpec(json: string): WindowSpec {
   const o = parse(json, "window spec");
   if (!isObject(o)) return fail("window spec", "expected an object");
   version(o, "window spec");
-  if (!isObject(o.labels) || !Object.values(o.labels).every((l) => typeof l === "string")) fail("window spec.labels", "expected an object of strings");
+  if (!isObject(o.labels) || !Object.values(o.labels).every((l) => typeof l === "string"))
+    fail("window spec.labels", "expected an object of strings");
   if (!Array.isArray(o.devices)) return fail("window spec.devices", "expected a list");
   if (!Array.isArray(o.skipped)) return fail("window spec.skipped", "expected a list");
   return {
@@ -112,7 +119,11 @@ export function decodeSpec(json: string): WindowSpec {
       if (!isObject(s)) return fail(`window spec.skipped[${i}]`, "expected an object");
       const domain = text(s.domain, `window spec.skipped[${i}].domain`);
       if (!DOMAINS.includes(domain)) fail(`window spec.skipped[${i}].domain`, `unknown domain ${JSON.stringify(domain)}`);
-      return { domain: domain as Domain, index: count(s.index, `window spec.skipped[${i}].index`), reason: text(s.reason, `window spec.skipped[${i}].reason`) };
+      return {
+        domain: domain as Domain,
+        index: count(s.index, `window spec.skipped[${i}].index`),
+        reason: text(s.reason, `window spec.skipped[${i}].reason`),
+      };
     }),
     skipGpus: o.skipGpus === true,
     skipCpus: o.skipCpus === true,
@@ -182,7 +193,8 @@ export function decodePieces(json: string): EnergyPiece[] {
     const endMs = finite(p.endMs, `energy pieces[${i}].endMs`);
     if (endMs < startMs) fail(`energy pieces[${i}]`, "ends before it starts");
     const device = text(p.device, `energy pieces[${i}].device`);
-    if (!/^(gpu|cpu|dram):\d+$/.test(device)) fail(`energy pieces[${i}].device`, `not a device name: ${JSON.stringify(device.slice(0, 40))}`);
+    if (!/^(gpu|cpu|dram):\d+$/.test(device))
+      fail(`energy pieces[${i}].device`, `not a device name: ${JSON.stringify(device.slice(0, 40))}`);
     return { startMs, endMs, energyJ: finite(p.energyJ, `energy pieces[${i}].energyJ`), device };
   });
 }
@@ -214,9 +226,11 @@ export function decodeAnchor(json: string): Anchor {
 export function decodeJournalRecord(line: unknown): JournalRecord {
   if (!Array.isArray(line)) return fail("journal record", "expected a list");
   const [op] = line;
-  const width = op === "b" || op === "e" ? 6 : op === "c" ? 2 : fail("journal record", `unknown operation ${JSON.stringify(op)?.slice(0, 20)}`);
+  const width =
+    op === "b" || op === "e" ? 6 : op === "c" ? 2 : fail("journal record", `unknown operation ${JSON.stringify(op)?.slice(0, 20)}`);
   if (line.length === width + 1) {
-    if (line[width] !== RECORD_VERSION) fail("journal record", `version ${JSON.stringify(line[width])} is not one this agent reads (${RECORD_VERSION})`);
+    if (line[width] !== RECORD_VERSION)
+      fail("journal record", `version ${JSON.stringify(line[width])} is not one this agent reads (${RECORD_VERSION})`);
   } else if (line.length !== width) fail("journal record", `${line.length} elements where a '${op}' record has ${width} (+ its version)`);
   const id = count(line[1], "journal record id");
   if (id === 0) fail("journal record id", "ids start at 1");

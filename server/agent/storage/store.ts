@@ -236,9 +236,13 @@ export class AgentStore {
     this.stmt = {
       // Replaying a record that reached SQLite before the journal was emptied changes nothing (the id is
       // taken); any other conflict is a bug and throws rather than dropping an answered window.
-      insert: this.db.prepare("INSERT INTO windows (id, key, state, begin_ms, run_id, spec) VALUES (?, ?, 'open', ?, ?, ?) ON CONFLICT (id) DO NOTHING"),
+      insert: this.db.prepare(
+        "INSERT INTO windows (id, key, state, begin_ms, run_id, spec) VALUES (?, ?, 'open', ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+      ),
       setEdges: this.db.prepare("UPDATE windows SET edges = ? WHERE id = ?"),
-      end: this.db.prepare("UPDATE windows SET state = 'ended', end_ms = ?, result = ?, segments = ?, carbon_next_ms = ? WHERE id = ? AND state = 'open'"),
+      end: this.db.prepare(
+        "UPDATE windows SET state = 'ended', end_ms = ?, result = ?, segments = ?, carbon_next_ms = ? WHERE id = ? AND state = 'open'",
+      ),
       setCarbon: this.db.prepare("UPDATE windows SET result = ?, carbon_next_ms = ?, carbon_tries = carbon_tries + 1 WHERE id = ?"),
       carbonPending: this.db.prepare("SELECT COUNT(*) AS n FROM windows WHERE carbon_next_ms IS NOT NULL AND state = 'ended'"),
       carbonDue: this.db.prepare("SELECT * FROM windows WHERE carbon_next_ms <= ? AND state = 'ended' ORDER BY carbon_next_ms LIMIT ?"),
@@ -279,7 +283,11 @@ export class AgentStore {
       this.openKeys.add(r.key);
     }
     // Ids are never reused (AUTOINCREMENT keeps the highest ever given in sqlite_sequence).
-    const seq = this.db.prepare("SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'windows'), 0), coalesce((SELECT max(id) FROM windows), 0)) AS n").get() as { n: number };
+    const seq = this.db
+      .prepare(
+        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'windows'), 0), coalesce((SELECT max(id) FROM windows), 0)) AS n",
+      )
+      .get() as { n: number };
     this.nextId = seq.n + 1;
   }
 
@@ -300,10 +308,14 @@ export class AgentStore {
 
   /** Records a new open window (journaled); ALREADY_EXISTS if the key is open. */
   insertOpen(key: string, beginMs: number, spec: string): number {
-    if (this.openKeys.has(key)) throw new AppError(Code.AlreadyExists, `window '${key}' is already open`, { hint: "end or cancel it first, or choose another key" });
+    if (this.openKeys.has(key))
+      throw new AppError(Code.AlreadyExists, `window '${key}' is already open`, { hint: "end or cancel it first, or choose another key" });
     const id = this.nextId++;
     // The spec is JSON already: written into the line as it is, not escaped as a string.
-    this.record(["b", id, key, beginMs, this.runId, spec], `["b",${id},${JSON.stringify(key)},${JSON.stringify(beginMs)},${this.runId},${spec},${RECORD_VERSION}]`);
+    this.record(
+      ["b", id, key, beginMs, this.runId, spec],
+      `["b",${id},${JSON.stringify(key)},${JSON.stringify(beginMs)},${this.runId},${spec},${RECORD_VERSION}]`,
+    );
     this.openById.set(id, key);
     this.openKeys.add(key);
     return id;
@@ -319,7 +331,14 @@ export class AgentStore {
   /** Stores an ended window's result; segments and carbonNextMs when its grams are still to be asked for. */
   end(id: number, endMs: number, result: Uint8Array, segments: string | null = null, carbonNextMs: number | null = null): void {
     if (!this.openById.has(id)) return;
-    const record: JournalRecord = ["e", id, endMs, Buffer.from(result.buffer, result.byteOffset, result.byteLength).toString("base64"), segments, carbonNextMs];
+    const record: JournalRecord = [
+      "e",
+      id,
+      endMs,
+      Buffer.from(result.buffer, result.byteOffset, result.byteLength).toString("base64"),
+      segments,
+      carbonNextMs,
+    ];
     this.record(record, endRecordJson(record));
     this.closeOpen(id);
   }
@@ -438,14 +457,19 @@ export class AgentStore {
     this.flush();
     const row = this.stmt.row.get(id) as Row | undefined;
     if (!row) return;
-    const copy = JSON.stringify({ ...row, result: row.result instanceof Uint8Array ? Buffer.from(row.result).toString("base64") : row.result });
+    const copy = JSON.stringify({
+      ...row,
+      result: row.result instanceof Uint8Array ? Buffer.from(row.result).toString("base64") : row.result,
+    });
     this.db.transaction(() => {
       this.stmt.setAside.run(id, Date.now(), reason, copy);
       this.stmt.deleteWindow.run(id);
     })();
     const key = this.openById.get(id);
     if (key !== undefined) this.closeOpen(id);
-    this.onRecordSetAside(`window ${id}${key !== undefined ? ` ('${key}')` : ""} was set aside (table set_aside in ${this.path}): ${reason}`);
+    this.onRecordSetAside(
+      `window ${id}${key !== undefined ? ` ('${key}')` : ""} was set aside (table set_aside in ${this.path}): ${reason}`,
+    );
   }
 
   /** An ended window whose energy pieces cannot be decoded keeps its result, and is not priced again. */

@@ -37,7 +37,10 @@ export class WalCheckpointer {
     const died = (why: string, err?: unknown) => {
       if (this.stopping || this.died) return;
       this.died = true;
-      log.warn({ err, why }, "the WAL checkpointer thread died: SQLite now checkpoints on the main connection (wal_autocheckpoint), which adds latency to the requests that trigger it");
+      log.warn(
+        { err, why },
+        "the WAL checkpointer thread died: SQLite now checkpoints on the main connection (wal_autocheckpoint), which adds latency to the requests that trigger it",
+      );
       onDied();
     };
     this.worker.on("error", (err) => died("error", err));

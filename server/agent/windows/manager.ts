@@ -16,7 +16,16 @@ import { firstRetryAtMs } from "../carbon/repricing.js";
 import { energyAcrossRestarts } from "../core/window-energy.js";
 import type { Sampler } from "../energy/sampler.js";
 import { selectDevices, validateDeviceRequest, type DeviceRequest, type Selection } from "./selection.js";
-import { decodeEdges, decodeSpec, decodeSpecOwner, encodeEdges, encodePieces, RecordError, SPEC_VERSION_FIELD, type StoredEdge } from "../storage/records.js";
+import {
+  decodeEdges,
+  decodeSpec,
+  decodeSpecOwner,
+  encodeEdges,
+  encodePieces,
+  RecordError,
+  SPEC_VERSION_FIELD,
+  type StoredEdge,
+} from "../storage/records.js";
 import type { AgentStore, StoredWindow } from "../storage/store.js";
 import { buildResult, WINDOW_KEY_PATTERN, type DeviceResult, type ResultCodec, type WindowResult, type WindowSpec } from "./result.js";
 import { WindowCarbon } from "../carbon/window-carbon.js";
@@ -90,14 +99,21 @@ export function specJson(spec: WindowSpec, selection: CachedSelection["json"], o
 /** Another principal's window: refused before anything is read or changed. */
 function authorise(owner: string, key: string, caller: Caller): void {
   if (caller.admin || owner === caller.name) return;
-  throw new AppError(Code.PermissionDenied, `window '${key}' was begun by another principal; only it, or a token with scope windows:admin, may read, end or cancel it`);
+  throw new AppError(
+    Code.PermissionDenied,
+    `window '${key}' was begun by another principal; only it, or a token with scope windows:admin, may read, end or cancel it`,
+  );
 }
 
 function validateKey(key: string): void {
   if (!WINDOW_KEY_PATTERN.test(key)) {
-    throw new AppError(Code.InvalidArgument, `window key ${JSON.stringify(key.slice(0, 140))} is not 1-128 characters of [A-Za-z0-9._:/@+=-]`, {
-      hint: "use e.g. job-1234/epoch-3",
-    });
+    throw new AppError(
+      Code.InvalidArgument,
+      `window key ${JSON.stringify(key.slice(0, 140))} is not 1-128 characters of [A-Za-z0-9._:/@+=-]`,
+      {
+        hint: "use e.g. job-1234/epoch-3",
+      },
+    );
   }
 }
 
@@ -106,7 +122,10 @@ function validateLabels(labels: Record<string, string>): void {
   if (entries.length > MAX_LABELS) throw new AppError(Code.InvalidArgument, `${entries.length} labels: at most ${MAX_LABELS} are allowed`);
   for (const [k, v] of entries) {
     if (Buffer.byteLength(k) > MAX_LABEL_BYTES || Buffer.byteLength(v) > MAX_LABEL_BYTES) {
-      throw new AppError(Code.InvalidArgument, `label ${JSON.stringify(k.slice(0, 40))}: keys and values are at most ${MAX_LABEL_BYTES} bytes`);
+      throw new AppError(
+        Code.InvalidArgument,
+        `label ${JSON.stringify(k.slice(0, 40))}: keys and values are at most ${MAX_LABEL_BYTES} bytes`,
+      );
     }
   }
 }
@@ -143,14 +162,23 @@ export class WindowManager {
     validateKey(req.key);
     validateLabels(req.labels);
     validateDeviceRequest(req); // before the selection cache builds its key from the lists
-    if (this.open.has(req.key)) throw new AppError(Code.AlreadyExists, `window '${req.key}' is already open`, { hint: "end or cancel it first, or choose another key" });
+    if (this.open.has(req.key))
+      throw new AppError(Code.AlreadyExists, `window '${req.key}' is already open`, {
+        hint: "end or cancel it first, or choose another key",
+      });
     if (this.open.size >= this.deps.config.maxOpenWindows) {
-      throw new AppError(Code.ResourceExhausted, `${this.open.size} windows are open, the limit (CARBONMON_MAX_OPEN_WINDOWS)`, { hint: "end or cancel windows you no longer need" });
+      throw new AppError(Code.ResourceExhausted, `${this.open.size} windows are open, the limit (CARBONMON_MAX_OPEN_WINDOWS)`, {
+        hint: "end or cancel windows you no longer need",
+      });
     }
     // Per principal only with authentication: without it, everyone is the one unnamed principal ("").
     const owned = this.openByOwner.get(caller.name) ?? 0;
     if (caller.name !== "" && owned >= this.deps.config.maxOpenWindowsPerPrincipal) {
-      throw new AppError(Code.ResourceExhausted, `${owned} windows of this principal are open, its limit (CARBONMON_MAX_OPEN_WINDOWS_PER_PRINCIPAL)`, { hint: "end or cancel windows you no longer need" });
+      throw new AppError(
+        Code.ResourceExhausted,
+        `${owned} windows of this principal are open, its limit (CARBONMON_MAX_OPEN_WINDOWS_PER_PRINCIPAL)`,
+        { hint: "end or cancel windows you no longer need" },
+      );
     }
     const selection = this.select(req);
     const beginMs = this.deps.clock.nowMs();
@@ -262,7 +290,12 @@ export class WindowManager {
   }
 
   private async finish(window: OpenWindow, endMs: number, wait: boolean): Promise<Uint8Array> {
-    if (wait) await this.deps.sampler.waitForReadingsAfter(endMs, window.devices.map((d) => d.deviceId), 1000);
+    if (wait)
+      await this.deps.sampler.waitForReadingsAfter(
+        endMs,
+        window.devices.map((d) => d.deviceId),
+        1000,
+      );
     const { result, bytes, pieces } = this.complete(window, endMs);
     if (!pieces) {
       this.deps.onEnded?.(result);
@@ -282,7 +315,13 @@ export class WindowManager {
     const { store, clock, config, codec } = this.deps;
     const { result, pieces } = this.measure(window, endMs, true);
     const bytes = codec.encode(result);
-    store.end(window.id, endMs, bytes, pieces ? encodePieces(pieces) : null, firstRetryAtMs(clock.nowMs(), config.carbonRetryMs, pieces !== undefined));
+    store.end(
+      window.id,
+      endMs,
+      bytes,
+      pieces ? encodePieces(pieces) : null,
+      firstRetryAtMs(clock.nowMs(), config.carbonRetryMs, pieces !== undefined),
+    );
     this.closed(window);
     this.pending.delete(window);
     this.demandChanged();
@@ -329,7 +368,10 @@ export class WindowManager {
         if (!caller.admin && decodeSpecOwner(w.spec) !== caller.name) return [];
         return [{ spec: decodeSpec(w.spec), endMs: w.endMs! }];
       } catch (err) {
-        this.deps.log.error({ window: w.id, err: (err as Error).message }, "an ended window's stored spec does not decode; left out of ListWindows");
+        this.deps.log.error(
+          { window: w.id, err: (err as Error).message },
+          "an ended window's stored spec does not decode; left out of ListWindows",
+        );
         return [];
       }
     });
@@ -353,7 +395,10 @@ export class WindowManager {
   private stored(key: string, caller: Caller): Uint8Array {
     validateKey(key);
     const w = this.deps.store.latestEnded(key);
-    if (!w?.result) throw new AppError(Code.NotFound, `no window '${key}' is open or stored`, { hint: `ended windows are kept for ${this.deps.config.retentionDays} days` });
+    if (!w?.result)
+      throw new AppError(Code.NotFound, `no window '${key}' is open or stored`, {
+        hint: `ended windows are kept for ${this.deps.config.retentionDays} days`,
+      });
     if (!caller.admin) authorise(decodeSpecOwner(w.spec), key, caller);
     // Results stored by agents before the journal are JSON: re-encoded once read.
     return typeof w.result === "string" ? this.deps.codec.encode(this.deps.codec.decode(w.result)) : w.result;
@@ -368,7 +413,8 @@ export class WindowManager {
       spec = decodeSpec(w.spec);
       owner = decodeSpecOwner(w.spec);
       edges = w.edges ? decodeEdges(w.edges) : undefined;
-      if (spec.key !== w.key) throw new RecordError(`the window's key ${JSON.stringify(w.key)} and its spec's key ${JSON.stringify(spec.key)} differ`);
+      if (spec.key !== w.key)
+        throw new RecordError(`the window's key ${JSON.stringify(w.key)} and its spec's key ${JSON.stringify(spec.key)} differ`);
     } catch (err) {
       if (!(err instanceof RecordError)) throw err;
       this.deps.store.setAside(w.id, err.message);
@@ -446,7 +492,9 @@ export class WindowManager {
     const results = new Array<DeviceResult>(window.devices.length);
     for (let i = 0; i < results.length; i++) {
       const id = window.devices[i]!.deviceId;
-      results[i] = window.edges ? this.deviceResult(id, window.edges.get(id), endMs) : this.deviceResult(id, undefined, endMs, window.beginMs);
+      results[i] = window.edges
+        ? this.deviceResult(id, window.edges.get(id), endMs)
+        : this.deviceResult(id, undefined, endMs, window.beginMs);
     }
     const result = buildResult({ spec: window, endMs, ended, results, sampler, carbon: this.carbonStatus(ended) });
     if (!carbon) return { result, pieces: undefined };
@@ -460,7 +508,10 @@ export class WindowManager {
 
   private carbonStatus(ended: boolean): CarbonFigures {
     if (!this.carbon) return carbonStatusOnly("disabled", this.deps.pricer.disabledReason);
-    return carbonStatusOnly("pending", ended ? "the intensity service has not priced this window yet" : "grams are computed when the window ends");
+    return carbonStatusOnly(
+      "pending",
+      ended ? "the intensity service has not priced this window yet" : "grams are computed when the window ends",
+    );
   }
 
   /** A device's figures from its stored begin edge, or (freshBeginMs: not resolved yet) from this run's timeline. */
@@ -469,7 +520,11 @@ export class WindowManager {
     const device = sampler.device(deviceId);
     if (device?.status !== "ok") return { missing: device?.statusReason ?? "the device is no longer present" };
     const begin = freshBeginMs === undefined ? stored : sampler.energyAt(deviceId, freshBeginMs);
-    if (!begin) return { missing: "the window's start was not measured on this device: the agent stopped before a reading followed it, or the device was unavailable or not read yet then" };
+    if (!begin)
+      return {
+        missing:
+          "the window's start was not measured on this device: the agent stopped before a reading followed it, or the device was unavailable or not read yet then",
+      };
     try {
       if (!stored || stored.runId === store.runId) return sampler.energySince(deviceId, begin, endMs);
       return this.acrossRestart(deviceId, stored, endMs);

@@ -37,11 +37,16 @@ export const MAX_VISIBLE_DEVICES_CHARS = 4096;
 
 function checkIndices(name: "gpu_indices" | "cpu_indices", indices: readonly number[], what: string): void {
   if (indices.length > MAX_INDICES) {
-    throw new AppError(Code.InvalidArgument, `${indices.length} ${name}: at most ${MAX_INDICES}`, { hint: `list each ${what} once, or leave ${name} empty for all` });
+    throw new AppError(Code.InvalidArgument, `${indices.length} ${name}: at most ${MAX_INDICES}`, {
+      hint: `list each ${what} once, or leave ${name} empty for all`,
+    });
   }
   const seen = new Set<number>();
   for (const i of indices) {
-    if (seen.has(i)) throw new AppError(Code.InvalidArgument, `${name} lists ${what} ${i} more than once`, { hint: `list each ${what} once: a device counted twice would double its energy in the totals` });
+    if (seen.has(i))
+      throw new AppError(Code.InvalidArgument, `${name} lists ${what} ${i} more than once`, {
+        hint: `list each ${what} once: a device counted twice would double its energy in the totals`,
+      });
     seen.add(i);
   }
 }
@@ -54,9 +59,13 @@ export function validateDeviceRequest(req: DeviceRequest): void {
   checkIndices("gpu_indices", req.gpuIndices, "GPU");
   checkIndices("cpu_indices", req.cpuIndices, "CPU package");
   if (req.cudaVisibleDevices !== undefined && req.cudaVisibleDevices.length > MAX_VISIBLE_DEVICES_CHARS) {
-    throw new AppError(Code.InvalidArgument, `cuda_visible_devices is ${req.cudaVisibleDevices.length} characters: at most ${MAX_VISIBLE_DEVICES_CHARS}`, {
-      hint: "send the CUDA_VISIBLE_DEVICES your process sees (a short list of indices or UUIDs)",
-    });
+    throw new AppError(
+      Code.InvalidArgument,
+      `cuda_visible_devices is ${req.cudaVisibleDevices.length} characters: at most ${MAX_VISIBLE_DEVICES_CHARS}`,
+      {
+        hint: "send the CUDA_VISIBLE_DEVICES your process sees (a short list of indices or UUIDs)",
+      },
+    );
   }
 }
 
@@ -69,7 +78,10 @@ function unavailable(device: Device, what: string): AppError {
 function selectGpus(devices: readonly Device[], req: DeviceRequest, agentCvd: string | undefined, out: Selection): void {
   if (req.skipGpus) return;
   const gpus = devices.filter((d) => d.domain === "gpu");
-  const visible = resolveVisibleDevices(req.cudaVisibleDevices ?? agentCvd, gpus.map((g) => ({ index: g.index, uuid: g.uuid ?? "" })));
+  const visible = resolveVisibleDevices(
+    req.cudaVisibleDevices ?? agentCvd,
+    gpus.map((g) => ({ index: g.index, uuid: g.uuid ?? "" })),
+  );
   const explicit = req.gpuIndices.length > 0;
   const frameworkIndices = explicit ? [...req.gpuIndices] : visible.map((_, i) => i);
   const nvmlIndices = mapFrameworkIndices(frameworkIndices, visible);

@@ -52,10 +52,17 @@ export interface Window {
  * ends (the earlier one keeps the overlap), and cuts the series into gap-free runs.
  */
 export function prepareSeries(periods: readonly Period[]): PreparedSeries {
-  const kept = periods.filter((p) => p.gPerKwh !== null && Number.isFinite(p.gPerKwh) && p.endMs > p.startMs).sort((a, b) => a.startMs - b.startMs);
+  const kept = periods
+    .filter((p) => p.gPerKwh !== null && Number.isFinite(p.gPerKwh) && p.endMs > p.startMs)
+    .sort((a, b) => a.startMs - b.startMs);
   const n = kept.length;
-  const startMs = new Float64Array(n), endMs = new Float64Array(n), gPerKwh = new Float64Array(n), prefix = new Float64Array(n);
-  const runFirst: number[] = [], runLast: number[] = [], runNoise: number[] = [];
+  const startMs = new Float64Array(n),
+    endMs = new Float64Array(n),
+    gPerKwh = new Float64Array(n),
+    prefix = new Float64Array(n);
+  const runFirst: number[] = [],
+    runLast: number[] = [],
+    runNoise: number[] = [];
   let m = 0;
   let runIntegral = 0;
   for (const p of kept) {
@@ -93,7 +100,9 @@ const noiseOf = (runIntegral: number): number => 16 * Number.EPSILON * Math.abs(
 
 /** The period that holds t (the last one <= t by start), or -1. */
 function periodAt(s: PreparedSeries, t: number): number {
-  let lo = 0, hi = s.startMs.length - 1, found = -1;
+  let lo = 0,
+    hi = s.startMs.length - 1,
+    found = -1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
     if (s.startMs[mid]! <= t) {
@@ -163,7 +172,8 @@ function computeEdgeCandidates(s: PreparedSeries, d: number): EdgeCandidates {
  * boundaries (start edge, end edge), each integral C(t + D) − C(t) from two forward-only cursors.
  */
 function runEdgeCandidates(s: PreparedSeries, r: number, d: number, out: EdgeCandidates): void {
-  const first = s.runFirst[r]!, last = s.runLast[r]!;
+  const first = s.runFirst[r]!,
+    last = s.runLast[r]!;
   const { startMs, endMs, gPerKwh, prefix } = s;
   const runEnd = endMs[last]!;
   const lastStart = runEnd - d;
@@ -172,11 +182,12 @@ function runEdgeCandidates(s: PreparedSeries, r: number, d: number, out: EdgeCan
   let ka = first; // next boundary for the start edge
   let kb = first; // next boundary for the end edge
   while (kb <= last && startMs[kb]! - d < startMs[first]!) kb++;
-  let pa = first, pb = first; // periods holding t and t + D
+  let pa = first,
+    pb = first; // periods holding t and t + D
   for (;;) {
     const nextA = ka <= last ? startMs[ka]! : runEnd;
     const nextB = (kb <= last ? startMs[kb]! : runEnd) - d;
-    const t = Math.min(nextA , nextB);
+    const t = Math.min(nextA, nextB);
     if (t > lastStart) return;
     if (nextA === t) ka++;
     if (nextB === t) kb++;

@@ -17,7 +17,12 @@ export const MAX_SPAN_MS = MAX_SPAN_DAYS * 24 * 3_600_000;
 const MAX_LISTED_RANGES = 10;
 
 /** Energy used by one device over [startMs, endMs); startMs == endMs: an instantaneous amount. */
-export interface EnergySegment { startMs: number; endMs: number; energyJ: number; device: string }
+export interface EnergySegment {
+  startMs: number;
+  endMs: number;
+  energyJ: number;
+  device: string;
+}
 
 export interface EmissionsOptions {
   /** "error": a range without intensity fails; "fill": the caller already filled gaps from fallbacks, and
@@ -27,7 +32,12 @@ export interface EmissionsOptions {
   filled?: Iterable<Point>;
 }
 
-export interface PeriodEmissions { point: Point; energyJ: Record<string, number>; carbonG: Record<string, number>; filled: boolean }
+export interface PeriodEmissions {
+  point: Point;
+  energyJ: Record<string, number>;
+  carbonG: Record<string, number>;
+  filled: boolean;
+}
 
 export interface EmissionsResult {
   carbonG: Record<string, number>;
@@ -77,7 +87,11 @@ export function segmentsSpan(segments: readonly EnergySegment[]): RangeMs {
   }
   if (endMs - startMs > MAX_SPAN_MS) {
     const days = ((endMs - startMs) / (24 * 3_600_000)).toFixed(1);
-    throw new AppError(Code.InvalidArgument, `the segments span ${days} days (${iso(startMs)} to ${iso(endMs)}), at most ${MAX_SPAN_DAYS} days per request`, { hint: "split the request into spans of at most 31 days" });
+    throw new AppError(
+      Code.InvalidArgument,
+      `the segments span ${days} days (${iso(startMs)} to ${iso(endMs)}), at most ${MAX_SPAN_DAYS} days per request`,
+      { hint: "split the request into spans of at most 31 days" },
+    );
   }
   return { startMs, endMs };
 }
@@ -149,7 +163,12 @@ function toRecord(m: ReadonlyMap<string, number>): Record<string, number> {
   return record;
 }
 
-function summarize(segments: readonly EnergySegment[], pieces: readonly Piece[], acc: EnergyByPeriod, filled: ReadonlySet<Point>): EmissionsResult {
+function summarize(
+  segments: readonly EnergySegment[],
+  pieces: readonly Piece[],
+  acc: EnergyByPeriod,
+  filled: ReadonlySet<Point>,
+): EmissionsResult {
   const energyByDevice = new Map<string, number>();
   for (const s of segments) addTo(energyByDevice, s.device, s.energyJ);
   const carbonByDevice = new Map<string, number>();

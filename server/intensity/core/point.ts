@@ -41,10 +41,14 @@ export const MAX_POINT_MS = Date.UTC(10_000, 0, 1) - 1;
  * outside what a Timestamp can carry. Pure.
  */
 export function pointProblem(p: Point, zone: string): string | undefined {
-  if (typeof p.gPerKwh !== "number" || !Number.isFinite(p.gPerKwh) || p.gPerKwh < 0 || p.gPerKwh > MAX_G_PER_KWH) return `intensity ${String(p.gPerKwh)} g/kWh is outside 0..${MAX_G_PER_KWH}`;
-  if (typeof p.zone !== "string" || p.zone.toUpperCase() !== zone.toUpperCase()) return `a point for zone ${String(p.zone).slice(0, 40)} instead of ${zone}`;
+  if (typeof p.gPerKwh !== "number" || !Number.isFinite(p.gPerKwh) || p.gPerKwh < 0 || p.gPerKwh > MAX_G_PER_KWH)
+    return `intensity ${String(p.gPerKwh)} g/kWh is outside 0..${MAX_G_PER_KWH}`;
+  if (typeof p.zone !== "string" || p.zone.toUpperCase() !== zone.toUpperCase())
+    return `a point for zone ${String(p.zone).slice(0, 40)} instead of ${zone}`;
   const inRange = (ms: number): boolean => Number.isFinite(ms) && ms >= MIN_POINT_MS && ms <= MAX_POINT_MS;
-  if (!inRange(p.validFromMs) || !inRange(p.validToMs) || !(p.validFromMs < p.validToMs)) return `period ${String(p.validFromMs)}..${String(p.validToMs)} (ms) is not a period between 1970 and 9999`;
-  if (!inRange(p.fetchedAtMs) || (p.sourceUpdatedAtMs !== undefined && !inRange(p.sourceUpdatedAtMs))) return "fetched/updated time outside 1970..9999";
+  if (!inRange(p.validFromMs) || !inRange(p.validToMs) || !(p.validFromMs < p.validToMs))
+    return `period ${String(p.validFromMs)}..${String(p.validToMs)} (ms) is not a period between 1970 and 9999`;
+  if (!inRange(p.fetchedAtMs) || (p.sourceUpdatedAtMs !== undefined && !inRange(p.sourceUpdatedAtMs)))
+    return "fetched/updated time outside 1970..9999";
   return undefined;
 }

@@ -24,7 +24,8 @@ function better(a: Pick, b: Pick): boolean {
 
 /** The first index whose start is >= t (orEqual false), or > t (orEqual true). */
 function bound(a: Float64Array, count: number, t: number, orEqual: boolean): number {
-  let lo = 0, hi = count;
+  let lo = 0,
+    hi = count;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (a[mid]! < t || (orEqual && a[mid] === t)) lo = mid + 1;
@@ -67,7 +68,8 @@ function bestFree(sq: SeriesQuery, taken: readonly number[], q: WindowQuery): Pi
   const { s, c } = sq;
   const d = q.durationMs;
   let bi = -1;
-  let bv = Infinity, bn = 0;
+  let bv = Infinity,
+    bn = 0;
   for (let i = sq.lo; i < sq.hi; i++) {
     const v = c.integral[i]!;
     if (bi >= 0 && !(v < bv - (s.runNoise[c.run[i]!]! + bn + 1e-12 * Math.abs(bv)))) continue; // ascending starts: a tie keeps the earlier

@@ -107,7 +107,8 @@ export function mergeRanges(ranges: readonly RangeMs[]): RangeMs[] {
   const merged: RangeMs[] = [];
   for (const r of [...ranges].sort((a, b) => a.startMs - b.startMs || a.endMs - b.endMs)) {
     const last = merged[merged.length - 1];
-    const joins = last !== undefined && (r.startMs < last.endMs || (r.startMs === last.endMs && (r.endMs > r.startMs || last.startMs === last.endMs)));
+    const joins =
+      last !== undefined && (r.startMs < last.endMs || (r.startMs === last.endMs && (r.endMs > r.startMs || last.startMs === last.endMs)));
     if (joins) last.endMs = Math.max(last.endMs, r.endMs);
     else merged.push({ ...r });
   }

@@ -8,7 +8,9 @@ import type { Point } from "../core/point.js";
 
 /** The usual 4xx statuses of a REST API (ElectricityMaps, WattTime); others fall to the HTTP client's default. */
 export function codeFromHttpStatus(status: number): Code | undefined {
-  return ({ 400: Code.InvalidArgument, 401: Code.Unauthenticated, 403: Code.PermissionDenied, 404: Code.NotFound } as Record<number, Code>)[status];
+  return ({ 400: Code.InvalidArgument, 401: Code.Unauthenticated, 403: Code.PermissionDenied, 404: Code.NotFound } as Record<number, Code>)[
+    status
+  ];
 }
 
 /** A provider's hints per status (what to check), as the HTTP client asks for them. */
@@ -24,5 +26,6 @@ export function sortUnique(points: readonly Point[]): Point[] {
 
 /** Latitude within ±90 and longitude within ±180, or INVALID_ARGUMENT before anything is asked upstream. */
 export function checkCoordinates(c: Coordinates): void {
-  if (!(Math.abs(c.lat) <= 90 && Math.abs(c.lon) <= 180)) throw new AppError(Code.InvalidArgument, `invalid coordinates ${c.lat},${c.lon}`, { hint: "latitude -90..90, longitude -180..180" });
+  if (!(Math.abs(c.lat) <= 90 && Math.abs(c.lon) <= 180))
+    throw new AppError(Code.InvalidArgument, `invalid coordinates ${c.lat},${c.lon}`, { hint: "latitude -90..90, longitude -180..180" });
 }

@@ -22,7 +22,11 @@ export const FORECAST_MAX_HOURS = 72;
 const NAME = "electricitymaps";
 
 export type Granularity = "hourly" | "15_minutes" | "5_minutes";
-export const GRANULARITY_MS: Readonly<Record<Granularity, number>> = { hourly: HOUR_MS, "15_minutes": 15 * MINUTE_MS, "5_minutes": 5 * MINUTE_MS };
+export const GRANULARITY_MS: Readonly<Record<Granularity, number>> = {
+  hourly: HOUR_MS,
+  "15_minutes": 15 * MINUTE_MS,
+  "5_minutes": 5 * MINUTE_MS,
+};
 
 export interface ElectricityMapsOptions {
   baseUrl: string;
@@ -75,7 +79,8 @@ export class ElectricityMapsProvider implements Provider {
   async resolve(c: Coordinates): Promise<ResolvedZone> {
     checkCoordinates(c);
     const body = (await this.get("/carbon-intensity/latest", { lat: c.lat, lon: c.lon, shouldUseFallbackCallerLookup: false })) as RawPoint;
-    if (typeof body?.zone !== "string" || body.zone === "") throw new AppError(Code.NotFound, `ElectricityMaps has no zone for ${c.lat},${c.lon}`);
+    if (typeof body?.zone !== "string" || body.zone === "")
+      throw new AppError(Code.NotFound, `ElectricityMaps has no zone for ${c.lat},${c.lon}`);
     return { zone: body.zone, coordinates: c, detail: `ElectricityMaps zone at ${c.lat},${c.lon}` };
   }
 
@@ -104,7 +109,11 @@ export class ElectricityMapsProvider implements Provider {
 
   async forecast(q: Query, horizonMs: number): Promise<Point[]> {
     const horizonHours = Math.min(Math.max(Math.ceil(horizonMs / HOUR_MS), 1), FORECAST_MAX_HOURS);
-    const body = (await this.get("/carbon-intensity/forecast", { zone: q.zone, emissionFactorType: q.emissionFactor, horizonHours })) as { zone?: string; forecast?: RawPoint[]; updatedAt?: string };
+    const body = (await this.get("/carbon-intensity/forecast", { zone: q.zone, emissionFactorType: q.emissionFactor, horizonHours })) as {
+      zone?: string;
+      forecast?: RawPoint[];
+      updatedAt?: string;
+    };
     checkZone(q.zone, body?.zone);
     const now = this.clock.nowMs();
     const raws = arrayOf(body.forecast, "forecast").filter((r) => r.carbonIntensity != null);
@@ -149,7 +158,8 @@ export class ElectricityMapsProvider implements Provider {
   }
 
   private get(path: string, params: Params): Promise<unknown> {
-    if (!this.options.apiToken) throw new AppError(Code.FailedPrecondition, "ELECTRICITYMAPS_API_TOKEN is not set", { hint: "set it to use ElectricityMaps" });
+    if (!this.options.apiToken)
+      throw new AppError(Code.FailedPrecondition, "ELECTRICITYMAPS_API_TOKEN is not set", { hint: "set it to use ElectricityMaps" });
     const query = new URLSearchParams(Object.entries(params).map(([k, v]): [string, string] => [k, String(v)]));
     return getJson(`${this.baseUrl}${path}?${query}`, {
       ...this.options.http,
@@ -185,7 +195,8 @@ export class ElectricityMapsProvider implements Provider {
 /** The zone ElectricityMaps answered for must be the one asked for (zone keys compared case-insensitively). */
 function checkZone(asked: string, answered: unknown): void {
   if (typeof answered !== "string") throw malformed("an answer without a zone");
-  if (answered.toUpperCase() !== asked.toUpperCase()) throw new AppError(Code.NotFound, `ElectricityMaps answered for zone ${answered} instead of ${asked}`);
+  if (answered.toUpperCase() !== asked.toUpperCase())
+    throw new AppError(Code.NotFound, `ElectricityMaps answered for zone ${answered} instead of ${asked}`);
 }
 
 function emissionFactor(v: string | undefined): EmissionFactor | undefined {
@@ -213,4 +224,3 @@ function periodMs(raws: readonly RawPoint[], singleMs: number): number {
   for (let i = 1; i < startsMs.length; i++) smallestMs = Math.min(smallestMs, startsMs[i]! - startsMs[i - 1]!);
   return smallestMs;
 }
-

@@ -26,7 +26,8 @@ const NAME = "offline";
 const MAX_YEARS = 1000;
 /** ISO 3166 alpha-2 → alpha-3 for the countries in Ember's data (XK: Kosovo, XKX as Ember writes it). */
 const ISO3_BY_ISO2 = new Map(
-  ("AEARE AFAFG AGATG ALALB AMARM AOAGO ARARG ASASM ATAUT AUAUS AWABW AZAZE BABIH BBBRB BDBGD BEBEL BFBFA BGBGR BHBHR BIBDI BJBEN BNBRN BOBOL " +
+  (
+    "AEARE AFAFG AGATG ALALB AMARM AOAGO ARARG ASASM ATAUT AUAUS AWABW AZAZE BABIH BBBRB BDBGD BEBEL BFBFA BGBGR BHBHR BIBDI BJBEN BNBRN BOBOL " +
     "BRBRA BSBHS BTBTN BWBWA BYBLR BZBLZ CACAN CDCOD CFCAF CGCOG CHCHE CICIV CKCOK CLCHL CMCMR CNCHN COCOL CRCRI CUCUB CVCPV CYCYP CZCZE DEDEU " +
     "DJDJI DKDNK DMDMA DODOM DZDZA ECECU EEEST EGEGY ERERI ESESP ETETH FIFIN FJFJI FKFLK FOFRO FRFRA GAGAB GBGBR GDGRD GEGEO GFGUF GHGHA GLGRL " +
     "GMGMB GNGIN GPGLP GQGNQ GRGRC GTGTM GUGUM GWGNB GYGUY HKHKG HNHND HRHRV HTHTI HUHUN IDIDN IEIRL ILISR ININD IQIRQ IRIRN ISISL ITITA JMJAM " +
@@ -35,7 +36,8 @@ const ISO3_BY_ISO2 = new Map(
     "NINIC NLNLD NONOR NPNPL NRNRU NZNZL OMOMN PAPAN PEPER PFPYF PGPNG PHPHL PKPAK PLPOL PMSPM PRPRI PSPSE PTPRT PYPRY QAQAT REREU ROROU RSSRB " +
     "RURUS RWRWA SASAU SBSLB SCSYC SDSDN SESWE SGSGP SISVN SKSVK SLSLE SNSEN SOSOM SRSUR SSSSD STSTP SVSLV SYSYR SZSWZ TCTCA TDTCD TGTGO THTHA " +
     "TJTJK TMTKM TNTUN TOTON TRTUR TTTTO TWTWN TZTZA UAUKR UGUGA USUSA UYURY UZUZB VCVCT VEVEN VGVGB VIVIR VNVNM VUVUT WSWSM XKXKX YEYEM ZAZAF " +
-    "ZMZMB ZWZWE")
+    "ZMZMB ZWZWE"
+  )
     .split(" ")
     .map((pair) => [pair.slice(0, 2), pair.slice(2)] as const),
 );
@@ -124,7 +126,10 @@ export class OfflineProvider implements Provider {
   async current(q: Query): Promise<Point> {
     const series = this.requireSeries(q.zone);
     const point = this.point(q, series, new Date(this.clock.nowMs()).getUTCFullYear());
-    if (point.isEstimated && !q.allowEstimated) throw new AppError(Code.NotFound, `offline: only an estimate for zone ${q.zone} (${point.estimationMethod})`, { hint: "allow estimated values" });
+    if (point.isEstimated && !q.allowEstimated)
+      throw new AppError(Code.NotFound, `offline: only an estimate for zone ${q.zone} (${point.estimationMethod})`, {
+        hint: "allow estimated values",
+      });
     return point;
   }
 
@@ -132,7 +137,8 @@ export class OfflineProvider implements Provider {
     const series = this.requireSeries(q.zone);
     const firstYear = new Date(fromMs).getUTCFullYear();
     const lastYear = new Date(toMs - 1).getUTCFullYear();
-    if (!Number.isFinite(firstYear) || !Number.isFinite(lastYear)) throw new AppError(Code.InvalidArgument, "offline: range bounds out of range");
+    if (!Number.isFinite(firstYear) || !Number.isFinite(lastYear))
+      throw new AppError(Code.InvalidArgument, "offline: range bounds out of range");
     if (lastYear - firstYear >= MAX_YEARS) throw new AppError(Code.InvalidArgument, `offline: range longer than ${MAX_YEARS} years`);
     const points: Point[] = [];
     for (let year = firstYear; toMs > fromMs && year <= lastYear; year++) points.push(this.point(q, series, year));
@@ -155,7 +161,10 @@ export class OfflineProvider implements Provider {
   private requireSeries(zone: string): Series {
     if (this.unconfiguredReason) throw new AppError(Code.Unavailable, `offline: ${this.unconfiguredReason}`);
     const series = this.seriesFor(zone);
-    if (!series) throw new AppError(Code.NotFound, `offline: no annual average for zone ${zone}`, { hint: "the @tgwf/co2 datasets have no such zone or country" });
+    if (!series)
+      throw new AppError(Code.NotFound, `offline: no annual average for zone ${zone}`, {
+        hint: "the @tgwf/co2 datasets have no such zone or country",
+      });
     return series;
   }
 
@@ -167,10 +176,16 @@ export class OfflineProvider implements Provider {
       ...(q.emissionFactor === "direct" ? ["lifecycle only, direct was requested"] : []),
     ];
     return {
-      zone: q.zone, gPerKwh: value.gPerKwh, validFromMs: yearStartMs(year), validToMs: yearStartMs(year + 1),
+      zone: q.zone,
+      gPerKwh: value.gPerKwh,
+      validFromMs: yearStartMs(year),
+      validToMs: yearStartMs(year + 1),
       isEstimated: value.year !== year || series.standIn !== undefined,
       estimationMethod: [`ANNUAL_AVERAGE ${yearLabel} (${series.dataset})`, ...notes].join("; "),
-      provider: NAME, signal: "average", emissionFactor: "lifecycle", source: "annual_average",
+      provider: NAME,
+      signal: "average",
+      emissionFactor: "lifecycle",
+      source: "annual_average",
       fetchedAtMs: this.clock.nowMs(),
     };
   }

@@ -10,8 +10,15 @@ import { UkGridProvider } from "./uk-grid.js";
 import { WattTimeProvider } from "./watttime.js";
 
 const BUILD: Record<string, (config: IntensityConfig, clock: Clock) => Provider> = {
-  electricitymaps: (c, clock) => new ElectricityMapsProvider({ baseUrl: c.electricitymapsUrl, apiToken: c.electricitymapsApiToken, granularity: c.electricitymapsGranularity, clock }),
-  watttime: (c, clock) => new WattTimeProvider({ baseUrl: c.watttimeUrl, username: c.watttimeUsername, password: c.watttimePassword, clock }),
+  electricitymaps: (c, clock) =>
+    new ElectricityMapsProvider({
+      baseUrl: c.electricitymapsUrl,
+      apiToken: c.electricitymapsApiToken,
+      granularity: c.electricitymapsGranularity,
+      clock,
+    }),
+  watttime: (c, clock) =>
+    new WattTimeProvider({ baseUrl: c.watttimeUrl, username: c.watttimeUsername, password: c.watttimePassword, clock }),
   ukgrid: (c, clock) => new UkGridProvider({ baseUrl: c.ukgridUrl, clock }),
   static: (c, clock) => new StaticProvider(parseConstants(c.intensityConstants ?? ""), { clock }),
   offline: (_c, clock) => new OfflineProvider({ clock }),

@@ -56,7 +56,8 @@ export class StaticProvider implements Provider {
   constructor(gPerKwhByZone: ReadonlyMap<string, number> | Record<string, number>, options: StaticOptions = {}) {
     this.gPerKwhByZone = gPerKwhByZone instanceof Map ? new Map(gPerKwhByZone) : new Map(Object.entries(gPerKwhByZone));
     this.clock = options.clock ?? systemClock;
-    this.unconfiguredReason = this.gPerKwhByZone.size === 0 ? "no constant intensities configured (CARBONMON_INTENSITY_CONSTANTS)" : undefined;
+    this.unconfiguredReason =
+      this.gPerKwhByZone.size === 0 ? "no constant intensities configured (CARBONMON_INTENSITY_CONSTANTS)" : undefined;
   }
 
   covers(zone: string): boolean {
@@ -73,7 +74,8 @@ export class StaticProvider implements Provider {
     const gPerKwh = this.constantFor(q.zone);
     if (!Number.isFinite(fromMs) || !Number.isFinite(toMs)) throw new AppError(Code.InvalidArgument, "static: range bounds must be finite");
     const firstHourMs = Math.floor(fromMs / HOUR_MS) * HOUR_MS;
-    if ((toMs - firstHourMs) / HOUR_MS > MAX_POINTS) throw new AppError(Code.InvalidArgument, `static: range longer than ${MAX_POINTS} hours`);
+    if ((toMs - firstHourMs) / HOUR_MS > MAX_POINTS)
+      throw new AppError(Code.InvalidArgument, `static: range longer than ${MAX_POINTS} hours`);
     const points: Point[] = [];
     for (let h = firstHourMs; toMs > fromMs && h < toMs; h += HOUR_MS) points.push(this.point(q, gPerKwh, h));
     return points;
@@ -81,14 +83,22 @@ export class StaticProvider implements Provider {
 
   private constantFor(zone: string): number {
     const gPerKwh = this.gPerKwhByZone.get(zone);
-    if (gPerKwh === undefined) throw new AppError(Code.NotFound, `static: no constant for zone ${zone}`, { hint: "add it to CARBONMON_INTENSITY_CONSTANTS" });
+    if (gPerKwh === undefined)
+      throw new AppError(Code.NotFound, `static: no constant for zone ${zone}`, { hint: "add it to CARBONMON_INTENSITY_CONSTANTS" });
     return gPerKwh;
   }
 
   private point(q: Query, gPerKwh: number, hourStartMs: number): Point {
     return {
-      zone: q.zone, gPerKwh, validFromMs: hourStartMs, validToMs: hourStartMs + HOUR_MS, isEstimated: false,
-      provider: NAME, signal: "average", emissionFactor: q.emissionFactor, source: "configured",
+      zone: q.zone,
+      gPerKwh,
+      validFromMs: hourStartMs,
+      validToMs: hourStartMs + HOUR_MS,
+      isEstimated: false,
+      provider: NAME,
+      signal: "average",
+      emissionFactor: q.emissionFactor,
+      source: "configured",
       fetchedAtMs: this.clock.nowMs(),
     };
   }

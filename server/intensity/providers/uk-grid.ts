@@ -56,7 +56,9 @@ export function chunkRange(fromMs: number, toMs: number): Array<{ fromMs: number
 }
 
 function malformed(why: string): AppError {
-  return new AppError(Code.Unavailable, `ukgrid: malformed response (${why})`, { hint: "the UK Carbon Intensity API answered unexpectedly; retry later" });
+  return new AppError(Code.Unavailable, `ukgrid: malformed response (${why})`, {
+    hint: "the UK Carbon Intensity API answered unexpectedly; retry later",
+  });
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -79,9 +81,15 @@ function toPoint(entry: unknown, nowMs: number): Point | null {
   if (gPerKwh === null) return null;
   const isEstimated = actual === null;
   return {
-    zone: ZONE, gPerKwh, validFromMs, validToMs, isEstimated,
+    zone: ZONE,
+    gPerKwh,
+    validFromMs,
+    validToMs,
+    isEstimated,
     ...(isEstimated ? { estimationMethod: "UK_NATIONAL_GRID_FORECAST" } : {}),
-    provider: NAME, signal: "average", emissionFactor: "direct",
+    provider: NAME,
+    signal: "average",
+    emissionFactor: "direct",
     source: validFromMs > nowMs ? "forecast" : "live",
     fetchedAtMs: nowMs,
   };
@@ -90,7 +98,10 @@ function toPoint(entry: unknown, nowMs: number): Point | null {
 /** The points of a response body `{data:[{from,to,intensity:{forecast,actual}}]}`, oldest first. */
 export function parsePoints(body: unknown, nowMs: number): Point[] {
   if (!isObject(body) || !Array.isArray(body.data)) throw malformed("no data array");
-  return body.data.map((e) => toPoint(e, nowMs)).filter((p): p is Point => p !== null).sort((a, b) => a.validFromMs - b.validFromMs);
+  return body.data
+    .map((e) => toPoint(e, nowMs))
+    .filter((p): p is Point => p !== null)
+    .sort((a, b) => a.validFromMs - b.validFromMs);
 }
 
 export class UkGridProvider implements Provider {
@@ -117,7 +128,8 @@ export class UkGridProvider implements Provider {
     const points = await this.get("/intensity", nowMs);
     const point = points.find((p) => p.validFromMs <= nowMs && nowMs < p.validToMs) ?? points.at(-1);
     if (!point) throw new AppError(Code.Unavailable, "ukgrid: no value for the current half hour");
-    if (point.isEstimated && !q.allowEstimated) throw new AppError(Code.NotFound, "ukgrid: the current half hour has only a forecast value", { hint: "allow estimated values" });
+    if (point.isEstimated && !q.allowEstimated)
+      throw new AppError(Code.NotFound, "ukgrid: the current half hour has only a forecast value", { hint: "allow estimated values" });
     return point;
   }
 
@@ -142,7 +154,8 @@ export class UkGridProvider implements Provider {
   }
 
   private checkZone(q: Query): void {
-    if (!this.covers(q.zone)) throw new AppError(Code.NotFound, `ukgrid has no data for zone ${q.zone}`, { hint: "the UK Carbon Intensity API covers GB only" });
+    if (!this.covers(q.zone))
+      throw new AppError(Code.NotFound, `ukgrid has no data for zone ${q.zone}`, { hint: "the UK Carbon Intensity API covers GB only" });
   }
 
   private async get(path: string, nowMs: number): Promise<Point[]> {

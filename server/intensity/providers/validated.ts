@@ -14,7 +14,9 @@ function check(provider: string, q: Query, points: readonly Point[], log: Logger
     const problem = pointProblem(points[i]!, q.zone);
     if (problem === undefined) continue;
     log.warn({ provider, zone: q.zone, what, index: i, problem }, "provider answered an invalid value; treated as a provider failure");
-    throw new AppError(Code.Unavailable, `${provider} answered an invalid value for zone ${q.zone} (${what}: ${problem})`, { hint: "the provider's answer was discarded; the next provider of the chain answers instead" });
+    throw new AppError(Code.Unavailable, `${provider} answered an invalid value for zone ${q.zone} (${what}: ${problem})`, {
+      hint: "the provider's answer was discarded; the next provider of the chain answers instead",
+    });
   }
 }
 

@@ -40,7 +40,27 @@ const UNITS = "lbs_co2_per_mwh";
  * ERCOT_EASTTX, MISO_INDIANAPOLIS), or one of these single-word balancing authorities. ElectricityMaps
  * zones (US-CAL-CISO, DE) and "GB" never match: they use hyphens or are country codes.
  */
-export const SINGLE_WORD_REGIONS: ReadonlySet<string> = new Set(["AECI", "AZPS", "BANC", "BPA", "DUK", "FPC", "FPL", "IPCO", "LDWP", "NEVP", "PACE", "PACW", "PNM", "PSCO", "SOCO", "SRP", "TVA", "WACM", "WALC"]);
+export const SINGLE_WORD_REGIONS: ReadonlySet<string> = new Set([
+  "AECI",
+  "AZPS",
+  "BANC",
+  "BPA",
+  "DUK",
+  "FPC",
+  "FPL",
+  "IPCO",
+  "LDWP",
+  "NEVP",
+  "PACE",
+  "PACW",
+  "PNM",
+  "PSCO",
+  "SOCO",
+  "SRP",
+  "TVA",
+  "WACM",
+  "WALC",
+]);
 const REGION = /^[A-Z0-9]+(?:_[A-Z0-9]+)+$/;
 
 export interface WattTimeOptions {
@@ -87,14 +107,20 @@ export class WattTimeProvider implements Provider {
 
   async resolve(c: Coordinates): Promise<ResolvedZone> {
     checkCoordinates(c);
-    const body = (await this.get("/v3/region-from-loc", { latitude: c.lat, longitude: c.lon, signal_type: SIGNAL_TYPE })) as { region?: unknown; region_full_name?: unknown };
+    const body = (await this.get("/v3/region-from-loc", { latitude: c.lat, longitude: c.lon, signal_type: SIGNAL_TYPE })) as {
+      region?: unknown;
+      region_full_name?: unknown;
+    };
     if (typeof body?.region !== "string" || body.region === "") throw malformed("a region-from-loc answer without a region");
     const full = typeof body.region_full_name === "string" ? ` (${body.region_full_name})` : "";
     return { zone: body.region, coordinates: c, detail: `WattTime region ${body.region}${full} at ${c.lat},${c.lon}` };
   }
 
   async current(q: Query): Promise<Point> {
-    if (!q.allowEstimated) throw new AppError(Code.NotFound, `watttime: the current value for region ${q.zone} is a nowcast (a model estimate)`, { hint: "allow estimated values" });
+    if (!q.allowEstimated)
+      throw new AppError(Code.NotFound, `watttime: the current value for region ${q.zone} is a nowcast (a model estimate)`, {
+        hint: "allow estimated values",
+      });
     const body = await this.get("/v3/forecast", { region: q.zone, signal_type: SIGNAL_TYPE, horizon_hours: 0 });
     const now = this.clock.nowMs();
     const points = this.toPoints(q, body, "live");
@@ -164,21 +190,34 @@ export class WattTimeProvider implements Provider {
   private toPoints(q: Query, body: unknown, source: Source): Point[] {
     const { data, meta } = (body ?? {}) as RawData;
     if (!Array.isArray(data)) throw malformed("an answer without data");
-    if (meta?.units !== UNITS) throw new AppError(Code.Unavailable, `WattTime answered in units ${String(meta?.units ?? "(none)")}, expected ${UNITS}`);
-    if (meta.region !== undefined && meta.region !== q.zone) throw new AppError(Code.NotFound, `WattTime answered for region ${String(meta.region)} instead of ${q.zone}`);
+    if (meta?.units !== UNITS)
+      throw new AppError(Code.Unavailable, `WattTime answered in units ${String(meta?.units ?? "(none)")}, expected ${UNITS}`);
+    if (meta.region !== undefined && meta.region !== q.zone)
+      throw new AppError(Code.NotFound, `WattTime answered for region ${String(meta.region)} instead of ${q.zone}`);
     const periodMs = Number(meta.data_point_period_seconds ?? 300) * 1000;
     if (!(periodMs > 0)) throw malformed(`data_point_period_seconds ${String(meta.data_point_period_seconds)}`);
     const generated = Date.parse(meta.generated_at ?? "");
     const fetchedAtMs = this.clock.nowMs();
-    return data.filter((r) => r?.value != null).map((r): Point => {
-      const validFromMs = Date.parse(r.point_time ?? "");
-      if (typeof r.value !== "number" || !Number.isFinite(r.value) || !Number.isFinite(validFromMs)) throw malformed(`point ${JSON.stringify(r).slice(0, 200)}`);
-      return {
-        zone: q.zone, gPerKwh: lbsPerMwhToGPerKwh(r.value), validFromMs, validToMs: validFromMs + periodMs, isEstimated: false,
-        provider: NAME, signal: "marginal", emissionFactor: "direct", source, fetchedAtMs,
-        ...(Number.isFinite(generated) ? { sourceUpdatedAtMs: generated } : {}),
-      };
-    });
+    return data
+      .filter((r) => r?.value != null)
+      .map((r): Point => {
+        const validFromMs = Date.parse(r.point_time ?? "");
+        if (typeof r.value !== "number" || !Number.isFinite(r.value) || !Number.isFinite(validFromMs))
+          throw malformed(`point ${JSON.stringify(r).slice(0, 200)}`);
+        return {
+          zone: q.zone,
+          gPerKwh: lbsPerMwhToGPerKwh(r.value),
+          validFromMs,
+          validToMs: validFromMs + periodMs,
+          isEstimated: false,
+          provider: NAME,
+          signal: "marginal",
+          emissionFactor: "direct",
+          source,
+          fetchedAtMs,
+          ...(Number.isFinite(generated) ? { sourceUpdatedAtMs: generated } : {}),
+        };
+      });
   }
 }
 
@@ -193,4 +232,3 @@ function scrub(err: AppError, secrets: Array<string | undefined>): AppError {
 function malformed(what: string): AppError {
   return new AppError(Code.Unavailable, `WattTime returned ${what}`);
 }
-

@@ -93,8 +93,18 @@ export class PostgresStore implements IntensityStore {
     if (rows.length === 0) return;
     const col = <K extends keyof PointRow>(k: K) => rows.map((r) => r[k]);
     await this.pool.query(UPSERT, [
-      col("provider"), col("zone"), col("emission_factor"), col("valid_from_ms"), col("valid_to_ms"), col("g_per_kwh"),
-      col("is_estimated"), col("estimation_method"), col("signal"), col("source"), col("fetched_at_ms"), col("source_updated_at_ms"),
+      col("provider"),
+      col("zone"),
+      col("emission_factor"),
+      col("valid_from_ms"),
+      col("valid_to_ms"),
+      col("g_per_kwh"),
+      col("is_estimated"),
+      col("estimation_method"),
+      col("signal"),
+      col("source"),
+      col("fetched_at_ms"),
+      col("source_updated_at_ms"),
     ]);
   }
 
@@ -107,7 +117,10 @@ export class PostgresStore implements IntensityStore {
   }
 
   async readAnswer(key: string, nowMs: number): Promise<SharedAnswer | undefined> {
-    const r = await this.pool.query<{ json: string; expires_at_ms: string }>(`SELECT json, expires_at_ms FROM answers WHERE key = $1 AND expires_at_ms > $2`, [key, Math.floor(nowMs)]);
+    const r = await this.pool.query<{ json: string; expires_at_ms: string }>(
+      `SELECT json, expires_at_ms FROM answers WHERE key = $1 AND expires_at_ms > $2`,
+      [key, Math.floor(nowMs)],
+    );
     const row = r.rows[0];
     return row ? { json: row.json, expiresAtMs: Number(row.expires_at_ms) } : undefined;
   }
@@ -135,7 +148,10 @@ export class PostgresStore implements IntensityStore {
   }
 
   async renewLease(key: string, owner: string, leaseMs: number): Promise<boolean> {
-    const r = await this.pool.query(`UPDATE leases SET expires_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE key = $1 AND owner = $2`, [key, owner, leaseMs]);
+    const r = await this.pool.query(
+      `UPDATE leases SET expires_at = clock_timestamp() + $3 * interval '1 millisecond' WHERE key = $1 AND owner = $2`,
+      [key, owner, leaseMs],
+    );
     return r.rowCount === 1;
   }
 
@@ -151,7 +167,10 @@ export class PostgresStore implements IntensityStore {
 
   async tokens(provider: string, budget: Budget, nowMs: number): Promise<number> {
     await this.seed(provider, budget, nowMs);
-    const r = await this.pool.query<{ tokens: number; refilled_at_ms: string }>(`SELECT tokens, refilled_at_ms FROM budgets WHERE provider = $1`, [provider]);
+    const r = await this.pool.query<{ tokens: number; refilled_at_ms: string }>(
+      `SELECT tokens, refilled_at_ms FROM budgets WHERE provider = $1`,
+      [provider],
+    );
     const row = r.rows[0]!;
     return refilled(Number(row.tokens), Number(row.refilled_at_ms), nowMs, budget.capacity, budget.windowMs);
   }
@@ -159,7 +178,11 @@ export class PostgresStore implements IntensityStore {
   /** A full bucket on first use (once per process; the insert is a no-op when a replica made it). */
   private async seed(provider: string, budget: Budget, nowMs: number): Promise<void> {
     if (this.seeded.has(provider)) return;
-    await this.pool.query(`INSERT INTO budgets (provider, tokens, refilled_at_ms) VALUES ($1, $2, $3) ON CONFLICT (provider) DO NOTHING`, [provider, budget.capacity, Math.round(nowMs)]);
+    await this.pool.query(`INSERT INTO budgets (provider, tokens, refilled_at_ms) VALUES ($1, $2, $3) ON CONFLICT (provider) DO NOTHING`, [
+      provider,
+      budget.capacity,
+      Math.round(nowMs),
+    ]);
     this.seeded.add(provider);
   }
 
@@ -174,7 +197,9 @@ async function migrate(pool: pg.Pool, log: Logger): Promise<void> {
   try {
     await client.query(`SELECT pg_advisory_lock($1)`, [MIGRATION_LOCK.toString()]);
     try {
-      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
+      );
       const done = new Set((await client.query<{ version: number }>(`SELECT version FROM schema_migrations`)).rows.map((r) => r.version));
       for (const m of POSTGRES_MIGRATIONS.filter((m) => !done.has(m.version))) {
         await client.query("BEGIN");

@@ -41,11 +41,17 @@ export class SqliteStore implements IntensityStore {
     const db = this.db;
     this.stmt = {
       upsert: db.prepare(UPSERT),
-      range: db.prepare(`SELECT * FROM points WHERE provider = ? AND zone = ? AND emission_factor = ? AND valid_to_ms > ? AND valid_from_ms < ? ORDER BY valid_from_ms`),
+      range: db.prepare(
+        `SELECT * FROM points WHERE provider = ? AND zone = ? AND emission_factor = ? AND valid_to_ms > ? AND valid_from_ms < ? ORDER BY valid_from_ms`,
+      ),
       readAnswer: db.prepare(`SELECT json, expires_at_ms AS expiresAtMs FROM answers WHERE key = ? AND expires_at_ms > ?`),
-      writeAnswer: db.prepare(`INSERT INTO answers (key, json, expires_at_ms) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET json = excluded.json, expires_at_ms = excluded.expires_at_ms`),
+      writeAnswer: db.prepare(
+        `INSERT INTO answers (key, json, expires_at_ms) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET json = excluded.json, expires_at_ms = excluded.expires_at_ms`,
+      ),
       pruneAnswers: db.prepare(`DELETE FROM answers WHERE expires_at_ms <= ?`),
-      tryLease: db.prepare(`INSERT INTO leases (key, owner, expires_at_ms) VALUES (@key, @owner, @until) ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at_ms = excluded.expires_at_ms WHERE leases.expires_at_ms <= @now OR leases.owner = excluded.owner RETURNING owner`),
+      tryLease: db.prepare(
+        `INSERT INTO leases (key, owner, expires_at_ms) VALUES (@key, @owner, @until) ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at_ms = excluded.expires_at_ms WHERE leases.expires_at_ms <= @now OR leases.owner = excluded.owner RETURNING owner`,
+      ),
       renewLease: db.prepare(`UPDATE leases SET expires_at_ms = @until WHERE key = @key AND owner = @owner RETURNING owner`),
       releaseLease: db.prepare(`DELETE FROM leases WHERE key = ? AND owner = ?`),
       seedBudget: db.prepare(`INSERT INTO budgets (provider, tokens, refilled_at_ms) VALUES (?, ?, ?) ON CONFLICT (provider) DO NOTHING`),
@@ -56,13 +62,15 @@ export class SqliteStore implements IntensityStore {
 
   /** Applies the missing migrations in one write transaction (which also serialises processes). */
   private migrate(): void {
-    this.db.transaction(() => {
-      const current = this.db.pragma("user_version", { simple: true }) as number;
-      for (const m of SQLITE_MIGRATIONS.filter((m) => m.version > current)) {
-        this.db.exec(m.sql);
-        this.db.pragma(`user_version = ${m.version}`);
-      }
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const current = this.db.pragma("user_version", { simple: true }) as number;
+        for (const m of SQLITE_MIGRATIONS.filter((m) => m.version > current)) {
+          this.db.exec(m.sql);
+          this.db.pragma(`user_version = ${m.version}`);
+        }
+      })
+      .immediate();
   }
 
   async save(points: readonly Point[]): Promise<void> {
@@ -105,12 +113,14 @@ export class SqliteStore implements IntensityStore {
   async takeToken(provider: string, budget: Budget, nowMs: number): Promise<number | undefined> {
     // One transaction: read, refill, take, write (better-sqlite3 is synchronous; the file lock covers
     // other processes).
-    return this.db.transaction(() => {
-      const { left, atMs } = this.refill(provider, budget, nowMs);
-      if (left < 1) return undefined;
-      this.stmt.setBudget.run(left - 1, atMs, provider);
-      return left - 1;
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const { left, atMs } = this.refill(provider, budget, nowMs);
+        if (left < 1) return undefined;
+        this.stmt.setBudget.run(left - 1, atMs, provider);
+        return left - 1;
+      })
+      .immediate();
   }
 
   async tokens(provider: string, budget: Budget, nowMs: number): Promise<number> {
@@ -121,7 +131,10 @@ export class SqliteStore implements IntensityStore {
   private refill(provider: string, budget: Budget, nowMs: number): { left: number; atMs: number } {
     this.stmt.seedBudget.run(provider, budget.capacity, nowMs);
     const row = this.stmt.budget.get(provider) as { tokens: number; refilledAtMs: number };
-    return { left: refilled(row.tokens, row.refilledAtMs, nowMs, budget.capacity, budget.windowMs), atMs: Math.max(row.refilledAtMs, nowMs) };
+    return {
+      left: refilled(row.tokens, row.refilledAtMs, nowMs, budget.capacity, budget.windowMs),
+      atMs: Math.max(row.refilledAtMs, nowMs),
+    };
   }
 
   async close(): Promise<void> {

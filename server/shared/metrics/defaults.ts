@@ -8,7 +8,12 @@ import { collectDefaultMetrics, type Registry } from "prom-client";
  * a scrape's time on a busy agent) to measure one sample; the event-loop delay percentiles
  * (nodejs_eventloop_lag_p50_seconds, _p99_, _max_, …) cover it continuously.
  */
-const LEFT_OUT = ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total", "nodejs_eventloop_lag_seconds"];
+const LEFT_OUT = [
+  "nodejs_active_handles_total",
+  "nodejs_active_requests_total",
+  "nodejs_active_resources_total",
+  "nodejs_eventloop_lag_seconds",
+];
 
 export function registerProcessMetrics(registry: Registry): void {
   collectDefaultMetrics({ register: registry });

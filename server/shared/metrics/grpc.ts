@@ -7,7 +7,13 @@
  * method and status code and added to prom-client's counters when they are collected (at scrape time),
  * since a prom-client counter hashes its labels on every increment.
  */
-import { status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { Logger } from "../log.js";
 import type { ServiceRegistration } from "../serve.js";
@@ -31,9 +37,27 @@ export function grpcMetrics(registry: Registry): GrpcMetrics {
   const flushers = new Set<() => void>();
   const flush = (): void => flushers.forEach((f) => f());
   return {
-    started: new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames, registers: [registry], collect: flush }),
-    handled: new Counter({ name: "grpc_server_handled_total", help: "RPCs completed on the server, whatever their status code.", labelNames: [...labelNames, "grpc_code"], registers: [registry], collect: flush }),
-    handling: new Histogram({ name: "grpc_server_handling_seconds", help: "Time from an RPC's start to its status, seconds.", labelNames, buckets: HANDLING_BUCKETS, registers: [registry] }),
+    started: new Counter({
+      name: "grpc_server_started_total",
+      help: "RPCs started on the server.",
+      labelNames,
+      registers: [registry],
+      collect: flush,
+    }),
+    handled: new Counter({
+      name: "grpc_server_handled_total",
+      help: "RPCs completed on the server, whatever their status code.",
+      labelNames: [...labelNames, "grpc_code"],
+      registers: [registry],
+      collect: flush,
+    }),
+    handling: new Histogram({
+      name: "grpc_server_handling_seconds",
+      help: "Time from an RPC's start to its status, seconds.",
+      labelNames,
+      buckets: HANDLING_BUCKETS,
+      registers: [registry],
+    }),
     flushers,
   };
 }
@@ -144,7 +168,9 @@ export function instrumentRegistration(registration: ServiceRegistration, option
     const method = def.path.slice(def.path.lastIndexOf("/") + 1);
     const type = def.responseStream ? "server_stream" : "unary";
     const recorder = new MethodRecorder(options, type, registration.name, method);
-    implementation[name] = def.responseStream ? instrumentServerStreaming(handler as ServerStreaming, recorder) : instrumentUnary(handler as Unary, recorder);
+    implementation[name] = def.responseStream
+      ? instrumentServerStreaming(handler as ServerStreaming, recorder)
+      : instrumentUnary(handler as Unary, recorder);
   }
   return { ...registration, implementation };
 }

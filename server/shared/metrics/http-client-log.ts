@@ -31,7 +31,10 @@ export function logUpstreamRequests(bases: ReadonlyArray<{ provider: string; url
     if (t0 === undefined) return;
     started.delete(request);
     const path = (request.path ?? "").split("?")[0];
-    log.debug({ provider: providerOf(request), method: request.method, path, status, ms: Math.round((performance.now() - t0) * 1000) / 1000 }, "upstream request");
+    log.debug(
+      { provider: providerOf(request), method: request.method, path, status, ms: Math.round((performance.now() - t0) * 1000) / 1000 },
+      "upstream request",
+    );
   };
   const onHeaders = (message: unknown): void => {
     const m = message as { request: UndiciRequest; response: { statusCode: number } };

@@ -47,7 +47,10 @@ export async function serveMetrics(listen: string, registry: Registry, log: Logg
       });
     });
   } catch (err) {
-    log.error({ err: (err as Error).message, listen }, "cannot serve metrics on this address; the service runs without its /metrics endpoint");
+    log.error(
+      { err: (err as Error).message, listen },
+      "cannot serve metrics on this address; the service runs without its /metrics endpoint",
+    );
     return undefined;
   }
   const bound = server.address() as AddressInfo;

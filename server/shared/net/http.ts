@@ -41,7 +41,10 @@ type Attempt = { ok: true; body: unknown } | { ok: false; error: AppError; retry
 export async function getJson(url: string, given: GetJsonOptions): Promise<unknown> {
   const ctx = upstreamContext.getStore();
   const signals = [given.signal, ctx?.signal].filter((x): x is AbortSignal => x !== undefined);
-  const options: GetJsonOptions = { ...given, ...(signals.length > 0 ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}) };
+  const options: GetJsonOptions = {
+    ...given,
+    ...(signals.length > 0 ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
+  };
   const retries = options.retries ?? 2;
   const sleep = options.sleep ?? ((ms: number) => delay(ms, undefined, { signal: options.signal }));
   for (let attempt = 0; ; attempt++) {
@@ -78,14 +81,24 @@ async function attemptOnce(url: string, o: GetJsonOptions): Promise<Attempt> {
   const signal = o.signal ? AbortSignal.any([timeout, o.signal]) : timeout;
   let status: number, retryAfter: string | undefined, text: string;
   try {
-    const res = await request(url, { method: "GET", headers: { accept: "application/json", ...o.headers }, signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const res = await request(url, {
+      method: "GET",
+      headers: { accept: "application/json", ...o.headers },
+      signal,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
     status = res.statusCode;
     const h = res.headers["retry-after"];
     retryAfter = Array.isArray(h) ? h[0] : h;
     text = await readCapped(res.body, res.headers["content-length"]);
   } catch (err) {
     if (o.signal?.aborted) throw cancelled(url, o);
-    if (err === TOO_LARGE) return { ok: false, error: new AppError(Code.Unavailable, `${o.provider} ${where(url)} answered more than ${MAX_BODY_BYTES} bytes; not read`) };
+    if (err === TOO_LARGE)
+      return {
+        ok: false,
+        error: new AppError(Code.Unavailable, `${o.provider} ${where(url)} answered more than ${MAX_BODY_BYTES} bytes; not read`),
+      };
     const why = timeout.aborted ? `timed out after ${timeoutMs} ms` : `failed (${describe(err)})`;
     return { ok: false, error: new AppError(Code.Unavailable, redact(`${o.provider} ${where(url)} ${why}`, url, o)) };
   }
@@ -130,7 +143,10 @@ function cancelled(url: string, o: GetJsonOptions): AppError {
 const TOO_LARGE = new Error("response body too large");
 
 /** The body as text, refused (TOO_LARGE, the stream destroyed) once it is known to exceed MAX_BODY_BYTES. */
-async function readCapped(body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown }, contentLength: string | string[] | undefined): Promise<string> {
+async function readCapped(
+  body: AsyncIterable<Buffer> & { destroy(err?: Error): unknown },
+  contentLength: string | string[] | undefined,
+): Promise<string> {
   const declared = Number(Array.isArray(contentLength) ? contentLength[0] : contentLength);
   const chunks: Buffer[] = [];
   let bytes = declared > MAX_BODY_BYTES ? Infinity : 0;
@@ -191,7 +207,12 @@ function secretForms(values: readonly string[]): string[] {
       if (AUTH_SCHEME.test(word)) continue;
       secrets.add(word);
       const decoded = BASE64.test(word) ? Buffer.from(word, "base64").toString("utf8") : "";
-      if (decoded !== "" && !/[\u0000-\u001f\ufffd]/.test(decoded) && Buffer.from(decoded).toString("base64").replace(/=+$/, "") === word.replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "")) {
+      if (
+        decoded !== "" &&
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters mean the word was not base64 text
+        !/[\u0000-\u001f\ufffd]/.test(decoded) &&
+        Buffer.from(decoded).toString("base64").replace(/=+$/, "") === word.replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "")
+      ) {
         // user:password: its encodings go, and the password in any form; the user name alone may stay.
         if (decoded.includes(":")) {
           secrets.add(decoded.slice(decoded.indexOf(":") + 1));

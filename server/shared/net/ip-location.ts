@@ -11,10 +11,16 @@ export function ipLocator(url: string): () => Promise<{ coordinates: Coordinates
   const locate = async () => {
     // Imported when first asked: the HTTP client (undici, ~7 MB) is needed by agents with CARBONMON_LOCATION=auto only.
     const { getJson } = await import("./http.js");
-    const body = (await getJson(url, { provider: "ipinfo", codeFromHttpStatus: () => Code.Unavailable })) as { loc?: unknown; city?: unknown; country?: unknown };
+    const body = (await getJson(url, { provider: "ipinfo", codeFromHttpStatus: () => Code.Unavailable })) as {
+      loc?: unknown;
+      city?: unknown;
+      country?: unknown;
+    };
     const coordinates = typeof body.loc === "string" ? parseLatLon(body.loc) : undefined;
     if (!coordinates) {
-      throw new AppError(Code.Unavailable, `the IP-location endpoint answered without a usable "loc"`, { hint: `set CARBONMON_LOCATION to a zone or "lat,lon" instead of auto` });
+      throw new AppError(Code.Unavailable, `the IP-location endpoint answered without a usable "loc"`, {
+        hint: `set CARBONMON_LOCATION to a zone or "lat,lon" instead of auto`,
+      });
     }
     const place = [body.city, body.country].filter((x) => typeof x === "string").join(", ");
     return { coordinates, detail: `IP location${place ? `: ${place}` : ""} (${body.loc as string})` };

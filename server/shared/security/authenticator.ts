@@ -27,7 +27,10 @@ export class Authenticator {
   private load(): void {
     const c = this.config;
     const tokens = c.authTokensFile === undefined ? undefined : TokenTable.load(c.authTokensFile);
-    const jwt = c.jwksFile === undefined ? undefined : JwtVerifier.load({ jwksFile: c.jwksFile, issuer: c.jwtIssuer ?? "", audience: c.jwtAudience ?? "" });
+    const jwt =
+      c.jwksFile === undefined
+        ? undefined
+        : JwtVerifier.load({ jwksFile: c.jwksFile, issuer: c.jwtIssuer ?? "", audience: c.jwtAudience ?? "" });
     this.tokens = tokens;
     this.jwt = jwt;
   }

@@ -23,12 +23,21 @@ function bearerOf(metadata: Metadata): string | undefined {
 }
 
 function authorise(path: string, auth: Authentication): Decision {
-  if ("rejected" in auth) return { code: status.UNAUTHENTICATED, details: `${auth.rejected}: send a valid token (authorization: Bearer <token>)`, principal: undefined };
+  if ("rejected" in auth)
+    return {
+      code: status.UNAUTHENTICATED,
+      details: `${auth.rejected}: send a valid token (authorization: Bearer <token>)`,
+      principal: undefined,
+    };
   const need = requirementOf(path);
   if (need === undefined) return { code: status.PERMISSION_DENIED, details: `no scope grants ${path}`, principal: auth };
   if (need.open || need.anyOf.some((s) => auth.scopes.has(s))) return { principal: auth };
   const others = need.anyOf.length > 1 ? ` (or ${need.anyOf.slice(1).join(", ")})` : "";
-  return { code: status.PERMISSION_DENIED, details: `${method(path)} needs scope ${need.anyOf[0]}${others}; token '${auth.name}' lacks it`, principal: auth };
+  return {
+    code: status.PERMISSION_DENIED,
+    details: `${method(path)} needs scope ${need.anyOf[0]}${others}; token '${auth.name}' lacks it`,
+    principal: auth,
+  };
 }
 
 /** What to do with a call, before its handler runs: synchronous unless a JWT must be verified. */
@@ -37,7 +46,12 @@ function decide(path: string, metadata: Metadata, auth: Authenticator | undefine
   if (need?.open) return { principal: NOBODY };
   if (auth === undefined) return { principal: ANONYMOUS };
   const bearer = bearerOf(metadata);
-  if (bearer === undefined) return { code: status.UNAUTHENTICATED, details: "this service needs a token: send authorization: Bearer <token> metadata", principal: undefined };
+  if (bearer === undefined)
+    return {
+      code: status.UNAUTHENTICATED,
+      details: "this service needs a token: send authorization: Bearer <token> metadata",
+      principal: undefined,
+    };
   const found = auth.authenticate(bearer);
   return found instanceof Promise ? found.then((a) => authorise(path, a)) : authorise(path, found);
 }
@@ -58,7 +72,8 @@ export function authInterceptor(auth: Authenticator | undefined, log: Logger): S
               passOn(metadata);
             };
             const d = decide(path, metadata, auth);
-            if (d instanceof Promise) d.then(apply, () => apply({ code: status.UNAUTHENTICATED, details: "token could not be verified", principal: undefined }));
+            if (d instanceof Promise)
+              d.then(apply, () => apply({ code: status.UNAUTHENTICATED, details: "token could not be verified", principal: undefined }));
             else apply(d);
           },
         }),

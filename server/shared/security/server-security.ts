@@ -48,11 +48,19 @@ export function createServerSecurity(config: SecurityConfig, listen: string, log
   const missing = insecurity(config, listen);
   if (missing !== undefined) {
     if (!config.insecure) throw new InsecureListenError(listen, missing);
-    log.warn({ listen, missing }, `serving on a non-loopback address without ${missing} (CARBONMON_INSECURE=true): anyone who can reach the port can call every method`);
+    log.warn(
+      { listen, missing },
+      `serving on a non-loopback address without ${missing} (CARBONMON_INSECURE=true): anyone who can reach the port can call every method`,
+    );
   }
-  const certificates = tls ? new ReloadableCertificates({ certFile: config.tlsCertFile!, keyFile: config.tlsKeyFile!, clientCaFile: config.tlsClientCaFile }) : undefined;
+  const certificates = tls
+    ? new ReloadableCertificates({ certFile: config.tlsCertFile!, keyFile: config.tlsKeyFile!, clientCaFile: config.tlsClientCaFile })
+    : undefined;
   const auth = Authenticator.enabled(config) ? new Authenticator(config) : undefined;
-  log.info({ tls, mutualTls: certificates?.mutual ?? false, tokens: auth?.tokenCount ?? 0, jwt: config.jwksFile !== undefined }, "security");
+  log.info(
+    { tls, mutualTls: certificates?.mutual ?? false, tokens: auth?.tokenCount ?? 0, jwt: config.jwksFile !== undefined },
+    "security",
+  );
   return {
     credentials: certificates?.credentials() ?? ServerCredentials.createInsecure(),
     interceptors: [authInterceptor(auth, log)],

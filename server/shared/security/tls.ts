@@ -29,7 +29,10 @@ function read(path: string, env: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new AppError(Code.FailedPrecondition, `${env} ${JSON.stringify(path)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new AppError(
+      Code.FailedPrecondition,
+      `${env} ${JSON.stringify(path)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
   }
 }
 
@@ -45,7 +48,10 @@ function load(files: TlsFiles): Loaded {
   } catch (err) {
     // OpenSSL's reason (e.g. "key values mismatch"), never the files' contents.
     const reason = (err as Error).message.split("\n")[0];
-    throw new AppError(Code.FailedPrecondition, `CARBONMON_TLS_CERT_FILE / CARBONMON_TLS_KEY_FILE${files.clientCaFile ? " / CARBONMON_TLS_CLIENT_CA_FILE" : ""}: not a usable certificate, key and CA (${reason})`);
+    throw new AppError(
+      Code.FailedPrecondition,
+      `CARBONMON_TLS_CERT_FILE / CARBONMON_TLS_KEY_FILE${files.clientCaFile ? " / CARBONMON_TLS_CLIENT_CA_FILE" : ""}: not a usable certificate, key and CA (${reason})`,
+    );
   }
   return loaded;
 }
@@ -89,7 +95,9 @@ export class ReloadableCertificates implements experimental.CertificateProvider 
 
   addIdentityCertificateListener(listener: IdentityListener): void {
     this.identityListeners.add(listener);
-    queueMicrotask(() => this.identityListeners.has(listener) && listener({ certificate: this.current.cert, privateKey: this.current.key }));
+    queueMicrotask(
+      () => this.identityListeners.has(listener) && listener({ certificate: this.current.cert, privateKey: this.current.key }),
+    );
   }
 
   removeIdentityCertificateListener(listener: IdentityListener): void {

@@ -39,7 +39,10 @@ export class TokenTable {
     try {
       text = readFileSync(path, "utf8");
     } catch (err) {
-      throw new AppError(Code.FailedPrecondition, `CARBONMON_AUTH_TOKENS_FILE ${JSON.stringify(path)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+      throw new AppError(
+        Code.FailedPrecondition,
+        `CARBONMON_AUTH_TOKENS_FILE ${JSON.stringify(path)}: cannot read it (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+      );
     }
     return TokenTable.parse(text, path);
   }
@@ -62,9 +65,11 @@ export class TokenTable {
     const hashes = new Set<string>();
     const entries = tokens.map((t: unknown, i): Entry => {
       const e = t as { name?: unknown; sha256?: unknown; scopes?: unknown };
-      if (typeof e?.name !== "string" || !PRINCIPAL_NAME.test(e.name)) bad(`tokens[${i}].name: expected 1-64 characters of [A-Za-z0-9._@:-]`);
+      if (typeof e?.name !== "string" || !PRINCIPAL_NAME.test(e.name))
+        bad(`tokens[${i}].name: expected 1-64 characters of [A-Za-z0-9._@:-]`);
       const name = e.name as string;
-      if (typeof e.sha256 !== "string" || !/^[0-9a-f]{64}$/i.test(e.sha256)) bad(`tokens[${i}] (${name}).sha256: expected 64 hex digits (the SHA-256 of the token)`);
+      if (typeof e.sha256 !== "string" || !/^[0-9a-f]{64}$/i.test(e.sha256))
+        bad(`tokens[${i}] (${name}).sha256: expected 64 hex digits (the SHA-256 of the token)`);
       if (!Array.isArray(e.scopes) || e.scopes.some((s) => typeof s !== "string" || !isScope(s))) {
         bad(`tokens[${i}] (${name}).scopes: expected a list of ${SCOPES.join(", ")}`);
       }

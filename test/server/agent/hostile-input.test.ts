@@ -6,7 +6,15 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import test from "ava";
-import type { BeginWindowRequest, BeginWindowResponse, CancelWindowRequest, CancelWindowResponse, ListWindowsRequest, ListWindowsResponse, WatchPowerRequest } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import type {
+  BeginWindowRequest,
+  BeginWindowResponse,
+  CancelWindowRequest,
+  CancelWindowResponse,
+  ListWindowsRequest,
+  ListWindowsResponse,
+  WatchPowerRequest,
+} from "../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { AgentStore } from "../../../server/agent/storage/store.js";
 import { Code, type AppError } from "../../../server/shared/errors.js";
 import { MAX_STATUS_CHARS } from "../../../server/shared/grpc-status.js";
@@ -22,9 +30,19 @@ async function agentWithDevices(t: { teardown(fn: () => unknown): void }): Promi
   return agent;
 }
 
-const request = (key: string, over: Partial<BeginWindowRequest> = {}): BeginWindowRequest => ({ key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false, ...over });
-const begin = (agent: TestAgent, req: BeginWindowRequest) => call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, req);
-const list = (agent: TestAgent) => call<ListWindowsRequest, ListWindowsResponse>(agent.client, agent.client.listWindows, { includeEnded: true });
+const request = (key: string, over: Partial<BeginWindowRequest> = {}): BeginWindowRequest => ({
+  key,
+  gpuIndices: [],
+  cpuIndices: [],
+  labels: {},
+  skipGpus: false,
+  skipCpus: false,
+  ...over,
+});
+const begin = (agent: TestAgent, req: BeginWindowRequest) =>
+  call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, req);
+const list = (agent: TestAgent) =>
+  call<ListWindowsRequest, ListWindowsResponse>(agent.client, agent.client.listWindows, { includeEnded: true });
 
 async function refused(p: Promise<unknown>): Promise<ServiceError> {
   try {
@@ -78,7 +96,10 @@ test("a 96 KB key is INVALID_ARGUMENT in every call that takes a key, and no sta
     t.true(err.details.length <= MAX_STATUS_CHARS + 40, `${name}: ${err.details.length} characters of details`);
   }
   // The connection still serves the next calls, and the window stored before is intact.
-  t.deepEqual((await list(agent)).windows.map((w) => w.key), ["kept"]);
+  t.deepEqual(
+    (await list(agent)).windows.map((w) => w.key),
+    ["kept"],
+  );
 });
 
 test("a damaged agent.lock or agent.db says which file and what to do", (t) => {

@@ -21,10 +21,16 @@ import { fakeNvml, profileEnergyJ, type Segment } from "../../helpers/fake-nvml.
 import { call, tempDataDir } from "../../helpers/grpc.js";
 
 const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
-const PROFILE: Segment[] = [{ powerW: 600, ms: 300 }, { powerW: 200, ms: 700 }];
+const PROFILE: Segment[] = [
+  { powerW: 600, ms: 300 },
+  { powerW: 200, ms: 700 },
+];
 
 async function startChild(env: Record<string, string>): Promise<{ child: ChildProcess; client: EnergyMonitorClient }> {
-  const child = spawn(process.execPath, [...CLI_ARGS, "agent"], { cwd: ROOT, env: { ...process.env, ...env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0" } });
+  const child = spawn(process.execPath, [...CLI_ARGS, "agent"], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, CARBONMON_AGENT_LISTEN: "127.0.0.1:0" },
+  });
   const address = await new Promise<string>((resolve, reject) => {
     let err = "";
     child.stderr!.on("data", (d: Buffer) => {
@@ -42,12 +48,22 @@ test("a window survives SIGKILL of the agent and is ended correctly by the next 
   const nvml = fakeNvml({ gpus: [{ profile: PROFILE }], epochMs });
   const data = tempDataDir();
   t.teardown(() => (nvml.cleanup(), data.cleanup()));
-  const env = { CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_DATA_DIR: data.dir, CARBONMON_POWERCAP_ROOT: `${data.dir}/none`, CARBONMON_LOG_LEVEL: "info" };
+  const env = {
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_DATA_DIR: data.dir,
+    CARBONMON_POWERCAP_ROOT: `${data.dir}/none`,
+    CARBONMON_LOG_LEVEL: "info",
+  };
 
   const first = await startChild(env);
   await new Promise((r) => setTimeout(r, 1200));
   const begun = await call<BeginWindowRequest, BeginWindowResponse>(first.client, first.client.beginWindow, {
-    key: "job-1", gpuIndices: [], cpuIndices: [], labels: { job: "1" }, skipGpus: false, skipCpus: false,
+    key: "job-1",
+    gpuIndices: [],
+    cpuIndices: [],
+    labels: { job: "1" },
+    skipGpus: false,
+    skipCpus: false,
   });
   await new Promise((r) => setTimeout(r, 700));
   first.client.close();
@@ -58,17 +74,26 @@ test("a window survives SIGKILL of the agent and is ended correctly by the next 
   const second = await startChild(env);
   t.teardown(() => (second.client.close(), second.child.kill("SIGKILL")));
   const open = await call<ListWindowsRequest, ListWindowsResponse>(second.client, second.client.listWindows, { includeEnded: false });
-  t.deepEqual(open.windows.map((w) => w.key), ["job-1"]);
+  t.deepEqual(
+    open.windows.map((w) => w.key),
+    ["job-1"],
+  );
   await new Promise((r) => setTimeout(r, 1200));
   const m = await call<EndWindowRequest, Measurement>(second.client, second.client.endWindow, { key: "job-1", waitForCounterUpdate: true });
   const truth = profileEnergyJ(PROFILE, epochMs, m.beginTime!.getTime(), m.endTime!.getTime());
   t.is(m.beginTime!.getTime(), begun.beginTime!.getTime());
   t.true(m.timeS > 2.5);
-  t.true(Math.abs(m.gpuEnergyJ[0]! - truth) <= m.gpuEnergyUncertaintyJ[0]! + 0.6 * 1.5, `${m.gpuEnergyJ[0]} J vs ${truth} J ± ${m.gpuEnergyUncertaintyJ[0]}`);
+  t.true(
+    Math.abs(m.gpuEnergyJ[0]! - truth) <= m.gpuEnergyUncertaintyJ[0]! + 0.6 * 1.5,
+    `${m.gpuEnergyJ[0]} J vs ${truth} J ± ${m.gpuEnergyUncertaintyJ[0]}`,
+  );
   t.true(Math.abs(m.gpuEnergyJ[0]! - truth) <= 0.01 * truth, "within 1 % across the restart");
   t.deepEqual(m.labels, { job: "1" });
   // Idempotent across restarts too.
-  const again = await call<EndWindowRequest, Measurement>(second.client, second.client.endWindow, { key: "job-1", waitForCounterUpdate: false });
+  const again = await call<EndWindowRequest, Measurement>(second.client, second.client.endWindow, {
+    key: "job-1",
+    waitForCounterUpdate: false,
+  });
   t.deepEqual(again, m);
 });
 
@@ -76,9 +101,21 @@ test("what was answered just before SIGKILL is what the next agent knows: an end
   const nvml = fakeNvml({ gpus: [{ profile: PROFILE }] });
   const data = tempDataDir();
   t.teardown(() => (nvml.cleanup(), data.cleanup()));
-  const env = { CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_DATA_DIR: data.dir, CARBONMON_POWERCAP_ROOT: `${data.dir}/none`, CARBONMON_LOG_LEVEL: "info" };
+  const env = {
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_DATA_DIR: data.dir,
+    CARBONMON_POWERCAP_ROOT: `${data.dir}/none`,
+    CARBONMON_LOG_LEVEL: "info",
+  };
   const begin = (client: EnergyMonitorClient, key: string) =>
-    call<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, { key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+    call<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, {
+      key,
+      gpuIndices: [],
+      cpuIndices: [],
+      labels: {},
+      skipGpus: false,
+      skipCpus: false,
+    });
 
   const first = await startChild(env);
   await new Promise((r) => setTimeout(r, 1000));
@@ -86,7 +123,10 @@ test("what was answered just before SIGKILL is what the next agent knows: an end
   await begin(first.client, "cancelled");
   await new Promise((r) => setTimeout(r, 400));
   // Answered, then killed at once: the store has not moved these into SQLite yet (it batches every 50 ms).
-  const ended = await call<EndWindowRequest, Measurement>(first.client, first.client.endWindow, { key: "ended", waitForCounterUpdate: false });
+  const ended = await call<EndWindowRequest, Measurement>(first.client, first.client.endWindow, {
+    key: "ended",
+    waitForCounterUpdate: false,
+  });
   await call(first.client, first.client.cancelWindow, { key: "cancelled" });
   const late = await begin(first.client, "begun-last");
   first.child.kill("SIGKILL");
@@ -96,8 +136,14 @@ test("what was answered just before SIGKILL is what the next agent knows: an end
   const second = await startChild(env);
   t.teardown(() => (second.client.close(), second.child.kill("SIGKILL")));
   const open = await call<ListWindowsRequest, ListWindowsResponse>(second.client, second.client.listWindows, { includeEnded: false });
-  t.deepEqual(open.windows.map((w) => [w.key, w.beginTime!.getTime()]), [["begun-last", late.beginTime!.getTime()]]);
-  const again = await call<EndWindowRequest, Measurement>(second.client, second.client.endWindow, { key: "ended", waitForCounterUpdate: false });
+  t.deepEqual(
+    open.windows.map((w) => [w.key, w.beginTime!.getTime()]),
+    [["begun-last", late.beginTime!.getTime()]],
+  );
+  const again = await call<EndWindowRequest, Measurement>(second.client, second.client.endWindow, {
+    key: "ended",
+    waitForCounterUpdate: false,
+  });
   t.deepEqual(again, ended, "EndWindow repeated after the restart returns the answered result");
   t.true(ended.gpuEnergyJ[0]! > 0);
 });

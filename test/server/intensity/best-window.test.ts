@@ -4,7 +4,12 @@
  */
 import { status, type ServiceError } from "@grpc/grpc-js";
 import test, { type ExecutionContext } from "ava";
-import { IntensitySource, SignalType, type BestWindowRequest, type BestWindowResponse } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import {
+  IntensitySource,
+  SignalType,
+  type BestWindowRequest,
+  type BestWindowResponse,
+} from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { prepareSeries } from "../../../server/intensity/core/best-window.js";
 import { rankWindows } from "../../../server/intensity/core/rank-windows.js";
 import { ManualClock } from "../../../server/shared/clock.js";
@@ -24,7 +29,10 @@ const KWH = 3.6e6;
 
 /** Hourly forecast points from 10:00: `values` first, then `rest` up to `hours` points. */
 function forecast(hours: number, values: Record<number, number | null>, rest: number): EmForecastPoint[] {
-  return hourlySeries("X", H10, hours, (i) => (i in values ? values[i]! : rest)).map((p) => ({ carbonIntensity: p.carbonIntensity, datetime: p.datetime }));
+  return hourlySeries("X", H10, hours, (i) => (i in values ? values[i]! : rest)).map((p) => ({
+    carbonIntensity: p.carbonIntensity,
+    datetime: p.datetime,
+  }));
 }
 
 /** DE: the README's shape from 13:00 (120, 180, 90, 400), 18:00 null; FR: a flat 200; GB (UK grid): 125 from 22:00 to 23:30, else 250. */
@@ -43,9 +51,15 @@ interface Options {
 async function setup(t: ExecutionContext, o: Options = {}) {
   const clock = new ManualClock(NOW);
   const history = (zone: string) => hourlySeries(zone, H10 - 24 * HOUR, 24);
-  const em = await startFakeElectricityMaps({ series: { DE: history("DE"), FR: history("FR") }, forecasts: { DE: o.de ?? DE, FR: o.fr ?? FR } });
+  const em = await startFakeElectricityMaps({
+    series: { DE: history("DE"), FR: history("FR") },
+    forecasts: { DE: o.de ?? DE, FR: o.fr ?? FR },
+  });
   const uk = await startFakeUkGrid({ nowMs: () => clock.nowMs(), series: o.gb ?? GB });
-  const wt = await startFakeWattTime({ nowMs: () => clock.nowMs(), value: (_r, ms) => (ms >= at("12:00") && ms < at("12:05") ? null : 500 + ((ms - NOW) / (5 * MIN)) % 13) });
+  const wt = await startFakeWattTime({
+    nowMs: () => clock.nowMs(),
+    value: (_r, ms) => (ms >= at("12:00") && ms < at("12:05") ? null : 500 + (((ms - NOW) / (5 * MIN)) % 13)),
+  });
   const env: Record<string, string> = {
     ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN,
     CARBONMON_ELECTRICITYMAPS_URL: em.url,
@@ -62,7 +76,12 @@ async function setup(t: ExecutionContext, o: Options = {}) {
   return { clock, em, uk, wt, service };
 }
 
-function ask(service: TestIntensity, zones: string[], durationMs: number, extra: Partial<BestWindowRequest> = {}): Promise<BestWindowResponse> {
+function ask(
+  service: TestIntensity,
+  zones: string[],
+  durationMs: number,
+  extra: Partial<BestWindowRequest> = {},
+): Promise<BestWindowResponse> {
   return call<BestWindowRequest, BestWindowResponse>(service.client, service.client.getBestWindow, {
     locations: zones.map((zone) => ({ zone })),
     duration: durationFromMs(durationMs),
@@ -79,7 +98,12 @@ async function fails(t: ExecutionContext, p: Promise<unknown>, code: status): Pr
   return err;
 }
 
-const row = (w: BestWindowResponse["candidates"][number]) => [w.zone, w.start!.toISOString().slice(11, 16), w.end!.toISOString().slice(11, 16), +w.meanGPerKwh.toFixed(9)];
+const row = (w: BestWindowResponse["candidates"][number]) => [
+  w.zone,
+  w.start!.toISOString().slice(11, 16),
+  w.end!.toISOString().slice(11, 16),
+  +w.meanGPerKwh.toFixed(9),
+];
 
 test("DE, FR and GB: ranked exact windows (half-hour starts on hourly data), never across a null, with run-now figures and grams", async (t) => {
   const { service } = await setup(t);
@@ -89,20 +113,38 @@ test("DE, FR and GB: ranked exact windows (half-hour starts on hourly data), nev
     ["GB", "22:00", "23:30", 125],
     ["DE", "13:00", "14:30", 140],
   ]);
-  t.deepEqual(r.candidates.map((c) => c.carbonG), [9 * 120, 9 * 125, 9 * 140]);
+  t.deepEqual(
+    r.candidates.map((c) => c.carbonG),
+    [9 * 120, 9 * 125, 9 * 140],
+  );
   t.deepEqual(r.runNow.map(row), [
     ["DE", "10:20", "11:50", 300],
     ["FR", "10:20", "11:50", 200],
     ["GB", "10:20", "11:50", 250],
   ]);
-  t.deepEqual(r.runNow.map((c) => c.location?.zone), ["DE", "FR", "GB"]);
+  t.deepEqual(
+    r.runNow.map((c) => c.location?.zone),
+    ["DE", "FR", "GB"],
+  );
   t.is(r.earliestStart!.getTime(), NOW);
-  t.is(r.latestEnd!.getTime(), H10 + 24 * HOUR, "default: the end of the shortest forecast (ElectricityMaps' 24 h, not the UK grid's 48 h)");
+  t.is(
+    r.latestEnd!.getTime(),
+    H10 + 24 * HOUR,
+    "default: the end of the shortest forecast (ElectricityMaps' 24 h, not the UK grid's 48 h)",
+  );
   const de = r.candidates[0]!;
-  t.like(de, { provider: "electricitymaps", signal: SignalType.SIGNAL_TYPE_AVERAGE, source: IntensitySource.INTENSITY_SOURCE_FORECAST, isForecast: true });
+  t.like(de, {
+    provider: "electricitymaps",
+    signal: SignalType.SIGNAL_TYPE_AVERAGE,
+    source: IntensitySource.INTENSITY_SOURCE_FORECAST,
+    isForecast: true,
+  });
   t.is(de.issuedAt!.getTime(), H10 - HOUR, "the forecast's updatedAt");
   t.is(de.fetchedAt!.getTime(), NOW);
-  t.deepEqual(de.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "OK"]]);
+  t.deepEqual(
+    de.attempts.map((a) => [a.provider, a.code]),
+    [["electricitymaps", "OK"]],
+  );
   t.like(r.candidates[1], { provider: "ukgrid", isForecast: true });
   t.deepEqual(r.notes, []);
   // All of DE's windows, best first: none overlaps 18:00-19:00, the null hour.
@@ -126,7 +168,10 @@ test("a forecast shorter than the others bounds the default range; past it, that
   const { service } = await setup(t, { fr: forecast(4, {}, 50) }); // FR: 10:00-14:00 only
   const r = await ask(service, ["DE", "FR"], 90 * MIN);
   t.is(r.latestEnd!.getTime(), at("14:00"));
-  t.deepEqual(r.candidates.map(row).slice(0, 2), [["FR", "10:20", "11:50", 50], ["FR", "11:50", "13:20", 50]]);
+  t.deepEqual(r.candidates.map(row).slice(0, 2), [
+    ["FR", "10:20", "11:50", 50],
+    ["FR", "11:50", "13:20", 50],
+  ]);
   t.true(r.candidates.every((c) => c.end!.getTime() <= at("14:00")));
   const later = await ask(service, ["DE", "FR"], 90 * MIN, { latestEnd: new Date(at("20:00")) });
   t.deepEqual(later.candidates.map(row), [
@@ -145,10 +190,25 @@ test("failover: a provider that refuses the forecast gives way to the next; a zo
   const r = await ask(service, ["DE", "CAISO_NORTH"], HOUR);
   const best = r.candidates.find((c) => c.zone === "CAISO_NORTH");
   t.like(best, { zone: "CAISO_NORTH", provider: "watttime", signal: SignalType.SIGNAL_TYPE_MARGINAL, isForecast: true });
-  t.deepEqual(best!.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "PERMISSION_DENIED"], ["watttime", "OK"]]);
+  t.deepEqual(
+    best!.attempts.map((a) => [a.provider, a.code]),
+    [
+      ["electricitymaps", "PERMISSION_DENIED"],
+      ["watttime", "OK"],
+    ],
+  );
   const de = r.runNow.find((w) => w.zone === "DE")!;
   t.like(de, { provider: "offline", isForecast: false, source: IntensitySource.INTENSITY_SOURCE_ANNUAL_AVERAGE });
-  t.deepEqual(de.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "PERMISSION_DENIED"], ["watttime", "FAILED_PRECONDITION"], ["ukgrid", "FAILED_PRECONDITION"], ["static", "FAILED_PRECONDITION"], ["offline", "OK"]]);
+  t.deepEqual(
+    de.attempts.map((a) => [a.provider, a.code]),
+    [
+      ["electricitymaps", "PERMISSION_DENIED"],
+      ["watttime", "FAILED_PRECONDITION"],
+      ["ukgrid", "FAILED_PRECONDITION"],
+      ["static", "FAILED_PRECONDITION"],
+      ["offline", "OK"],
+    ],
+  );
   t.regex(r.notes.join("\n"), /DE: offline has no forecast; its annual average is flat, so starting later changes nothing there/);
   t.is(r.latestEnd!.getTime(), NOW + 72 * HOUR, "the default range ends with WattTime's 72 h; the flat series does not bound it");
 });
@@ -159,12 +219,18 @@ test("WattTime's 5-minute marginal forecast: the answer equals the pure search o
   const periods = Array.from({ length: 72 * 12 }, (_, i) => NOW + i * 5 * MIN).map((ms) => ({
     startMs: ms,
     endMs: ms + 5 * MIN,
-    gPerKwh: ms >= at("12:00") && ms < at("12:05") ? null : lbsPerMwhToGPerKwh(500 + ((ms - NOW) / (5 * MIN)) % 13),
+    gPerKwh: ms >= at("12:00") && ms < at("12:05") ? null : lbsPerMwhToGPerKwh(500 + (((ms - NOW) / (5 * MIN)) % 13)),
   }));
   const expected = rankWindows([prepareSeries(periods)], { fromMs: NOW, toMs: NOW + 72 * HOUR, durationMs: 25 * MIN }, 4);
-  t.deepEqual(r.candidates.map((c) => [c.start!.getTime(), c.meanGPerKwh]), expected.map((w) => [w.startMs, w.meanGPerKwh]));
+  t.deepEqual(
+    r.candidates.map((c) => [c.start!.getTime(), c.meanGPerKwh]),
+    expected.map((w) => [w.startMs, w.meanGPerKwh]),
+  );
   t.false(r.candidates.some((c) => c.start!.getTime() < at("12:05") && c.end!.getTime() > at("12:00")));
-  t.like(wt.requests.find((x) => x.path === "/v3/forecast"), { query: { horizon_hours: "72" } });
+  t.like(
+    wt.requests.find((x) => x.path === "/v3/forecast"),
+    { query: { horizon_hours: "72" } },
+  );
 });
 
 test("an air-gapped site with one constant: an answer that says it cannot shift anything", async (t) => {
@@ -188,7 +254,10 @@ test("statuses: bad requests are INVALID_ARGUMENT, nothing within the forecasts 
   const tooLong = await fails(t, ask(service, ["DE", "GB"], 30 * HOUR), status.OUT_OF_RANGE);
   t.regex(tooLong.details, /the shortest \(DE, electricitymaps\) ends at 2026-12-04T10:00Z, a 23\.67 h horizon/);
   const gaps = await fails(t, ask(service, ["FR"], 3.5 * HOUR), status.OUT_OF_RANGE);
-  t.regex(gaps.details, /no 3\.5 h window without a gap fits in 2026-12-03T10:20Z \.\. 2026-12-04T10:00Z: FR: forecast until 2026-12-04T10:00Z \(23\.67 h horizon\), values 2026-12-03T10:20Z \.\. 2026-12-03T12:00Z, /);
+  t.regex(
+    gaps.details,
+    /no 3\.5 h window without a gap fits in 2026-12-03T10:20Z \.\. 2026-12-04T10:00Z: FR: forecast until 2026-12-04T10:00Z \(23\.67 h horizon\), values 2026-12-03T10:20Z \.\. 2026-12-03T12:00Z, /,
+  );
   const none = await fails(t, ask(service, ["DE"], HOUR, { provider: "ukgrid" }), status.FAILED_PRECONDITION);
   t.regex(none.details, /no configured provider has a forecast for zone DE \(no configured provider covers zone DE/);
   t.regex(String(none.metadata.get("carbonmon-hint")[0]), /ELECTRICITYMAPS_API_TOKEN.*CARBONMON_INTENSITY_CONSTANTS/);
@@ -198,7 +267,10 @@ test("a location whose providers are down for now is skipped and reported; the o
   const { wt, service } = await setup(t, { watttime: true, env: { CARBONMON_PROVIDERS: "electricitymaps,watttime" } });
   wt.setFault("/v3/forecast", { status: 429, headers: { "retry-after": "0" } });
   const r = await ask(service, ["CAISO_NORTH", "DE"], HOUR, { maxCandidates: 1 });
-  t.deepEqual(r.candidates.map((c) => c.zone), ["DE"]);
+  t.deepEqual(
+    r.candidates.map((c) => c.zone),
+    ["DE"],
+  );
   t.is(r.skipped.length, 1);
   t.like(r.skipped[0], { zone: "CAISO_NORTH" });
   t.regex(r.skipped[0]!.message, /watttime/);

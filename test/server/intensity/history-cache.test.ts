@@ -13,12 +13,24 @@ const HOUR_MS = 3_600_000;
 test("a history answer with gaps is not cached: asked again once upstream answers, it has the values", async (t) => {
   const lastHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
   const em = await startFakeElectricityMaps({ series: { "US-MIDW-MISO": recordedHistory(lastHour) } });
-  const service = await startTestIntensity({ CARBONMON_PROVIDERS: "electricitymaps", ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN, CARBONMON_ELECTRICITYMAPS_URL: em.url });
+  const service = await startTestIntensity({
+    CARBONMON_PROVIDERS: "electricitymaps",
+    ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN,
+    CARBONMON_ELECTRICITYMAPS_URL: em.url,
+  });
   t.teardown(async () => {
     await service.close();
     await em.close();
   });
-  const req: HistoryRequest = { location: { zone: "US-MIDW-MISO" }, emissionFactor: 0, allowEstimated: true, provider: "", gapPolicy: 0, start: new Date(lastHour - 2 * HOUR_MS), end: new Date(lastHour) };
+  const req: HistoryRequest = {
+    location: { zone: "US-MIDW-MISO" },
+    emissionFactor: 0,
+    allowEstimated: true,
+    provider: "",
+    gapPolicy: 0,
+    start: new Date(lastHour - 2 * HOUR_MS),
+    end: new Date(lastHour),
+  };
   em.setFault("/carbon-intensity/history", { status: 401, body: { error: "Invalid auth-token" }, times: 1 });
   const first = await call<HistoryRequest, IntensitySeries>(service.client, service.client.getIntensityHistory, req);
   t.is(first.points.length, 0);

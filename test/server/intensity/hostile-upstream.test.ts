@@ -6,7 +6,15 @@
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import test, { type ExecutionContext } from "ava";
 import { pino } from "pino";
-import type { ComputeEmissionsRequest, ComputeEmissionsResponse, ForecastRequest, HistoryRequest, IntensityPoint, IntensityRequest, IntensitySeries } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import type {
+  ComputeEmissionsRequest,
+  ComputeEmissionsResponse,
+  ForecastRequest,
+  HistoryRequest,
+  IntensityPoint,
+  IntensityRequest,
+  IntensitySeries,
+} from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { CarbonIntensityClient, type EmissionFactorType, type GapPolicy } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { credentials } from "@grpc/grpc-js";
 import { FAKE_EM_TOKEN, hourlySeries, startFakeElectricityMaps, type FakeElectricityMaps } from "../../helpers/fake-electricitymaps.js";
@@ -34,7 +42,14 @@ async function setup(t: ExecutionContext, env: Record<string, string> = {}, opti
   const logs: Array<Record<string, unknown>> = [];
   const log = pino({ level: "info" }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
   const config = loadIntensityConfig({
-    env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN, CARBONMON_ELECTRICITYMAPS_URL: em.url, CARBONMON_PROVIDERS: "electricitymaps,offline", ...env },
+    env: {
+      CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0",
+      CARBONMON_DATA_DIR: data.dir,
+      ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN,
+      CARBONMON_ELECTRICITYMAPS_URL: em.url,
+      CARBONMON_PROVIDERS: "electricitymaps,offline",
+      ...env,
+    },
   });
   const server = await startIntensity(config, log, options);
   const client = new CarbonIntensityClient(server.running.address, credentials.createInsecure());
@@ -50,7 +65,8 @@ async function setup(t: ExecutionContext, env: Record<string, string> = {}, opti
 const req = (zone: string, provider = ""): IntensityRequest => ({ location: { zone }, emissionFactor: 0, provider });
 const current = (s: Service, r: IntensityRequest) => call<IntensityRequest, IntensityPoint>(s.client, s.client.getCurrentIntensity, r);
 const history = (s: Service, r: HistoryRequest) => call<HistoryRequest, IntensitySeries>(s.client, s.client.getIntensityHistory, r);
-const emissions = (s: Service, r: ComputeEmissionsRequest) => call<ComputeEmissionsRequest, ComputeEmissionsResponse>(s.client, s.client.computeEmissions, r);
+const emissions = (s: Service, r: ComputeEmissionsRequest) =>
+  call<ComputeEmissionsRequest, ComputeEmissionsResponse>(s.client, s.client.computeEmissions, r);
 const forecast = (s: Service, r: ForecastRequest) => call<ForecastRequest, IntensitySeries>(s.client, s.client.getForecast, r);
 
 async function rejected(t: ExecutionContext, p: Promise<unknown>): Promise<ServiceError> {
@@ -63,7 +79,8 @@ function latest(zone: string, intensity: string, datetime = new Date(Math.floor(
   return `{"zone":"${zone}","carbonIntensity":${intensity},"datetime":"${datetime}","updatedAt":"${datetime}","emissionFactorType":"lifecycle","isEstimated":false,"estimationMethod":null}`;
 }
 
-const invalidLogs = (s: Service, provider: string) => s.logs.filter((l) => l.provider === provider && String(l.msg).includes("invalid value"));
+const invalidLogs = (s: Service, provider: string) =>
+  s.logs.filter((l) => l.provider === provider && String(l.msg).includes("invalid value"));
 
 for (const [name, body] of [
   ["an infinite intensity (1e999)", latest("DE", "1e999")],
@@ -81,7 +98,13 @@ for (const [name, body] of [
     const fallback = await current(s, req("DE"));
     t.is(fallback.provider, "offline");
     t.true(Number.isFinite(fallback.gPerKwh) && fallback.gPerKwh > 0);
-    t.deepEqual(fallback.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "UNAVAILABLE"], ["offline", "OK"]]);
+    t.deepEqual(
+      fallback.attempts.map((a) => [a.provider, a.code]),
+      [
+        ["electricitymaps", "UNAVAILABLE"],
+        ["offline", "OK"],
+      ],
+    );
     // Nothing of the bad answer was kept: once upstream is sound again, its value is served.
     s.em.setFault("/carbon-intensity/latest", undefined);
     const sound = await current(s, req("DE", "electricitymaps"));
@@ -96,14 +119,24 @@ test("a history answer for DE whose points say FR: refused, none of its points s
   const lastHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
   const points = hourlySeries("FR", lastHour - 3 * HOUR_MS, 4, () => 20);
   s.em.setFault("/carbon-intensity/history", { status: 200, body: { zone: "DE", history: points } });
-  const h = await history(s, { ...req("DE", "electricitymaps"), start: new Date(lastHour - 3 * HOUR_MS), end: new Date(lastHour), gapPolicy: 1 });
+  const h = await history(s, {
+    ...req("DE", "electricitymaps"),
+    start: new Date(lastHour - 3 * HOUR_MS),
+    end: new Date(lastHour),
+    gapPolicy: 1,
+  });
   t.is(h.points.length, 0);
   t.is(h.attempts[0]?.code, "UNAVAILABLE");
   t.regex(h.attempts[0]!.message, /a point for zone FR instead of DE/);
   t.is(invalidLogs(s, "electricitymaps").length, 1);
   // Not stored either: with upstream sound again, the DE values are served, not FR's 20 g.
   s.em.setFault("/carbon-intensity/history", undefined);
-  const again = await history(s, { ...req("DE", "electricitymaps"), start: new Date(lastHour - 3 * HOUR_MS), end: new Date(lastHour - HOUR_MS), gapPolicy: 1 });
+  const again = await history(s, {
+    ...req("DE", "electricitymaps"),
+    start: new Date(lastHour - 3 * HOUR_MS),
+    end: new Date(lastHour - HOUR_MS),
+    gapPolicy: 1,
+  });
   t.true(again.points.length > 0);
   t.true(again.points.every((p) => p.zone === "DE" && p.gPerKwh !== 20));
 });
@@ -127,7 +160,12 @@ test("negative intensities from WattTime and the UK grid are refused like Electr
   t.regex(wtErr.details, /watttime answered an invalid value for zone CAISO_NORTH \(current: intensity -/);
   const halfHour = Math.floor(Date.now() / 1_800_000) * 1_800_000;
   const iso = (ms: number) => `${new Date(ms).toISOString().slice(0, 16)}Z`;
-  uk.setFault({ status: 200, body: JSON.stringify({ data: [{ from: iso(halfHour), to: iso(halfHour + 1_800_000), intensity: { forecast: -500, actual: -500, index: "very low" } }] }) });
+  uk.setFault({
+    status: 200,
+    body: JSON.stringify({
+      data: [{ from: iso(halfHour), to: iso(halfHour + 1_800_000), intensity: { forecast: -500, actual: -500, index: "very low" } }],
+    }),
+  });
   const ukErr = await rejected(t, current(s, req("GB", "ukgrid")));
   t.is(ukErr.code, status.UNAVAILABLE);
   t.regex(ukErr.details, /ukgrid answered an invalid value for zone GB/);
@@ -135,7 +173,12 @@ test("negative intensities from WattTime and the UK grid are refused like Electr
   t.is(invalidLogs(s, "ukgrid").length, 1);
 });
 
-const seg = (startMs: number, endMs: number, energyJ = 3.6e6, device = "gpu0") => ({ start: new Date(startMs), end: new Date(endMs), energyJ, device });
+const seg = (startMs: number, endMs: number, energyJ = 3.6e6, device = "gpu0") => ({
+  start: new Date(startMs),
+  end: new Date(endMs),
+  energyJ,
+  device,
+});
 const upstreamCalls = (s: Service) => s.em.requests.length;
 
 test("ComputeEmissions limits come before any fetch: span (31 days), segment count (100,000), bad segments", async (t) => {
@@ -153,7 +196,10 @@ test("ComputeEmissions limits come before any fetch: span (31 days), segment cou
   const tooMany = await rejected(t, emissions(s, { ...req("DE"), segments: many, gapPolicy: 0 }));
   t.is(tooMany.code, status.INVALID_ARGUMENT);
   t.regex(tooMany.details, /^150000 segments, at most 100000 per request/);
-  const backwards = await rejected(t, emissions(s, { ...req("DE"), segments: [seg(now - HOUR_MS, now - HOUR_MS), seg(now, now - HOUR_MS)], gapPolicy: 0 }));
+  const backwards = await rejected(
+    t,
+    emissions(s, { ...req("DE"), segments: [seg(now - HOUR_MS, now - HOUR_MS), seg(now, now - HOUR_MS)], gapPolicy: 0 }),
+  );
   t.is(backwards.code, status.INVALID_ARGUMENT);
   t.regex(backwards.details, /^segments\[1\]: end .* is before start/);
   t.is(upstreamCalls(s), 0);
@@ -161,7 +207,11 @@ test("ComputeEmissions limits come before any fetch: span (31 days), segment cou
   const atLimit = Array.from({ length: 100_000 }, (_, i) => seg(now - 3 * HOUR_MS + i, now - 3 * HOUR_MS + i + 1, 1));
   const ok = await emissions(s, { ...req("DE"), segments: atLimit, gapPolicy: 0 });
   t.is(ok.totalEnergyJ, 100_000);
-  const month = await emissions(s, { ...req("DE"), segments: [seg(now - 31 * DAY_MS, now - 31 * DAY_MS + HOUR_MS), seg(now - HOUR_MS, now)], gapPolicy: 0 });
+  const month = await emissions(s, {
+    ...req("DE"),
+    segments: [seg(now - 31 * DAY_MS, now - 31 * DAY_MS + HOUR_MS), seg(now - HOUR_MS, now)],
+    gapPolicy: 0,
+  });
   t.is(month.totalEnergyJ, 2 * 3.6e6);
 });
 
@@ -183,11 +233,20 @@ test("unknown enum values are INVALID_ARGUMENT, not silent defaults; GetForecast
 test("the budget counts upstream requests: a 25-day history in three 240 h chunks takes three tokens; the fourth request is refused", async (t) => {
   const s = await setup(t, {}, { budgets: { electricitymaps: { capacity: 4, windowMs: 30 * DAY_MS } } });
   const now = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
-  const span = (days: number) => ({ ...req("DE", "electricitymaps"), start: new Date(now - 29 * DAY_MS), end: new Date(now - 29 * DAY_MS + days * DAY_MS), gapPolicy: 1 });
+  const span = (days: number) => ({
+    ...req("DE", "electricitymaps"),
+    start: new Date(now - 29 * DAY_MS),
+    end: new Date(now - 29 * DAY_MS + days * DAY_MS),
+    gapPolicy: 1,
+  });
   const first = await history(s, span(25));
   t.is(first.attempts[0]?.code, "OK");
   t.is(s.em.requests.filter((r) => r.path === "/carbon-intensity/past-range").length, 3);
-  const providers = await call<object, { providers: Array<{ name: string; budgetRemaining: number }> }>(s.client, s.client.listProviders, {});
+  const providers = await call<object, { providers: Array<{ name: string; budgetRemaining: number }> }>(
+    s.client,
+    s.client.listProviders,
+    {},
+  );
   t.is(providers.providers.find((p) => p.name === "electricitymaps")?.budgetRemaining, 1);
   // One token left, three chunks asked: the first is made, the second refused, none after it.
   const second = await history(s, span(24));
@@ -218,7 +277,8 @@ async function slowUpstream(t: ExecutionContext, handle: (res: import("node:http
     url: `http://127.0.0.1:${address.port}/v3`,
     state,
     /** Resolves once `n` upstream sockets have closed. */
-    closed: (n: number) => new Promise<void>((resolve) => (state.closed >= n ? resolve() : state.waiters.push(() => void (state.closed >= n && resolve())))),
+    closed: (n: number) =>
+      new Promise<void>((resolve) => (state.closed >= n ? resolve() : state.waiters.push(() => void (state.closed >= n && resolve())))),
   };
 }
 
@@ -229,7 +289,9 @@ const warm = (s: Service) => current(s, req("FR", "offline"));
 function currentWithin(s: Service, r: IntensityRequest, ms: number): { promise: Promise<IntensityPoint>; cancel: () => void } {
   let cancel = () => {};
   const promise = new Promise<IntensityPoint>((resolve, reject) => {
-    const c = s.client.getCurrentIntensity(r, new Metadata(), { deadline: new Date(Date.now() + ms) }, (err, res) => (err ? reject(err) : resolve(res!)));
+    const c = s.client.getCurrentIntensity(r, new Metadata(), { deadline: new Date(Date.now() + ms) }, (err, res) =>
+      err ? reject(err) : resolve(res!),
+    );
     cancel = () => c.cancel();
   });
   return { promise, cancel };
@@ -282,11 +344,20 @@ test.serial("429 with a huge Retry-After: no wait past the deadline, the chain g
   await warm(s);
   const p = await currentWithin(s, req("DE"), 5000).promise;
   t.is(p.provider, "offline");
-  t.deepEqual(p.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "RESOURCE_EXHAUSTED"], ["offline", "OK"]]);
+  t.deepEqual(
+    p.attempts.map((a) => [a.provider, a.code]),
+    [
+      ["electricitymaps", "RESOURCE_EXHAUSTED"],
+      ["offline", "OK"],
+    ],
+  );
   t.is(up.state.requests, 1);
 });
 
-for (const [name, chunked] of [["with a Content-Length", false], ["chunked, without a length", true]] as const) {
+for (const [name, chunked] of [
+  ["with a Content-Length", false],
+  ["chunked, without a length", true],
+] as const) {
   test(`a response body over 8 MiB (${name}) is refused without being read whole`, async (t) => {
     const mib = Buffer.alloc(1024 * 1024, 0x20);
     let written = 0;
@@ -315,10 +386,22 @@ for (const [name, chunked] of [["with a Content-Length", false], ["chunked, with
 test("the WattTime credential echoed by an upstream, in any encoding, reaches no gRPC message and no log line", async (t) => {
   const wt = await startFakeWattTime();
   t.teardown(() => wt.close());
-  const s = await setup(t, { CARBONMON_PROVIDERS: "watttime", WATTTIME_USERNAME: FAKE_WT_USERNAME, WATTTIME_PASSWORD: FAKE_WT_PASSWORD, CARBONMON_WATTTIME_URL: wt.url });
+  const s = await setup(t, {
+    CARBONMON_PROVIDERS: "watttime",
+    WATTTIME_USERNAME: FAKE_WT_USERNAME,
+    WATTTIME_PASSWORD: FAKE_WT_PASSWORD,
+    CARBONMON_WATTTIME_URL: wt.url,
+  });
   const userPass = `${FAKE_WT_USERNAME}:${FAKE_WT_PASSWORD}`;
   const basic = Buffer.from(userPass).toString("base64");
-  const forms = [basic, basic.replace(/=+$/, ""), Buffer.from(userPass).toString("base64url"), FAKE_WT_PASSWORD, encodeURIComponent(userPass), Buffer.from(FAKE_WT_PASSWORD).toString("base64")];
+  const forms = [
+    basic,
+    basic.replace(/=+$/, ""),
+    Buffer.from(userPass).toString("base64url"),
+    FAKE_WT_PASSWORD,
+    encodeURIComponent(userPass),
+    Buffer.from(FAKE_WT_PASSWORD).toString("base64"),
+  ];
   const echoes = [
     `rejected: Authorization: Basic ${basic}`,
     `rejected ${forms.slice(1).join(" | ")}`,
@@ -361,14 +444,25 @@ test("points read back from the store pass the same check: a negative one stored
   const s = await setup(t);
   const lastHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
   const at = lastHour - 48 * HOUR_MS;
-  const base = { zone: "DE", isEstimated: false, provider: "electricitymaps", signal: "average", emissionFactor: "lifecycle", source: "live", fetchedAtMs: Date.now() } as const;
+  const base = {
+    zone: "DE",
+    isEstimated: false,
+    provider: "electricitymaps",
+    signal: "average",
+    emissionFactor: "lifecycle",
+    source: "live",
+    fetchedAtMs: Date.now(),
+  } as const;
   await s.store.save([
     { ...base, gPerKwh: -500, validFromMs: at, validToMs: at + HOUR_MS },
     { ...base, gPerKwh: 250, validFromMs: at + HOUR_MS, validToMs: at + 2 * HOUR_MS },
   ]);
   s.em.setFault("/carbon-intensity/past-range", { status: 500, body: { error: "down" } });
   const h = await history(s, { ...req("DE", "electricitymaps"), start: new Date(at), end: new Date(at + 2 * HOUR_MS), gapPolicy: 1 });
-  t.deepEqual(h.points.map((p) => p.gPerKwh), [250]);
+  t.deepEqual(
+    h.points.map((p) => p.gPerKwh),
+    [250],
+  );
   t.is(h.gaps.length, 1);
   t.true(s.logs.some((l) => l.msg === "stored points failed validation; set aside, not served" && l.setAside === 1));
 });
@@ -376,7 +470,12 @@ test("points read back from the store pass the same check: a negative one stored
 test("the checked provider is the provider itself: WattTime's token from resolving a location serves its data calls (one login)", async (t) => {
   const wt = await startFakeWattTime();
   t.teardown(() => wt.close());
-  const s = await setup(t, { CARBONMON_PROVIDERS: "watttime,offline", WATTTIME_USERNAME: FAKE_WT_USERNAME, WATTTIME_PASSWORD: FAKE_WT_PASSWORD, CARBONMON_WATTTIME_URL: wt.url });
+  const s = await setup(t, {
+    CARBONMON_PROVIDERS: "watttime,offline",
+    WATTTIME_USERNAME: FAKE_WT_USERNAME,
+    WATTTIME_PASSWORD: FAKE_WT_PASSWORD,
+    CARBONMON_WATTTIME_URL: wt.url,
+  });
   const p = await current(s, { location: { coordinates: { lat: 37.77, lon: -122.42 } }, emissionFactor: 0, provider: "" });
   t.is(p.provider, "watttime");
   t.is(p.zone, "CAISO_NORTH");

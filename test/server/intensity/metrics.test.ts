@@ -16,11 +16,15 @@ import { find, healthOf, scrape, until, value } from "../../helpers/prom.js";
 const HOUR_MS = 3_600_000;
 const SERVICE = "carbonmon.intensity.v1.CarbonIntensity";
 const req = (zone: string): IntensityRequest => ({ location: { zone }, emissionFactor: 0, provider: "" });
-const current = (s: { client: CarbonIntensityClient }, r: IntensityRequest) => call<IntensityRequest, IntensityPoint>(s.client, s.client.getCurrentIntensity, r);
+const current = (s: { client: CarbonIntensityClient }, r: IntensityRequest) =>
+  call<IntensityRequest, IntensityPoint>(s.client, s.client.getCurrentIntensity, r);
 
 async function setup(t: import("ava").ExecutionContext, env: Record<string, string> = {}) {
   const lastHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
-  const em = await startFakeElectricityMaps({ series: { DE: hourlySeries("DE", lastHour - 23 * HOUR_MS, 24, () => 321) }, nowMs: () => Date.now() });
+  const em = await startFakeElectricityMaps({
+    series: { DE: hourlySeries("DE", lastHour - 23 * HOUR_MS, 24, () => 321) },
+    nowMs: () => Date.now(),
+  });
   const service = await startTestIntensity({
     ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN,
     CARBONMON_ELECTRICITYMAPS_URL: em.url,
@@ -54,7 +58,10 @@ test("GET /metrics: intensity per zone with its provider, provider calls and bud
     process_resident_memory_bytes: "gauge",
   };
   for (const [name, type] of Object.entries(types)) t.is(m.types.get(name), type, name);
-  t.is(value(m, "carbonmon_intensity_g_per_kwh", { zone: "DE", provider: "electricitymaps", signal: "average", emission_factor: "lifecycle" }), 321);
+  t.is(
+    value(m, "carbonmon_intensity_g_per_kwh", { zone: "DE", provider: "electricitymaps", signal: "average", emission_factor: "lifecycle" }),
+    321,
+  );
   t.is(value(m, "carbonmon_intensity_g_per_kwh", { zone: "IS", provider: "static" }), 28);
   t.is(value(m, "carbonmon_provider_requests_total", { provider: "electricitymaps", outcome: "ok" }), 1);
   const emCalls = find(m, "carbonmon_provider_requests_total", { provider: "electricitymaps" }).reduce((a, x) => a + x.value, 0);
@@ -105,12 +112,32 @@ test("health: a failing chain with a cached answer still serves", async (t) => {
 
 test("access log at debug: one line per RPC and per upstream request, without secrets", async (t) => {
   const lastHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
-  const em = await startFakeElectricityMaps({ series: { DE: hourlySeries("DE", lastHour - 23 * HOUR_MS, 24, () => 321) }, nowMs: () => Date.now() });
+  const em = await startFakeElectricityMaps({
+    series: { DE: hourlySeries("DE", lastHour - 23 * HOUR_MS, 24, () => 321) },
+    nowMs: () => Date.now(),
+  });
   const data = tempDataDir();
   const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({ write: (chunk, _e, cb) => (lines.push(...String(chunk).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>)), cb()) });
+  const sink = new Writable({
+    write: (chunk, _e, cb) => (
+      lines.push(
+        ...String(chunk)
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      ),
+      cb()
+    ),
+  });
   const config = loadIntensityConfig({
-    env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_INTENSITY_METRICS_LISTEN: "", CARBONMON_DATA_DIR: data.dir, ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN, CARBONMON_ELECTRICITYMAPS_URL: em.url, CARBONMON_PROVIDERS: "electricitymaps" },
+    env: {
+      CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0",
+      CARBONMON_INTENSITY_METRICS_LISTEN: "",
+      CARBONMON_DATA_DIR: data.dir,
+      ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN,
+      CARBONMON_ELECTRICITYMAPS_URL: em.url,
+      CARBONMON_PROVIDERS: "electricitymaps",
+    },
   });
   const server = await startIntensity(config, pino({ level: "debug" }, sink));
   const client = new CarbonIntensityClient(server.running.address, credentials.createInsecure());
@@ -123,10 +150,13 @@ test("access log at debug: one line per RPC and per upstream request, without se
   await current({ client }, req("DE"));
   await t.throwsAsync(current({ client }, req("not a zone")));
   const rpcs = lines.filter((l) => l.msg === "rpc");
-  t.deepEqual(rpcs.map((l) => [l.rpc, l.code]), [
-    [`${SERVICE}/GetCurrentIntensity`, "OK"],
-    [`${SERVICE}/GetCurrentIntensity`, "INVALID_ARGUMENT"],
-  ]);
+  t.deepEqual(
+    rpcs.map((l) => [l.rpc, l.code]),
+    [
+      [`${SERVICE}/GetCurrentIntensity`, "OK"],
+      [`${SERVICE}/GetCurrentIntensity`, "INVALID_ARGUMENT"],
+    ],
+  );
   t.true(rpcs.every((l) => typeof l.ms === "number"));
   const upstream = lines.filter((l) => l.msg === "upstream request");
   t.is(upstream.length, 1);

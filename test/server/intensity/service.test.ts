@@ -29,13 +29,22 @@ import type { IntensityOptions } from "../../../server/intensity/main.js";
 import { ManualClock } from "../../../server/shared/clock.js";
 
 const HOUR_MS = 3_600_000;
-const req = (zone: string, extra: Partial<IntensityRequest> = {}): IntensityRequest => ({ location: { zone }, emissionFactor: 0, provider: "", ...extra });
-const current = (s: TestIntensity, r: IntensityRequest) => call<IntensityRequest, IntensityPoint>(s.client, s.client.getCurrentIntensity, r);
+const req = (zone: string, extra: Partial<IntensityRequest> = {}): IntensityRequest => ({
+  location: { zone },
+  emissionFactor: 0,
+  provider: "",
+  ...extra,
+});
+const current = (s: TestIntensity, r: IntensityRequest) =>
+  call<IntensityRequest, IntensityPoint>(s.client, s.client.getCurrentIntensity, r);
 const recent = (s: TestIntensity, r: IntensityRequest) => call<IntensityRequest, IntensitySeries>(s.client, s.client.getRecentIntensity, r);
 
 async function setup(t: import("ava").ExecutionContext, extraEnv: Record<string, string> = {}, options: IntensityOptions = {}) {
   const lastHour = Math.floor(Date.now() / HOUR_MS) * HOUR_MS;
-  const em = await startFakeElectricityMaps({ series: { "US-MIDW-MISO": recordedHistory(lastHour) }, locations: [{ lat: 42.28, lon: -83.74, zone: "US-MIDW-MISO" }] });
+  const em = await startFakeElectricityMaps({
+    series: { "US-MIDW-MISO": recordedHistory(lastHour) },
+    locations: [{ lat: 42.28, lon: -83.74, zone: "US-MIDW-MISO" }],
+  });
   const uk = await startFakeUkGrid();
   const ipinfo = createServer((_q, res) => res.end(JSON.stringify({ city: "Ann Arbor", country: "US", loc: "42.2776,-83.7409" })));
   await new Promise<void>((r) => ipinfo.listen(0, "127.0.0.1", r));
@@ -68,7 +77,10 @@ test("current value with provenance; cached afterwards; 1,000 concurrent identic
   t.is(first!.provider, "electricitymaps");
   t.is(first!.source, IntensitySource.INTENSITY_SOURCE_LIVE);
   t.is(first!.zone, "US-MIDW-MISO");
-  t.deepEqual(first!.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "OK"]]);
+  t.deepEqual(
+    first!.attempts.map((a) => [a.provider, a.code]),
+    [["electricitymaps", "OK"]],
+  );
   t.is(em.requests[0]!.headers["auth-token"], FAKE_EM_TOKEN);
   const again = await current(service, req("US-MIDW-MISO"));
   t.true(again.cached);
@@ -87,22 +99,35 @@ test("the last 24 hours (Zeus parity) and ComputeEmissions split exactly at hour
   t.is(byStart.get(t1)!.isEstimated, h1.isEstimated);
   // 7.2 MJ from 30 min before the boundary to 30 min after: half in each hour.
   const r = await call<ComputeEmissionsRequest, ComputeEmissionsResponse>(service.client, service.client.computeEmissions, {
-    location: { zone: "US-MIDW-MISO" }, emissionFactor: 0, gapPolicy: 0, provider: "",
+    location: { zone: "US-MIDW-MISO" },
+    emissionFactor: 0,
+    gapPolicy: 0,
+    provider: "",
     segments: [{ start: new Date(t1 + HOUR_MS / 2), end: new Date(t1 + (3 * HOUR_MS) / 2), energyJ: 7.2e6, device: "gpu:0" }],
   });
   const expected = 1 * h1.carbonIntensity! + 1 * h2.carbonIntensity!; // 3.6 MJ = 1 kWh in each hour
   t.true(Math.abs(r.carbonG["gpu:0"]! - expected) <= 1e-9 * expected, `${r.carbonG["gpu:0"]} vs ${expected}`);
   t.is(r.periods.length, 2);
   // Each period says whether its value may still change: these hours are over, so only an estimate may.
-  t.deepEqual(r.periods.map((p) => p.provisional), [true, true]);
+  t.deepEqual(
+    r.periods.map((p) => p.provisional),
+    [true, true],
+  );
   const measured = history[16]!; // the last measured (not estimated) hour of the recorded day
   t.false(measured.isEstimated);
   const m16 = Date.parse(measured.datetime);
   const across = await call<ComputeEmissionsRequest, ComputeEmissionsResponse>(service.client, service.client.computeEmissions, {
-    location: { zone: "US-MIDW-MISO" }, emissionFactor: 0, gapPolicy: 0, provider: "",
+    location: { zone: "US-MIDW-MISO" },
+    emissionFactor: 0,
+    gapPolicy: 0,
+    provider: "",
     segments: [{ start: new Date(m16), end: new Date(m16 + 2 * HOUR_MS), energyJ: 1e6, device: "gpu:0" }],
   });
-  t.deepEqual(across.periods.map((p) => p.provisional), [false, true], "measured hour 16, estimated hour 17");
+  t.deepEqual(
+    across.periods.map((p) => p.provisional),
+    [false, true],
+    "measured hour 16, estimated hour 17",
+  );
   t.true(across.provisional);
 });
 
@@ -110,8 +135,18 @@ test("fallback: a zone ElectricityMaps has no data for is answered by the next p
   const { service } = await setup(t);
   const gb = await current(service, req("GB"));
   t.is(gb.provider, "ukgrid");
-  t.deepEqual(gb.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "NOT_FOUND"], ["watttime", "FAILED_PRECONDITION"], ["ukgrid", "OK"]]);
-  t.deepEqual(gb.attempts.slice(0, 1).map((a) => a.message.includes("No recent data")), [true]);
+  t.deepEqual(
+    gb.attempts.map((a) => [a.provider, a.code]),
+    [
+      ["electricitymaps", "NOT_FOUND"],
+      ["watttime", "FAILED_PRECONDITION"],
+      ["ukgrid", "OK"],
+    ],
+  );
+  t.deepEqual(
+    gb.attempts.slice(0, 1).map((a) => a.message.includes("No recent data")),
+    [true],
+  );
   const iceland = await current(service, req("IS", { provider: "static" }));
   t.is(iceland.gPerKwh, 28);
   t.is(iceland.source, IntensitySource.INTENSITY_SOURCE_CONFIGURED);
@@ -138,13 +173,22 @@ test("no API key at all: the offline default answers, labelled as an annual aver
   const p = await current(service, req("FR"));
   t.is(p.provider, "offline");
   t.regex(p.estimationMethod, /ANNUAL_AVERAGE/);
-  t.deepEqual(p.attempts.map((a) => [a.provider, a.code]), [["electricitymaps", "FAILED_PRECONDITION"], ["offline", "OK"]]);
+  t.deepEqual(
+    p.attempts.map((a) => [a.provider, a.code]),
+    [
+      ["electricitymaps", "FAILED_PRECONDITION"],
+      ["offline", "OK"],
+    ],
+  );
   t.regex(p.attempts[0]!.message, /ELECTRICITYMAPS_API_TOKEN is not set/);
   const providers = await call<ListProvidersRequest, ListProvidersResponse>(service.client, service.client.listProviders, {});
-  t.deepEqual(providers.providers.map((x) => [x.name, x.order, x.health]), [
-    ["electricitymaps", 0, ProviderHealth.PROVIDER_HEALTH_UNCONFIGURED],
-    ["offline", 1, ProviderHealth.PROVIDER_HEALTH_HEALTHY],
-  ]);
+  t.deepEqual(
+    providers.providers.map((x) => [x.name, x.order, x.health]),
+    [
+      ["electricitymaps", 0, ProviderHealth.PROVIDER_HEALTH_UNCONFIGURED],
+      ["offline", 1, ProviderHealth.PROVIDER_HEALTH_HEALTHY],
+    ],
+  );
   t.regex(providers.providers[0]!.reason, /ELECTRICITYMAPS_API_TOKEN/);
 });
 
@@ -158,7 +202,12 @@ test("a restart keeps history: with upstream down, the store answers", async (t)
   const again = await startTestIntensity(env);
   t.teardown(() => again.close());
   const h = await call<HistoryRequest, IntensitySeries>(again.client, again.client.getIntensityHistory, {
-    location: { zone: "US-MIDW-MISO" }, start: new Date(lastHour - 23 * HOUR_MS), end: new Date(lastHour + HOUR_MS), emissionFactor: 0, provider: "electricitymaps", gapPolicy: 0,
+    location: { zone: "US-MIDW-MISO" },
+    start: new Date(lastHour - 23 * HOUR_MS),
+    end: new Date(lastHour + HOUR_MS),
+    emissionFactor: 0,
+    provider: "electricitymaps",
+    gapPolicy: 0,
   });
   t.is(h.points.length, 24);
   t.is(h.attempts[0]!.code, "UNAVAILABLE");
@@ -167,7 +216,9 @@ test("a restart keeps history: with upstream down, the store answers", async (t)
 
 test("locations: coordinates and auto (IP lookup) resolve to a zone; bad input is INVALID_ARGUMENT", async (t) => {
   const { service, em } = await setup(t);
-  const byCoords = await call<Location, ResolvedLocation>(service.client, service.client.resolveLocation, { coordinates: { lat: 42.28, lon: -83.74 } });
+  const byCoords = await call<Location, ResolvedLocation>(service.client, service.client.resolveLocation, {
+    coordinates: { lat: 42.28, lon: -83.74 },
+  });
   t.is(byCoords.zone, "US-MIDW-MISO");
   t.is(byCoords.method, ResolutionMethod.RESOLUTION_METHOD_COORDINATES);
   t.is(em.requests.find((r) => r.query.lat !== undefined)!.query.shouldUseFallbackCallerLookup, "false");
@@ -176,7 +227,9 @@ test("locations: coordinates and auto (IP lookup) resolve to a zone; bad input i
   t.is(auto.method, ResolutionMethod.RESOLUTION_METHOD_IP_LOOKUP);
   t.regex(auto.detail, /Ann Arbor/);
   for (const bad of [{}, { zone: "not a zone" }, { coordinates: { lat: 95, lon: 0 } }] as Location[]) {
-    const err = (await t.throwsAsync(call<Location, ResolvedLocation>(service.client, service.client.resolveLocation, bad))) as ServiceError;
+    const err = (await t.throwsAsync(
+      call<Location, ResolvedLocation>(service.client, service.client.resolveLocation, bad),
+    )) as ServiceError;
     t.is(err.code, status.INVALID_ARGUMENT);
   }
 });
@@ -223,8 +276,16 @@ test("zones in use are recorded: last week's hours stay answerable after upstrea
   const later = await startTestIntensity(env);
   t.teardown(() => later.close());
   const h = await call<HistoryRequest, IntensitySeries>(later.client, later.client.getIntensityHistory, {
-    location: { zone: "US-MIDW-MISO" }, start: new Date(lastHour - 23 * HOUR_MS), end: new Date(lastHour + HOUR_MS), emissionFactor: 0, provider: "electricitymaps", gapPolicy: 0,
+    location: { zone: "US-MIDW-MISO" },
+    start: new Date(lastHour - 23 * HOUR_MS),
+    end: new Date(lastHour + HOUR_MS),
+    emissionFactor: 0,
+    provider: "electricitymaps",
+    gapPolicy: 0,
   });
   t.is(h.points.length, 24);
-  t.deepEqual(h.points.map((p) => p.provider), Array(24).fill("electricitymaps"));
+  t.deepEqual(
+    h.points.map((p) => p.provider),
+    Array(24).fill("electricitymaps"),
+  );
 });

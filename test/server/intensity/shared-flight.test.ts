@@ -39,31 +39,63 @@ test("concurrent cold requests on every replica: one load, one answer for all; l
   const results = await Promise.all(all);
   t.is(g.calls(), 1);
   t.true(results.every((r) => r.value.gPerKwh === 321));
-  t.is(caches.reduce((n, c) => n + c.loads, 0), 1);
+  t.is(
+    caches.reduce((n, c) => n + c.loads, 0),
+    1,
+  );
   const later = await caches[2]!.get("k", g.load, () => 60_000);
   t.true(later.cached);
   clock.advance(60_001);
-  await caches[1]!.get("k", async () => ({ gPerKwh: 1 }), () => 60_000);
+  await caches[1]!.get(
+    "k",
+    async () => ({ gPerKwh: 1 }),
+    () => 60_000,
+  );
   t.is(caches[1]!.loads, 1, "expired everywhere: asked again");
 });
 
 test("the answer another replica stored is used until its expiry (the leader's TTL), without a load", async (t) => {
   const { caches, clock } = replicas(t, 2);
-  await caches[0]!.get("k", async () => "first", () => 10_000);
-  const other = await caches[1]!.get("k", async () => "never", () => 99_999);
+  await caches[0]!.get(
+    "k",
+    async () => "first",
+    () => 10_000,
+  );
+  const other = await caches[1]!.get(
+    "k",
+    async () => "never",
+    () => 99_999,
+  );
   t.is(other.value, "first");
   t.true(other.cached, "another replica's answer is a cache hit");
   t.is(caches[1]!.loads, 0);
   clock.advance(10_000);
-  t.is((await caches[1]!.get("k", async () => "second", () => 10_000)).value, "second");
+  t.is(
+    (
+      await caches[1]!.get(
+        "k",
+        async () => "second",
+        () => 10_000,
+      )
+    ).value,
+    "second",
+  );
 });
 
 test("a failed load is not shared: the lease is released and a waiting replica asks itself", async (t) => {
   const { caches } = replicas(t, 2);
   const g = gate(undefined);
-  const failing = caches[0]!.get("k", async () => (await g.load(), Promise.reject(new Error("upstream down"))), () => 1000);
+  const failing = caches[0]!.get(
+    "k",
+    async () => (await g.load(), Promise.reject(new Error("upstream down"))),
+    () => 1000,
+  );
   while (g.calls() === 0) await new Promise((r) => setImmediate(r));
-  const waiting = caches[1]!.get("k", async () => "from the second", () => 1000);
+  const waiting = caches[1]!.get(
+    "k",
+    async () => "from the second",
+    () => 1000,
+  );
   g.open();
   await t.throwsAsync(failing, { message: "upstream down" });
   t.is((await waiting).value, "from the second");
@@ -72,7 +104,11 @@ test("a failed load is not shared: the lease is released and a waiting replica a
 test("a leader that died (its lease no longer renewed) is replaced once the lease lapses", async (t) => {
   const { caches, stores } = replicas(t, 1, { leaseMs: 60_000 });
   t.true(await stores[0]!.tryLease("k", "a replica that died", 100));
-  const r = await caches[0]!.get("k", async () => "taken over", () => 1000);
+  const r = await caches[0]!.get(
+    "k",
+    async () => "taken over",
+    () => 1000,
+  );
   t.is(r.value, "taken over");
   t.false(await stores[0]!.renewLease("k", "a replica that died", 100));
 });
@@ -80,19 +116,55 @@ test("a leader that died (its lease no longer renewed) is replaced once the leas
 test("the wait for a slow leader is bounded: past maxWaitMs the replica asks upstream itself", async (t) => {
   const { caches, stores } = replicas(t, 1, { maxWaitMs: 50 });
   t.true(await stores[0]!.tryLease("k", "a slow replica", 600_000));
-  t.is((await caches[0]!.get("k", async () => "asked itself", () => 1000)).value, "asked itself");
+  t.is(
+    (
+      await caches[0]!.get(
+        "k",
+        async () => "asked itself",
+        () => 1000,
+      )
+    ).value,
+    "asked itself",
+  );
 });
 
 test("a store that cannot be reached: the request is still answered, from upstream", async (t) => {
   const { caches, stores } = replicas(t, 1);
   await stores[0]!.close();
-  t.is((await caches[0]!.get("k", async () => "direct", () => 1000)).value, "direct");
+  t.is(
+    (
+      await caches[0]!.get(
+        "k",
+        async () => "direct",
+        () => 1000,
+      )
+    ).value,
+    "direct",
+  );
 });
 
 test("an answer not to be kept (ttl 0) is not shared: the next replica asks itself", async (t) => {
   const { caches } = replicas(t, 2);
-  t.is((await caches[0]!.get("k", async () => "incomplete", () => 0)).value, "incomplete");
-  t.is((await caches[1]!.get("k", async () => "complete", () => 1000)).value, "complete");
+  t.is(
+    (
+      await caches[0]!.get(
+        "k",
+        async () => "incomplete",
+        () => 0,
+      )
+    ).value,
+    "incomplete",
+  );
+  t.is(
+    (
+      await caches[1]!.get(
+        "k",
+        async () => "complete",
+        () => 1000,
+      )
+    ).value,
+    "complete",
+  );
   t.is(caches[1]!.loads, 1);
 });
 
@@ -110,7 +182,11 @@ test("an answer stored between a replica's read and its lease take is used, not 
     return realRead(key, nowMs);
   };
   const cache = new TtlCache(clock, 100, new SharedFlight(store, clock, silentLogger()));
-  const r = await cache.get("k", async () => "fetched again", () => 1000);
+  const r = await cache.get(
+    "k",
+    async () => "fetched again",
+    () => 1000,
+  );
   t.is(r.value, "from the holder");
   t.is(cache.loads, 0);
   t.true(await store.tryLease("k", "someone else", 1000), "the lease was released");

@@ -28,7 +28,12 @@ test("a flag wins over its environment variable, in both --flag value and --flag
 test("every bad setting is reported at once, with the variable's name and what is allowed", (t) => {
   const err = t.throws(() =>
     loadAgentConfig({
-      env: { CARBONMON_AGENT_LISTEN: "nowhere", CARBONMON_SAMPLING_PERIOD_MS: "fast", CARBONMON_LOCATION: "Mars", CARBONMON_LOG_LEVEL: "loud" },
+      env: {
+        CARBONMON_AGENT_LISTEN: "nowhere",
+        CARBONMON_SAMPLING_PERIOD_MS: "fast",
+        CARBONMON_LOCATION: "Mars",
+        CARBONMON_LOG_LEVEL: "loud",
+      },
       argv: ["--bogus", "1"],
     }),
   ) as ConfigError;
@@ -42,9 +47,14 @@ test("every bad setting is reported at once, with the variable's name and what i
 });
 
 test("carbon settings: emission factor, estimated values, timeout and retry are checked", (t) => {
-  const c = loadAgentConfig({ env: { CARBONMON_EMISSION_FACTOR: "direct", CARBONMON_ALLOW_ESTIMATED: "false" }, argv: ["--carbon-timeout-ms", "500", "--carbon-retry-ms=1000"] });
+  const c = loadAgentConfig({
+    env: { CARBONMON_EMISSION_FACTOR: "direct", CARBONMON_ALLOW_ESTIMATED: "false" },
+    argv: ["--carbon-timeout-ms", "500", "--carbon-retry-ms=1000"],
+  });
   t.deepEqual([c.emissionFactor, c.allowEstimated, c.carbonTimeoutMs, c.carbonRetryMs], ["direct", false, 500, 1000]);
-  const err = t.throws(() => loadAgentConfig({ env: { CARBONMON_EMISSION_FACTOR: "marginal", CARBONMON_ALLOW_ESTIMATED: "yes", CARBONMON_CARBON_TIMEOUT_MS: "0" } })) as ConfigError;
+  const err = t.throws(() =>
+    loadAgentConfig({ env: { CARBONMON_EMISSION_FACTOR: "marginal", CARBONMON_ALLOW_ESTIMATED: "yes", CARBONMON_CARBON_TIMEOUT_MS: "0" } }),
+  ) as ConfigError;
   t.is(err.problems.length, 3);
   t.regex(err.message, /CARBONMON_EMISSION_FACTOR="marginal": expected one of lifecycle, direct/);
   t.regex(err.message, /CARBONMON_ALLOW_ESTIMATED="yes": expected true or false/);

@@ -23,7 +23,9 @@ test("an unexpected error becomes INTERNAL without leaking its message", (t) => 
 });
 
 test("unary() answers with the handler's value or its mapped error", async (t) => {
-  const ok = await new Promise((resolve) => unary(() => ({ x: 1 }))({ request: {} } as ServerUnaryCall<object, object>, (err, res) => resolve([err, res])));
+  const ok = await new Promise((resolve) =>
+    unary(() => ({ x: 1 }))({ request: {} } as ServerUnaryCall<object, object>, (err, res) => resolve([err, res])),
+  );
   t.deepEqual(ok, [null, { x: 1 }]);
   const failed = await new Promise<any>((resolve) =>
     unary(async () => {

@@ -11,7 +11,13 @@ import { startTestAgent, startTestIntensity } from "../../helpers/grpc.js";
 import { AGENT, AGENT_CALLS, INTENSITY, INTENSITY_CALLS, type ReflectionCall } from "../../helpers/reflection-calls.js";
 import { dynamicCall, Reflection, type ReflectionVersion } from "../../helpers/strict-reflection.js";
 
-async function callEvery(t: any, address: string, service: string, version: ReflectionVersion, calls: readonly ReflectionCall[]): Promise<void> {
+async function callEvery(
+  t: any,
+  address: string,
+  service: string,
+  version: ReflectionVersion,
+  calls: readonly ReflectionCall[],
+): Promise<void> {
   const reflection = new Reflection(address, version);
   t.teardown(() => reflection.close());
   const listed = await reflection.listServices();
@@ -20,7 +26,10 @@ async function callEvery(t: any, address: string, service: string, version: Refl
 
   const registry = await reflection.registryFor([service]);
   const desc = registry.getService(service)!;
-  t.is(desc.file.proto.name, service.startsWith("carbonmon.agent") ? "carbonmon/agent/v1/agent.proto" : "carbonmon/intensity/v1/intensity.proto");
+  t.is(
+    desc.file.proto.name,
+    service.startsWith("carbonmon.agent") ? "carbonmon/agent/v1/agent.proto" : "carbonmon/intensity/v1/intensity.proto",
+  );
   t.deepEqual(
     desc.methods.map((m) => m.name).sort(),
     [...new Set(calls.map(([m]) => m))].sort(),
@@ -68,7 +77,11 @@ test("reflected files are the compiler's: import names, dependency lists, map en
     "google/protobuf/timestamp.proto",
   ]);
   const agentFile = files[0]!;
-  t.deepEqual(agentFile.dependency, ["carbonmon/intensity/v1/intensity.proto", "google/protobuf/duration.proto", "google/protobuf/timestamp.proto"]);
+  t.deepEqual(agentFile.dependency, [
+    "carbonmon/intensity/v1/intensity.proto",
+    "google/protobuf/duration.proto",
+    "google/protobuf/timestamp.proto",
+  ]);
   const measurement = agentFile.messageType.find((m) => m.name === "Measurement")!;
   const entry = measurement.nestedType.find((m) => m.name === "GpuEnergyJEntry");
   t.true(entry?.options?.mapEntry, "map fields have compiler-named XxxEntry messages with map_entry set");

@@ -54,7 +54,11 @@ test("the agent answers health, reflection and GetHost on 127.0.0.1:0", async (t
   t.not(agent.running.port, 0);
 
   t.is(await health(address, ""), "SERVING");
-  t.is(await health(address, "carbonmon.agent.v1.EnergyMonitor"), "NOT_SERVING", "no device can be read (test/server/agent/api/metrics.test.ts has the rest)");
+  t.is(
+    await health(address, "carbonmon.agent.v1.EnergyMonitor"),
+    "NOT_SERVING",
+    "no device can be read (test/server/agent/api/metrics.test.ts has the rest)",
+  );
 
   const listed = await reflect(address, { list_services: "" });
   const names = listed.list_services_response.service.map((s: { name: string }) => s.name);
@@ -80,7 +84,10 @@ test("the intensity service answers health, reflection and ListProviders through
   t.true(listed.list_services_response.service.some((s: { name: string }) => s.name === "carbonmon.intensity.v1.CarbonIntensity"));
 
   const providers = await call<ListProvidersRequest, ListProvidersResponse>(intensity.client, intensity.client.listProviders, {});
-  t.deepEqual(providers.providers.map((p) => p.name), ["electricitymaps", "watttime", "ukgrid", "static", "offline"]);
+  t.deepEqual(
+    providers.providers.map((p) => p.name),
+    ["electricitymaps", "watttime", "ukgrid", "static", "offline"],
+  );
 });
 
 test("shutdown marks the services NOT_SERVING and refuses new calls", async (t) => {

@@ -58,7 +58,9 @@ const result: fc.Arbitrary<WindowResult> = fc
     status: fc.constantFrom("disabled" as const, "pending" as const, "provisional" as const, "final" as const),
     reason: text,
     grams: fc.array(fc.tuple(domain, fc.nat(64), finite), { maxLength: 6 }),
-    periods: fc.array(fc.record({ intensity: fc.option(intensity, { nil: undefined }), energyJ: finite, carbonG: finite }), { maxLength: 3 }),
+    periods: fc.array(fc.record({ intensity: fc.option(intensity, { nil: undefined }), energyJ: finite, carbonG: finite }), {
+      maxLength: 3,
+    }),
   })
   .map((x) => {
     const carbonG = Object.fromEntries(x.grams.map(([d, i, g]) => [`${d}:${i}`, g]));
@@ -76,7 +78,13 @@ const result: fc.Arbitrary<WindowResult> = fc
       dramUnavailableReason: x.dramUnavailableReason,
       totalEnergyJ: x.devices.reduce((a, d) => a + d.energyJ, 0),
       simulated: x.simulated,
-      carbon: { status: x.status, reason: x.reason, carbonG, periods: x.periods, totalG: Object.values(carbonG).reduce((a, b) => a + b, 0) },
+      carbon: {
+        status: x.status,
+        reason: x.reason,
+        carbonG,
+        periods: x.periods,
+        totalG: Object.values(carbonG).reduce((a, b) => a + b, 0),
+      },
     };
   });
 
@@ -84,7 +92,11 @@ const result: fc.Arbitrary<WindowResult> = fc
 const canonical = (r: WindowResult): WindowResult => {
   const order = { gpu: 0, cpu: 1, dram: 2 };
   const carbonG = Object.fromEntries(Object.entries(r.carbon.carbonG).sort(([a], [b]) => a.localeCompare(b)));
-  return { ...r, devices: [...r.devices].sort((a, b) => order[a.domain] - order[b.domain] || a.index - b.index), carbon: { ...r.carbon, carbonG } };
+  return {
+    ...r,
+    devices: [...r.devices].sort((a, b) => order[a.domain] - order[b.domain] || a.index - b.index),
+    carbon: { ...r.carbon, carbonG },
+  };
 };
 
 test("a result survives encoding: decode(encode(r)) is r, edges to within a microsecond; encoded again, the same bytes", (t) => {
@@ -117,8 +129,19 @@ test("begin_time and end_time carry the edges at the precision they were measure
   const beginMs = 1_764_000_000_123.457;
   const endMs = beginMs + 1000.2501;
   const r: WindowResult = {
-    key: "k", beginMs, endMs, timeS: (endMs - beginMs) / 1000, ended: true, labels: {}, devices: [], missing: [], gpuUuids: {},
-    cpuUnavailableReason: "", dramUnavailableReason: "", totalEnergyJ: 0, simulated: false,
+    key: "k",
+    beginMs,
+    endMs,
+    timeS: (endMs - beginMs) / 1000,
+    ended: true,
+    labels: {},
+    devices: [],
+    missing: [],
+    gpuUuids: {},
+    cpuUnavailableReason: "",
+    dramUnavailableReason: "",
+    totalEnergyJ: 0,
+    simulated: false,
     carbon: { status: "disabled", reason: "", carbonG: {}, periods: [], totalG: 0 },
   };
   const bytes = measurementCodec.encode(r);

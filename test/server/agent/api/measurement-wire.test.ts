@@ -33,9 +33,11 @@ const measurement: fc.Arbitrary<Measurement> = fc
       carbonStatus: enumValue,
       carbonStatusReason: text,
       carbonPeriods: fc.array(
-        fc.record({ energyJ: fc.double(), carbonG: fc.double(), zone: text, gPerKwh: fc.double(), from: date }).map(({ energyJ, carbonG, zone, gPerKwh, from }) =>
-          CarbonPeriod.fromPartial({ energyJ, carbonG, intensity: { zone, gPerKwh, validFrom: from, provider: "electricitymaps" } }),
-        ),
+        fc
+          .record({ energyJ: fc.double(), carbonG: fc.double(), zone: text, gPerKwh: fc.double(), from: date })
+          .map(({ energyJ, carbonG, zone, gPerKwh, from }) =>
+            CarbonPeriod.fromPartial({ energyJ, carbonG, intensity: { zone, gPerKwh, validFrom: from, provider: "electricitymaps" } }),
+          ),
         { maxLength: 3 },
       ),
       labels: fc.dictionary(text, text, { maxKeys: 5 }),
@@ -58,14 +60,37 @@ test("encodeMeasurement writes Measurement.encode's bytes, for any Measurement",
 
 test("encodeMeasurement: the edges (no field set, long strings and sub-messages, large ids, dates before 1970)", (t) => {
   t.true(same(Measurement.fromPartial({})));
-  t.true(same(Measurement.fromPartial({ key: "k".repeat(300), carbonStatusReason: "é".repeat(200), labels: { ["l".repeat(150)]: "v".repeat(20_000) } })));
+  t.true(
+    same(
+      Measurement.fromPartial({
+        key: "k".repeat(300),
+        carbonStatusReason: "é".repeat(200),
+        labels: { ["l".repeat(150)]: "v".repeat(20_000) },
+      }),
+    ),
+  );
   t.true(same(Measurement.fromPartial({ gpuEnergyJ: { 0: 0, 4294967295: -0, 7: Number.NaN, 8: Number.POSITIVE_INFINITY } })));
-  t.true(same(Measurement.fromPartial({ beginTime: new Date(-1), endTime: new Date(-86_400_000 * 365 * 100 - 123), approximations: [{ domain: -1, index: 0, kind: -1, detail: "" }] })));
-  t.true(same(Measurement.fromPartial({ approximations: [{ detail: "d".repeat(200) }], missingDevices: [{ reason: "r".repeat(130), hint: "h" }] })));
+  t.true(
+    same(
+      Measurement.fromPartial({
+        beginTime: new Date(-1),
+        endTime: new Date(-86_400_000 * 365 * 100 - 123),
+        approximations: [{ domain: -1, index: 0, kind: -1, detail: "" }],
+      }),
+    ),
+  );
+  t.true(
+    same(
+      Measurement.fromPartial({ approximations: [{ detail: "d".repeat(200) }], missingDevices: [{ reason: "r".repeat(130), hint: "h" }] }),
+    ),
+  );
 });
 
 test("encodeMeasurement rejects what the generated encoder rejects", (t) => {
-  for (const bad of [Measurement.fromPartial({ approximations: [{ index: -1 }] }), Measurement.fromPartial({ beginTime: new Date(Number.NaN) })]) {
+  for (const bad of [
+    Measurement.fromPartial({ approximations: [{ index: -1 }] }),
+    Measurement.fromPartial({ beginTime: new Date(Number.NaN) }),
+  ]) {
     t.throws(() => Measurement.encode(bad).finish());
     t.throws(() => encodeMeasurement(bad));
   }

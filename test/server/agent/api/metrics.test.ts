@@ -4,7 +4,12 @@
  * scripted power; window and RPC counters; and the service health that follows the devices.
  */
 import test from "ava";
-import type { BeginWindowRequest, BeginWindowResponse, EndWindowRequest, Measurement } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
+import type {
+  BeginWindowRequest,
+  BeginWindowResponse,
+  EndWindowRequest,
+  Measurement,
+} from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { fakeNvml } from "../../../helpers/fake-nvml.js";
 import { call, startTestAgent, type TestAgent } from "../../../helpers/grpc.js";
 import { intelTwoSocketTree } from "../../../helpers/powercap.js";
@@ -28,13 +33,25 @@ async function agentWithGpus(t: import("ava").ExecutionContext, env: Record<stri
   return agent;
 }
 
-const begin = (a: TestAgent, key: string) => call<BeginWindowRequest, BeginWindowResponse>(a.client, a.client.beginWindow, { key, labels: {}, gpuIndices: [], cpuIndices: [], skipGpus: false, skipCpus: false });
-const end = (a: TestAgent, key: string) => call<EndWindowRequest, Measurement>(a.client, a.client.endWindow, { key, waitForCounterUpdate: false });
+const begin = (a: TestAgent, key: string) =>
+  call<BeginWindowRequest, BeginWindowResponse>(a.client, a.client.beginWindow, {
+    key,
+    labels: {},
+    gpuIndices: [],
+    cpuIndices: [],
+    skipGpus: false,
+    skipCpus: false,
+  });
+const end = (a: TestAgent, key: string) =>
+  call<EndWindowRequest, Measurement>(a.client, a.client.endWindow, { key, waitForCounterUpdate: false });
 
 test("GET /metrics: every device metric with its type, labels and the sampler's values", async (t) => {
   const agent = await agentWithGpus(t);
   t.truthy(agent.metricsAddress);
-  await until(async () => find(await scrape(agent.metricsAddress!), "carbonmon_nvml_read_duration_seconds_count")[0]!.value > 0, "an NVML read");
+  await until(
+    async () => find(await scrape(agent.metricsAddress!), "carbonmon_nvml_read_duration_seconds_count")[0]!.value > 0,
+    "an NVML read",
+  );
   const m = await scrape(agent.metricsAddress!);
   const types = {
     carbonmon_gpu_energy_joules_total: "counter",
@@ -129,7 +146,11 @@ test("windows and RPCs are counted: open windows, ended by carbon status, their 
 test("health: the agent's service is NOT_SERVING once no device can be read, device_up says which", async (t) => {
   const nvml = fakeNvml({ gpus: [{ uuid: "GPU-0", lostAfterMs: 300 }] });
   t.teardown(() => nvml.cleanup());
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_AGENT_METRICS_LISTEN: "127.0.0.1:0", CARBONMON_IDLE_SAMPLING_PERIOD_MS: "100" });
+  const agent = await startTestAgent({
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_AGENT_METRICS_LISTEN: "127.0.0.1:0",
+    CARBONMON_IDLE_SAMPLING_PERIOD_MS: "100",
+  });
   t.teardown(() => agent.close());
   const address = agent.running.address;
   await until(async () => (await healthOf(address, SERVICE)) === "NOT_SERVING", "NOT_SERVING after the GPU is lost");

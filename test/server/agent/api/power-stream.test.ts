@@ -46,7 +46,7 @@ function take(stream: PowerStream, n: number): Promise<Received[]> {
   return new Promise((resolve, reject) => {
     stream.on("data", (sample: PowerSample) => {
       got.push({ sample });
-      if (got.length === n) (stream.cancel(), resolve(got));
+      if (got.length === n) stream.cancel(), resolve(got);
     });
     stream.on("error", (err: ServiceError) => (err.code === status.CANCELLED ? undefined : reject(err)));
   });
@@ -71,7 +71,10 @@ test("the first sample comes at once, then one per period, numbered; powers per 
   const agent = await agentWithGpus(t);
   await sleep(300); // the sampler's first readings
   const got = await take(watch(agent.client, { period: durationFromMs(300) }), 5);
-  t.deepEqual(got.map((r) => r.sample.sequence), [0n, 1n, 2n, 3n, 4n]);
+  t.deepEqual(
+    got.map((r) => r.sample.sequence),
+    [0n, 1n, 2n, 3n, 4n],
+  );
   t.true(got.every((r) => r.sample.skipped === 0n && !r.sample.simulated));
   const spanMs = got[4]!.sample.time!.getTime() - got[0]!.sample.time!.getTime();
   t.true(spanMs > 4 * 300 * 0.7 && spanMs < 4 * 300 * 1.5, `4 periods took ${spanMs} ms`);
@@ -155,7 +158,10 @@ test("200 watchers all get samples and cost no more hardware reads than one", as
   // Two GPUs at full rate: about 10 measurement reads per second each, plus update-grid probes.
   t.true(oneReads >= 20, `${oneReads} reads in ${windowMs} ms with one watcher: the fake's counters are read at full rate`);
   t.true(busyReads / oneReads < 1.3, `${busyReads} reads with 200 watchers vs ${oneReads} with one`);
-  t.true(counts.every((n) => n >= 5), `fewest samples received: ${Math.min(...counts)}`);
+  t.true(
+    counts.every((n) => n >= 5),
+    `fewest samples received: ${Math.min(...counts)}`,
+  );
   t.true(await until(() => agent.context.power.streams === 0));
 });
 
@@ -239,7 +245,13 @@ class FakeCall extends EventEmitter {
 
 function hubWithOneGpu(): { hub: PowerHub; sampler: Sampler } {
   const device: Device = { id: "gpu:0", domain: "gpu", index: 0, name: "fake", hasEnergyCounter: false, status: "ok", simulated: true };
-  const source: EnergySource = { name: "fake", state: () => ({ name: "fake", status: "ok" }), devices: () => [device], start: () => undefined, stop: async () => undefined };
+  const source: EnergySource = {
+    name: "fake",
+    state: () => ({ name: "fake", status: "ok" }),
+    devices: () => [device],
+    start: () => undefined,
+    stop: async () => undefined,
+  };
   const sampler = new Sampler([source]);
   const t0 = sampler.now();
   sampler.ingest([{ deviceId: "gpu:0", tMs: t0 - 20, powerW: 250, temperatureC: 40 }]);
@@ -248,7 +260,13 @@ function hubWithOneGpu(): { hub: PowerHub; sampler: Sampler } {
   return { hub, sampler };
 }
 
-const request = (periodMs: number): WatchPowerRequest => ({ gpuIndices: [], cpuIndices: [], period: durationFromMs(periodMs), skipGpus: false, skipCpus: false });
+const request = (periodMs: number): WatchPowerRequest => ({
+  gpuIndices: [],
+  cpuIndices: [],
+  period: durationFromMs(periodMs),
+  skipGpus: false,
+  skipCpus: false,
+});
 const asCall = (call: FakeCall) => call as unknown as ServerWritableStream<WatchPowerRequest, Uint8Array>;
 
 test("hub: a blocked stream is not written to; after drain it gets the latest sample with the skipped count", async (t) => {
@@ -317,7 +335,13 @@ test("hub: streams watching the same devices share each tick's time and power; s
   // A manual clock: the test moves time, and drives the tick itself.
   const clock = new ManualClock(1_764_000_000_000);
   const device: Device = { id: "gpu:0", domain: "gpu", index: 0, name: "fake", hasEnergyCounter: false, status: "ok", simulated: false };
-  const source: EnergySource = { name: "fake", state: () => ({ name: "fake", status: "ok" }), devices: () => [device], start: () => undefined, stop: async () => undefined };
+  const source: EnergySource = {
+    name: "fake",
+    state: () => ({ name: "fake", status: "ok" }),
+    devices: () => [device],
+    start: () => undefined,
+    stop: async () => undefined,
+  };
   const sampler = new Sampler([source], { clock });
   sampler.ingest([{ deviceId: "gpu:0", tMs: clock.nowMs() - 10, powerW: 250, temperatureC: 40 }]);
   const hub = new PowerHub(sampler, { config: { samplingPeriodMs: 10, cudaVisibleDevices: undefined }, log: silentLogger() });

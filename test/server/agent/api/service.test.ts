@@ -14,10 +14,16 @@ import { fakeNvml } from "../../../helpers/fake-nvml.js";
 import { call, startTestAgent } from "../../../helpers/grpc.js";
 import { intelTwoSocketTree } from "../../../helpers/powercap.js";
 
-const getHost = (agent: Awaited<ReturnType<typeof startTestAgent>>) => call<GetHostRequest, GetHostResponse>(agent.client, agent.client.getHost, {});
+const getHost = (agent: Awaited<ReturnType<typeof startTestAgent>>) =>
+  call<GetHostRequest, GetHostResponse>(agent.client, agent.client.getHost, {});
 
 test("GetHost lists the GPUs, the RAPL zones and every backend's state", async (t) => {
-  const nvml = fakeNvml({ gpus: [{ uuid: "GPU-1111", powerLimitW: 700 }, { uuid: "GPU-2222", energyCounter: false, mig: true }] });
+  const nvml = fakeNvml({
+    gpus: [
+      { uuid: "GPU-1111", powerLimitW: 700 },
+      { uuid: "GPU-2222", energyCounter: false, mig: true },
+    ],
+  });
   const tree = intelTwoSocketTree();
   t.teardown(() => (nvml.cleanup(), tree.cleanup()));
   const agent = await startTestAgent({
@@ -30,21 +36,32 @@ test("GetHost lists the GPUs, the RAPL zones and every backend's state", async (
   });
   t.teardown(() => agent.close());
   const host = await getHost(agent);
-  t.deepEqual(host.gpus.map((g) => [g.index, g.uuid, g.hasEnergyCounter, g.migEnabled, g.status]), [
-    [0, "GPU-1111", true, false, DeviceStatus.DEVICE_STATUS_OK],
-    [1, "GPU-2222", false, true, DeviceStatus.DEVICE_STATUS_OK],
-  ]);
+  t.deepEqual(
+    host.gpus.map((g) => [g.index, g.uuid, g.hasEnergyCounter, g.migEnabled, g.status]),
+    [
+      [0, "GPU-1111", true, false, DeviceStatus.DEVICE_STATUS_OK],
+      [1, "GPU-2222", false, true, DeviceStatus.DEVICE_STATUS_OK],
+    ],
+  );
   t.is(host.gpus[0]!.powerLimitW, 700);
   t.is(host.gpus[0]!.name, "NVIDIA H100 80GB HBM3");
   const zones = host.raplZones.map((z) => `${z.kind}:${z.index}:${z.name}`);
-  for (const z of [`${RaplZoneKind.RAPL_ZONE_KIND_PACKAGE}:0:package-0`, `${RaplZoneKind.RAPL_ZONE_KIND_PACKAGE}:1:package-1`, `${RaplZoneKind.RAPL_ZONE_KIND_DRAM}:0:dram`, `${RaplZoneKind.RAPL_ZONE_KIND_DRAM}:1:dram`]) {
+  for (const z of [
+    `${RaplZoneKind.RAPL_ZONE_KIND_PACKAGE}:0:package-0`,
+    `${RaplZoneKind.RAPL_ZONE_KIND_PACKAGE}:1:package-1`,
+    `${RaplZoneKind.RAPL_ZONE_KIND_DRAM}:0:dram`,
+    `${RaplZoneKind.RAPL_ZONE_KIND_DRAM}:1:dram`,
+  ]) {
     t.true(zones.includes(z), `${z} in ${zones.join(", ")}`);
   }
   t.true(host.raplZones.some((z) => z.kind === RaplZoneKind.RAPL_ZONE_KIND_PSYS));
-  t.deepEqual(host.backends.map((b) => [b.name, b.status]), [
-    ["nvml", DeviceStatus.DEVICE_STATUS_OK],
-    ["rapl", DeviceStatus.DEVICE_STATUS_OK],
-  ]);
+  t.deepEqual(
+    host.backends.map((b) => [b.name, b.status]),
+    [
+      ["nvml", DeviceStatus.DEVICE_STATUS_OK],
+      ["rapl", DeviceStatus.DEVICE_STATUS_OK],
+    ],
+  );
   t.is(host.backends[0]!.version, "580.159.04");
   t.deepEqual(host.samplingPeriod, { seconds: 0n, nanos: 200_000_000 });
   t.deepEqual(host.idleSamplingPeriod, { seconds: 2n, nanos: 500_000_000 });

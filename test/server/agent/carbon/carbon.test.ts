@@ -24,7 +24,13 @@ import {
   type Measurement,
 } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { EmissionFactorType } from "../../../../proto/gen/carbonmon/intensity/v1/intensity.js";
-import { hourlySeries, seriesEvery, startFakeElectricityMaps, type EmPoint, type FakeElectricityMaps } from "../../../helpers/fake-electricitymaps.js";
+import {
+  hourlySeries,
+  seriesEvery,
+  startFakeElectricityMaps,
+  type EmPoint,
+  type FakeElectricityMaps,
+} from "../../../helpers/fake-electricitymaps.js";
 import { downAddress } from "../../../helpers/down-address.js";
 import { fakeNvml, profileEnergyJ, type Segment } from "../../../helpers/fake-nvml.js";
 import { startFakeUkGrid } from "../../../helpers/fake-ukgrid.js";
@@ -141,11 +147,19 @@ async function midPeriod(rig: Rig, periodMs: number, raplJ?: { package: number; 
 
 /** Begins a window and lets a reading follow its edge before time jumps on (as it would, unhurried). */
 async function begin(rig: Rig, key: string): Promise<BeginWindowResponse> {
-  const res = await call<BeginWindowRequest, BeginWindowResponse>(rig.agent.client, rig.agent.client.beginWindow, { key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+  const res = await call<BeginWindowRequest, BeginWindowResponse>(rig.agent.client, rig.agent.client.beginWindow, {
+    key,
+    gpuIndices: [],
+    cpuIndices: [],
+    labels: {},
+    skipGpus: false,
+    skipCpus: false,
+  });
   await settle(rig);
   return res;
 }
-const end = (agent: TestAgent, key: string) => call<EndWindowRequest, Measurement>(agent.client, agent.client.endWindow, { key, waitForCounterUpdate: true });
+const end = (agent: TestAgent, key: string) =>
+  call<EndWindowRequest, Measurement>(agent.client, agent.client.endWindow, { key, waitForCounterUpdate: true });
 const get = (agent: TestAgent, key: string) => call<GetWindowRequest, Measurement>(agent.client, agent.client.getWindow, { key });
 
 interface Expected {
@@ -181,8 +195,22 @@ const close = (a: number, b: number, rel = 1e-9): boolean => Math.abs(a - b) <= 
 /** The GPU grams and every GPU-only period against the truth (CPU energy, when measured, adds to periods' totals). */
 function assertGrams(t: ExecutionContext, m: Measurement, want: Expected, cpuJByPeriod: Record<number, number> = {}): void {
   if (want.gpuG.some((g, i) => !close(m.gpuCarbonG[i]!, g))) {
-    t.log("periods (got, expected J):", m.carbonPeriods.map((p, k) => [p.intensity?.validFrom?.toISOString(), p.energyJ, want.periods[k]?.energyJ]));
-    t.log("energy", m.gpuEnergyJ, "begin", m.beginTime?.toISOString(), "end", m.endTime?.toISOString(), "approximations", m.approximations, "uncertainty", m.gpuEnergyUncertaintyJ);
+    t.log(
+      "periods (got, expected J):",
+      m.carbonPeriods.map((p, k) => [p.intensity?.validFrom?.toISOString(), p.energyJ, want.periods[k]?.energyJ]),
+    );
+    t.log(
+      "energy",
+      m.gpuEnergyJ,
+      "begin",
+      m.beginTime?.toISOString(),
+      "end",
+      m.endTime?.toISOString(),
+      "approximations",
+      m.approximations,
+      "uncertainty",
+      m.gpuEnergyUncertaintyJ,
+    );
   }
   want.gpuG.forEach((g, i) => t.true(close(m.gpuCarbonG[i]!, g), `gpu ${i}: ${m.gpuCarbonG[i]} g, expected ${g} g`));
   t.is(m.carbonPeriods.length, want.periods.length, "one carbon period per intensity period spanned");
@@ -194,13 +222,25 @@ function assertGrams(t: ExecutionContext, m: Measurement, want: Expected, cpuJBy
     t.true(close(got.energyJ, energyJ), `period ${new Date(p.startMs).toISOString()}: ${got.energyJ} J, expected ${energyJ} J`);
     t.true(close(got.carbonG, (energyJ / 3.6e6) * p.gPerKwh), `period ${new Date(p.startMs).toISOString()}: ${got.carbonG} g`);
   });
-  const total = Object.values(m.gpuCarbonG).reduce((a, b) => a + b, 0) + Object.values(m.cpuCarbonG).reduce((a, b) => a + b, 0) + Object.values(m.dramCarbonG).reduce((a, b) => a + b, 0);
+  const total =
+    Object.values(m.gpuCarbonG).reduce((a, b) => a + b, 0) +
+    Object.values(m.cpuCarbonG).reduce((a, b) => a + b, 0) +
+    Object.values(m.dramCarbonG).reduce((a, b) => a + b, 0);
   t.true(close(m.totalCarbonG, total), "total_carbon_g is the sum of the maps");
 }
 
-async function emService(t: ExecutionContext, env: Record<string, string> = {}, series = emHistory()): Promise<{ em: FakeElectricityMaps; intensity: TestIntensity }> {
+async function emService(
+  t: ExecutionContext,
+  env: Record<string, string> = {},
+  series = emHistory(),
+): Promise<{ em: FakeElectricityMaps; intensity: TestIntensity }> {
   const em = await startFakeElectricityMaps({ series: { [ZONE]: series } });
-  const intensity = await startTestIntensity({ ELECTRICITYMAPS_API_TOKEN: em.token, CARBONMON_ELECTRICITYMAPS_URL: em.url, CARBONMON_PROVIDERS: "electricitymaps,offline", ...env });
+  const intensity = await startTestIntensity({
+    ELECTRICITYMAPS_API_TOKEN: em.token,
+    CARBONMON_ELECTRICITYMAPS_URL: em.url,
+    CARBONMON_PROVIDERS: "electricitymaps,offline",
+    ...env,
+  });
   t.teardown(async () => {
     await intensity.close();
     await em.close();
@@ -232,7 +272,13 @@ test("a window inside one hour: its energy times the hour's intensity; no RAPL: 
 test("overlapping windows across two and three hour boundaries, with CPU and DRAM from RAPL", async (t) => {
   const { intensity } = await emService(t);
   const h0 = DAY0 + 2 * HOUR;
-  const rig = await startRig(t, { periodMs: HOUR, startMs: h0 + 1000, intensityAddr: intensity.running.address, location: ZONE, rapl: true });
+  const rig = await startRig(t, {
+    periodMs: HOUR,
+    startMs: h0 + 1000,
+    intensityAddr: intensity.running.address,
+    location: ZONE,
+    rapl: true,
+  });
   const raplByHour: Record<number, { package: number; dram: number }> = {};
   const step = async (hourStart: number, j: { package: number; dram: number }) => {
     raplByHour[hourStart] = j;
@@ -288,7 +334,10 @@ test("a window longer than 24 hours, split at every hour", async (t) => {
   t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_FINAL, m.carbonStatusReason);
   assertGrams(t, m, expected(rig, m, HOUR, emIntensity));
   t.is(m.carbonPeriods.length, hours + 1);
-  t.true(em.requests.some((r) => r.path === "/carbon-intensity/past-range"), "the service asked past-range for what /history cannot answer");
+  t.true(
+    em.requests.some((r) => r.path === "/carbon-intensity/past-range"),
+    "the service asked past-range for what /history cannot answer",
+  );
 });
 
 test("30-minute periods (UK grid): each half hour priced at its own actual intensity", async (t) => {
@@ -315,7 +364,12 @@ test("30-minute periods (UK grid): each half hour priced at its own actual inten
 test("5-minute periods (WattTime, lbs/MWh): each five minutes priced at its own value", async (t) => {
   const lbs = (pointMs: number) => 700 + ((pointMs / (5 * MINUTE)) % 288);
   const wt = await startFakeWattTime({ value: (_region, pointMs) => lbs(pointMs) });
-  const intensity = await startTestIntensity({ WATTTIME_USERNAME: FAKE_WT_USERNAME, WATTTIME_PASSWORD: FAKE_WT_PASSWORD, CARBONMON_WATTTIME_URL: wt.url, CARBONMON_PROVIDERS: "watttime,offline" });
+  const intensity = await startTestIntensity({
+    WATTTIME_USERNAME: FAKE_WT_USERNAME,
+    WATTTIME_PASSWORD: FAKE_WT_PASSWORD,
+    CARBONMON_WATTTIME_URL: wt.url,
+    CARBONMON_PROVIDERS: "watttime,offline",
+  });
   t.teardown(async () => (await intensity.close(), await wt.close()));
   const five = 5 * MINUTE;
   const p0 = DAY0 + 5 * HOUR;
@@ -324,7 +378,11 @@ test("5-minute periods (WattTime, lbs/MWh): each five minutes priced at its own 
   for (let k = 1; k <= 3; k++) await cross(rig, p0 + k * five);
   const m = await end(rig.agent, "five-minutes");
   t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_FINAL, m.carbonStatusReason);
-  assertGrams(t, m, expected(rig, m, five, (startMs) => (lbs(startMs) * G_PER_LB) / 1000));
+  assertGrams(
+    t,
+    m,
+    expected(rig, m, five, (startMs) => (lbs(startMs) * G_PER_LB) / 1000),
+  );
   t.is(m.carbonPeriods.length, 4);
   t.true(m.carbonPeriods.every((p) => p.intensity!.provider === "watttime"));
 });
@@ -347,7 +405,11 @@ test("5-minute periods from ElectricityMaps (temporalGranularity=5_minutes): eac
 
 test("a missing hour is filled from the next provider, priced at its value and reported (PROVISIONAL)", async (t) => {
   const h0 = DAY0 + 6 * HOUR;
-  const { intensity } = await emService(t, { CARBONMON_PROVIDERS: "electricitymaps,static", CARBONMON_INTENSITY_CONSTANTS: `${ZONE}=555` }, emHistory([h0 + HOUR]));
+  const { intensity } = await emService(
+    t,
+    { CARBONMON_PROVIDERS: "electricitymaps,static", CARBONMON_INTENSITY_CONSTANTS: `${ZONE}=555` },
+    emHistory([h0 + HOUR]),
+  );
   const rig = await startRig(t, { periodMs: HOUR, startMs: h0 + 1000, intensityAddr: intensity.running.address, location: ZONE });
   await begin(rig, "gap");
   await cross(rig, h0 + HOUR);
@@ -356,8 +418,15 @@ test("a missing hour is filled from the next provider, priced at its value and r
   t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PROVISIONAL);
   t.regex(m.carbonStatusReason, /filled from static/);
   t.regex(m.carbonStatusReason, new RegExp(new Date(h0 + HOUR).toISOString().slice(0, 13)));
-  assertGrams(t, m, expected(rig, m, HOUR, (start) => (start === h0 + HOUR ? 555 : emIntensity(start))));
-  t.deepEqual(m.carbonPeriods.map((p) => p.intensity!.provider), ["electricitymaps", "static", "electricitymaps"]);
+  assertGrams(
+    t,
+    m,
+    expected(rig, m, HOUR, (start) => (start === h0 + HOUR ? 555 : emIntensity(start))),
+  );
+  t.deepEqual(
+    m.carbonPeriods.map((p) => p.intensity!.provider),
+    ["electricitymaps", "static", "electricitymaps"],
+  );
 });
 
 test("the service down at EndWindow: energy at once with PENDING, then the grams through GetWindow", async (t) => {
@@ -400,7 +469,15 @@ test("the current hour's live value makes grams PROVISIONAL; once the hour is me
   const tt = new TimeTravel(h0 + 1000 - 30_000);
   const em = await startFakeElectricityMaps({ series: { [ZONE]: history }, nowMs: () => tt.now() });
   const data = tempDataDir();
-  const intensity = await startTestIntensity({ ELECTRICITYMAPS_API_TOKEN: em.token, CARBONMON_ELECTRICITYMAPS_URL: em.url, CARBONMON_PROVIDERS: "electricitymaps,offline", CARBONMON_DATA_DIR: data.dir }, { clock: tt.clock });
+  const intensity = await startTestIntensity(
+    {
+      ELECTRICITYMAPS_API_TOKEN: em.token,
+      CARBONMON_ELECTRICITYMAPS_URL: em.url,
+      CARBONMON_PROVIDERS: "electricitymaps,offline",
+      CARBONMON_DATA_DIR: data.dir,
+    },
+    { clock: tt.clock },
+  );
   t.teardown(async () => (await intensity.close(), await em.close(), data.cleanup()));
   const rig = await startRig(t, { periodMs: HOUR, startMs: h0 + 1000, intensityAddr: intensity.running.address, location: ZONE, tt });
   await begin(rig, "now");
@@ -408,7 +485,11 @@ test("the current hour's live value makes grams PROVISIONAL; once the hour is me
   const m = await end(rig.agent, "now");
   t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PROVISIONAL);
   t.regex(m.carbonStatusReason, /estimated value \(electricitymaps\)/);
-  assertGrams(t, m, expected(rig, m, HOUR, (start) => (start === h0 + HOUR ? 999 : emIntensity(start))));
+  assertGrams(
+    t,
+    m,
+    expected(rig, m, HOUR, (start) => (start === h0 + HOUR ? 999 : emIntensity(start))),
+  );
 
   // The hour ends and ElectricityMaps publishes its measured value; the agent asks again by itself.
   em.setSeries(ZONE, emHistory());
@@ -423,7 +504,13 @@ test("a window across an agent restart: the log before it and the runs' checkpoi
   const data = tempDataDir();
   t.teardown(data.cleanup);
   const h0 = DAY0 + 11 * HOUR;
-  const rig = await startRig(t, { periodMs: HOUR, startMs: h0 + 1000, intensityAddr: intensity.running.address, location: ZONE, dataDir: data.dir });
+  const rig = await startRig(t, {
+    periodMs: HOUR,
+    startMs: h0 + 1000,
+    intensityAddr: intensity.running.address,
+    location: ZONE,
+    dataDir: data.dir,
+  });
   await begin(rig, "restarted");
   await midPeriod(rig, HOUR);
   await cross(rig, h0 + HOUR);
@@ -450,12 +537,18 @@ test("no CARBONMON_LOCATION: the agent finds its host by IP location, and is PEN
   const ipinfo = createHttpServer((_req, res) => {
     ipinfoRequests++;
     if (!ipinfoUp) return void res.writeHead(503).end("{}");
-    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ loc: "41.8781,-87.6298", city: "Chicago", country: "US" }));
+    res
+      .writeHead(200, { "content-type": "application/json" })
+      .end(JSON.stringify({ loc: "41.8781,-87.6298", city: "Chicago", country: "US" }));
   });
   await new Promise<void>((resolve) => ipinfo.listen(0, "127.0.0.1", resolve));
   t.teardown(() => void ipinfo.close());
   const em = await startFakeElectricityMaps({ series: { [ZONE]: emHistory() }, locations: [{ lat: 41.88, lon: -87.63, zone: ZONE }] });
-  const intensity = await startTestIntensity({ ELECTRICITYMAPS_API_TOKEN: em.token, CARBONMON_ELECTRICITYMAPS_URL: em.url, CARBONMON_PROVIDERS: "electricitymaps,offline" });
+  const intensity = await startTestIntensity({
+    ELECTRICITYMAPS_API_TOKEN: em.token,
+    CARBONMON_ELECTRICITYMAPS_URL: em.url,
+    CARBONMON_PROVIDERS: "electricitymaps,offline",
+  });
   t.teardown(async () => (await intensity.close(), await em.close()));
   const h0 = DAY0 + 13 * HOUR;
   const { port } = ipinfo.address() as { port: number };
@@ -477,7 +570,10 @@ test("no CARBONMON_LOCATION: the agent finds its host by IP location, and is PEN
   const later = await waitForStatus(rig.agent, "located", (s) => s !== CarbonStatus.CARBON_STATUS_PENDING);
   t.is(later.carbonStatus, CarbonStatus.CARBON_STATUS_FINAL, later.carbonStatusReason);
   assertGrams(t, later, expected(rig, later, HOUR, emIntensity));
-  t.true(em.requests.some((r) => r.path === "/carbon-intensity/latest" && r.query.lat === "41.8781"), "the coordinates went to the provider");
+  t.true(
+    em.requests.some((r) => r.path === "/carbon-intensity/latest" && r.query.lat === "41.8781"),
+    "the coordinates went to the provider",
+  );
   const asked = ipinfoRequests;
   await begin(rig, "located-again");
   await end(rig.agent, "located-again");
@@ -488,9 +584,20 @@ test("a location no provider covers: PENDING with the service's status and hint,
   const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
   t.teardown(() => intensity.close());
   const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 200, ms: 1000 }] }] });
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: intensity.running.address, CARBONMON_LOCATION: "FR" });
+  const agent = await startTestAgent({
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_INTENSITY_ADDR: intensity.running.address,
+    CARBONMON_LOCATION: "FR",
+  });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
-  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key: "fr", gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
+    key: "fr",
+    gpuIndices: [],
+    cpuIndices: [],
+    labels: {},
+    skipGpus: false,
+    skipCpus: false,
+  });
   await new Promise((r) => setTimeout(r, 300));
   const m = await end(agent, "fr");
   t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
@@ -510,9 +617,22 @@ test("a key begun again while its last window is still being priced: EndWindow e
   });
   const { port } = silent.address() as { port: number };
   const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 200, ms: 1000 }] }] });
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_INTENSITY_ADDR: `127.0.0.1:${port}`, CARBONMON_LOCATION: "DE", CARBONMON_CARBON_TIMEOUT_MS: "1500" });
+  const agent = await startTestAgent({
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_INTENSITY_ADDR: `127.0.0.1:${port}`,
+    CARBONMON_LOCATION: "DE",
+    CARBONMON_CARBON_TIMEOUT_MS: "1500",
+  });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
-  const beginKey = () => call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key: "step", gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+  const beginKey = () =>
+    call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
+      key: "step",
+      gpuIndices: [],
+      cpuIndices: [],
+      labels: {},
+      skipGpus: false,
+      skipCpus: false,
+    });
   const first = await beginKey();
   await new Promise((r) => setTimeout(r, 200));
   const firstEnd = end(agent, "step");
@@ -546,7 +666,14 @@ test("an IP-location lookup that hangs does not hold EndWindow past CARBONMON_CA
     CARBONMON_CARBON_TIMEOUT_MS: "400",
   });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
-  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key: "w", gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
+    key: "w",
+    gpuIndices: [],
+    cpuIndices: [],
+    labels: {},
+    skipGpus: false,
+    skipCpus: false,
+  });
   const m = await end(agent, "w");
   // The agent's own timeout answered (the lookup's HTTP client would have waited 10 s, three times).
   t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
@@ -555,8 +682,15 @@ test("an IP-location lookup that hangs does not hold EndWindow past CARBONMON_CA
 
 test("CARBONMON_EMISSION_FACTOR and CARBONMON_ALLOW_ESTIMATED reach the provider", async (t) => {
   const hourStart = Math.floor(Date.now() / HOUR) * HOUR;
-  const em = await startFakeElectricityMaps({ series: { [ZONE]: hourlySeries(ZONE, hourStart - 30 * HOUR, 31, () => 400) }, nowMs: () => Date.now() });
-  const intensity = await startTestIntensity({ ELECTRICITYMAPS_API_TOKEN: em.token, CARBONMON_ELECTRICITYMAPS_URL: em.url, CARBONMON_PROVIDERS: "electricitymaps,offline" });
+  const em = await startFakeElectricityMaps({
+    series: { [ZONE]: hourlySeries(ZONE, hourStart - 30 * HOUR, 31, () => 400) },
+    nowMs: () => Date.now(),
+  });
+  const intensity = await startTestIntensity({
+    ELECTRICITYMAPS_API_TOKEN: em.token,
+    CARBONMON_ELECTRICITYMAPS_URL: em.url,
+    CARBONMON_PROVIDERS: "electricitymaps,offline",
+  });
   t.teardown(async () => (await intensity.close(), await em.close()));
   const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 200, ms: 1000 }] }] });
   const agent = await startTestAgent({
@@ -567,13 +701,23 @@ test("CARBONMON_EMISSION_FACTOR and CARBONMON_ALLOW_ESTIMATED reach the provider
     CARBONMON_ALLOW_ESTIMATED: "false",
   });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
-  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key: "direct", gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
+    key: "direct",
+    gpuIndices: [],
+    cpuIndices: [],
+    labels: {},
+    skipGpus: false,
+    skipCpus: false,
+  });
   await new Promise((r) => setTimeout(r, 300));
   const m = await end(agent, "direct");
   t.not(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING, m.carbonStatusReason);
   const asked = em.requests.filter((r) => r.path.startsWith("/carbon-intensity/"));
   t.true(asked.length > 0);
-  t.true(asked.every((r) => r.query.emissionFactorType === "direct" && r.query.disableEstimations === "true"), JSON.stringify(asked.map((r) => r.query)));
+  t.true(
+    asked.every((r) => r.query.emissionFactorType === "direct" && r.query.disableEstimations === "true"),
+    JSON.stringify(asked.map((r) => r.query)),
+  );
   t.is(m.carbonPeriods[0]!.intensity!.emissionFactor, EmissionFactorType.EMISSION_FACTOR_TYPE_DIRECT);
   t.true(Math.abs(m.gpuCarbonG[0]! - (m.gpuEnergyJ[0]! / 3.6e6) * 400) <= 1e-9 * m.gpuCarbonG[0]!);
 });

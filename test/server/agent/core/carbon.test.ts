@@ -36,18 +36,41 @@ test("across restarts, the downtime pieces share the chained remainder by length
   ];
   // Total from the chain: 50 + 20 + 10 measured in runs, 120 J in the 100 + 300 ms of downtime.
   const pieces = splitAtMarks(marks, 200);
-  t.deepEqual(pieces.map((p) => p.energyJ), [50, 30, 20, 90, 10]);
-  t.deepEqual(pieces.map((p) => [p.startMs, p.endMs]), [[0, 100], [100, 200], [200, 300], [300, 600], [600, 700]]);
+  t.deepEqual(
+    pieces.map((p) => p.energyJ),
+    [50, 30, 20, 90, 10],
+  );
+  t.deepEqual(
+    pieces.map((p) => [p.startMs, p.endMs]),
+    [
+      [0, 100],
+      [100, 200],
+      [200, 300],
+      [300, 600],
+      [600, 700],
+    ],
+  );
 });
 
 test("marks at one instant make no empty piece; fewer than two marks make none", (t) => {
   t.deepEqual(splitAtMarks([{ tMs: 5, runId: 1, cumJ: 1 }], 0), []);
-  const pieces = splitAtMarks([{ tMs: 0, runId: 1, cumJ: 0 }, { tMs: 0, runId: 1, cumJ: 0 }, { tMs: 10, runId: 1, cumJ: 4 }], 4);
+  const pieces = splitAtMarks(
+    [
+      { tMs: 0, runId: 1, cumJ: 0 },
+      { tMs: 0, runId: 1, cumJ: 0 },
+      { tMs: 10, runId: 1, cumJ: 4 },
+    ],
+    4,
+  );
   t.deepEqual(pieces, [{ startMs: 0, endMs: 10, energyJ: 4 }]);
 });
 
 test("property: pieces tile the window and sum to the total, in-run pieces exact", (t) => {
-  const mark = fc.record({ dtMs: fc.integer({ min: 1, max: 600_000 }), runStep: fc.constantFrom(0, 0, 0, 1), dJ: fc.double({ min: 0, max: 1e5, noNaN: true }) });
+  const mark = fc.record({
+    dtMs: fc.integer({ min: 1, max: 600_000 }),
+    runStep: fc.constantFrom(0, 0, 0, 1),
+    dJ: fc.double({ min: 0, max: 1e5, noNaN: true }),
+  });
   fc.assert(
     fc.property(fc.array(mark, { minLength: 1, maxLength: 40 }), fc.double({ min: 0, max: 1e6, noNaN: true }), (steps, downtimeJ) => {
       const marks: Mark[] = [{ tMs: T0, runId: 1, cumJ: 0 }];

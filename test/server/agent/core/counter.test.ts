@@ -17,19 +17,24 @@ test("without a range, a decrease is a reset: only the energy since the restart 
 
 test("summing wrap-aware deltas over any walk that wraps at most once per read gives the true energy", (t) => {
   fc.assert(
-    fc.property(fc.integer({ min: 1, max: 1e6 }), fc.array(fc.integer({ min: 0, max: 1e6 }), { maxLength: 50 }), fc.integer({ min: 0, max: 1e6 }), (range, steps, start) => {
-      let raw = start % range;
-      let sum = 0;
-      let truth = 0;
-      for (const s of steps) {
-        const step = s % range; // less than one whole range between two reads
-        const next = (raw + step) % range;
-        sum += counterDelta(raw, next, range).deltaJ;
-        truth += step;
-        raw = next;
-      }
-      return sum === truth;
-    }),
+    fc.property(
+      fc.integer({ min: 1, max: 1e6 }),
+      fc.array(fc.integer({ min: 0, max: 1e6 }), { maxLength: 50 }),
+      fc.integer({ min: 0, max: 1e6 }),
+      (range, steps, start) => {
+        let raw = start % range;
+        let sum = 0;
+        let truth = 0;
+        for (const s of steps) {
+          const step = s % range; // less than one whole range between two reads
+          const next = (raw + step) % range;
+          sum += counterDelta(raw, next, range).deltaJ;
+          truth += step;
+          raw = next;
+        }
+        return sum === truth;
+      },
+    ),
   );
   t.pass();
 });

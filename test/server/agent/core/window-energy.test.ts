@@ -64,17 +64,26 @@ test("two restarts chain through the middle run", (t) => {
 
 test("resetEstimate: the bound covers every amount of energy lost before the restart (0 to power x elapsed)", (t) => {
   fc.assert(
-    fc.property(fc.double({ min: 0, max: 1e6, noNaN: true }), fc.double({ min: 0, max: 2000, noNaN: true }), fc.double({ min: 0, max: 3600, noNaN: true }), fc.double({ min: 0, max: 1, noNaN: true }), (countedJ, powerW, elapsedS, lostShare) => {
-      const { energyJ, uncertaintyJ } = resetEstimate(countedJ, powerW, elapsedS);
-      const trueJ = countedJ + lostShare * powerW * elapsedS;
-      return energyJ >= countedJ && Math.abs(trueJ - energyJ) <= uncertaintyJ * (1 + 1e-12) + 1e-9;
-    }),
+    fc.property(
+      fc.double({ min: 0, max: 1e6, noNaN: true }),
+      fc.double({ min: 0, max: 2000, noNaN: true }),
+      fc.double({ min: 0, max: 3600, noNaN: true }),
+      fc.double({ min: 0, max: 1, noNaN: true }),
+      (countedJ, powerW, elapsedS, lostShare) => {
+        const { energyJ, uncertaintyJ } = resetEstimate(countedJ, powerW, elapsedS);
+        const trueJ = countedJ + lostShare * powerW * elapsedS;
+        return energyJ >= countedJ && Math.abs(trueJ - energyJ) <= uncertaintyJ * (1 + 1e-12) + 1e-9;
+      },
+    ),
   );
   t.pass();
 });
 
 test("a reset between two readings and one across downtime follow the same policy", (t) => {
-  const inRun = integrate({ last: { tMs: 0, energyJ: 500, uncertaintyJ: 0, resets: 0 }, lastRawJ: 90_000, lastPowerW: 100 }, { tMs: 10_000, counterJ: 300, powerW: 100 });
+  const inRun = integrate(
+    { last: { tMs: 0, energyJ: 500, uncertaintyJ: 0, resets: 0 }, lastRawJ: 90_000, lastPowerW: 100 },
+    { tMs: 10_000, counterJ: 300, powerW: 100 },
+  );
   const across = bridge({ tMs: 0, cumJ: 0, rawJ: 90_000, powerW: 100 }, { tMs: 10_000, cumJ: 0, rawJ: 300 });
   t.is(inRun!.energyJ - 500, across.energyJ);
   t.is(inRun!.uncertaintyJ, across.uncertaintyJ);
@@ -83,7 +92,11 @@ test("a reset between two readings and one across downtime follow the same polic
 
 /** A device drawing power P_i over [t_i, t_i+1); its counter restarts from 0 at some instants. */
 const device = fc.array(
-  fc.record({ dtMs: fc.integer({ min: 1, max: 500 }), powerW: fc.double({ min: 0, max: 1000, noNaN: true }), reset: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }) }),
+  fc.record({
+    dtMs: fc.integer({ min: 1, max: 500 }),
+    powerW: fc.double({ min: 0, max: 1000, noNaN: true }),
+    reset: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
+  }),
   { minLength: 1, maxLength: 60 },
 );
 
@@ -122,5 +135,9 @@ test("integrate: without a counter, power is integrated by trapezoids, half the 
   const first = integrate({ last: undefined, lastRawJ: undefined, lastPowerW: undefined }, { tMs: 0, powerW: 100 });
   const second = integrate({ last: first, lastRawJ: undefined, lastPowerW: 100 }, { tMs: 2000, powerW: 300 });
   t.deepEqual(second, { tMs: 2000, energyJ: 400, uncertaintyJ: 200, resets: 0, powerW: 300 });
-  t.is(integrate({ last: second, lastRawJ: undefined, lastPowerW: 300 }, { tMs: 2000, powerW: 5 }), undefined, "a reading not after the last adds nothing");
+  t.is(
+    integrate({ last: second, lastRawJ: undefined, lastPowerW: 300 }, { tMs: 2000, powerW: 5 }),
+    undefined,
+    "a reading not after the last adds nothing",
+  );
 });

@@ -110,14 +110,18 @@ function setup(gpus: Array<{ phaseMs: number; powerW: number }>, stamps: "update
   const nvml = new MemoryNvml(clock, gpus, stamps);
   const timers = new ManualTimers(clock);
   const readings: Reading[] = [];
-  const loop = new ReadLoop(nvml, gpus.map((_, i) => plan(i)), {
-    samplingPeriodMs: 100,
-    idlePeriodMs: 1000,
-    clock,
-    timers,
-    stamps: { update: () => undefined, toAgentMs: (us) => us / 1000 },
-    onReadings: (batch) => readings.push(...batch),
-  });
+  const loop = new ReadLoop(
+    nvml,
+    gpus.map((_, i) => plan(i)),
+    {
+      samplingPeriodMs: 100,
+      idlePeriodMs: 1000,
+      clock,
+      timers,
+      stamps: { update: () => undefined, toAgentMs: (us) => us / 1000 },
+      onReadings: (batch) => readings.push(...batch),
+    },
+  );
   return { clock, nvml, timers, readings, loop };
 }
 
@@ -136,7 +140,13 @@ test("driver stamps that are update instants (value held, stamp held) are used a
 });
 
 test("read-time stamps (real drivers): the update grid is learnt, then every stamp holds the true instant within a few ms", (t) => {
-  const { clock, nvml, timers, readings, loop } = setup([{ phaseMs: 61, powerW: 450 }, { phaseMs: 13, powerW: 200 }], "read");
+  const { clock, nvml, timers, readings, loop } = setup(
+    [
+      { phaseMs: 61, powerW: 450 },
+      { phaseMs: 13, powerW: 200 },
+    ],
+    "read",
+  );
   loop.setActive(true);
   loop.start();
   timers.runUntil(clock.nowMs() + 5000);
@@ -146,14 +156,23 @@ test("read-time stamps (real drivers): the update grid is learnt, then every sta
     t.true(mine.length >= 20, `gpu ${gpu}: ${mine.length} readings`);
     for (const r of mine) {
       const truth = nvml.instantOf(gpu, r.counterJ!);
-      t.true(Math.abs(r.tMs - truth) <= r.timeUncertaintyMs! + 1e-9, `gpu ${gpu}: stamp ${r.tMs - T0} vs ${truth - T0} ± ${r.timeUncertaintyMs}`);
+      t.true(
+        Math.abs(r.tMs - truth) <= r.timeUncertaintyMs! + 1e-9,
+        `gpu ${gpu}: stamp ${r.tMs - T0} vs ${truth - T0} ± ${r.timeUncertaintyMs}`,
+      );
       t.true(r.timeUncertaintyMs! <= 2 * READ_MS, `gpu ${gpu}: uncertainty ${r.timeUncertaintyMs} ms`);
     }
   }
 });
 
 test("idle: about one read per GPU per idle period; going active reads every GPU at once without straddling an update", (t) => {
-  const { clock, nvml, timers, readings, loop } = setup([{ phaseMs: 20, powerW: 300 }, { phaseMs: 70, powerW: 300 }], "read");
+  const { clock, nvml, timers, readings, loop } = setup(
+    [
+      { phaseMs: 20, powerW: 300 },
+      { phaseMs: 70, powerW: 300 },
+    ],
+    "read",
+  );
   loop.start();
   timers.runUntil(T0 + 3000); // learn the grid at the sampling period first
   const idleFrom = clock.nowMs();
@@ -173,7 +192,11 @@ test("idle: about one read per GPU per idle period; going active reads every GPU
   for (const gpu of [0, 1]) {
     const read = nvml.reads.find((r) => r.handle === gpu && r.startMs >= wokeAt)!;
     t.true(read.startMs - wokeAt <= 2 * READ_MS + 1, `gpu ${gpu}: read ${read.startMs - wokeAt} ms after the wake-up`);
-    t.is(nvml.updateBefore(gpu, read.startMs), nvml.updateBefore(gpu, read.endMs), `gpu ${gpu}: the wake-up read does not straddle a counter update`);
+    t.is(
+      nvml.updateBefore(gpu, read.startMs),
+      nvml.updateBefore(gpu, read.endMs),
+      `gpu ${gpu}: the wake-up read does not straddle a counter update`,
+    );
   }
   // And full rate from then on: ten measurement reads a second.
   const from = readings.length;

@@ -29,12 +29,25 @@ const until = async (cond: () => boolean, timeoutMs = 5000): Promise<void> => {
 
 test("probe lists each GPU with name, UUID, power limit and driver version; readings follow", async (t) => {
   const { source, readings, close } = await open({
-    gpus: [{ name: "NVIDIA H100 80GB HBM3", uuid: "GPU-aaaa", powerLimitW: 700, profile: [{ powerW: 300, ms: 1000 }] }, { uuid: "GPU-bbbb", powerLimitW: 350 }],
+    gpus: [
+      { name: "NVIDIA H100 80GB HBM3", uuid: "GPU-aaaa", powerLimitW: 700, profile: [{ powerW: 300, ms: 1000 }] },
+      { uuid: "GPU-bbbb", powerLimitW: 350 },
+    ],
   });
   t.teardown(close);
   t.deepEqual(source.state(), { name: "nvml", status: "ok", version: "580.159.04" });
   const [g0, g1] = source.devices();
-  t.like(g0, { id: "gpu:0", domain: "gpu", index: 0, name: "NVIDIA H100 80GB HBM3", uuid: "GPU-aaaa", powerLimitW: 700, hasEnergyCounter: true, status: "ok", migEnabled: false });
+  t.like(g0, {
+    id: "gpu:0",
+    domain: "gpu",
+    index: 0,
+    name: "NVIDIA H100 80GB HBM3",
+    uuid: "GPU-aaaa",
+    powerLimitW: 700,
+    hasEnergyCounter: true,
+    status: "ok",
+    migEnabled: false,
+  });
   t.like(g1, { id: "gpu:1", uuid: "GPU-bbbb", powerLimitW: 350 });
   await until(() => readings.filter((r) => r.deviceId === "gpu:0").length >= 3);
   const r = readings.filter((x) => x.deviceId === "gpu:0");
@@ -83,7 +96,18 @@ test("a GPU without an energy counter is read by power only and says so", async 
 
 test("instant power falls back to MODULE scope where GPU scope fails (Grace Hopper)", async (t) => {
   // nvmlDeviceGetPowerUsage would give the 1 s mean (390 W); the instant field gives 700 W then 80 W.
-  const { readings, close } = await open({ gpus: [{ gpuScopePower: false, profile: [{ powerW: 700, ms: 500 }, { powerW: 80, ms: 500 }] }], epochMs: Math.floor(Date.now() / 1000) * 1000 - 5000 });
+  const { readings, close } = await open({
+    gpus: [
+      {
+        gpuScopePower: false,
+        profile: [
+          { powerW: 700, ms: 500 },
+          { powerW: 80, ms: 500 },
+        ],
+      },
+    ],
+    epochMs: Math.floor(Date.now() / 1000) * 1000 - 5000,
+  });
   t.teardown(close);
   await until(() => readings.length >= 12);
   const powers = new Set(readings.map((r) => r.powerW));
@@ -92,13 +116,25 @@ test("instant power falls back to MODULE scope where GPU scope fails (Grace Hopp
 
 test("without the instant power field, the 1 s mean from nvmlDeviceGetPowerUsage is used", async (t) => {
   const { readings, close } = await open({
-    gpus: [{ gpuScopePower: false, moduleScopePower: false, profile: [{ powerW: 700, ms: 500 }, { powerW: 80, ms: 500 }] }],
+    gpus: [
+      {
+        gpuScopePower: false,
+        moduleScopePower: false,
+        profile: [
+          { powerW: 700, ms: 500 },
+          { powerW: 80, ms: 500 },
+        ],
+      },
+    ],
     epochMs: Math.floor(Date.now() / 1000) * 1000 - 5000,
   });
   t.teardown(close);
   await until(() => readings.length >= 3);
   // GPU and MODULE scope both fail: the worker uses GetPowerUsage, a steady 1 s mean of 390 W.
-  t.true(readings.every((r) => Math.abs(r.powerW! - 390) < 1), JSON.stringify(readings.map((r) => r.powerW)));
+  t.true(
+    readings.every((r) => Math.abs(r.powerW! - 390) < 1),
+    JSON.stringify(readings.map((r) => r.powerW)),
+  );
 });
 
 test("a GPU lost mid-run is reported lost with the reason; the others go on", async (t) => {
@@ -122,7 +158,10 @@ test("a GPU lost mid-run is reported lost with the reason; the others go on", as
   t.regex(failure.failure!.reason, /reset the GPU|Xid/);
   const after = readings.length;
   await until(() => readings.length >= after + 3, 30_000);
-  t.true(readings.slice(after).every((r) => r.deviceId === "gpu:1"), "gpu:0 is no longer read, gpu:1 is");
+  t.true(
+    readings.slice(after).every((r) => r.deviceId === "gpu:1"),
+    "gpu:0 is no longer read, gpu:1 is",
+  );
 });
 
 for (const [init, name, hint] of [

@@ -1,12 +1,6 @@
 import test from "ava";
 import type { Reading } from "../../../../server/agent/devices/energy-source.js";
-import {
-  EACCES_HINT,
-  NO_RAPL_HINT,
-  RaplSource,
-  parseEnergyUj,
-  parseZoneName,
-} from "../../../../server/agent/devices/rapl.js";
+import { EACCES_HINT, NO_RAPL_HINT, RaplSource, parseEnergyUj, parseZoneName } from "../../../../server/agent/devices/rapl.js";
 import { ManualClock } from "../../../../server/shared/clock.js";
 import {
   DEFAULT_RANGE_UJ,
@@ -18,8 +12,7 @@ import {
   probeInChild,
 } from "../../../helpers/powercap.js";
 
-const probe = (root: string, clock = new ManualClock()) =>
-  RaplSource.probe({ root, maxPowerW: 1000, samplingPeriodMs: 100, clock });
+const probe = (root: string, clock = new ManualClock()) => RaplSource.probe({ root, maxPowerW: 1000, samplingPeriodMs: 100, clock });
 
 const counters = (readings: Reading[]) => Object.fromEntries(readings.map((r) => [r.deviceId, r.counterJ]));
 
@@ -57,7 +50,10 @@ test("Intel two sockets: packages and drams found by name, the rest only reporte
   // Each device reads its own file: package p → p·10+1 J, dram → p·10+2 J (never core's p·10+3 J).
   t.deepEqual(counters(source.readAll()), { "cpu:0": 1, "dram:0": 2, "cpu:1": 11, "dram:1": 12 });
 
-  const info = source.infoZones().map((z) => `${z.kind} ${z.index} ${z.path}`).sort();
+  const info = source
+    .infoZones()
+    .map((z) => `${z.kind} ${z.index} ${z.path}`)
+    .sort();
   t.deepEqual(info, [
     "core 0 intel-rapl:0/intel-rapl:0:1",
     "core 1 intel-rapl:1/intel-rapl:1:0",
@@ -74,8 +70,14 @@ test("AMD Zen tree: a package, no dram, state ok", async (t) => {
   const source = probe(tree.root);
   t.teardown(() => source.stop());
   t.is(source.state().status, "ok");
-  t.deepEqual(source.devices().map((d) => d.id), ["cpu:0"]);
-  t.deepEqual(source.infoZones().map((z) => z.kind), ["core"]);
+  t.deepEqual(
+    source.devices().map((d) => d.id),
+    ["cpu:0"],
+  );
+  t.deepEqual(
+    source.infoZones().map((z) => z.kind),
+    ["core"],
+  );
   t.deepEqual(counters(source.readAll()), { "cpu:0": 7 });
 });
 

@@ -10,7 +10,12 @@ function bareHost(t: { teardown(fn: () => void): void }, simulated: string) {
   const dir = mkdtempSync(join(tmpdir(), "carbonmon-bare-"));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return loadAgentConfig({
-    env: { CARBONMON_NVML_LIBRARY: join(dir, "libnvidia-ml.so.1"), CARBONMON_POWERCAP_ROOT: dir, CARBONMON_DATA_DIR: dir, CARBONMON_SIMULATED_GPU: simulated },
+    env: {
+      CARBONMON_NVML_LIBRARY: join(dir, "libnvidia-ml.so.1"),
+      CARBONMON_POWERCAP_ROOT: dir,
+      CARBONMON_DATA_DIR: dir,
+      CARBONMON_SIMULATED_GPU: simulated,
+    },
   });
 }
 

@@ -1,9 +1,5 @@
 import test from "ava";
-import {
-  mapFrameworkIndices,
-  parseVisibleDevices,
-  resolveVisibleDevices,
-} from "../../../../server/agent/devices/visible-devices.js";
+import { mapFrameworkIndices, parseVisibleDevices, resolveVisibleDevices } from "../../../../server/agent/devices/visible-devices.js";
 import { AppError, Code } from "../../../../server/shared/errors.js";
 
 const gpus = [
@@ -37,7 +33,10 @@ test("parse: integers, UUIDs and MIG ids, whitespace trimmed", (t) => {
 
 test("parse: a negative ordinal ends the list as CUDA does (-1 hides every GPU)", (t) => {
   t.deepEqual(parseVisibleDevices("-1"), []);
-  t.deepEqual(parseVisibleDevices("1,-1,2")?.map((e) => e.text), ["1"]);
+  t.deepEqual(
+    parseVisibleDevices("1,-1,2")?.map((e) => e.text),
+    ["1"],
+  );
 });
 
 test("parse: an entry that is neither an integer nor GPU-/MIG- is reported precisely", (t) => {

@@ -31,18 +31,33 @@ import { fakeNvml, profileEnergyJ, type FakeNvmlConfig, type Segment } from "../
 import { call, startTestAgent, tempDataDir, type TestAgent } from "../../../helpers/grpc.js";
 import { aboutToWrapTree, intelTwoSocketTree } from "../../../helpers/powercap.js";
 
-const P0: Segment[] = [{ powerW: 700, ms: 500 }, { powerW: 100, ms: 500 }];
-const P1: Segment[] = [{ powerW: 300, ms: 200 }, { powerW: 600, ms: 300 }];
+const P0: Segment[] = [
+  { powerW: 700, ms: 500 },
+  { powerW: 100, ms: 500 },
+];
+const P1: Segment[] = [
+  { powerW: 300, ms: 200 },
+  { powerW: 600, ms: 300 },
+];
 const MS_TOLERANCE_J = 0.7 * 1.5; // 1.5 ms of wire rounding at 700 W
 const UPDATE_MS = 100; // the fake's counter update period, on a grid from a whole second
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function begin(agent: TestAgent, key: string): Promise<BeginWindowResponse> {
-  return call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false });
+  return call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
+    key,
+    gpuIndices: [],
+    cpuIndices: [],
+    labels: {},
+    skipGpus: false,
+    skipCpus: false,
+  });
 }
-const end = (agent: TestAgent, key: string, wait = true) => call<EndWindowRequest, Measurement>(agent.client, agent.client.endWindow, { key, waitForCounterUpdate: wait });
-const cancel = (agent: TestAgent, key: string) => call<CancelWindowRequest, CancelWindowResponse>(agent.client, agent.client.cancelWindow, { key });
+const end = (agent: TestAgent, key: string, wait = true) =>
+  call<EndWindowRequest, Measurement>(agent.client, agent.client.endWindow, { key, waitForCounterUpdate: wait });
+const cancel = (agent: TestAgent, key: string) =>
+  call<CancelWindowRequest, CancelWindowResponse>(agent.client, agent.client.cancelWindow, { key });
 
 function watch(agent: TestAgent, periodMs: number): ClientReadableStream<PowerSample> {
   const request: WatchPowerRequest = { gpuIndices: [], cpuIndices: [], skipGpus: false, skipCpus: false, period: durationFromMs(periodMs) };
@@ -66,11 +81,28 @@ async function readsPerS(agent: TestAgent, ms: number): Promise<number> {
   return ((nvml.energyReads - r0) * 1000) / (performance.now() - t0);
 }
 
-async function agentWithGpus(t: { teardown(fn: () => unknown): void }, env: Record<string, string>, nvmlConfig: Partial<FakeNvmlConfig> = {}) {
+async function agentWithGpus(
+  t: { teardown(fn: () => unknown): void },
+  env: Record<string, string>,
+  nvmlConfig: Partial<FakeNvmlConfig> = {},
+) {
   const epochMs = Math.floor(Date.now() / 1000) * 1000 - 60_000;
-  const nvml = fakeNvml({ gpus: [{ profile: P0, uuid: "GPU-aaaa" }, { profile: P1, uuid: "GPU-bbbb" }], epochMs, ...nvmlConfig });
+  const nvml = fakeNvml({
+    gpus: [
+      { profile: P0, uuid: "GPU-aaaa" },
+      { profile: P1, uuid: "GPU-bbbb" },
+    ],
+    epochMs,
+    ...nvmlConfig,
+  });
   const tree = intelTwoSocketTree();
-  const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_POWERCAP_ROOT: tree.root, CARBONMON_SAMPLING_PERIOD_MS: "100", CARBONMON_IDLE_AFTER_MS: "0", ...env });
+  const agent = await startTestAgent({
+    CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+    CARBONMON_POWERCAP_ROOT: tree.root,
+    CARBONMON_SAMPLING_PERIOD_MS: "100",
+    CARBONMON_IDLE_AFTER_MS: "0",
+    ...env,
+  });
   t.teardown(async () => (await agent.close(), nvml.cleanup(), tree.cleanup()));
   const truth = (profile: Segment[], m: Measurement) => profileEnergyJ(profile, epochMs, m.beginTime!.getTime(), m.endTime!.getTime());
   return { agent, truth };
@@ -106,7 +138,10 @@ test("an idle agent reads NVML at its idle rate; an open window brings full rate
   // Full rate: ~10 measurement reads per GPU per second plus update-grid probes.
   t.true(active >= 2 * 6, `full rate while a window is open: ${active.toFixed(1)} reads/s`);
   // Idle: one measurement read per GPU per 500 ms, plus at most one probe after each.
-  for (const [name, rate] of [["idle", idle], ["idle again", idleAgain]] as const) {
+  for (const [name, rate] of [
+    ["idle", idle],
+    ["idle again", idleAgain],
+  ] as const) {
     t.true(rate >= 2 * 1.5, `${name}: the counters are still read (${rate.toFixed(1)} reads/s)`);
     // (+25 %: the count moves in batches, and timers run late on a loaded machine)
     t.true(rate <= 2 * 4 * 1.25, `${name}: at most two reads per GPU per idle period (${rate.toFixed(1)} reads/s)`);
@@ -163,12 +198,18 @@ test("a WatchPower stream brings full rate while it is open; closing it returns 
   const idleAgain = await readsPerS(agent, 1500);
   t.log(`NVML energy reads/s: idle ${idle.toFixed(1)}, one stream ${active.toFixed(1)}, idle again ${idleAgain.toFixed(1)}`);
   t.true(active >= 2 * 6, `full rate while streaming: ${active.toFixed(1)} reads/s`);
-  t.true(idle < 0.5 * active && idleAgain < 0.5 * active, `idle ${idle.toFixed(1)} / ${idleAgain.toFixed(1)} vs ${active.toFixed(1)} reads/s`);
+  t.true(
+    idle < 0.5 * active && idleAgain < 0.5 * active,
+    `idle ${idle.toFixed(1)} / ${idleAgain.toFixed(1)} vs ${active.toFixed(1)} reads/s`,
+  );
   // The energy since the stream began grows with the GPUs' power (the baseline is the stream's start,
   // interpolated once a reading after it exists, not extrapolated over the idle gap).
   const last = samples[samples.length - 1]!;
   const spanS = (last.time!.getTime() - samples[0]!.time!.getTime()) / 1000;
-  t.true(samples.length >= 5 && last.gpuEnergyJ[0]! > 100 * spanS && last.gpuEnergyJ[0]! < 700 * spanS, `${last.gpuEnergyJ[0]} J in ${spanS} s`);
+  t.true(
+    samples.length >= 5 && last.gpuEnergyJ[0]! > 100 * spanS && last.gpuEnergyJ[0]! < 700 * spanS,
+    `${last.gpuEnergyJ[0]} J in ${spanS} s`,
+  );
 });
 
 test("a window restored at start-up keeps the agent at full rate until it ends", async (t) => {
@@ -267,7 +308,11 @@ test("a window begun while idle measures the scripted energy as accurately as on
   for (const phase of phases) await measureAt(true, phase);
   // The begin must reach the agent within a few ms before an update for that update to fall between the
   // begin and the read at once: a loaded machine may miss it, so late phases are tried again (at most 4).
-  const inIdleGap = () => results.filter((r) => r.idle).flatMap((r) => r.intervals).filter((ms) => ms > 2 * UPDATE_MS).length;
+  const inIdleGap = () =>
+    results
+      .filter((r) => r.idle)
+      .flatMap((r) => r.intervals)
+      .filter((ms) => ms > 2 * UPDATE_MS).length;
   for (let attempt = 1; attempt <= 4 && inIdleGap() === 0; attempt++) await measureAt(true, 96 + (attempt % 3), `-again${attempt}`);
   await begin(agent, "holder"); // keeps the agent at full rate
   await sleep(1500);
@@ -281,11 +326,16 @@ test("a window begun while idle measures the scripted energy as accurately as on
     // would be stamped within a whole period, ±50 ms).
     for (const ms of stamps) t.true(ms <= 15, `${name}: a reading near the begin is stamped ± ${ms.toFixed(1)} ms`);
     edgeInIdleGap += intervals.filter((ms) => ms > 2 * UPDATE_MS).length;
-    for (const [index, profile] of [[0, P0], [1, P1]] as const) {
+    for (const [index, profile] of [
+      [0, P0],
+      [1, P1],
+    ] as const) {
       const trueJ = truth(profile, m);
       const err = Math.abs(m.gpuEnergyJ[index]! - trueJ);
       const bound = m.gpuEnergyUncertaintyJ[index]!;
-      t.log(`${name} gpu ${index}: ${m.gpuEnergyJ[index]!.toFixed(2)} J vs ${trueJ.toFixed(2)} J, error ${err.toFixed(2)} J, bound ± ${bound.toFixed(2)} J; begin edge in a ${intervals[index]!.toFixed(0)} ms interval`);
+      t.log(
+        `${name} gpu ${index}: ${m.gpuEnergyJ[index]!.toFixed(2)} J vs ${trueJ.toFixed(2)} J, error ${err.toFixed(2)} J, bound ± ${bound.toFixed(2)} J; begin edge in a ${intervals[index]!.toFixed(0)} ms interval`,
+      );
       t.true(err <= bound + MS_TOLERANCE_J, `${name} gpu ${index}: the error is inside the reported bound`);
       // The accuracy windows.test.ts requires of a 1 s window begun at full rate.
       t.true(err <= 0.005 * trueJ + MS_TOLERANCE_J, `${name} gpu ${index}: within 0.5 %`);
@@ -335,7 +385,7 @@ test("RAPL: idle at the idle period, a read at once on going active, then the sa
   source.setActive(false);
   t.is(batches.length, beforeIdle, "going idle does not read");
   // Switching back and forth must not leave extra timers behind: the idle gaps stay idle gaps.
-  for (let i = 0; i < 20; i++) (source.setActive(true), source.setActive(false));
+  for (let i = 0; i < 20; i++) source.setActive(true), source.setActive(false);
   await next(batches, 1);
   const idleAgain = gaps(await next(batches, 4));
 
@@ -362,14 +412,19 @@ test("RAPL: the idle period never exceeds the wrap-safe period", async (t) => {
 
 test("RAPL in the agent: its reads follow the demand (through the sampler's readings)", async (t) => {
   const tree = intelTwoSocketTree();
-  const agent = await startTestAgent({ CARBONMON_POWERCAP_ROOT: tree.root, CARBONMON_SAMPLING_PERIOD_MS: "20", CARBONMON_IDLE_SAMPLING_PERIOD_MS: "250", CARBONMON_IDLE_AFTER_MS: "0" });
+  const agent = await startTestAgent({
+    CARBONMON_POWERCAP_ROOT: tree.root,
+    CARBONMON_SAMPLING_PERIOD_MS: "20",
+    CARBONMON_IDLE_SAMPLING_PERIOD_MS: "250",
+    CARBONMON_IDLE_AFTER_MS: "0",
+  });
   t.teardown(async () => (await agent.close(), tree.cleanup()));
   const sampler = agent.context.sampler;
   const reads: number[] = []; // the stamps of new cpu:0 readings, as they reach the sampler
   let lastMs: number | undefined;
   const off = sampler.onUpdate(() => {
     const tMs = sampler.snapshot("cpu:0")?.tMs;
-    if (tMs !== undefined && tMs !== lastMs) (reads.push(tMs), (lastMs = tMs));
+    if (tMs !== undefined && tMs !== lastMs) reads.push(tMs), (lastMs = tMs);
   });
   t.teardown(off);
   const idle = gaps(await next(reads, 4));
@@ -445,13 +500,21 @@ test("config: default 1000 ms, at least the sampling period, equal to it means n
   t.is(loadAgentConfig({ env: {} }).idleSamplingPeriodMs, 1000);
   t.is(loadAgentConfig({ env: { CARBONMON_IDLE_SAMPLING_PERIOD_MS: "250" } }).idleSamplingPeriodMs, 250);
   t.is(loadAgentConfig({ env: {}, argv: ["--idle-sampling-period-ms=400"] }).idleSamplingPeriodMs, 400);
-  t.is(loadAgentConfig({ env: { CARBONMON_SAMPLING_PERIOD_MS: "2000" } }).idleSamplingPeriodMs, 2000, "unset: never below a long sampling period");
-  const below = t.throws(() => loadAgentConfig({ env: { CARBONMON_SAMPLING_PERIOD_MS: "200", CARBONMON_IDLE_SAMPLING_PERIOD_MS: "150" } })) as ConfigError;
+  t.is(
+    loadAgentConfig({ env: { CARBONMON_SAMPLING_PERIOD_MS: "2000" } }).idleSamplingPeriodMs,
+    2000,
+    "unset: never below a long sampling period",
+  );
+  const below = t.throws(() =>
+    loadAgentConfig({ env: { CARBONMON_SAMPLING_PERIOD_MS: "200", CARBONMON_IDLE_SAMPLING_PERIOD_MS: "150" } }),
+  ) as ConfigError;
   t.true(below instanceof ConfigError);
   t.deepEqual(below.problems, [
     'CARBONMON_IDLE_SAMPLING_PERIOD_MS="150": must be at least CARBONMON_SAMPLING_PERIOD_MS (200 ms); set it equal to sample at full rate always',
   ]);
-  const flag = t.throws(() => loadAgentConfig({ env: { CARBONMON_SAMPLING_PERIOD_MS: "2000" }, argv: ["--idle-sampling-period-ms", "1000"] })) as ConfigError;
+  const flag = t.throws(() =>
+    loadAgentConfig({ env: { CARBONMON_SAMPLING_PERIOD_MS: "2000" }, argv: ["--idle-sampling-period-ms", "1000"] }),
+  ) as ConfigError;
   t.regex(flag.message, /CARBONMON_IDLE_SAMPLING_PERIOD_MS="1000": must be at least CARBONMON_SAMPLING_PERIOD_MS \(2000 ms\)/);
   const bad = t.throws(() => loadAgentConfig({ env: { CARBONMON_IDLE_SAMPLING_PERIOD_MS: "soon" } })) as ConfigError;
   t.deepEqual(bad.problems, ['CARBONMON_IDLE_SAMPLING_PERIOD_MS="soon": expected a whole number from 10 to 60000']);

@@ -16,8 +16,15 @@ import { fakeNvml, profileEnergyJ, type FakeNvmlConfig, type Segment } from "../
 import { aboutToWrapTree } from "../../../helpers/powercap.js";
 
 const CLOCK_TOLERANCE_MS = 0.05;
-const ALIGNED: Segment[] = [{ powerW: 700, ms: 500 }, { powerW: 80, ms: 300 }, { powerW: 400, ms: 200 }];
-const UNALIGNED: Segment[] = [{ powerW: 700, ms: 250 }, { powerW: 80, ms: 250 }];
+const ALIGNED: Segment[] = [
+  { powerW: 700, ms: 500 },
+  { powerW: 80, ms: 300 },
+  { powerW: 400, ms: 200 },
+];
+const UNALIGNED: Segment[] = [
+  { powerW: 700, ms: 250 },
+  { powerW: 80, ms: 250 },
+];
 
 /**
  * Wall minus agent clock, exact to the tick of Date.now(): read the agent clock the moment Date.now()
@@ -95,7 +102,10 @@ test("energy counter: every interval of 1 s or more is within 0.5 % of the scrip
     for (const [t0, t1] of instants(sampler, "gpu:1", durationMs, 40)) {
       const e = sampler.energyBetween("gpu:1", t0, t1);
       const err = Math.abs(e.energyJ - truth(UNALIGNED, t0, t1));
-      t.true(err <= e.uncertaintyJ + 700 * CLOCK_TOLERANCE_MS * 1e-3, `unaligned ${durationMs} ms: error ${err} J > bound ${e.uncertaintyJ} J`);
+      t.true(
+        err <= e.uncertaintyJ + 700 * CLOCK_TOLERANCE_MS * 1e-3,
+        `unaligned ${durationMs} ms: error ${err} J > bound ${e.uncertaintyJ} J`,
+      );
     }
   }
 });
@@ -148,7 +158,10 @@ test("a counter reset inside a window is flagged and never gives negative energy
   const e = sampler.energyBetween("gpu:0", resetAt - 600, resetAt + 700);
   t.true(e.counterReset);
   t.true(e.energyJ > 0);
-  t.true(Math.abs(e.energyJ - truth(resetAt - 600, resetAt + 700)) <= e.uncertaintyJ + 1, `${e.energyJ} J ± ${e.uncertaintyJ} vs ${truth(resetAt - 600, resetAt + 700)} J`);
+  t.true(
+    Math.abs(e.energyJ - truth(resetAt - 600, resetAt + 700)) <= e.uncertaintyJ + 1,
+    `${e.energyJ} J ± ${e.uncertaintyJ} vs ${truth(resetAt - 600, resetAt + 700)} J`,
+  );
   const before = sampler.energyBetween("gpu:0", resetAt - 900, resetAt - 200);
   t.false(before.counterReset);
 });

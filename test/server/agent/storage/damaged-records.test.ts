@@ -7,14 +7,30 @@ import { truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import test from "ava";
 import Database from "better-sqlite3";
-import type { BeginWindowRequest, BeginWindowResponse, CancelWindowRequest, CancelWindowResponse, ListWindowsRequest, ListWindowsResponse } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
+import type {
+  BeginWindowRequest,
+  BeginWindowResponse,
+  CancelWindowRequest,
+  CancelWindowResponse,
+  ListWindowsRequest,
+  ListWindowsResponse,
+} from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { fakeNvml } from "../../../helpers/fake-nvml.js";
 import { call, startTestAgent, tempDataDir, type TestAgent } from "../../../helpers/grpc.js";
 
 const begin = (agent: TestAgent, key: string) =>
-  call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key, gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: true });
-const list = (agent: TestAgent) => call<ListWindowsRequest, ListWindowsResponse>(agent.client, agent.client.listWindows, { includeEnded: true });
-const cancel = (agent: TestAgent, key: string) => call<CancelWindowRequest, CancelWindowResponse>(agent.client, agent.client.cancelWindow, { key });
+  call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
+    key,
+    gpuIndices: [],
+    cpuIndices: [],
+    labels: {},
+    skipGpus: false,
+    skipCpus: true,
+  });
+const list = (agent: TestAgent) =>
+  call<ListWindowsRequest, ListWindowsResponse>(agent.client, agent.client.listWindows, { includeEnded: true });
+const cancel = (agent: TestAgent, key: string) =>
+  call<CancelWindowRequest, CancelWindowResponse>(agent.client, agent.client.cancelWindow, { key });
 
 test("a wrong journal record and a window row whose spec does not decode are set aside; everything else is served", async (t) => {
   const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 100, ms: 1000 }] }] });
@@ -35,7 +51,11 @@ test("a wrong journal record and a window row whose spec does not decode are set
   const second = await startTestAgent(env);
   t.teardown(() => second.close());
   const windows = await list(second);
-  t.deepEqual(windows.windows.map((w) => w.key), ["keep"], "ListWindows answers, without the damaged windows");
+  t.deepEqual(
+    windows.windows.map((w) => w.key),
+    ["keep"],
+    "ListWindows answers, without the damaged windows",
+  );
   // Neither key is held by a window that can never be ended.
   t.is((await begin(second, "victim")).key, "victim");
   t.is((await begin(second, "ghost")).key, "ghost");
@@ -64,5 +84,11 @@ test("agent.journal truncated from outside while the agent runs: it keeps servin
   await first.close();
   const second = await startTestAgent(env);
   t.teardown(() => second.close());
-  t.deepEqual((await list(second)).windows.filter((w) => !w.ended).map((w) => w.key).sort(), ["b", "c"]);
+  t.deepEqual(
+    (await list(second)).windows
+      .filter((w) => !w.ended)
+      .map((w) => w.key)
+      .sort(),
+    ["b", "c"],
+  );
 });

@@ -23,12 +23,26 @@ const spec: WindowSpec = {
   key: "job-1/epoch-2",
   beginMs: 1_764_000_000_123.25,
   labels: { team: "vision" },
-  devices: [{ domain: "gpu", index: 0, deviceId: "gpu:1", uuid: "GPU-abc" }, { domain: "cpu", index: 0, deviceId: "cpu:0" }],
+  devices: [
+    { domain: "gpu", index: 0, deviceId: "gpu:1", uuid: "GPU-abc" },
+    { domain: "cpu", index: 0, deviceId: "cpu:0" },
+  ],
   skipped: [{ domain: "dram", index: 0, reason: "no DRAM zone" }],
   skipGpus: false,
   skipCpus: false,
 };
-const edge: StoredEdge = { energyJ: 12.5, edgeUncertaintyJ: 0.1, cumulativeUncertaintyJ: 0, kind: "interpolated", resets: 0, segment: 41, tMs: spec.beginMs, runId: 3, rawJ: 99_000, powerW: 250 };
+const edge: StoredEdge = {
+  energyJ: 12.5,
+  edgeUncertaintyJ: 0.1,
+  cumulativeUncertaintyJ: 0,
+  kind: "interpolated",
+  resets: 0,
+  segment: 41,
+  tMs: spec.beginMs,
+  runId: 3,
+  rawJ: 99_000,
+  powerW: 250,
+};
 const pieces = [{ startMs: 1000, endMs: 2000, energyJ: 5, device: "gpu:0" }];
 
 test("version-0 records (written before records carried a version) are read and upgraded", (t) => {

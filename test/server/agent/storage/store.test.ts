@@ -38,8 +38,13 @@ test("each open of the database is a new run; open windows and checkpoints survi
   a.close();
   const b = new AgentStore(data.dir, 2000);
   t.true(b.runId > a.runId);
-  t.deepEqual(b.openWindows().map((w) => [w.id, w.key, w.runId]), [[id, "job", a.runId]]);
-  t.deepEqual(b.runsSince("gpu:0", a.runId), [{ runId: a.runId, first: { tMs: 900, cumJ: 0, rawJ: 50 }, last: { tMs: 1500, cumJ: 40, rawJ: 90 } }]);
+  t.deepEqual(
+    b.openWindows().map((w) => [w.id, w.key, w.runId]),
+    [[id, "job", a.runId]],
+  );
+  t.deepEqual(b.runsSince("gpu:0", a.runId), [
+    { runId: a.runId, first: { tMs: 900, cumJ: 0, rawJ: 50 }, last: { tMs: 1500, cumJ: 40, rawJ: 90 } },
+  ]);
   b.close();
 });
 
@@ -78,7 +83,10 @@ test("a database from before the carbon columns is upgraded in place; the bounda
   const id = s.insertOpen("new", 5, spec("new", 5));
   s.end(id, 6, bytes('{"key":"new"}'), "[]", 100);
   t.deepEqual(s.carbonDue(99, 10), []);
-  t.deepEqual(s.carbonDue(100, 10).map((w) => w.key), ["new"]);
+  t.deepEqual(
+    s.carbonDue(100, 10).map((w) => w.key),
+    ["new"],
+  );
   s.setCarbon(id, bytes('{"key":"new","carbonStatus":"CARBON_STATUS_FINAL"}'), null);
   t.deepEqual(s.carbonDue(1e15, 10), []);
   t.is(s.latestEnded("new")!.carbonTries, 1);
@@ -89,14 +97,28 @@ test("a database from before the carbon columns is upgraded in place; the bounda
     { deviceId: "cpu:0", tMs: 300_000, runId: s.runId, cumJ: 7 },
   ]);
   s.insertBoundaries([{ deviceId: "gpu:0", tMs: 300_000, runId: s.runId, cumJ: 99 }]);
-  t.deepEqual(s.boundaries("gpu:0", 0, 1e9).map((b) => [b.tMs, b.cumJ]), [[300_000, 1], [600_000, 2]], "the first record of an instant stays");
+  t.deepEqual(
+    s.boundaries("gpu:0", 0, 1e9).map((b) => [b.tMs, b.cumJ]),
+    [
+      [300_000, 1],
+      [600_000, 2],
+    ],
+    "the first record of an instant stays",
+  );
   t.deepEqual(s.boundaries("gpu:0", 300_000, 600_000), [], "strictly inside the range");
   t.is(s.purgeBoundariesBefore(600_000), 2);
-  t.deepEqual(s.boundaries("gpu:0", 0, 1e9).map((b) => b.tMs), [600_000]);
+  t.deepEqual(
+    s.boundaries("gpu:0", 0, 1e9).map((b) => b.tMs),
+    [600_000],
+  );
 });
 
 /** Runs `body` against an AgentStore in a child process that then kills itself (SIGKILL): nothing is flushed or closed. */
-function inKilledProcess(dir: string, body: string, mode?: "mapped" | "write"): { runId: number; ids: Record<string, number>; mode: string } {
+function inKilledProcess(
+  dir: string,
+  body: string,
+  mode?: "mapped" | "write",
+): { runId: number; ids: Record<string, number>; mode: string } {
   const code = `
     const { AgentStore } = await import(${JSON.stringify(STORE_MODULE)});
     const bytes = (text) => Buffer.from(text);
@@ -128,10 +150,16 @@ for (const mode of ["mapped", "write"] as const) {
 
     const next = new AgentStore(data.dir, 10);
     t.teardown(() => next.close());
-    t.deepEqual(next.openWindows().map((w) => [w.id, w.key, w.beginMs, w.runId, w.spec]), [[killed.ids.open, "open", 3, killed.runId, spec("open", 3)]]);
+    t.deepEqual(
+      next.openWindows().map((w) => [w.id, w.key, w.beginMs, w.runId, w.spec]),
+      [[killed.ids.open, "open", 3, killed.runId, spec("open", 3)]],
+    );
     const e = next.latestEnded("ended")!;
     t.deepEqual([e.id, e.endMs, e.result, e.segments], [killed.ids.ended, 5, bytes('{"key":"ended"}'), "[]"]);
-    t.deepEqual(next.carbonDue(99, 10).map((w) => w.key), ["ended"]);
+    t.deepEqual(
+      next.carbonDue(99, 10).map((w) => w.key),
+      ["ended"],
+    );
     t.is(next.latestEnded("cancelled"), undefined);
     t.is(journalText(data.dir), "", "replayed records leave the journal");
     t.throws(() => next.insertOpen("open", 11, spec("open", 11)), { message: /window 'open' is already open/ });
@@ -153,7 +181,10 @@ test("one agent per data directory: a second store is refused while the first is
   inKilledProcess(data.dir, `ids.k = store.insertOpen("k", 1, ${JSON.stringify(spec("k", 1))});`);
   const afterKill = new AgentStore(data.dir, 3); // SIGKILL: the kernel dropped the lock
   t.teardown(() => afterKill.close());
-  t.deepEqual(afterKill.openWindows().map((w) => w.key), ["k"]);
+  t.deepEqual(
+    afterKill.openWindows().map((w) => w.key),
+    ["k"],
+  );
 });
 
 test("a journal with an unreadable line in the middle: the readable records are replayed and the file is kept aside", (t) => {
@@ -162,11 +193,17 @@ test("a journal with an unreadable line in the middle: the readable records are 
   const a = new AgentStore(data.dir, 0);
   a.close();
   const journal = join(data.dir, "agent.journal");
-  writeFileSync(journal, `${JSON.stringify(["b", 7, "before", 1, a.runId, specV0("before", 1)])}\n{garbage\n${JSON.stringify(["b", 8, "after", 2, a.runId, specV0("after", 2)])}\n`);
+  writeFileSync(
+    journal,
+    `${JSON.stringify(["b", 7, "before", 1, a.runId, specV0("before", 1)])}\n{garbage\n${JSON.stringify(["b", 8, "after", 2, a.runId, specV0("after", 2)])}\n`,
+  );
   const problems: string[] = [];
   const b = new AgentStore(data.dir, 10, { onJournalDamaged: (m) => problems.push(m) });
   t.teardown(() => b.close());
-  t.deepEqual(b.openWindows().map((w) => w.key), ["before", "after"]);
+  t.deepEqual(
+    b.openWindows().map((w) => w.key),
+    ["before", "after"],
+  );
   t.is(problems.length, 1);
   t.regex(problems[0]!, /1 unreadable line\(s\).*2 record\(s\) replayed and 0 refused.*agent\.journal\.damaged-10/);
   t.true(readFileSync(join(data.dir, "agent.journal.damaged-10"), "utf8").includes("{garbage"));
@@ -178,12 +215,24 @@ test("a journaled window the database refuses (its key open under another id) is
   const a = new AgentStore(data.dir, 0);
   const id = a.insertOpen("k", 1, spec("k", 1));
   a.close();
-  writeFileSync(join(data.dir, "agent.journal"), `${JSON.stringify(["b", id + 5, "k", 2, a.runId, specV0("k", 2)])}\n${JSON.stringify(["b", id + 6, "other", 3, a.runId, specV0("other", 3)])}\n`);
+  writeFileSync(
+    join(data.dir, "agent.journal"),
+    `${JSON.stringify(["b", id + 5, "k", 2, a.runId, specV0("k", 2)])}\n${JSON.stringify(["b", id + 6, "other", 3, a.runId, specV0("other", 3)])}\n`,
+  );
   const problems: string[] = [];
   const b = new AgentStore(data.dir, 20, { onJournalDamaged: (m) => problems.push(m) });
   t.teardown(() => b.close());
-  t.deepEqual(b.openWindows().map((w) => [w.id, w.key]), [[id, "k"], [id + 6, "other"]]);
-  t.regex(problems[0] ?? "", /0 unreadable line\(s\).*1 record\(s\) replayed and 1 refused by the database \(refused: .*UNIQUE constraint failed/);
+  t.deepEqual(
+    b.openWindows().map((w) => [w.id, w.key]),
+    [
+      [id, "k"],
+      [id + 6, "other"],
+    ],
+  );
+  t.regex(
+    problems[0] ?? "",
+    /0 unreadable line\(s\).*1 record\(s\) replayed and 1 refused by the database \(refused: .*UNIQUE constraint failed/,
+  );
 });
 
 test("replaying a journal whose records already reached SQLite changes nothing; a torn last record is dropped", (t) => {
@@ -203,7 +252,11 @@ test("replaying a journal whose records already reached SQLite changes nothing; 
   );
   const b = new AgentStore(data.dir, 10);
   t.teardown(() => b.close());
-  t.deepEqual(b.openWindows().map((w) => [w.id, w.key]), [[reopened, "k"]], "the torn cancel is not applied");
+  t.deepEqual(
+    b.openWindows().map((w) => [w.id, w.key]),
+    [[reopened, "k"]],
+    "the torn cancel is not applied",
+  );
   t.is(b.latestEnded("k")!.id, id);
   t.is(b.recentlyEnded(10).length, 1);
 });
@@ -221,7 +274,11 @@ test("a journal that cannot be moved into SQLite keeps its records and reports w
   t.regex(journalText(data.dir), /"held"/, "still journaled");
   db.exec("ROLLBACK");
   db.close();
-  t.deepEqual(s.openWindows().map((w) => w.id), [id], "moved once the lock is gone");
+  t.deepEqual(
+    s.openWindows().map((w) => w.id),
+    [id],
+    "moved once the lock is gone",
+  );
   t.is(journalText(data.dir), "");
   s.close();
 });

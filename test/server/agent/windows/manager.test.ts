@@ -26,20 +26,38 @@ import { fakeNvml, profileEnergyJ, type Segment } from "../../../helpers/fake-nv
 import { call, startTestAgent, tempDataDir, type TestAgent } from "../../../helpers/grpc.js";
 import { intelTwoSocketTree } from "../../../helpers/powercap.js";
 
-const P0: Segment[] = [{ powerW: 700, ms: 500 }, { powerW: 100, ms: 500 }];
+const P0: Segment[] = [
+  { powerW: 700, ms: 500 },
+  { powerW: 100, ms: 500 },
+];
 const P1: Segment[] = [{ powerW: 300, ms: 1000 }];
 const MS_TOLERANCE_J = 0.7 * 1.5; // 1.5 ms of wire rounding at 700 W
 
 function begin(agent: TestAgent, req: Partial<BeginWindowRequest>): Promise<BeginWindowResponse> {
-  return call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, { key: "", gpuIndices: [], cpuIndices: [], labels: {}, skipGpus: false, skipCpus: false, ...req });
+  return call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
+    key: "",
+    gpuIndices: [],
+    cpuIndices: [],
+    labels: {},
+    skipGpus: false,
+    skipCpus: false,
+    ...req,
+  });
 }
-const end = (agent: TestAgent, key: string, wait = false) => call<EndWindowRequest, Measurement>(agent.client, agent.client.endWindow, { key, waitForCounterUpdate: wait });
+const end = (agent: TestAgent, key: string, wait = false) =>
+  call<EndWindowRequest, Measurement>(agent.client, agent.client.endWindow, { key, waitForCounterUpdate: wait });
 const get = (agent: TestAgent, key: string) => call<GetWindowRequest, Measurement>(agent.client, agent.client.getWindow, { key });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function agentWithHardware(extra: Record<string, string> = {}) {
   const epochMs = Math.floor(Date.now() / 1000) * 1000 - 60_000;
-  const nvml = fakeNvml({ gpus: [{ profile: P0, uuid: "GPU-aaaa" }, { profile: P1, uuid: "GPU-bbbb" }], epochMs });
+  const nvml = fakeNvml({
+    gpus: [
+      { profile: P0, uuid: "GPU-aaaa" },
+      { profile: P1, uuid: "GPU-bbbb" },
+    ],
+    epochMs,
+  });
   const tree = intelTwoSocketTree();
   const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_POWERCAP_ROOT: tree.root, ...extra });
   // Let the worker learn the counters' update instants before measuring.
@@ -63,10 +81,20 @@ test("windows of 50 ms, 1 s and 10 s, overlapping, against the scripted truth", 
   const short = await end(agent, "short", true);
   await sleep(8900);
   const long = await end(agent, "long", true);
-  for (const [name, m] of [["1 s", one], ["50 ms", short], ["10 s", long]] as const) {
-    for (const [index, profile] of [[0, P0], [1, P1]] as const) {
+  for (const [name, m] of [
+    ["1 s", one],
+    ["50 ms", short],
+    ["10 s", long],
+  ] as const) {
+    for (const [index, profile] of [
+      [0, P0],
+      [1, P1],
+    ] as const) {
       const err = Math.abs(m.gpuEnergyJ[index]! - truth(profile, m));
-      t.true(err <= m.gpuEnergyUncertaintyJ[index]! + MS_TOLERANCE_J, `${name} gpu ${index}: ${m.gpuEnergyJ[index]} J vs ${truth(profile, m)} J (± ${m.gpuEnergyUncertaintyJ[index]})`);
+      t.true(
+        err <= m.gpuEnergyUncertaintyJ[index]! + MS_TOLERANCE_J,
+        `${name} gpu ${index}: ${m.gpuEnergyJ[index]} J vs ${truth(profile, m)} J (± ${m.gpuEnergyUncertaintyJ[index]})`,
+      );
     }
   }
   t.true(Math.abs(one.gpuEnergyJ[0]! - truth(P0, one)) <= 0.005 * truth(P0, one) + MS_TOLERANCE_J, "1 s within 0.5 %");
@@ -80,7 +108,12 @@ test("windows of 50 ms, 1 s and 10 s, overlapping, against the scripted truth", 
   t.is(one.carbonStatus, CarbonStatus.CARBON_STATUS_DISABLED);
   t.regex(one.carbonStatusReason, /CARBONMON_INTENSITY_ADDR/);
   t.true(short.approximations.some((a) => a.kind === ApproximationKind.APPROXIMATION_KIND_SHORT_WINDOW));
-  t.is(one.totalEnergyJ, Object.values(one.gpuEnergyJ).concat(Object.values(one.cpuEnergyJ), Object.values(one.dramEnergyJ)).reduce((a, b) => a + b, 0));
+  t.is(
+    one.totalEnergyJ,
+    Object.values(one.gpuEnergyJ)
+      .concat(Object.values(one.cpuEnergyJ), Object.values(one.dramEnergyJ))
+      .reduce((a, b) => a + b, 0),
+  );
 });
 
 test("subsets: a GPU by the caller's CUDA_VISIBLE_DEVICES, no CPUs", async (t) => {
@@ -92,7 +125,10 @@ test("subsets: a GPU by the caller's CUDA_VISIBLE_DEVICES, no CPUs", async (t) =
   await sleep(1000);
   const m = await end(agent, "subset", true);
   t.deepEqual(Object.keys(m.gpuEnergyJ), ["0"]);
-  t.true(Math.abs(m.gpuEnergyJ[0]! - truth(P1, m)) <= m.gpuEnergyUncertaintyJ[0]! + MS_TOLERANCE_J, "framework GPU 0 is NVML GPU 1 (300 W)");
+  t.true(
+    Math.abs(m.gpuEnergyJ[0]! - truth(P1, m)) <= m.gpuEnergyUncertaintyJ[0]! + MS_TOLERANCE_J,
+    "framework GPU 0 is NVML GPU 1 (300 W)",
+  );
   t.deepEqual(m.cpuEnergyJ, {});
   t.is(m.cpuUnavailableReason, "not requested (skip_cpus)");
 });
@@ -125,7 +161,10 @@ test("the status table: bad keys, duplicates, unknown keys and devices, the open
   t.is(await code(begin(agent, { key: "gpu9", gpuIndices: [9] })), status.INVALID_ARGUMENT);
   t.is(await code(begin(agent, { key: "cpu7", cpuIndices: [7] })), status.INVALID_ARGUMENT);
   t.is(await code(begin(agent, { key: "mig", cudaVisibleDevices: "MIG-1234" })), status.INVALID_ARGUMENT);
-  t.is(await code(begin(agent, { key: "labels", labels: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`l${i}`, "v"])) })), status.INVALID_ARGUMENT);
+  t.is(
+    await code(begin(agent, { key: "labels", labels: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`l${i}`, "v"])) })),
+    status.INVALID_ARGUMENT,
+  );
   await begin(agent, { key: "a" });
   const dup = (await t.throwsAsync(begin(agent, { key: "a" }))) as ServiceError;
   t.is(dup.code, status.ALREADY_EXISTS);
@@ -157,7 +196,9 @@ test("CancelWindow on a window that EndWindow is waiting on is FAILED_PRECONDITI
   await begin(agent, { key: "k" });
   const ending = end(agent, "k", true);
   await sleep(5);
-  const cancelled = (await t.throwsAsync(call<CancelWindowRequest, CancelWindowResponse>(agent.client, agent.client.cancelWindow, { key: "k" }))) as ServiceError;
+  const cancelled = (await t.throwsAsync(
+    call<CancelWindowRequest, CancelWindowResponse>(agent.client, agent.client.cancelWindow, { key: "k" }),
+  )) as ServiceError;
   t.is(cancelled.code, status.FAILED_PRECONDITION);
   t.regex(cancelled.details, /window 'k' is being ended/);
   const m = await ending;
@@ -199,7 +240,10 @@ test("the agent serves once every device has its first reading: a window begun a
   t.teardown(async () => (await agent.close(), nvml.cleanup(), tree.cleanup()));
   const { sampler } = agent.context;
   t.deepEqual(
-    sampler.devices().filter((d) => !sampler.hasReading(d.id)).map((d) => d.id),
+    sampler
+      .devices()
+      .filter((d) => !sampler.hasReading(d.id))
+      .map((d) => d.id),
     [],
     "every device has a reading before the first RPC",
   );
@@ -209,10 +253,16 @@ test("the agent serves once every device has its first reading: a window begun a
   t.deepEqual(m.missingDevices, []);
   t.deepEqual(Object.keys(m.gpuEnergyJ), ["0", "1"]);
   t.deepEqual(Object.keys(m.cpuEnergyJ), ["0", "1"]);
-  for (const [index, profile] of [[0, P0], [1, P1]] as const) {
+  for (const [index, profile] of [
+    [0, P0],
+    [1, P1],
+  ] as const) {
     const trueJ = profileEnergyJ(profile, epochMs, m.beginTime!.getTime(), m.endTime!.getTime());
     const err = Math.abs(m.gpuEnergyJ[index]! - trueJ);
-    t.true(err <= m.gpuEnergyUncertaintyJ[index]! + MS_TOLERANCE_J, `gpu ${index}: ${m.gpuEnergyJ[index]} J vs ${trueJ} J, bound ± ${m.gpuEnergyUncertaintyJ[index]} J`);
+    t.true(
+      err <= m.gpuEnergyUncertaintyJ[index]! + MS_TOLERANCE_J,
+      `gpu ${index}: ${m.gpuEnergyJ[index]} J vs ${trueJ} J, bound ± ${m.gpuEnergyUncertaintyJ[index]} J`,
+    );
   }
 });
 
@@ -241,7 +291,11 @@ test("CARBONMON_FIRST_READING_TIMEOUT_MS=0: a window begun before a GPU's first 
   agent = await startTestAgent(env);
   const m = await end(agent, "early");
   t.truthy(gpu1(m), "GPU 1 is still reported missing");
-  t.deepEqual(m.missingDevices.filter((d) => d.domain !== DeviceDomain.DEVICE_DOMAIN_GPU), [], "every CPU and DRAM zone measured");
+  t.deepEqual(
+    m.missingDevices.filter((d) => d.domain !== DeviceDomain.DEVICE_DOMAIN_GPU),
+    [],
+    "every CPU and DRAM zone measured",
+  );
   t.false("1" in m.gpuEnergyJ);
   t.true(Math.abs(m.cpuEnergyJ[0]! - 60) < 1e-6, `package 0 across the restart: ${m.cpuEnergyJ[0]} J`);
   t.is(m.cpuEnergyJ[1], 0);

@@ -38,7 +38,11 @@ function clients(t: ExecutionContext, address: string, token: Record<string, str
   return c;
 }
 
-const codeOf = (p: Promise<unknown>): Promise<string> => p.then(() => "OK", (e: CarbonmonClientError) => e.codeName);
+const codeOf = (p: Promise<unknown>): Promise<string> =>
+  p.then(
+    () => "OK",
+    (e: CarbonmonClientError) => e.codeName,
+  );
 
 test("another principal cannot read, end or cancel a window: PERMISSION_DENIED, the window untouched; admin can; ownership survives a restart", async (t) => {
   const data = tempDataDir();
@@ -54,8 +58,15 @@ test("another principal cannot read, end or cancel a window: PERMISSION_DENIED, 
     t.is(err.codeName, "PERMISSION_DENIED");
     t.regex(err.details, /windows:admin/);
   }
-  t.deepEqual((await c.alice.listWindows()).map((w) => w.key), ["alice/job-1"], "untouched, and ListWindows shows one's own");
-  t.deepEqual((await c.bob.listWindows()).map((w) => w.key), ["bob/job-1"]);
+  t.deepEqual(
+    (await c.alice.listWindows()).map((w) => w.key),
+    ["alice/job-1"],
+    "untouched, and ListWindows shows one's own",
+  );
+  t.deepEqual(
+    (await c.bob.listWindows()).map((w) => w.key),
+    ["bob/job-1"],
+  );
   t.deepEqual((await c.admin.listWindows()).map((w) => w.key).sort(), ["alice/job-1", "bob/job-1"], "admin sees all");
 
   // Across a restart: the owner is stored with the window.
@@ -77,7 +88,10 @@ test("per-principal limits: open windows and WatchPower streams; one tenant at i
   const data = tempDataDir();
   t.teardown(data.cleanup);
   const { file, token } = writeTokens(data.dir, PRINCIPALS);
-  const { agent } = await start(t, data.dir, file, { CARBONMON_MAX_OPEN_WINDOWS_PER_PRINCIPAL: "2", CARBONMON_MAX_STREAMS_PER_PRINCIPAL: "1" });
+  const { agent } = await start(t, data.dir, file, {
+    CARBONMON_MAX_OPEN_WINDOWS_PER_PRINCIPAL: "2",
+    CARBONMON_MAX_STREAMS_PER_PRINCIPAL: "1",
+  });
   const c = clients(t, agent.running.address, token);
   await c.alice.beginWindow("a1");
   await c.alice.beginWindow("a2");

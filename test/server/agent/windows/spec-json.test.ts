@@ -18,7 +18,9 @@ test("specJson writes exactly JSON.stringify({ v, ...spec }), for any key, label
         beginMs: fc.double({ noNaN: true, noDefaultInfinity: true }),
         labels: fc.dictionary(fc.string({ unit: "binary" }), fc.string({ unit: "binary" })),
         devices: fc.array(device, { maxLength: 12 }),
-        skipped: fc.array(fc.record({ domain: fc.constantFrom("gpu" as const, "cpu" as const), index: fc.nat(8), reason: fc.string() }), { maxLength: 3 }),
+        skipped: fc.array(fc.record({ domain: fc.constantFrom("gpu" as const, "cpu" as const), index: fc.nat(8), reason: fc.string() }), {
+          maxLength: 3,
+        }),
         skipGpus: fc.boolean(),
         skipCpus: fc.boolean(),
       }),
@@ -31,14 +33,20 @@ test("specJson writes exactly JSON.stringify({ v, ...spec }), for any key, label
   t.pass();
 });
 
-test("with an owner (authentication on), specJson appends it, and the owner decodes back; none: \"\"", (t) => {
+test('with an owner (authentication on), specJson appends it, and the owner decodes back; none: ""', (t) => {
   fc.assert(
     fc.property(fc.string({ unit: "grapheme", minLength: 1 }), (owner) => {
       const spec: WindowSpec = { key: "job-1", beginMs: 1, labels: {}, devices: [], skipped: [], skipGpus: false, skipCpus: false };
       const json = specJson(spec, { devices: "[]", skipped: "[]" }, owner);
-      return json === JSON.stringify({ v: RECORD_VERSION, ...spec, owner }) && decodeSpecOwner(json) === owner && decodeSpec(json).key === "job-1";
+      return (
+        json === JSON.stringify({ v: RECORD_VERSION, ...spec, owner }) &&
+        decodeSpecOwner(json) === owner &&
+        decodeSpec(json).key === "job-1"
+      );
     }),
   );
   t.is(decodeSpecOwner(JSON.stringify({ v: RECORD_VERSION, key: "k" })), "", "windows begun without authentication, or before ownership");
-  t.throws(() => decodeSpecOwner(JSON.stringify({ v: RECORD_VERSION, key: "k", owner: 7 })), { message: /window spec.owner: expected a string/ });
+  t.throws(() => decodeSpecOwner(JSON.stringify({ v: RECORD_VERSION, key: "k", owner: 7 })), {
+    message: /window spec.owner: expected a string/,
+  });
 });

@@ -8,7 +8,8 @@ const H = 60 * MIN;
 const T0 = Date.UTC(2026, 11, 3);
 
 /** Hourly periods from T0 with these values (null: a gap). */
-const hourly = (values: Array<number | null>): Period[] => values.map((v, i) => ({ startMs: T0 + i * H, endMs: T0 + (i + 1) * H, gPerKwh: v }));
+const hourly = (values: Array<number | null>): Period[] =>
+  values.map((v, i) => ({ startMs: T0 + i * H, endMs: T0 + (i + 1) * H, gPerKwh: v }));
 
 /** The oracle: the mean over [s, s + d) by summing overlaps with every period; null unless covered end to end. */
 function oracleMean(periods: readonly Period[], s: number, d: number): number | null {
@@ -26,7 +27,14 @@ function oracleMean(periods: readonly Period[], s: number, d: number): number | 
 }
 
 /** The oracle's best over every start on a grid of `unit` in [from, to - d] overlapping none of `taken`. */
-function oracleBest(periods: readonly Period[], from: number, to: number, d: number, unit: number, taken: readonly number[] = []): { startMs: number; mean: number } | null {
+function oracleBest(
+  periods: readonly Period[],
+  from: number,
+  to: number,
+  d: number,
+  unit: number,
+  taken: readonly number[] = [],
+): { startMs: number; mean: number } | null {
   let best: { startMs: number; mean: number } | null = null;
   for (let s = from; s + d <= to; s += unit) {
     if (taken.some((p) => Math.abs(p - s) < d)) continue;
@@ -47,7 +55,10 @@ const seriesArb = (unit: number) =>
     .array(
       fc.record({
         lengthUnits: fc.integer({ min: 1, max: 12 }),
-        value: fc.option(fc.integer({ min: 0, max: 4000 }).map((q) => q / 4), { freq: 8 }),
+        value: fc.option(
+          fc.integer({ min: 0, max: 4000 }).map((q) => q / 4),
+          { freq: 8 },
+        ),
         holeUnits: fc.oneof({ weight: 6, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 6 }) }),
       }),
       { minLength: 1, maxLength: 30 },
@@ -64,11 +75,17 @@ const seriesArb = (unit: number) =>
     });
 
 const queryArb = (unit: number) =>
-  fc.record({ fromUnits: fc.integer({ min: -5, max: 200 }), spanUnits: fc.integer({ min: 1, max: 400 }), durationUnits: fc.integer({ min: 1, max: 60 }) }).map((q) => ({
-    fromMs: T0 + q.fromUnits * unit,
-    toMs: T0 + (q.fromUnits + q.spanUnits) * unit,
-    durationMs: q.durationUnits * unit,
-  }));
+  fc
+    .record({
+      fromUnits: fc.integer({ min: -5, max: 200 }),
+      spanUnits: fc.integer({ min: 1, max: 400 }),
+      durationUnits: fc.integer({ min: 1, max: 60 }),
+    })
+    .map((q) => ({
+      fromMs: T0 + q.fromUnits * unit,
+      toMs: T0 + (q.fromUnits + q.spanUnits) * unit,
+      durationMs: q.durationUnits * unit,
+    }));
 
 test("property: the best mean agrees with a brute-force search over every start on the grid (1e-9 relative)", (t) => {
   const unit = 5 * MIN;
@@ -90,25 +107,42 @@ test("property: the best mean agrees with a brute-force search over every start 
 test("property: across several series, windows come best first, never overlap within a series, and each mean is exact", (t) => {
   const unit = MIN;
   fc.assert(
-    fc.property(fc.array(seriesArb(unit), { minLength: 1, maxLength: 4 }), queryArb(unit), fc.integer({ min: 1, max: 8 }), (all, q, max) => {
-      const ranked = rankWindows(all.map(prepareSeries), q, max);
-      const oracles = all.map((periods) => oracleBest(periods, q.fromMs, q.toMs, q.durationMs, unit));
-      const found = oracles.filter((o) => o !== null).map((o) => o!.mean);
-      if (found.length === 0) return ranked.length === 0;
-      if (ranked.length === 0 || !close(ranked[0]!.meanGPerKwh, Math.min(...found))) return false;
-      for (let i = 0; i < ranked.length; i++) {
-        const w = ranked[i]!;
-        // The i-th is the best window left once the earlier ones are taken (same series: no overlap).
-        const left = all.map((periods, k) => oracleBest(periods, q.fromMs, q.toMs, q.durationMs, unit, ranked.slice(0, i).filter((o) => o.series === k).map((o) => o.startMs)));
-        const bestLeft = Math.min(...left.filter((o) => o !== null).map((o) => o!.mean));
-        if (!close(w.meanGPerKwh, bestLeft)) return false;
-        const direct = oracleMean(all[w.series]!, w.startMs, q.durationMs);
-        if (direct === null || !close(direct, w.meanGPerKwh) || w.startMs < q.fromMs || w.endMs > q.toMs) return false;
-        if (i > 0 && w.meanGPerKwh < ranked[i - 1]!.meanGPerKwh * (1 - 1e-9)) return false;
-        if (ranked.slice(0, i).some((o) => o.series === w.series && Math.abs(o.startMs - w.startMs) < q.durationMs)) return false;
-      }
-      return true;
-    }),
+    fc.property(
+      fc.array(seriesArb(unit), { minLength: 1, maxLength: 4 }),
+      queryArb(unit),
+      fc.integer({ min: 1, max: 8 }),
+      (all, q, max) => {
+        const ranked = rankWindows(all.map(prepareSeries), q, max);
+        const oracles = all.map((periods) => oracleBest(periods, q.fromMs, q.toMs, q.durationMs, unit));
+        const found = oracles.filter((o) => o !== null).map((o) => o!.mean);
+        if (found.length === 0) return ranked.length === 0;
+        if (ranked.length === 0 || !close(ranked[0]!.meanGPerKwh, Math.min(...found))) return false;
+        for (let i = 0; i < ranked.length; i++) {
+          const w = ranked[i]!;
+          // The i-th is the best window left once the earlier ones are taken (same series: no overlap).
+          const left = all.map((periods, k) =>
+            oracleBest(
+              periods,
+              q.fromMs,
+              q.toMs,
+              q.durationMs,
+              unit,
+              ranked
+                .slice(0, i)
+                .filter((o) => o.series === k)
+                .map((o) => o.startMs),
+            ),
+          );
+          const bestLeft = Math.min(...left.filter((o) => o !== null).map((o) => o!.mean));
+          if (!close(w.meanGPerKwh, bestLeft)) return false;
+          const direct = oracleMean(all[w.series]!, w.startMs, q.durationMs);
+          if (direct === null || !close(direct, w.meanGPerKwh) || w.startMs < q.fromMs || w.endMs > q.toMs) return false;
+          if (i > 0 && w.meanGPerKwh < ranked[i - 1]!.meanGPerKwh * (1 - 1e-9)) return false;
+          if (ranked.slice(0, i).some((o) => o.series === w.series && Math.abs(o.startMs - w.startMs) < q.durationMs)) return false;
+        }
+        return true;
+      },
+    ),
     { numRuns: 200 },
   );
   t.pass();
@@ -124,7 +158,10 @@ test("a 90-minute job on hourly data: the exact answer starts on a half hour, wh
 test("windows never cross a null point; a range with no gap-free stretch long enough has no candidate", (t) => {
   const s = prepareSeries(hourly([100, null, 50, 60, null, 10]));
   const all = rankWindows([s], { fromMs: T0, toMs: T0 + 6 * H, durationMs: 2 * H }, 5);
-  t.deepEqual(all.map((w) => [(w.startMs - T0) / H, w.meanGPerKwh]), [[2, 55]]);
+  t.deepEqual(
+    all.map((w) => [(w.startMs - T0) / H, w.meanGPerKwh]),
+    [[2, 55]],
+  );
   t.deepEqual(rankWindows([s], { fromMs: T0, toMs: T0 + 6 * H, durationMs: 3 * H }, 5), []);
   t.is(windowMean(s, T0 + 30 * MIN, H), null);
   t.is(windowMean(s, T0 + 5 * H, 2 * H), null, "beyond the series");
@@ -140,7 +177,10 @@ test("partial periods at the range's ends are weighted by their overlap", (t) =>
 test("a flat series: every start is as good, so the earliest wins and later windows follow without overlap", (t) => {
   const s = prepareSeries([{ startMs: T0, endMs: T0 + 24 * H, gPerKwh: 350.3 }]);
   const ranked = rankWindows([s], { fromMs: T0 + 7 * MIN, toMs: T0 + 24 * H, durationMs: 2 * H }, 3);
-  t.deepEqual(ranked.map((w) => (w.startMs - T0) / MIN), [7, 7 + 120, 7 + 240]);
+  t.deepEqual(
+    ranked.map((w) => (w.startMs - T0) / MIN),
+    [7, 7 + 120, 7 + 240],
+  );
   t.true(ranked.every((w) => w.meanGPerKwh === 350.3));
 });
 
@@ -148,7 +188,13 @@ test("ties across series go to the earlier start, then to the first series", (t)
   const a = prepareSeries(hourly([null, 50, 50]));
   const b = prepareSeries(hourly([50, 50, 50]));
   const ranked = rankWindows([a, b], { fromMs: T0, toMs: T0 + 3 * H, durationMs: H }, 2);
-  t.deepEqual(ranked.map((w) => [w.series, (w.startMs - T0) / H]), [[1, 0], [0, 1]]);
+  t.deepEqual(
+    ranked.map((w) => [w.series, (w.startMs - T0) / H]),
+    [
+      [1, 0],
+      [0, 1],
+    ],
+  );
 });
 
 test("edge candidates: one per boundary for each window edge, ascending, O(periods); kept per series and duration", (t) => {
@@ -159,7 +205,10 @@ test("edge candidates: one per boundary for each window edge, ascending, O(perio
   t.is(c.count, 71 + 71);
   t.is(starts[0], 0);
   t.is(starts.at(-1), 72 * 60 - 90);
-  t.true(starts.every((x, i) => i === 0 || x > starts[i - 1]!), "ascending, no duplicates");
+  t.true(
+    starts.every((x, i) => i === 0 || x > starts[i - 1]!),
+    "ascending, no duplicates",
+  );
   t.true(starts.every((x) => x % 60 === 0 || x % 60 === 30));
   t.is(edgeCandidates(s, 90 * MIN), c);
   t.not(edgeCandidates(s, 60 * MIN), c);

@@ -8,8 +8,17 @@ const T0 = Date.UTC(2024, 0, 1);
 
 function pt(fromMs: number, toMs: number, gPerKwh: number, extra: Partial<Point> = {}): Point {
   return {
-    zone: "DE", gPerKwh, validFromMs: fromMs, validToMs: toMs, isEstimated: false, provider: "electricitymaps",
-    signal: "average", emissionFactor: "lifecycle", source: "live", fetchedAtMs: T0, ...extra,
+    zone: "DE",
+    gPerKwh,
+    validFromMs: fromMs,
+    validToMs: toMs,
+    isEstimated: false,
+    provider: "electricitymaps",
+    signal: "average",
+    emissionFactor: "lifecycle",
+    source: "live",
+    fetchedAtMs: T0,
+    ...extra,
   };
 }
 const spans = (points: Point[]): Array<[number, number, number]> => points.map((p) => [p.validFromMs, p.validToMs, p.gPerKwh]);
@@ -27,7 +36,10 @@ test("clip keeps provenance, returns a copy and null when nothing is left", (t) 
 
 test("normalize sorts and drops zero- and negative-length periods", (t) => {
   const out = normalize([pt(T0 + H, T0 + 2 * H, 2), pt(T0, T0 + H, 1), pt(T0 + 5, T0 + 5, 9), pt(T0 + 9, T0 + 3, 9)]);
-  t.deepEqual(spans(out), [[T0, T0 + H, 1], [T0 + H, T0 + 2 * H, 2]]);
+  t.deepEqual(spans(out), [
+    [T0, T0 + H, 1],
+    [T0 + H, T0 + 2 * H, 2],
+  ]);
 });
 
 test("normalize returns uncut points as the same objects", (t) => {
@@ -39,7 +51,11 @@ test("normalize returns uncut points as the same objects", (t) => {
 });
 
 const duplicates: Array<[string, Partial<Point>, Partial<Point>]> = [
-  ["non-estimated beats estimated, even when fetched earlier", { isEstimated: false, fetchedAtMs: T0 }, { isEstimated: true, fetchedAtMs: T0 + H }],
+  [
+    "non-estimated beats estimated, even when fetched earlier",
+    { isEstimated: false, fetchedAtMs: T0 },
+    { isEstimated: true, fetchedAtMs: T0 + H },
+  ],
   ["then the most recently updated by the provider", { sourceUpdatedAtMs: T0 + 2 }, { sourceUpdatedAtMs: T0 + 1, fetchedAtMs: T0 + H }],
   ["then the most recently fetched", { fetchedAtMs: T0 + 10 }, { fetchedAtMs: T0 + 9 }],
   ["estimated both: the most recently fetched", { isEstimated: true, fetchedAtMs: T0 + 10 }, { isEstimated: true, fetchedAtMs: T0 }],
@@ -57,7 +73,11 @@ test("normalize, overlapping periods: the better one keeps the overlap, the othe
   const hourEstimated = pt(T0, T0 + H, 500, { isEstimated: true, provider: "watttime" });
   const fiveMinutes = pt(T0 + 20 * 60_000, T0 + 25 * 60_000, 100);
   const out = normalize([hourEstimated, fiveMinutes]);
-  t.deepEqual(spans(out), [[T0, T0 + 20 * 60_000, 500], [T0 + 20 * 60_000, T0 + 25 * 60_000, 100], [T0 + 25 * 60_000, T0 + H, 500]]);
+  t.deepEqual(spans(out), [
+    [T0, T0 + 20 * 60_000, 500],
+    [T0 + 20 * 60_000, T0 + 25 * 60_000, 100],
+    [T0 + 25 * 60_000, T0 + H, 500],
+  ]);
   t.is(out[0]!.provider, "watttime");
   t.true(out[0]!.isEstimated);
 });
@@ -68,21 +88,41 @@ test("gaps, table", (t) => {
     ["no points: the whole range", [], T0, T0 + H, [[T0, T0 + H]]],
     ["fully covered", day, T0, T0 + 2 * H, []],
     ["a missing hour in the middle", day, T0, T0 + 4 * H, [[T0 + 2 * H, T0 + 3 * H]]],
-    ["before, between and after", day, T0 - H, T0 + 5 * H, [[T0 - H, T0], [T0 + 2 * H, T0 + 3 * H], [T0 + 4 * H, T0 + 5 * H]]],
+    [
+      "before, between and after",
+      day,
+      T0 - H,
+      T0 + 5 * H,
+      [
+        [T0 - H, T0],
+        [T0 + 2 * H, T0 + 3 * H],
+        [T0 + 4 * H, T0 + 5 * H],
+      ],
+    ],
     ["a range inside one point", day, T0 + 10, T0 + 20, []],
     ["a range inside the gap", day, T0 + 2 * H + 5, T0 + 2 * H + 9, [[T0 + 2 * H + 5, T0 + 2 * H + 9]]],
     ["an empty range", day, T0 + 2 * H, T0 + 2 * H, []],
-    ["unsorted, overlapping input", [day[2]!, pt(T0, T0 + 3 * H / 2, 1), day[0]!], T0, T0 + 4 * H, [[T0 + 3 * H / 2, T0 + 3 * H]]],
+    ["unsorted, overlapping input", [day[2]!, pt(T0, T0 + (3 * H) / 2, 1), day[0]!], T0, T0 + 4 * H, [[T0 + (3 * H) / 2, T0 + 3 * H]]],
   ];
   for (const [name, points, fromMs, toMs, want] of cases) {
-    t.deepEqual(gaps(points, fromMs, toMs).map((g) => [g.startMs, g.endMs]), want, name);
+    t.deepEqual(
+      gaps(points, fromMs, toMs).map((g) => [g.startMs, g.endMs]),
+      want,
+      name,
+    );
   }
 });
 
 const arbPoints = fc.array(
-  fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 500 }), fc.boolean(), fc.integer({ min: 0, max: 3 })).map(
-    ([from, len, g, isEstimated, fetched]) => pt(from, from + len, g, { isEstimated, fetchedAtMs: fetched }),
-  ),
+  fc
+    .tuple(
+      fc.integer({ min: 0, max: 40 }),
+      fc.integer({ min: 1, max: 10 }),
+      fc.integer({ min: 1, max: 500 }),
+      fc.boolean(),
+      fc.integer({ min: 0, max: 3 }),
+    )
+    .map(([from, len, g, isEstimated, fetched]) => pt(from, from + len, g, { isEstimated, fetchedAtMs: fetched })),
   { maxLength: 12 },
 );
 
@@ -123,7 +163,11 @@ test("fillGaps: a missing hour is filled from the fallback, clipped to the gap, 
   const annual = pt(T0 - 24 * H, T0 + 24 * H, 380, { provider: "offline", source: "annual_average", isEstimated: true });
   const { points, filled } = fillGaps(primary, [annual], T0, T0 + 3 * H);
   t.deepEqual(filled, [{ ...annual, validFromMs: T0 + H, validToMs: T0 + 2 * H }]);
-  t.deepEqual(spans(points), [[T0, T0 + H, 100], [T0 + H, T0 + 2 * H, 380], [T0 + 2 * H, T0 + 3 * H, 300]]);
+  t.deepEqual(spans(points), [
+    [T0, T0 + H, 100],
+    [T0 + H, T0 + 2 * H, 380],
+    [T0 + 2 * H, T0 + 3 * H, 300],
+  ]);
   t.is(points[1], filled[0]);
   t.deepEqual(gaps(points, T0, T0 + 3 * H), []);
 });

@@ -3,11 +3,21 @@
  * ComputeEmissions through the real intensity service configured for 5-minute periods.
  */
 import test, { type ExecutionContext } from "ava";
-import { GapPolicy, type ComputeEmissionsRequest, type ComputeEmissionsResponse } from "../../../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import {
+  GapPolicy,
+  type ComputeEmissionsRequest,
+  type ComputeEmissionsResponse,
+} from "../../../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import type { Query } from "../../../../server/intensity/providers/provider.js";
 import { ElectricityMapsProvider, type Granularity } from "../../../../server/intensity/providers/electricitymaps.js";
 import { ManualClock } from "../../../../server/shared/clock.js";
-import { FAKE_EM_TOKEN, seriesEvery, startFakeElectricityMaps, type EmPoint, type FakeElectricityMapsOptions } from "../../../helpers/fake-electricitymaps.js";
+import {
+  FAKE_EM_TOKEN,
+  seriesEvery,
+  startFakeElectricityMaps,
+  type EmPoint,
+  type FakeElectricityMapsOptions,
+} from "../../../helpers/fake-electricitymaps.js";
 import { call, startTestIntensity } from "../../../helpers/grpc.js";
 
 const MINUTE_MS = 60_000;
@@ -23,13 +33,21 @@ async function setup(t: ExecutionContext, nowMs: number, granularity: Granularit
   const clock = new ManualClock(nowMs);
   const em = await startFakeElectricityMaps({ nowMs: () => clock.nowMs(), ...options });
   t.teardown(() => em.close());
-  const provider = new ElectricityMapsProvider({ baseUrl: em.url, apiToken: FAKE_EM_TOKEN, clock, ...(granularity ? { granularity } : {}), http: { sleep: async () => {}, timeoutMs: 2000 } });
+  const provider = new ElectricityMapsProvider({
+    baseUrl: em.url,
+    apiToken: FAKE_EM_TOKEN,
+    clock,
+    ...(granularity ? { granularity } : {}),
+    http: { sleep: async () => {}, timeoutMs: 2000 },
+  });
   return { em, clock, provider };
 }
 
 /** The mean of the values of the series' points starting in [fromMs, fromMs + lengthMs). */
 function meanOver(series: readonly EmPoint[], fromMs: number, lengthMs: number): number {
-  const values = series.filter((p) => Date.parse(p.datetime) >= fromMs && Date.parse(p.datetime) < fromMs + lengthMs).map((p) => p.carbonIntensity!);
+  const values = series
+    .filter((p) => Date.parse(p.datetime) >= fromMs && Date.parse(p.datetime) < fromMs + lengthMs)
+    .map((p) => p.carbonIntensity!);
   return values.reduce((a, b) => a + b, 0) / values.length;
 }
 
@@ -58,19 +76,28 @@ test("15-minute answers give 15-minute points, from history and from past-range"
   const series = fiveMinuteSeries();
   const { em, provider } = await setup(t, NOW, "15_minutes", { series: { [ZONE]: series } });
   const recent = await provider.range(q, NOW - HOUR_MS, NOW);
-  t.deepEqual(recent.map((p) => iso(p.validFromMs).slice(11, 16)), ["11:00", "11:15", "11:30", "11:45", "12:00"]);
+  t.deepEqual(
+    recent.map((p) => iso(p.validFromMs).slice(11, 16)),
+    ["11:00", "11:15", "11:30", "11:45", "12:00"],
+  );
   for (const p of recent) {
     t.is(p.validToMs - p.validFromMs, 15 * MINUTE_MS);
     t.is(p.gPerKwh, meanOver(series, p.validFromMs, 15 * MINUTE_MS));
   }
   const from = Date.parse("2025-03-09T03:20:00Z");
   const old = await provider.range(q, from, from + HOUR_MS);
-  t.deepEqual(old.map((p) => iso(p.validFromMs).slice(11, 16)), ["03:15", "03:30", "03:45", "04:00", "04:15"]);
+  t.deepEqual(
+    old.map((p) => iso(p.validFromMs).slice(11, 16)),
+    ["03:15", "03:30", "03:45", "04:00", "04:15"],
+  );
   for (const p of old) t.is(p.validToMs - p.validFromMs, 15 * MINUTE_MS);
-  t.deepEqual(em.requests.map((r) => [r.path, r.query.temporalGranularity]), [
-    ["/carbon-intensity/history", "15_minutes"],
-    ["/carbon-intensity/past-range", "15_minutes"],
-  ]);
+  t.deepEqual(
+    em.requests.map((r) => [r.path, r.query.temporalGranularity]),
+    [
+      ["/carbon-intensity/history", "15_minutes"],
+      ["/carbon-intensity/past-range", "15_minutes"],
+    ],
+  );
   t.like(em.requests[1]!.query, { start: "2025-03-09T03:00:00.000Z", end: "2025-03-09T04:20:00.000Z" });
 });
 
@@ -86,17 +113,23 @@ test("current() picks the 5-minute period that contains now, and the next one on
   const second = await provider.current(q);
   t.deepEqual([iso(second.validFromMs), iso(second.validToMs)], ["2025-03-10T12:10:00.000Z", "2025-03-10T12:15:00.000Z"]);
   t.is(second.gPerKwh, series.find((s) => s.datetime === "2025-03-10T12:10:00.000Z")!.carbonIntensity!);
-  t.deepEqual(em.requests.map((r) => [r.path, r.query.temporalGranularity]), [
-    ["/carbon-intensity/latest", "5_minutes"],
-    ["/carbon-intensity/latest", "5_minutes"],
-  ]);
+  t.deepEqual(
+    em.requests.map((r) => [r.path, r.query.temporalGranularity]),
+    [
+      ["/carbon-intensity/latest", "5_minutes"],
+      ["/carbon-intensity/latest", "5_minutes"],
+    ],
+  );
 });
 
 test("temporalGranularity is sent on latest, history and past-range only when configured other than hourly", async (t) => {
   const series = fiveMinuteSeries();
   const old = Date.parse("2025-03-09T03:00:00Z");
   for (const granularity of [undefined, "hourly", "5_minutes"] as const) {
-    const { em, provider } = await setup(t, NOW, granularity, { series: { [ZONE]: series }, locations: [{ lat: 52.5, lon: 13.4, zone: ZONE }] });
+    const { em, provider } = await setup(t, NOW, granularity, {
+      series: { [ZONE]: series },
+      locations: [{ lat: 52.5, lon: 13.4, zone: ZONE }],
+    });
     await provider.current(q);
     await provider.range(q, NOW - HOUR_MS, NOW);
     await provider.range(q, old, old + HOUR_MS);
@@ -104,13 +137,17 @@ test("temporalGranularity is sent on latest, history and past-range only when co
     await provider.resolve({ lat: 52.5, lon: 13.4 });
     const keys = em.requests.map((r) => [r.path.split("/")[2], Object.keys(r.query).join(",")]);
     const g = granularity === "5_minutes" ? ",temporalGranularity" : "";
-    t.deepEqual(keys, [
-      ["latest", `zone,emissionFactorType,disableEstimations${g}`],
-      ["history", `zone,emissionFactorType,disableEstimations${g}`],
-      ["past-range", `zone,emissionFactorType,disableEstimations${g},start,end`],
-      ["forecast", "zone,emissionFactorType,horizonHours"],
-      ["latest", "lat,lon,shouldUseFallbackCallerLookup"],
-    ], String(granularity));
+    t.deepEqual(
+      keys,
+      [
+        ["latest", `zone,emissionFactorType,disableEstimations${g}`],
+        ["history", `zone,emissionFactorType,disableEstimations${g}`],
+        ["past-range", `zone,emissionFactorType,disableEstimations${g},start,end`],
+        ["forecast", "zone,emissionFactorType,horizonHours"],
+        ["latest", "lat,lon,shouldUseFallbackCallerLookup"],
+      ],
+      String(granularity),
+    );
     if (granularity === "5_minutes") for (const r of em.requests.slice(0, 3)) t.is(r.query.temporalGranularity, "5_minutes");
   }
 });
@@ -119,7 +156,10 @@ test("a plan without 5-minute data answers hourly without saying so: the points 
   const series = fiveMinuteSeries();
   const { em, provider } = await setup(t, NOW, "5_minutes", { series: { [ZONE]: series }, supportedGranularities: ["hourly"] });
   const points = await provider.range(q, NOW - 3 * HOUR_MS, NOW);
-  t.deepEqual(points.map((p) => iso(p.validFromMs).slice(11, 16)), ["09:00", "10:00", "11:00", "12:00"]);
+  t.deepEqual(
+    points.map((p) => iso(p.validFromMs).slice(11, 16)),
+    ["09:00", "10:00", "11:00", "12:00"],
+  );
   for (const p of points) {
     t.is(p.validToMs - p.validFromMs, HOUR_MS);
     t.is(p.gPerKwh, meanOver(series, p.validFromMs, HOUR_MS));
@@ -127,21 +167,30 @@ test("a plan without 5-minute data answers hourly without saying so: the points 
   // /latest answers one point: the hour holding now, since the configured 5 minutes after 12:00 do not.
   const current = await provider.current(q);
   t.deepEqual([iso(current.validFromMs), iso(current.validToMs)], ["2025-03-10T12:00:00.000Z", "2025-03-10T13:00:00.000Z"]);
-  t.deepEqual(em.requests.map((r) => r.query.temporalGranularity), ["5_minutes", "5_minutes"]);
+  t.deepEqual(
+    em.requests.map((r) => r.query.temporalGranularity),
+    ["5_minutes", "5_minutes"],
+  );
 });
 
 test("past-range chunks stay within 240 h; a chunk with one coarsened point takes the length of the others", async (t) => {
   const now = Date.parse("2025-03-30T00:00:00Z");
   const start = Date.parse("2025-03-10T00:00:00Z");
   const series = seriesEvery(ZONE, start, (20 * 24 * HOUR_MS) / FIVE_MIN_MS, FIVE_MIN_MS, valueAt);
-  const { em, provider } = await setup(t, now, "5_minutes", { series: { [ZONE]: series }, supportedGranularities: ["hourly", "15_minutes"] });
+  const { em, provider } = await setup(t, now, "5_minutes", {
+    series: { [ZONE]: series },
+    supportedGranularities: ["hourly", "15_minutes"],
+  });
   const from = Date.parse("2025-03-11T00:00:00Z");
   const to = from + 240 * HOUR_MS + MINUTE_MS;
   const points = await provider.range(q, from, to);
-  t.deepEqual(em.requests.map((r) => [r.query.start, r.query.end]), [
-    ["2025-03-11T00:00:00.000Z", "2025-03-21T00:00:00.000Z"],
-    ["2025-03-21T00:00:00.000Z", "2025-03-21T00:01:00.000Z"],
-  ]);
+  t.deepEqual(
+    em.requests.map((r) => [r.query.start, r.query.end]),
+    [
+      ["2025-03-11T00:00:00.000Z", "2025-03-21T00:00:00.000Z"],
+      ["2025-03-21T00:00:00.000Z", "2025-03-21T00:01:00.000Z"],
+    ],
+  );
   t.is(points.length, 241);
   for (const p of points) t.is(p.validToMs - p.validFromMs, HOUR_MS);
   t.is(points[240]!.validFromMs, from + 240 * HOUR_MS);
@@ -152,7 +201,10 @@ test("a missing 5-minute point is a gap: its neighbours keep their 5-minute leng
   const series = fiveMinuteSeries().filter((p) => p.datetime !== missing);
   const { provider } = await setup(t, NOW, "5_minutes", { series: { [ZONE]: series } });
   const points = await provider.range(q, Date.parse("2025-03-10T11:15:00Z"), Date.parse("2025-03-10T11:45:00Z"));
-  t.deepEqual(points.map((p) => iso(p.validFromMs).slice(11, 16)), ["11:15", "11:20", "11:25", "11:35", "11:40"]);
+  t.deepEqual(
+    points.map((p) => iso(p.validFromMs).slice(11, 16)),
+    ["11:15", "11:20", "11:25", "11:35", "11:40"],
+  );
   for (const p of points) t.is(p.validToMs - p.validFromMs, FIVE_MIN_MS);
   t.false(points.some((p) => p.validFromMs <= Date.parse(missing) && Date.parse(missing) < p.validToMs));
 });
@@ -163,7 +215,12 @@ test("ComputeEmissions with CARBONMON_ELECTRICITYMAPS_GRANULARITY=5_minutes spli
   const series = seriesEvery(ZONE, Date.parse("2025-03-10T06:00:00Z"), 74, FIVE_MIN_MS, valueAt); // 06:00 … 12:05
   const em = await startFakeElectricityMaps({ series: { [ZONE]: series }, nowMs: () => clock.nowMs() });
   const service = await startTestIntensity(
-    { ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN, CARBONMON_ELECTRICITYMAPS_URL: em.url, CARBONMON_ELECTRICITYMAPS_GRANULARITY: "5_minutes", CARBONMON_PROVIDERS: "electricitymaps,offline" },
+    {
+      ELECTRICITYMAPS_API_TOKEN: FAKE_EM_TOKEN,
+      CARBONMON_ELECTRICITYMAPS_URL: em.url,
+      CARBONMON_ELECTRICITYMAPS_GRANULARITY: "5_minutes",
+      CARBONMON_PROVIDERS: "electricitymaps,offline",
+    },
     { clock },
   );
   t.teardown(async () => {
@@ -177,7 +234,10 @@ test("ComputeEmissions with CARBONMON_ELECTRICITYMAPS_GRANULARITY=5_minutes spli
     { startMs: base + 1_140_000, endMs: base + 1_560_000, energyJ: 7.3e5, device: "gpu:1" }, // 09:19:00–09:26:00
   ];
   const r = await call<ComputeEmissionsRequest, ComputeEmissionsResponse>(service.client, service.client.computeEmissions, {
-    location: { zone: ZONE }, emissionFactor: 0, gapPolicy: GapPolicy.GAP_POLICY_ERROR, provider: "",
+    location: { zone: ZONE },
+    emissionFactor: 0,
+    gapPolicy: GapPolicy.GAP_POLICY_ERROR,
+    provider: "",
     segments: segments.map((s) => ({ start: new Date(s.startMs), end: new Date(s.endMs), energyJ: s.energyJ, device: s.device })),
   });
   // Independently: each segment's energy spread evenly over its time, cut at every 5-minute start.
@@ -197,7 +257,10 @@ test("ComputeEmissions with CARBONMON_ELECTRICITYMAPS_GRANULARITY=5_minutes spli
     t.true(Math.abs(r.carbonG[device]! - grams) <= 1e-9 * grams, `${device}: ${r.carbonG[device]} vs ${grams}`);
   }
   // Periods 09:00, 09:05, 09:10, 09:15 (gpu:0) and 09:15, 09:20, 09:25 (gpu:1): six distinct, 5 minutes each.
-  t.deepEqual(r.periods.map((p) => iso(p.intensity!.validFrom!.getTime()).slice(11, 16)), ["09:00", "09:05", "09:10", "09:15", "09:20", "09:25"]);
+  t.deepEqual(
+    r.periods.map((p) => iso(p.intensity!.validFrom!.getTime()).slice(11, 16)),
+    ["09:00", "09:05", "09:10", "09:15", "09:20", "09:25"],
+  );
   for (const p of r.periods) {
     const fromMs = p.intensity!.validFrom!.getTime();
     t.is(p.intensity!.validTo!.getTime() - fromMs, FIVE_MIN_MS);

@@ -4,7 +4,13 @@ import type { Query } from "../../../../server/intensity/providers/provider.js";
 import { ElectricityMapsProvider } from "../../../../server/intensity/providers/electricitymaps.js";
 import { ManualClock } from "../../../../server/shared/clock.js";
 import { AppError, Code } from "../../../../server/shared/errors.js";
-import { FAKE_EM_TOKEN, hourlySeries, recordedHistory, startFakeElectricityMaps, type FakeElectricityMapsOptions } from "../../../helpers/fake-electricitymaps.js";
+import {
+  FAKE_EM_TOKEN,
+  hourlySeries,
+  recordedHistory,
+  startFakeElectricityMaps,
+  type FakeElectricityMapsOptions,
+} from "../../../helpers/fake-electricitymaps.js";
 
 const HOUR = 3_600_000;
 const ZONE = "US-MIDW-MISO";
@@ -12,12 +18,22 @@ const ZONE = "US-MIDW-MISO";
 const RECORDED_NOW = Date.parse("2024-12-01T05:50:00Z");
 const q: Query = { zone: ZONE, emissionFactor: "lifecycle", allowEstimated: true };
 
-async function setup(t: ExecutionContext, options: FakeElectricityMapsOptions = {}, token: string | null = FAKE_EM_TOKEN, now = RECORDED_NOW) {
+async function setup(
+  t: ExecutionContext,
+  options: FakeElectricityMapsOptions = {},
+  token: string | null = FAKE_EM_TOKEN,
+  now = RECORDED_NOW,
+) {
   const em = await startFakeElectricityMaps(options);
   t.teardown(() => em.close());
   const clock = new ManualClock(now);
   const sleeps: number[] = [];
-  const provider = new ElectricityMapsProvider({ baseUrl: em.url, apiToken: token ?? undefined, clock, http: { sleep: async (ms) => void sleeps.push(ms), timeoutMs: 2000 } });
+  const provider = new ElectricityMapsProvider({
+    baseUrl: em.url,
+    apiToken: token ?? undefined,
+    clock,
+    http: { sleep: async (ms) => void sleeps.push(ms), timeoutMs: 2000 },
+  });
   return { em, clock, provider, sleeps };
 }
 
@@ -38,17 +54,36 @@ test("the recorded history becomes 24 hourly points with their estimation flags"
   for (const [i, p] of points.entries()) {
     t.is(p.validToMs - p.validFromMs, HOUR);
     if (i > 0) t.is(p.validFromMs, points[i - 1]!.validToMs);
-    t.like(p, { zone: ZONE, provider: "electricitymaps", signal: "average", emissionFactor: "lifecycle", source: "live", fetchedAtMs: RECORDED_NOW });
+    t.like(p, {
+      zone: ZONE,
+      provider: "electricitymaps",
+      signal: "average",
+      emissionFactor: "lifecycle",
+      source: "live",
+      fetchedAtMs: RECORDED_NOW,
+    });
   }
   t.deepEqual(points[0], {
-    zone: ZONE, gPerKwh: 501, validFromMs: Date.parse("2024-11-30T06:00:00Z"), validToMs: Date.parse("2024-11-30T07:00:00Z"),
-    isEstimated: true, estimationMethod: "TIME_SLICER_AVERAGE", provider: "electricitymaps", signal: "average",
-    emissionFactor: "lifecycle", source: "live", fetchedAtMs: RECORDED_NOW, sourceUpdatedAtMs: Date.parse("2024-12-01T05:44:10.595Z"),
+    zone: ZONE,
+    gPerKwh: 501,
+    validFromMs: Date.parse("2024-11-30T06:00:00Z"),
+    validToMs: Date.parse("2024-11-30T07:00:00Z"),
+    isEstimated: true,
+    estimationMethod: "TIME_SLICER_AVERAGE",
+    provider: "electricitymaps",
+    signal: "average",
+    emissionFactor: "lifecycle",
+    source: "live",
+    fetchedAtMs: RECORDED_NOW,
+    sourceUpdatedAtMs: Date.parse("2024-12-01T05:44:10.595Z"),
   });
   t.deepEqual(points.map((p) => p.isEstimated).join(""), "true" + "false".repeat(16) + "true".repeat(7));
   t.is(points[1]!.estimationMethod, undefined);
   t.is(em.requests.length, 1);
-  t.like(em.requests[0], { path: "/carbon-intensity/history", query: { zone: ZONE, emissionFactorType: "lifecycle", disableEstimations: "false" } });
+  t.like(em.requests[0], {
+    path: "/carbon-intensity/history",
+    query: { zone: ZONE, emissionFactorType: "lifecycle", disableEstimations: "false" },
+  });
   t.is(em.requests[0]!.headers["auth-token"], FAKE_EM_TOKEN);
 });
 
@@ -56,9 +91,15 @@ test("a range inside the last 24 h keeps only the hours that overlap it; estimat
   const { provider } = await setup(t);
   const from = Date.parse("2024-11-30T22:30:00Z");
   const points = await provider.range(q, from, Date.parse("2024-12-01T01:00:00Z"));
-  t.deepEqual(points.map((p) => new Date(p.validFromMs).toISOString().slice(11, 13)), ["22", "23", "00"]);
+  t.deepEqual(
+    points.map((p) => new Date(p.validFromMs).toISOString().slice(11, 13)),
+    ["22", "23", "00"],
+  );
   const measured = await provider.range({ ...q, allowEstimated: false }, from, Date.parse("2024-12-01T01:00:00Z"));
-  t.deepEqual(measured.map((p) => p.gPerKwh), [points[0]!.gPerKwh]);
+  t.deepEqual(
+    measured.map((p) => p.gPerKwh),
+    [points[0]!.gPerKwh],
+  );
 });
 
 test("the recorded history re-dated to another day answers a window ending now", async (t) => {
@@ -66,7 +107,10 @@ test("the recorded history re-dated to another day answers a window ending now",
   const series = recordedHistory(Date.parse("2025-06-15T10:00:00Z"));
   const { em, provider } = await setup(t, { series: { [ZONE]: series } }, FAKE_EM_TOKEN, now);
   const points = await provider.range(q, now - 3 * HOUR, now);
-  t.deepEqual(points.map((p) => p.gPerKwh), series.slice(-4).map((p) => p.carbonIntensity));
+  t.deepEqual(
+    points.map((p) => p.gPerKwh),
+    series.slice(-4).map((p) => p.carbonIntensity),
+  );
   t.is(points[3]!.validFromMs, Date.parse("2025-06-15T10:00:00Z"));
   t.is(points[3]!.sourceUpdatedAtMs, Date.parse("2025-06-15T10:44:10.595Z"));
   t.is(em.requests[0]!.path, "/carbon-intensity/history");
@@ -75,8 +119,20 @@ test("the recorded history re-dated to another day answers a window ending now",
 test("current() reads /latest with the auth-token header and the query's parameters", async (t) => {
   const { em, provider } = await setup(t);
   const p = await provider.current({ ...q, emissionFactor: "direct" });
-  t.like(p, { zone: ZONE, gPerKwh: 494, validFromMs: Date.parse("2024-12-01T05:00:00Z"), validToMs: Date.parse("2024-12-01T06:00:00Z"), isEstimated: true, estimationMethod: "TIME_SLICER_AVERAGE", emissionFactor: "direct", source: "live" });
-  t.like(em.requests[0], { path: "/carbon-intensity/latest", query: { zone: ZONE, emissionFactorType: "direct", disableEstimations: "false" } });
+  t.like(p, {
+    zone: ZONE,
+    gPerKwh: 494,
+    validFromMs: Date.parse("2024-12-01T05:00:00Z"),
+    validToMs: Date.parse("2024-12-01T06:00:00Z"),
+    isEstimated: true,
+    estimationMethod: "TIME_SLICER_AVERAGE",
+    emissionFactor: "direct",
+    source: "live",
+  });
+  t.like(em.requests[0], {
+    path: "/carbon-intensity/latest",
+    query: { zone: ZONE, emissionFactorType: "direct", disableEstimations: "false" },
+  });
   t.is(em.requests[0]!.headers["auth-token"], FAKE_EM_TOKEN);
 });
 
@@ -113,7 +169,12 @@ test("403, 404 and 400 map to PERMISSION_DENIED, NOT_FOUND and INVALID_ARGUMENT 
 
 test("429 with Retry-After waits as told, then succeeds", async (t) => {
   const { em, provider, sleeps } = await setup(t);
-  em.setFault("/carbon-intensity/latest", { status: 429, body: { error: "Rate limit exceeded" }, headers: { "Retry-After": "2" }, times: 1 });
+  em.setFault("/carbon-intensity/latest", {
+    status: 429,
+    body: { error: "Rate limit exceeded" },
+    headers: { "Retry-After": "2" },
+    times: 1,
+  });
   t.is((await provider.current(q)).gPerKwh, 494);
   t.deepEqual(sleeps, [2000]);
   t.is(em.requests.length, 2);
@@ -132,7 +193,11 @@ test("a server slower than the timeout is UNAVAILABLE", async (t) => {
   const em = await startFakeElectricityMaps();
   t.teardown(() => em.close());
   em.setFault("/carbon-intensity/latest", { delayMs: 3000 });
-  const provider = new ElectricityMapsProvider({ baseUrl: em.url, apiToken: FAKE_EM_TOKEN, http: { timeoutMs: 100, retries: 1, sleep: async () => {} } });
+  const provider = new ElectricityMapsProvider({
+    baseUrl: em.url,
+    apiToken: FAKE_EM_TOKEN,
+    http: { timeoutMs: 100, retries: 1, sleep: async () => {} },
+  });
   const err = await rejects(t, provider.current(q), Code.Unavailable);
   t.regex(err.message, /timed out after 100 ms/);
   t.is(em.requests.length, 2);
@@ -148,12 +213,20 @@ test("malformed JSON is UNAVAILABLE", async (t) => {
 test("an answer for another zone is NOT_FOUND, for latest, history, past-range and forecast", async (t) => {
   const { em, provider } = await setup(t);
   for (const path of ["latest", "history", "past-range", "forecast"]) em.setFault(`/carbon-intensity/${path}`, { zone: "US-MIDW-PJM" });
-  const calls = [() => provider.current(q), () => provider.range(q, RECORDED_NOW - HOUR, RECORDED_NOW), () => provider.range(q, RECORDED_NOW - 48 * HOUR, RECORDED_NOW - 30 * HOUR), () => provider.forecast(q, 6 * HOUR)];
+  const calls = [
+    () => provider.current(q),
+    () => provider.range(q, RECORDED_NOW - HOUR, RECORDED_NOW),
+    () => provider.range(q, RECORDED_NOW - 48 * HOUR, RECORDED_NOW - 30 * HOUR),
+    () => provider.forecast(q, 6 * HOUR),
+  ];
   for (const call of calls) {
     const err = await rejects(t, call(), Code.NotFound);
     t.is(err.message, "ElectricityMaps answered for zone US-MIDW-PJM instead of US-MIDW-MISO");
   }
-  t.deepEqual(em.requests.map((r) => r.path.split("/")[2]), ["latest", "history", "past-range", "forecast"]);
+  t.deepEqual(
+    em.requests.map((r) => r.path.split("/")[2]),
+    ["latest", "history", "past-range", "forecast"],
+  );
 });
 
 test("a null carbonIntensity is NOT_FOUND for current and skipped in ranges", async (t) => {
@@ -164,7 +237,10 @@ test("a null carbonIntensity is NOT_FOUND for current and skipped in ranges", as
   const err = await rejects(t, provider.current(q), Code.NotFound);
   t.is(err.message, "no value for zone US-MIDW-MISO at 2024-12-09T23:00:00.000Z");
   const points = await provider.range(q, now - 6 * HOUR, now);
-  t.deepEqual(points.map((p) => p.gPerKwh), [143, 145, 147]);
+  t.deepEqual(
+    points.map((p) => p.gPerKwh),
+    [143, 145, 147],
+  );
 });
 
 test("a 15-day range older than 24 h is fetched from past-range in 2 chunks of at most 240 h", async (t) => {
@@ -185,17 +261,28 @@ test("a 15-day range older than 24 h is fetched from past-range in 2 chunks of a
     t.regex(r.query.start!, /^\d{4}-\d\d-\d\dT\d\d:00:00\.000Z$/);
     t.true(Date.parse(r.query.end!) - Date.parse(r.query.start!) <= 240 * HOUR);
   }
-  t.deepEqual(em.requests.map((r) => [r.query.start, r.query.end]), [
-    ["2024-12-01T00:00:00.000Z", "2024-12-11T00:00:00.000Z"],
-    ["2024-12-11T00:00:00.000Z", "2024-12-16T00:00:00.000Z"],
-  ]);
+  t.deepEqual(
+    em.requests.map((r) => [r.query.start, r.query.end]),
+    [
+      ["2024-12-01T00:00:00.000Z", "2024-12-11T00:00:00.000Z"],
+      ["2024-12-11T00:00:00.000Z", "2024-12-16T00:00:00.000Z"],
+    ],
+  );
 });
 
 test("a range starting mid-hour includes the hour it starts in", async (t) => {
   const now = Date.parse("2024-12-31T12:20:00Z");
-  const { provider } = await setup(t, { series: { [ZONE]: hourlySeries(ZONE, Date.parse("2024-12-01T00:00:00Z"), 30 * 24) } }, FAKE_EM_TOKEN, now);
+  const { provider } = await setup(
+    t,
+    { series: { [ZONE]: hourlySeries(ZONE, Date.parse("2024-12-01T00:00:00Z"), 30 * 24) } },
+    FAKE_EM_TOKEN,
+    now,
+  );
   const points = await provider.range(q, Date.parse("2024-12-05T10:30:00Z"), Date.parse("2024-12-05T12:10:00Z"));
-  t.deepEqual(points.map((p) => new Date(p.validFromMs).toISOString().slice(11, 16)), ["10:00", "11:00", "12:00"]);
+  t.deepEqual(
+    points.map((p) => new Date(p.validFromMs).toISOString().slice(11, 16)),
+    ["10:00", "11:00", "12:00"],
+  );
 });
 
 test("forecast asks horizonHours (at most 72) and labels the points as forecast", async (t) => {
@@ -204,23 +291,40 @@ test("forecast asks horizonHours (at most 72) and labels the points as forecast"
   t.is(em.requests[0]!.path, "/carbon-intensity/forecast");
   t.is(em.requests[0]!.query.horizonHours, "6");
   t.is(points.length, 6);
-  t.like(points[0], { validFromMs: Date.parse("2024-12-01T06:00:00Z"), gPerKwh: 300, source: "forecast", emissionFactor: "lifecycle", isEstimated: false });
+  t.like(points[0], {
+    validFromMs: Date.parse("2024-12-01T06:00:00Z"),
+    gPerKwh: 300,
+    source: "forecast",
+    emissionFactor: "lifecycle",
+    isEstimated: false,
+  });
   await provider.forecast(q, 200 * HOUR);
   t.is(em.requests[1]!.query.horizonHours, "72");
 });
 
 test("coordinates resolve through /latest with shouldUseFallbackCallerLookup=false", async (t) => {
-  const { em, provider } = await setup(t, { locations: [{ lat: 41.88, lon: -87.63, zone: ZONE }], callerZone: "DE", series: { [ZONE]: recordedHistory(), DE: hourlySeries("DE", RECORDED_NOW - 3 * HOUR, 3) } });
+  const { em, provider } = await setup(t, {
+    locations: [{ lat: 41.88, lon: -87.63, zone: ZONE }],
+    callerZone: "DE",
+    series: { [ZONE]: recordedHistory(), DE: hourlySeries("DE", RECORDED_NOW - 3 * HOUR, 3) },
+  });
   const resolved = await provider.resolve({ lat: 41.9, lon: -87.6 });
   t.is(resolved.zone, ZONE);
   t.deepEqual(resolved.coordinates, { lat: 41.9, lon: -87.6 });
-  t.like(em.requests[0], { path: "/carbon-intensity/latest", query: { lat: "41.9", lon: "-87.6", shouldUseFallbackCallerLookup: "false" } });
+  t.like(em.requests[0], {
+    path: "/carbon-intensity/latest",
+    query: { lat: "41.9", lon: "-87.6", shouldUseFallbackCallerLookup: "false" },
+  });
   t.is(em.requests[0]!.headers["auth-token"], FAKE_EM_TOKEN);
   // In the middle of the Atlantic: no zone; without the flag the fake (like the API) answers the caller's zone.
   await rejects(t, provider.resolve({ lat: 30, lon: -40 }), Code.NotFound);
   await rejects(t, provider.resolve({ lat: 91, lon: 0 }), Code.InvalidArgument);
   t.is(em.requests.length, 2);
-  const unflagged = await getJson(`${em.url}/carbon-intensity/latest?lat=30&lon=-40`, { provider: "test", headers: { "auth-token": FAKE_EM_TOKEN }, codeFromHttpStatus: () => undefined });
+  const unflagged = await getJson(`${em.url}/carbon-intensity/latest?lat=30&lon=-40`, {
+    provider: "test",
+    headers: { "auth-token": FAKE_EM_TOKEN },
+    codeFromHttpStatus: () => undefined,
+  });
   t.is((unflagged as { zone: string }).zone, "DE");
 });
 

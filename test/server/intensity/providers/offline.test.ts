@@ -25,12 +25,31 @@ test("the package holds Electricity Maps years 2021 to at least 2025", (t) => {
 
 test("DE: one point per calendar year overlapping the range, each from its own year", async (t) => {
   const points = await at("2026-03-01T00:00Z").range(q("DE"), Date.parse("2022-06-01T00:00Z"), Date.parse("2024-03-01T00:00Z"));
-  t.deepEqual(points.map((p) => p.validFromMs), [jan1(2022), jan1(2023), jan1(2024)]);
-  t.deepEqual(points.map((p) => p.validToMs), [jan1(2023), jan1(2024), jan1(2025)]);
-  t.deepEqual(points.map((p) => p.gPerKwh), [emaps(2022, "DE"), emaps(2023, "DE"), emaps(2024, "DE")]);
-  t.deepEqual(points.map((p) => p.estimationMethod), [2022, 2023, 2024].map((y) => `ANNUAL_AVERAGE ${y} (ElectricityMaps)`));
+  t.deepEqual(
+    points.map((p) => p.validFromMs),
+    [jan1(2022), jan1(2023), jan1(2024)],
+  );
+  t.deepEqual(
+    points.map((p) => p.validToMs),
+    [jan1(2023), jan1(2024), jan1(2025)],
+  );
+  t.deepEqual(
+    points.map((p) => p.gPerKwh),
+    [emaps(2022, "DE"), emaps(2023, "DE"), emaps(2024, "DE")],
+  );
+  t.deepEqual(
+    points.map((p) => p.estimationMethod),
+    [2022, 2023, 2024].map((y) => `ANNUAL_AVERAGE ${y} (ElectricityMaps)`),
+  );
   for (const p of points) {
-    t.like(p, { zone: "DE", isEstimated: false, provider: "offline", signal: "average", source: "annual_average", emissionFactor: "lifecycle" });
+    t.like(p, {
+      zone: "DE",
+      isEstimated: false,
+      provider: "offline",
+      signal: "average",
+      source: "annual_average",
+      emissionFactor: "lifecycle",
+    });
   }
   t.is((await at("2026-03-01T00:00Z").range(q("DE"), jan1(2023), jan1(2024))).length, 1); // an exclusive end on Jan 1
 });
@@ -94,7 +113,10 @@ test("a query for direct emissions still answers, with lifecycle values labelled
 test("range filters estimates when they are not allowed, and refuses absurd ranges", async (t) => {
   const provider = at("2024-07-01T00:00Z");
   const points = await provider.range(q("DE", { allowEstimated: false }), jan1(2020), jan1(LATEST + 2));
-  t.deepEqual(points.map((p) => new Date(p.validFromMs).getUTCFullYear()), YEARS.sort());
+  t.deepEqual(
+    points.map((p) => new Date(p.validFromMs).getUTCFullYear()),
+    YEARS.sort(),
+  );
   t.deepEqual(await provider.range(q("DE"), jan1(2024), jan1(2024)), []);
   const err = await t.throwsAsync(provider.range(q("DE"), -8e15, 8e15), { instanceOf: AppError });
   t.is(err?.code, Code.InvalidArgument);

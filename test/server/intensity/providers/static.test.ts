@@ -8,8 +8,21 @@ const HOUR_MS = 3_600_000;
 const DE: Query = { zone: "DE", emissionFactor: "lifecycle", allowEstimated: false };
 
 test("parseConstants reads ZONE=gPerKwh pairs", (t) => {
-  t.deepEqual(parseConstants("DE=350,GB=180.5"), new Map([["DE", 350], ["GB", 180.5]]));
-  t.deepEqual(parseConstants(" de = 350 , US-MIDW-MISO=501, RU-1=0,"), new Map([["DE", 350], ["US-MIDW-MISO", 501], ["RU-1", 0]]));
+  t.deepEqual(
+    parseConstants("DE=350,GB=180.5"),
+    new Map([
+      ["DE", 350],
+      ["GB", 180.5],
+    ]),
+  );
+  t.deepEqual(
+    parseConstants(" de = 350 , US-MIDW-MISO=501, RU-1=0,"),
+    new Map([
+      ["DE", 350],
+      ["US-MIDW-MISO", 501],
+      ["RU-1", 0],
+    ]),
+  );
   t.is(parseConstants("").size, 0);
   t.is(parseConstants("  ").size, 0);
 });
@@ -27,10 +40,21 @@ test("range: the constant once per UTC hour overlapping the range", async (t) =>
   const clock = new ManualClock(Date.parse("2024-11-30T12:10Z"));
   const provider = new StaticProvider(parseConstants("DE=350,GB=180.5"), { clock });
   const points = await provider.range(DE, Date.parse("2024-11-30T10:30Z"), Date.parse("2024-11-30T13:00Z"));
-  t.deepEqual(points.map((p) => new Date(p.validFromMs).toISOString()), ["10", "11", "12"].map((h) => `2024-11-30T${h}:00:00.000Z`));
+  t.deepEqual(
+    points.map((p) => new Date(p.validFromMs).toISOString()),
+    ["10", "11", "12"].map((h) => `2024-11-30T${h}:00:00.000Z`),
+  );
   t.true(points.every((p) => p.validToMs === p.validFromMs + HOUR_MS));
   for (const p of points) {
-    t.like(p, { zone: "DE", gPerKwh: 350, isEstimated: false, provider: "static", signal: "average", source: "configured", emissionFactor: "lifecycle" });
+    t.like(p, {
+      zone: "DE",
+      gPerKwh: 350,
+      isEstimated: false,
+      provider: "static",
+      signal: "average",
+      source: "configured",
+      emissionFactor: "lifecycle",
+    });
   }
   t.deepEqual(await provider.range(DE, Date.parse("2024-11-30T10:30Z"), Date.parse("2024-11-30T10:30Z")), []);
   t.is((await provider.range({ ...DE, zone: "GB", emissionFactor: "direct" }, 0, 1))[0]!.emissionFactor, "direct");

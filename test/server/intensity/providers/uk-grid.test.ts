@@ -71,11 +71,23 @@ test("range: half-hour points clipped to the range; past live, future forecast",
   const { fake, provider } = await setup(t);
   const fromMs = Date.parse("2024-11-30T11:00Z");
   const points = await provider.range(GB, fromMs, fromMs + 3 * HOUR_MS);
-  t.deepEqual(fake.requests.map((r) => r.path), ["/intensity/2024-11-30T11:00Z/2024-11-30T14:00Z"]);
-  t.deepEqual(points.map((p) => p.validFromMs), [0, 1, 2, 3, 4, 5].map((i) => fromMs + i * HALF_HOUR_MS)); // not 10:30, which the API adds
+  t.deepEqual(
+    fake.requests.map((r) => r.path),
+    ["/intensity/2024-11-30T11:00Z/2024-11-30T14:00Z"],
+  );
+  t.deepEqual(
+    points.map((p) => p.validFromMs),
+    [0, 1, 2, 3, 4, 5].map((i) => fromMs + i * HALF_HOUR_MS),
+  ); // not 10:30, which the API adds
   t.true(points.every((p) => p.validToMs - p.validFromMs === HALF_HOUR_MS));
-  t.deepEqual(points.map((p) => p.source), ["live", "live", "live", "forecast", "forecast", "forecast"]);
-  t.deepEqual(points.map((p) => p.isEstimated), [false, false, true, true, true, true]);
+  t.deepEqual(
+    points.map((p) => p.source),
+    ["live", "live", "live", "forecast", "forecast", "forecast"],
+  );
+  t.deepEqual(
+    points.map((p) => p.isEstimated),
+    [false, false, true, true, true, true],
+  );
   t.is(points[0]!.gPerKwh, 200 + 22 - 5); // the fake's actual for 11:00 (half hour 22 of the day)
   t.is(points[5]!.gPerKwh, 200 + 27); // its forecast for 13:30
   const measured = await provider.range({ ...GB, allowEstimated: false }, fromMs, fromMs + 3 * HOUR_MS);
@@ -100,9 +112,18 @@ test("range: 20 days take 2 calls of at most 14 days, without duplicates or hole
 test("forecast: /fw48h from now, trimmed to the horizon", async (t) => {
   const { fake, provider } = await setup(t);
   const points = await provider.forecast(GB, 2 * HOUR_MS);
-  t.deepEqual(fake.requests.map((r) => r.path), ["/intensity/2024-11-30T12:10Z/fw48h"]);
-  t.deepEqual(points.map((p) => isoMinute(p.validFromMs)), ["12:00", "12:30", "13:00", "13:30", "14:00"].map((hm) => `2024-11-30T${hm}Z`));
-  t.deepEqual(points.map((p) => p.source), ["live", "forecast", "forecast", "forecast", "forecast"]);
+  t.deepEqual(
+    fake.requests.map((r) => r.path),
+    ["/intensity/2024-11-30T12:10Z/fw48h"],
+  );
+  t.deepEqual(
+    points.map((p) => isoMinute(p.validFromMs)),
+    ["12:00", "12:30", "13:00", "13:30", "14:00"].map((hm) => `2024-11-30T${hm}Z`),
+  );
+  t.deepEqual(
+    points.map((p) => p.source),
+    ["live", "forecast", "forecast", "forecast", "forecast"],
+  );
   t.true(points.every((p) => p.isEstimated && p.estimationMethod === "UK_NATIONAL_GRID_FORECAST"));
   t.is((await provider.forecast(GB, 100 * HOUR_MS)).length, 96);
 });
@@ -125,13 +146,21 @@ const faults: Array<[string, Fault, Code]> = [
   ["malformed JSON", { malformed: true }, Code.Unavailable],
   ["no data array", { body: '{"data":"none"}' }, Code.Unavailable],
   ["a bad period", { body: '{"data":[{"from":"soon","to":"later","intensity":{"forecast":1,"actual":null}}]}' }, Code.Unavailable],
-  ["a non-numeric intensity", { body: '{"data":[{"from":"2024-11-30T12:00Z","to":"2024-11-30T12:30Z","intensity":{"forecast":"high","actual":null}}]}' }, Code.Unavailable],
+  [
+    "a non-numeric intensity",
+    { body: '{"data":[{"from":"2024-11-30T12:00Z","to":"2024-11-30T12:30Z","intensity":{"forecast":"high","actual":null}}]}' },
+    Code.Unavailable,
+  ],
 ];
 for (const [what, fault, code] of faults) {
   test(`failures are mapped: ${what} → ${code}`, async (t) => {
     const { fake, provider } = await setup(t);
     fake.setFault(fault);
-    for (const call of [() => provider.current(GB), () => provider.range(GB, NOW_MS - DAY_MS, NOW_MS), () => provider.forecast(GB, HOUR_MS)]) {
+    for (const call of [
+      () => provider.current(GB),
+      () => provider.range(GB, NOW_MS - DAY_MS, NOW_MS),
+      () => provider.forecast(GB, HOUR_MS),
+    ]) {
       const err = await t.throwsAsync(call(), { instanceOf: AppError });
       t.is(err?.code, code);
     }

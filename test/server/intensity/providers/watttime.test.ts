@@ -3,7 +3,13 @@ import type { Query } from "../../../../server/intensity/providers/provider.js";
 import { NOWCAST_METHOD, TOKEN_REFRESH_MS, WattTimeProvider } from "../../../../server/intensity/providers/watttime.js";
 import { ManualClock } from "../../../../server/shared/clock.js";
 import { AppError, Code } from "../../../../server/shared/errors.js";
-import { FAKE_WT_PASSWORD, FAKE_WT_USERNAME, startFakeWattTime, type FakeWattTime, type FakeWattTimeOptions } from "../../../helpers/fake-watttime.js";
+import {
+  FAKE_WT_PASSWORD,
+  FAKE_WT_USERNAME,
+  startFakeWattTime,
+  type FakeWattTime,
+  type FakeWattTimeOptions,
+} from "../../../helpers/fake-watttime.js";
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -25,8 +31,16 @@ async function setup(t: ExecutionContext, s: Setup = {}) {
   const wt = await startFakeWattTime({ nowMs: () => clock.nowMs(), ...s.options });
   t.teardown(() => wt.close());
   const sleeps: number[] = [];
-  const creds = "username" in s || "password" in s ? { username: s.username, password: s.password } : { username: FAKE_WT_USERNAME, password: FAKE_WT_PASSWORD };
-  const provider = new WattTimeProvider({ baseUrl: `${wt.url}/`, ...creds, clock, http: { sleep: async (ms) => void sleeps.push(ms), timeoutMs: 2000 } });
+  const creds =
+    "username" in s || "password" in s
+      ? { username: s.username, password: s.password }
+      : { username: FAKE_WT_USERNAME, password: FAKE_WT_PASSWORD };
+  const provider = new WattTimeProvider({
+    baseUrl: `${wt.url}/`,
+    ...creds,
+    clock,
+    http: { sleep: async (ms) => void sleeps.push(ms), timeoutMs: 2000 },
+  });
   return { wt, clock, provider, sleeps };
 }
 
@@ -131,11 +145,23 @@ test("lbs/MWh become g/kWh (1000 lbs/MWh = 453.59237 g/kWh) in 5-minute marginal
   const { wt, provider } = await setup(t, { options: { value: () => 1000 } });
   const current = await provider.current({ ...q, emissionFactor: "lifecycle" });
   t.true(Math.abs(current.gPerKwh - 453.59237) < 1e-9, String(current.gPerKwh));
-  t.deepEqual({ ...current, gPerKwh: 0 }, {
-    zone: REGION, gPerKwh: 0, validFromMs: Date.parse("2024-11-30T12:00:00Z"), validToMs: Date.parse("2024-11-30T12:05:00Z"),
-    isEstimated: true, estimationMethod: NOWCAST_METHOD, provider: "watttime", signal: "marginal", emissionFactor: "direct",
-    source: "live", fetchedAtMs: NOW, sourceUpdatedAtMs: Date.parse("2024-11-30T12:00:00Z"),
-  });
+  t.deepEqual(
+    { ...current, gPerKwh: 0 },
+    {
+      zone: REGION,
+      gPerKwh: 0,
+      validFromMs: Date.parse("2024-11-30T12:00:00Z"),
+      validToMs: Date.parse("2024-11-30T12:05:00Z"),
+      isEstimated: true,
+      estimationMethod: NOWCAST_METHOD,
+      provider: "watttime",
+      signal: "marginal",
+      emissionFactor: "direct",
+      source: "live",
+      fetchedAtMs: NOW,
+      sourceUpdatedAtMs: Date.parse("2024-11-30T12:00:00Z"),
+    },
+  );
   t.like(wt.requests[1], { path: "/v3/forecast", query: { region: REGION, signal_type: "co2_moer", horizon_hours: "0" } });
   const history = await provider.range(q, NOW - HOUR, NOW);
   t.is(history.length, 12);
@@ -178,17 +204,23 @@ test("a 45-day range is fetched from /v3/historical in 2 calls of at most 30 day
   t.is(points.at(-1)!.validToMs, to);
   for (let i = 1; i < points.length; i++) if (points[i]!.validFromMs !== points[i - 1]!.validToMs) t.fail(`gap at ${i}`);
   const calls = wt.requests.filter((r) => r.path === "/v3/historical");
-  t.deepEqual(calls.map((r) => [r.query.start, r.query.end]), [
-    ["2024-10-16T00:00:00.000Z", "2024-11-15T00:00:00.000Z"],
-    ["2024-11-15T00:00:00.000Z", "2024-11-30T00:00:00.000Z"],
-  ]);
+  t.deepEqual(
+    calls.map((r) => [r.query.start, r.query.end]),
+    [
+      ["2024-10-16T00:00:00.000Z", "2024-11-15T00:00:00.000Z"],
+      ["2024-11-15T00:00:00.000Z", "2024-11-30T00:00:00.000Z"],
+    ],
+  );
   for (const r of calls) t.like(r.query, { region: REGION, signal_type: "co2_moer" });
 });
 
 test("a range reaching into the future stops at now; one starting mid-period includes that period", async (t) => {
   const { wt, provider } = await setup(t);
   const points = await provider.range(q, Date.parse("2024-11-30T11:47:00Z"), NOW + HOUR);
-  t.deepEqual(points.map((p) => new Date(p.validFromMs).toISOString().slice(11, 16)), ["11:45", "11:50", "11:55"]);
+  t.deepEqual(
+    points.map((p) => new Date(p.validFromMs).toISOString().slice(11, 16)),
+    ["11:45", "11:50", "11:55"],
+  );
   t.like(wt.requests[1]!.query, { start: "2024-11-30T11:45:00.000Z", end: new Date(NOW).toISOString() });
   t.deepEqual(await provider.range(q, NOW + HOUR, NOW + 2 * HOUR), []);
   t.is(wt.requests.length, 2);
@@ -199,7 +231,13 @@ test("forecast asks horizon_hours (at most 72) and labels the points forecast", 
   const points = await provider.forecast(q, 6 * HOUR);
   t.is(wt.requests[1]!.query.horizon_hours, "6");
   t.is(points.length, 72);
-  t.like(points[0], { validFromMs: Date.parse("2024-11-30T12:00:00Z"), source: "forecast", isEstimated: false, signal: "marginal", emissionFactor: "direct" });
+  t.like(points[0], {
+    validFromMs: Date.parse("2024-11-30T12:00:00Z"),
+    source: "forecast",
+    isEstimated: false,
+    signal: "marginal",
+    emissionFactor: "direct",
+  });
   const long = await provider.forecast(q, 200 * HOUR);
   t.is(wt.requests[2]!.query.horizon_hours, "72");
   t.is(long.length, 72 * 12);
@@ -208,7 +246,11 @@ test("forecast asks horizon_hours (at most 72) and labels the points forecast", 
 test("coordinates resolve through /v3/region-from-loc; unknown places are INVALID_ARGUMENT", async (t) => {
   const { wt, provider } = await setup(t);
   const resolved = await provider.resolve({ lat: 37.8, lon: -122.3 });
-  t.deepEqual(resolved, { zone: REGION, coordinates: { lat: 37.8, lon: -122.3 }, detail: "WattTime region CAISO_NORTH (California ISO Northern) at 37.8,-122.3" });
+  t.deepEqual(resolved, {
+    zone: REGION,
+    coordinates: { lat: 37.8, lon: -122.3 },
+    detail: "WattTime region CAISO_NORTH (California ISO Northern) at 37.8,-122.3",
+  });
   t.like(wt.requests[1], { path: "/v3/region-from-loc", query: { latitude: "37.8", longitude: "-122.3", signal_type: "co2_moer" } });
   const nowhere = await rejects(t, wt, provider.resolve({ lat: 30, lon: -40 }), Code.InvalidArgument);
   t.is(nowhere.message, "watttime /v3/region-from-loc answered HTTP 400: Coordinates not found");
@@ -219,7 +261,13 @@ test("coordinates resolve through /v3/region-from-loc; unknown places are INVALI
 test("concurrent first calls share one login", async (t) => {
   const { wt, provider } = await setup(t);
   wt.setFault("/login", { delayMs: 100, times: 1 });
-  const results = await Promise.all([provider.current(q), provider.forecast(q, HOUR), provider.range(q, NOW - HOUR, NOW), provider.current(q), provider.resolve({ lat: 38.9, lon: -77 })]);
+  const results = await Promise.all([
+    provider.current(q),
+    provider.forecast(q, HOUR),
+    provider.range(q, NOW - HOUR, NOW),
+    provider.current(q),
+    provider.resolve({ lat: 38.9, lon: -77 }),
+  ]);
   t.is(results.length, 5);
   t.is(wt.loginCount(), 1);
   t.is(wt.tokens.length, 1);

@@ -32,7 +32,8 @@ function point(over: Partial<Point> = {}): Point {
   };
 }
 
-const estimate = (gPerKwh: number, over: Partial<Point> = {}) => point({ gPerKwh, isEstimated: true, estimationMethod: "TIME_SLICER_AVERAGE", ...over });
+const estimate = (gPerKwh: number, over: Partial<Point> = {}) =>
+  point({ gPerKwh, isEstimated: true, estimationMethod: "TIME_SLICER_AVERAGE", ...over });
 const measured = (gPerKwh: number, over: Partial<Point> = {}) => point({ gPerKwh, ...over });
 
 /** Registers the suite's tests, each title prefixed with `name`. */
@@ -71,9 +72,22 @@ export function storeSuite(test: TestFn, name: string, factory: StoreFactory): v
     await s.save([measured(305)]);
     t.is((await range(s))[0]!.gPerKwh, 305, "a revised measurement replaces the measurement");
     // Both in one batch, in either order: the measurement stays.
-    await s.save([measured(310, { validFromMs: T0 + HOUR, validToMs: T0 + 2 * HOUR }), estimate(1, { validFromMs: T0 + HOUR, validToMs: T0 + 2 * HOUR })]);
-    await s.save([estimate(2, { validFromMs: T0 + 2 * HOUR, validToMs: T0 + 3 * HOUR }), measured(320, { validFromMs: T0 + 2 * HOUR, validToMs: T0 + 3 * HOUR })]);
-    t.deepEqual((await range(s)).map((p) => [p.gPerKwh, p.isEstimated]), [[305, false], [310, false], [320, false]]);
+    await s.save([
+      measured(310, { validFromMs: T0 + HOUR, validToMs: T0 + 2 * HOUR }),
+      estimate(1, { validFromMs: T0 + HOUR, validToMs: T0 + 2 * HOUR }),
+    ]);
+    await s.save([
+      estimate(2, { validFromMs: T0 + 2 * HOUR, validToMs: T0 + 3 * HOUR }),
+      measured(320, { validFromMs: T0 + 2 * HOUR, validToMs: T0 + 3 * HOUR }),
+    ]);
+    t.deepEqual(
+      (await range(s)).map((p) => [p.gPerKwh, p.isEstimated]),
+      [
+        [305, false],
+        [310, false],
+        [320, false],
+      ],
+    );
   });
 
   test(`${name}: concurrent writers on one database (replicas): a measured value always ends up stored`, async (t) => {
@@ -87,7 +101,10 @@ export function storeSuite(test: TestFn, name: string, factory: StoreFactory): v
       if (i % 5 === 0) writes.push((i % 2 ? b : a).save([measured(500 + (i % 8), slot)]));
     }
     await Promise.all(writes);
-    await Promise.all([a.save([estimate(1, { validFromMs: T0 + 5 * HOUR, validToMs: T0 + 6 * HOUR })]), b.save([estimate(2, { validFromMs: T0 + 5 * HOUR, validToMs: T0 + 6 * HOUR })])]);
+    await Promise.all([
+      a.save([estimate(1, { validFromMs: T0 + 5 * HOUR, validToMs: T0 + 6 * HOUR })]),
+      b.save([estimate(2, { validFromMs: T0 + 5 * HOUR, validToMs: T0 + 6 * HOUR })]),
+    ]);
     const stored = await range(b, T0, T0 + 8 * HOUR);
     t.is(stored.length, 8);
     // Slots 0 and 5 got a measured value (i = 0, 5, 10, 15, … → i % 8 ∈ {0, 5, 2, 7, 4, 1, 6, 3}): all of them.

@@ -19,9 +19,25 @@ async function agent(t: import("ava").ExecutionContext, level: string, metricsLi
   const nvml = fakeNvml({ gpus: [{ uuid: "GPU-0" }] });
   const data = tempDataDir();
   const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({ write: (chunk, _e, cb) => (lines.push(...String(chunk).trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>)), cb()) });
+  const sink = new Writable({
+    write: (chunk, _e, cb) => (
+      lines.push(
+        ...String(chunk)
+          .trim()
+          .split("\n")
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      ),
+      cb()
+    ),
+  });
   const config = loadAgentConfig({
-    env: { CARBONMON_AGENT_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_POWERCAP_ROOT: `${data.dir}/none`, CARBONMON_AGENT_METRICS_LISTEN: metricsListen },
+    env: {
+      CARBONMON_AGENT_LISTEN: "127.0.0.1:0",
+      CARBONMON_DATA_DIR: data.dir,
+      CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+      CARBONMON_POWERCAP_ROOT: `${data.dir}/none`,
+      CARBONMON_AGENT_METRICS_LISTEN: metricsListen,
+    },
   });
   const a = await startAgent(config, pino({ level }, sink));
   const client = new EnergyMonitorClient(a.running.address, credentials.createInsecure());
@@ -36,14 +52,25 @@ async function agent(t: import("ava").ExecutionContext, level: string, metricsLi
 
 test("access log at debug: one line per RPC with its method, code, duration and window key", async (t) => {
   const { client, lines } = await agent(t, "debug", "");
-  const begin = (key: string) => call<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, { key, labels: {}, gpuIndices: [], cpuIndices: [], skipGpus: false, skipCpus: false });
+  const begin = (key: string) =>
+    call<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, {
+      key,
+      labels: {},
+      gpuIndices: [],
+      cpuIndices: [],
+      skipGpus: false,
+      skipCpus: false,
+    });
   await begin("train/42");
   await t.throwsAsync(begin("train/42"));
   const rpcs = lines.filter((l) => l.msg === "rpc");
-  t.deepEqual(rpcs.map((l) => [l.rpc, l.code, l.key]), [
-    [`${SERVICE}/BeginWindow`, "OK", "train/42"],
-    [`${SERVICE}/BeginWindow`, "ALREADY_EXISTS", "train/42"],
-  ]);
+  t.deepEqual(
+    rpcs.map((l) => [l.rpc, l.code, l.key]),
+    [
+      [`${SERVICE}/BeginWindow`, "OK", "train/42"],
+      [`${SERVICE}/BeginWindow`, "ALREADY_EXISTS", "train/42"],
+    ],
+  );
   for (const l of rpcs) {
     t.true(typeof l.ms === "number" && l.ms >= 0);
     t.is(l.level, 20, "debug");
@@ -59,7 +86,13 @@ test("a WatchPower stream is counted once, with the status it ends with (CANCELL
   stream.cancel();
   await ended;
   const rpc = { grpc_service: SERVICE, grpc_method: "WatchPower", grpc_type: "server_stream" };
-  await until(async () => (await scrape(a.metricsAddress!)).samples.some((s) => s.name === "grpc_server_handled_total" && s.labels.grpc_method === "WatchPower"), "the stream counted");
+  await until(
+    async () =>
+      (await scrape(a.metricsAddress!)).samples.some(
+        (s) => s.name === "grpc_server_handled_total" && s.labels.grpc_method === "WatchPower",
+      ),
+    "the stream counted",
+  );
   const m = await scrape(a.metricsAddress!);
   t.is(value(m, "grpc_server_started_total", rpc), 1);
   t.is(value(m, "grpc_server_handled_total", { ...rpc, grpc_code: "CANCELLED" }), 1);

@@ -129,7 +129,14 @@ test("other statuses map through codeFromHttpStatus, default 4xx → INVALID_ARG
   const err = await rejects(t, client(em).get(), Code.InvalidArgument);
   t.is(err.message, "testprov /v3/carbon-intensity/latest answered HTTP 418: I'm a teapot");
   t.is(em.requests.length, 1);
-  const mapped = await rejects(t, client(em, { codeFromHttpStatus: (s) => (s === 418 ? Code.PermissionDenied : undefined), hintFromHttpStatus: () => "ask for coffee" }).get(), Code.PermissionDenied);
+  const mapped = await rejects(
+    t,
+    client(em, {
+      codeFromHttpStatus: (s) => (s === 418 ? Code.PermissionDenied : undefined),
+      hintFromHttpStatus: () => "ask for coffee",
+    }).get(),
+    Code.PermissionDenied,
+  );
   t.is(mapped.hint, "ask for coffee");
   t.is(em.requests.length, 2);
 });
@@ -147,7 +154,11 @@ test("a refused connection is UNAVAILABLE after the retries", async (t) => {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   const sleeps: number[] = [];
-  const p = getJson(`http://127.0.0.1:${port}/v3/x?api_key=${QUERY_SECRET}`, { provider: "testprov", codeFromHttpStatus: () => undefined, sleep: async (ms) => void sleeps.push(ms) });
+  const p = getJson(`http://127.0.0.1:${port}/v3/x?api_key=${QUERY_SECRET}`, {
+    provider: "testprov",
+    codeFromHttpStatus: () => undefined,
+    sleep: async (ms) => void sleeps.push(ms),
+  });
   const err = await rejects(t, p, Code.Unavailable);
   t.regex(err.message, /testprov \/v3\/x failed \(ECONNREFUSED\)/);
   t.is(sleeps.length, 2);

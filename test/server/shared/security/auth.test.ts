@@ -43,7 +43,7 @@ async function agentWithTokens(t: import("ava").ExecutionContext, principals: Re
   const agent = await startAgent(config, captured.log);
   const clients: Array<{ close(): void }> = [];
   const as = (name?: string, raw?: string) => {
-    const c = createAgentClient(agent.running.address, { retries: 0, security: raw ?? name ? { token: raw ?? token[name!]! } : {} });
+    const c = createAgentClient(agent.running.address, { retries: 0, security: (raw ?? name) ? { token: raw ?? token[name!]! } : {} });
     clients.push(c);
     return c;
   };
@@ -55,14 +55,22 @@ async function agentWithTokens(t: import("ava").ExecutionContext, principals: Re
   return { agent, as, token, captured, data };
 }
 
-const code = async (p: Promise<unknown>): Promise<string> => ((await p.then(() => undefined, (e: unknown) => e)) as CarbonmonClientError | undefined)?.codeName ?? "OK";
+const code = async (p: Promise<unknown>): Promise<string> =>
+  (
+    (await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as CarbonmonClientError | undefined
+  )?.codeName ?? "OK";
 
 test("no token or an unknown one: UNAUTHENTICATED; a known one without the scope: PERMISSION_DENIED naming it", async (t) => {
   const { as, captured } = await agentWithTokens(t, { reader: ["windows:read"], writer: ["windows:write"] });
   t.is(await code(as().getHost()), "UNAUTHENTICATED");
   t.is(await code(as(undefined, "cmt_not-a-real-token-UNKNOWN-4711").getHost()), "UNAUTHENTICATED");
   t.is(await code(as("reader").getHost()), "OK");
-  const denied = (await as("reader").beginWindow("job-1").catch((e: unknown) => e)) as CarbonmonClientError;
+  const denied = (await as("reader")
+    .beginWindow("job-1")
+    .catch((e: unknown) => e)) as CarbonmonClientError;
   t.is(denied.codeName, "PERMISSION_DENIED");
   t.regex(denied.details, /BeginWindow needs scope windows:write/);
   t.regex(denied.details, /token 'reader'/);
@@ -120,7 +128,9 @@ test("the intensity service: every CarbonIntensity RPC needs intensity:read", as
   const data = tempDataDir();
   t.teardown(data.cleanup);
   const { file, token } = writeTokens(data.dir, { agent: ["intensity:read"], other: ["windows:admin"] });
-  const config = loadIntensityConfig({ env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, CARBONMON_AUTH_TOKENS_FILE: file } });
+  const config = loadIntensityConfig({
+    env: { CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0", CARBONMON_DATA_DIR: data.dir, CARBONMON_AUTH_TOKENS_FILE: file },
+  });
   const server = await startIntensity(config, capturingLogger().log);
   t.teardown(() => server.running.shutdown(1000));
   const client = (tok?: string) => createIntensityClient(server.running.address, { retries: 0, security: tok ? { token: tok } : {} });
@@ -133,9 +143,7 @@ test("the intensity service: every CarbonIntensity RPC needs intensity:read", as
 
 test("WatchPower without a token is refused before the stream starts; a changed tokens file applies on reload", async (t) => {
   const { agent, as, token, data } = await agentWithTokens(t, { old: ["windows:read"] });
-  const stream = as()
-    .watchPower({ periodMs: 100 })
-    [Symbol.asyncIterator]();
+  const stream = as().watchPower({ periodMs: 100 })[Symbol.asyncIterator]();
   t.is(((await stream.next().catch((e: unknown) => e)) as CarbonmonClientError).codeName, "UNAUTHENTICATED");
   t.is(await code(as("old").getHost()), "OK");
   const { token: fresh } = writeTokens(data.dir, { new: ["windows:read"] });

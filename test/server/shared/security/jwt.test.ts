@@ -37,7 +37,13 @@ test("valid JWTs are accepted with their scopes; expired, not-yet-valid, wrong i
 
   const now = Math.floor(Date.now() / 1000);
   const jwt = (claims: Record<string, unknown>, o: { key?: CryptoKey; iss?: string; aud?: string; exp?: number; nbf?: number } = {}) => {
-    let b = new SignJWT(claims).setProtectedHeader({ alg: "ES256", kid: "site-1" }).setSubject("scheduler").setIssuer(o.iss ?? ISSUER).setAudience(o.aud ?? AUDIENCE).setExpirationTime(o.exp ?? now + 600).setIssuedAt(now - 10);
+    let b = new SignJWT(claims)
+      .setProtectedHeader({ alg: "ES256", kid: "site-1" })
+      .setSubject("scheduler")
+      .setIssuer(o.iss ?? ISSUER)
+      .setAudience(o.aud ?? AUDIENCE)
+      .setExpirationTime(o.exp ?? now + 600)
+      .setIssuedAt(now - 10);
     if (o.nbf !== undefined) b = b.setNotBefore(o.nbf);
     return b.sign(o.key ?? site.privateKey);
   };
@@ -60,10 +66,17 @@ test("valid JWTs are accepted with their scopes; expired, not-yet-valid, wrong i
   t.regex(await codeWith(await jwt({ scope: "windows:read" }, { nbf: now + 3600 })), /^UNAUTHENTICATED: JWT not yet valid/);
   t.regex(await codeWith(await jwt({ scope: "windows:read" }, { iss: "https://evil.example.test" })), /^UNAUTHENTICATED: JWT claim iss/);
   t.regex(await codeWith(await jwt({ scope: "windows:read" }, { aud: "someone-else" })), /^UNAUTHENTICATED: JWT claim aud/);
-  t.regex(await codeWith(await jwt({ scope: "windows:read" }, { key: stranger.privateKey })), /^UNAUTHENTICATED: JWT signature does not verify/);
+  t.regex(
+    await codeWith(await jwt({ scope: "windows:read" }, { key: stranger.privateKey })),
+    /^UNAUTHENTICATED: JWT signature does not verify/,
+  );
   const good = await jwt({ scope: "windows:read" });
   t.regex(await codeWith(`${good.slice(0, -4)}AAAA`), /^UNAUTHENTICATED/, "a tampered signature");
   // The JWT itself never reaches the log.
   t.false(captured.text().includes(good.split(".")[2]!));
-  t.true(captured.lines.some((l) => l.msg === "call denied" && l.principal === "scheduler" && l.method === "/carbonmon.agent.v1.EnergyMonitor/BeginWindow"));
+  t.true(
+    captured.lines.some(
+      (l) => l.msg === "call denied" && l.principal === "scheduler" && l.method === "/carbonmon.agent.v1.EnergyMonitor/BeginWindow",
+    ),
+  );
 });

@@ -6,18 +6,31 @@ import { TokenTable } from "../../../../server/shared/security/tokens.js";
 import { carbonmon } from "../../../bin/cli-process.js";
 import { capturingLogger } from "../../../helpers/security.js";
 
-const NONE: SecurityConfig = { tlsCertFile: undefined, tlsKeyFile: undefined, tlsClientCaFile: undefined, authTokensFile: undefined, jwksFile: undefined, jwtIssuer: undefined, jwtAudience: undefined, insecure: false };
+const NONE: SecurityConfig = {
+  tlsCertFile: undefined,
+  tlsKeyFile: undefined,
+  tlsClientCaFile: undefined,
+  authTokensFile: undefined,
+  jwksFile: undefined,
+  jwtIssuer: undefined,
+  jwtAudience: undefined,
+  insecure: false,
+};
 
 test("loopback addresses", (t) => {
   for (const a of ["127.0.0.1:1", "127.3.2.1:50051", "localhost:50051", "[::1]:50051"]) t.true(isLoopback(a), a);
-  for (const a of ["0.0.0.0:50051", "[::]:50051", "10.0.0.5:50051", "agent.example:50051", "127.0.0.1.example:1"]) t.false(isLoopback(a), a);
+  for (const a of ["0.0.0.0:50051", "[::]:50051", "10.0.0.5:50051", "agent.example:50051", "127.0.0.1.example:1"])
+    t.false(isLoopback(a), a);
 });
 
 test("a non-loopback address without TLS and authentication is refused, saying what to set; CARBONMON_INSECURE=true serves with a warning", (t) => {
   const { log, lines } = capturingLogger();
   const err = t.throws(() => createServerSecurity(NONE, "0.0.0.0:50051", log), { instanceOf: InsecureListenError })!;
   t.false(err.message.includes("\n"));
-  t.regex(err.message, /refusing to listen on 0\.0\.0\.0:50051 without TLS and authentication: set CARBONMON_TLS_CERT_FILE and CARBONMON_TLS_KEY_FILE, and CARBONMON_AUTH_TOKENS_FILE/);
+  t.regex(
+    err.message,
+    /refusing to listen on 0\.0\.0\.0:50051 without TLS and authentication: set CARBONMON_TLS_CERT_FILE and CARBONMON_TLS_KEY_FILE, and CARBONMON_AUTH_TOKENS_FILE/,
+  );
   t.regex(t.throws(() => createServerSecurity({ ...NONE, authTokensFile: "/nonexistent" }, "10.1.2.3:1", log))!.message, /without TLS:/);
   t.notThrows(() => createServerSecurity(NONE, "127.0.0.1:50051", log), "loopback needs neither");
   createServerSecurity({ ...NONE, insecure: true }, "0.0.0.0:50051", log);
@@ -35,9 +48,19 @@ test("the CLI refuses with exit 2 and one line; --insecure is a bare switch", as
 });
 
 test("secret flags are refused with a hint to the file form, without echoing the value; --help shows no flag for them", (t) => {
-  const err = t.throws(() => loadIntensityConfig({ env: {}, argv: ["--electricitymaps-api-token", "SEKRIT-1", "--watttime-password=SEKRIT-2", "--watttime-username", "SEKRIT-3"] }), { instanceOf: ConfigError }) as ConfigError;
+  const err = t.throws(
+    () =>
+      loadIntensityConfig({
+        env: {},
+        argv: ["--electricitymaps-api-token", "SEKRIT-1", "--watttime-password=SEKRIT-2", "--watttime-username", "SEKRIT-3"],
+      }),
+    { instanceOf: ConfigError },
+  ) as ConfigError;
   t.is(err.problems.length, 3);
-  t.regex(err.problems[0]!, /--electricitymaps-api-token: secrets are not accepted on the command line .*set ELECTRICITYMAPS_API_TOKEN_FILE/);
+  t.regex(
+    err.problems[0]!,
+    /--electricitymaps-api-token: secrets are not accepted on the command line .*set ELECTRICITYMAPS_API_TOKEN_FILE/,
+  );
   t.false(err.message.includes("SEKRIT"));
   const help = helpText("intensity");
   t.false(help.includes("--electricitymaps-api-token"));
@@ -63,10 +86,32 @@ test("tokens files: hashes compared, names and scopes validated, errors never qu
   const hash = "a".repeat(64);
   const bad = (text: string) => t.throws(() => TokenTable.parse(text, "/etc/carbonmon/tokens.json"))!.message;
   t.regex(bad("{"), /tokens\.json": not JSON/);
-  t.regex(bad(JSON.stringify({ tokens: [{ name: "x", sha256: hash, scopes: ["windows:everything"] }] })), /tokens\[0\] \(x\)\.scopes: expected a list of windows:read/);
+  t.regex(
+    bad(JSON.stringify({ tokens: [{ name: "x", sha256: hash, scopes: ["windows:everything"] }] })),
+    /tokens\[0\] \(x\)\.scopes: expected a list of windows:read/,
+  );
   t.regex(bad(JSON.stringify({ tokens: [{ name: "x", sha256: "zz", scopes: [] }] })), /sha256: expected 64 hex digits/);
-  t.regex(bad(JSON.stringify({ tokens: [{ name: "x", sha256: hash, scopes: [] }, { name: "y", sha256: hash, scopes: [] }] })), /same token hash appears twice/);
-  t.false(bad(JSON.stringify({ tokens: [{ name: "x", sha256: hash, scopes: [] }, { name: "y", sha256: hash, scopes: [] }] })).includes(hash));
+  t.regex(
+    bad(
+      JSON.stringify({
+        tokens: [
+          { name: "x", sha256: hash, scopes: [] },
+          { name: "y", sha256: hash, scopes: [] },
+        ],
+      }),
+    ),
+    /same token hash appears twice/,
+  );
+  t.false(
+    bad(
+      JSON.stringify({
+        tokens: [
+          { name: "x", sha256: hash, scopes: [] },
+          { name: "y", sha256: hash, scopes: [] },
+        ],
+      }),
+    ).includes(hash),
+  );
 });
 
 test("carbonmon token new prints the token once and a tokens-file entry that accepts it", async (t) => {
