@@ -23,9 +23,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import test from "ava";
+import { makePki } from "../helpers/certs.js";
 import { FAKE_EM_TOKEN, recordedHistory, startFakeElectricityMaps } from "../helpers/fake-electricitymaps.js";
 import { fakeNvml } from "../helpers/fake-nvml.js";
 import { startTestAgent, startTestIntensity, type TestAgent } from "../helpers/grpc.js";
+import { writeTokens } from "../helpers/security.js";
 import { steppedProfile, TimeTravel } from "../helpers/time-travel.js";
 
 const run = promisify(execFile);
@@ -203,3 +205,48 @@ test.serial("pytest (time travel): Zeus's carbon vectors over the recorded histo
   t.is(r.failed, 0, r.out);
   t.is(r.passed, 1);
 });
+
+test.serial(
+  "the package speaks mutual TLS and sends its token (CARBONMON_CLIENT_TLS_*_FILE, CARBONMON_TOKEN_FILE); without the token it is refused",
+  async (t) => {
+    t.timeout(90_000);
+    const pki = makePki();
+    const nvml = fakeNvml({ gpus: [{ profile: [{ powerW: 300, ms: 1000 }] }] });
+    const ca = pki.ca("ca");
+    const server = pki.issue(ca, "server", "server");
+    const client = pki.issue(ca, "python", "client");
+    const { file: tokens, token } = writeTokens(pki.dir, { python: ["windows:read", "windows:write"] });
+    const tokenFile = join(pki.dir, "token");
+    writeFileSync(tokenFile, token.python!);
+    const agent = await startTestAgent({
+      CARBONMON_NVML_LIBRARY: nvml.libraryPath,
+      CARBONMON_TLS_CERT_FILE: server.cert,
+      CARBONMON_TLS_KEY_FILE: server.key,
+      CARBONMON_TLS_CLIENT_CA_FILE: ca.cert,
+      CARBONMON_AUTH_TOKENS_FILE: tokens,
+    });
+    t.teardown(async () => (await agent.close(), nvml.cleanup(), pki.cleanup()));
+    const script = [
+      "import carbonmon",
+      "agent = carbonmon.Agent()",
+      "try:",
+      "    print('gpus', len(agent.host().gpus))",
+      "    agent.begin_window('tls/1')",
+      "    print('ended', agent.end_window('tls/1').time > 0)",
+      "except carbonmon.CarbonmonError as err:",
+      "    print('refused', err.code)",
+    ].join("\n");
+    const tls = {
+      CARBONMON_AGENT_ADDR: agent.running.address,
+      CARBONMON_CLIENT_TLS_CA_FILE: ca.cert,
+      CARBONMON_CLIENT_TLS_CERT_FILE: client.cert,
+      CARBONMON_CLIENT_TLS_KEY_FILE: client.key,
+    };
+    const py = (env: Record<string, string>) =>
+      run(python, ["-c", script], { cwd: work, env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1", ...env }, timeout: 30_000 }).then(
+        (r) => r.stdout,
+      );
+    t.is(await py({ ...tls, CARBONMON_TOKEN_FILE: tokenFile }), "gpus 1\nended True\n");
+    t.is(await py(tls), "refused UNAUTHENTICATED\n");
+  },
+);

@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2
 
 from ._errors import from_rpc_error
 from .agent.v1 import agent_pb2, agent_pb2_grpc
+from ._channel import open_channel
 
 DEFAULT_AGENT = "127.0.0.1:50051"
 _PRICED = (agent_pb2.CARBON_STATUS_FINAL, agent_pb2.CARBON_STATUS_PROVISIONAL)
@@ -107,11 +108,13 @@ class Agent:
 
     def __init__(self, address: Optional[str] = None, *, timeout: float = 10.0,
                  cuda_visible_devices: Optional[str] = os.environ.get("CUDA_VISIBLE_DEVICES"),
-                 channel: Optional[grpc.Channel] = None) -> None:
+                 channel: Optional[grpc.Channel] = None, tls_ca: Optional[str] = None, tls_cert: Optional[str] = None,
+                 tls_key: Optional[str] = None, token_file: Optional[str] = None) -> None:
+        """TLS and the token: the arguments, else CARBONMON_CLIENT_TLS_*_FILE and CARBONMON_TOKEN_FILE."""
         self.address = agent_address(address)
         self.timeout = timeout
         self.cuda_visible_devices = cuda_visible_devices
-        self._channel = channel or grpc.insecure_channel(self.address)
+        self._channel = channel or open_channel(self.address, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, token_file=token_file)
         self._stub = agent_pb2_grpc.EnergyMonitorStub(self._channel)
 
     def _call(self, method: str, request):

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import grpc
 
+from ._channel import open_channel
 from ._errors import CarbonIntensityError, from_rpc_error
 from .intensity.v1 import intensity_pb2, intensity_pb2_grpc
 
@@ -71,10 +72,12 @@ def _candidate(c) -> WindowCandidate:
 
 
 class IntensityClient:
-    def __init__(self, address: Optional[str] = None, *, timeout: float = 10.0) -> None:
+    def __init__(self, address: Optional[str] = None, *, timeout: float = 10.0, tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None, token_file: Optional[str] = None) -> None:
+        """TLS and the token: the arguments, else CARBONMON_CLIENT_TLS_*_FILE and CARBONMON_TOKEN_FILE."""
         self.address = intensity_address(address)
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(self.address)
+        self._channel = open_channel(self.address, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, token_file=token_file)
         self._stub = intensity_pb2_grpc.CarbonIntensityStub(self._channel)
 
     def _call(self, method: str, request):
