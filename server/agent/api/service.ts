@@ -27,6 +27,8 @@ import type { PowerHub } from "./power-stream.js";
 import { serializeEncoded } from "./measurement-codec.js";
 import type { Sampler } from "../energy/sampler.js";
 import type { Caller, WindowManager } from "../windows/manager.js";
+import { AppError, Code } from "../../shared/errors.js";
+import { deserializeBeginRequest, type ReadBeginRequest } from "./begin-request.js";
 
 export interface AgentContext {
   config: AgentConfig;
@@ -66,6 +68,12 @@ function callerOf(call: { metadata: Metadata }): Caller {
 }
 
 function beginWindow(ctx: AgentContext, req: BeginWindowRequest, caller: Caller): BeginWindowResponse {
+  const unkeepable = (req as Partial<ReadBeginRequest>).unkeepableLabelKeys ?? [];
+  if (unkeepable.length > 0) {
+    throw new AppError(Code.InvalidArgument, `label key ${JSON.stringify(unkeepable[0]!.slice(0, 40))} cannot be stored`, {
+      hint: "choose another label key",
+    });
+  }
   const { key, beginMs, indices } = ctx.windows.begin(
     {
       key: req.key,
@@ -101,6 +109,7 @@ export const AGENT_SERVICE_DEFINITION = {
   endWindow: { ...EnergyMonitorService.endWindow, responseSerialize: serializeEncoded },
   getWindow: { ...EnergyMonitorService.getWindow, responseSerialize: serializeEncoded },
   watchPower: { ...EnergyMonitorService.watchPower, responseSerialize: serializeEncoded },
+  beginWindow: { ...EnergyMonitorService.beginWindow, requestDeserialize: deserializeBeginRequest },
 } as const;
 
 export function agentRegistration(ctx: AgentContext): ServiceRegistration {

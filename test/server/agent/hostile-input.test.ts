@@ -122,3 +122,14 @@ test("a damaged agent.lock or agent.db says which file and what to do", (t) => {
   writeFileSync(join(dbDir.dir, "agent.db"), "");
   t.notThrows(() => new AgentStore(dbDir.dir, 1).close());
 });
+
+test("a label key the decoded request cannot hold (__proto__) is INVALID_ARGUMENT, not silently dropped", async (t) => {
+  const agent = await agentWithDevices(t);
+  const labels = JSON.parse('{"__proto__": "x", "team": "vision"}') as Record<string, string>;
+  t.deepEqual(Object.keys(labels), ["__proto__", "team"]);
+  const err = await refused(begin(agent, request("proto", { labels })));
+  t.is(err.code, status.INVALID_ARGUMENT);
+  t.regex(err.details, /label key "__proto__" cannot be stored/);
+  t.deepEqual((await list(agent)).windows, [], "nothing was begun");
+  t.is((await begin(agent, request("ok", { labels: { team: "vision", proto: "x" } }))).key, "ok");
+});
