@@ -23,7 +23,7 @@ export function writeTokens(
 }
 
 /** A logger whose lines (parsed JSON) collect in `lines`, and their raw text in `text()`. */
-export function capturingLogger(): { log: Logger; lines: Array<Record<string, unknown>>; text: () => string } {
+export function capturingLogger(level = "trace"): { log: Logger; lines: Array<Record<string, unknown>>; text: () => string } {
   const raw: string[] = [];
   const lines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
@@ -35,5 +35,5 @@ export function capturingLogger(): { log: Logger; lines: Array<Record<string, un
       cb();
     },
   });
-  return { log: pino({ level: "trace" }, sink), lines, text: () => raw.join("\n") };
+  return { log: pino({ level }, sink), lines, text: () => raw.join("\n") };
 }

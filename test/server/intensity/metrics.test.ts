@@ -2,16 +2,15 @@
  * The intensity service's /metrics over HTTP (real gRPC, a fake ElectricityMaps on 127.0.0.1), its health
  * when every provider fails with nothing cached, and the access log of RPCs and upstream requests.
  */
-import { Writable } from "node:stream";
 import { credentials } from "@grpc/grpc-js";
 import test from "ava";
-import { pino } from "pino";
 import { CarbonIntensityClient, type IntensityPoint, type IntensityRequest } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { startIntensity } from "../../../server/intensity/main.js";
 import { loadIntensityConfig } from "../../../server/shared/config.js";
 import { FAKE_EM_TOKEN, hourlySeries, startFakeElectricityMaps } from "../../helpers/fake-electricitymaps.js";
 import { call, startTestIntensity, tempDataDir, type TestIntensity } from "../../helpers/grpc.js";
 import { find, healthOf, scrape, until, value } from "../../helpers/prom.js";
+import { capturingLogger } from "../../helpers/security.js";
 
 const HOUR_MS = 3_600_000;
 const SERVICE = "carbonmon.intensity.v1.CarbonIntensity";
@@ -117,18 +116,7 @@ test("access log at debug: one line per RPC and per upstream request, without se
     nowMs: () => Date.now(),
   });
   const data = tempDataDir();
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write: (chunk, _e, cb) => (
-      lines.push(
-        ...String(chunk)
-          .trim()
-          .split("\n")
-          .map((l) => JSON.parse(l) as Record<string, unknown>),
-      ),
-      cb()
-    ),
-  });
+  const { log, lines } = capturingLogger("debug");
   const config = loadIntensityConfig({
     env: {
       CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0",
@@ -139,7 +127,7 @@ test("access log at debug: one line per RPC and per upstream request, without se
       CARBONMON_PROVIDERS: "electricitymaps",
     },
   });
-  const server = await startIntensity(config, pino({ level: "debug" }, sink));
+  const server = await startIntensity(config, log);
   const client = new CarbonIntensityClient(server.running.address, credentials.createInsecure());
   t.teardown(async () => {
     client.close();

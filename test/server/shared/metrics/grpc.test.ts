@@ -2,34 +2,22 @@
  * The gRPC wrapper on a real agent: the access log at debug (one line per RPC with method, code, duration,
  * window key), and server-streaming RPCs counted with the status they end with.
  */
-import { Writable } from "node:stream";
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import test from "ava";
-import { pino } from "pino";
 import { EnergyMonitorClient, type BeginWindowRequest, type BeginWindowResponse } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { startAgent } from "../../../../server/agent/main.js";
 import { loadAgentConfig } from "../../../../server/shared/config.js";
 import { fakeNvml } from "../../../helpers/fake-nvml.js";
 import { call, tempDataDir } from "../../../helpers/grpc.js";
 import { scrape, until, value } from "../../../helpers/prom.js";
+import { capturingLogger } from "../../../helpers/security.js";
 
 const SERVICE = "carbonmon.agent.v1.EnergyMonitor";
 
 async function agent(t: import("ava").ExecutionContext, level: string, metricsListen: string) {
   const nvml = fakeNvml({ gpus: [{ uuid: "GPU-0" }] });
   const data = tempDataDir();
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write: (chunk, _e, cb) => (
-      lines.push(
-        ...String(chunk)
-          .trim()
-          .split("\n")
-          .map((l) => JSON.parse(l) as Record<string, unknown>),
-      ),
-      cb()
-    ),
-  });
+  const { log, lines } = capturingLogger(level);
   const config = loadAgentConfig({
     env: {
       CARBONMON_AGENT_LISTEN: "127.0.0.1:0",
@@ -39,7 +27,7 @@ async function agent(t: import("ava").ExecutionContext, level: string, metricsLi
       CARBONMON_AGENT_METRICS_LISTEN: metricsListen,
     },
   });
-  const a = await startAgent(config, pino({ level }, sink));
+  const a = await startAgent(config, log);
   const client = new EnergyMonitorClient(a.running.address, credentials.createInsecure());
   t.teardown(async () => {
     client.close();
