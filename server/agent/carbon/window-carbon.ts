@@ -11,7 +11,7 @@ import { applyCarbon, deviceName, type CarbonFigures, type CarbonOutcome } from 
 import type { CarbonPricer, EnergyPiece } from "./pricer.js";
 import { nextRetryAtMs, REPRICE_BATCH, roundEveryMs } from "./repricing.js";
 import { BOUNDARY_PERIOD_MS, splitAtMarks } from "../core/carbon.js";
-import { pieceMarks } from "../core/window-energy.js";
+import { pieceMarks, type RunSpan } from "../core/window-energy.js";
 import type { Sampler } from "../energy/sampler.js";
 import type { ResultCodec, WindowResult } from "../windows/result.js";
 import type { SelectedDevice } from "../windows/selection.js";
@@ -59,14 +59,13 @@ export class WindowCarbon {
   pieces(device: SelectedDevice, begin: PieceStart, endMs: number, energyJ: number): EnergyPiece[] {
     const { sampler, store } = this.deps;
     const end = sampler.energyAt(device.deviceId, endMs);
-    const span = begin.runId !== store.runId ? sampler.span(device.deviceId) : undefined;
-    const runs =
-      begin.runId !== store.runId
-        ? [
-            ...store.runsSince(device.deviceId, begin.runId).filter((r) => r.runId !== store.runId),
-            ...(span ? [{ runId: store.runId, ...span }] : []),
-          ]
-        : [];
+    // Across restarts: every run since the begin's (stored checkpoints), then this run's span.
+    const runs: RunSpan[] = [];
+    if (begin.runId !== store.runId) {
+      runs.push(...store.runsSince(device.deviceId, begin.runId).filter((r) => r.runId !== store.runId));
+      const span = sampler.span(device.deviceId);
+      if (span) runs.push({ runId: store.runId, ...span });
+    }
     const marks = pieceMarks(
       { tMs: begin.tMs, runId: begin.runId, cumJ: begin.energyJ },
       this.boundaries.marksBetween(device.deviceId, begin.tMs, endMs),
