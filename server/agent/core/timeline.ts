@@ -5,9 +5,15 @@
  * Between two counter updates the energy is interpolated linearly. Its error bound comes from how much
  * the power can have changed inside the interval (the neighbouring intervals' mean powers and the instant
  * power at both ends): a step of size dP anywhere inside an interval of length T puts the interpolation at
- * most dP*(t-t0)*(t1-t)/T away from the truth at t.
- * After the last update the energy is extrapolated with the last instant power. Where a point's instant is
- * itself estimated (+/- timeUncertaintyMs), the edge's bound grows by power x that uncertainty.
+ * most dP*(t-t0)*(t1-t)/T away from the truth at t. That holds for intervals as long as the sampling
+ * expects; a longer one (readings missed while the CPU was busy, or idle sampling) may hide a burst that
+ * its mean smooths away, so there the bound is what the device's maximum power allows.
+ * After the last update the energy is extrapolated with the last instant power. Nothing is known of the
+ * power since, so that edge's bound covers anything the device can draw: from 0 W to its maximum power
+ * (the larger of its limit and the highest power it has been seen at) over the time since the update. A
+ * device whose maximum is unknown gets an infinite bound there: unbounded, not a guess.
+ * Where a point's instant is itself estimated (+/- timeUncertaintyMs), the edge's bound grows by power x
+ * that uncertainty.
  */
 export interface TimelinePoint {
   tMs: number;
@@ -47,12 +53,34 @@ export function energyBetween(e0: EdgeEnergy, e1: EdgeEnergy): { energyJ: number
   };
 }
 
+export interface TimelineOptions {
+  /** Points kept (default 20,000: over half an hour at 10 Hz). */
+  capacity?: number;
+  /** The most the device can draw (a GPU's power limit, a RAPL zone's plausible maximum), watts; undefined: unknown. */
+  maxPowerW?: number;
+  /**
+   * Intervals up to this long are bounded by the power seen around them; longer ones (readings missed on a
+   * busy CPU, idle sampling) hide what the power did inside, so they are bounded by the maximum power (ms;
+   * default: unlimited).
+   */
+  observedSpanMs?: number;
+}
+
 export class Timeline {
   private points: TimelinePoint[] = [];
   /** Absolute number of points dropped from the front. */
   private dropped = 0;
+  private readonly capacity: number;
+  /** The device's maximum power: its limit, raised by any higher power it was seen at. */
+  private maxPowerW: number;
 
-  constructor(private readonly capacity = 20_000) {}
+  private readonly observedSpanMs: number;
+
+  constructor(options: TimelineOptions = {}) {
+    this.capacity = options.capacity ?? 20_000;
+    this.maxPowerW = options.maxPowerW ?? Number.POSITIVE_INFINITY;
+    this.observedSpanMs = options.observedSpanMs ?? Number.POSITIVE_INFINITY;
+  }
 
   get size(): number {
     return this.points.length;
@@ -71,6 +99,7 @@ export class Timeline {
     const last = this.last();
     if (last && point.tMs <= last.tMs) return false;
     this.points.push(point);
+    if (point.powerW !== undefined && point.powerW > this.maxPowerW) this.maxPowerW = point.powerW;
     if (this.points.length > this.capacity) {
       const drop = Math.max(1, Math.floor(this.capacity / 10));
       this.points.splice(0, drop);
@@ -100,11 +129,24 @@ export class Timeline {
     const span = p1.tMs - p0.tMs;
     const f = (tMs - p0.tMs) / span;
     const energyJ = p0.energyJ + f * (p1.energyJ - p0.energyJ);
-    const shape = Math.min(
-      (this.powerSwingW(i) * ((tMs - p0.tMs) * (p1.tMs - tMs))) / span / 1000,
-      Math.max(energyJ - p0.energyJ, p1.energyJ - energyJ),
-    );
-    const timing = (this.meanPowerW(i)! * Math.max(p0.timeUncertaintyMs ?? 0, p1.timeUncertaintyMs ?? 0)) / 1000;
+    const uncertainMs = Math.max(p0.timeUncertaintyMs ?? 0, p1.timeUncertaintyMs ?? 0);
+    let shape: number;
+    let timing: number;
+    if (span > this.observedSpanMs) {
+      // Nothing seen inside: the energy at t lies between drawing the maximum power only before t and only after it.
+      const lowJ = Math.max(p0.energyJ, p1.energyJ - (this.maxPowerW * (p1.tMs - tMs)) / 1000);
+      const highJ = Math.min(p1.energyJ, p0.energyJ + (this.maxPowerW * (tMs - p0.tMs)) / 1000);
+      shape = Math.max(energyJ - lowJ, highJ - energyJ, 0);
+      timing = uncertainMs > 0 ? (this.maxPowerW * uncertainMs) / 1000 : 0;
+    } else {
+      this.powerRange(i);
+      shape = Math.min(
+        ((this.rangeHiW - this.rangeLoW) * ((tMs - p0.tMs) * (p1.tMs - tMs))) / span / 1000,
+        Math.max(energyJ - p0.energyJ, p1.energyJ - energyJ),
+      );
+      // An update instant off by d moves the edge into a neighbouring interval for up to d: the highest power around counts.
+      timing = (this.rangeHiW * uncertainMs) / 1000;
+    }
     return {
       energyJ,
       edgeUncertaintyJ: shape + timing,
@@ -122,12 +164,15 @@ export class Timeline {
     return a && b ? ((b.energyJ - a.energyJ) / (b.tMs - a.tMs)) * 1000 : undefined;
   }
 
+  /** powerRange's answer (fields, not an array: this runs for edges of every window, per device). */
+  private rangeLoW = 0;
+  private rangeHiW = 0;
+
   /**
-   * How far power may have moved inside interval i: the spread of the interval's mean, its neighbours'
-   * means and the instant powers at its ends (a step from the lowest to the highest of them).
+   * The lowest and highest power around interval i: the interval's mean, its neighbours' means and the
+   * instant powers at its ends. Power may have stepped between them anywhere inside the interval.
    */
-  private powerSwingW(i: number): number {
-    // Without arrays or closures: this runs for edges of every window, per device.
+  private powerRange(i: number): void {
     let lo = Infinity;
     let hi = -Infinity;
     for (let k = 0; k < 5; k++) {
@@ -138,22 +183,24 @@ export class Timeline {
       lo = Math.min(lo, p);
       hi = Math.max(hi, p);
     }
-    return hi - lo;
+    this.rangeLoW = lo;
+    this.rangeHiW = hi;
   }
 
+  /**
+   * Past the last update: the last instant power carried on, with a bound that covers any power from 0 W
+   * to the device's maximum over the time since the update (and the update instant's own uncertainty). A
+   * smaller bound (the recent swing, say) is a guess: a step just after the update breaks it, and under
+   * CPU load the time since the update grows to several periods.
+   */
   private extrapolate(last: TimelinePoint, tMs: number, i: number): EdgeEnergy {
     const dtS = (tMs - last.tMs) / 1000;
     if (dtS === 0) return this.exact(last, i);
-    const powerW = last.powerW ?? this.meanPowerW(i - 1) ?? 0;
-    // The largest of 5 % of the power and how far the last two intervals' means were from it.
-    const m1 = this.meanPowerW(i - 1);
-    const m2 = this.meanPowerW(i - 2);
-    let swingW = 0.05 * powerW;
-    if (m1 !== undefined) swingW = Math.max(swingW, Math.abs(m1 - powerW));
-    if (m2 !== undefined) swingW = Math.max(swingW, Math.abs(m2 - powerW));
+    const powerW = Math.max(0, last.powerW ?? this.meanPowerW(i - 1) ?? 0);
+    const openS = dtS + (last.timeUncertaintyMs ?? 0) / 1000;
     return {
       energyJ: last.energyJ + powerW * dtS,
-      edgeUncertaintyJ: swingW * dtS + (powerW * (last.timeUncertaintyMs ?? 0)) / 1000,
+      edgeUncertaintyJ: Math.max(powerW, this.maxPowerW - powerW) * openS,
       cumulativeUncertaintyJ: last.uncertaintyJ,
       kind: "extrapolated",
       resets: last.resets,

@@ -40,6 +40,11 @@ export interface Device {
   /** GPUs only. */
   uuid?: string;
   powerLimitW?: number;
+  /**
+   * The most the device can draw, watts (a GPU's power limit; CARBONMON_RAPL_MAX_POWER_W for a RAPL zone);
+   * undefined: unknown. An edge past the latest reading is bounded by it.
+   */
+  maxPowerW?: number;
   migEnabled?: boolean;
   /** A simulated device: its numbers are not measurements. */
   simulated?: boolean;

@@ -42,13 +42,15 @@ function planGpu(nvml: Nvml, index: number): GpuPlan | Device {
   let handle: Handle;
   try {
     handle = nvml.handle(index);
+    const powerLimitW = mWToW(nvml.powerLimitMw(handle));
     const device: Device = {
       id,
       domain: "gpu",
       index,
       name: nvml.name(handle),
       uuid: nvml.uuid(handle),
-      powerLimitW: mWToW(nvml.powerLimitMw(handle)),
+      powerLimitW,
+      ...(powerLimitW > 0 ? { maxPowerW: powerLimitW } : {}),
       migEnabled: nvml.migEnabled(handle),
       hasEnergyCounter: true,
       status: "ok",

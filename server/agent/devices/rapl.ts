@@ -185,6 +185,7 @@ export class RaplSource implements EnergySource {
     let found: Discovery;
     try {
       found = discover(options.root);
+      if (options.maxPowerW > 0) for (const d of found.devices) d.maxPowerW = options.maxPowerW;
     } catch (err) {
       // Docker masks the directory: an access error here has the same fix as one on energy_uj.
       const reason = `cannot read the powercap root ${options.root}: ${errorText(err)}`;

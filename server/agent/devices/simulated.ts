@@ -36,6 +36,7 @@ export class SimulatedSource implements EnergySource {
     uuid: "GPU-00000000-0000-0000-0000-5157a7ed0000",
     hasEnergyCounter: true,
     powerLimitW: 300,
+    maxPowerW: 300,
     status: "ok",
     simulated: true,
   };

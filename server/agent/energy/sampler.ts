@@ -22,6 +22,9 @@ export interface DeviceSnapshot {
 
 export type { IntervalEnergy };
 
+/** NVML's counter moves every ~100 ms: no interval between readings can be shorter in effect. */
+const COUNTER_UPDATE_MS = 100;
+
 interface Track {
   device: Device;
   timeline: Timeline;
@@ -34,6 +37,12 @@ export interface SamplerOptions {
   clock?: Clock;
   /** Points kept per device (default 20,000: over half an hour at 10 Hz). */
   timelineCapacity?: number;
+  /**
+   * The period readings are taken at while active (default 100 ms). An interval between readings longer
+   * than 1.5 of these (or of NVML's 100 ms counter update) hides what the power did inside: it is bounded
+   * by the device's maximum power, not by the power seen around it.
+   */
+  samplingPeriodMs?: number;
   /**
    * How long sources stay at full rate after the last holder lets go (default 0). Windows begun and ended
    * back to back would otherwise wake every source for each one: every wake-up reads every device at once.
@@ -71,7 +80,11 @@ export class Sampler {
         const snapshot = { device, tMs: undefined, powerW: undefined, memoryPowerW: undefined, temperatureC: undefined };
         this.tracks.set(device.id, {
           device,
-          timeline: new Timeline(options.timelineCapacity),
+          timeline: new Timeline({
+            observedSpanMs: 1.5 * Math.max(options.samplingPeriodMs ?? 100, COUNTER_UPDATE_MS),
+            ...(options.timelineCapacity !== undefined ? { capacity: options.timelineCapacity } : {}),
+            ...(device.maxPowerW !== undefined ? { maxPowerW: device.maxPowerW } : {}),
+          }),
           lastRawJ: undefined,
           lastPowerW: undefined,
           snapshot,
