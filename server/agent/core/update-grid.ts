@@ -161,9 +161,12 @@ export class UpdateGrid {
     const grow = this.driftPerMs * (Math.abs(read.endMs - this.lastConstraintMs) + T);
     const lo = this.lo - grow;
     const hi = this.hi + grow;
-    const k = Math.floor((read.endMs - lo) / T); // the latest update that may precede the read's sample
-    if (hi + k * T <= read.startMs) return [lo + k * T, hi + k * T];
-    return [lo + (k - 1) * T, Math.min(read.endMs, hi + k * T)]; // the read may straddle update k
+    // The value was sampled somewhere in [start, end]: its update is the latest one before that instant, so
+    // no later than the latest update before the end, and no earlier than the latest arc wholly before the
+    // start. A read that straddles updates (one stalled by a busy CPU may span several) widens the stamp.
+    const k = Math.floor((read.endMs - lo) / T);
+    const j = Math.floor((read.startMs - hi) / T);
+    return [lo + Math.min(j, k) * T, Math.min(read.endMs, hi + k * T)];
   }
 
   /** The arc as of nowMs (grown for drift), and [a, b] moved by whole periods to lie near it. */

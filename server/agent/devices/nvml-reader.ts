@@ -20,6 +20,8 @@ import type { GpuPlan } from "./nvml-probe.js";
 
 /** NVML's energy counter moves every ~100 ms (measured on H100 and H200). */
 const COUNTER_UPDATE_MS = 100;
+/** Stalled or straddling reads in a row that are read again rather than published. */
+const MAX_STALL_RETRIES = 3;
 
 /** The driver's realtime µs stamps on the agent's clock. */
 export interface StampConverter {
@@ -77,8 +79,6 @@ export class GpuReader {
   nextAtMs = 0;
   /** The next read only teaches the update grid (it is not published). */
   nextIsProbe = false;
-  /** Sampling went active: read as soon as a read cannot straddle a counter update. */
-  waking = false;
   /** The period between measurement reads now: the sampling period, or the idle period. */
   periodMs: number;
   private readonly grid = new UpdateGrid({ periodMs: COUNTER_UPDATE_MS });
@@ -111,9 +111,46 @@ export class GpuReader {
     const raw = this.readRaw();
     const probe = this.nextIsProbe;
     const reading = this.toReading(raw);
+    const stalled = !probe && this.stallRetries < MAX_STALL_RETRIES && (this.stalled(raw) || this.straddled(reading));
     this.schedule(raw);
-    return probe ? undefined : reading;
+    this.stallRetries = stalled ? this.stallRetries + 1 : 0;
+    if (!stalled) return probe ? undefined : reading;
+    // Preempted inside the call or just before it (a busy CPU): the value may belong to any update the call
+    // spanned, so its stamp is as wide as that. It still teaches the grid but is not published: a measurement read
+    // follows at once (as soon as it cannot straddle an update), and is stamped narrowly. After a few
+    // stalls in a row a reading is published whatever its duration: a slow driver is never starved.
+    this.nextIsProbe = false;
+    this.nextAtMs = this.clock.nowMs();
+    return undefined;
   }
+
+  /** Stalled reads just before this one (not published). */
+  private stallRetries = 0;
+
+  /**
+   * A value stamped far wider than the learnt grid allows: the read straddled an update (the thread was
+   * held up between deciding to read, when no update was near, and reading).
+   */
+  private straddled(reading: Reading): boolean {
+    if (reading.timeUncertaintyMs === undefined || !this.grid.calibrated) return false;
+    const widthMs = this.grid.widthMs(reading.tMs);
+    return widthMs < COUNTER_UPDATE_MS / 4 && reading.timeUncertaintyMs > widthMs + this.readMs;
+  }
+
+  /**
+   * A read that took far longer than this GPU's reads do (the quickest of its recent ones: a driver that is
+   * slow every time is not stalled): the thread was held up inside it.
+   */
+  private stalled(raw: RawRead): boolean {
+    if (this.plan.energy === "none" || this.driverStamps || this.recentReads === 0) return false;
+    let quickestMs = Infinity;
+    for (let i = 0; i < Math.min(this.recentReads, this.recentReadMs.length); i++) quickestMs = Math.min(quickestMs, this.recentReadMs[i]!);
+    return raw.endMs - raw.startMs > 3 * quickestMs + 5;
+  }
+
+  /** The durations of the latest reads (a ring), ms. */
+  private readonly recentReadMs = new Float64Array(16);
+  private recentReads = 0;
 
   private toReading(raw: RawRead): Reading {
     const { plan } = this;
@@ -151,16 +188,17 @@ export class GpuReader {
   wake(nowMs: number): void {
     if (this.nextIsProbe) this.grid.deferProbe();
     this.nextIsProbe = false;
-    this.waking = true;
     this.nextAtMs = nowMs;
   }
 
   /**
-   * Whether a read may start now. A wake-up read waits (a few ms at most) when it could straddle a counter
-   * update: its value would then be stamped within a whole period instead of the grid's few ms.
+   * Whether a read may start now. A measurement read waits (a few ms at most) when it could straddle a
+   * counter update: its value would then be stamped within a whole period instead of the grid's few ms.
+   * Reads are planned half a period from updates, but a wake-up reads at once and, on a busy CPU, a timer
+   * fires late, anywhere in the period. Probes are exempt: they are placed at the updates on purpose.
    */
   readyToRead(nowMs: number): boolean {
-    if (!this.waking || this.plan.energy === "none" || this.driverStamps) return true;
+    if (this.nextIsProbe || this.plan.energy === "none" || this.driverStamps) return true;
     const clearMs = this.grid.clearOfUpdate(nowMs, this.readMs);
     if (clearMs <= nowMs + 0.5) return true;
     this.nextAtMs = clearMs;
@@ -178,10 +216,12 @@ export class GpuReader {
   }
 
   private schedule(raw: RawRead): void {
-    this.waking = false;
     const readMs = raw.endMs - raw.startMs;
     this.lastReadMs = readMs;
-    if (readMs < 1000) this.readMs += 0.1 * (readMs - this.readMs); // a stalled read says nothing about the next
+    // A stalled read says little about the next: each read moves the estimate by at most 10 % of itself, so
+    // stalls barely move it, while a driver that is truly slower is followed within a few dozen reads.
+    this.readMs += 0.1 * (Math.min(readMs, 2 * this.readMs) - this.readMs);
+    this.recentReadMs[this.recentReads++ % this.recentReadMs.length] = readMs;
     this.grid.targetWidthMs = 1.5 * this.readMs + 1;
     if (this.plan.energy === "none" || this.driverStamps) {
       this.nextIsProbe = false;

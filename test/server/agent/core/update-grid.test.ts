@@ -99,3 +99,30 @@ test("property: whatever the phase, period drift, read duration and jitter, ever
   );
   t.pass();
 });
+
+test("property: reads stalled for several periods (a preempted thread) still get stamps that hold the truth", (t) => {
+  fc.assert(
+    fc.property(
+      fc.double({ min: 0, max: 100, noNaN: true }),
+      fc.array(fc.double({ min: 0, max: 450, noNaN: true }), { minLength: 8, maxLength: 8 }),
+      fc.double({ min: 0, max: 1, noNaN: true }),
+      (phase, stallsMs, sampleAt) => {
+        const grid = new UpdateGrid({ targetWidthMs: 7 });
+        let now = 1000;
+        for (let i = 0; i < 160; i++) {
+          // Every 20th read stalls: its call spans up to four and a half periods, its value sampled anywhere inside.
+          const durationMs = i % 20 === 19 ? 4 + stallsMs[Math.floor(i / 20)]! : 4;
+          const startMs = now;
+          const endMs = startMs + durationMs;
+          const value = Math.floor((startMs + sampleAt * durationMs - phase) / 100);
+          const s = grid.observe({ startMs, endMs, value });
+          if (Math.abs(s.tMs - (phase + value * 100)) > s.uncertaintyMs + 1e-9) return false;
+          now = Math.max(grid.nextRead(endMs, 4, 100).atMs, endMs + 0.1);
+        }
+        return true;
+      },
+    ),
+    { numRuns: 300 },
+  );
+  t.pass();
+});

@@ -20,6 +20,9 @@ class MemoryNvml implements Nvml {
   /** Every energy read: when it ran (start, end). */
   readonly reads: Array<{ handle: number; startMs: number; endMs: number }> = [];
 
+  /** Extra time spent in a read (the thread preempted inside the call): [before, after] the driver samples the counter. */
+  stall: (readNo: number) => [number, number] = () => [0, 0];
+
   constructor(
     private readonly clock: ManualClock,
     private readonly gpus: Array<{ phaseMs: number; powerW: number }>,
@@ -40,10 +43,11 @@ class MemoryNvml implements Nvml {
   fieldValues(dev: unknown, requests: readonly FieldRequest[]): { ret: number; results: FieldResult[] } {
     const i = dev as number;
     const startMs = this.clock.nowMs();
-    this.clock.advance(READ_MS / 2); // the driver samples the counter in the middle of the call
+    const [stallBefore, stallAfter] = this.stall(this.energyReads);
+    this.clock.advance(READ_MS / 2 + stallBefore); // the driver samples the counter in the middle of the call
     const at = this.clock.nowMs();
     const update = this.updateBefore(i, at);
-    this.clock.advance(READ_MS / 2);
+    this.clock.advance(READ_MS / 2 + stallAfter);
     this.energyReads++;
     this.reads.push({ handle: i, startMs, endMs: this.clock.nowMs() });
     const results = requests.map((r): FieldResult => {
@@ -72,9 +76,12 @@ class MemoryNvml implements Nvml {
 /** Timers the test runs: each fires at its due instant on the manual clock. */
 class ManualTimers implements Timers {
   private queue: Array<{ atMs: number; fn: () => void }> = [];
+  private fired = 0;
+  /** How late the n-th timer fires (a busy CPU), ms. */
+  lateness: (n: number) => number = () => 0;
   constructor(private readonly clock: ManualClock) {}
   setTimeout(fn: () => void, ms: number): unknown {
-    const entry = { atMs: this.clock.nowMs() + ms, fn };
+    const entry = { atMs: this.clock.nowMs() + ms + this.lateness(this.fired++), fn };
     this.queue.push(entry);
     return entry;
   }
@@ -105,8 +112,19 @@ function plan(i: number): GpuPlan {
   };
 }
 
+/** A clock whose thread is sometimes preempted: now and then, reading it finds time gone by (anywhere: before a read, inside, after). */
+class PreemptedClock extends ManualClock {
+  private reads = 0;
+  preemptMs: (n: number) => number = () => 0;
+  override nowMs(): number {
+    const ms = this.preemptMs(this.reads++);
+    if (ms > 0) this.advance(ms);
+    return super.nowMs();
+  }
+}
+
 function setup(gpus: Array<{ phaseMs: number; powerW: number }>, stamps: "update" | "read") {
-  const clock = new ManualClock(T0 + 3);
+  const clock = new PreemptedClock(T0 + 3);
   const nvml = new MemoryNvml(clock, gpus, stamps);
   const timers = new ManualTimers(clock);
   const readings: Reading[] = [];
@@ -203,4 +221,40 @@ test("idle: about one read per GPU per idle period; going active reads every GPU
   timers.runUntil(clock.nowMs() + 2000);
   const perGpu = readings.slice(from).filter((r) => r.deviceId === "gpu:0").length / 2;
   t.true(perGpu >= 9 && perGpu <= 11, `${perGpu} readings per s when active`);
+});
+
+test("a busy CPU: timers fire late and reads stall inside the call, yet no published stamp is wide or wrong", (t) => {
+  const { clock, nvml, timers, readings, loop } = setup(
+    [
+      { phaseMs: 61, powerW: 450 },
+      { phaseMs: 13, powerW: 200 },
+    ],
+    "read",
+  );
+  loop.setActive(true);
+  loop.start();
+  timers.runUntil(clock.nowMs() + 2000); // learn the grids on an idle CPU
+  const from = clock.nowMs();
+  // Then every timer fires 0-80 ms late, one read in seven is held up 30-230 ms inside the call, and one
+  // clock read in seventeen finds the thread was preempted for 5-25 ms (between deciding to read and reading, too).
+  timers.lateness = (n) => (n * 37) % 81;
+  nvml.stall = (n) => (n % 7 === 3 ? (n % 2 ? [30 + ((n * 53) % 200), 0] : [0, 30 + ((n * 53) % 200)]) : [0, 0]);
+  clock.preemptMs = (n) => (n % 17 === 5 ? 5 + ((n * 29) % 21) : 0);
+  timers.runUntil(from + 20_000);
+  loop.stop();
+  for (const gpu of [0, 1]) {
+    const mine = readings.filter((r) => r.deviceId === `gpu:${gpu}` && r.tMs > from);
+    t.true(mine.length >= 60, `gpu ${gpu}: ${mine.length} readings`);
+    for (const r of mine) {
+      const truth = nvml.instantOf(gpu, r.counterJ!);
+      t.true(
+        Math.abs(r.tMs - truth) <= r.timeUncertaintyMs! + 1e-9,
+        `gpu ${gpu}: stamp ${r.tMs - T0} vs ${truth - T0} ± ${r.timeUncertaintyMs}`,
+      );
+    }
+    // Late probes leave the learnt grid wider (up to about a fifth of a period); a straddled or stalled read
+    // published as it is would be stamped about half a period either way.
+    const wide = mine.filter((r) => r.timeUncertaintyMs! > UPDATE_MS / 4);
+    t.is(wide.length, 0, `gpu ${gpu}: wide stamps ${wide.map((r) => r.timeUncertaintyMs!.toFixed(1)).join(" ")}`);
+  }
 });
