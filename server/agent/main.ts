@@ -12,6 +12,7 @@ import { CarbonPricer } from "./carbon/pricer.js";
 import { AgentStore } from "./storage/store.js";
 import { WalCheckpointer } from "./storage/wal-checkpointer.js";
 import { WindowManager } from "./windows/manager.js";
+import { UtcAnchor } from "../shared/utc-anchor.js";
 import { Sampler } from "./energy/sampler.js";
 import { IntensityServiceClient } from "./api/intensity-client.js";
 import { measurementCodec } from "./api/measurement-codec.js";
@@ -34,18 +35,30 @@ export interface Agent {
 const WAL_CHECKPOINT_EVERY_MS = 5000;
 
 /** Probes the hardware, starts the sampler and serves EnergyMonitor on config.listen. */
-export async function startAgent(config: AgentConfig, log: Logger, clock: Clock = systemClock): Promise<Agent> {
+export interface AgentOptions {
+  /** UTC of the clock's instants (tests step the wall clock through it); default: the system's, re-anchored on steps. */
+  utc?: UtcAnchor;
+}
+
+export async function startAgent(config: AgentConfig, log: Logger, clock: Clock = systemClock, options: AgentOptions = {}): Promise<Agent> {
   // First: a refusal to serve insecurely, or an unreadable certificate, must not wait for the hardware.
   const security = createServerSecurity(config.security, config.listen, log);
   const intensityClient = config.intensityAddr ? new IntensityServiceClient(config.intensityAddr, config.intensitySecurity) : undefined;
   const sources = await probeSources(config, clock);
   for (const s of sources) log.info({ backend: s.state(), devices: s.devices().length }, "backend probed");
-  const sampler = new Sampler(sources, { clock, idleAfterMs: config.idleAfterMs });
+  const sampler = new Sampler(sources, { clock, idleAfterMs: config.idleAfterMs, samplingPeriodMs: config.samplingPeriodMs });
   sampler.start();
   let store: AgentStore | undefined;
   let windows: WindowManager | undefined;
   let checkpointer: WalCheckpointer | undefined;
-  const pricer = new CarbonPricer(config, log, intensityClient);
+  // UTC labels follow steps of the system clock; durations never do (shared/utc-anchor.ts).
+  const utc =
+    options.utc ??
+    new UtcAnchor({
+      onStep: (stepMs) =>
+        log.warn({ stepMs: Math.round(stepMs) }, "the system clock stepped; UTC re-anchored (durations and energies are unaffected)"),
+    });
+  const pricer = new CarbonPricer(config, log, intensityClient, utc);
   try {
     store = new AgentStore(config.dataDir, clock.nowMs(), {
       onFlushError: (err) =>
@@ -76,12 +89,13 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       store,
       codec: measurementCodec,
       clock,
+      utc,
       log,
       ...(metrics ? { onEnded: (r) => metrics.windowEnded(r) } : {}),
     });
-    const power = new PowerHub(sampler, { config, log });
+    const power = new PowerHub(sampler, { config, log, utc });
     await firstReadings(sampler, config.firstReadingTimeoutMs, log);
-    const context: AgentContext = { config, sampler, power, windows, startedAtMs: clock.nowMs(), log };
+    const context: AgentContext = { config, sampler, power, windows, startedAtMs: clock.nowMs(), utc, log };
     const [manager, walWorker] = [windows, checkpointer];
     const registration = agentRegistration(context);
     // Wrapped for the metrics, or for the access log at debug; otherwise the handlers run as they are.

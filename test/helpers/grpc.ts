@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { credentials, type Client, type ServiceError } from "@grpc/grpc-js";
 import { EnergyMonitorClient } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { CarbonIntensityClient } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
-import { startAgent, type Agent } from "../../server/agent/main.js";
+import { startAgent, type Agent, type AgentOptions } from "../../server/agent/main.js";
 import { startIntensity, type IntensityOptions, type IntensityServer } from "../../server/intensity/main.js";
 import type { Clock } from "../../server/shared/clock.js";
 import { loadAgentConfig, loadIntensityConfig } from "../../server/shared/config.js";
@@ -23,7 +23,7 @@ export interface TestAgent extends Agent {
 }
 
 /** The agent on 127.0.0.1:0 with env-style overrides (defaults: no NVML library, an empty powercap root). */
-export async function startTestAgent(env: Record<string, string> = {}, clock?: Clock): Promise<TestAgent> {
+export async function startTestAgent(env: Record<string, string> = {}, clock?: Clock, options: AgentOptions = {}): Promise<TestAgent> {
   const data = tempDataDir();
   const config = loadAgentConfig({
     env: {
@@ -35,7 +35,7 @@ export async function startTestAgent(env: Record<string, string> = {}, clock?: C
       ...env,
     },
   });
-  const agent = await startAgent(config, silentLogger(), clock);
+  const agent = await startAgent(config, silentLogger(), clock, options);
   const client = new EnergyMonitorClient(agent.running.address, credentials.createInsecure());
   return {
     ...agent,

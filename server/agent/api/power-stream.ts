@@ -15,6 +15,7 @@ import { PowerSample, type WatchPowerRequest } from "../../../proto/gen/carbonmo
 import type { AgentConfig } from "../../shared/config.js";
 import { AppError, Code } from "../../shared/errors.js";
 import { toServiceError } from "../../shared/grpc-status.js";
+import { UtcAnchor } from "../../shared/utc-anchor.js";
 import type { Logger } from "../../shared/log.js";
 import { msFromDuration } from "../../shared/proto-time.js";
 import type { Domain } from "../devices/energy-source.js";
@@ -25,6 +26,8 @@ import { WireWriter } from "./wire-writer.js";
 export interface PowerHubOptions {
   config: Pick<AgentConfig, "samplingPeriodMs" | "cudaVisibleDevices"> & Partial<Pick<AgentConfig, "maxStreamsPerPrincipal">>;
   log: Logger;
+  /** UTC of the samples' instants (default: a fresh anchor). */
+  utc?: UtcAnchor;
 }
 
 /** Streams are written encoded PowerSample bytes (the service's serializer passes them through). */
@@ -88,10 +91,14 @@ export class PowerHub {
   private readonly byPrincipal = new Map<string, number>();
   private closed = false;
 
+  private readonly utc: UtcAnchor;
+
   constructor(
     readonly sampler: Sampler,
     readonly options: PowerHubOptions,
-  ) {}
+  ) {
+    this.utc = options.utc ?? new UtcAnchor();
+  }
 
   /** Number of open WatchPower streams. */
   get streams(): number {
@@ -182,7 +189,7 @@ export class PowerHub {
     // Full rate from now: the sources read at once, so the next tick's values are fresh. The first sample
     // does not wait for that read (it comes from the timeline as it is).
     this.demandChanged();
-    this.send(stream, new Tick(this.readDevices([stream], nowMs), nowMs), nowMs);
+    this.send(stream, new Tick(this.readDevices([stream], nowMs), this.utc.toUtcMs(nowMs)), nowMs);
   }
 
   /** Open streams need full-rate sampling; the last one leaving lets the sampler go idle. */
@@ -215,7 +222,7 @@ export class PowerHub {
 
   private tick(group: Group): void {
     const nowMs = this.sampler.now();
-    const tick = new Tick(this.readDevices(group.streams, nowMs), nowMs);
+    const tick = new Tick(this.readDevices(group.streams, nowMs), this.utc.toUtcMs(nowMs));
     for (const stream of group.streams) {
       // A stream that joined less than half a period ago already has a fresh sample.
       if (nowMs - stream.lastSentMs < group.periodMs / 2) continue;
@@ -281,13 +288,14 @@ class Tick {
 
   constructor(
     readonly values: Map<string, DeviceValues>,
-    private readonly nowMs: number,
+    /** The tick's instant, UTC. */
+    private readonly utcMs: number,
   ) {}
 
   shared(stream: Stream): Uint8Array {
     let bytes = this.encoded.get(stream.selectionKey);
     if (!bytes) {
-      const sample = PowerSample.fromPartial({ time: new Date(this.nowMs), simulated: stream.simulated });
+      const sample = PowerSample.fromPartial({ time: new Date(this.utcMs), simulated: stream.simulated });
       for (const device of stream.devices) {
         const v = this.values.get(device.deviceId);
         if (v?.powerW !== undefined) sample[POWER_MAP[device.domain]][device.index] = v.powerW;

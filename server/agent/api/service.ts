@@ -17,6 +17,7 @@ import {
 } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { AgentConfig } from "../../shared/config.js";
 import { unary } from "../../shared/grpc-status.js";
+import type { UtcAnchor } from "../../shared/utc-anchor.js";
 import type { Logger } from "../../shared/log.js";
 import { durationFromMs } from "../../shared/proto-time.js";
 import type { ServiceRegistration } from "../../shared/serve.js";
@@ -36,6 +37,8 @@ export interface AgentContext {
   power: PowerHub;
   windows: WindowManager;
   startedAtMs: number;
+  /** UTC of the agent clock's instants (every time on the wire goes through it). */
+  utc: UtcAnchor;
   log: Logger;
 }
 
@@ -54,8 +57,8 @@ export function getHost(ctx: AgentContext): GetHostResponse {
     ...(ctx.config.cudaVisibleDevices !== undefined ? { cudaVisibleDevices: ctx.config.cudaVisibleDevices } : {}),
     openWindows: ctx.windows.openCount,
     maxOpenWindows: ctx.config.maxOpenWindows,
-    startedAt: new Date(ctx.startedAtMs),
-    now: new Date(ctx.sampler.now()),
+    startedAt: new Date(ctx.utc.toUtcMs(ctx.startedAtMs)),
+    now: new Date(ctx.utc.toUtcMs(ctx.sampler.now())),
     idleSamplingPeriod: durationFromMs(ctx.config.idleSamplingPeriodMs),
     samplingActive: ctx.sampler.active,
   };
@@ -86,15 +89,21 @@ function beginWindow(ctx: AgentContext, req: BeginWindowRequest, caller: Caller)
     },
     caller,
   );
-  return { key, beginTime: new Date(beginMs), gpuIndices: indices.gpu, nvmlGpuIndices: indices.nvmlGpu, cpuIndices: indices.cpu };
+  return {
+    key,
+    beginTime: new Date(ctx.utc.toUtcMs(beginMs)),
+    gpuIndices: indices.gpu,
+    nvmlGpuIndices: indices.nvmlGpu,
+    cpuIndices: indices.cpu,
+  };
 }
 
 function listWindows(ctx: AgentContext, req: ListWindowsRequest, caller: Caller): ListWindowsResponse {
   return {
     windows: ctx.windows.list(req.includeEnded, caller).map(({ spec, endMs }) => ({
       key: spec.key,
-      beginTime: new Date(spec.beginMs),
-      ...(endMs !== undefined ? { endTime: new Date(endMs) } : {}),
+      beginTime: new Date(ctx.utc.toUtcMs(spec.beginMs)),
+      ...(endMs !== undefined ? { endTime: new Date(ctx.utc.toUtcMs(endMs)) } : {}),
       gpuIndices: spec.devices.filter((d) => d.domain === "gpu").map((d) => d.index),
       cpuIndices: spec.devices.filter((d) => d.domain === "cpu").map((d) => d.index),
       labels: spec.labels,
@@ -125,7 +134,7 @@ export function agentRegistration(ctx: AgentContext): ServiceRegistration {
     listWindows: unary((req: ListWindowsRequest, call) => listWindows(ctx, req, callerOf(call)), ctx.log),
     cancelWindow: unary((req: CancelWindowRequest, call): CancelWindowResponse => {
       const { key, beginMs } = w.cancel(req.key, callerOf(call));
-      return { key, beginTime: new Date(beginMs) };
+      return { key, beginTime: new Date(ctx.utc.toUtcMs(beginMs)) };
     }, ctx.log),
     watchPower: (call: Parameters<PowerHub["watch"]>[0]) => ctx.power.watch(call, principalOf(call).name),
   };

@@ -5,6 +5,7 @@
  * period boundaries (5 min, 30 min, 1 h), whatever the window's length and across agent restarts.
  */
 import type { Clock } from "../../shared/clock.js";
+import type { UtcAnchor } from "../../shared/utc-anchor.js";
 import type { Logger } from "../../shared/log.js";
 import { BOUNDARY_PERIOD_MS, boundariesBetween, boundaryAfter, type Mark } from "../core/carbon.js";
 import type { Sampler } from "../energy/sampler.js";
@@ -19,6 +20,8 @@ export interface BoundaryDeps {
   sampler: Sampler;
   store: AgentStore;
   clock: Clock;
+  /** Boundaries are UTC instants: their place on the agent's clock moves when the system clock steps. */
+  utc: UtcAnchor;
   log: Logger;
 }
 
@@ -30,11 +33,20 @@ export class BoundaryLog {
   private readonly recent = new Map<string, Mark[]>();
   private recentFromMs: number;
   private readonly unsubscribe: () => void;
+  /** The UTC anchor's re-anchorings when nextMs was placed. */
+  private anchoredAt: number;
 
   constructor(private readonly deps: BoundaryDeps) {
     this.recentFromMs = deps.clock.nowMs();
-    this.nextMs = boundaryAfter(this.recentFromMs);
+    this.nextMs = this.nextBoundaryAfter(this.recentFromMs);
+    this.anchoredAt = deps.utc.steps;
     this.unsubscribe = deps.sampler.onUpdate(() => this.record());
+  }
+
+  /** The first UTC boundary after an instant of the agent's clock, on the agent's clock. */
+  private nextBoundaryAfter(agentMs: number): number {
+    const { utc } = this.deps;
+    return utc.fromUtcMs(boundaryAfter(utc.toUtcMs(agentMs)));
   }
 
   close(): void {
@@ -44,6 +56,13 @@ export class BoundaryLog {
   /** Records the boundaries now behind us; cheap when none is (it runs on every sampler update). */
   record(): void {
     const now = this.deps.clock.nowMs();
+    if (this.deps.utc.steps !== this.anchoredAt) {
+      // The system clock stepped: the boundaries sit elsewhere on the agent's clock. Those the step skipped
+      // are not recorded (marks only split energy; one not on a boundary costs nothing but a piece).
+      this.anchoredAt = this.deps.utc.steps;
+      this.nextMs = this.nextBoundaryAfter(now);
+      this.waitingSinceMs = undefined;
+    }
     if (now <= this.nextMs) return;
     // How long the next boundary has waited for readings after it, counted from when it first could have
     // been recorded (not from the boundary itself: after a suspended process, many are due at once).
@@ -100,7 +119,9 @@ export class BoundaryLog {
       fromMs >= this.recentFromMs
         ? inside(this.recent.get(deviceId) ?? [], fromMs, toMs)
         : store.boundaries(deviceId, fromMs, toMs).map((r) => ({ tMs: r.tMs, runId: r.runId, cumJ: r.cumJ }));
-    for (const tMs of boundariesBetween(Math.max(fromMs, this.nextMs - 1), toMs)) {
+    const { utc } = this.deps;
+    for (const utcMs of boundariesBetween(utc.toUtcMs(Math.max(fromMs, this.nextMs - 1)), utc.toUtcMs(toMs))) {
+      const tMs = utc.fromUtcMs(utcMs);
       const edge = sampler.energyAt(deviceId, tMs);
       if (edge) marks.push({ tMs, runId: store.runId, cumJ: edge.energyJ });
     }

@@ -10,6 +10,7 @@ import { AppError, Code } from "../../shared/errors.js";
 import type { Coordinates } from "../../shared/geo.js";
 import type { Logger } from "../../shared/log.js";
 import { ipLocator } from "../../shared/net/ip-location.js";
+import { UtcAnchor } from "../../shared/utc-anchor.js";
 import type { CarbonOutcome, IntensityInfo, PricedPeriod } from "./outcome.js";
 
 /** Segments per ComputeEmissions request: about 1 MB, well under gRPC's 4 MB message limit. */
@@ -67,6 +68,8 @@ export class CarbonPricer {
     private readonly config: CarbonConfig,
     private readonly log: Logger,
     private readonly service: EmissionsService | undefined,
+    /** Pieces are on the agent's clock; the intensity service's periods are UTC. */
+    private readonly utc: UtcAnchor = new UtcAnchor(),
   ) {
     this.locateByIp = ipLocator(config.ipinfoUrl);
   }
@@ -118,8 +121,10 @@ export class CarbonPricer {
 
   private compute(location: PricingLocation, pieces: readonly EnergyPiece[], deadline: Date): Promise<PricedBatch> {
     const { emissionFactor, allowEstimated } = this.config;
+    const stepMs = this.utc.stepMs;
+    const inUtc = stepMs === 0 ? pieces : pieces.map((p) => ({ ...p, startMs: p.startMs + stepMs, endMs: p.endMs + stepMs }));
     return this.service!.computeEmissions(
-      { location, emissionFactor: emissionFactor === "direct" ? "direct" : "lifecycle", allowEstimated, pieces },
+      { location, emissionFactor: emissionFactor === "direct" ? "direct" : "lifecycle", allowEstimated, pieces: inUtc },
       deadline,
     );
   }

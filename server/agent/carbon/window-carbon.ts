@@ -3,6 +3,7 @@
  * pricing at EndWindow, and the background loop that asks again for pending or provisional grams (with a
  * doubling delay) and replaces the stored figures. Only used when an intensity service is configured.
  */
+import type { UtcAnchor } from "../../shared/utc-anchor.js";
 import type { Clock } from "../../shared/clock.js";
 import type { AgentConfig } from "../../shared/config.js";
 import type { Logger } from "../../shared/log.js";
@@ -32,6 +33,7 @@ export interface WindowCarbonDeps {
   store: AgentStore;
   codec: ResultCodec;
   clock: Clock;
+  utc: UtcAnchor;
   log: Logger;
 }
 

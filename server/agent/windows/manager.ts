@@ -6,6 +6,7 @@
  * service, a window's energy is split at the logged boundaries and priced; grams that are pending or
  * provisional are asked for again in the background and replace the stored figures.
  */
+import type { UtcAnchor } from "../../shared/utc-anchor.js";
 import type { Clock } from "../../shared/clock.js";
 import type { AgentConfig } from "../../shared/config.js";
 import { AppError, Code } from "../../shared/errors.js";
@@ -54,6 +55,8 @@ export interface WindowDeps {
   /** Encodes results (once) for the store and the wire. */
   codec: ResultCodec;
   clock: Clock;
+  /** UTC of the clock's instants, following steps of the system clock (begin_time, end_time, carbon periods). */
+  utc: UtcAnchor;
   log: Logger;
   /** Told of every window ended, with its result as EndWindow answers it (metrics). */
   onEnded?: (result: WindowResult) => void;
@@ -496,7 +499,15 @@ export class WindowManager {
         ? this.deviceResult(id, window.edges.get(id), endMs)
         : this.deviceResult(id, undefined, endMs, window.beginMs);
     }
-    const result = buildResult({ spec: window, endMs, ended, results, sampler, carbon: this.carbonStatus(ended) });
+    const result = buildResult({
+      spec: window,
+      endMs,
+      ended,
+      results,
+      sampler,
+      carbon: this.carbonStatus(ended),
+      utcStepMs: this.deps.utc.stepMs,
+    });
     if (!carbon) return { result, pieces: undefined };
     const pieces = window.devices.flatMap((d, i) => {
       const r = results[i]!;

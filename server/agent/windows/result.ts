@@ -47,7 +47,7 @@ export interface MissingFigures {
 
 export interface WindowResult {
   key: string;
-  /** Agent clock, ms since the epoch, fractional (edges are measured finer than a millisecond). */
+  /** UTC, ms since the epoch, fractional (edges are measured finer than a millisecond); time_s is the monotonic duration. */
   beginMs: number;
   /** For an open window: the instant the running totals refer to. */
   endMs: number;
@@ -90,13 +90,16 @@ export interface ResultInput {
   sampler: Sampler;
   /** The carbon figures until grams are applied (carbon/outcome.ts applyCarbon). */
   carbon: CarbonFigures;
+  /** UTC minus the agent's clock now (shared/utc-anchor.ts): both edges are labelled with it. */
+  utcStepMs: number;
 }
 
-export function buildResult({ spec, endMs, ended, results, sampler, carbon }: ResultInput): WindowResult {
+export function buildResult({ spec, endMs, ended, results, sampler, carbon, utcStepMs }: ResultInput): WindowResult {
   const r: WindowResult = {
     key: spec.key,
-    beginMs: spec.beginMs,
-    endMs,
+    // One anchor for both edges: end - begin is the monotonic duration, whatever the system clock did.
+    beginMs: spec.beginMs + utcStepMs,
+    endMs: endMs + utcStepMs,
     timeS: (endMs - spec.beginMs) / 1000,
     ended,
     labels: { ...spec.labels },
