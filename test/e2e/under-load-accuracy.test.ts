@@ -154,25 +154,6 @@ test("under load: 200 windows of 50 ms to 5 s, every error inside its bound, win
     }
   }
   t.log(`worst error / bound: ${worst.toFixed(3)}`);
-  if (process.env.DEBUG_TIMELINE) {
-    for (let g = 0; g < PROFILES.length; g++) {
-      const pts = (agent.context as any).sampler.tracks.get(`gpu:${g}`).timeline.points as Array<{
-        tMs: number;
-        timeUncertaintyMs?: number;
-        energyJ: number;
-      }>;
-      const wide = pts.filter((p) => (p.timeUncertaintyMs ?? 0) > 8);
-      // A point's true instant: the update (every 100 ms from the epoch) whose integral its energy holds.
-      const wrong = pts.filter((p) => {
-        const wall = p.tMs + offsetMs;
-        const u = epochMs + Math.round((wall - epochMs) / 100) * 100;
-        return Math.abs(wall - u) > (p.timeUncertaintyMs ?? 0) + CLOCK_TOLERANCE_MS;
-      });
-      t.log(
-        `gpu ${g}: points ${pts.length}, wide ${wide.length} (${wide.map((p) => p.timeUncertaintyMs!.toFixed(0)).join(" ")}), wrong ${wrong.length} (${wrong.map((p) => `${(((p.tMs + offsetMs - epochMs) % 100) + 100) % 100}±${p.timeUncertaintyMs}`).join(" ")})`,
-      );
-    }
-  }
   t.is(outside, 0, "every error inside its bound");
   t.is(offPercent, 0, "windows of 1 s or more within 0.5 %");
 });
