@@ -3,7 +3,7 @@
  * and a fake powercap tree, plus the hub alone with a fake call where exact backpressure matters.
  */
 import { EventEmitter } from "node:events";
-import { credentials, status, type ClientReadableStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
+import { status, type ClientReadableStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import test, { type ExecutionContext } from "ava";
 import { ManualClock } from "../../../../server/shared/clock.js";
 import { type EnergyMonitorClient, PowerSample, type WatchPowerRequest } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
