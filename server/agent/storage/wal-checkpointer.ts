@@ -15,14 +15,14 @@ const SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.sqlite);
 const db = new Database(workerData.path, { fileMustExist: true });
-let failing = false;
+const state = { failing: false };
 const checkpoint = () => {
   try {
     db.pragma("wal_checkpoint(PASSIVE)");
-    if (failing) parentPort.postMessage({ ok: true });
-    failing = false;
+    if (state.failing) parentPort.postMessage({ ok: true });
+    state.failing = false;
   } catch (err) {
-    failing = true;
+    state.failing = true;
     parentPort.postMessage({ error: String((err && err.message) || err), code: err && err.code });
   }
 };
