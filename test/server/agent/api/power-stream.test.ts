@@ -239,8 +239,10 @@ test("a paused reader: the agent holds at most one unsent sample and counts the 
   const receivedBeforeResume = got.length;
   const resumedAtMs = agent.context.sampler.now();
   stream.resume();
-  const caughtUp = () => got.findIndex((s) => s.skipped > 0n);
-  t.true(await until(() => caughtUp() >= 0 && got.length > caughtUp() + 10, 10_000), `${got.length} received, none with skipped > 0`);
+  // The sample that follows what the transport held carries the ≥ 100 ticks counted while the window was
+  // full. (A busy machine may also skip a tick or two earlier, while a write is still being sent.)
+  const caughtUp = () => got.findIndex((s) => s.skipped >= 100n);
+  t.true(await until(() => caughtUp() >= 0 && got.length > caughtUp() + 10, 10_000), `${got.length} received, none with skipped >= 100`);
   stream.cancel();
 
   t.true(maxBuffered <= 1, `${maxBuffered} samples unsent in the agent (at most one per stream)`);
@@ -259,7 +261,6 @@ test("a paused reader: the agent holds at most one unsent sample and counts the 
   t.true(staleBytes <= boundBytes, `${stale.length} stale samples, ${staleBytes} bytes, above the bound ${boundBytes}`);
   t.log(`paused reader: ${stale.length} samples (${staleBytes} bytes) held by the transport; then skipped ${got[first]!.skipped}`);
   t.true(got[first]!.time!.getTime() >= resumedAtMs - 10, "the sample after them is one the agent took after the reader resumed");
-  t.true(got[first]!.skipped >= 100n);
 });
 
 test("the TypeScript client never lets samples go stale: a consumer that stops taking them gets the latest, its skipped counting every tick it missed", async (t) => {
