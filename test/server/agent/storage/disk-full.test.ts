@@ -5,6 +5,7 @@
  * The limit is process-wide: ava runs each test file in its own process (workerThreads: false), and the
  * tests here that set it run serially.
  */
+import { statSync } from "node:fs";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import test from "ava";
 import koffi from "koffi";
@@ -21,6 +22,7 @@ import {
 import { credentials } from "@grpc/grpc-js";
 import { startAgent } from "../../../../server/agent/main.js";
 import { DiskError, diskError } from "../../../../server/agent/storage/disk-episode.js";
+import { openJournal } from "../../../../server/agent/storage/journal.js";
 import { AgentStore } from "../../../../server/agent/storage/store.js";
 import { loadAgentConfig } from "../../../../server/shared/config.js";
 import { Code } from "../../../../server/shared/errors.js";
@@ -202,6 +204,25 @@ test.serial(
     t.is(lines.filter((l) => (l.level as number) >= ERROR).length, 1);
   },
 );
+
+test.serial("the journal: a record cut short by the file size limit fails with EFBIG and is cut back, so the next one parses", (t) => {
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  const journal = openJournal(`${data.dir}/agent.journal`, { mode: "write" });
+  t.teardown(() => journal.close());
+  journal.append(JSON.stringify(["first"]));
+  const size = statSync(`${data.dir}/agent.journal`).size;
+  limitFileSize(BigInt(size + 10)); // the next record's first write is short (10 bytes), the second fails
+  try {
+    const err = t.throws(() => journal.append(JSON.stringify(["x".repeat(100)])));
+    t.is((err as NodeJS.ErrnoException).code, "EFBIG");
+    t.is(statSync(`${data.dir}/agent.journal`).size, size, "the torn record was cut back");
+  } finally {
+    limitFileSize("restore");
+  }
+  journal.append(JSON.stringify(["second"]));
+  t.deepEqual(journal.read(), { records: [["first"], ["second"]], badLines: 0 });
+});
 
 test("disk failures map to statuses with the directory and what to do; other errors are not disk failures", (t) => {
   const dir = "/var/lib/carbonmon";
