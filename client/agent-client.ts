@@ -166,24 +166,61 @@ export function createAgentClient(address: string, options: AgentClientOptions =
   return client;
 }
 
+/**
+ * The stream is read as fast as it arrives, never paused, and only the latest sample is kept for a
+ * consumer that is slower than the period: the samples it did not take are folded into the next one's
+ * `skipped` (each counts itself and the ticks it had skipped), so Σ(1 + skipped) still counts every tick.
+ * Pausing the gRPC stream instead would let HTTP/2 fill its flow-control window (64 KiB, hundreds of
+ * samples) with samples that are stale by the time they are read.
+ */
 async function* powerSamples(raw: EnergyMonitorClient, request: WatchPowerRequest, signal?: AbortSignal): AsyncGenerator<PowerSample> {
   if (signal?.aborted) return;
   const stream: ClientReadableStream<PowerSample> = raw.watchPower(request);
   let cancelled = false;
+  let latest: PowerSample | undefined;
+  let done = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const notify = (): void => {
+    wake?.();
+    wake = undefined;
+  };
   const cancel = (): void => {
     if (cancelled) return;
     cancelled = true;
     stream.cancel();
   };
   signal?.addEventListener("abort", cancel, { once: true });
-  // The iterator below reports errors; this keeps a late CANCELLED from being an unhandled 'error'.
-  stream.on("error", () => undefined);
+  stream.on("data", (sample: PowerSample) => {
+    // Not taken yet: the new sample stands for it and for the ticks it had skipped.
+    if (latest) sample.skipped += 1n + latest.skipped;
+    latest = sample;
+    notify();
+  });
+  stream.on("error", (err) => {
+    failure ??= err;
+    done = true;
+    notify();
+  });
+  stream.on("end", () => {
+    done = true;
+    notify();
+  });
   try {
-    for await (const sample of stream) yield sample as PowerSample;
-  } catch (err) {
-    const error = CarbonmonClientError.fromServiceError(err, "WatchPower");
-    if (cancelled && error.code === status.CANCELLED) return;
-    throw error;
+    for (;;) {
+      if (latest) {
+        const sample = latest;
+        latest = undefined;
+        yield sample;
+        continue;
+      }
+      if (done) break;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+    if (failure !== undefined) {
+      const error = CarbonmonClientError.fromServiceError(failure, "WatchPower");
+      if (!(cancelled && error.code === status.CANCELLED)) throw error;
+    }
   } finally {
     signal?.removeEventListener("abort", cancel);
     cancel();

@@ -66,6 +66,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       onJournalDamaged: (message) => log.error(message),
       onRecordSetAside: (message) => log.error(message),
       journal: { mode: config.journalMode },
+      log,
     });
     const journal = store.journalMode;
     if (journal.mode === "mapped")
@@ -77,7 +78,7 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       log.warn({ journal: journal.mode, reason: journal.fallbackReason }, "window journal cannot be mapped; it appends with write(2)");
     else log.info({ journal: journal.mode }, "window journal appends with write(2)");
     const opened = store;
-    checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log, () => opened.useAutocheckpoint());
+    checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log, () => opened.useAutocheckpoint(), store.disk);
     const metrics =
       config.metricsListen !== undefined
         ? agentMetrics({ sampler, openWindows: () => windows?.openCount ?? 0, carbonPending: () => opened.carbonPendingCount() })

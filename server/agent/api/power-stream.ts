@@ -1,9 +1,20 @@
 /**
  * WatchPower: streams of PowerSample read from the sampler's timelines, never from the hardware. Streams
  * with the same period form a group with one timer; each tick reads every device the group needs once and
- * writes each stream its subset. A stream whose reader is slow is not written to until it drains (the
- * ticks it misses are counted, never queued), then it gets the latest sample: memory stays bounded.
- * Open streams hold the sampler at full rate (setDemand "power"); with none, it may sample at its idle rate.
+ * writes each stream its subset. Open streams hold the sampler at full rate (setDemand "power"); with none,
+ * it may sample at its idle rate.
+ *
+ * At most one sample per stream is unsent. A tick writes a stream only when nothing written before is still
+ * unsent: grpc-js's call (a Writable) counts in writableLength the messages it buffers plus the one it is
+ * writing, and that one's write completes only when Node's Http2Stream has handed it to nghttp2 as DATA,
+ * which needs room in the stream's HTTP/2 flow-control window. So while a reader does not read, its window
+ * fills, the one sample stays unsent, and every later tick is counted in `skipped` (carried by the next
+ * sample sent) instead of being queued; once the window opens, the next tick sends the latest sample.
+ * (Skipping only when write() returned false let grpc-js buffer 16 samples, its high-water mark, first.)
+ * What no server can bound is what it has already sent: the bytes in the reader's flow-control window (the
+ * client chooses it: 64 KiB by default; gRPC C-core clients grow it by BDP probing) and in the reader's
+ * own buffers reach it first when it reads again. The TypeScript client reads continuously and keeps only
+ * the latest sample (client/agent-client.ts), so for it they are never stale.
  *
  * Each tick's sample is encoded once per device selection: time, power, temperature and the simulated
  * flag are the same for every stream that watches the same devices; only the sequence, the skipped count
@@ -75,8 +86,6 @@ interface Stream {
   sent: number;
   /** Ticks not sent since the previous sample. */
   skipped: number;
-  /** write() returned false: wait for 'drain'. */
-  blocked: boolean;
 }
 
 interface Group {
@@ -107,7 +116,7 @@ export class PowerHub {
     return count;
   }
 
-  /** Samples written but not yet taken by the transport, all streams together (bounded per stream). */
+  /** Samples written but not yet handed to HTTP/2 as DATA, all streams together (at most one per stream). */
   get bufferedSamples(): number {
     let count = 0;
     for (const group of this.groups.values()) for (const s of group.streams) count += s.call.writableLength;
@@ -181,7 +190,6 @@ export class PowerHub {
       lastSentMs: nowMs,
       sent: 0,
       skipped: 0,
-      blocked: false,
     };
     stream.group.streams.add(stream);
     this.byPrincipal.set(principal, (this.byPrincipal.get(principal) ?? 0) + 1);
@@ -226,7 +234,8 @@ export class PowerHub {
     for (const stream of group.streams) {
       // A stream that joined less than half a period ago already has a fresh sample.
       if (nowMs - stream.lastSentMs < group.periodMs / 2) continue;
-      if (stream.blocked) stream.skipped++;
+      // Its previous sample is still unsent (the reader's flow-control window is full): count, never queue.
+      if (stream.call.writableLength > 0) stream.skipped++;
       else this.send(stream, tick, nowMs);
     }
   }
@@ -250,9 +259,9 @@ export class PowerHub {
     stream.sent++;
     stream.skipped = 0;
     stream.lastSentMs = nowMs;
-    if (stream.call.write(bytes)) return;
-    stream.blocked = true;
-    stream.call.once("drain", () => (stream.blocked = false));
+    // write()'s return (false at grpc-js's high-water mark of 16) is not needed: nothing is written to a
+    // stream whose previous sample is unsent, so its buffer never holds more than this one.
+    stream.call.write(bytes);
   }
 
   /** The shared part, then the fields that differ per stream: sequence, skipped, the energy since the stream began. */

@@ -225,6 +225,8 @@ class WriteJournal implements Journal {
   private fd: number | undefined;
   /** Bytes of whole records in the file: a failed append is cut back to it, so no torn line hides later ones. */
   private sizeBytes: number;
+  /** A failed append could not be cut back: the next append cuts first. */
+  private torn = false;
 
   constructor(
     readonly path: string,
@@ -247,15 +249,30 @@ class WriteJournal implements Journal {
   }
 
   append(json: string): void {
-    const line = `${json}\n`;
-    const bytes = Buffer.byteLength(line);
+    // A failed append left a torn line that could not be cut then: cut it first, or this record would
+    // extend it into one line that does not parse (and be lost with it on replay).
+    if (this.torn) {
+      ftruncateSync(this.fd!, this.sizeBytes);
+      this.torn = false;
+    }
+    const line = Buffer.from(`${json}\n`);
     let written = 0;
     try {
-      written = writeSync(this.fd!, line);
-    } finally {
-      if (written !== bytes) ftruncateSync(this.fd!, this.sizeBytes);
+      // A short write (the disk filled up mid-record, or the file size limit) is followed by another for
+      // the rest, which then fails with the reason (ENOSPC, EDQUOT, EFBIG): the caller sees the errno.
+      while (written < line.length) {
+        const n = writeSync(this.fd!, line, written, line.length - written);
+        if (n <= 0) throw Object.assign(new Error(`write to ${this.path} wrote nothing`), { code: "EIO" });
+        written += n;
+      }
+    } catch (err) {
+      try {
+        ftruncateSync(this.fd!, this.sizeBytes);
+      } catch {
+        this.torn = true;
+      }
+      throw err;
     }
-    if (written !== bytes) throw new Error(`short write to ${this.path}: ${written} of ${bytes} bytes (disk full?)`);
     this.sizeBytes += written;
   }
 

@@ -12,7 +12,9 @@ import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { AppError, Code } from "../../shared/errors.js";
+import { silentLogger, type Logger } from "../../shared/log.js";
 import type { Anchor, RunSpan } from "../core/window-energy.js";
+import { DiskError, DiskEpisode } from "./disk-episode.js";
 import { openJournal, type Journal, type JournalOptions } from "./journal.js";
 import { decodeAnchor, decodeJournalRecord, encodeAnchor, RECORD_VERSION, RecordError, type JournalRecord } from "./records.js";
 
@@ -101,7 +103,25 @@ export interface AgentStoreOptions {
   journal?: JournalOptions;
   /** Told when a stored record could not be decoded and was set aside (storage/records.ts). */
   onRecordSetAside?: (message: string) => void;
+  /** Where disk failures are logged, once per episode (disk-episode.ts). */
+  log?: Logger;
 }
+
+const JOURNAL = "agent.journal";
+/**
+ * Kinds of writes, for the disk episode: one ends when every kind that failed in it has succeeded again
+ * (a delete or a truncation succeeding on a full disk says nothing about appends).
+ */
+const W = {
+  append: "journal append",
+  clear: "journal truncation",
+  flush: "journal flush",
+  edges: "begin edges",
+  carbon: "grams",
+  boundaries: "energy boundaries",
+  checkpoint: "device checkpoint",
+  purge: "purge",
+} as const;
 
 interface Row {
   id: number;
@@ -194,8 +214,11 @@ export class AgentStore {
   private readonly openById = new Map<number, string>();
   private readonly openKeys = new Set<string>();
   private nextId: number;
+  /** Disk failures of the data directory: told to callers as DiskErrors, logged once per episode. */
+  readonly disk: DiskEpisode;
 
   constructor(dataDir: string, nowMs: number, options: AgentStoreOptions = {}) {
+    this.disk = new DiskEpisode(dataDir, options.log ?? silentLogger());
     this.flushDelayMs = options.flushDelayMs ?? 50;
     this.onFlushError = options.onFlushError ?? (() => undefined);
     this.onRecordSetAside = options.onRecordSetAside ?? (() => undefined);
@@ -315,17 +338,21 @@ export class AgentStore {
     this.record(
       ["b", id, key, beginMs, this.runId, spec],
       `["b",${id},${JSON.stringify(key)},${JSON.stringify(beginMs)},${this.runId},${spec},${RECORD_VERSION}]`,
+      `recording BeginWindow '${key}' in ${JOURNAL}`,
     );
     this.openById.set(id, key);
     this.openKeys.add(key);
     return id;
   }
 
+  /** Throws a DiskError (already reported by the disk episode) when the disk fails. */
   setEdges(rows: ReadonlyArray<{ id: number; edges: string }>): void {
     this.flush();
-    this.db.transaction(() => {
-      for (const r of rows) this.stmt.setEdges.run(r.edges, r.id);
-    })();
+    this.write(W.edges, "storing begin edges in agent.db", () =>
+      this.db.transaction(() => {
+        for (const r of rows) this.stmt.setEdges.run(r.edges, r.id);
+      })(),
+    );
   }
 
   /** Stores an ended window's result; segments and carbonNextMs when its grams are still to be asked for. */
@@ -339,14 +366,25 @@ export class AgentStore {
       segments,
       carbonNextMs,
     ];
-    this.record(record, endRecordJson(record));
+    // If this throws (a full disk), the window stays open: EndWindow can be asked again and measures it whole.
+    this.record(record, endRecordJson(record), `recording EndWindow '${this.openById.get(id)}' in ${JOURNAL}`);
     this.closeOpen(id);
   }
 
-  /** Replaces a result with later carbon figures; carbonNextMs null: nothing left to ask for. */
-  setCarbon(id: number, result: Uint8Array, carbonNextMs: number | null): void {
-    this.flush();
-    this.stmt.setCarbon.run(result, carbonNextMs, id);
+  /**
+   * Replaces a result with later carbon figures; carbonNextMs null: nothing left to ask for. False when the
+   * disk failed (counted by the disk episode, not thrown: the window keeps its earlier figures and stays
+   * due, so its grams are asked for again later).
+   */
+  setCarbon(id: number, result: Uint8Array, carbonNextMs: number | null): boolean {
+    try {
+      this.flush();
+      this.write(W.carbon, "storing a window's grams in agent.db", () => this.stmt.setCarbon.run(result, carbonNextMs, id));
+      return true;
+    } catch (err) {
+      if (err instanceof DiskError) return false;
+      throw err;
+    }
   }
 
   /**
@@ -359,14 +397,24 @@ export class AgentStore {
 
   /** Ended windows whose grams are due to be asked for again, most overdue first. */
   carbonDue(nowMs: number, limit: number): StoredWindow[] {
-    this.flush();
+    // Windows still in the journal are due in a later round: a full disk (counted) does not stop the others.
+    this.flushUnlessDiskFails();
     return (this.stmt.carbonDue.all(nowMs, limit) as Row[]).map(toWindow);
   }
 
-  insertBoundaries(rows: readonly BoundaryRow[]): void {
-    this.db.transaction(() => {
-      for (const r of rows) this.stmt.insertBoundary.run(r.deviceId, r.tMs, r.runId, r.cumJ);
-    })();
+  /** False when the disk failed (counted by the disk episode, not thrown: the boundary log keeps its marks in memory). */
+  insertBoundaries(rows: readonly BoundaryRow[]): boolean {
+    try {
+      this.write(W.boundaries, "logging energy boundaries in agent.db", () =>
+        this.db.transaction(() => {
+          for (const r of rows) this.stmt.insertBoundary.run(r.deviceId, r.tMs, r.runId, r.cumJ);
+        })(),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof DiskError) return false;
+      throw err;
+    }
   }
 
   /** A device's logged boundaries strictly inside (fromMs, toMs), oldest first. */
@@ -375,13 +423,19 @@ export class AgentStore {
     return rows.map((r) => ({ deviceId, tMs: r.t_ms, runId: r.run_id, cumJ: r.cum_j }));
   }
 
+  /** 0 when the disk failed (counted by the disk episode, not thrown: the next hourly purge tries again). */
   purgeBoundariesBefore(cutoffMs: number): number {
-    return this.stmt.purgeBoundaries.run(cutoffMs).changes;
+    try {
+      return this.write(W.purge, "purging old energy boundaries from agent.db", () => this.stmt.purgeBoundaries.run(cutoffMs).changes);
+    } catch (err) {
+      if (err instanceof DiskError) return 0;
+      throw err;
+    }
   }
 
   cancel(id: number): void {
     if (!this.openById.has(id)) return;
-    this.record(["c", id], `["c",${id},${RECORD_VERSION}]`);
+    this.record(["c", id], `["c",${id},${RECORD_VERSION}]`, `recording CancelWindow '${this.openById.get(id)}' in ${JOURNAL}`);
     this.closeOpen(id);
   }
 
@@ -391,18 +445,43 @@ export class AgentStore {
     this.flushTimer = undefined;
     if (this.queued.length === 0) return;
     try {
-      this.apply(this.queued);
+      this.write(W.flush, `moving ${JOURNAL} into agent.db`, () => this.apply(this.queued));
     } catch (err) {
       if (this.db.open) this.scheduleFlush(1000); // the records stay queued and journaled; tried again
       throw err;
     }
     this.queued.length = 0;
-    this.journal.clear();
+    // Frees space rather than needing it; if it fails, the records are replayed idempotently at the next open.
+    this.write(W.clear, `emptying ${JOURNAL}`, () => this.journal.clear());
   }
 
-  /** Journals a change (durable when this returns) and queues it for SQLite. */
-  private record(r: JournalRecord, json = JSON.stringify(r)): void {
-    this.journal.append(json);
+  /** flush(), except that a disk failure (counted by the disk episode) is not thrown: for reads that may lag. */
+  private flushUnlessDiskFails(): void {
+    try {
+      this.flush();
+    } catch (err) {
+      if (!(err instanceof DiskError)) throw err;
+    }
+  }
+
+  /**
+   * Runs a write to the journal or the database: a disk failure becomes a DiskError (RESOURCE_EXHAUSTED or
+   * UNAVAILABLE, naming the data directory) and is counted by the disk episode; a success may end the episode.
+   */
+  private write<T>(target: string, action: string, fn: () => T): T {
+    let result: T;
+    try {
+      result = fn();
+    } catch (err) {
+      throw this.disk.failed(target, err, action);
+    }
+    this.disk.succeeded(target);
+    return result;
+  }
+
+  /** Journals a change (durable when this returns) and queues it for SQLite; throws (a DiskError) if it cannot. */
+  private record(r: JournalRecord, json = JSON.stringify(r), action = `appending to ${JOURNAL}`): void {
+    this.write(W.append, action, () => this.journal.append(json));
     this.queued.push(r);
     if (this.flushTimer === undefined) this.scheduleFlush(this.flushDelayMs);
   }
@@ -414,7 +493,8 @@ export class AgentStore {
       try {
         this.flush();
       } catch (err) {
-        this.onFlushError(err); // flush() has set the next try
+        // flush() has set the next try. Disk failures are the disk episode's to log (once, not every second).
+        if (!(err instanceof DiskError)) this.onFlushError(err);
       }
     }, delayMs).unref();
   }
@@ -504,14 +584,17 @@ export class AgentStore {
   /** Deletes ended windows older than the cutoff; returns how many. */
   purgeEndedBefore(cutoffMs: number): number {
     this.flush();
-    return this.stmt.purge.run(cutoffMs).changes;
+    return this.write(W.purge, "purging ended windows from agent.db", () => this.stmt.purge.run(cutoffMs).changes);
   }
 
   /** This run's first reading and latest checkpoint of each device. */
+  /** Throws a DiskError (already reported by the disk episode) when the disk fails. */
   checkpoint(spans: ReadonlyArray<{ deviceId: string; first: Anchor; last: Anchor }>): void {
-    this.db.transaction(() => {
-      for (const s of spans) this.stmt.upsertRun.run(this.runId, s.deviceId, encodeAnchor(s.first), encodeAnchor(s.last));
-    })();
+    this.write(W.checkpoint, "storing the devices' checkpoint in agent.db", () =>
+      this.db.transaction(() => {
+        for (const s of spans) this.stmt.upsertRun.run(this.runId, s.deviceId, encodeAnchor(s.first), encodeAnchor(s.last));
+      })(),
+    );
   }
 
   /** What each run since `fromRunId` saw of a device, oldest first (a checkpoint that does not decode is left out, and reported). */

@@ -6,14 +6,25 @@
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "../../shared/log.js";
+import type { DiskEpisode } from "./disk-episode.js";
+
+const TARGET = "WAL checkpoint";
 
 /** Plain CommonJS, so the worker needs no TypeScript loader. */
 const SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.sqlite);
 const db = new Database(workerData.path, { fileMustExist: true });
+const state = { failing: false };
 const checkpoint = () => {
-  try { db.pragma("wal_checkpoint(PASSIVE)"); } catch (err) { parentPort.postMessage({ error: String((err && err.message) || err) }); }
+  try {
+    db.pragma("wal_checkpoint(PASSIVE)");
+    if (state.failing) parentPort.postMessage({ ok: true });
+    state.failing = false;
+  } catch (err) {
+    state.failing = true;
+    parentPort.postMessage({ error: String((err && err.message) || err), code: err && err.code });
+  }
 };
 const timer = setInterval(checkpoint, workerData.everyMs);
 parentPort.on("message", (msg) => {
@@ -30,10 +41,17 @@ export class WalCheckpointer {
   private stopping = false;
   private died = false;
 
-  constructor(dbPath: string, everyMs: number, log: Logger, onDied: () => void = () => undefined) {
+  /** Disk failures (a full disk) go to `disk`, logged once per episode with the store's; others are logged each time. */
+  constructor(dbPath: string, everyMs: number, log: Logger, onDied: () => void = () => undefined, disk?: DiskEpisode) {
     const sqlite = createRequire(import.meta.url).resolve("better-sqlite3");
     this.worker = new Worker(SOURCE, { eval: true, workerData: { sqlite, path: dbPath, everyMs } });
-    this.worker.on("message", (msg: { error?: string }) => msg.error && log.warn({ err: msg.error }, "WAL checkpoint failed"));
+    this.worker.on("message", (msg: { error?: string; code?: string; ok?: boolean }) => {
+      if (msg.ok) disk?.succeeded(TARGET);
+      if (msg.error === undefined) return;
+      const err = Object.assign(new Error(msg.error), { code: msg.code });
+      if (disk && disk.failed(TARGET, err, "moving agent.db's write-ahead log into the database (checkpoint)") !== err) return;
+      log.warn({ err: msg.error }, "WAL checkpoint failed");
+    });
     const died = (why: string, err?: unknown) => {
       if (this.stopping || this.died) return;
       this.died = true;

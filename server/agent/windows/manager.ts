@@ -28,6 +28,7 @@ import {
   type StoredEdge,
 } from "../storage/records.js";
 import type { AgentStore, StoredWindow } from "../storage/store.js";
+import { DiskError } from "../storage/disk-episode.js";
 import { buildResult, WINDOW_KEY_PATTERN, type DeviceResult, type ResultCodec, type WindowResult, type WindowSpec } from "./result.js";
 import { WindowCarbon } from "../carbon/window-carbon.js";
 
@@ -440,8 +441,10 @@ export class WindowManager {
     try {
       this.deps.store.setEdges(resolved.map((r) => ({ id: r.window.id, edges: encodeEdges(r.edges) })));
     } catch (err) {
-      // Still pending: stored with a later reading (the timeline keeps the begin for half an hour).
-      this.deps.log.error({ err }, "storing windows' begin edges failed; trying again with the next reading");
+      // Still pending: stored with a later reading (the timeline keeps the begin for half an hour). A disk
+      // failure is already counted by the store's disk episode (logged once, not at every reading).
+      if (!(err instanceof DiskError))
+        this.deps.log.error({ err }, "storing windows' begin edges failed; trying again with the next reading");
       return;
     }
     for (const { window, edges } of resolved) {
@@ -570,7 +573,7 @@ export class WindowManager {
     try {
       this.deps.store.checkpoint(spans);
     } catch (err) {
-      this.deps.log.error({ err }, "checkpoint failed");
+      if (!(err instanceof DiskError)) this.deps.log.error({ err }, "checkpoint failed"); // disk failures: logged once per episode
     }
   }
 
@@ -580,7 +583,8 @@ export class WindowManager {
       const n = this.deps.store.purgeEndedBefore(now - this.deps.config.retentionDays * 86_400_000);
       if (n > 0) this.deps.log.info({ purged: n }, "ended windows past retention removed");
     } catch (err) {
-      this.deps.log.error({ err }, "removing ended windows past retention failed; trying again in an hour");
+      if (!(err instanceof DiskError))
+        this.deps.log.error({ err }, "removing ended windows past retention failed; trying again in an hour");
     }
     let oldestOpenMs = now;
     for (const w of this.open.values()) oldestOpenMs = Math.min(oldestOpenMs, w.beginMs);

@@ -3,15 +3,16 @@
  * and a fake powercap tree, plus the hub alone with a fake call where exact backpressure matters.
  */
 import { EventEmitter } from "node:events";
-import { credentials, status, type ClientReadableStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
-import test from "ava";
+import { status, type ClientReadableStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
+import test, { type ExecutionContext } from "ava";
 import { ManualClock } from "../../../../server/shared/clock.js";
-import { EnergyMonitorClient, PowerSample, type WatchPowerRequest } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { type EnergyMonitorClient, PowerSample, type WatchPowerRequest } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { Device, EnergySource } from "../../../../server/agent/devices/energy-source.js";
 import { PowerHub } from "../../../../server/agent/api/power-stream.js";
 import { Sampler } from "../../../../server/agent/energy/sampler.js";
 import { silentLogger } from "../../../../server/shared/log.js";
 import { durationFromMs } from "../../../../server/shared/proto-time.js";
+import { createAgentClient } from "../../../../client/index.js";
 import { fakeNvml } from "../../../helpers/fake-nvml.js";
 import { startTestAgent, type TestAgent } from "../../../helpers/grpc.js";
 import { intelTwoSocketTree } from "../../../helpers/powercap.js";
@@ -179,35 +180,109 @@ test("cancelling frees every stream and the group's timer at once", async (t) =>
   t.is(groupCount(agent.context.power), 0);
 });
 
-test("a slow reader gets the latest sample with a count of skipped ones, and nothing queues up", async (t) => {
-  // 10 ms periods and a 1 KiB flow-control window fill the transport's buffers within seconds.
+/**
+ * Records the agent-clock time of every tick of the hub (one period group in these tests), so that each
+ * received sample can be matched to its tick and each `skipped` checked against the ticks that passed.
+ */
+function recordTicks(agent: TestAgent): number[] {
+  const hub = agent.context.power as unknown as { tick(group: unknown): void };
+  const tick = hub.tick.bind(hub);
+  const times: number[] = [];
+  hub.tick = (group) => {
+    times.push(agent.context.sampler.now());
+    tick(group);
+  };
+  return times;
+}
+
+/** Index of the tick a sample was sent at (its time is the tick's, read within the same millisecond or two). */
+function tickOf(ticks: readonly number[], sample: PowerSample): number {
+  const t = sample.time!.getTime();
+  let best = -1;
+  for (let i = 0; i < ticks.length; i++) if (best < 0 || Math.abs(ticks[i]! - t) < Math.abs(ticks[best]! - t)) best = i;
+  return best;
+}
+
+/** For consecutive samples sent at ticks: `skipped` is exactly the number of ticks between them. */
+function assertSkippedCountsTicks(t: ExecutionContext, ticks: readonly number[], samples: readonly PowerSample[]): void {
+  const at = samples.map((s) => tickOf(ticks, s));
+  for (let i = 2; i < samples.length; i++) {
+    // (samples[0] is the one sent when the stream opened, not at a tick)
+    const between = at[i]! - at[i - 1]! - 1;
+    if (between !== Number(samples[i]!.skipped)) {
+      t.fail(`sample ${samples[i]!.sequence}: skipped ${samples[i]!.skipped}, but ${between} ticks passed since the previous one`);
+      return;
+    }
+  }
+  t.pass();
+}
+
+const serverStream = (agent: TestAgent) =>
+  [...(agent.context.power as unknown as { groups: Map<number, { streams: Set<{ skipped: number }> }> }).groups.values()][0]?.streams
+    .values()
+    .next().value as { skipped: number } | undefined;
+
+test("a paused reader: the agent holds at most one unsent sample and counts the rest; after what the flow-control window held, the latest sample says what was missed", async (t) => {
+  // 10 ms periods fill the reader's 64 KiB window (grpc-js's default) within seconds.
   const agent = await agentWithGpus(t, { CARBONMON_SAMPLING_PERIOD_MS: "10" });
-  const client = new EnergyMonitorClient(agent.running.address, credentials.createInsecure(), { "grpc-node.flow_control_window": 1024 });
-  t.teardown(() => client.close());
-  const stream = watch(client, { period: durationFromMs(10) });
+  const ticks = recordTicks(agent);
+  const stream = watch(agent.client, { period: durationFromMs(10) });
   const got: PowerSample[] = [];
-  stream.on("data", (s: PowerSample) => got.push(s)).on("error", () => undefined);
+  const bytes: number[] = [];
+  stream.on("data", (s: PowerSample) => (got.push(s), bytes.push(PowerSample.encode(s).finish().length))).on("error", () => undefined);
   t.true(await until(() => got.length > 5));
   stream.pause();
-  // The server's call buffers up to 16 samples (the stream's high-water mark), then reports backpressure.
   let maxBuffered = 0;
   const buffered = () => (maxBuffered = Math.max(maxBuffered, agent.context.power.bufferedSamples));
-  t.true(await until(() => buffered() >= 16, 15_000), `the server never saw backpressure (${maxBuffered} buffered)`);
-  for (let i = 0; i < 10; i++) await sleep(100).then(buffered);
+  // The window fills, then the agent counts ticks instead of writing: wait for 100 of them.
+  t.true(await until(() => (buffered(), (serverStream(agent)?.skipped ?? 0) >= 100), 30_000), "the agent never skipped");
+  const receivedBeforeResume = got.length;
+  const resumedAtMs = agent.context.sampler.now();
   stream.resume();
-  // What the transport held comes first, then the latest sample with the skipped count, then the rest.
-  const caughtUp = () => got.findIndex((s) => s.skipped > 0n);
-  t.true(await until(() => caughtUp() >= 0 && got.length > caughtUp() + 10, 5000), `${got.length} received, none with skipped > 0`);
+  // The sample that follows what the transport held carries the ≥ 100 ticks counted while the window was
+  // full. (A busy machine may also skip a tick or two earlier, while a write is still being sent.)
+  const caughtUp = () => got.findIndex((s) => s.skipped >= 100n);
+  t.true(await until(() => caughtUp() >= 0 && got.length > caughtUp() + 10, 10_000), `${got.length} received, none with skipped >= 100`);
   stream.cancel();
 
-  t.true(maxBuffered <= 16, `${maxBuffered} samples buffered in the server`);
+  t.true(maxBuffered <= 1, `${maxBuffered} samples unsent in the agent (at most one per stream)`);
   t.deepEqual(
     got.map((s) => s.sequence),
     got.map((_, i) => BigInt(i)),
-    "sequence numbers count the samples sent, without gaps",
+    "the transport loses nothing it was given: sequence numbers have no gaps",
   );
-  const skippedTotal = got.reduce((a, s) => a + Number(s.skipped), 0);
-  t.true(skippedTotal >= 10, `${skippedTotal} ticks skipped over a blocked second at 10 ms`);
+  assertSkippedCountsTicks(t, ticks, got);
+  const first = caughtUp();
+  // What reached the reader after it resumed but before the latest sample: what the transport held.
+  const stale = got.slice(receivedBeforeResume, first);
+  const staleBytes = bytes.slice(receivedBeforeResume, first).reduce((a, b) => a + b + 5, 0); // + gRPC's 5-byte frame header
+  // The reader's 64 KiB stream window, Node's 16 KiB Http2Stream read buffer and grpc-js's 16 decoded messages, and no more.
+  const boundBytes = 65_535 + 16_384 + 16 * (Math.max(...bytes) + 5);
+  t.true(staleBytes <= boundBytes, `${stale.length} stale samples, ${staleBytes} bytes, above the bound ${boundBytes}`);
+  t.log(`paused reader: ${stale.length} samples (${staleBytes} bytes) held by the transport; then skipped ${got[first]!.skipped}`);
+  t.true(got[first]!.time!.getTime() >= resumedAtMs - 10, "the sample after them is one the agent took after the reader resumed");
+});
+
+test("the TypeScript client never lets samples go stale: a consumer that stops taking them gets the latest, its skipped counting every tick it missed", async (t) => {
+  const agent = await agentWithGpus(t, { CARBONMON_SAMPLING_PERIOD_MS: "10" });
+  const ticks = recordTicks(agent);
+  const client = createAgentClient(agent.running.address, { cudaVisibleDevices: null });
+  t.teardown(() => client.close());
+  const samples = client.watchPower({ periodMs: 10 })[Symbol.asyncIterator]();
+  const got: PowerSample[] = [];
+  for (let i = 0; i < 5; i++) got.push((await samples.next()).value as PowerSample);
+  // The consumer takes nothing while 300 ticks pass (3 s of samples; the stream's window is 64 KiB).
+  const pausedAtTick = ticks.length;
+  t.true(await until(() => ticks.length >= pausedAtTick + 300, 30_000));
+  const resumedAtMs = agent.context.sampler.now();
+  for (let i = 0; i < 5; i++) got.push((await samples.next()).value as PowerSample);
+  await samples.return?.(undefined);
+
+  const next = got[5]!;
+  t.true(next.time!.getTime() >= resumedAtMs - 20, `the first sample after the pause is ${resumedAtMs - next.time!.getTime()} ms old`);
+  t.true(next.skipped >= 299n, `skipped ${next.skipped}`);
+  assertSkippedCountsTicks(t, ticks, got);
+  t.true(await until(() => agent.context.power.streams === 0), "leaving the loop cancels the stream");
 });
 
 test("shutdown ends open streams with UNAVAILABLE and refuses new ones", async (t) => {
@@ -226,6 +301,7 @@ test("shutdown ends open streams with UNAVAILABLE and refuses new ones", async (
 
 // The hub alone, with a fake call whose write() reports backpressure on demand.
 
+/** A call whose transport takes what is written at once, unless `accepting` is false: then it stays unsent (writableLength). */
 class FakeCall extends EventEmitter {
   cancelled = false;
   accepting = true;
@@ -239,7 +315,14 @@ class FakeCall extends EventEmitter {
   /** The hub writes encoded samples (the shared part of a tick, then the stream's own fields). */
   write(bytes: Uint8Array): boolean {
     this.written.push(PowerSample.decode(bytes));
-    return this.accepting;
+    if (!this.accepting) this.writableLength++;
+    return this.writableLength < 16;
+  }
+  /** The transport takes what was unsent. */
+  drained(): void {
+    this.accepting = true;
+    this.writableLength = 0;
+    this.emit("drain");
   }
 }
 
@@ -269,7 +352,7 @@ const request = (periodMs: number): WatchPowerRequest => ({
 });
 const asCall = (call: FakeCall) => call as unknown as ServerWritableStream<WatchPowerRequest, Uint8Array>;
 
-test("hub: a blocked stream is not written to; after drain it gets the latest sample with the skipped count", async (t) => {
+test("hub: a stream whose last sample is unsent is not written to; then it gets the latest sample with the skipped count", async (t) => {
   const { hub } = hubWithOneGpu();
   t.teardown(() => hub.close());
   const call = new FakeCall(request(10));
@@ -278,12 +361,12 @@ test("hub: a blocked stream is not written to; after drain it gets the latest sa
   t.like(call.written[0], { sequence: 0n, skipped: 0n, simulated: true, gpuPowerW: { 0: 250 }, gpuTemperatureC: { 0: 40 } });
   t.true(await until(() => call.written.length >= 3));
   call.accepting = false;
-  const blockedAt = call.written.length + 1; // this write is accepted but reports a full buffer
+  const blockedAt = call.written.length + 1; // this write stays unsent (a full flow-control window)
   t.true(await until(() => call.written.length === blockedAt));
   await sleep(200);
-  t.is(call.written.length, blockedAt, "nothing written while blocked");
-  call.accepting = true;
-  call.emit("drain");
+  t.is(call.written.length, blockedAt, "nothing written while a sample is unsent");
+  t.is(hub.bufferedSamples, 1);
+  call.drained();
   t.true(await until(() => call.written.length === blockedAt + 1));
   const resumed = call.written[blockedAt]!;
   t.is(resumed.sequence, BigInt(blockedAt));
