@@ -59,7 +59,7 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
   for (const p of providers) log.info({ provider: p.name, unconfigured: p.unconfiguredReason }, "provider");
   const store = await openStore(config, log);
   // Single flight and budgets go through the store, so replicas on one database act as one service.
-  const cache = new TtlCache(clock, undefined, new SharedFlight(store, clock, log, options.flight));
+  const cache = new TtlCache(clock, undefined, new SharedFlight(store, clock, log, options.flight), config.cacheMaxBytes);
   const budgets = options.budgets ?? BUDGETS;
   const guards = new Map(providers.map((p) => [p.name, new ProviderGuard(p.name, budgets[p.name], clock, store)]));
   let intensity: Intensity | undefined;
