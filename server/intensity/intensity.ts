@@ -421,8 +421,12 @@ export class Intensity {
     if (segments.length === 0) throw new AppError(Code.InvalidArgument, "no energy segments", { hint: "send at least one segment" });
     // Every check before any fetch: a bad segment or a span over the limit costs no upstream request.
     validateSegments(segments);
-    const { startMs: fromMs, endMs: toMs } = segmentsSpan(segments);
-    const history = await this.history(req, Math.floor(fromMs / 3_600_000) * 3_600_000, toMs, gapPolicy);
+    const history = await this.emissionsHistory(req, segmentsSpan(segments), gapPolicy);
     return { ...computeEmissions(segments, history.points, { gapPolicy, filled: history.filled }), attempts: history.attempts };
+  }
+
+  /** The series that prices segments spanning `span` (segmentsSpan's, within its limit): from the hour it starts. */
+  emissionsHistory(req: IntensityRequest, span: { startMs: number; endMs: number }, gapPolicy: "error" | "fill") {
+    return this.history(req, Math.floor(span.startMs / 3_600_000) * 3_600_000, span.endMs, gapPolicy);
   }
 }

@@ -8,7 +8,6 @@ import {
   type ProviderInfo,
   type BestWindowRequest,
   type BestWindowResponse,
-  type ComputeEmissionsRequest,
   type ComputeEmissionsResponse,
   type ForecastRequest,
   type HistoryRequest,
@@ -28,7 +27,8 @@ import type { ServiceRegistration } from "../shared/serve.js";
 import { bestWindow } from "./best-window.js";
 import { emissionFactorOf, gapPolicyOf, locationOf, pointToProto, windowToProto, type Attempt } from "./codec.js";
 import { isProvisional, type Point } from "./core/point.js";
-import { MAX_SEGMENTS } from "./core/emissions.js";
+import type { EmissionsResult } from "./core/emissions.js";
+import type { EmissionsPool } from "./emissions-pool.js";
 import type { Intensity, IntensityRequest } from "./intensity.js";
 import type { Provider } from "./providers/provider.js";
 import type { IntensityWatch } from "./watch.js";
@@ -104,7 +104,19 @@ async function providerInfo(intensity: Intensity, p: Provider, order: number): P
   };
 }
 
-export function intensityRegistration(intensity: Intensity, watch: IntensityWatch, nowMs: () => number, log: Logger): ServiceRegistration {
+/** ComputeEmissions' request is handed over undecoded: its worker decodes it (emissions-pool.ts). */
+const definition = {
+  ...CarbonIntensityService,
+  computeEmissions: { ...CarbonIntensityService.computeEmissions, requestDeserialize: (b: Buffer): Buffer => b },
+};
+
+export function intensityRegistration(
+  intensity: Intensity,
+  watch: IntensityWatch,
+  nowMs: () => number,
+  log: Logger,
+  pool: EmissionsPool,
+): ServiceRegistration {
   // Every handler runs with its call's deadline and cancellation carried into its upstream requests.
   const unary = <Req, Res>(fn: (req: Req) => Promise<Res>, log: Logger) =>
     plainUnary<Req, Res>((req, call) => withCall(call as ServerUnaryCall<unknown, unknown>, () => fn(req)), log);
@@ -134,18 +146,19 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
       const f = await intensity.forecast({ ...request({ ...req, allowEstimated: true }) }, horizonMs);
       return series(f.zone, f.points, f.attempts);
     }, log),
-    computeEmissions: unary(async (req: ComputeEmissionsRequest): Promise<ComputeEmissionsResponse> => {
-      // Limits first: nothing is decoded further, fetched or computed for a request over them.
-      if (req.segments.length > MAX_SEGMENTS)
-        throw new AppError(Code.InvalidArgument, `${req.segments.length} segments, at most ${MAX_SEGMENTS} per request`, {
-          hint: "split the request",
-        });
-      const gaps = gapPolicy(req.gapPolicy);
-      const segments = req.segments.map((s, i) => {
-        if (!s.start || !s.end) throw new AppError(Code.InvalidArgument, `segment ${i}: start and end are required`);
-        return { startMs: s.start.getTime(), endMs: s.end.getTime(), energyJ: s.energyJ, device: s.device };
-      });
-      const r = await intensity.emissions(request(req), segments, gaps);
+    computeEmissions: unary(async (bytes: Buffer): Promise<ComputeEmissionsResponse> => {
+      // Decoded, checked (limits first: nothing is fetched for a request over them) and computed in a
+      // worker thread: the largest requests never block this event loop (emissions-pool.ts).
+      const job = await pool.open(bytes);
+      let r: EmissionsResult & { attempts: Attempt[] };
+      try {
+        const gaps = gapPolicy(job.fields.gapPolicy);
+        const history = await intensity.emissionsHistory(request(job.fields), job.span, gaps);
+        const result = await job.compute({ points: history.points, filled: history.filled, gapPolicy: gaps });
+        r = { ...result, attempts: history.attempts };
+      } finally {
+        job.drop();
+      }
       const now = nowMs();
       return {
         carbonG: r.carbonG,
@@ -220,5 +233,5 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
     }, log),
     watchIntensity: (call: Parameters<IntensityWatch["watch"]>[0]) => watch.watch(call, () => request(call.request)),
   };
-  return { name: "carbonmon.intensity.v1.CarbonIntensity", definition: CarbonIntensityService, implementation };
+  return { name: "carbonmon.intensity.v1.CarbonIntensity", definition, implementation };
 }

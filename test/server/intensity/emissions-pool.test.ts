@@ -1,0 +1,101 @@
+/**
+ * ComputeEmissions in worker threads (emissions-pool.ts): the same result as the in-process computation,
+ * bit for bit, for a maximum-size request; the request is never decoded on the main thread; errors keep
+ * their code and hint across the thread boundary.
+ */
+import test from "ava";
+import { ComputeEmissionsRequest } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { computeEmissions, MAX_SEGMENTS, MAX_SPAN_MS, type EnergySegment } from "../../../server/intensity/core/emissions.js";
+import type { Point } from "../../../server/intensity/core/point.js";
+import { EmissionsPool } from "../../../server/intensity/emissions-pool.js";
+import { AppError, Code } from "../../../server/shared/errors.js";
+
+const HOUR_MS = 3_600_000;
+const FROM_MS = Date.UTC(2024, 9, 1);
+
+/** `n` segments over exactly the longest span allowed, 8 devices taking turns, uneven energies and lengths. */
+function segments(n: number): EnergySegment[] {
+  const perDevice = n / 8;
+  const lengthMs = MAX_SPAN_MS / perDevice;
+  return Array.from({ length: n }, (_, i) => {
+    const k = Math.floor(i / 8);
+    const startMs = Math.round(FROM_MS + k * lengthMs);
+    const endMs = Math.round(FROM_MS + (k + 1) * lengthMs);
+    return { startMs, endMs, energyJ: ((k * 7919 + i) % 1000) * 123.456789, device: `gpu:${i % 8}` };
+  });
+}
+
+function points(hours: number): Point[] {
+  return Array.from({ length: hours }, (_, i) => ({
+    zone: "DE",
+    gPerKwh: 100 + ((i * 37) % 400) + 0.123,
+    validFromMs: FROM_MS + i * HOUR_MS,
+    validToMs: FROM_MS + (i + 1) * HOUR_MS,
+    isEstimated: false,
+    provider: "electricitymaps",
+    signal: "average" as const,
+    emissionFactor: "lifecycle" as const,
+    source: "live" as const,
+    fetchedAtMs: FROM_MS,
+  }));
+}
+
+function encode(segs: EnergySegment[]): Uint8Array {
+  return ComputeEmissionsRequest.encode({
+    location: { zone: "DE" },
+    emissionFactor: 0,
+    gapPolicy: 0,
+    provider: "",
+    segments: segs.map((s) => ({ start: new Date(s.startMs), end: new Date(s.endMs), energyJ: s.energyJ, device: s.device })),
+  }).finish();
+}
+
+test("a maximum-size request gives, from a worker, exactly the in-process result; the main thread never decodes it", async (t) => {
+  const pool = new EmissionsPool(1);
+  t.teardown(() => pool.close());
+  const segs = segments(MAX_SEGMENTS);
+  const series = points(31 * 24);
+  // Half the points came from a fallback: their periods must say so after the crossing too.
+  const filled = series.filter((_, i) => i % 2 === 0);
+  const bytes = encode(segs);
+  const decode = ComputeEmissionsRequest.decode;
+  let decodedHere = 0;
+  ComputeEmissionsRequest.decode = (...args) => (decodedHere++, decode(...args));
+  t.teardown(() => {
+    ComputeEmissionsRequest.decode = decode;
+  });
+  const job = await pool.open(bytes);
+  t.is(job.count, MAX_SEGMENTS);
+  t.deepEqual(job.span, { startMs: FROM_MS, endMs: FROM_MS + MAX_SPAN_MS });
+  t.is(job.fields.location?.zone, "DE");
+  const fromWorker = await job.compute({ points: series, filled, gapPolicy: "error" });
+  t.is(decodedHere, 0);
+  const here = computeEmissions(segs, series, { gapPolicy: "error", filled });
+  t.is(fromWorker.totalCarbonG, here.totalCarbonG);
+  t.deepEqual(fromWorker, here);
+  t.is(fromWorker.periods.filter((p) => p.filled).length, filled.length);
+});
+
+test("errors cross the thread with their code and hint: over the segment limit, a bad segment, a missing history, bytes that are no message", async (t) => {
+  const pool = new EmissionsPool(1);
+  t.teardown(() => pool.close());
+  const over = await t.throwsAsync(pool.open(encode(segments(MAX_SEGMENTS + 8))));
+  t.true(over instanceof AppError);
+  t.is((over as AppError).code, Code.InvalidArgument);
+  t.regex(over!.message, /100008 segments, at most 100000 per request/);
+  t.is((over as AppError).hint, "split the request");
+  const bad = segments(16);
+  bad[5] = { ...bad[5]!, energyJ: -1 };
+  const badErr = (await t.throwsAsync(pool.open(encode(bad)))) as AppError;
+  t.is(badErr.code, Code.InvalidArgument);
+  t.regex(badErr.message, /^segments\[5\]: energy_j must be finite and >= 0/);
+  const job = await pool.open(encode(segments(16)));
+  const gap = (await t.throwsAsync(job.compute({ points: [], filled: [], gapPolicy: "error" }))) as AppError;
+  t.is(gap.code, Code.FailedPrecondition);
+  t.regex(gap.message, /^no carbon intensity for /);
+  const garbage = (await t.throwsAsync(pool.open(Uint8Array.of(0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f)))) as AppError;
+  t.is(garbage.code, Code.InvalidArgument);
+  t.regex(garbage.message, /^not a ComputeEmissionsRequest message/);
+  // The worker is still serving.
+  t.is((await pool.open(encode(segments(16)))).count, 16);
+});
