@@ -1,20 +1,21 @@
 /**
  * The CPU-heavy half of ComputeEmissions, as plain functions of plain data so that it can run in a worker
  * thread (emissions-worker.ts) and leave the service's event loop free: decoding a request of up to
- * MAX_SEGMENTS segments (a few MiB of protobuf), checking every segment, and the arithmetic against the
- * intensity series. The history fetch (cache, store, upstream) stays on the main thread (emissions-pool.ts).
+ * MAX_SEGMENTS segments (a few MiB of protobuf), checking every segment, the arithmetic against the
+ * intensity series, and encoding the answer. The history fetch (cache, store, upstream) stays on the main thread (emissions-pool.ts).
  */
-import { ComputeEmissionsRequest } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { ComputeEmissionsRequest, ComputeEmissionsResponse } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { AppError, Code } from "../shared/errors.js";
 import {
   computeEmissions,
+  type EmissionsResult,
   MAX_SEGMENTS,
   segmentsSpan,
   validateSegments,
-  type EmissionsResult,
   type EnergySegment,
 } from "./core/emissions.js";
-import type { Point } from "./core/point.js";
+import { isProvisional, type Point } from "./core/point.js";
+import { pointToProto, type Attempt } from "./codec.js";
 import type { RangeMs } from "./core/series.js";
 
 /** The request without its segments: the small fields the main thread validates and fetches for. */
@@ -55,8 +56,33 @@ export interface EmissionsSeries {
   /** Those of `points` a fallback filled (the same objects: one structured clone keeps them shared). */
   filled: Point[];
   gapPolicy: "error" | "fill";
+  /** What each provider answered for the history (reported as is). */
+  attempts: Attempt[];
+  /** Now, for `provisional`. */
+  nowMs: number;
 }
 
-export function computeJob(segments: readonly EnergySegment[], series: EmissionsSeries): EmissionsResult {
-  return computeEmissions(segments, series.points, { gapPolicy: series.gapPolicy, filled: series.filled });
+/** The ComputeEmissions answer for a result. */
+export function emissionsResponse(r: EmissionsResult, attempts: readonly Attempt[], nowMs: number): ComputeEmissionsResponse {
+  return {
+    carbonG: r.carbonG,
+    energyJ: r.energyJ,
+    totalCarbonG: r.totalCarbonG,
+    totalEnergyJ: r.totalEnergyJ,
+    periods: r.periods.map((p) => ({
+      intensity: pointToProto(p.point),
+      energyJ: p.energyJ,
+      carbonG: p.carbonG,
+      filled: p.filled,
+      provisional: isProvisional(p.point, nowMs),
+    })),
+    provisional: r.periods.some((p) => isProvisional(p.point, nowMs)),
+    attempts: attempts.map((a) => ({ ...a })),
+  };
+}
+
+/** The encoded ComputeEmissions answer for the segments against the series. */
+export function computeJob(segments: readonly EnergySegment[], series: EmissionsSeries): Uint8Array {
+  const r = computeEmissions(segments, series.points, { gapPolicy: series.gapPolicy, filled: series.filled });
+  return ComputeEmissionsResponse.encode(emissionsResponse(r, series.attempts, series.nowMs)).finish();
 }

@@ -12,13 +12,15 @@
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { AppError, Code } from "../shared/errors.js";
-import type { EmissionsResult } from "./core/emissions.js";
 import type { RangeMs } from "./core/series.js";
-import type { EmissionsRequestFields, EmissionsSeries } from "./emissions-job.js";
+import { computeJob, decodeEmissions, type EmissionsRequestFields, type EmissionsSeries } from "./emissions-job.js";
 import type { WorkerAnswer, WorkerRequest } from "./emissions-worker.js";
 
 const FROM_SOURCE = import.meta.url.endsWith(".ts");
 const WORKER_URL = new URL(FROM_SOURCE ? "./emissions-worker.ts" : "./emissions-worker.js", import.meta.url);
+
+/** Requests up to this size (about 3,000 segments, a few ms of work) are not worth a worker's crossing. */
+export const INLINE_MAX_BYTES = 128 * 1024;
 
 /** One worker per core left after the main thread's, at least one, at most four. */
 export const DEFAULT_EMISSIONS_WORKERS = Math.max(1, Math.min(4, availableParallelism() - 1));
@@ -63,8 +65,8 @@ export interface EmissionsJob {
   fields: EmissionsRequestFields;
   span: RangeMs;
   count: number;
-  /** The result against the series; the job is done after it (its segments let go). */
-  compute(series: EmissionsSeries): Promise<EmissionsResult>;
+  /** The encoded ComputeEmissionsResponse against the series; the job is done after it (its segments let go). */
+  compute(series: EmissionsSeries): Promise<Uint8Array>;
   /** Lets go of the segments without computing (the history fetch failed). */
   drop(): void;
 }
@@ -76,8 +78,13 @@ export class EmissionsPool {
 
   constructor(private readonly size = DEFAULT_EMISSIONS_WORKERS) {}
 
-  /** Decodes and checks the request in a worker: INVALID_ARGUMENT for a request over a limit or a bad segment. */
+  /**
+   * Decodes and checks the request: INVALID_ARGUMENT for a request over a limit or a bad segment. One of
+   * at most INLINE_MAX_BYTES is handled on this thread (a few ms: cheaper than the crossing, and an
+   * agent's small request never queues behind the largest ones); a larger one in a worker.
+   */
   async open(bytes: Uint8Array): Promise<EmissionsJob> {
+    if (bytes.length <= INLINE_MAX_BYTES) return inlineJob(bytes);
     const w = this.pick();
     const job = this.nextId++;
     // A copy of exactly the message, moved (not cloned) to the worker: the received Buffer may be a view
@@ -92,7 +99,7 @@ export class EmissionsPool {
       ...decoded,
       compute: (series) => {
         done = true;
-        return this.send(w, { type: "compute", id: this.nextId++, job, series }) as Promise<EmissionsResult>;
+        return this.send(w, { type: "compute", id: this.nextId++, job, series }) as Promise<Uint8Array>;
       },
       drop: () => {
         if (done || w.dead) return;
@@ -127,4 +134,16 @@ export class EmissionsPool {
       w.worker.postMessage(msg, transfer);
     });
   }
+}
+
+/** The same job on this thread, for a small request. */
+function inlineJob(bytes: Uint8Array): EmissionsJob {
+  const { fields, span, segments } = decodeEmissions(bytes);
+  return {
+    fields,
+    span,
+    count: segments.length,
+    compute: async (series) => computeJob(segments, series),
+    drop: () => undefined,
+  };
 }

@@ -8,7 +8,6 @@ import {
   type ProviderInfo,
   type BestWindowRequest,
   type BestWindowResponse,
-  type ComputeEmissionsResponse,
   type ForecastRequest,
   type HistoryRequest,
   type IntensityPoint,
@@ -26,8 +25,7 @@ import { msFromDuration } from "../shared/proto-time.js";
 import type { ServiceRegistration } from "../shared/serve.js";
 import { bestWindow } from "./best-window.js";
 import { emissionFactorOf, gapPolicyOf, locationOf, pointToProto, windowToProto, type Attempt } from "./codec.js";
-import { isProvisional, type Point } from "./core/point.js";
-import type { EmissionsResult } from "./core/emissions.js";
+import type { Point } from "./core/point.js";
 import type { EmissionsPool } from "./emissions-pool.js";
 import type { Intensity, IntensityRequest } from "./intensity.js";
 import type { Provider } from "./providers/provider.js";
@@ -104,10 +102,14 @@ async function providerInfo(intensity: Intensity, p: Provider, order: number): P
   };
 }
 
-/** ComputeEmissions' request is handed over undecoded: its worker decodes it (emissions-pool.ts). */
+/** ComputeEmissions' request and answer cross undecoded: its worker decodes and encodes them (emissions-pool.ts). */
 const definition = {
   ...CarbonIntensityService,
-  computeEmissions: { ...CarbonIntensityService.computeEmissions, requestDeserialize: (b: Buffer): Buffer => b },
+  computeEmissions: {
+    ...CarbonIntensityService.computeEmissions,
+    requestDeserialize: (b: Buffer): Buffer => b,
+    responseSerialize: (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  },
 };
 
 export function intensityRegistration(
@@ -146,35 +148,24 @@ export function intensityRegistration(
       const f = await intensity.forecast({ ...request({ ...req, allowEstimated: true }) }, horizonMs);
       return series(f.zone, f.points, f.attempts);
     }, log),
-    computeEmissions: unary(async (bytes: Buffer): Promise<ComputeEmissionsResponse> => {
-      // Decoded, checked (limits first: nothing is fetched for a request over them) and computed in a
-      // worker thread: the largest requests never block this event loop (emissions-pool.ts).
+    computeEmissions: unary(async (bytes: Buffer): Promise<Uint8Array> => {
+      // Decoded, checked (limits first: nothing is fetched for a request over them), computed and its
+      // answer encoded in a worker thread: the largest requests never block this event loop
+      // (emissions-pool.ts). Only the history is fetched here.
       const job = await pool.open(bytes);
-      let r: EmissionsResult & { attempts: Attempt[] };
       try {
         const gaps = gapPolicy(job.fields.gapPolicy);
         const history = await intensity.emissionsHistory(request(job.fields), job.span, gaps);
-        const result = await job.compute({ points: history.points, filled: history.filled, gapPolicy: gaps });
-        r = { ...result, attempts: history.attempts };
+        return await job.compute({
+          points: history.points,
+          filled: history.filled,
+          gapPolicy: gaps,
+          attempts: history.attempts,
+          nowMs: nowMs(),
+        });
       } finally {
         job.drop();
       }
-      const now = nowMs();
-      return {
-        carbonG: r.carbonG,
-        energyJ: r.energyJ,
-        totalCarbonG: r.totalCarbonG,
-        totalEnergyJ: r.totalEnergyJ,
-        periods: r.periods.map((p) => ({
-          intensity: pointToProto(p.point),
-          energyJ: p.energyJ,
-          carbonG: p.carbonG,
-          filled: p.filled,
-          provisional: isProvisional(p.point, now),
-        })),
-        provisional: r.periods.some((p) => isProvisional(p.point, now)),
-        attempts: r.attempts.map((a) => ({ ...a })),
-      };
     }, log),
     resolveLocation: unary(async (req: Location): Promise<ResolvedLocation> => {
       const r = await intensity.resolve(locationOf(req));

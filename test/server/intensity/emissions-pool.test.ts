@@ -1,13 +1,14 @@
 /**
  * ComputeEmissions in worker threads (emissions-pool.ts): the same result as the in-process computation,
  * bit for bit, for a maximum-size request; the request is never decoded on the main thread; errors keep
- * their code and hint across the thread boundary.
+ * their code and hint across the thread boundary; small requests stay on the main thread.
  */
 import test from "ava";
-import { ComputeEmissionsRequest } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
+import { ComputeEmissionsRequest, ComputeEmissionsResponse } from "../../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { computeEmissions, MAX_SEGMENTS, MAX_SPAN_MS, type EnergySegment } from "../../../server/intensity/core/emissions.js";
 import type { Point } from "../../../server/intensity/core/point.js";
-import { EmissionsPool } from "../../../server/intensity/emissions-pool.js";
+import { emissionsResponse } from "../../../server/intensity/emissions-job.js";
+import { EmissionsPool, INLINE_MAX_BYTES } from "../../../server/intensity/emissions-pool.js";
 import { AppError, Code } from "../../../server/shared/errors.js";
 
 const HOUR_MS = 3_600_000;
@@ -50,7 +51,7 @@ function encode(segs: EnergySegment[]): Uint8Array {
   }).finish();
 }
 
-test("a maximum-size request gives, from a worker, exactly the in-process result; the main thread never decodes it", async (t) => {
+test.serial("a maximum-size request gives, from a worker, exactly the in-process result; the main thread never decodes it", async (t) => {
   const pool = new EmissionsPool(1);
   t.teardown(() => pool.close());
   const segs = segments(MAX_SEGMENTS);
@@ -68,34 +69,66 @@ test("a maximum-size request gives, from a worker, exactly the in-process result
   t.is(job.count, MAX_SEGMENTS);
   t.deepEqual(job.span, { startMs: FROM_MS, endMs: FROM_MS + MAX_SPAN_MS });
   t.is(job.fields.location?.zone, "DE");
-  const fromWorker = await job.compute({ points: series, filled, gapPolicy: "error" });
+  const attempts = [{ provider: "electricitymaps", code: "OK", message: "" }];
+  const nowMs = FROM_MS + 40 * 24 * HOUR_MS;
+  const fromWorker = await job.compute({ points: series, filled, gapPolicy: "error", attempts, nowMs });
   t.is(decodedHere, 0);
   const here = computeEmissions(segs, series, { gapPolicy: "error", filled });
-  t.is(fromWorker.totalCarbonG, here.totalCarbonG);
-  t.deepEqual(fromWorker, here);
-  t.is(fromWorker.periods.filter((p) => p.filled).length, filled.length);
+  // The same bytes: every double the same, bit for bit.
+  t.is(Buffer.compare(fromWorker, ComputeEmissionsResponse.encode(emissionsResponse(here, attempts, nowMs)).finish()), 0);
+  const answer = ComputeEmissionsResponse.decode(fromWorker);
+  t.is(answer.totalCarbonG, here.totalCarbonG);
+  t.is(answer.periods.length, 31 * 24);
+  t.is(answer.periods.filter((p) => p.filled).length, filled.length);
 });
 
 test("errors cross the thread with their code and hint: over the segment limit, a bad segment, a missing history, bytes that are no message", async (t) => {
   const pool = new EmissionsPool(1);
   t.teardown(() => pool.close());
+  // Every request here is over INLINE_MAX_BYTES, so that it goes to the worker.
   const over = await t.throwsAsync(pool.open(encode(segments(MAX_SEGMENTS + 8))));
   t.true(over instanceof AppError);
   t.is((over as AppError).code, Code.InvalidArgument);
   t.regex(over!.message, /100008 segments, at most 100000 per request/);
   t.is((over as AppError).hint, "split the request");
-  const bad = segments(16);
+  const bad = segments(8000);
   bad[5] = { ...bad[5]!, energyJ: -1 };
+  t.true(encode(bad).length > INLINE_MAX_BYTES);
   const badErr = (await t.throwsAsync(pool.open(encode(bad)))) as AppError;
   t.is(badErr.code, Code.InvalidArgument);
   t.regex(badErr.message, /^segments\[5\]: energy_j must be finite and >= 0/);
-  const job = await pool.open(encode(segments(16)));
-  const gap = (await t.throwsAsync(job.compute({ points: [], filled: [], gapPolicy: "error" }))) as AppError;
-  t.is(gap.code, Code.FailedPrecondition);
-  t.regex(gap.message, /^no carbon intensity for /);
-  const garbage = (await t.throwsAsync(pool.open(Uint8Array.of(0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f)))) as AppError;
+  const garbageBytes = new Uint8Array(INLINE_MAX_BYTES + 1);
+  garbageBytes[0] = 0x0f; // field 1 with wire type 7, which does not exist
+  const garbage = (await t.throwsAsync(pool.open(garbageBytes))) as AppError;
   t.is(garbage.code, Code.InvalidArgument);
   t.regex(garbage.message, /^not a ComputeEmissionsRequest message/);
+  const job = await pool.open(encode(segments(8000)));
+  const gap = (await t.throwsAsync(job.compute({ points: [], filled: [], gapPolicy: "error", attempts: [], nowMs: FROM_MS }))) as AppError;
+  t.is(gap.code, Code.FailedPrecondition);
+  t.regex(gap.message, /^no carbon intensity for /);
   // The worker is still serving.
-  t.is((await pool.open(encode(segments(16)))).count, 16);
+  t.is((await pool.open(encode(segments(8000)))).count, 8000);
+});
+
+test.serial("a small request is handled on this thread, with the same result and the same errors", async (t) => {
+  const pool = new EmissionsPool(1);
+  t.teardown(() => pool.close());
+  const segs = segments(800);
+  const bytes = encode(segs);
+  t.true(bytes.length <= INLINE_MAX_BYTES);
+  const decode = ComputeEmissionsRequest.decode;
+  let decodedHere = 0;
+  ComputeEmissionsRequest.decode = (...args) => (decodedHere++, decode(...args));
+  t.teardown(() => {
+    ComputeEmissionsRequest.decode = decode;
+  });
+  const series = points(31 * 24);
+  const job = await pool.open(bytes);
+  t.is(decodedHere, 1);
+  const inline = await job.compute({ points: series, filled: [], gapPolicy: "fill", attempts: [], nowMs: FROM_MS });
+  const expected = ComputeEmissionsResponse.encode(emissionsResponse(computeEmissions(segs, series, { gapPolicy: "fill" }), [], FROM_MS));
+  t.is(Buffer.compare(inline, expected.finish()), 0);
+  const err = (await t.throwsAsync(pool.open(encode(segments(0))))) as AppError;
+  t.is(err.code, Code.InvalidArgument);
+  t.is(err.message, "no energy segments");
 });
