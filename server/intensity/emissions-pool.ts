@@ -6,12 +6,14 @@
  * back; the segments stay in the worker that decoded them (no copy of 100,000 objects across threads).
  *
  * Workers start on first use, are unref'd (they never keep the process alive) and are replaced when one
- * dies; its jobs fail with INTERNAL. Jobs queue in the workers' message ports; a worker takes the job
- * with the fewest outstanding messages.
+ * dies; its jobs fail with INTERNAL. Each worker does one task at a time; the others wait on this thread,
+ * where a caller that leaves (deadline, cancellation) takes its task back before any of its work is done.
+ * A new request goes to an idle worker, else a new one (up to the pool's size), else the least busy.
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import { AppError, Code } from "../shared/errors.js";
+import { upstreamContext } from "../shared/net/upstream-context.js";
 import type { RangeMs } from "./core/series.js";
 import { computeJob, decodeEmissions, type EmissionsRequestFields, type EmissionsSeries } from "./emissions-job.js";
 import type { WorkerAnswer, WorkerRequest } from "./emissions-worker.js";
@@ -31,33 +33,84 @@ function tsxBootstrap(url: URL): string {
   return `import(${api}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
 }
 
-type Pending = { resolve: (value: unknown) => void; reject: (err: AppError) => void };
+interface Task {
+  msg: WorkerRequest;
+  transfer: ArrayBuffer[];
+  resolve: (value: unknown) => void;
+  reject: (err: AppError) => void;
+  /** The caller's signal: a task still queued when it fires is dropped, its work never done. */
+  signal?: AbortSignal;
+  onAbort?: () => void;
+}
 
+/** One worker, one task at a time; the rest wait here, where a caller that leaves can take theirs back. */
 class PoolWorker {
   readonly worker: Worker;
-  readonly pending = new Map<number, Pending>();
+  readonly queue: Task[] = [];
+  running: Task | undefined;
   dead = false;
 
   constructor(onExit: (w: PoolWorker) => void) {
     this.worker = FROM_SOURCE ? new Worker(tsxBootstrap(WORKER_URL), { eval: true }) : new Worker(WORKER_URL);
     this.worker.unref();
     this.worker.on("message", (a: WorkerAnswer) => {
-      const p = this.pending.get(a.id);
-      if (!p) return;
-      this.pending.delete(a.id);
-      if (a.ok) p.resolve(a.value);
-      else p.reject(new AppError(a.error.code as Code, a.error.message, a.error.hint ? { hint: a.error.hint } : {}));
+      const task = this.running;
+      if (!task || task.msg.id !== a.id) return;
+      this.running = undefined;
+      settle(task);
+      if (a.ok) task.resolve(a.value);
+      else task.reject(new AppError(a.error.code as Code, a.error.message, a.error.hint ? { hint: a.error.hint } : {}));
+      this.pump();
     });
     const fail = (why: string): void => {
       if (this.dead) return;
       this.dead = true;
-      for (const p of this.pending.values()) p.reject(new AppError(Code.Internal, `the emissions worker stopped: ${why}`));
-      this.pending.clear();
+      for (const task of [...(this.running ? [this.running] : []), ...this.queue.splice(0)]) {
+        settle(task);
+        task.reject(new AppError(Code.Internal, `the emissions worker stopped: ${why}`));
+      }
+      this.running = undefined;
       onExit(this);
     };
     this.worker.on("error", (err) => fail(err.message));
     this.worker.on("exit", (code) => fail(`exit code ${code}`));
   }
+
+  /** Tasks queued or running (how busy it is). */
+  get load(): number {
+    return this.queue.length + (this.running ? 1 : 0);
+  }
+
+  /** Queues a task (first: ahead of the others, for a cheap one that must not wait behind large ones). */
+  add(task: Task, first = false): void {
+    if (this.dead) return task.reject(new AppError(Code.Internal, "the emissions worker stopped"));
+    const { signal } = task;
+    if (signal?.aborted) return task.reject(AppError.from(signal.reason));
+    if (signal) {
+      task.onAbort = () => {
+        const i = this.queue.indexOf(task);
+        if (i < 0) return; // running: it ends on its own (at most about a second)
+        this.queue.splice(i, 1);
+        task.reject(AppError.from(signal.reason));
+      };
+      signal.addEventListener("abort", task.onAbort, { once: true });
+    }
+    if (first) this.queue.unshift(task);
+    else this.queue.push(task);
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.running || this.dead) return;
+    const task = this.queue.shift();
+    if (!task) return;
+    this.running = task;
+    this.worker.postMessage(task.msg, task.transfer);
+  }
+}
+
+function settle(task: Task): void {
+  if (task.onAbort) task.signal?.removeEventListener("abort", task.onAbort);
 }
 
 /** A decoded request whose segments wait in one worker. */
@@ -81,30 +134,38 @@ export class EmissionsPool {
   /**
    * Decodes and checks the request: INVALID_ARGUMENT for a request over a limit or a bad segment. One of
    * at most INLINE_MAX_BYTES is handled on this thread (a few ms: cheaper than the crossing, and an
-   * agent's small request never queues behind the largest ones); a larger one in a worker.
+   * agent's small request never queues behind the largest ones); a larger one in a worker. A caller whose
+   * signal (its upstream context's: deadline, cancellation) fires while its work is still queued gets its
+   * reason, and the work is never done.
    */
   async open(bytes: Uint8Array): Promise<EmissionsJob> {
     if (bytes.length <= INLINE_MAX_BYTES) return inlineJob(bytes);
+    const signal = upstreamContext.getStore()?.signal;
     const w = this.pick();
     const job = this.nextId++;
     // A copy of exactly the message, moved (not cloned) to the worker: the received Buffer may be a view
     // of a larger one.
     const copy = new Uint8Array(bytes);
-    const decoded = (await this.send(w, { type: "decode", id: this.nextId++, job, bytes: copy }, [copy.buffer])) as Omit<
-      EmissionsJob,
-      "compute" | "drop"
-    >;
+    const decoded = (await this.send(
+      w,
+      { type: "decode", id: this.nextId++, job, bytes: copy },
+      { transfer: [copy.buffer], signal },
+    )) as Omit<EmissionsJob, "compute" | "drop">;
     let done = false;
     return {
       ...decoded,
       compute: (series) => {
         done = true;
-        return this.send(w, { type: "compute", id: this.nextId++, job, series }) as Promise<Uint8Array>;
+        return this.send(w, { type: "compute", id: this.nextId++, job, series }, { signal }).catch((err: unknown) => {
+          // Never computed (the caller left while it was queued): its segments are let go all the same.
+          if (signal?.aborted) this.send(w, { type: "drop", id: this.nextId++, job }, { first: true }).catch(() => undefined);
+          throw err;
+        }) as Promise<Uint8Array>;
       },
       drop: () => {
         if (done || w.dead) return;
         done = true;
-        this.send(w, { type: "drop", id: this.nextId++, job }).catch(() => undefined);
+        this.send(w, { type: "drop", id: this.nextId++, job }, { first: true }).catch(() => undefined);
       },
     };
   }
@@ -116,6 +177,8 @@ export class EmissionsPool {
 
   private pick(): PoolWorker {
     if (this.closed) throw new AppError(Code.Unavailable, "the service is shutting down");
+    const idle = this.workers.find((w) => w.load === 0);
+    if (idle) return idle;
     if (this.workers.length < this.size) {
       const w = new PoolWorker((dead) => {
         const i = this.workers.indexOf(dead);
@@ -124,14 +187,19 @@ export class EmissionsPool {
       this.workers.push(w);
       return w;
     }
-    return this.workers.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    return this.workers.reduce((a, b) => (b.load < a.load ? b : a));
   }
 
-  private send(w: PoolWorker, msg: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<unknown> {
-    if (w.dead) return Promise.reject(new AppError(Code.Internal, "the emissions worker stopped"));
+  private send(
+    w: PoolWorker,
+    msg: WorkerRequest,
+    options: { transfer?: ArrayBuffer[]; signal?: AbortSignal | undefined; first?: boolean } = {},
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      w.pending.set(msg.id, { resolve, reject });
-      w.worker.postMessage(msg, transfer);
+      w.add(
+        { msg, transfer: options.transfer ?? [], resolve, reject, ...(options.signal ? { signal: options.signal } : {}) },
+        options.first,
+      );
     });
   }
 }

@@ -10,6 +10,7 @@ import type { Point } from "../../../server/intensity/core/point.js";
 import { emissionsResponse } from "../../../server/intensity/emissions-job.js";
 import { EmissionsPool, INLINE_MAX_BYTES } from "../../../server/intensity/emissions-pool.js";
 import { AppError, Code } from "../../../server/shared/errors.js";
+import { withUpstream } from "../../../server/shared/net/upstream-context.js";
 
 const HOUR_MS = 3_600_000;
 const FROM_MS = Date.UTC(2024, 9, 1);
@@ -131,4 +132,27 @@ test.serial("a small request is handled on this thread, with the same result and
   const err = (await t.throwsAsync(pool.open(encode(segments(0))))) as AppError;
   t.is(err.code, Code.InvalidArgument);
   t.is(err.message, "no energy segments");
+});
+
+test("a caller that leaves while its request waits for the worker takes it back: its work is never done", async (t) => {
+  const pool = new EmissionsPool(1);
+  t.teardown(() => pool.close());
+  const order: string[] = [];
+  const first = pool.open(encode(segments(MAX_SEGMENTS))).then((job) => (order.push("first decoded"), job));
+  const controller = new AbortController();
+  const second = withUpstream({ signal: controller.signal }, () => pool.open(encode(segments(MAX_SEGMENTS))));
+  const secondErr = second.catch((err: unknown) => (order.push("second refused"), err));
+  controller.abort(new AppError(Code.Cancelled, "the caller cancelled the request"));
+  const err = (await secondErr) as AppError;
+  t.is(err.code, Code.Cancelled);
+  t.is(err.message, "the caller cancelled the request");
+  t.is((await first).count, MAX_SEGMENTS);
+  t.deepEqual(order, ["second refused", "first decoded"], "refused while still queued, before the worker answered anything");
+  // A compute whose caller has gone (after its request was decoded) is refused too; the worker serves on.
+  const gone = new AbortController();
+  const job = await withUpstream({ signal: gone.signal }, () => pool.open(encode(segments(8000))));
+  gone.abort(new AppError(Code.DeadlineExceeded, "stopped at the caller's deadline"));
+  const computeErr = (await t.throwsAsync(job.compute({ points: [], filled: [], gapPolicy: "error", attempts: [], nowMs: 0 }))) as AppError;
+  t.is(computeErr.code, Code.DeadlineExceeded);
+  t.is((await pool.open(encode(segments(8000)))).count, 8000);
 });
