@@ -9,7 +9,6 @@ import type { Logger } from "../shared/log.js";
 import type { TtlCache } from "./cache.js";
 import type { ProviderGuard } from "./guard.js";
 import type { Attempt, LocationQuery } from "./codec.js";
-import { computeEmissions, segmentsSpan, validateSegments, type EmissionsResult } from "./core/emissions.js";
 import { isProvisional, pointProblem, type EmissionFactor, type Point, type Signal } from "./core/point.js";
 import { clip, fillGaps, gaps, normalize } from "./core/series.js";
 import type { Coordinates, Provider, Query } from "./providers/provider.js";
@@ -413,16 +412,8 @@ export class Intensity {
     return value;
   }
 
-  async emissions(
-    req: IntensityRequest,
-    segments: Array<{ startMs: number; endMs: number; energyJ: number; device: string }>,
-    gapPolicy: "error" | "fill",
-  ): Promise<EmissionsResult & { attempts: Attempt[] }> {
-    if (segments.length === 0) throw new AppError(Code.InvalidArgument, "no energy segments", { hint: "send at least one segment" });
-    // Every check before any fetch: a bad segment or a span over the limit costs no upstream request.
-    validateSegments(segments);
-    const { startMs: fromMs, endMs: toMs } = segmentsSpan(segments);
-    const history = await this.history(req, Math.floor(fromMs / 3_600_000) * 3_600_000, toMs, gapPolicy);
-    return { ...computeEmissions(segments, history.points, { gapPolicy, filled: history.filled }), attempts: history.attempts };
+  /** The series that prices segments spanning `span` (segmentsSpan's, within its limit): from the hour it starts. */
+  emissionsHistory(req: IntensityRequest, span: { startMs: number; endMs: number }, gapPolicy: "error" | "fill") {
+    return this.history(req, Math.floor(span.startMs / 3_600_000) * 3_600_000, span.endMs, gapPolicy);
   }
 }

@@ -11,6 +11,7 @@ import { ipLocator } from "../shared/net/ip-location.js";
 import { ProviderGuard, type Budget } from "./guard.js";
 import { BUDGETS, buildProviders } from "./providers/registry.js";
 import { validated } from "./providers/validated.js";
+import { EmissionsPool } from "./emissions-pool.js";
 import { intensityRegistration } from "./service.js";
 import { SharedFlight, type SharedFlightOptions } from "./shared-flight.js";
 import { openStore } from "./store/open.js";
@@ -59,7 +60,7 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
   for (const p of providers) log.info({ provider: p.name, unconfigured: p.unconfiguredReason }, "provider");
   const store = await openStore(config, log);
   // Single flight and budgets go through the store, so replicas on one database act as one service.
-  const cache = new TtlCache(clock, undefined, new SharedFlight(store, clock, log, options.flight));
+  const cache = new TtlCache(clock, undefined, new SharedFlight(store, clock, log, options.flight), config.cacheMaxBytes);
   const budgets = options.budgets ?? BUDGETS;
   const guards = new Map(providers.map((p) => [p.name, new ProviderGuard(p.name, budgets[p.name], clock, store)]));
   let intensity: Intensity | undefined;
@@ -84,7 +85,8 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
   );
   const watch = new IntensityWatch(intensity, options.watchPollMs ?? 60_000, log);
   const recorder = setInterval(() => void intensity.record(), options.recordEveryMs ?? 6 * 3_600_000).unref();
-  const registration = intensityRegistration(intensity, watch, () => clock.nowMs(), log);
+  const emissionsPool = new EmissionsPool();
+  const registration = intensityRegistration(intensity, watch, () => clock.nowMs(), log, emissionsPool);
   const instrumented =
     metrics || log.isLevelEnabled("debug")
       ? instrumentRegistration(registration, { metrics: metrics?.grpc, log, principalOf: (call) => principalOf(call).name })
@@ -104,6 +106,7 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
       },
       onShutdown: async () => {
         stopUpstreamLog();
+        await emissionsPool.close();
         await endpoint?.close();
         await store.close();
       },
@@ -123,6 +126,7 @@ export async function startIntensity(config: IntensityConfig, log: Logger, optio
   } catch (err) {
     stopUpstreamLog();
     clearInterval(recorder);
+    await emissionsPool.close();
     await store.close();
     throw err;
   }

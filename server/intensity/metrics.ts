@@ -83,6 +83,22 @@ export function intensityMetrics(cache: TtlCache, intensity: () => Intensity | u
       for (const [result, n] of Object.entries(cache.lookups)) this.inc({ result }, n);
     },
   });
+  new Gauge({
+    name: "carbonmon_intensity_cache_bytes",
+    help: "Estimated bytes of the answers the cache keeps now (at most CARBONMON_INTENSITY_CACHE_MAX_BYTES).",
+    registers: [registry],
+    collect() {
+      this.set(cache.bytes);
+    },
+  });
+  new Gauge({
+    name: "carbonmon_intensity_cache_entries",
+    help: "Answers the cache keeps now.",
+    registers: [registry],
+    collect() {
+      this.set(cache.size);
+    },
+  });
   return {
     registry,
     grpc: grpcMetrics(registry),

@@ -8,8 +8,6 @@ import {
   type ProviderInfo,
   type BestWindowRequest,
   type BestWindowResponse,
-  type ComputeEmissionsRequest,
-  type ComputeEmissionsResponse,
   type ForecastRequest,
   type HistoryRequest,
   type IntensityPoint,
@@ -27,8 +25,8 @@ import { msFromDuration } from "../shared/proto-time.js";
 import type { ServiceRegistration } from "../shared/serve.js";
 import { bestWindow } from "./best-window.js";
 import { emissionFactorOf, gapPolicyOf, locationOf, pointToProto, windowToProto, type Attempt } from "./codec.js";
-import { isProvisional, type Point } from "./core/point.js";
-import { MAX_SEGMENTS } from "./core/emissions.js";
+import type { Point } from "./core/point.js";
+import type { EmissionsPool } from "./emissions-pool.js";
 import type { Intensity, IntensityRequest } from "./intensity.js";
 import type { Provider } from "./providers/provider.js";
 import type { IntensityWatch } from "./watch.js";
@@ -104,7 +102,23 @@ async function providerInfo(intensity: Intensity, p: Provider, order: number): P
   };
 }
 
-export function intensityRegistration(intensity: Intensity, watch: IntensityWatch, nowMs: () => number, log: Logger): ServiceRegistration {
+/** ComputeEmissions' request and answer cross undecoded: its worker decodes and encodes them (emissions-pool.ts). */
+const definition = {
+  ...CarbonIntensityService,
+  computeEmissions: {
+    ...CarbonIntensityService.computeEmissions,
+    requestDeserialize: (b: Buffer): Buffer => b,
+    responseSerialize: (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+  },
+};
+
+export function intensityRegistration(
+  intensity: Intensity,
+  watch: IntensityWatch,
+  nowMs: () => number,
+  log: Logger,
+  pool: EmissionsPool,
+): ServiceRegistration {
   // Every handler runs with its call's deadline and cancellation carried into its upstream requests.
   const unary = <Req, Res>(fn: (req: Req) => Promise<Res>, log: Logger) =>
     plainUnary<Req, Res>((req, call) => withCall(call as ServerUnaryCall<unknown, unknown>, () => fn(req)), log);
@@ -134,34 +148,24 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
       const f = await intensity.forecast({ ...request({ ...req, allowEstimated: true }) }, horizonMs);
       return series(f.zone, f.points, f.attempts);
     }, log),
-    computeEmissions: unary(async (req: ComputeEmissionsRequest): Promise<ComputeEmissionsResponse> => {
-      // Limits first: nothing is decoded further, fetched or computed for a request over them.
-      if (req.segments.length > MAX_SEGMENTS)
-        throw new AppError(Code.InvalidArgument, `${req.segments.length} segments, at most ${MAX_SEGMENTS} per request`, {
-          hint: "split the request",
+    computeEmissions: unary(async (bytes: Buffer): Promise<Uint8Array> => {
+      // Decoded, checked (limits first: nothing is fetched for a request over them), computed and its
+      // answer encoded in a worker thread: the largest requests never block this event loop
+      // (emissions-pool.ts). Only the history is fetched here.
+      const job = await pool.open(bytes);
+      try {
+        const gaps = gapPolicy(job.fields.gapPolicy);
+        const history = await intensity.emissionsHistory(request(job.fields), job.span, gaps);
+        return await job.compute({
+          points: history.points,
+          filled: history.filled,
+          gapPolicy: gaps,
+          attempts: history.attempts,
+          nowMs: nowMs(),
         });
-      const gaps = gapPolicy(req.gapPolicy);
-      const segments = req.segments.map((s, i) => {
-        if (!s.start || !s.end) throw new AppError(Code.InvalidArgument, `segment ${i}: start and end are required`);
-        return { startMs: s.start.getTime(), endMs: s.end.getTime(), energyJ: s.energyJ, device: s.device };
-      });
-      const r = await intensity.emissions(request(req), segments, gaps);
-      const now = nowMs();
-      return {
-        carbonG: r.carbonG,
-        energyJ: r.energyJ,
-        totalCarbonG: r.totalCarbonG,
-        totalEnergyJ: r.totalEnergyJ,
-        periods: r.periods.map((p) => ({
-          intensity: pointToProto(p.point),
-          energyJ: p.energyJ,
-          carbonG: p.carbonG,
-          filled: p.filled,
-          provisional: isProvisional(p.point, now),
-        })),
-        provisional: r.periods.some((p) => isProvisional(p.point, now)),
-        attempts: r.attempts.map((a) => ({ ...a })),
-      };
+      } finally {
+        job.drop();
+      }
     }, log),
     resolveLocation: unary(async (req: Location): Promise<ResolvedLocation> => {
       const r = await intensity.resolve(locationOf(req));
@@ -220,5 +224,5 @@ export function intensityRegistration(intensity: Intensity, watch: IntensityWatc
     }, log),
     watchIntensity: (call: Parameters<IntensityWatch["watch"]>[0]) => watch.watch(call, () => request(call.request)),
   };
-  return { name: "carbonmon.intensity.v1.CarbonIntensity", definition: CarbonIntensityService, implementation };
+  return { name: "carbonmon.intensity.v1.CarbonIntensity", definition, implementation };
 }

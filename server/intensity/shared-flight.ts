@@ -6,12 +6,16 @@
  *   3. else waits for the answer, polling the store (every replica checks at most every 100 ms), and takes
  *      the lease itself if the holder's lapses (it died) or released it without an answer (it failed).
  * The wait is bounded (maxWaitMs): past it, the replica asks upstream itself rather than fail the caller.
+ * It also ends when the flight's signal fires (every local caller waiting on it has gone: TtlCache), with
+ * that signal's reason; a waiting replica never stays on for callers it no longer has.
  * Failures and answers not to be kept are not shared: the holder releases the lease and the next replica
  * asks itself.
  */
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Clock } from "../shared/clock.js";
+import { AppError } from "../shared/errors.js";
+import { upstreamContext } from "../shared/net/upstream-context.js";
 import type { Logger } from "../shared/log.js";
 import type { IntensityStore } from "./store/store.js";
 
@@ -78,7 +82,11 @@ export class SharedFlight {
         this.log.warn({ key, waitedMs: this.maxWaitMs }, "no answer from the replica holding the lease: asking upstream directly");
         return this.alone(load, ttlMs);
       }
-      await sleep(pollMs);
+      const signal = upstreamContext.getStore()?.signal;
+      if (signal?.aborted) throw AppError.from(signal.reason);
+      await sleep(pollMs, undefined, signal ? { signal } : {}).catch((err: unknown) => {
+        throw signal?.aborted ? AppError.from(signal.reason) : err;
+      });
       pollMs = Math.min(MAX_POLL_MS, pollMs * 2);
     }
   }

@@ -351,6 +351,14 @@ export const SETTINGS = [
     description: 'fixed intensities for the static provider, e.g. "DE=350,GB=180" (g/kWh; air-gapped sites, tests)',
   },
   {
+    env: "CARBONMON_INTENSITY_CACHE_MAX_BYTES",
+    flag: "--intensity-cache-max-bytes",
+    services: INTENSITY,
+    default: "67108864",
+    description:
+      "estimated bytes of answers the intensity service keeps in memory (64 MiB), least recently used first out; an answer larger than this alone is served but not kept; 0: keep none",
+  },
+  {
     env: "CARBONMON_IPINFO_URL",
     flag: "--ipinfo-url",
     services: BOTH,
@@ -466,6 +474,8 @@ export interface IntensityConfig {
   logLevel: string;
   providers: string[];
   intensityConstants: string | undefined;
+  /** The answer cache's budget, estimated bytes. */
+  cacheMaxBytes: number;
   /** host:port of the Prometheus endpoint; undefined: none. */
   metricsListen: string | undefined;
 }
@@ -778,6 +788,7 @@ export function loadIntensityConfig(source: ConfigSource = {}): IntensityConfig 
     logLevel: r.oneOf("CARBONMON_LOG_LEVEL", LOG_LEVELS),
     providers: r.list("CARBONMON_PROVIDERS", PROVIDER_NAMES),
     intensityConstants: r.text("CARBONMON_INTENSITY_CONSTANTS"),
+    cacheMaxBytes: r.integer("CARBONMON_INTENSITY_CACHE_MAX_BYTES", 0, 2 ** 40),
     metricsListen: r.optionalAddress("CARBONMON_INTENSITY_METRICS_LISTEN"),
   };
   if ((config.watttimeUsername === undefined) !== (config.watttimePassword === undefined)) {
