@@ -11,27 +11,19 @@
  * A new request goes to an idle worker, else a new one (up to the pool's size), else the least busy.
  */
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startWorker } from "../shared/worker.js";
 import { AppError, Code } from "../shared/errors.js";
 import { upstreamContext } from "../shared/net/upstream-context.js";
 import type { RangeMs } from "./core/series.js";
 import { computeJob, decodeEmissions, type EmissionsRequestFields, type EmissionsSeries } from "./emissions-job.js";
 import type { WorkerAnswer, WorkerRequest } from "./emissions-worker.js";
 
-const FROM_SOURCE = import.meta.url.endsWith(".ts");
-const WORKER_URL = new URL(FROM_SOURCE ? "./emissions-worker.ts" : "./emissions-worker.js", import.meta.url);
-
 /** Requests up to this size (about 3,000 segments, a few ms of work) are not worth a worker's crossing. */
 export const INLINE_MAX_BYTES = 128 * 1024;
 
 /** One worker per core left after the main thread's, at least one, at most four. */
 export const DEFAULT_EMISSIONS_WORKERS = Math.max(1, Math.min(4, availableParallelism() - 1));
-
-/** Running the TypeScript sources (tests, benchmarks): the worker loads tsx first (same as the NVML worker). */
-function tsxBootstrap(url: URL): string {
-  const api = JSON.stringify(import.meta.resolve("tsx/esm/api"));
-  return `import(${api}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
-}
 
 interface Task {
   msg: WorkerRequest;
@@ -51,7 +43,7 @@ class PoolWorker {
   dead = false;
 
   constructor(onExit: (w: PoolWorker) => void) {
-    this.worker = FROM_SOURCE ? new Worker(tsxBootstrap(WORKER_URL), { eval: true }) : new Worker(WORKER_URL);
+    this.worker = startWorker(import.meta.url, "emissions-worker");
     this.worker.unref();
     this.worker.on("message", (a: WorkerAnswer) => {
       const task = this.running;

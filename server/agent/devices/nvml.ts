@@ -2,7 +2,8 @@
  * The NVML backend as the agent's main thread sees it: a worker thread (nvml-worker.ts) owns the library
  * and its slow reads; this side only receives the probe result and the readings.
  */
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startWorker } from "../../shared/worker.js";
 import type { BackendState, Device, EnergySource, ReadingSink } from "./energy-source.js";
 import type { NvmlControlMessage, NvmlWorkerData, NvmlWorkerMessage } from "./nvml-worker.js";
 
@@ -18,8 +19,6 @@ export interface NvmlOptions {
 }
 
 /** Running from TypeScript sources (tsx): the worker needs the same loader. */
-const FROM_SOURCE = import.meta.url.endsWith(".ts");
-const WORKER_URL = new URL(FROM_SOURCE ? "./nvml-worker.ts" : "./nvml-worker.js", import.meta.url);
 
 export class NvmlSource implements EnergySource {
   readonly name = "nvml";
@@ -46,7 +45,7 @@ export class NvmlSource implements EnergySource {
       idlePeriodMs: Math.max(options.samplingPeriodMs, options.idlePeriodMs ?? options.samplingPeriodMs),
       clockShift: options.clockShift,
     };
-    const worker = FROM_SOURCE ? new Worker(tsxBootstrap(WORKER_URL), { eval: true, workerData }) : new Worker(WORKER_URL, { workerData });
+    const worker = startWorker(import.meta.url, "nvml-worker", { workerData });
     try {
       const probe = await firstProbe(worker, options.probeTimeoutMs ?? 15_000);
       if (probe.devices.length === 0) {
@@ -105,12 +104,6 @@ export class NvmlSource implements EnergySource {
     await Promise.race([stopped, timeout]);
     await worker.terminate();
   }
-}
-
-/** Node 20 cannot start a worker from a .ts file even under tsx: register tsx inside the worker first. */
-function tsxBootstrap(url: URL): string {
-  const api = JSON.stringify(import.meta.resolve("tsx/esm/api"));
-  return `import(${api}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
 }
 
 function firstProbe(worker: Worker, timeoutMs: number): Promise<Extract<NvmlWorkerMessage, { type: "probe" }>> {
