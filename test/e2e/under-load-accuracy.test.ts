@@ -16,7 +16,7 @@ import test from "ava";
 import { BeginWindowRequest, EndWindowRequest } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { readEdgesMs } from "../../server/agent/api/measurement-wire.js";
 import { Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
-import { fakeNvml, profileEnergyJ, type Segment } from "../helpers/fake-nvml.js";
+import { fakeNvml, profileEnergyJ, type Segment, wallOffsetMs } from "../helpers/fake-nvml.js";
 import { startTestAgent } from "../helpers/grpc.js";
 import { EnergyMonitorClient } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 
@@ -55,18 +55,6 @@ function random(seed: number): () => number {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** Wall minus agent clock: the agent clock read the moment Date.now() ticks; the largest of several (a preemption only lowers it). */
-function wallOffsetMs(): number {
-  let best = -Infinity;
-  for (let i = 0; i < 15; i++) {
-    const start = Date.now();
-    let tick = start;
-    while (tick === start) tick = Date.now();
-    best = Math.max(best, tick - (performance.timeOrigin + performance.now()));
-  }
-  return best;
 }
 
 /** One busy loop per core, pinned where taskset exists. */

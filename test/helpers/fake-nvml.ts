@@ -134,3 +134,20 @@ export function profilePowerW(profile: readonly Segment[], epochMs: number, tMs:
   }
   return profile[profile.length - 1]!.powerW;
 }
+
+/**
+ * Wall minus agent clock (the fake stamps with the wall clock, the agent measures on its monotonic one),
+ * exact to the tick of Date.now(): read the agent clock the moment Date.now() ticks. A preemption between
+ * the two reads makes the difference smaller, never larger (tests run beside others), so the largest of
+ * several is kept.
+ */
+export function wallOffsetMs(samples = 15): number {
+  let best = -Infinity;
+  for (let i = 0; i < samples; i++) {
+    const start = Date.now();
+    let tick = start;
+    while (tick === start) tick = Date.now();
+    best = Math.max(best, tick - (performance.timeOrigin + performance.now()));
+  }
+  return best;
+}

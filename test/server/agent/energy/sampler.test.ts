@@ -12,7 +12,7 @@ import { NvmlSource } from "../../../../server/agent/devices/nvml.js";
 import { RaplSource } from "../../../../server/agent/devices/rapl.js";
 import { Sampler } from "../../../../server/agent/energy/sampler.js";
 import { ManualClock } from "../../../../server/shared/clock.js";
-import { fakeNvml, profileEnergyJ, type FakeNvmlConfig, type Segment } from "../../../helpers/fake-nvml.js";
+import { fakeNvml, profileEnergyJ, wallOffsetMs, type FakeNvmlConfig, type Segment } from "../../../helpers/fake-nvml.js";
 import { aboutToWrapTree } from "../../../helpers/powercap.js";
 
 const CLOCK_TOLERANCE_MS = 0.05;
@@ -25,22 +25,6 @@ const UNALIGNED: Segment[] = [
   { powerW: 700, ms: 250 },
   { powerW: 80, ms: 250 },
 ];
-
-/**
- * Wall minus agent clock, exact to the tick of Date.now(): read the agent clock the moment Date.now()
- * ticks. A preemption between the two reads makes the difference smaller, never larger (the test runs
- * beside others on two cores), so the largest of several is kept.
- */
-function wallOffsetMs(): number {
-  let best = -Infinity;
-  for (let i = 0; i < 7; i++) {
-    const start = Date.now();
-    let tick = start;
-    while (tick === start) tick = Date.now();
-    best = Math.max(best, tick - (performance.timeOrigin + performance.now()));
-  }
-  return best;
-}
 
 async function sampling(config: FakeNvmlConfig, ms: number) {
   const fake = fakeNvml(config);
