@@ -11,12 +11,12 @@ import {
   EndWindowRequest,
   Measurement,
   type BeginWindowRequest,
-  BeginWindowResponse,
-  CancelWindowRequest,
-  CancelWindowResponse,
-  ListWindowsRequest,
-  ListWindowsResponse,
-  WatchPowerRequest,
+  type BeginWindowResponse,
+  type CancelWindowRequest,
+  type CancelWindowResponse,
+  type ListWindowsRequest,
+  type ListWindowsResponse,
+  type WatchPowerRequest,
 } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { readEdgesMs } from "../../../server/agent/api/measurement-wire.js";
 import { AgentStore } from "../../../server/agent/storage/store.js";
