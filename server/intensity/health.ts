@@ -4,7 +4,7 @@
  * (unconfigured, or its last call failed, or its breaker is open) and the cache holds no valid answer;
  * the overall health ("") stays SERVING while the process answers (serve.ts).
  */
-import type { HealthImplementation } from "grpc-health-check";
+import type { HealthService } from "../shared/health.js";
 import type { Logger } from "../shared/log.js";
 import type { TtlCache } from "./cache.js";
 import type { Intensity } from "./intensity.js";
@@ -25,7 +25,7 @@ export function cannotAnswer(intensity: Intensity, cache: TtlCache): string | un
 export function followProviderHealth(
   intensity: Intensity,
   cache: TtlCache,
-  health: HealthImplementation,
+  health: HealthService,
   service: string,
   everyMs: number,
   log: Logger,

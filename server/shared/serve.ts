@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
-import { HealthImplementation } from "grpc-health-check";
+import { HealthService } from "./health.js";
 import type { Logger } from "./log.js";
 import { PACKAGE_ROOT } from "./paths.js";
 import { addReflection, REFLECTION_SERVICES } from "./reflection.js";
@@ -39,7 +39,7 @@ export interface RunningServer {
   /** "host:port" as bound. */
   address: string;
   server: Server;
-  health: HealthImplementation;
+  health: HealthService;
   /** Re-reads certificates and tokens (SIGHUP). */
   reload(): void;
   /** Stops accepting calls, lets in-flight calls finish for up to graceMs, then cleans up. Idempotent. */
@@ -56,7 +56,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const server = new Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024, interceptors: security.interceptors });
   for (const s of options.services) server.addService(s.definition, s.implementation);
 
-  const health = new HealthImplementation({ "": "SERVING" });
+  const health = new HealthService({ "": "SERVING" });
   for (const s of options.services) health.setStatus(s.name, "SERVING");
   health.addToServer(server);
 

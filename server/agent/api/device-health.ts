@@ -4,7 +4,7 @@
  * is left to serve.ts (SERVING while the process answers). A readiness probe checks the named service, a
  * liveness probe the overall one (README, "Metrics and health").
  */
-import type { HealthImplementation } from "grpc-health-check";
+import type { HealthService } from "../../shared/health.js";
 import type { Logger } from "../../shared/log.js";
 import type { Sampler } from "../energy/sampler.js";
 
@@ -24,7 +24,7 @@ export function devicesReadable(sampler: Sampler): { up: boolean; reasons: strin
 
 export function followDeviceHealth(
   sampler: Sampler,
-  health: HealthImplementation,
+  health: HealthService,
   service: string,
   allowNoDevices: boolean,
   log: Logger,

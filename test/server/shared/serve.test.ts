@@ -105,3 +105,37 @@ test("a port already in use fails start-up with the address in the message", asy
   const err = await t.throwsAsync(startTestAgent({ CARBONMON_AGENT_LISTEN: agent.running.address }));
   t.regex(err!.message, new RegExp(`cannot listen on ${agent.running.address.replace(/\./g, "\\.")}`));
 });
+
+test("the health service as upstream's health.proto describes it: Check, Watch (unknown, then updates) and List", async (t) => {
+  const agent = await startTestAgent();
+  t.teardown(() => agent.close());
+  const address = agent.running.address;
+  const client = new HealthClient(address, credentials.createInsecure());
+  t.teardown(() => client.close());
+  const err = await health(address, "no.such.Service").catch((e: ServiceError) => e);
+  t.is((err as ServiceError).code, status.NOT_FOUND, "Check of an unknown service");
+  // Watch: SERVICE_UNKNOWN at once, then every status set afterwards.
+  const seen: string[] = [];
+  let arrived = () => undefined as void;
+  const watch = client.Watch({ service: "later.Service" });
+  watch.on("data", (r: { status: string }) => (seen.push(r.status), arrived()));
+  watch.on("error", () => undefined); // CANCELLED, once the test cancels it
+  const got = (n: number) =>
+    new Promise<void>((resolve) => {
+      arrived = () => void (seen.length >= n && resolve());
+      arrived();
+    });
+  await got(1);
+  agent.running.health.setStatus("later.Service", "SERVING");
+  await got(2);
+  agent.running.health.setStatus("later.Service", "NOT_SERVING");
+  await got(3);
+  watch.cancel();
+  t.deepEqual(seen, ["SERVICE_UNKNOWN", "SERVING", "NOT_SERVING"]);
+  const listed = await new Promise<{ statuses: Record<string, { status: string }> }>((resolve, reject) =>
+    client.List({}, (e: ServiceError | null, res: { statuses: Record<string, { status: string }> }) => (e ? reject(e) : resolve(res))),
+  );
+  t.is(listed.statuses[""]?.status, "SERVING");
+  t.is(listed.statuses["later.Service"]?.status, "NOT_SERVING");
+  t.truthy(listed.statuses["carbonmon.agent.v1.EnergyMonitor"]);
+});
