@@ -78,7 +78,13 @@ export async function startAgent(config: AgentConfig, log: Logger, clock: Clock 
       log.warn({ journal: journal.mode, reason: journal.fallbackReason }, "window journal cannot be mapped; it appends with write(2)");
     else log.info({ journal: journal.mode }, "window journal appends with write(2)");
     const opened = store;
-    checkpointer = new WalCheckpointer(store.path, WAL_CHECKPOINT_EVERY_MS, log, () => opened.useAutocheckpoint(), store.disk);
+    checkpointer = new WalCheckpointer(store.path, {
+      everyMs: WAL_CHECKPOINT_EVERY_MS,
+      changes: () => opened.totalChanges,
+      log,
+      onDied: () => opened.useAutocheckpoint(),
+      disk: store.disk,
+    });
     const metrics =
       config.metricsListen !== undefined
         ? agentMetrics({ sampler, openWindows: () => windows?.openCount ?? 0, carbonPending: () => opened.carbonPendingCount() })

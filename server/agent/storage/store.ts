@@ -284,6 +284,7 @@ export class AgentStore {
       runs: this.db.prepare("SELECT run_id, first, last FROM run_devices WHERE device_id = ? AND run_id >= ? ORDER BY run_id"),
       row: this.db.prepare("SELECT * FROM windows WHERE id = ?"),
       setAside: this.db.prepare("INSERT INTO set_aside (id, found_ms, reason, row) VALUES (?, ?, ?, ?)"),
+      totalChanges: this.db.prepare("SELECT total_changes()").pluck(),
       deleteWindow: this.db.prepare("DELETE FROM windows WHERE id = ?"),
       stopRepricing: this.db.prepare("UPDATE windows SET carbon_next_ms = NULL WHERE id = ?"),
     };
@@ -315,6 +316,11 @@ export class AgentStore {
   }
 
   /** SQLite's checkpoints on this connection: every N WAL pages (0: none, a worker checkpoints instead). */
+  /** Rows changed on this connection since it opened (SQLite's total_changes): how much the log has grown. */
+  get totalChanges(): number {
+    return this.db.open ? (this.stmt.totalChanges.get() as number) : 0;
+  }
+
   get walAutocheckpointPages(): number {
     return this.db.pragma("wal_autocheckpoint", { simple: true }) as number;
   }

@@ -15,7 +15,12 @@ test("a worker thread moves the write-ahead log into agent.db while the main con
   store.flush(); // from the journal into SQLite's WAL
   const before = statSync(store.path).size;
   t.true(statSync(`${store.path}-wal`).size > 1_000_000, "the rows are in the WAL");
-  const checkpointer = new WalCheckpointer(store.path, 20, silentLogger());
+  const checkpointer = new WalCheckpointer(store.path, {
+    everyMs: 20,
+    changes: () => store.totalChanges,
+    changesPerCheckpoint: 1,
+    log: silentLogger(),
+  });
   let during = 0;
   for (; during < 100 && statSync(store.path).size <= before + 1_000_000; during++) {
     store.insertOpen(`during${during}`, during, "{}"); // writers are not blocked meanwhile
@@ -34,8 +39,14 @@ test("if the checkpointer thread dies, SQLite checkpoints on the main connection
   t.teardown(() => store.close());
   t.is(store.walAutocheckpointPages, 0, "a worker checkpoints; the main connection does not");
   let fellBack = 0;
-  const checkpointer = new WalCheckpointer(store.path, 60_000, silentLogger(), () => (fellBack++, store.useAutocheckpoint()));
+  const checkpointer = new WalCheckpointer(store.path, {
+    everyMs: 60_000,
+    changes: () => store.totalChanges,
+    log: silentLogger(),
+    onDied: () => (fellBack++, store.useAutocheckpoint()),
+  });
   t.teardown(() => checkpointer.stop());
+  checkpointer.checkpointNow();
   // The thread dies (as from a crash): terminated from outside.
   await (checkpointer as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
   for (let i = 0; i < 500 && !checkpointer.fallenBack; i++) await new Promise((r) => setTimeout(r, 10)); // a condition, not a delay
@@ -47,4 +58,47 @@ test("if the checkpointer thread dies, SQLite checkpoints on the main connection
   for (let i = 0; i < 1500; i++) store.end(store.insertOpen(`w${i}`, i, big), i + 1, Buffer.from(big));
   store.flush();
   t.true(statSync(store.path).size > before + 1_000_000, "checkpointed on the main connection: agent.db grew");
+});
+
+test("the thread runs only while there is work: none while idle, one once enough rows changed, gone after its idle time", async (t) => {
+  const data = tempDataDir();
+  t.teardown(data.cleanup);
+  const store = new AgentStore(data.dir, 0);
+  t.teardown(() => store.close());
+  let fellBack = 0;
+  const checkpointer = new WalCheckpointer(store.path, {
+    everyMs: 10,
+    changes: () => store.totalChanges,
+    changesPerCheckpoint: 100,
+    idleExitMs: 50,
+    log: silentLogger(),
+    onDied: () => fellBack++,
+  });
+  t.teardown(() => checkpointer.stop());
+  const until = async (what: () => boolean) => {
+    for (let i = 0; i < 1000 && !what(); i++) await new Promise((r) => setTimeout(r, 10)); // a condition, not a delay
+  };
+  for (let i = 0; i < 20; i++) store.insertOpen(`few${i}`, i, "{}");
+  store.flush();
+  // Fewer changes than a checkpoint needs: several looks later, still no thread.
+  const looks = async (n: number) => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  await looks(5);
+  t.is(checkpointer.started, 0, "an idle agent runs no checkpointer thread");
+  const big = JSON.stringify({ filler: "x".repeat(2000) });
+  for (let i = 0; i < 300; i++) store.end(store.insertOpen(`w${i}`, i, big), i + 1, Buffer.from(big));
+  store.flush();
+  const before = statSync(store.path).size;
+  await until(() => statSync(store.path).size > before + 500_000);
+  t.is(checkpointer.started, 1, "one thread started for the work");
+  t.true(statSync(store.path).size > before + 500_000, "and it checkpointed: agent.db grew");
+  await until(() => !checkpointer.running);
+  t.false(checkpointer.running, "the thread ended once idle");
+  t.false(checkpointer.fallenBack, "an idle exit is not a death");
+  t.is(fellBack, 0);
+  for (let i = 0; i < 300; i++) store.end(store.insertOpen(`again${i}`, i, big), i + 1, Buffer.from(big));
+  store.flush();
+  await until(() => checkpointer.started === 2);
+  t.is(checkpointer.started, 2, "more work: a thread again");
 });
