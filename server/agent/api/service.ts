@@ -6,14 +6,12 @@ import type { Metadata, UntypedServiceImplementation } from "@grpc/grpc-js";
 import {
   EnergyMonitorService,
   type BeginWindowRequest,
-  type BeginWindowResponse,
   type CancelWindowRequest,
   type CancelWindowResponse,
   type EndWindowRequest,
   type GetHostResponse,
   type GetWindowRequest,
   type ListWindowsRequest,
-  type ListWindowsResponse,
 } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { AgentConfig } from "../../shared/config.js";
 import { unary } from "../../shared/grpc-status.js";
@@ -25,6 +23,7 @@ import { VERSION } from "../../shared/version.js";
 import { isAdmin, principalOf } from "../../shared/security/principal.js";
 import { backendToProto, gpuToProto, raplZoneToProto } from "./host-codec.js";
 import type { PowerHub } from "./power-stream.js";
+import { encodeBeginResponse, encodeListResponse } from "./exact-times.js";
 import { serializeEncoded } from "./measurement-codec.js";
 import type { Sampler } from "../energy/sampler.js";
 import type { Caller, WindowManager } from "../windows/manager.js";
@@ -70,7 +69,7 @@ function callerOf(call: { metadata: Metadata }): Caller {
   return { name: p.name, admin: isAdmin(p) };
 }
 
-function beginWindow(ctx: AgentContext, req: BeginWindowRequest, caller: Caller): BeginWindowResponse {
+function beginWindow(ctx: AgentContext, req: BeginWindowRequest, caller: Caller): Uint8Array {
   const unkeepable = (req as Partial<ReadBeginRequest>).unkeepableLabelKeys ?? [];
   if (unkeepable.length > 0) {
     throw new AppError(Code.InvalidArgument, `label key ${JSON.stringify(unkeepable[0]!.slice(0, 40))} cannot be stored`, {
@@ -89,27 +88,27 @@ function beginWindow(ctx: AgentContext, req: BeginWindowRequest, caller: Caller)
     },
     caller,
   );
-  return {
-    key,
-    beginTime: new Date(ctx.utc.toUtcMs(beginMs)),
-    gpuIndices: indices.gpu,
-    nvmlGpuIndices: indices.nvmlGpu,
-    cpuIndices: indices.cpu,
-  };
+  return encodeBeginResponse(
+    { key, gpuIndices: indices.gpu, nvmlGpuIndices: indices.nvmlGpu, cpuIndices: indices.cpu },
+    ctx.utc.toUtcMs(beginMs),
+  );
 }
 
-function listWindows(ctx: AgentContext, req: ListWindowsRequest, caller: Caller): ListWindowsResponse {
-  return {
-    windows: ctx.windows.list(req.includeEnded, caller).map(({ spec, endMs }) => ({
-      key: spec.key,
-      beginTime: new Date(ctx.utc.toUtcMs(spec.beginMs)),
-      ...(endMs !== undefined ? { endTime: new Date(ctx.utc.toUtcMs(endMs)) } : {}),
-      gpuIndices: spec.devices.filter((d) => d.domain === "gpu").map((d) => d.index),
-      cpuIndices: spec.devices.filter((d) => d.domain === "cpu").map((d) => d.index),
-      labels: spec.labels,
-      ended: endMs !== undefined,
+function listWindows(ctx: AgentContext, req: ListWindowsRequest, caller: Caller): Uint8Array {
+  const stepMs = ctx.utc.stepMs;
+  return encodeListResponse(
+    ctx.windows.list(req.includeEnded, caller).map(({ spec, endMs }) => ({
+      info: {
+        key: spec.key,
+        gpuIndices: spec.devices.filter((d) => d.domain === "gpu").map((d) => d.index),
+        cpuIndices: spec.devices.filter((d) => d.domain === "cpu").map((d) => d.index),
+        labels: spec.labels,
+        ended: endMs !== undefined,
+      },
+      beginUtcMs: spec.beginMs + stepMs,
+      endUtcMs: endMs === undefined ? undefined : endMs + stepMs,
     })),
-  };
+  );
 }
 
 /** The service as the agent serves it: Measurements go out as the bytes the store journaled (measurement-codec.ts), encoded once. */
@@ -118,7 +117,8 @@ export const AGENT_SERVICE_DEFINITION = {
   endWindow: { ...EnergyMonitorService.endWindow, responseSerialize: serializeEncoded },
   getWindow: { ...EnergyMonitorService.getWindow, responseSerialize: serializeEncoded },
   watchPower: { ...EnergyMonitorService.watchPower, responseSerialize: serializeEncoded },
-  beginWindow: { ...EnergyMonitorService.beginWindow, requestDeserialize: deserializeBeginRequest },
+  beginWindow: { ...EnergyMonitorService.beginWindow, requestDeserialize: deserializeBeginRequest, responseSerialize: serializeEncoded },
+  listWindows: { ...EnergyMonitorService.listWindows, responseSerialize: serializeEncoded },
 } as const;
 
 export function agentRegistration(ctx: AgentContext): ServiceRegistration {
