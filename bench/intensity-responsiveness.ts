@@ -38,7 +38,7 @@ import {
 import { MAX_SEGMENTS, MAX_SPAN_DAYS } from "../server/intensity/core/emissions.js";
 import { FAKE_EM_TOKEN, hourlySeries, recordedHistory, startFakeElectricityMaps } from "../test/helpers/fake-electricitymaps.js";
 import { startTestIntensity, type TestIntensity } from "../test/helpers/grpc.js";
-import { f, parseSeconds, runBenchmark, stats, stopChild, table, verdict, type Stats } from "./lib.js";
+import { f, parseSeconds, runBenchmark, stats, stopChild, table, verdict, type Stats, rawCall } from "./lib.js";
 
 const HOUR_MS = 3_600_000;
 const LANES = 4;
@@ -93,29 +93,6 @@ interface LoadResult {
   lastError?: string;
   totalCarbonG: number[];
   requestBytes: number;
-}
-
-/** One unary gRPC call over a raw HTTP/2 session; resolves with the response message's bytes. */
-function rawCall(session: http2.ClientHttp2Session, path: string, frame: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
-    const chunks: Buffer[] = [];
-    let status: string | undefined;
-    let message: string | undefined;
-    const take = (h: http2.IncomingHttpHeaders): void => {
-      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
-      if (h["grpc-message"] !== undefined) message = String(h["grpc-message"]);
-    };
-    stream.on("response", take);
-    stream.on("trailers", take);
-    stream.on("data", (c: Buffer) => chunks.push(c));
-    stream.on("error", reject);
-    stream.on("close", () => {
-      if (status === "0") resolve(Buffer.concat(chunks).subarray(5));
-      else reject(new Error(`grpc-status ${status ?? "missing"}${message ? `: ${decodeURIComponent(message)}` : ""}`));
-    });
-    stream.end(frame);
-  });
 }
 
 async function loadChild(config: LoadConfig): Promise<void> {

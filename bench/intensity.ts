@@ -59,7 +59,7 @@ import {
   type FakeElectricityMaps,
 } from "../test/helpers/fake-electricitymaps.js";
 import { startTestIntensity, type TestIntensity } from "../test/helpers/grpc.js";
-import { f, parseSeconds, runBenchmark, stats, table, verdict, type Stats } from "./lib.js";
+import { f, parseSeconds, runBenchmark, stats, table, verdict, type Stats, rawCall } from "./lib.js";
 import { stopChild } from "./lib.js";
 
 const HOUR_MS = 3_600_000;
@@ -172,34 +172,6 @@ function grpcFrame(bytes: Uint8Array): Buffer {
   b.writeUInt32BE(bytes.length, 1);
   b.set(bytes, 5);
   return b;
-}
-
-/** One unary gRPC call over a raw HTTP/2 session; resolves with the response message's bytes. */
-function rawCall(session: http2.ClientHttp2Session, path: string, frame: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
-    const chunks: Buffer[] = [];
-    let status: string | undefined;
-    let message: string | undefined;
-    const take = (h: http2.IncomingHttpHeaders): void => {
-      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
-      if (h["grpc-message"] !== undefined) message = String(h["grpc-message"]);
-    };
-    stream.on("response", take);
-    stream.on("trailers", take);
-    stream.on("data", (c: Buffer) => chunks.push(c));
-    stream.on("error", reject);
-    stream.on("close", () => {
-      if (status === "0") resolve(Buffer.concat(chunks).subarray(5));
-      else
-        reject(
-          new Error(
-            `grpc-status ${status ?? "missing"}${message ? `: ${decodeURIComponent(message)}` : ""} (HTTP/2 close code ${stream.rstCode})`,
-          ),
-        );
-    });
-    stream.end(frame);
-  });
 }
 
 /** Runs in the child: reads "run <client> <kind> <ms>" and "stop" lines, answers one JSON line per block. */

@@ -1,4 +1,5 @@
-/** What the benchmarks share: arguments, statistics, tables, and batch-aligned rate marks. */
+/** What the benchmarks share: arguments, statistics, tables, batch-aligned rate marks, a raw unary gRPC call. */
+import type http2 from "node:http2";
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
 import { parseArgs } from "node:util";
 import type { NvmlSource } from "../server/agent/devices/nvml.js";
@@ -89,4 +90,32 @@ export async function stopChild(child: ChildProcessWithoutNullStreams, exited: P
     child.kill("SIGKILL");
     await exited;
   }
+}
+
+/** One unary gRPC call over a raw HTTP/2 session; resolves with the response message's bytes. */
+export function rawCall(session: http2.ClientHttp2Session, path: string, frame: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
+    const chunks: Buffer[] = [];
+    let status: string | undefined;
+    let message: string | undefined;
+    const take = (h: http2.IncomingHttpHeaders): void => {
+      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
+      if (h["grpc-message"] !== undefined) message = String(h["grpc-message"]);
+    };
+    stream.on("response", take);
+    stream.on("trailers", take);
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("error", reject);
+    stream.on("close", () => {
+      if (status === "0") resolve(Buffer.concat(chunks).subarray(5));
+      else
+        reject(
+          new Error(
+            `grpc-status ${status ?? "missing"}${message ? `: ${decodeURIComponent(message)}` : ""} (HTTP/2 close code ${stream.rstCode})`,
+          ),
+        );
+    });
+    stream.end(frame);
+  });
 }

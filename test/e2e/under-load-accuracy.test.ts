@@ -11,14 +11,12 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
-import { credentials, Metadata } from "@grpc/grpc-js";
 import test from "ava";
 import { BeginWindowRequest, EndWindowRequest } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { readEdgesMs } from "../../server/agent/api/measurement-wire.js";
 import { Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { fakeNvml, profileEnergyJ, type Segment, wallOffsetMs } from "../helpers/fake-nvml.js";
-import { startTestAgent } from "../helpers/grpc.js";
-import { EnergyMonitorClient } from "../../proto/gen/carbonmon/agent/v1/agent.js";
+import { rawAgentCall, startTestAgent } from "../helpers/grpc.js";
 
 /** Steps on update instants (multiples of 100 ms) and between them. */
 const PROFILES: Segment[][] = [
@@ -83,20 +81,7 @@ test("under load: 200 windows of 50 ms to 5 s, every error inside its bound, win
     await agent.close();
     nvml.cleanup();
   });
-  const client = new EnergyMonitorClient(agent.running.address, credentials.createInsecure());
-  t.teardown(() => client.close());
-  const unary = <Req>(method: string, encode: (r: Req) => Uint8Array, req: Req): Promise<Buffer> =>
-    new Promise((resolve, reject) =>
-      client.makeUnaryRequest(
-        `/carbonmon.agent.v1.EnergyMonitor/${method}`,
-        (r: Req) => Buffer.from(encode(r)),
-        (b: Buffer) => b,
-        req,
-        new Metadata(),
-        {},
-        (err, res) => (err ? reject(err) : resolve(res!)),
-      ),
-    );
+  const unary = <Req>(method: string, encode: (r: Req) => Uint8Array, req: Req) => rawAgentCall(agent.client, method, encode, req);
   const rand = random(20261203);
   const plans = Array.from({ length: WINDOWS }, (_, i) => ({
     key: `w${i}`,

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { credentials, type Client, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, type Client, type ServiceError } from "@grpc/grpc-js";
 import { EnergyMonitorClient } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { CarbonIntensityClient } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { startAgent, type Agent, type AgentOptions } from "../../server/agent/main.js";
@@ -85,4 +85,22 @@ export function call<Req, Res>(client: Client, method: (req: Req, cb: Callback<R
   return new Promise((resolve, reject) => {
     method.call(client, request, (err: ServiceError | null, res: Res) => (err ? reject(err) : resolve(res)));
   });
+}
+
+/**
+ * A unary call to the agent whose answer is kept as the bytes sent: begin_time and end_time at full
+ * precision (the generated decoder's Date has whole milliseconds; read them with readEdgesMs).
+ */
+export function rawAgentCall<Req>(client: Client, method: string, encode: (r: Req) => Uint8Array, request: Req): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    client.makeUnaryRequest(
+      `/carbonmon.agent.v1.EnergyMonitor/${method}`,
+      (r: Req) => Buffer.from(encode(r)),
+      (b: Buffer) => b,
+      request,
+      new Metadata(),
+      {},
+      (err, res) => (err ? reject(err) : resolve(res!)),
+    ),
+  );
 }

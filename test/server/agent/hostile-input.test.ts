@@ -23,7 +23,7 @@ import { AgentStore } from "../../../server/agent/storage/store.js";
 import { Code, type AppError } from "../../../server/shared/errors.js";
 import { MAX_STATUS_CHARS } from "../../../server/shared/grpc-status.js";
 import { fakeNvml, profileEnergyJ, wallOffsetMs } from "../../helpers/fake-nvml.js";
-import { call, startTestAgent, tempDataDir, type TestAgent } from "../../helpers/grpc.js";
+import { call, rawAgentCall, startTestAgent, tempDataDir, type TestAgent } from "../../helpers/grpc.js";
 import { intelTwoSocketTree } from "../../helpers/powercap.js";
 
 async function agentWithDevices(t: { teardown(fn: () => unknown): void }): Promise<TestAgent> {
@@ -151,16 +151,11 @@ test("windows ended without waiting for a counter update, right after power step
   const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_IDLE_AFTER_MS: "60000" });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
   // EndWindow's bytes as sent: begin_time and end_time at full precision (the decoded Date has whole ms).
-  const endRaw = (key: string): Promise<Buffer> =>
-    new Promise((resolve, reject) =>
-      agent.client.makeUnaryRequest(
-        "/carbonmon.agent.v1.EnergyMonitor/EndWindow",
-        (r: EndWindowRequest) => Buffer.from(EndWindowRequest.encode(r).finish()),
-        (b: Buffer) => b,
-        { key, waitForCounterUpdate: false },
-        (err, res) => (err ? reject(err) : resolve(res!)),
-      ),
-    );
+  const endRaw = (key: string) =>
+    rawAgentCall(agent.client, "EndWindow", (r: EndWindowRequest) => EndWindowRequest.encode(r).finish(), {
+      key,
+      waitForCounterUpdate: false,
+    });
   const keys = Array.from({ length: 60 }, (_, i) => `step-${i}`);
   // Staggered by 9 ms: the ends fall at every phase of the profile.
   await Promise.all(

@@ -3,7 +3,6 @@
  * Measurement does (nanoseconds on the wire; ts-proto's decoded Date keeps whole milliseconds, so the
  * bytes are read here).
  */
-import { Metadata } from "@grpc/grpc-js";
 import test from "ava";
 import {
   BeginWindowRequest,
@@ -13,7 +12,7 @@ import {
 } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { Timestamp } from "../../../../proto/gen/google/protobuf/timestamp.js";
 import { readEdgesMs } from "../../../../server/agent/api/measurement-wire.js";
-import { startTestAgent } from "../../../helpers/grpc.js";
+import { rawAgentCall, startTestAgent } from "../../../helpers/grpc.js";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 
 /** The Timestamp fields of a message's bytes, by field number, in fractional ms. */
@@ -38,18 +37,7 @@ function timestamps(bytes: Uint8Array): Map<number, number> {
 test("BeginWindow's and ListWindows' begin_time and end_time are the Measurement's, to the nanosecond", async (t) => {
   const agent = await startTestAgent({ CARBONMON_SIMULATED_GPU: "true" });
   t.teardown(() => agent.close());
-  const raw = <Req>(method: string, encode: (r: Req) => Uint8Array, req: Req): Promise<Buffer> =>
-    new Promise((resolve, reject) =>
-      agent.client.makeUnaryRequest(
-        `/carbonmon.agent.v1.EnergyMonitor/${method}`,
-        (r: Req) => Buffer.from(encode(r)),
-        (b: Buffer) => b,
-        req,
-        new Metadata(),
-        {},
-        (err, res) => (err ? reject(err) : resolve(res!)),
-      ),
-    );
+  const raw = <Req>(method: string, encode: (r: Req) => Uint8Array, req: Req) => rawAgentCall(agent.client, method, encode, req);
   const begun = await raw("BeginWindow", (r) => BeginWindowRequest.encode(r).finish(), BeginWindowRequest.fromPartial({ key: "exact" }));
   const beginMs = timestamps(begun).get(2)!;
   const open = await raw("ListWindows", (r) => ListWindowsRequest.encode(r).finish(), { includeEnded: true });
