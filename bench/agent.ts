@@ -51,8 +51,9 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
-import { HealthImplementation, protoPath as healthProtoPath } from "grpc-health-check";
-import { EnergyMonitorClient, type Measurement, type BeginWindowResponse } from "../proto/gen/carbonmon/agent/v1/agent.js";
+import { protoPath as healthProtoPath } from "grpc-health-check";
+import { HealthService } from "../server/shared/health.js";
+import { BeginWindowResponse, EnergyMonitorClient, type Measurement } from "../proto/gen/carbonmon/agent/v1/agent.js";
 import { unary } from "../server/shared/grpc-status.js";
 import { encodeMeasurement } from "../server/agent/api/measurement-wire.js";
 import { AGENT_SERVICE_DEFINITION } from "../server/agent/api/service.js";
@@ -61,7 +62,7 @@ import type { Sampler } from "../server/agent/energy/sampler.js";
 import { fakeNvml, type FakeGpu } from "../test/helpers/fake-nvml.js";
 import { startTestAgent, type TestAgent } from "../test/helpers/grpc.js";
 import { intelTwoSocketTree } from "../test/helpers/powercap.js";
-import { f, nextNvmlBatch, parseSeconds, stats, table, verdict, type Stats } from "./lib.js";
+import { f, nextNvmlBatch, parseSeconds, profileIfAsked, stats, table, verdict, type Stats } from "./lib.js";
 import { stopChild } from "./lib.js";
 import { GPU_COUNT, PROFILE, runBenchmark, SAMPLING_PERIOD_MS, SERVICE_NODE_FLAGS } from "./lib.js";
 
@@ -204,15 +205,15 @@ interface Floor {
 /** The same RPCs on a stub server answering fixed responses through the agent's own unary() wrapper. */
 async function measureFloor(sample: Measurement, seconds: number): Promise<Floor> {
   const server = new Server();
-  new HealthImplementation({ "": "SERVING" }).addToServer(server);
-  const begun: BeginWindowResponse = {
+  new HealthService({ "": "SERVING" }).addToServer(server);
+  const begun = BeginWindowResponse.encode({
     key: sample.key,
     beginTime: sample.beginTime!,
     gpuIndices: Object.keys(sample.gpuEnergyJ).map(Number),
     nvmlGpuIndices: Object.keys(sample.gpuEnergyJ).map(Number),
     cpuIndices: Object.keys(sample.cpuEnergyJ).map(Number),
-  };
-  // The agent's own service definition, so EndWindow's Measurement goes out as pre-encoded bytes, as the agent's does.
+  }).finish();
+  // The agent's own service definition and health service: answers go out as pre-encoded bytes, as the agent's do.
   const encoded = encodeMeasurement(sample);
   server.addService(AGENT_SERVICE_DEFINITION, {
     beginWindow: unary(() => begun),
@@ -797,7 +798,9 @@ async function main(): Promise<number> {
     console.log(`${SUBSCRIBERS} subscribers served (agent reports ${agent.context.power.streams} streams)`);
     await sleep(1000);
     await memory(gc);
+    const profile = await profileIfAsked(); // BENCH_CPU_PROFILE=file.cpuprofile: where the agent's time goes with N subscribers
     const watchN = await watchPhase(agent, nvml, seconds, subs, SUBSCRIBERS);
+    await profile.stop();
     await subs.stop();
     const readsRatio = watchN.energyReadsPerS / watch1.energyReadsPerS;
     console.log(

@@ -119,3 +119,26 @@ export function rawCall(session: http2.ClientHttp2Session, path: string, frame: 
     stream.end(frame);
   });
 }
+
+/**
+ * A CPU profile of this process from now until stop(), written where BENCH_CPU_PROFILE names (a
+ * .cpuprofile for Chrome DevTools or `node --cpu-prof`'s readers); nothing when it is unset.
+ */
+export async function profileIfAsked(): Promise<{ stop(): Promise<void> }> {
+  const path = process.env.BENCH_CPU_PROFILE;
+  if (!path) return { stop: async () => undefined };
+  const { Session } = await import("node:inspector/promises");
+  const { writeFileSync } = await import("node:fs");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.start");
+  return {
+    stop: async () => {
+      const { profile } = await session.post("Profiler.stop");
+      writeFileSync(path, JSON.stringify(profile));
+      session.disconnect();
+      console.log(`  (CPU profile of this phase written to ${path})`);
+    },
+  };
+}

@@ -78,9 +78,11 @@ interface Stream {
    * before). Interpolated on the timeline once a reading after beginMs exists; until then extrapolated from
    * the last reading, which may be an idle period old, so it is resolved again (see energySinceStartJ).
    */
-  baselineJ: Map<string, number>;
-  /** Devices whose baseline is still extrapolated. */
-  provisional: Set<string>;
+  baselineJ: Array<number | undefined>;
+  /** Devices (by position in `devices`) whose baseline is still extrapolated. */
+  provisional: boolean[];
+  /** Per device, its energy map entry's bytes up to the value (the value is written after), and whole when 0 J. */
+  energyEntries: Array<{ prefix: Uint8Array; zero: Uint8Array }>;
   lastSentMs: number;
   /** Samples sent so far: the next sample's sequence. */
   sent: number;
@@ -185,8 +187,9 @@ export class PowerHub {
       selectionKey: devices.map((d) => `${d.deviceId}@${d.domain}:${d.index}`).join(","),
       simulated: devices.some((d) => this.sampler.snapshot(d.deviceId)?.device.simulated === true),
       beginMs: nowMs,
-      baselineJ: new Map(),
-      provisional: new Set(),
+      baselineJ: devices.map(() => undefined),
+      provisional: devices.map(() => false),
+      energyEntries: devices.map((d) => energyEntry(ENERGY_FIELD[d.domain], d.index)),
       lastSentMs: nowMs,
       sent: 0,
       skipped: 0,
@@ -266,29 +269,50 @@ export class PowerHub {
 
   /** The shared part, then the fields that differ per stream: sequence, skipped, the energy since the stream began. */
   private withOwnFields(stream: Stream, shared: Uint8Array, values: Map<string, DeviceValues>): Buffer {
-    const w = new WireWriter(shared.length + 24 + stream.devices.length * 20);
+    const { devices, energyEntries } = stream;
+    const w = new WireWriter(shared.length + 24 + devices.length * 16);
     w.raw(shared);
     w.countField(SEQUENCE_FIELD << 3, stream.sent);
     w.countField(SKIPPED_FIELD << 3, stream.skipped);
-    for (const device of stream.devices) {
-      const energyJ = this.energySinceStartJ(stream, device.deviceId, values.get(device.deviceId)?.energyJ);
-      if (energyJ !== undefined) w.doubleMapEntry((ENERGY_FIELD[device.domain] << 3) | 2, device.index, energyJ);
+    // This runs for every stream on every tick: entries from pre-encoded bytes, state by position, no maps.
+    for (let i = 0; i < devices.length; i++) {
+      const energyJ = this.energySinceStartJ(stream, i, values.get(devices[i]!.deviceId)?.energyJ);
+      if (energyJ === undefined) continue;
+      const entry = energyEntries[i]!;
+      if (energyJ === 0) w.raw(entry.zero);
+      else {
+        w.raw(entry.prefix);
+        w.double(energyJ);
+      }
     }
     return w.written();
   }
 
-  private energySinceStartJ(stream: Stream, deviceId: string, cumulativeJ: number | undefined): number | undefined {
+  private energySinceStartJ(stream: Stream, i: number, cumulativeJ: number | undefined): number | undefined {
     if (cumulativeJ === undefined) return undefined;
-    let baselineJ = stream.baselineJ.get(deviceId);
-    if (baselineJ === undefined || stream.provisional.has(deviceId)) {
-      const edge = this.sampler.energyAt(deviceId, stream.beginMs);
-      if (edge?.kind === "extrapolated") stream.provisional.add(deviceId);
-      else stream.provisional.delete(deviceId);
+    let baselineJ = stream.baselineJ[i];
+    if (baselineJ === undefined || stream.provisional[i]) {
+      const edge = this.sampler.energyAt(stream.devices[i]!.deviceId, stream.beginMs);
+      stream.provisional[i] = edge?.kind === "extrapolated";
       baselineJ = edge?.energyJ ?? baselineJ ?? cumulativeJ;
-      stream.baselineJ.set(deviceId, baselineJ);
+      stream.baselineJ[i] = baselineJ;
     }
     return Math.max(0, cumulativeJ - baselineJ);
   }
+}
+
+/**
+ * A map<uint32, double> entry of field `field` for key `index`, as ts-proto writes it (the key even when 0,
+ * the value left out when 0): `prefix` is the entry up to its value's 8 bytes, `zero` the whole entry for 0.
+ */
+function energyEntry(field: number, index: number): { prefix: Uint8Array; zero: Uint8Array } {
+  const entry = (value: number): Uint8Array => {
+    const w = new WireWriter(32);
+    w.doubleMapEntry((field << 3) | 2, index, value);
+    return Uint8Array.from(w.written());
+  };
+  const withValue = entry(1);
+  return { prefix: withValue.subarray(0, withValue.length - 8), zero: entry(0) };
 }
 
 /** One tick's device values, and the shared part of each selection's sample, encoded once. */
