@@ -280,7 +280,9 @@ test("the TypeScript client never lets samples go stale: a consumer that stops t
 
   const next = got[5]!;
   t.true(next.time!.getTime() >= resumedAtMs - 20, `the first sample after the pause is ${resumedAtMs - next.time!.getTime()} ms old`);
-  t.true(next.skipped >= 299n, `skipped ${next.skipped}`);
+  // Most of the 300 ticks were folded into it (the last few may arrive after the consumer resumed, and be
+  // taken on their own); assertSkippedCountsTicks checks every tick is counted exactly once.
+  t.true(next.skipped >= 250n, `skipped ${next.skipped}`);
   assertSkippedCountsTicks(t, ticks, got);
   t.true(await until(() => agent.context.power.streams === 0), "leaving the loop cancels the stream");
 });
