@@ -12,11 +12,11 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import test from "ava";
-import { BeginWindowRequest, EndWindowRequest } from "../../proto/gen/carbonmon/agent/v1/agent.js";
-import { readEdgesMs } from "../../server/agent/api/measurement-wire.js";
-import { Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
-import { fakeNvml, profileEnergyJ, type Segment, wallOffsetMs } from "../helpers/fake-nvml.js";
-import { rawAgentCall, startTestAgent } from "../helpers/grpc.js";
+import { BeginWindowRequest, EndWindowRequest } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { readEdgesMs } from "../../../server/agent/api/measurement-wire.js";
+import { Measurement } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { fakeNvml, profileEnergyJ, type Segment, wallOffsetMs } from "../../helpers/fake-nvml.js";
+import { rawAgentCall, startTestAgent } from "../../helpers/grpc.js";
 
 /** Steps on update instants (multiples of 100 ms) and between them. */
 const PROFILES: Segment[][] = [
