@@ -49,7 +49,11 @@ export interface BeginWindowOptions extends CallOptionsLite {
 }
 
 export interface EndWindowOptions extends CallOptionsLite {
-  /** Wait (≤ ~100 ms) for the next counter update so that the end edge is interpolated. */
+  /**
+   * Wait (≤ ~100 ms) for the next counter update so that the end edge is interpolated (default true, as
+   * the CLI and the Python package do). false answers at once with the end extrapolated, whose bound covers
+   * anything the devices could draw since their last reading (up to ~70 J per 700 W GPU).
+   */
   waitForCounterUpdate?: boolean;
 }
 
@@ -123,7 +127,7 @@ export function createAgentClient(address: string, options: AgentClientOptions =
         raw,
         raw.endWindow,
         "EndWindow",
-        { key, waitForCounterUpdate: o.waitForCounterUpdate ?? false },
+        { key, waitForCounterUpdate: o.waitForCounterUpdate ?? true },
         defaults,
         true,
         o,
