@@ -66,43 +66,19 @@ async function agentWithHardware(extra: Record<string, string> = {}) {
   return { agent, truth, cleanup: async () => (await agent.close(), nvml.cleanup(), tree.cleanup()) };
 }
 
-test("windows of 50 ms, 1 s and 10 s, overlapping, against the scripted truth", async (t) => {
-  const { agent, truth, cleanup } = await agentWithHardware();
+test("a window reports its labels, GPUs' UUIDs, CPU and DRAM domains, a disabled carbon status and a total that sums its parts; a 50 ms one is flagged short (accuracy in real time: test/e2e/window-accuracy.test.ts)", async (t) => {
+  const { agent, cleanup } = await agentWithHardware();
   t.teardown(cleanup);
-  await begin(agent, { key: "long" });
   await begin(agent, { key: "one-second", labels: { step: "1" } });
   await sleep(1000);
   const one = await end(agent, "one-second", true);
-  // Start 20 ms after a counter update (the fake's grid: every 100 ms from a whole second), so that no
-  // update falls inside the 50 ms window.
-  await sleep(100 - ((Date.now() - 20) % 100));
   await begin(agent, { key: "short" });
   await sleep(50);
   const short = await end(agent, "short", true);
-  await sleep(8900);
-  const long = await end(agent, "long", true);
-  for (const [name, m] of [
-    ["1 s", one],
-    ["50 ms", short],
-    ["10 s", long],
-  ] as const) {
-    for (const [index, profile] of [
-      [0, P0],
-      [1, P1],
-    ] as const) {
-      const err = Math.abs(m.gpuEnergyJ[index]! - truth(profile, m));
-      t.true(
-        err <= m.gpuEnergyUncertaintyJ[index]! + MS_TOLERANCE_J,
-        `${name} gpu ${index}: ${m.gpuEnergyJ[index]} J vs ${truth(profile, m)} J (± ${m.gpuEnergyUncertaintyJ[index]})`,
-      );
-    }
-  }
-  t.true(Math.abs(one.gpuEnergyJ[0]! - truth(P0, one)) <= 0.005 * truth(P0, one) + MS_TOLERANCE_J, "1 s within 0.5 %");
-  t.true(Math.abs(long.gpuEnergyJ[0]! - truth(P0, long)) <= 0.005 * truth(P0, long), "10 s within 0.5 %");
-  t.true(long.timeS > 9.9 && Math.abs(long.timeS - (long.endTime!.getTime() - long.beginTime!.getTime()) / 1000) < 0.002);
   t.deepEqual(one.labels, { step: "1" });
   t.true(one.ended);
   t.deepEqual(one.gpuUuids, { 0: "GPU-aaaa", 1: "GPU-bbbb" });
+  t.deepEqual(Object.keys(one.gpuEnergyJ).sort(), ["0", "1"]);
   t.deepEqual(Object.keys(one.cpuEnergyJ).sort(), ["0", "1"]);
   t.deepEqual(Object.keys(one.dramEnergyJ).sort(), ["0", "1"]);
   t.is(one.carbonStatus, CarbonStatus.CARBON_STATUS_DISABLED);
