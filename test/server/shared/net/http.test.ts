@@ -5,6 +5,13 @@ import { getJson, retryAfterMs, type GetJsonOptions } from "../../../../server/s
 import { AppError, Code } from "../../../../server/shared/errors.js";
 import { FAKE_EM_TOKEN, startFakeElectricityMaps, type FakeElectricityMaps } from "../../../helpers/fake-electricitymaps.js";
 
+/** Polls a condition (20 ms) until it holds, or throws after timeoutMs. */
+async function until(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !check(); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
 const LATEST = "/carbon-intensity/latest";
 const QUERY_SECRET = "query-secret-9b1e77c4";
 
@@ -168,7 +175,10 @@ test("the caller's abort is CANCELLED, not retried", async (t) => {
   const em = await fake(t);
   em.setFault(LATEST, { delayMs: 2000 });
   const ac = new AbortController();
-  setTimeout(() => ac.abort(), 100);
-  await rejects(t, client(em, { signal: ac.signal }).get(), Code.Cancelled);
+  const rejected = rejects(t, client(em, { signal: ac.signal }).get(), Code.Cancelled);
+  // Aborted once the server holds the request (not after a fixed delay: on a busy machine it may not be there yet).
+  await until(() => em.requests.length === 1, "the request at the server");
+  ac.abort();
+  await rejected;
   t.is(em.requests.length, 1);
 });
