@@ -699,6 +699,8 @@ test("CARBONMON_EMISSION_FACTOR and CARBONMON_ALLOW_ESTIMATED reach the provider
     CARBONMON_LOCATION: ZONE,
     CARBONMON_EMISSION_FACTOR: "direct",
     CARBONMON_ALLOW_ESTIMATED: "false",
+    // EndWindow waits this long for the grams: a busy machine's lookup may take more than the default 2 s.
+    CARBONMON_CARBON_TIMEOUT_MS: "30000",
   });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
   await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
