@@ -260,7 +260,13 @@ test("CARBONMON_FIRST_READING_TIMEOUT_MS=0: a window begun before a GPU's first 
   t.false(agent.context.sampler.hasReading("gpu:1"), "served before GPU 1's first reading");
   await begin(agent, { key: "early" });
   tree.setEnergyUj("intel-rapl:0", 41_000_000); // package 0: 40 J since the begin
-  await sleep(2000); // GPU 1's first reading (after the begin), and the others' edges stored
+  // GPU 1's first reading (after the begin), and every device read after the 40 J: a condition, not a sleep.
+  const sampler = agent.context.sampler;
+  await sampler.waitForReadingsAfter(
+    sampler.now(),
+    sampler.devices().map((d) => d.id),
+    30_000,
+  );
   const gpu1 = (m: Measurement) => m.missingDevices.find((d) => d.domain === DeviceDomain.DEVICE_DOMAIN_GPU && d.index === 1);
   const running = await get(agent, "early");
   t.regex(gpu1(running)?.reason ?? "", /window's start was not measured on this device/, "no reading of GPU 1 brackets the begin");
