@@ -1,8 +1,9 @@
 import { execFileSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import test from "ava";
+import { REPO_ROOT } from "./helpers/root.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** The repository itself, not the unit tier's transpiled tree. */
+const ROOT = REPO_ROOT;
 
 test("the whole tree type-checks under strict TypeScript", (t) => {
   t.notThrows(() => execFileSync("node_modules/.bin/tsc", ["-p", "tsconfig.json", "--noEmit"], { cwd: ROOT, stdio: "pipe" }));

@@ -5,11 +5,12 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import test from "ava";
+import { REPO_ROOT } from "./helpers/root.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** The repository itself, not the unit tier's transpiled tree. */
+const ROOT = REPO_ROOT;
 
 interface Manifest {
   bin: Record<string, string>;

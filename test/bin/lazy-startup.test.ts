@@ -26,7 +26,7 @@ test("--version, --help and agent --help load no gRPC, logging, HTTP, SQLite or 
     const { stdout, loaded } = await loads(args);
     t.true(stdout.length > 0, `${args.join(" ")} printed`);
     t.true(
-      loaded.some((u) => u.endsWith("/bin/carbonmon.ts")),
+      loaded.some((u) => /\/bin\/carbonmon\.[jt]s$/.test(u)),
       "the hook saw the CLI load",
     );
     t.deepEqual(
@@ -39,7 +39,7 @@ test("--version, --help and agent --help load no gRPC, logging, HTTP, SQLite or 
 
 test("a client command loads its own code, not the services'", async (t) => {
   const { loaded } = await loads(["host", "--help"]);
-  t.true(loaded.some((u) => u.endsWith("/bin/commands/inspect.ts")));
+  t.true(loaded.some((u) => /\/bin\/commands\/inspect\.[jt]s$/.test(u)));
   t.deepEqual(
     loaded.filter((u) => /\/server\/(agent|intensity)\/|node_modules\/(undici|better-sqlite3|koffi|pino)/.test(u)),
     [],

@@ -69,17 +69,18 @@ test("secrets appear in no log line, error, status detail, --help or answer, on 
   t.true(em.requests.length > 0 && wt.requests.length > 0, "the providers were asked, with the secrets, and refused them");
 
   const badTokenFile = file("bad-token", `${BAD_TOKEN}\n`);
-  for (const args of [
-    ["intensity", "now", "--location", "DE", "--addr", address, "--token-file", badTokenFile],
-    ["intensity", "now", "--location", "DE", "--addr", address, "--token-file", file("nosy-token", token.nosy!)],
-    ["intensity", "--help"],
-    ["agent", "--help"],
-    ["intensity", "--electricitymaps-api-token", EM_SECRET, "--listen", "127.0.0.1:0"],
-    ["intensity", `--watttime-password=${WT_PASSWORD}`],
-  ]) {
-    const r = await carbonmon(args, { ...env, CARBONMON_LOG_LEVEL: "trace" });
-    outputs.push(r.stdout, r.stderr);
-  }
+  // Independent processes: run at once (their outputs are searched together).
+  const runs = await Promise.all(
+    [
+      ["intensity", "now", "--location", "DE", "--addr", address, "--token-file", badTokenFile],
+      ["intensity", "now", "--location", "DE", "--addr", address, "--token-file", file("nosy-token", token.nosy!)],
+      ["intensity", "--help"],
+      ["agent", "--help"],
+      ["intensity", "--electricitymaps-api-token", EM_SECRET, "--listen", "127.0.0.1:0"],
+      ["intensity", `--watttime-password=${WT_PASSWORD}`],
+    ].map((args) => carbonmon(args, { ...env, CARBONMON_LOG_LEVEL: "trace" })),
+  );
+  for (const r of runs) outputs.push(r.stdout, r.stderr);
   // A reload whose tokens file is broken: logged, the old tokens stay.
   writeFileSync(tokensFile, `{"tokens": [${JSON.stringify(token.agent)}`);
   service.kill("SIGHUP");

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import test from "ava";
 import { createAgentClient } from "../../client/index.js";
+import { CLI_ARGS } from "../helpers/cli.js";
 import { fakeNvml } from "../helpers/fake-nvml.js";
 import { startTestAgent } from "../helpers/grpc.js";
 
@@ -16,17 +17,13 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const HOOKS = join(ROOT, "examples/slurm");
 
 /**
- * The carbonmon command the hooks run: the CLI from its TypeScript sources (as every test runs it; the
+ * The carbonmon command the hooks run: the CLI from the tree (as every test runs it: test/helpers/cli.ts; the
  * installed bin runs dist/, which tests never rely on), wrapped in one executable as CARBONMON_BIN wants.
  */
 const CLI = (() => {
   const dir = mkdtempSync(join(tmpdir(), "carbonmon-slurm-bin-"));
   const file = join(dir, "carbonmon");
-  writeFileSync(
-    file,
-    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import ${JSON.stringify(join(ROOT, "node_modules/tsx/dist/loader.mjs"))} ${JSON.stringify(join(ROOT, "bin/carbonmon.ts"))} "$@"\n`,
-    { mode: 0o755 },
-  );
+  writeFileSync(file, `#!/bin/sh\nexec ${[process.execPath, ...CLI_ARGS].map((a) => JSON.stringify(a)).join(" ")} "$@"\n`, { mode: 0o755 });
   return file;
 })();
 

@@ -5,8 +5,9 @@ import { join } from "node:path";
 import { credentials, Metadata, type Client, type ServiceError } from "@grpc/grpc-js";
 import { EnergyMonitorClient } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { CarbonIntensityClient } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
-import { startAgent, type Agent, type AgentOptions } from "../../server/agent/main.js";
-import { startIntensity, type IntensityOptions, type IntensityServer } from "../../server/intensity/main.js";
+// The services are imported when first started: a test of one service does not load the other's code.
+import type { Agent, AgentOptions } from "../../server/agent/main.js";
+import type { IntensityOptions, IntensityServer } from "../../server/intensity/main.js";
 import type { Clock } from "../../server/shared/clock.js";
 import { loadAgentConfig, loadIntensityConfig } from "../../server/shared/config.js";
 import { silentLogger } from "../../server/shared/log.js";
@@ -35,6 +36,7 @@ export async function startTestAgent(env: Record<string, string> = {}, clock?: C
       ...env,
     },
   });
+  const { startAgent } = await import("../../server/agent/main.js");
   const agent = await startAgent(config, silentLogger(), clock, options);
   const client = new EnergyMonitorClient(agent.running.address, credentials.createInsecure());
   return {
@@ -65,6 +67,7 @@ export async function startTestIntensity(env: Record<string, string> = {}, optio
       ...env,
     },
   });
+  const { startIntensity } = await import("../../server/intensity/main.js");
   const server = await startIntensity(config, silentLogger(), options);
   const client = new CarbonIntensityClient(server.running.address, credentials.createInsecure());
   return {

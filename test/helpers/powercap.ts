@@ -98,7 +98,9 @@ export interface ChildProbe {
 }
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
-const raplUrl = new URL("../../server/agent/devices/rapl.ts", import.meta.url).href;
+/** The unit tier runs transpiled JavaScript (ava.config.mjs); from the TypeScript sources the child needs tsx. */
+const FROM_SOURCE = import.meta.url.endsWith(".ts");
+const raplUrl = new URL(`../../server/agent/devices/rapl.${FROM_SOURCE ? "ts" : "js"}`, import.meta.url).href;
 
 /**
  * Probes in a separate node process. Tests run as root, and root ignores permission bits, so chmod alone
@@ -116,7 +118,7 @@ export function probeInChild(root: string, options: { dropPrivileges: boolean; s
     if (${options.start === true}) source.start(() => { batches++; });
     const out = { uid: process.getuid(), state: source.state(), devices: source.devices(), readings: source.readAll().length, batches };
     process.stdout.write(JSON.stringify(out));`;
-  const child = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+  const child = spawnSync(process.execPath, [...(FROM_SOURCE ? ["--import", "tsx"] : []), "--input-type=module", "-e", script], {
     cwd: repoRoot,
     encoding: "utf8",
     timeout: 20_000,

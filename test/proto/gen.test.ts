@@ -2,11 +2,12 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
 import test from "ava";
+import { REPO_ROOT } from "../helpers/root.js";
 import { generateDescriptors } from "../../scripts/gen-descriptors.js";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+/** The repository itself, not the unit tier's transpiled tree. */
+const ROOT = REPO_ROOT;
 const BUF = join(ROOT, "node_modules/.bin/buf");
 const env = { ...process.env, PATH: `${join(ROOT, "node_modules/.bin")}:${process.env.PATH}` };
 

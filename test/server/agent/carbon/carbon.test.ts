@@ -97,6 +97,9 @@ async function startRig(t: ExecutionContext, o: RigOptions): Promise<Rig> {
     CARBONMON_INTENSITY_ADDR: o.intensityAddr,
     ...(o.location !== undefined ? { CARBONMON_LOCATION: o.location } : {}),
     CARBONMON_CARBON_RETRY_MS: "100",
+    // EndWindow waits this long for the grams (default 2 s): on a busy machine a lookup can take longer, and
+    // these tests check the grams EndWindow returns. A service that is down still answers at once.
+    CARBONMON_CARBON_TIMEOUT_MS: "30000",
     ...(tree ? { CARBONMON_POWERCAP_ROOT: tree.root } : {}),
     ...(o.dataDir ? { CARBONMON_DATA_DIR: o.dataDir } : {}),
     ...o.agentEnv,
@@ -557,7 +560,8 @@ test("no CARBONMON_LOCATION: the agent finds its host by IP location, and is PEN
     startMs: h0 + 1000,
     intensityAddr: intensity.running.address,
     location: undefined,
-    agentEnv: { CARBONMON_IPINFO_URL: `http://127.0.0.1:${port}/json` },
+    // The default wait: the lookup fails (503) and EndWindow answers PENDING.
+    agentEnv: { CARBONMON_IPINFO_URL: `http://127.0.0.1:${port}/json`, CARBONMON_CARBON_TIMEOUT_MS: "2000" },
   });
   await begin(rig, "located");
   await midPeriod(rig, HOUR);
@@ -699,6 +703,8 @@ test("CARBONMON_EMISSION_FACTOR and CARBONMON_ALLOW_ESTIMATED reach the provider
     CARBONMON_LOCATION: ZONE,
     CARBONMON_EMISSION_FACTOR: "direct",
     CARBONMON_ALLOW_ESTIMATED: "false",
+    // EndWindow waits this long for the grams: a busy machine's lookup may take more than the default 2 s.
+    CARBONMON_CARBON_TIMEOUT_MS: "30000",
   });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
   await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {

@@ -1,6 +1,7 @@
 /**
  * The sampler against the fake libnvidia-ml.so.1 (real koffi binding, real worker thread) and fake
- * powercap trees (real file reads). The truth is the scripted power profile, integrated exactly.
+ * powercap trees (real file reads). The truth is the scripted power profile, integrated exactly. The
+ * accuracy of every interval over seconds of real sampling is a soak: test/e2e/sampler-accuracy.test.ts.
  *
  * Clock: the fake stamps readings with the wall clock; the agent converts them to its monotonic,
  * epoch-aligned clock. The test maps agent instants back to wall time with the same offset, known to a few
@@ -21,7 +22,7 @@ const ALIGNED: Segment[] = [
   { powerW: 80, ms: 300 },
   { powerW: 400, ms: 200 },
 ];
-const UNALIGNED: Segment[] = [
+const _UNALIGNED: Segment[] = [
   { powerW: 700, ms: 250 },
   { powerW: 80, ms: 250 },
 ];
@@ -55,44 +56,6 @@ function instants(sampler: Sampler, id: string, durationMs: number, count: numbe
 }
 const firstPoint = (s: Sampler, id: string): number => (s as any).tracks.get(id).timeline.first().tMs as number;
 const lastPoint = (s: Sampler, id: string): number => (s as any).tracks.get(id).timeline.last().tMs;
-
-test("energy counter: every interval of 1 s or more is within 0.5 % of the scripted truth; shorter ones within their bound", async (t) => {
-  const epochMs = Math.floor(Date.now() / 1000) * 1000 - 60_000;
-  const { sampler, truth } = await sampling({ gpus: [{ profile: ALIGNED }, { profile: UNALIGNED }], epochMs }, 5500);
-  for (const durationMs of [1000, 1500, 2200]) {
-    for (const [t0, t1] of instants(sampler, "gpu:0", durationMs, 25)) {
-      const e = sampler.energyBetween("gpu:0", t0, t1);
-      const want = truth(ALIGNED, t0, t1);
-      t.true(Math.abs(e.energyJ - want) <= 0.005 * want, `${durationMs} ms: ${e.energyJ} J vs ${want} J`);
-      t.false(e.shortWindow);
-      t.false(e.extrapolated);
-    }
-  }
-  for (const durationMs of [20, 50, 80, 130]) {
-    for (const [t0, t1] of instants(sampler, "gpu:0", durationMs, 25)) {
-      const e = sampler.energyBetween("gpu:0", t0, t1);
-      const err = Math.abs(e.energyJ - truth(ALIGNED, t0, t1));
-      t.true(err <= e.uncertaintyJ + 700 * CLOCK_TOLERANCE_MS * 1e-3, `${durationMs} ms: error ${err} J > bound ${e.uncertaintyJ} J`);
-    }
-  }
-  // From the very start, before the update instants are learnt, every interval is within its (wider) bound.
-  for (const [t0, t1] of instants(sampler, "gpu:0", 1000, 30, 0)) {
-    const e = sampler.energyBetween("gpu:0", t0, t1);
-    const err = Math.abs(e.energyJ - truth(ALIGNED, t0, t1));
-    t.true(err <= e.uncertaintyJ + 700 * CLOCK_TOLERANCE_MS * 1e-3, `from the start: error ${err} J > bound ${e.uncertaintyJ} J`);
-  }
-  // Power steps that fall between counter updates: the interpolation is off, but never by more than its bound.
-  for (const durationMs of [50, 1000]) {
-    for (const [t0, t1] of instants(sampler, "gpu:1", durationMs, 40)) {
-      const e = sampler.energyBetween("gpu:1", t0, t1);
-      const err = Math.abs(e.energyJ - truth(UNALIGNED, t0, t1));
-      t.true(
-        err <= e.uncertaintyJ + 700 * CLOCK_TOLERANCE_MS * 1e-3,
-        `unaligned ${durationMs} ms: error ${err} J > bound ${e.uncertaintyJ} J`,
-      );
-    }
-  }
-});
 
 test("a window inside one counter update is flagged short; one past the last update is flagged extrapolated", async (t) => {
   const epochMs = Math.floor(Date.now() / 1000) * 1000 - 60_000;

@@ -66,48 +66,30 @@ async function agentWithHardware(extra: Record<string, string> = {}) {
   return { agent, truth, cleanup: async () => (await agent.close(), nvml.cleanup(), tree.cleanup()) };
 }
 
-test("windows of 50 ms, 1 s and 10 s, overlapping, against the scripted truth", async (t) => {
-  const { agent, truth, cleanup } = await agentWithHardware();
+test("a window reports its labels, GPUs' UUIDs, CPU and DRAM domains, a disabled carbon status and a total that sums its parts; a window inside one counter update is flagged short (accuracy in real time: test/e2e/window-accuracy.test.ts)", async (t) => {
+  const { agent, cleanup } = await agentWithHardware();
   t.teardown(cleanup);
-  await begin(agent, { key: "long" });
   await begin(agent, { key: "one-second", labels: { step: "1" } });
   await sleep(1000);
   const one = await end(agent, "one-second", true);
-  // Start 20 ms after a counter update (the fake's grid: every 100 ms from a whole second), so that no
-  // update falls inside the 50 ms window.
-  await sleep(100 - ((Date.now() - 20) % 100));
-  await begin(agent, { key: "short" });
-  await sleep(50);
-  const short = await end(agent, "short", true);
-  await sleep(8900);
-  const long = await end(agent, "long", true);
-  for (const [name, m] of [
-    ["1 s", one],
-    ["50 ms", short],
-    ["10 s", long],
-  ] as const) {
-    for (const [index, profile] of [
-      [0, P0],
-      [1, P1],
-    ] as const) {
-      const err = Math.abs(m.gpuEnergyJ[index]! - truth(profile, m));
-      t.true(
-        err <= m.gpuEnergyUncertaintyJ[index]! + MS_TOLERANCE_J,
-        `${name} gpu ${index}: ${m.gpuEnergyJ[index]} J vs ${truth(profile, m)} J (± ${m.gpuEnergyUncertaintyJ[index]})`,
-      );
-    }
+  // A window with no counter update inside is flagged short. Begun 20 ms after an update (the fake's grid:
+  // every 100 ms from a whole second) and ended at once, it holds none unless the machine stalls the two
+  // calls past the next update: then another try.
+  let short: Measurement | undefined;
+  for (let i = 0; i < 5 && !short?.approximations.some((a) => a.kind === ApproximationKind.APPROXIMATION_KIND_SHORT_WINDOW); i++) {
+    await sleep(100 - ((Date.now() - 20) % 100));
+    await begin(agent, { key: `short-${i}` });
+    short = await end(agent, `short-${i}`, true);
   }
-  t.true(Math.abs(one.gpuEnergyJ[0]! - truth(P0, one)) <= 0.005 * truth(P0, one) + MS_TOLERANCE_J, "1 s within 0.5 %");
-  t.true(Math.abs(long.gpuEnergyJ[0]! - truth(P0, long)) <= 0.005 * truth(P0, long), "10 s within 0.5 %");
-  t.true(long.timeS > 9.9 && Math.abs(long.timeS - (long.endTime!.getTime() - long.beginTime!.getTime()) / 1000) < 0.002);
   t.deepEqual(one.labels, { step: "1" });
   t.true(one.ended);
   t.deepEqual(one.gpuUuids, { 0: "GPU-aaaa", 1: "GPU-bbbb" });
+  t.deepEqual(Object.keys(one.gpuEnergyJ).sort(), ["0", "1"]);
   t.deepEqual(Object.keys(one.cpuEnergyJ).sort(), ["0", "1"]);
   t.deepEqual(Object.keys(one.dramEnergyJ).sort(), ["0", "1"]);
   t.is(one.carbonStatus, CarbonStatus.CARBON_STATUS_DISABLED);
   t.regex(one.carbonStatusReason, /CARBONMON_INTENSITY_ADDR/);
-  t.true(short.approximations.some((a) => a.kind === ApproximationKind.APPROXIMATION_KIND_SHORT_WINDOW));
+  t.true(short!.approximations.some((a) => a.kind === ApproximationKind.APPROXIMATION_KIND_SHORT_WINDOW));
   t.is(
     one.totalEnergyJ,
     Object.values(one.gpuEnergyJ)
@@ -278,7 +260,13 @@ test("CARBONMON_FIRST_READING_TIMEOUT_MS=0: a window begun before a GPU's first 
   t.false(agent.context.sampler.hasReading("gpu:1"), "served before GPU 1's first reading");
   await begin(agent, { key: "early" });
   tree.setEnergyUj("intel-rapl:0", 41_000_000); // package 0: 40 J since the begin
-  await sleep(2000); // GPU 1's first reading (after the begin), and the others' edges stored
+  // GPU 1's first reading (after the begin), and every device read after the 40 J: a condition, not a sleep.
+  const sampler = agent.context.sampler;
+  await sampler.waitForReadingsAfter(
+    sampler.now(),
+    sampler.devices().map((d) => d.id),
+    30_000,
+  );
   const gpu1 = (m: Measurement) => m.missingDevices.find((d) => d.domain === DeviceDomain.DEVICE_DOMAIN_GPU && d.index === 1);
   const running = await get(agent, "early");
   t.regex(gpu1(running)?.reason ?? "", /window's start was not measured on this device/, "no reading of GPU 1 brackets the begin");

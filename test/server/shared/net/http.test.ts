@@ -5,6 +5,13 @@ import { getJson, retryAfterMs, type GetJsonOptions } from "../../../../server/s
 import { AppError, Code } from "../../../../server/shared/errors.js";
 import { FAKE_EM_TOKEN, startFakeElectricityMaps, type FakeElectricityMaps } from "../../../helpers/fake-electricitymaps.js";
 
+/** Polls a condition (20 ms) until it holds, or throws after timeoutMs. */
+async function until(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !check(); await new Promise((r) => setTimeout(r, 20))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  }
+}
+
 const LATEST = "/carbon-intensity/latest";
 const QUERY_SECRET = "query-secret-9b1e77c4";
 
@@ -99,11 +106,13 @@ test("Retry-After as an HTTP date, and absent or unreadable", (t) => {
 
 test("a server slower than timeoutMs (headers) is UNAVAILABLE, and retried", async (t) => {
   const em = await fake(t);
-  em.setFault(LATEST, { delayMs: 2000 });
-  const { get, sleeps } = client(em, { timeoutMs: 150, retries: 1 });
-  // The timeout (not the server's 2 s delay) ended each attempt: its message says so.
+  em.setFault(LATEST, { delayMs: 5000 });
+  const { get, sleeps } = client(em, { timeoutMs: 500, retries: 1 });
+  // The timeout (not the server's 5 s delay) ended each attempt: its message says so.
   const err = await rejects(t, get(), Code.Unavailable);
-  t.regex(err.message, /testprov \/v3\/carbon-intensity\/latest timed out after 150 ms/);
+  t.regex(err.message, /testprov \/v3\/carbon-intensity\/latest timed out after 500 ms/);
+  // The retry was sent: the server logs it once it reads it (a busy machine may read it after the client gave up).
+  await until(() => em.requests.length === 2, "the retry at the server", 5000);
   t.is(em.requests.length, 2);
   t.is(sleeps.length, 1);
 });
@@ -168,7 +177,10 @@ test("the caller's abort is CANCELLED, not retried", async (t) => {
   const em = await fake(t);
   em.setFault(LATEST, { delayMs: 2000 });
   const ac = new AbortController();
-  setTimeout(() => ac.abort(), 100);
-  await rejects(t, client(em, { signal: ac.signal }).get(), Code.Cancelled);
+  const rejected = rejects(t, client(em, { signal: ac.signal }).get(), Code.Cancelled);
+  // Aborted once the server holds the request (not after a fixed delay: on a busy machine it may not be there yet).
+  await until(() => em.requests.length === 1, "the request at the server");
+  ac.abort();
+  await rejected;
   t.is(em.requests.length, 1);
 });

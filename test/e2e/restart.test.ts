@@ -2,6 +2,7 @@
  * SIGKILL mid-window: the agent runs as a child process, is killed with SIGKILL while a window is open,
  * and a new agent on the same data directory ends the window. The fake GPU counter keeps counting while
  * no agent runs (as NVML's does), so the energy over the whole window, downtime included, is known.
+ * In the e2e tier: real processes killed with SIGKILL and a window measured across seconds of real time.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -15,12 +16,12 @@ import {
   type ListWindowsRequest,
   type ListWindowsResponse,
   type Measurement,
-} from "../../../proto/gen/carbonmon/agent/v1/agent.js";
-import { CLI_ARGS } from "../../helpers/cli.js";
-import { fakeNvml, profileEnergyJ, type Segment } from "../../helpers/fake-nvml.js";
-import { call, tempDataDir } from "../../helpers/grpc.js";
+} from "../../proto/gen/carbonmon/agent/v1/agent.js";
+import { CLI_ARGS } from "../helpers/cli.js";
+import { fakeNvml, profileEnergyJ, type Segment } from "../helpers/fake-nvml.js";
+import { call, tempDataDir } from "../helpers/grpc.js";
 
-const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const PROFILE: Segment[] = [
   { powerW: 600, ms: 300 },
   { powerW: 200, ms: 700 },
