@@ -235,8 +235,13 @@ export class PowerHub {
     const nowMs = this.sampler.now();
     const tick = new Tick(this.readDevices(group.streams, nowMs), this.utc.toUtcMs(nowMs));
     for (const stream of group.streams) {
-      // A stream that joined less than half a period ago already has a fresh sample.
-      if (nowMs - stream.lastSentMs < group.periodMs / 2) continue;
+      // A stream sent a sample less than half a period ago already has a fresh one: the sample it got on
+      // joining stands for this tick; a later one (ticks bunched by a busy event loop) is counted in skipped,
+      // so that the samples' 1 + skipped still add up to the ticks.
+      if (nowMs - stream.lastSentMs < group.periodMs / 2) {
+        if (stream.sent > 1) stream.skipped++;
+        continue;
+      }
       // Its previous sample is still unsent (the reader's flow-control window is full): count, never queue.
       if (stream.call.writableLength > 0) stream.skipped++;
       else this.send(stream, tick, nowMs);
