@@ -21,6 +21,7 @@ import { f, GPU_COUNT, parseSeconds, PROFILE, runBenchmark, SAMPLING_PERIOD_MS, 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "dist", "bin", "carbonmon.js");
 const TARGET_VERSION_RATIO = 2;
+const TARGET_IDLE_CPU_PCT = 1;
 const TARGET_RSS_MB = 100;
 const MB = 1e6;
 
@@ -39,6 +40,18 @@ function timeRun(args: string[]): Promise<number> {
 }
 
 /** A process's resident set, bytes (Linux /proc; elsewhere ps). */
+/** CPU seconds (user + system) a process has used so far, from /proc (undefined off Linux). */
+function cpuSeconds(pid: number): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S; // utime, stime (fields 14 and 15)
+  } catch {
+    return undefined;
+  }
+}
+/** USER_HZ: 100 on every Linux the agent runs on. */
+const CLOCK_TICKS_PER_S = 100;
+
 function rssBytes(pid: number): number {
   try {
     const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -65,7 +78,7 @@ async function idleRss(
   ready: RegExp | undefined,
   settleMs: number,
   seconds: number,
-): Promise<number[]> {
+): Promise<{ rss: number[]; cpuPct: number | undefined }> {
   const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...env, NODE_OPTIONS: "" } });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   try {
@@ -80,12 +93,15 @@ async function idleRss(
     });
     await sleep(settleMs);
     const samples: number[] = [];
-    const until = performance.now() + seconds * 1000;
+    const [cpu0, t0] = [cpuSeconds(child.pid!), performance.now()];
+    const until = t0 + seconds * 1000;
     while (performance.now() < until) {
       samples.push(rssBytes(child.pid!));
       await sleep(250);
     }
-    return samples;
+    const cpu1 = cpuSeconds(child.pid!);
+    const cpuPct = cpu0 === undefined || cpu1 === undefined ? undefined : ((cpu1 - cpu0) / ((performance.now() - t0) / 1000)) * 100;
+    return { rss: samples, cpuPct };
   } finally {
     child.kill("SIGTERM");
     await Promise.race([exited, sleep(5000)]);
@@ -147,8 +163,8 @@ async function main(): Promise<number> {
   const fake = fakeNvml({ gpus });
   const tree = intelTwoSocketTree();
   const data = mkdtempSync(join(os.tmpdir(), "carbonmon-bench-startup-"));
-  let agentRss: number[];
-  let bareRss: number[];
+  let agentIdle: Awaited<ReturnType<typeof idleRss>>;
+  let bareIdle: Awaited<ReturnType<typeof idleRss>>;
   try {
     const env = {
       ...process.env,
@@ -159,9 +175,9 @@ async function main(): Promise<number> {
       CARBONMON_SAMPLING_PERIOD_MS: String(SAMPLING_PERIOD_MS),
       CARBONMON_LOG_LEVEL: "info",
     };
-    const settleMs = 2000;
-    agentRss = await idleRss([...SERVICE_NODE_FLAGS, BIN, "agent"], env, /"msg":"listening"/, settleMs, seconds);
-    bareRss = await idleRss(
+    const settleMs = 20_000; // past start-up (update grids learnt, code compiled): an idle agent as it stays
+    agentIdle = await idleRss([...SERVICE_NODE_FLAGS, BIN, "agent"], env, /"msg":"listening"/, settleMs, Math.max(seconds, 10));
+    bareIdle = await idleRss(
       [...SERVICE_NODE_FLAGS, "-e", "setInterval(() => {}, 1000)"],
       process.env,
       undefined,
@@ -173,10 +189,10 @@ async function main(): Promise<number> {
     tree.cleanup();
     rmSync(data, { recursive: true, force: true });
   }
-  const a = stats(agentRss);
-  const n = stats(bareRss);
+  const a = stats(agentIdle.rss);
+  const n = stats(bareIdle.rss);
   console.log(
-    `\n2. idle RSS (${GPU_COUNT} fake GPUs + RAPL, sampling every ${SAMPLING_PERIOD_MS} ms; no window, no stream), sampled every 250 ms after 2 s, MB`,
+    `\n2. idle RSS (${GPU_COUNT} fake GPUs + RAPL, sampling every ${SAMPLING_PERIOD_MS} ms; no window, no stream), sampled every 250 ms after 20 s, MB`,
   );
   console.log(
     table(
@@ -188,12 +204,22 @@ async function main(): Promise<number> {
     ),
   );
 
+  console.log(
+    `\n3. idle CPU of the same agent over ${a.n / 4} s (its own process, from /proc: no client or benchmark code in it): ${
+      agentIdle.cpuPct === undefined ? "n/a (not Linux)" : `${f(agentIdle.cpuPct, 2)} % of a core`
+    }; a bare idle node ${bareIdle.cpuPct === undefined ? "n/a" : `${f(bareIdle.cpuPct, 2)} %`}`,
+  );
+
   const versionOk = ratio <= TARGET_VERSION_RATIO;
   const rssOk = a.max < TARGET_RSS_MB * MB;
+  const idleCpuOk = agentIdle.cpuPct !== undefined && agentIdle.cpuPct < TARGET_IDLE_CPU_PCT;
   console.log("\ntargets");
   console.log(`  carbonmon --version at most ${TARGET_VERSION_RATIO}x node -e 0: x${f(ratio, 2)} -> ${verdict(versionOk)}`);
   console.log(
     `  idle agent with ${GPU_COUNT} GPUs under ${TARGET_RSS_MB} MB RSS: max ${f(a.max / MB, 1)} MB (${f(a.max / 2 ** 20, 1)} MiB) -> ${verdict(rssOk)}`,
+  );
+  console.log(
+    `  idle agent with ${GPU_COUNT} GPUs under ${TARGET_IDLE_CPU_PCT} % of a core: ${agentIdle.cpuPct === undefined ? "n/a" : f(agentIdle.cpuPct, 2)} % -> ${verdict(idleCpuOk)}`,
   );
   return 0;
 }
