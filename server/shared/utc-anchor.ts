@@ -6,7 +6,7 @@
  * restored from a snapshot, a clock set by hand) moves UTC but not that time base, while NVML's stamps and
  * the intensity service's periods follow UTC. So UTC is re-anchored: the step between the system's wall
  * clock and the monotonic clock is re-measured on every conversion (two clock reads: cheap), and a change
- * beyond the wall clock's millisecond resolution re-anchors, with one log line.
+ * of 100 ms or more (confirmed by the largest of a few more reads) re-anchors, with one log line.
  *
  * Only UTC labels move: durations stay differences of the monotonic time base, so a window's time_s (and
  * its end_time - begin_time, which are converted with one anchor) never goes backwards, whatever the step.
@@ -21,8 +21,14 @@ export interface UtcAnchorOptions {
   onStep?: (stepMs: number, totalMs: number) => void;
 }
 
-/** Date.now() has whole milliseconds: a change below this is noise, not a step. */
-const STEP_THRESHOLD_MS = 2;
+/**
+ * A change below this is not a step: Date.now()'s whole milliseconds, a thread preempted between the two
+ * clock reads (tens of ms on a busy host), NTP's slewing. Steps are larger (ntpd steps from 128 ms,
+ * chrony's makestep from its threshold, typically 0.1-1 s); labels never move for less.
+ */
+const STEP_THRESHOLD_MS = 100;
+/** Reads that confirm a step: a preemption between a pair's two reads only lowers it, so the largest counts. */
+const CONFIRMING_READS = 3;
 
 export class UtcAnchor {
   /** Wall minus monotonic time now, as last anchored (0: the clock has not stepped since the process started). */
@@ -57,7 +63,9 @@ export class UtcAnchor {
 
   /** Re-measures the step; re-anchors when it changed beyond the wall clock's resolution. */
   check(): void {
-    const measured = this.wallMs() - this.monotonicMs();
+    let measured = this.wallMs() - this.monotonicMs();
+    if (Math.abs(measured - this.offsetMs) <= STEP_THRESHOLD_MS) return;
+    for (let i = 0; i < CONFIRMING_READS; i++) measured = Math.max(measured, this.wallMs() - this.monotonicMs());
     if (Math.abs(measured - this.offsetMs) <= STEP_THRESHOLD_MS) return;
     const precise = this.precise(measured);
     const stepMs = precise - this.offsetMs;

@@ -108,8 +108,12 @@ export class WalCheckpointer {
   }
 
   private look(): void {
-    if (this.options.changes() - this.checkpointedAt >= (this.options.changesPerCheckpoint ?? 2000)) this.checkpointNow();
+    // A checkpoint that failed (a full disk) is asked again at every look until one succeeds.
+    if (this.failing || this.options.changes() - this.checkpointedAt >= (this.options.changesPerCheckpoint ?? 2000)) this.checkpointNow();
   }
+
+  /** The latest checkpoint failed. */
+  private failing = false;
 
   private start(): Worker {
     const { log, disk } = this.options;
@@ -121,8 +125,12 @@ export class WalCheckpointer {
     let ended = false;
     worker.on("message", (msg: { error?: string; code?: string; ok?: boolean; idle?: boolean; stopped?: boolean }) => {
       if (msg.idle || msg.stopped) ended = true;
-      if (msg.ok) disk?.succeeded(TARGET);
+      if (msg.ok) {
+        this.failing = false;
+        disk?.succeeded(TARGET);
+      }
       if (msg.error === undefined) return;
+      this.failing = true;
       const err = Object.assign(new Error(msg.error), { code: msg.code });
       if (disk && disk.failed(TARGET, err, "moving agent.db's write-ahead log into the database (checkpoint)") !== err) return;
       log.warn({ err: msg.error }, "WAL checkpoint failed");

@@ -33,7 +33,7 @@ function windows({ client }: TestAgent) {
   };
 }
 
-test("a step of the wall clock re-anchors UTC once, with the step; millisecond noise does not", (t) => {
+test("a step of the wall clock re-anchors UTC once, with the step; noise, preemption and small adjustments do not", (t) => {
   let wall = 1_000_000;
   let mono = 1_000_000;
   const steps: number[] = [];
@@ -42,14 +42,25 @@ test("a step of the wall clock re-anchors UTC once, with the step; millisecond n
   wall += 1; // Date.now()'s whole milliseconds against a fractional monotonic clock
   mono += 0.3;
   t.is(utc.toUtcMs(5_000), 5_000);
+  // A thread preempted for 150 ms between the two reads of one pair: the confirming reads show no step.
+  let preempted = true;
+  const noisy = new UtcAnchor({
+    wallMs: () => wall,
+    monotonicMs: () => (preempted ? ((preempted = false), mono + 150) : mono),
+    onStep: (s) => steps.push(s),
+  });
+  t.is(noisy.toUtcMs(5_000), 5_000);
+  t.is(noisy.steps, 0);
   t.deepEqual(steps, []);
   wall += HOUR_MS; // makestep forward
   t.is(utc.toUtcMs(5_000), 5_000 + HOUR_MS + 0.7);
   t.is(utc.fromUtcMs(5_000 + HOUR_MS + 0.7), 5_000);
+  wall += 50; // a small adjustment (NTP territory) moves no label
+  t.is(utc.toUtcMs(5_000), 5_000 + HOUR_MS + 0.7);
   t.is(utc.steps, 1);
   wall -= 2 * HOUR_MS; // and back past where it started
-  t.is(utc.toUtcMs(5_000), 5_000 - HOUR_MS + 0.7);
-  t.deepEqual(steps, [HOUR_MS + 0.7, -2 * HOUR_MS]);
+  t.is(utc.toUtcMs(5_000), 5_000 - HOUR_MS + 50.7);
+  t.deepEqual(steps, [HOUR_MS + 0.7, -2 * HOUR_MS + 50]);
 });
 
 test("an agent whose system clock steps: begin_time and end_time follow UTC, time_s never goes backwards", async (t) => {
