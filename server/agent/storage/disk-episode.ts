@@ -117,9 +117,17 @@ export class DiskEpisode {
     return disk;
   }
 
-  /** A write to `target` succeeded: the episode ends once everything that failed in it has succeeded again. */
-  succeeded(target: string): void {
-    if (this.failures === 0 || !this.failing.delete(target) || this.failing.size > 0) return;
+  /**
+   * A write to `target` succeeded. The episode ends when a kind of write that failed in it and needs room
+   * succeeds again: that shows the directory takes writes. Waiting for every kind that failed could wait
+   * forever (a kind may never be tried again: the begin edges of a window ended meanwhile); a write that
+   * frees room (`freesRoom`: a truncation, a purge) may succeed on a full disk and ends nothing.
+   */
+  succeeded(target: string, freesRoom = false): void {
+    if (this.failures === 0 || !this.failing.has(target)) return;
+    this.failing.delete(target);
+    if (freesRoom) return;
+    this.failing.clear();
     this.log.info(
       { dataDir: this.dataDir, failedWrites: this.failures },
       `writes to ${this.dataDir} recovered after ${this.failures} failed writes`,

@@ -481,7 +481,7 @@ export class AgentStore {
     } catch (err) {
       throw this.disk.failed(target, err, action);
     }
-    this.disk.succeeded(target);
+    this.disk.succeeded(target, target === W.clear || target === W.purge);
     return result;
   }
 

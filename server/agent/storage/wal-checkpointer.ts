@@ -26,7 +26,7 @@ const state = { failing: false, idle: undefined };
 const checkpoint = () => {
   try {
     db.pragma("wal_checkpoint(PASSIVE)");
-    if (state.failing) parentPort.postMessage({ ok: true });
+    parentPort.postMessage({ ok: true }); // after a failure (its episode), or in a thread started after one
     state.failing = false;
   } catch (err) {
     state.failing = true;

@@ -163,7 +163,7 @@ test("200 watchers all get samples and cost no more hardware reads than one", as
   for (const s of streams) s.cancel();
 
   // Two GPUs: a batch holds about one measurement read of each, plus update-grid probes.
-  t.true(one >= 1, `${one} reads per batch with one watcher`);
+  t.true(one > 0.5, `${one} reads per batch with one watcher`);
   t.true(busy / one < 1.3, `${busy} reads per batch with 200 watchers vs ${one} with one`);
   t.true(await until(() => agent.context.power.streams === 0));
 });

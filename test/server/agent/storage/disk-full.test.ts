@@ -144,7 +144,7 @@ test.serial(
     t.deepEqual(Measurement.toJSON(await end("kept")), Measurement.toJSON(ended));
     t.true(
       await until(() => lines.some((l) => /recovered after \d+ failed writes/.test(String(l.msg)))),
-      "a recovered line once every kind of write that failed has succeeded",
+      "a recovered line once a kind of write that failed succeeds again",
     );
     const recovered = lines.find((l) => /recovered after/.test(String(l.msg)))!;
     t.true((recovered.failedWrites as number) >= failures.length);
