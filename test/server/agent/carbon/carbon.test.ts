@@ -687,7 +687,8 @@ test("an IP-location lookup that hangs does not hold EndWindow past CARBONMON_CA
 test("CARBONMON_EMISSION_FACTOR and CARBONMON_ALLOW_ESTIMATED reach the provider", async (t) => {
   const hourStart = Math.floor(Date.now() / HOUR) * HOUR;
   const em = await startFakeElectricityMaps({
-    series: { [ZONE]: hourlySeries(ZONE, hourStart - 30 * HOUR, 31, () => 400) },
+    // Through the next two hours: a window that lands after the turn of the hour has its value too.
+    series: { [ZONE]: hourlySeries(ZONE, hourStart - 30 * HOUR, 33, () => 400) },
     nowMs: () => Date.now(),
   });
   const intensity = await startTestIntensity({
