@@ -65,7 +65,6 @@ async function until(condition: () => boolean, timeoutMs = 2000): Promise<boolea
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const energyReads = (agent: TestAgent): number => (agent.context.sampler.sources[0] as unknown as { energyReads: number }).energyReads;
 const groupCount = (hub: PowerHub): number => (hub as unknown as { groups: Map<number, unknown> }).groups.size;
 
 test("the first sample comes at once, then one per period, numbered; powers per device, growing energies", async (t) => {
