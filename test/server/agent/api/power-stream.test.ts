@@ -336,15 +336,21 @@ class FakeCall extends EventEmitter {
   }
 }
 
-function hubWithOneGpu(): { hub: PowerHub; sampler: Sampler } {
-  const device: Device = { id: "gpu:0", domain: "gpu", index: 0, name: "fake", hasEnergyCounter: false, status: "ok", simulated: true };
-  const source: EnergySource = {
+/** One fake GPU ("gpu:0") that pushes nothing by itself: tests ingest its readings by hand. */
+function fakeGpuSource(simulated: boolean, setActive?: (active: boolean) => void): EnergySource {
+  const device: Device = { id: "gpu:0", domain: "gpu", index: 0, name: "fake", hasEnergyCounter: false, status: "ok", simulated };
+  return {
     name: "fake",
     state: () => ({ name: "fake", status: "ok" }),
     devices: () => [device],
     start: () => undefined,
     stop: async () => undefined,
+    ...(setActive ? { setActive } : {}),
   };
+}
+
+function hubWithOneGpu(): { hub: PowerHub; sampler: Sampler } {
+  const source = fakeGpuSource(true);
   const sampler = new Sampler([source]);
   const t0 = sampler.now();
   sampler.ingest([{ deviceId: "gpu:0", tMs: t0 - 20, powerW: 250, temperatureC: 40 }]);
@@ -427,14 +433,7 @@ test("hub: close ends every stream with UNAVAILABLE and refuses new ones", (t) =
 test("hub: streams watching the same devices share each tick's time and power; sequence and energy since begin are their own", (t) => {
   // A manual clock: the test moves time, and drives the tick itself.
   const clock = new ManualClock(1_764_000_000_000);
-  const device: Device = { id: "gpu:0", domain: "gpu", index: 0, name: "fake", hasEnergyCounter: false, status: "ok", simulated: false };
-  const source: EnergySource = {
-    name: "fake",
-    state: () => ({ name: "fake", status: "ok" }),
-    devices: () => [device],
-    start: () => undefined,
-    stop: async () => undefined,
-  };
+  const source = fakeGpuSource(false);
   const sampler = new Sampler([source], { clock });
   sampler.ingest([{ deviceId: "gpu:0", tMs: clock.nowMs() - 10, powerW: 250, temperatureC: 40 }]);
   const hub = new PowerHub(sampler, { config: { samplingPeriodMs: 10, cudaVisibleDevices: undefined }, log: silentLogger() });
