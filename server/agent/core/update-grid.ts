@@ -50,7 +50,8 @@ export class UpdateGrid {
   private lastVerifyMs = -Infinity;
   private verifyAfter = false;
   private lastWasProbe = false;
-  private readonly verifyEveryMs: number;
+  /** How often a narrow arc is checked (callers lengthen it while idle: each check costs two reads). */
+  verifyEveryMs: number;
 
   constructor(options: UpdateGridOptions = {}) {
     this.periodMs = options.periodMs ?? 100;

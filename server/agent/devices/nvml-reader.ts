@@ -22,6 +22,18 @@ import type { GpuPlan } from "./nvml-probe.js";
 const COUNTER_UPDATE_MS = 100;
 /** Stalled or straddling reads in a row that are read again rather than published. */
 const MAX_STALL_RETRIES = 3;
+/**
+ * Probes while idle. Each probe is a read and a wake-up of the worker, and wake-ups are what an idle agent's
+ * CPU goes on: at idle, probes were half the reads (8 GPUs: 16 reads/s, 1.2 % of a core). The learnt arc
+ * grows by the drift allowance (UpdateGrid.driftPerMs, 2 ms/s) and a bisection probe narrows it by only
+ * about a third (a read is 4 ms long), so a probe per GPU per second kept it at its target. While idle the
+ * arc may be a few ms wider (IDLE_EXTRA_WIDTH_MS: a probe every ~2 s) and a narrow arc is checked every 10 s
+ * instead of every second; a wake-up's first reads are stamped a few ms wider, and full-rate probes narrow
+ * the arc again within a few periods.
+ */
+const VERIFY_EVERY_MS = 1000;
+const IDLE_VERIFY_EVERY_MS = 10_000;
+const IDLE_EXTRA_WIDTH_MS = 4;
 
 /** The driver's realtime µs stamps on the agent's clock. */
 export interface StampConverter {
@@ -222,7 +234,9 @@ export class GpuReader {
     // stalls barely move it, while a driver that is truly slower is followed within a few dozen reads.
     this.readMs += 0.1 * (Math.min(readMs, 2 * this.readMs) - this.readMs);
     this.recentReadMs[this.recentReads++ % this.recentReadMs.length] = readMs;
-    this.grid.targetWidthMs = 1.5 * this.readMs + 1;
+    const idle = this.periodMs > this.samplingPeriodMs;
+    this.grid.targetWidthMs = 1.5 * this.readMs + 1 + (idle ? IDLE_EXTRA_WIDTH_MS : 0);
+    this.grid.verifyEveryMs = idle ? IDLE_VERIFY_EVERY_MS : VERIFY_EVERY_MS;
     if (this.plan.energy === "none" || this.driverStamps) {
       this.nextIsProbe = false;
       this.nextAtMs = raw.startMs + this.periodMs;
@@ -282,7 +296,7 @@ export interface ReadLoopOptions {
   samplingPeriodMs: number;
   idlePeriodMs: number;
   clock: Clock;
-  /** Where each tick's readings go (the worker posts them to the main thread), with how long each read took (ms, probes included). */
+  /** Where readings go (the worker posts them to the main thread), with how long each read since the previous call took (ms, probes included); a tick with nothing to publish calls nothing. */
   onReadings: (readings: Reading[], energyReads: number, readMs: number[]) => void;
   /** The driver's stamps on the agent's time base (default: calibrated against the system's realtime clock). */
   stamps?: StampConverter;
@@ -304,6 +318,11 @@ const processTimers: Timers = {
 /** Reads every GPU when it is due; one timer for all. */
 export class ReadLoop {
   energyReads = 0;
+  /** Readings not posted yet (see post), and the durations of the reads since the latest post, ms. */
+  private unposted: Reading[] = [];
+  private unpostedReadMs: number[] = [];
+  /** When the oldest unposted reading was taken (agent ms). */
+  private unpostedSinceMs = Infinity;
   private timer: unknown;
   readonly readers: GpuReader[];
   private readonly offset: StampConverter;
@@ -354,33 +373,55 @@ export class ReadLoop {
     this.timer = undefined;
   }
 
+  private keep(reading: Reading): void {
+    if (this.unposted.length === 0) this.unpostedSinceMs = reading.tMs;
+    this.unposted.push(reading);
+  }
+
+  /**
+   * Posts what was read, in order. At full rate every tick that read something for publishing posts. While
+   * idle, readings wait until the oldest is IDLE_POST_DELAY_MS old (at most half the idle period), so that
+   * the main thread wakes about twice a second rather than once per GPU read; probes alone never post
+   * (their read durations go with the next post). A lost GPU posts at once; going active posts everything.
+   */
+  private post(nowMs: number, urgent: boolean): void {
+    if (this.unposted.length === 0) return;
+    const delayMs = this.active ? 0 : Math.min(IDLE_POST_DELAY_MS, this.idlePeriodMs / 2);
+    if (!urgent && nowMs - this.unpostedSinceMs < delayMs) return;
+    const [readings, readMs] = [this.unposted, this.unpostedReadMs];
+    [this.unposted, this.unpostedReadMs, this.unpostedSinceMs] = [[], [], Infinity];
+    this.options.onReadings(readings, this.energyReads, readMs);
+  }
+
   private avoidCollision(reader: GpuReader): void {
     if (reader.nextIsProbe && collides(reader, this.readers)) reader.deferProbe();
   }
 
   private tick(): void {
     this.offset.update();
+    // Node's timers fire up to 1 ms early (the loop's time is whole ms): a reader due within 1 ms reads now,
+    // rather than on a wake-up of its own right after this one.
     const now = this.clock.nowMs();
-    const readings: Reading[] = [];
-    const readMs: number[] = [];
+    let lost = false;
     for (const reader of this.readers) {
-      if (!reader.ok || reader.nextAtMs > now + 0.5 || !reader.readyToRead(this.clock.nowMs())) continue;
+      if (!reader.ok || reader.nextAtMs > now + 1 || !reader.readyToRead(this.clock.nowMs())) continue;
       try {
         const reading = reader.read();
-        readMs.push(reader.lastReadMs);
+        this.unpostedReadMs.push(reader.lastReadMs);
         if (reader.plan.energy !== "none") this.energyReads++;
-        if (reading) readings.push(reading);
+        if (reading) this.keep(reading);
         this.avoidCollision(reader);
       } catch (err) {
         reader.lost = true;
-        readings.push({
+        lost = true;
+        this.keep({
           deviceId: reader.plan.device.id,
           tMs: this.clock.nowMs(),
           failure: { status: "lost", reason: AppError.from(err).detail },
         });
       }
     }
-    if (readings.length > 0 || readMs.length > 0) this.options.onReadings(readings, this.energyReads, readMs);
+    this.post(now, lost);
     if (this.stopped) return;
     const due = Math.min(...this.readers.filter((r) => r.ok).map((r) => r.nextAtMs));
     if (Number.isFinite(due)) this.timer = this.timers.setTimeout(() => this.tick(), Math.max(0, due - this.clock.nowMs()));
@@ -396,3 +437,5 @@ function collides(reader: GpuReader, others: readonly GpuReader[]): boolean {
   return others.some((o) => o !== reader && o.ok && o.nextIsProbe && Math.abs(o.nextAtMs - reader.nextAtMs) < PROBE_CLEARANCE_MS);
 }
 const PROBE_CLEARANCE_MS = 10;
+/** The longest an idle reading waits in the worker before it is posted, ms. */
+const IDLE_POST_DELAY_MS = 500;
