@@ -37,15 +37,19 @@ export async function withAgent<T>(
 async function host(argv: string[]): Promise<number> {
   const { values } = parse(argv, { ...AGENT_OPTIONS, ...OUTPUT_OPTIONS });
   const response = await withAgent(values, (c) => c.getHost());
-  emit(values.json ? `${protoJson("carbonmon.agent.v1.GetHostResponse", GetHostResponse, response)}\n` : hostText(response), values.output);
+  emit(
+    values.json ? `${await protoJson("carbonmon.agent.v1.GetHostResponse", GetHostResponse, response)}\n` : hostText(response),
+    values.output,
+  );
   return 0;
 }
 
 async function windows(argv: string[]): Promise<number> {
   const { values } = parse(argv, { ...AGENT_OPTIONS, all: { type: "boolean" }, ...OUTPUT_OPTIONS });
   const list = await withAgent(values, (c) => c.listWindows({ includeEnded: values.all === true }));
-  const json = (): string => `${protoJson("carbonmon.agent.v1.ListWindowsResponse", ListWindowsResponse, { windows: list })}\n`;
-  emit(values.json ? json() : windowsText(list), values.output);
+  const json = async (): Promise<string> =>
+    `${await protoJson("carbonmon.agent.v1.ListWindowsResponse", ListWindowsResponse, { windows: list })}\n`;
+  emit(values.json ? await json() : windowsText(list), values.output);
   return 0;
 }
 

@@ -130,7 +130,7 @@ async function run(argv: string[]): Promise<number> {
       }),
     );
     emit(
-      values.json ? `${protoJson("carbonmon.intensity.v1.BestWindowResponse", BestWindowResponse, result)}\n` : bestText(result),
+      values.json ? `${await protoJson("carbonmon.intensity.v1.BestWindowResponse", BestWindowResponse, result)}\n` : bestText(result),
       values.output,
     );
     return 0;

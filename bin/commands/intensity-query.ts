@@ -78,12 +78,12 @@ async function query(which: (typeof QUERIES)[number], argv: string[]): Promise<n
       const end = new Date();
       return client.history(where, new Date(end.getTime() - hours * 3_600_000), end);
     });
-    const json = (): string =>
+    const json = (): Promise<string> =>
       "points" in result
         ? protoJson("carbonmon.intensity.v1.IntensitySeries", IntensitySeriesCodec, result)
         : protoJson("carbonmon.intensity.v1.IntensityPoint", IntensityPointCodec, result);
     const text = "points" in result ? seriesText(result) : `${pointLine(result)}\n`;
-    emit(values.json ? `${json()}\n` : text, values.output);
+    emit(values.json ? `${await json()}\n` : text, values.output);
     return 0;
   } finally {
     client.close();

@@ -124,8 +124,8 @@ export async function measureCommand(address: string, argv: string[], options: M
 }
 
 /** The measurement as the run prints it: one line of canonical protobuf JSON, or the table. */
-export function measurementOutput(m: Measurement, asJson: boolean): string {
-  return asJson ? `${protoJson("carbonmon.agent.v1.Measurement", Measurement, m)}\n` : measurementText(m);
+export async function measurementOutput(m: Measurement, asJson: boolean): Promise<string> {
+  return asJson ? `${await protoJson("carbonmon.agent.v1.Measurement", Measurement, m)}\n` : measurementText(m);
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -149,7 +149,7 @@ async function run(argv: string[]): Promise<number> {
       security: local ? {} : security,
     });
     if (measurement) {
-      emit(measurementOutput(measurement.measurement, values.json === true), values.output, process.stderr);
+      emit(await measurementOutput(measurement.measurement, values.json === true), values.output, process.stderr);
       if (values.csv !== undefined) appendCsv(values.csv, measurement.measurement, { command: command.join(" "), exitCode });
     }
     return exitCode;

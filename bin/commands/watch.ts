@@ -42,8 +42,8 @@ export function powers(s: PowerSample): Array<[string, number]> {
 }
 
 /** One line of canonical protobuf JSON (the PowerSample as grpcurl would print it). */
-export function sampleJson(s: PowerSample): string {
-  return `${protoJson("carbonmon.agent.v1.PowerSample", PowerSampleCodec, s)}\n`;
+export async function sampleJson(s: PowerSample): Promise<string> {
+  return `${await protoJson("carbonmon.agent.v1.PowerSample", PowerSampleCodec, s)}\n`;
 }
 
 /** Text lines for a sample: device, watts, and a bar (scaled to 500 W, or the peak seen). */
@@ -69,7 +69,7 @@ export async function streamPower(
   try {
     await calling("agent", address, async () => {
       for await (const sample of client.watchPower({ periodMs: o.periodMs, signal: o.signal })) {
-        if (!tty) process.stdout.write(o.json ? sampleJson(sample) : sampleLines(sample, peak));
+        if (!tty) process.stdout.write(o.json ? await sampleJson(sample) : sampleLines(sample, peak));
         else {
           const text = `${sample.simulated ? `${SIMULATED_BANNER}\n` : ""}${sampleLines(sample, peak)}`;
           process.stdout.write(`${previousLines ? `\x1b[${previousLines}F\x1b[J` : ""}${text}`);

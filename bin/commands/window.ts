@@ -50,19 +50,19 @@ async function window(action: Action, argv: string[]): Promise<number> {
     switch (action) {
       case "begin": {
         const r = await client.beginWindow(key, { gpuIndices: gpuList(values.gpus), labels: labelMap(values.label) });
-        if (values.json) return protoJson("carbonmon.agent.v1.BeginWindowResponse", BeginWindowResponse, r);
+        if (values.json) return await protoJson("carbonmon.agent.v1.BeginWindowResponse", BeginWindowResponse, r);
         return `window ${r.key} begun at ${r.beginTime?.toISOString()}, gpus ${r.gpuIndices.join(",") || "-"}`;
       }
       case "cancel": {
         const r = await client.cancelWindow(key);
-        if (values.json) return protoJson("carbonmon.agent.v1.CancelWindowResponse", CancelWindowResponse, r);
+        if (values.json) return await protoJson("carbonmon.agent.v1.CancelWindowResponse", CancelWindowResponse, r);
         return `window ${r.key} cancelled (begun at ${r.beginTime?.toISOString()})`;
       }
       default: {
         const { measurement: m } =
           action === "end" ? await client.endWindow(key, { waitForCounterUpdate: true }) : await client.getWindow(key);
         if (values.csv !== undefined) appendCsv(values.csv, m);
-        return values.json ? protoJson("carbonmon.agent.v1.Measurement", Measurement, m) : measurementText(m).trimEnd();
+        return values.json ? await protoJson("carbonmon.agent.v1.Measurement", Measurement, m) : measurementText(m).trimEnd();
       }
     }
   });

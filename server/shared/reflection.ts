@@ -6,13 +6,11 @@
  * registry) accept them; @grpc/reflection re-encodes @grpc/proto-loader's objects, which they reject.
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { create, createFileRegistry, fromBinary, toBinary, type DescFile, type DescMessage, type FileRegistry } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { status, type Server, type ServerDuplexStream, type ServiceDefinition } from "@grpc/grpc-js";
-import { PACKAGE_ROOT } from "./paths.js";
+import { DESCRIPTORS_FILE } from "./paths.js";
 
-export const DESCRIPTORS_FILE = join(PACKAGE_ROOT, "proto/gen/descriptors.binpb");
 const VERSIONS = ["grpc.reflection.v1", "grpc.reflection.v1alpha"] as const;
 
 interface Index {
