@@ -4,10 +4,14 @@
  * their dependency lists, map entries and proto3 optionals exactly as buf compiled them. The files are sent
  * byte for byte as compiled, so strict clients (grpcurl, Python's descriptor_pool, @bufbuild/protobuf's
  * registry) accept them; @grpc/reflection re-encodes @grpc/proto-loader's objects, which they reject.
+ *
+ * Nothing is loaded until the first reflection request: @bufbuild/protobuf's runtime (62 modules) and the
+ * index of every descriptor cost ~140 ms of CPU, which every agent, intensity service and `carbonmon run`
+ * paid at start-up although most never see a reflection request. The services' messages travel as bytes
+ * and are decoded and encoded here, in order, once that is loaded.
  */
 import { readFileSync } from "node:fs";
-import { create, createFileRegistry, fromBinary, toBinary, type DescFile, type DescMessage, type FileRegistry } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import type { DescFile, DescMessage, FileRegistry } from "@bufbuild/protobuf";
 import { status, type Server, type ServerDuplexStream, type ServiceDefinition } from "@grpc/grpc-js";
 import { DESCRIPTORS_FILE } from "./paths.js";
 
@@ -23,10 +27,26 @@ interface Index {
   extensions: Map<string, DescFile>;
 }
 
-let cached: Index | undefined;
+type Protobuf = typeof import("@bufbuild/protobuf");
 
-function index(): Index {
-  if (cached) return cached;
+/** What answering needs: the runtime and the index, loaded once per process on the first request. */
+interface Loaded {
+  pb: Protobuf;
+  ix: Index;
+}
+let loading: Promise<Loaded> | undefined;
+
+function load(): Promise<Loaded> {
+  loading ??= Promise.all([import("@bufbuild/protobuf"), import("@bufbuild/protobuf/wkt")]).then(([pb, wkt]) => ({
+    pb,
+    ix: index(pb, wkt),
+  }));
+  return loading;
+}
+
+function index(pb: Protobuf, wkt: typeof import("@bufbuild/protobuf/wkt")): Index {
+  const { createFileRegistry, fromBinary, toBinary } = pb;
+  const { FileDescriptorProtoSchema, FileDescriptorSetSchema } = wkt;
   const set = fromBinary(FileDescriptorSetSchema, readFileSync(DESCRIPTORS_FILE));
   const registry = createFileRegistry(set);
   const bytes = new Map(set.file.map((f) => [f.name, toBinary(FileDescriptorProtoSchema, f)] as const));
@@ -42,8 +62,7 @@ function index(): Index {
     }
     if (desc.kind === "extension") extensions.set(`${desc.extendee.typeName}#${desc.number}`, desc.file);
   }
-  cached = { registry, bytes, symbols, extensions };
-  return cached;
+  return { registry, bytes, symbols, extensions };
 }
 
 class NotFound extends Error {}
@@ -94,44 +113,79 @@ function answer(ix: Index, services: readonly string[], request: any): object {
   }
 }
 
-function definition(ix: Index, version: string): { definition: ServiceDefinition; request: DescMessage; response: DescMessage } {
-  const request = ix.registry.getMessage(`${version}.ServerReflectionRequest`)!;
-  const response = ix.registry.getMessage(`${version}.ServerReflectionResponse`)!;
-  const def: ServiceDefinition = {
-    ServerReflectionInfo: {
-      path: `/${version}.ServerReflection/ServerReflectionInfo`,
-      requestStream: true,
-      responseStream: true,
-      requestSerialize: (value: any) => Buffer.from(toBinary(request, value)),
-      requestDeserialize: (bytes: Buffer) => fromBinary(request, bytes),
-      responseSerialize: (value: any) => Buffer.from(toBinary(response, value)),
-      responseDeserialize: (bytes: Buffer) => fromBinary(response, bytes),
-    },
-  };
-  return { definition: def, request, response };
-}
-
 /** The reflection services' own names, as listed. */
 export const REFLECTION_SERVICES = VERSIONS.map((v) => `${v}.ServerReflection`);
 
+/** The messages of one version's ServerReflectionInfo. */
+function messages(ix: Index, version: string): { request: DescMessage; response: DescMessage } {
+  return {
+    request: ix.registry.getMessage(`${version}.ServerReflectionRequest`)!,
+    response: ix.registry.getMessage(`${version}.ServerReflectionResponse`)!,
+  };
+}
+
+/** One request's encoded response. */
+function respond({ pb, ix }: Loaded, version: string, services: readonly string[], bytes: Uint8Array): Buffer {
+  const { request: requestDesc, response } = messages(ix, version);
+  const request: any = pb.fromBinary(requestDesc, bytes);
+  let messageResponse: object;
+  try {
+    messageResponse = answer(ix, services, request);
+  } catch (err) {
+    const code = err instanceof NotFound ? status.NOT_FOUND : status.INTERNAL;
+    messageResponse = { case: "errorResponse", value: { errorCode: code, errorMessage: (err as Error).message } };
+  }
+  return Buffer.from(
+    pb.toBinary(response, pb.create(response, { validHost: request.host, originalRequest: request, messageResponse } as any)),
+  );
+}
+
+const asBytes = (b: Buffer): Buffer => b;
+
 /** Adds reflection v1 and v1alpha to server; `services` are the names `list` reports. */
 export function addReflection(server: Server, services: readonly string[]): void {
-  const ix = index();
   for (const version of VERSIONS) {
-    const { definition: def, response } = definition(ix, version);
+    const def: ServiceDefinition = {
+      ServerReflectionInfo: {
+        path: `/${version}.ServerReflection/ServerReflectionInfo`,
+        requestStream: true,
+        responseStream: true,
+        requestSerialize: asBytes,
+        requestDeserialize: asBytes,
+        responseSerialize: asBytes,
+        responseDeserialize: asBytes,
+      },
+    };
     server.addService(def, {
-      ServerReflectionInfo: (call: ServerDuplexStream<any, any>) => {
-        call.on("data", (request: any) => {
-          let messageResponse: object;
-          try {
-            messageResponse = answer(ix, services, request);
-          } catch (err) {
-            if (!(err instanceof NotFound)) throw err;
-            messageResponse = { case: "errorResponse", value: { errorCode: status.NOT_FOUND, errorMessage: err.message } };
-          }
-          call.write(create(response, { validHost: request.host, originalRequest: request, messageResponse } as any));
+      ServerReflectionInfo: (call: ServerDuplexStream<Buffer, Buffer>) => {
+        // Requests are answered in order, each once the runtime is loaded (at once after the first).
+        let previous: Promise<void> = Promise.resolve();
+        let failed = false;
+        const fail = (code: status, details: string): void => {
+          failed = true;
+          call.emit("error", { code, details });
+        };
+        call.on("data", (bytes: Buffer) => {
+          previous = previous.then(async () => {
+            if (failed) return;
+            let loaded: Loaded;
+            try {
+              loaded = await load();
+            } catch (err) {
+              return fail(status.INTERNAL, `reflection is unavailable: ${(err as Error).message}`);
+            }
+            try {
+              call.write(respond(loaded, version, services, bytes));
+            } catch (err) {
+              fail(status.INVALID_ARGUMENT, `not a ServerReflectionRequest: ${(err as Error).message}`);
+            }
+          });
         });
-        call.on("end", () => call.end());
+        call.on("end", () => {
+          previous = previous.then(() => {
+            if (!failed) call.end();
+          });
+        });
       },
     });
   }

@@ -5,6 +5,7 @@
  * v1 and v1alpha. A method added to the contract without a request below fails the test.
  */
 import type { JsonObject } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import test from "ava";
 import { fakeNvml } from "../../helpers/fake-nvml.js";
 import { startTestAgent, startTestIntensity } from "../../helpers/grpc.js";
@@ -92,4 +93,27 @@ test("reflected files are the compiler's: import names, dependency lists, map en
   const byName = await reflection.fileByFilename("grpc/health/v1/health.proto");
   t.is(byName[0]!.package, "grpc.health.v1");
   await t.throwsAsync(reflection.fileContainingSymbol("carbonmon.agent.v1.NoSuchThing"), { message: /not found/ });
+});
+
+test("requests on one stream are answered in order; bytes that are no ServerReflectionRequest end the stream with INVALID_ARGUMENT", async (t) => {
+  const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
+  const client = new grpc.Client(intensity.running.address, grpc.credentials.createInsecure());
+  t.teardown(async () => (client.close(), await intensity.close()));
+  const bytes = (b: Buffer) => b;
+  const stream = client.makeBidiStreamRequest("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", bytes, bytes);
+  const answers: Buffer[] = [];
+  const ended = new Promise<grpc.StatusObject>((resolve) => stream.on("status", resolve));
+  stream.on("data", (b: Buffer) => answers.push(b));
+  stream.on("error", () => undefined);
+  // Field 7 (list_services, a string) then field 3 (file_by_filename): two valid requests, then garbage.
+  const request = (field: number, value: string) => Buffer.concat([Buffer.from([(field << 3) | 2, value.length]), Buffer.from(value)]);
+  stream.write(request(7, "*"));
+  stream.write(request(3, "carbonmon/intensity/v1/intensity.proto"));
+  stream.write(Buffer.from([0x3a, 0x7f, 0x01])); // field 7, a length of 127 with one byte after it
+  const status = await ended;
+  t.is(status.code, grpc.status.INVALID_ARGUMENT);
+  t.regex(status.details, /not a ServerReflectionRequest/);
+  t.is(answers.length, 2, "the two valid requests were answered");
+  t.true(answers[0]!.includes(Buffer.from("carbonmon.intensity.v1.CarbonIntensity")), "first: the service list");
+  t.true(answers[1]!.includes(Buffer.from("carbonmon/intensity/v1/intensity.proto")), "second: the file");
 });
