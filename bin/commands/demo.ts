@@ -4,7 +4,7 @@
  * line that shows its numbers says SIMULATED.
  */
 import { createAgentClient } from "../../client/index.js";
-import { CLIENT_OPTIONS, parse, type Command } from "./common.js";
+import { CLIENT_OPTIONS, parse, positiveInt, type Command } from "./common.js";
 import { mark, measurementText, SIMULATED_BANNER } from "./format.js";
 import { startLocalAgent, startLocalIntensity, type LocalService } from "./local.js";
 import { measureCommand } from "./run.js";
@@ -18,13 +18,14 @@ process with its grams of CO2eq (at CARBONMON_LOCATION, default DE), streams pow
 stops everything. On a machine without a GPU (NVML
 unavailable) the agent uses a SIMULATED GPU: its numbers are not measurements and are marked as such.
 
+  --busy-ms N     how long the measured busy loop runs, ms (default 2000)
   --help          this text
 `;
 
 /** Where the demo's electricity is priced unless CARBONMON_LOCATION says (no network needed: the offline default covers it). */
 const DEMO_LOCATION = "DE";
 
-const BUSY_LOOP = "const end = Date.now() + 2000; let x = 0; while (Date.now() < end) x += Math.sqrt(x + 1);";
+const busyLoop = (ms: number): string => `const end = Date.now() + ${ms}; let x = 0; while (Date.now() < end) x += Math.sqrt(x + 1);`;
 
 async function isSimulated(address: string): Promise<boolean> {
   const client = createAgentClient(address, CLIENT_OPTIONS);
@@ -35,14 +36,14 @@ async function isSimulated(address: string): Promise<boolean> {
   }
 }
 
-async function show(agent: LocalService, intensity: LocalService, location: string): Promise<void> {
+async function show(agent: LocalService, intensity: LocalService, location: string, busyMs: number): Promise<void> {
   const simulated = await isSimulated(agent.address);
   const say = (text: string): boolean => process.stdout.write(mark(text, simulated));
   if (simulated) say(`${SIMULATED_BANNER}\n`);
   say(`agent ${agent.address}, intensity service ${intensity.address}\n`);
   say(`carbon priced for location ${location} (set CARBONMON_LOCATION for yours; without provider keys: yearly averages)\n`);
-  say(`measuring a 2 s busy loop (${process.execPath} -e ...)\n`);
-  const { measurement } = await measureCommand(agent.address, [process.execPath, "-e", BUSY_LOOP], {
+  say(`measuring a ${busyMs / 1000} s busy loop (${process.execPath} -e ...)\n`);
+  const { measurement } = await measureCommand(agent.address, [process.execPath, "-e", busyLoop(busyMs)], {
     key: `demo/${process.pid}-${Date.now()}`,
   });
   process.stdout.write(mark(measurementText(measurement!.measurement), simulated && !measurement!.measurement.simulated));
@@ -58,7 +59,8 @@ async function show(agent: LocalService, intensity: LocalService, location: stri
 }
 
 async function demo(argv: string[]): Promise<number> {
-  parse(argv, {});
+  const { values } = parse(argv, { "busy-ms": { type: "string" } });
+  const busyMs = positiveInt("--busy-ms", values["busy-ms"], 2000);
   const intensity = await startLocalIntensity();
   let agent: LocalService | undefined;
   try {
@@ -68,7 +70,7 @@ async function demo(argv: string[]): Promise<number> {
       CARBONMON_LOCATION: location,
       CARBONMON_SIMULATED_GPU: process.env.CARBONMON_SIMULATED_GPU || "true",
     });
-    await show(agent, intensity, location);
+    await show(agent, intensity, location, busyMs);
   } finally {
     await agent?.close();
     await intensity.close();

@@ -110,12 +110,15 @@ test("client commands: unreachable address → one line and exit 1; unknown opti
   t.is(bad.code, 2);
   t.regex(bad.stderr, /carbonmon watch: Unknown option '--bogus'/);
   t.is((await carbonmon(["intensity", "now"])).code, 2);
+  const zero = await carbonmon(["demo", "--busy-ms", "0"]);
+  t.is(zero.code, 2);
+  t.regex(zero.stderr, /--busy-ms expects a positive whole number, got "0"/);
   const help = await carbonmon(["watch", "--help"]);
   t.regex(help.stdout, /--period-ms N/);
 });
 
 test("demo without a GPU uses the simulated GPU, marks every line SIMULATED and exits 0", async (t) => {
-  const r = await carbonmon(["demo"], { CARBONMON_NVML_LIBRARY: "/nonexistent/libnvidia-ml.so.1" });
+  const r = await carbonmon(["demo", "--busy-ms", "300"], { CARBONMON_NVML_LIBRARY: "/nonexistent/libnvidia-ml.so.1" });
   t.is(r.code, 0, r.stderr);
   const lines = r.stdout.trimEnd().split("\n");
   t.true(
@@ -127,5 +130,6 @@ test("demo without a GPU uses the simulated GPU, marks every line SIMULATED and 
   // Priced offline at DE's yearly average: provisional while that year's figure is still an estimate.
   t.regex(r.stdout, /^\[SIMULATED\] carbon: (final|provisional \(.*\(offline\).*\))$/m);
   t.regex(r.stdout, /carbon priced for location DE/);
+  t.regex(r.stdout, /measuring a 0\.3 s busy loop/);
   t.true(lines.filter((l) => / W /.test(l)).length >= 3);
 });
