@@ -321,7 +321,7 @@ export class ReadLoop {
   /** Readings not posted yet (see post), and the durations of the reads since the latest post, ms. */
   private unposted: Reading[] = [];
   private unpostedReadMs: number[] = [];
-  /** When the oldest unposted reading was taken (agent ms). */
+  /** When the oldest unposted reading was read (agent ms). */
   private unpostedSinceMs = Infinity;
   private timer: unknown;
   readonly readers: GpuReader[];
@@ -374,7 +374,7 @@ export class ReadLoop {
   }
 
   private keep(reading: Reading): void {
-    if (this.unposted.length === 0) this.unpostedSinceMs = reading.tMs;
+    if (this.unposted.length === 0) this.unpostedSinceMs = this.clock.nowMs();
     this.unposted.push(reading);
   }
 
@@ -384,10 +384,9 @@ export class ReadLoop {
    * the main thread wakes about twice a second rather than once per GPU read; probes alone never post
    * (their read durations go with the next post). A lost GPU posts at once; going active posts everything.
    */
-  private post(nowMs: number, urgent: boolean): void {
+  private post(urgent: boolean): void {
     if (this.unposted.length === 0) return;
-    const delayMs = this.active ? 0 : Math.min(IDLE_POST_DELAY_MS, this.idlePeriodMs / 2);
-    if (!urgent && nowMs - this.unpostedSinceMs < delayMs) return;
+    if (!this.active && !urgent && this.clock.nowMs() - this.unpostedSinceMs < Math.min(IDLE_POST_DELAY_MS, this.idlePeriodMs / 2)) return;
     const [readings, readMs] = [this.unposted, this.unpostedReadMs];
     [this.unposted, this.unpostedReadMs, this.unpostedSinceMs] = [[], [], Infinity];
     this.options.onReadings(readings, this.energyReads, readMs);
@@ -399,11 +398,11 @@ export class ReadLoop {
 
   private tick(): void {
     this.offset.update();
-    // Node's timers fire up to 1 ms early (the loop's time is whole ms): a reader due within 1 ms reads now,
-    // rather than on a wake-up of its own right after this one.
     const now = this.clock.nowMs();
     let lost = false;
     for (const reader of this.readers) {
+      // Node's timers fire up to 1 ms early (the loop's time is whole ms): a reader due within 1 ms reads
+      // now, rather than on a wake-up of its own right after this one.
       if (!reader.ok || reader.nextAtMs > now + 1 || !reader.readyToRead(this.clock.nowMs())) continue;
       try {
         const reading = reader.read();
@@ -421,7 +420,7 @@ export class ReadLoop {
         });
       }
     }
-    this.post(now, lost);
+    this.post(lost);
     if (this.stopped) return;
     const due = Math.min(...this.readers.filter((r) => r.ok).map((r) => r.nextAtMs));
     if (Number.isFinite(due)) this.timer = this.timers.setTimeout(() => this.tick(), Math.max(0, due - this.clock.nowMs()));
