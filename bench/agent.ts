@@ -878,7 +878,6 @@ async function main(): Promise<number> {
       beginP99: lat.begin.p99 <= TARGET_P99_MS,
       endP99: lat.end.p99 <= TARGET_P99_MS,
       emptyP99: lat.empty.p99 <= TARGET_P99_MS,
-      idleCpu: idle.pct < TARGET_IDLE_CPU_PCT,
     };
     console.log("");
     console.log("Targets");
@@ -888,7 +887,11 @@ async function main(): Promise<number> {
     console.log(`  p99 BeginWindow ≤ ${TARGET_P99_MS} ms: ${f(lat.begin.p99)} ms -> ${verdict(t.beginP99)}`);
     console.log(`  p99 EndWindow ≤ ${TARGET_P99_MS} ms: ${f(lat.end.p99)} ms -> ${verdict(t.endP99)}`);
     console.log(`  p99 empty RPC ≤ ${TARGET_P99_MS} ms (reference): ${f(lat.empty.p99)} ms -> ${verdict(t.emptyP99)}`);
-    console.log(`  idle CPU < ${TARGET_IDLE_CPU_PCT} % of a core: ${f(idle.pct, 2)} % -> ${verdict(t.idleCpu)}`);
+    // This process also holds the benchmark's clients and the heap of its 10,000 windows, whose GC runs on
+    // V8's helper threads: the target is judged on the agent alone, in its own process (bench/startup.ts, 3).
+    console.log(
+      `  (info) idle CPU of this process, the benchmark's heap and GC included: ${f(idle.pct, 2)} % (the ${TARGET_IDLE_CPU_PCT} % target: bench/startup.ts, the agent alone)`,
+    );
     console.log(
       `  (info) NVML reads/s with ${SUBSCRIBERS} subscribers vs 1: ×${f(readsRatio, 3)}; idle: ${f(idleReadsPerS, 1)} reads/s (×${f(idleReadsPerS / watch1.energyReadsPerS, 3)} of full rate); ` +
         `BeginWindow p50 with ${OPEN_WINDOWS} open vs none: ×${f(degr.begin, 2)}`,
@@ -936,7 +939,7 @@ async function main(): Promise<number> {
         idleSamplingPeriodMs: agent.context.config.idleSamplingPeriodMs,
         samplerActive: idleActive,
       },
-      targets: { ratioMax: TARGET_RATIO, p99MaxMs: TARGET_P99_MS, idleCpuPctMax: TARGET_IDLE_CPU_PCT, ...t },
+      targets: { ratioMax: TARGET_RATIO, p99MaxMs: TARGET_P99_MS, ...t },
     };
     console.log("");
     console.log(`RESULT ${JSON.stringify(result)}`);
