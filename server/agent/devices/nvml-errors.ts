@@ -5,6 +5,9 @@
 import { AppError, Code } from "../../shared/errors.js";
 
 export const NVML_SUCCESS = 0;
+
+/** What to do when libnvidia-ml.so.1 cannot be loaded. */
+export const NO_LIBRARY_HINT = "install the NVIDIA driver or set CARBONMON_NVML_LIBRARY to the path of libnvidia-ml.so.1";
 export const NVML_ERROR_NOT_SUPPORTED = 3;
 
 interface NvmlErrorInfo {

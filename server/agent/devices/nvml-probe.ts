@@ -18,7 +18,7 @@ import {
   type Handle,
   type Nvml,
 } from "./nvml-binding.js";
-import { NVML_SUCCESS, nvmlError } from "./nvml-errors.js";
+import { NO_LIBRARY_HINT, NVML_SUCCESS, nvmlError } from "./nvml-errors.js";
 
 /** How one GPU is read, decided once at probe time. */
 export interface GpuPlan {
@@ -29,8 +29,6 @@ export interface GpuPlan {
   power: FieldRequest | undefined;
   memoryPower: boolean;
 }
-
-const NO_LIBRARY_HINT = "install the NVIDIA driver or set CARBONMON_NVML_LIBRARY to the path of libnvidia-ml.so.1";
 
 function fieldOk(nvml: Nvml, dev: Handle, req: FieldRequest): boolean {
   const { ret, results } = nvml.fieldValues(dev, [req]);

@@ -2,9 +2,12 @@
  * The NVML backend as the agent's main thread sees it: a worker thread (nvml-worker.ts) owns the library
  * and its slow reads; this side only receives the probe result and the readings.
  */
+import { existsSync } from "node:fs";
+import { isAbsolute } from "node:path";
 import type { Worker } from "node:worker_threads";
 import { startWorker } from "../../shared/worker.js";
 import type { BackendState, Device, EnergySource, ReadingSink } from "./energy-source.js";
+import { NO_LIBRARY_HINT } from "./nvml-errors.js";
 import type { NvmlControlMessage, NvmlWorkerData, NvmlWorkerMessage } from "./nvml-worker.js";
 
 export interface NvmlOptions {
@@ -39,6 +42,11 @@ export class NvmlSource implements EnergySource {
 
   /** Starts the worker and waits for its probe. Never throws: problems become an unavailable state. */
   static async probe(options: NvmlOptions): Promise<NvmlSource> {
+    // A library path that names no file needs no worker to say so (a worker thread costs ~0.1 s of CPU to start).
+    if (isAbsolute(options.libraryPath) && !existsSync(options.libraryPath)) {
+      const reason = `cannot load ${options.libraryPath}: no such file`;
+      return new NvmlSource(undefined, { name: "nvml", status: "unavailable", reason, hint: NO_LIBRARY_HINT }, []);
+    }
     const workerData: NvmlWorkerData = {
       libraryPath: options.libraryPath,
       periodMs: options.samplingPeriodMs,

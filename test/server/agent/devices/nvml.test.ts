@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import test from "ava";
 import type { Reading } from "../../../../server/agent/devices/energy-source.js";
 import { NvmlSource } from "../../../../server/agent/devices/nvml.js";
@@ -184,6 +187,18 @@ test("a missing library is reported with the path and the setting to change", as
   const source = await NvmlSource.probe({ libraryPath: "/nonexistent/libnvidia-ml.so.1", samplingPeriodMs: 100 });
   t.is(source.state().status, "unavailable");
   t.regex(source.state().reason!, /cannot load \/nonexistent\/libnvidia-ml\.so\.1/);
+  t.regex(source.state().hint!, /CARBONMON_NVML_LIBRARY/);
+});
+
+test("a file that is no shared library: the worker's load fails, reported with the path and dlopen's reason", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "carbonmon-nvml-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "libnvidia-ml.so.1");
+  writeFileSync(path, "not an ELF file\n");
+  const source = await NvmlSource.probe({ libraryPath: path, samplingPeriodMs: 100 });
+  t.is(source.state().status, "unavailable");
+  t.true(source.state().reason!.startsWith(`cannot load ${path}: `), source.state().reason);
+  t.notRegex(source.state().reason!, /no such file/);
   t.regex(source.state().hint!, /CARBONMON_NVML_LIBRARY/);
 });
 
