@@ -109,6 +109,12 @@ export class UpdateGrid {
     return { atMs: this.quietRead(nowMs, samplingPeriodMs), probe: false };
   }
 
+  /** Whether a quiet read now would be followed by a probe (or the grid is still being learnt). */
+  probeWanted(nowMs: number): boolean {
+    if (!this.known) return true;
+    return this.widthMs(nowMs) > this.targetWidthMs || nowMs - this.lastVerifyMs > this.verifyEveryMs;
+  }
+
   /** Gives up the probe just planned (another GPU's read holds that instant): the next call may probe again. */
   deferProbe(): void {
     this.lastWasProbe = false;

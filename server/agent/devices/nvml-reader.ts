@@ -218,6 +218,16 @@ export class GpuReader {
   }
 
   /**
+   * Whether this GPU's next (idle) measurement read may be taken now, ahead of its time, in another GPU's
+   * wake-up: not a probe, not a read that leads a probe (that pair keeps its own timing), and clear of an update.
+   */
+  mayReadEarly(nowMs: number): boolean {
+    if (this.nextIsProbe) return false;
+    if (this.plan.energy === "none" || this.driverStamps) return true;
+    return !this.grid.probeWanted(nowMs) && this.grid.clearOfUpdate(nowMs, this.readMs) <= nowMs + 0.5;
+  }
+
+  /**
    * The spacing of measurement reads: the current period, except while the update grid is unknown or has
    * drifted wide (then the sampling period, so that it is learnt again within about a second; an idle GPU
    * whose grid were lost would stamp the first readings after a wake-up a whole period wide).
@@ -396,31 +406,58 @@ export class ReadLoop {
     if (reader.nextIsProbe && collides(reader, this.readers)) reader.deferProbe();
   }
 
+  /** Reads one GPU; false if it was found lost. */
+  private readOne(reader: GpuReader): boolean {
+    try {
+      const reading = reader.read();
+      this.unpostedReadMs.push(reader.lastReadMs);
+      if (reader.plan.energy !== "none") this.energyReads++;
+      if (reading) this.keep(reading);
+      this.avoidCollision(reader);
+      return true;
+    } catch (err) {
+      reader.lost = true;
+      this.keep({
+        deviceId: reader.plan.device.id,
+        tMs: this.clock.nowMs(),
+        failure: { status: "lost", reason: AppError.from(err).detail },
+      });
+      return false;
+    }
+  }
+
+  /**
+   * While idle, the GPUs whose measurement read is due within IDLE_EARLY_MS (at most half the idle period)
+   * are read in this wake-up rather than each in its own: read together, they stay together, a period on.
+   * Not when a probe is due within PROBE_CLEARANCE_MS (the reads would hold it past its instant).
+   */
+  private readEarly(): boolean {
+    let ok = true;
+    const now = this.clock.nowMs();
+    const horizonMs = Math.min(IDLE_EARLY_MS, this.idlePeriodMs / 2);
+    for (const reader of this.readers) {
+      const t = this.clock.nowMs();
+      if (this.readers.some((r) => r.ok && r.nextIsProbe && r.nextAtMs < t + PROBE_CLEARANCE_MS)) break;
+      if (!reader.ok || reader.nextAtMs > now + horizonMs || !reader.mayReadEarly(t)) continue;
+      ok = this.readOne(reader) && ok;
+    }
+    return ok;
+  }
+
   private tick(): void {
     this.offset.update();
     const now = this.clock.nowMs();
-    let lost = false;
+    let ok = true;
+    let read = false;
     for (const reader of this.readers) {
       // Node's timers fire up to 1 ms early (the loop's time is whole ms): a reader due within 1 ms reads
       // now, rather than on a wake-up of its own right after this one.
       if (!reader.ok || reader.nextAtMs > now + 1 || !reader.readyToRead(this.clock.nowMs())) continue;
-      try {
-        const reading = reader.read();
-        this.unpostedReadMs.push(reader.lastReadMs);
-        if (reader.plan.energy !== "none") this.energyReads++;
-        if (reading) this.keep(reading);
-        this.avoidCollision(reader);
-      } catch (err) {
-        reader.lost = true;
-        lost = true;
-        this.keep({
-          deviceId: reader.plan.device.id,
-          tMs: this.clock.nowMs(),
-          failure: { status: "lost", reason: AppError.from(err).detail },
-        });
-      }
+      ok = this.readOne(reader) && ok;
+      read = true;
     }
-    this.post(lost);
+    if (read && !this.active) ok = this.readEarly() && ok;
+    this.post(!ok);
     if (this.stopped) return;
     const due = Math.min(...this.readers.filter((r) => r.ok).map((r) => r.nextAtMs));
     if (Number.isFinite(due)) this.timer = this.timers.setTimeout(() => this.tick(), Math.max(0, due - this.clock.nowMs()));
@@ -436,5 +473,7 @@ function collides(reader: GpuReader, others: readonly GpuReader[]): boolean {
   return others.some((o) => o !== reader && o.ok && o.nextIsProbe && Math.abs(o.nextAtMs - reader.nextAtMs) < PROBE_CLEARANCE_MS);
 }
 const PROBE_CLEARANCE_MS = 10;
+/** How far ahead of its time an idle measurement read may be taken in another GPU's wake-up, ms. */
+const IDLE_EARLY_MS = 500;
 /** The longest an idle reading waits in the worker before it is posted, ms. */
 const IDLE_POST_DELAY_MS = 500;
