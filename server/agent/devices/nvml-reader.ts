@@ -383,6 +383,11 @@ export class ReadLoop {
     this.timer = undefined;
   }
 
+  /** Sampling at the idle period, which is longer than the sampling period (equal: never idle). */
+  private get idle(): boolean {
+    return !this.active && this.idlePeriodMs > this.samplingPeriodMs;
+  }
+
   private keep(reading: Reading): void {
     if (this.unposted.length === 0) this.unpostedSinceMs = this.clock.nowMs();
     this.unposted.push(reading);
@@ -396,7 +401,7 @@ export class ReadLoop {
    */
   private post(urgent: boolean): void {
     if (this.unposted.length === 0) return;
-    if (!this.active && !urgent && this.clock.nowMs() - this.unpostedSinceMs < Math.min(IDLE_POST_DELAY_MS, this.idlePeriodMs / 2)) return;
+    if (this.idle && !urgent && this.clock.nowMs() - this.unpostedSinceMs < Math.min(IDLE_POST_DELAY_MS, this.idlePeriodMs / 2)) return;
     const [readings, readMs] = [this.unposted, this.unpostedReadMs];
     [this.unposted, this.unpostedReadMs, this.unpostedSinceMs] = [[], [], Infinity];
     this.options.onReadings(readings, this.energyReads, readMs);
@@ -456,7 +461,7 @@ export class ReadLoop {
       ok = this.readOne(reader) && ok;
       read = true;
     }
-    if (read && !this.active) ok = this.readEarly() && ok;
+    if (read && this.idle) ok = this.readEarly() && ok;
     this.post(!ok);
     if (this.stopped) return;
     const due = Math.min(...this.readers.filter((r) => r.ok).map((r) => r.nextAtMs));

@@ -124,7 +124,7 @@ class PreemptedClock extends ManualClock {
   }
 }
 
-function setup(gpus: Array<{ phaseMs: number; powerW: number }>, stamps: "update" | "read") {
+function setup(gpus: Array<{ phaseMs: number; powerW: number }>, stamps: "update" | "read", idlePeriodMs = 1000) {
   const clock = new PreemptedClock(T0 + 3);
   const nvml = new MemoryNvml(clock, gpus, stamps);
   const timers = new ManualTimers(clock);
@@ -136,7 +136,7 @@ function setup(gpus: Array<{ phaseMs: number; powerW: number }>, stamps: "update
     gpus.map((_, i) => plan(i)),
     {
       samplingPeriodMs: 100,
-      idlePeriodMs: 1000,
+      idlePeriodMs,
       clock,
       timers,
       stamps: { update: () => undefined, toAgentMs: (us) => us / 1000 },
@@ -270,6 +270,25 @@ test("idle GPUs that share an update phase are read in one wake-up, not one each
     );
   }
   loop.stop();
+});
+
+test("an idle period equal to the sampling period is full rate: every reading is posted as it is read, none read early", (t) => {
+  const gpus = [0, 1].map(() => ({ phaseMs: 40, powerW: 300 }));
+  const { clock, timers, posts, loop } = setup(gpus, "read", 100);
+  loop.start(); // never told it is active: with no idle period to go to, that makes no difference
+  timers.runUntil(T0 + 2000);
+  const [from, postsBefore] = [clock.nowMs(), posts.length];
+  timers.runUntil(from + 3000);
+  loop.stop();
+  const mine = posts.slice(postsBefore);
+  const readings = mine.reduce((n, p) => n + p.readings, 0);
+  t.true(readings >= 2 * 10 * 3 * 0.9, `${readings} readings in 3 s`);
+  // Both GPUs share a phase, so one tick reads both: one post per tick, none held for a later one.
+  t.true(
+    mine.every((p) => p.readings <= gpus.length),
+    `posts of ${[...new Set(mine.map((p) => p.readings))].join(", ")} readings`,
+  );
+  t.true(mine.length >= readings / gpus.length, `${mine.length} posts for ${readings} readings`);
 });
 
 test("a busy CPU: timers fire late and reads stall inside the call, yet no published stamp is wide or wrong", (t) => {
