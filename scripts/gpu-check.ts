@@ -13,7 +13,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { credentials } from "@grpc/grpc-js";
 import {
   EnergyMonitorClient,
-  type BeginWindowRequest,
+  BeginWindowRequest,
   type BeginWindowResponse,
   type EndWindowRequest,
   type GetHostResponse,
@@ -137,14 +137,11 @@ async function main(): Promise<void> {
   const openWindow = async (kind: string, ms: number): Promise<void> => {
     const key = `check-${kind}-${n++}`;
     const b0 = performance.now();
-    const begun = await unaryCall<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, {
-      key,
-      gpuIndices: [],
-      cpuIndices: [],
-      labels: {},
-      skipGpus: false,
-      skipCpus: false,
-    });
+    const begun = await unaryCall<BeginWindowRequest, BeginWindowResponse>(
+      client,
+      client.beginWindow,
+      BeginWindowRequest.fromPartial({ key }),
+    );
     const beginMs = performance.now() - b0;
     await sleep(ms);
     const e0 = performance.now();
@@ -160,14 +157,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const key = `latency-${i}`;
     let t = performance.now();
-    await unaryCall<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, {
-      key,
-      gpuIndices: [],
-      cpuIndices: [],
-      labels: {},
-      skipGpus: false,
-      skipCpus: false,
-    });
+    await unaryCall<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, BeginWindowRequest.fromPartial({ key }));
     latency[0]!.push(performance.now() - t);
     t = performance.now();
     await unaryCall<EndWindowRequest, Measurement>(client, client.endWindow, { key, waitForCounterUpdate: false });

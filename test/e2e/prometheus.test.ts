@@ -12,11 +12,11 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import test from "ava";
-import type { BeginWindowRequest, BeginWindowResponse, EndWindowRequest, Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
+import type { EndWindowRequest, Measurement } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import type { IntensityPoint, IntensityRequest } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 import { FAKE_EM_TOKEN, hourlySeries, startFakeElectricityMaps } from "../helpers/fake-electricitymaps.js";
 import { fakeNvml } from "../helpers/fake-nvml.js";
-import { call, startTestAgent, startTestIntensity } from "../helpers/grpc.js";
+import { call, startTestAgent, startTestIntensity, beginWindow } from "../helpers/grpc.js";
 import { intelTwoSocketTree } from "../helpers/powercap.js";
 import { until } from "../helpers/prom.js";
 
@@ -132,15 +132,7 @@ test("a real Prometheus scrapes both services: every metric, GPU power from rate
       emissionFactor: 0,
       provider: "",
     });
-  const begin = (key: string) =>
-    call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
-      key,
-      labels: {},
-      gpuIndices: [],
-      cpuIndices: [],
-      skipGpus: false,
-      skipCpus: false,
-    });
+  const begin = (key: string) => beginWindow(agent.client, { key });
   const end = (key: string) =>
     call<EndWindowRequest, Measurement>(agent.client, agent.client.endWindow, { key, waitForCounterUpdate: false });
   let n = 0;

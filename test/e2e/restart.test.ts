@@ -10,8 +10,6 @@ import { credentials } from "@grpc/grpc-js";
 import test from "ava";
 import {
   EnergyMonitorClient,
-  type BeginWindowRequest,
-  type BeginWindowResponse,
   type EndWindowRequest,
   type ListWindowsRequest,
   type ListWindowsResponse,
@@ -19,7 +17,7 @@ import {
 } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { CLI_ARGS } from "../helpers/cli.js";
 import { fakeNvml, profileEnergyJ, type Segment } from "../helpers/fake-nvml.js";
-import { call, tempDataDir } from "../helpers/grpc.js";
+import { call, tempDataDir, beginWindow } from "../helpers/grpc.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const PROFILE: Segment[] = [
@@ -58,13 +56,9 @@ test("a window survives SIGKILL of the agent and is ended correctly by the next 
 
   const first = await startChild(env);
   await new Promise((r) => setTimeout(r, 1200));
-  const begun = await call<BeginWindowRequest, BeginWindowResponse>(first.client, first.client.beginWindow, {
+  const begun = await beginWindow(first.client, {
     key: "job-1",
-    gpuIndices: [],
-    cpuIndices: [],
     labels: { job: "1" },
-    skipGpus: false,
-    skipCpus: false,
   });
   await new Promise((r) => setTimeout(r, 700));
   first.client.close();
@@ -108,15 +102,7 @@ test("what was answered just before SIGKILL is what the next agent knows: an end
     CARBONMON_POWERCAP_ROOT: `${data.dir}/none`,
     CARBONMON_LOG_LEVEL: "info",
   };
-  const begin = (client: EnergyMonitorClient, key: string) =>
-    call<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, {
-      key,
-      gpuIndices: [],
-      cpuIndices: [],
-      labels: {},
-      skipGpus: false,
-      skipCpus: false,
-    });
+  const begin = (client: EnergyMonitorClient, key: string) => beginWindow(client, { key });
 
   const first = await startChild(env);
   await new Promise((r) => setTimeout(r, 1000));

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { credentials, Metadata, type Client, type ServiceError } from "@grpc/grpc-js";
-import { EnergyMonitorClient } from "../../proto/gen/carbonmon/agent/v1/agent.js";
+import { BeginWindowRequest, EnergyMonitorClient, type BeginWindowResponse } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { CarbonIntensityClient } from "../../proto/gen/carbonmon/intensity/v1/intensity.js";
 // The services are imported when first started: a test of one service does not load the other's code.
 import type { Agent, AgentOptions } from "../../server/agent/main.js";
@@ -88,6 +88,11 @@ export function call<Req, Res>(client: Client, method: (req: Req, cb: Callback<R
   return new Promise((resolve, reject) => {
     method.call(client, request, (err: ServiceError | null, res: Res) => (err ? reject(err) : resolve(res)));
   });
+}
+
+/** BeginWindow with the request's other fields at their defaults (BeginWindowRequest.fromPartial). */
+export function beginWindow(client: EnergyMonitorClient, request: Partial<BeginWindowRequest>): Promise<BeginWindowResponse> {
+  return call<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, BeginWindowRequest.fromPartial(request));
 }
 
 /**

@@ -14,7 +14,6 @@
 import { status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 import test from "ava";
 import type {
-  BeginWindowRequest,
   BeginWindowResponse,
   CancelWindowRequest,
   CancelWindowResponse,
@@ -27,7 +26,7 @@ import { NvmlSource } from "../../../server/agent/devices/nvml.js";
 import { RaplSource } from "../../../server/agent/devices/rapl.js";
 import { durationFromMs } from "../../../server/shared/proto-time.js";
 import { fakeNvml, profileEnergyJ, type FakeNvmlConfig, type Segment } from "../../helpers/fake-nvml.js";
-import { call, startTestAgent, tempDataDir, type TestAgent } from "../../helpers/grpc.js";
+import { call, startTestAgent, tempDataDir, type TestAgent, beginWindow } from "../../helpers/grpc.js";
 import { intelTwoSocketTree } from "../../helpers/powercap.js";
 
 const P0: Segment[] = [
@@ -44,14 +43,7 @@ const UPDATE_MS = 100; // the fake's counter update period, on a grid from a who
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function begin(agent: TestAgent, key: string): Promise<BeginWindowResponse> {
-  return call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
-    key,
-    gpuIndices: [],
-    cpuIndices: [],
-    labels: {},
-    skipGpus: false,
-    skipCpus: false,
-  });
+  return beginWindow(agent.client, { key });
 }
 const end = (agent: TestAgent, key: string, wait = true) =>
   call<EndWindowRequest, Measurement>(agent.client, agent.client.endWindow, { key, waitForCounterUpdate: wait });

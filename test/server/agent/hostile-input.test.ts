@@ -23,7 +23,7 @@ import { AgentStore } from "../../../server/agent/storage/store.js";
 import { Code, type AppError } from "../../../server/shared/errors.js";
 import { MAX_STATUS_CHARS } from "../../../server/shared/grpc-status.js";
 import { fakeNvml, profileEnergyJ, wallOffsetMs } from "../../helpers/fake-nvml.js";
-import { call, rawAgentCall, startTestAgent, tempDataDir, type TestAgent } from "../../helpers/grpc.js";
+import { call, rawAgentCall, startTestAgent, tempDataDir, type TestAgent, beginWindow } from "../../helpers/grpc.js";
 import { intelTwoSocketTree } from "../../helpers/powercap.js";
 
 async function agentWithDevices(t: { teardown(fn: () => unknown): void }): Promise<TestAgent> {
@@ -34,6 +34,8 @@ async function agentWithDevices(t: { teardown(fn: () => unknown): void }): Promi
   return agent;
 }
 
+// A literal, not BeginWindowRequest.fromPartial: that copies labels into a fresh object and would drop the
+// hostile "__proto__" key these tests send.
 const request = (key: string, over: Partial<BeginWindowRequest> = {}): BeginWindowRequest => ({
   key,
   gpuIndices: [],
@@ -161,12 +163,8 @@ test("windows ended without waiting for a counter update, right after power step
   await Promise.all(
     keys.map(async (key, i) => {
       await new Promise((r) => setTimeout(r, i * 9));
-      await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
+      await beginWindow(agent.client, {
         key,
-        gpuIndices: [],
-        cpuIndices: [],
-        labels: {},
-        skipGpus: false,
         skipCpus: true,
       });
     }),

@@ -5,8 +5,6 @@
 import test from "ava";
 import {
   CarbonStatus,
-  type BeginWindowRequest,
-  type BeginWindowResponse,
   type EndWindowRequest,
   type GetHostRequest,
   type GetHostResponse,
@@ -14,19 +12,15 @@ import {
 } from "../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { UtcAnchor } from "../../../server/shared/utc-anchor.js";
 import { startFakeUkGrid } from "../../helpers/fake-ukgrid.js";
-import { call, startTestAgent, startTestIntensity, type TestAgent } from "../../helpers/grpc.js";
+import { call, startTestAgent, startTestIntensity, type TestAgent, beginWindow } from "../../helpers/grpc.js";
 
 const HOUR_MS = 3_600_000;
 
 function windows({ client }: TestAgent) {
   return {
     begin: (key: string) =>
-      call<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, {
+      beginWindow(client, {
         key,
-        gpuIndices: [],
-        cpuIndices: [],
-        labels: {},
-        skipGpus: false,
         skipCpus: true,
       }),
     end: (key: string) => call<EndWindowRequest, Measurement>(client, client.endWindow, { key, waitForCounterUpdate: false }),

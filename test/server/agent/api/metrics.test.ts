@@ -4,14 +4,9 @@
  * scripted power; window and RPC counters; and the service health that follows the devices.
  */
 import test from "ava";
-import type {
-  BeginWindowRequest,
-  BeginWindowResponse,
-  EndWindowRequest,
-  Measurement,
-} from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
+import type { EndWindowRequest, Measurement } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { fakeNvml } from "../../../helpers/fake-nvml.js";
-import { call, startTestAgent, type TestAgent } from "../../../helpers/grpc.js";
+import { call, startTestAgent, type TestAgent, beginWindow } from "../../../helpers/grpc.js";
 import { intelTwoSocketTree } from "../../../helpers/powercap.js";
 import { find, healthOf, scrape, until, value } from "../../../helpers/prom.js";
 
@@ -33,15 +28,7 @@ async function agentWithGpus(t: import("ava").ExecutionContext, env: Record<stri
   return agent;
 }
 
-const begin = (a: TestAgent, key: string) =>
-  call<BeginWindowRequest, BeginWindowResponse>(a.client, a.client.beginWindow, {
-    key,
-    labels: {},
-    gpuIndices: [],
-    cpuIndices: [],
-    skipGpus: false,
-    skipCpus: false,
-  });
+const begin = (a: TestAgent, key: string) => beginWindow(a.client, { key });
 const end = (a: TestAgent, key: string) =>
   call<EndWindowRequest, Measurement>(a.client, a.client.endWindow, { key, waitForCounterUpdate: false });
 

@@ -17,7 +17,6 @@ import { createServer, type Socket } from "node:net";
 import test, { type ExecutionContext } from "ava";
 import {
   CarbonStatus,
-  type BeginWindowRequest,
   type BeginWindowResponse,
   type EndWindowRequest,
   type GetWindowRequest,
@@ -35,7 +34,15 @@ import { downAddress } from "../../../helpers/down-address.js";
 import { fakeNvml, profileEnergyJ, type Segment } from "../../../helpers/fake-nvml.js";
 import { startFakeUkGrid } from "../../../helpers/fake-ukgrid.js";
 import { FAKE_WT_PASSWORD, FAKE_WT_USERNAME, startFakeWattTime } from "../../../helpers/fake-watttime.js";
-import { call, startTestAgent, startTestIntensity, tempDataDir, type TestAgent, type TestIntensity } from "../../../helpers/grpc.js";
+import {
+  call,
+  startTestAgent,
+  startTestIntensity,
+  tempDataDir,
+  type TestAgent,
+  type TestIntensity,
+  beginWindow,
+} from "../../../helpers/grpc.js";
 import { intelTwoSocketTree, type PowercapTree } from "../../../helpers/powercap.js";
 import { steppedProfile, TimeTravel } from "../../../helpers/time-travel.js";
 
@@ -150,14 +157,7 @@ async function midPeriod(rig: Rig, periodMs: number, raplJ?: { package: number; 
 
 /** Begins a window and lets a reading follow its edge before time jumps on (as it would, unhurried). */
 async function begin(rig: Rig, key: string): Promise<BeginWindowResponse> {
-  const res = await call<BeginWindowRequest, BeginWindowResponse>(rig.agent.client, rig.agent.client.beginWindow, {
-    key,
-    gpuIndices: [],
-    cpuIndices: [],
-    labels: {},
-    skipGpus: false,
-    skipCpus: false,
-  });
+  const res = await beginWindow(rig.agent.client, { key });
   await settle(rig);
   return res;
 }
@@ -594,14 +594,7 @@ test("a location no provider covers: PENDING with the service's status and hint,
     CARBONMON_LOCATION: "FR",
   });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
-  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
-    key: "fr",
-    gpuIndices: [],
-    cpuIndices: [],
-    labels: {},
-    skipGpus: false,
-    skipCpus: false,
-  });
+  await beginWindow(agent.client, { key: "fr" });
   await new Promise((r) => setTimeout(r, 300));
   const m = await end(agent, "fr");
   t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
@@ -628,15 +621,7 @@ test("a key begun again while its last window is still being priced: EndWindow e
     CARBONMON_CARBON_TIMEOUT_MS: "1500",
   });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
-  const beginKey = () =>
-    call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
-      key: "step",
-      gpuIndices: [],
-      cpuIndices: [],
-      labels: {},
-      skipGpus: false,
-      skipCpus: false,
-    });
+  const beginKey = () => beginWindow(agent.client, { key: "step" });
   const first = await beginKey();
   await new Promise((r) => setTimeout(r, 200));
   const firstEnd = end(agent, "step");
@@ -670,14 +655,7 @@ test("an IP-location lookup that hangs does not hold EndWindow past CARBONMON_CA
     CARBONMON_CARBON_TIMEOUT_MS: "400",
   });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
-  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
-    key: "w",
-    gpuIndices: [],
-    cpuIndices: [],
-    labels: {},
-    skipGpus: false,
-    skipCpus: false,
-  });
+  await beginWindow(agent.client, { key: "w" });
   const m = await end(agent, "w");
   // The agent's own timeout answered (the lookup's HTTP client would have waited 10 s, three times).
   t.is(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING);
@@ -708,14 +686,7 @@ test("CARBONMON_EMISSION_FACTOR and CARBONMON_ALLOW_ESTIMATED reach the provider
     CARBONMON_CARBON_TIMEOUT_MS: "30000",
   });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
-  await call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
-    key: "direct",
-    gpuIndices: [],
-    cpuIndices: [],
-    labels: {},
-    skipGpus: false,
-    skipCpus: false,
-  });
+  await beginWindow(agent.client, { key: "direct" });
   await new Promise((r) => setTimeout(r, 300));
   const m = await end(agent, "direct");
   t.not(m.carbonStatus, CarbonStatus.CARBON_STATUS_PENDING, m.carbonStatusReason);

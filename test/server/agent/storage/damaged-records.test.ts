@@ -8,23 +8,17 @@ import { join } from "node:path";
 import test from "ava";
 import Database from "better-sqlite3";
 import type {
-  BeginWindowRequest,
-  BeginWindowResponse,
   CancelWindowRequest,
   CancelWindowResponse,
   ListWindowsRequest,
   ListWindowsResponse,
 } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { fakeNvml } from "../../../helpers/fake-nvml.js";
-import { call, startTestAgent, tempDataDir, type TestAgent } from "../../../helpers/grpc.js";
+import { call, startTestAgent, tempDataDir, type TestAgent, beginWindow } from "../../../helpers/grpc.js";
 
 const begin = (agent: TestAgent, key: string) =>
-  call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
+  beginWindow(agent.client, {
     key,
-    gpuIndices: [],
-    cpuIndices: [],
-    labels: {},
-    skipGpus: false,
     skipCpus: true,
   });
 const list = (agent: TestAgent) =>

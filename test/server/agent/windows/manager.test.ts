@@ -23,7 +23,7 @@ import {
   type Measurement,
 } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { fakeNvml, profileEnergyJ, type Segment } from "../../../helpers/fake-nvml.js";
-import { call, startTestAgent, tempDataDir, type TestAgent } from "../../../helpers/grpc.js";
+import { call, startTestAgent, tempDataDir, type TestAgent, beginWindow } from "../../../helpers/grpc.js";
 import { intelTwoSocketTree } from "../../../helpers/powercap.js";
 
 const P0: Segment[] = [
@@ -34,13 +34,7 @@ const P1: Segment[] = [{ powerW: 300, ms: 1000 }];
 const MS_TOLERANCE_J = 0.7 * 1.5; // 1.5 ms of wire rounding at 700 W
 
 function begin(agent: TestAgent, req: Partial<BeginWindowRequest>): Promise<BeginWindowResponse> {
-  return call<BeginWindowRequest, BeginWindowResponse>(agent.client, agent.client.beginWindow, {
-    key: "",
-    gpuIndices: [],
-    cpuIndices: [],
-    labels: {},
-    skipGpus: false,
-    skipCpus: false,
+  return beginWindow(agent.client, {
     ...req,
   });
 }

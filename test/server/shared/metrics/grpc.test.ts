@@ -4,11 +4,11 @@
  */
 import { credentials, status, type ServiceError } from "@grpc/grpc-js";
 import test from "ava";
-import { EnergyMonitorClient, type BeginWindowRequest, type BeginWindowResponse } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
+import { EnergyMonitorClient } from "../../../../proto/gen/carbonmon/agent/v1/agent.js";
 import { startAgent } from "../../../../server/agent/main.js";
 import { loadAgentConfig } from "../../../../server/shared/config.js";
 import { fakeNvml } from "../../../helpers/fake-nvml.js";
-import { call, tempDataDir } from "../../../helpers/grpc.js";
+import { tempDataDir, beginWindow } from "../../../helpers/grpc.js";
 import { scrape, until, value } from "../../../helpers/prom.js";
 import { capturingLogger } from "../../../helpers/security.js";
 
@@ -40,15 +40,7 @@ async function agent(t: import("ava").ExecutionContext, level: string, metricsLi
 
 test("access log at debug: one line per RPC with its method, code, duration and window key", async (t) => {
   const { client, lines } = await agent(t, "debug", "");
-  const begin = (key: string) =>
-    call<BeginWindowRequest, BeginWindowResponse>(client, client.beginWindow, {
-      key,
-      labels: {},
-      gpuIndices: [],
-      cpuIndices: [],
-      skipGpus: false,
-      skipCpus: false,
-    });
+  const begin = (key: string) => beginWindow(client, { key });
   await begin("train/42");
   await t.throwsAsync(begin("train/42"));
   const rpcs = lines.filter((l) => l.msg === "rpc");
