@@ -6,6 +6,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { measurementCodec } from "../../../../server/agent/api/measurement-codec.js";
 import fc from "fast-check";
+import { binaryString } from "../../../helpers/arbitraries.js";
 import { RECORD_VERSION } from "../../../../server/agent/storage/records.js";
 import { AgentStore, endRecordJson } from "../../../../server/agent/storage/store.js";
 import { type AppError, Code } from "../../../../server/shared/errors.js";
@@ -289,7 +290,7 @@ test("an end record's journal line is exactly JSON.stringify of the record and i
       fc.nat(),
       fc.double(),
       fc.uint8Array({ maxLength: 2000 }),
-      fc.option(fc.string({ unit: "binary" })),
+      fc.option(binaryString()),
       fc.option(fc.double()),
       (id, endMs, result, segments, carbonNextMs) => {
         const record = ["e", id, endMs, Buffer.from(result).toString("base64"), segments, carbonNextMs] as const;

@@ -1,6 +1,7 @@
 /** The window spec the store persists is assembled from pre-serialised parts: it must be JSON.stringify's text. */
 import test from "ava";
 import fc from "fast-check";
+import { binaryString } from "../../../helpers/arbitraries.js";
 import type { WindowSpec } from "../../../../server/agent/windows/result.js";
 import { decodeSpec, decodeSpecOwner, RECORD_VERSION } from "../../../../server/agent/storage/records.js";
 import { specJson } from "../../../../server/agent/windows/manager.js";
@@ -16,7 +17,7 @@ test("specJson writes exactly JSON.stringify({ v, ...spec }), for any key, label
       fc.record({
         key: fc.string({ unit: "grapheme" }),
         beginMs: fc.double({ noNaN: true, noDefaultInfinity: true }),
-        labels: fc.dictionary(fc.string({ unit: "binary" }), fc.string({ unit: "binary" })),
+        labels: fc.dictionary(binaryString(), binaryString()),
         devices: fc.array(device, { maxLength: 12 }),
         skipped: fc.array(fc.record({ domain: fc.constantFrom("gpu" as const, "cpu" as const), index: fc.nat(8), reason: fc.string() }), {
           maxLength: 3,
