@@ -16,7 +16,6 @@ import { ConfigError, helpText } from "../server/shared/config.js";
 import { AppError } from "../server/shared/errors.js";
 import type { RunningServer } from "../server/shared/serve.js";
 import { VERSION } from "../server/shared/version.js";
-import type { Command } from "./commands/common.js";
 
 const USAGE = `carbonmon ${VERSION}: energy and carbon measurement for GPU fleets
 
@@ -80,73 +79,18 @@ const SERVERS: Record<string, { help?: () => Promise<string>; run: (argv: string
   serve: { run: serveBoth },
 };
 
-/** The client commands, each imported when it runs. */
-const CLIENTS: Record<string, () => Promise<Command>> = {
-  run: async () => (await import("./commands/run.js")).runCommand,
-  host: async () => (await import("./commands/inspect.js")).hostCommand,
-  windows: async () => (await import("./commands/inspect.js")).windowsCommand,
-  watch: async () => (await import("./commands/watch.js")).watchCommand,
-  demo: async () => (await import("./commands/demo.js")).demoCommand,
-  token: async () => (await import("./commands/token.js")).tokenCommand,
-};
-
-/** The client command for argv, with its name, if argv names one ("intensity now" included). */
-async function clientCommand(name: string, rest: string[]): Promise<{ label: string; command: Command; argv: string[] } | undefined> {
-  // "intensity" followed by a word may be a query; followed by an option, it is the service.
-  if (name === "intensity" && rest[0] !== undefined && !rest[0].startsWith("-")) {
-    const query = (await import("./commands/intensity-query.js")).intensityQueryCommands[rest[0]];
-    if (query) return { label: `intensity ${rest[0]}`, command: query, argv: rest.slice(1) };
-  }
-  if (name === "window") {
-    const { WINDOW_HELP, windowCommands } = await import("./commands/window.js");
-    const action = rest[0] === undefined ? undefined : windowCommands[rest[0]];
-    if (action) return { label: `window ${rest[0]}`, command: action, argv: rest.slice(1) };
-    return { label: "window", command: { help: WINDOW_HELP, run: windowUsage(rest[0]) }, argv: rest };
-  }
-  return Object.hasOwn(CLIENTS, name) ? { label: name, command: await CLIENTS[name]!(), argv: rest } : undefined;
-}
-
-/** `carbonmon window` without begin/end/get/cancel. */
-const windowUsage = (given: string | undefined) => async (): Promise<number> => {
-  const { UsageError } = await import("./commands/common.js");
-  throw new UsageError(
-    given === undefined
-      ? "window needs begin, end, get or cancel"
-      : `unknown window action ${JSON.stringify(given)}: begin, end, get or cancel`,
-  );
-};
-
-/** Options before a "--" (what follows belongs to the command that `run` starts). */
-const ownArgs = (argv: string[]): string[] => (argv.includes("--") ? argv.slice(0, argv.indexOf("--")) : argv);
-
-async function runClient(label: string, command: Command, argv: string[]): Promise<number> {
-  if (ownArgs(argv).includes("--help")) return (void process.stdout.write(command.help), 0);
-  const { CliError, UsageError } = await import("./commands/common.js");
-  try {
-    return await command.run(argv);
-  } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`carbonmon ${label}: ${err.message} (see carbonmon ${label} --help)\n`);
-      return 2;
-    }
-    if (err instanceof CliError) return (process.stderr.write(`${err.message}\n`), err.code);
-    throw err;
-  }
-}
-
-/** Set once argv names a client command: its failures exit 1, the services' 2. */
-let runningClient = false;
-
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === "--version") return void process.stdout.write(`${VERSION}\n`);
-  const client = name === undefined ? undefined : await clientCommand(name, rest);
-  if (client) {
-    runningClient = true;
-    process.exitCode = await runClient(client.label, client.command, client.argv);
-    // Let stdout drain and the loop empty; don't let a stray handle keep a finished command alive.
-    setTimeout(() => process.exit(), 1000).unref();
-    return;
+  if (name !== undefined && name !== "--help") {
+    const [{ runClientCommand }, { processIo }] = await Promise.all([import("./commands/dispatch.js"), import("./commands/io.js")]);
+    const code = await runClientCommand(argv, processIo());
+    if (code !== undefined) {
+      process.exitCode = code;
+      // Let stdout drain and the loop empty; don't let a stray handle keep a finished command alive.
+      setTimeout(() => process.exit(), 1000).unref();
+      return;
+    }
   }
   const command = name === undefined ? undefined : SERVERS[name];
   if (!command || name === "--help") {
@@ -171,5 +115,5 @@ main(process.argv.slice(2)).catch((err: unknown) => {
   const hint = err instanceof AppError && err.hint ? ` (hint: ${err.hint})` : "";
   const message = err instanceof ConfigError ? err.message : `carbonmon: ${(err as Error).message}${hint}`;
   process.stderr.write(`${message}\n`);
-  process.exit(runningClient && !(err instanceof ConfigError) ? 1 : 2);
+  process.exit(2);
 });

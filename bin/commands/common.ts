@@ -3,6 +3,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { status } from "@grpc/grpc-js";
 import { CarbonmonClientError, clientSecurityFromFiles, type ClientSecurityOptions } from "../../client/index.js";
 import { ConfigError, loadClientSecurityConfig, SETTINGS } from "../../server/shared/config.js";
+import type { CommandIo } from "./io.js";
 
 /** A bad command line: exit code 2. */
 export class UsageError extends Error {}
@@ -21,7 +22,7 @@ export type Options = NonNullable<ParseArgsConfig["options"]>;
 
 export interface Command {
   help: string;
-  run(argv: string[]): Promise<number>;
+  run(argv: string[], io: CommandIo): Promise<number>;
 }
 
 /** What parse() returns (named, so that the build can write it into the declarations). */
@@ -49,14 +50,14 @@ function dialable(address: string): string {
 }
 
 /** --agent, else CARBONMON_AGENT_LISTEN, else 127.0.0.1:50051. */
-export function agentAddress(flag: string | undefined): string {
-  return flag ?? dialable(process.env.CARBONMON_AGENT_LISTEN || settingDefault("CARBONMON_AGENT_LISTEN"));
+export function agentAddress(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return flag ?? dialable(env.CARBONMON_AGENT_LISTEN || settingDefault("CARBONMON_AGENT_LISTEN"));
 }
 
 /** --addr, else CARBONMON_INTENSITY_ADDR, else CARBONMON_INTENSITY_LISTEN, else 127.0.0.1:50061. */
-export function intensityAddress(flag: string | undefined): string {
-  const env = process.env.CARBONMON_INTENSITY_ADDR || process.env.CARBONMON_INTENSITY_LISTEN;
-  return flag ?? dialable(env || settingDefault("CARBONMON_INTENSITY_LISTEN"));
+export function intensityAddress(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  const set = env.CARBONMON_INTENSITY_ADDR || env.CARBONMON_INTENSITY_LISTEN;
+  return flag ?? dialable(set || settingDefault("CARBONMON_INTENSITY_LISTEN"));
 }
 
 /** Client options for a CLI: fail fast. */
@@ -79,14 +80,17 @@ export const SECURITY_HELP = `  --tls-ca FILE      PEM CA of the service's certi
 export type SecurityValues = { [K in keyof typeof SECURITY_OPTIONS]?: string | undefined };
 
 /** CLIENT_OPTIONS with TLS and the token from flags or the environment; a bad setting or unreadable file: exit 2. */
-export function clientOptions(values: SecurityValues): typeof CLIENT_OPTIONS & { security: ClientSecurityOptions } {
+export function clientOptions(values: SecurityValues, env: NodeJS.ProcessEnv): typeof CLIENT_OPTIONS & { security: ClientSecurityOptions } {
   try {
-    const files = loadClientSecurityConfig({
-      "--tls-ca": values["tls-ca"],
-      "--tls-cert": values["tls-cert"],
-      "--tls-key": values["tls-key"],
-      "--token-file": values["token-file"],
-    });
+    const files = loadClientSecurityConfig(
+      {
+        "--tls-ca": values["tls-ca"],
+        "--tls-cert": values["tls-cert"],
+        "--tls-key": values["tls-key"],
+        "--token-file": values["token-file"],
+      },
+      env,
+    );
     return { ...CLIENT_OPTIONS, security: clientSecurityFromFiles(files) };
   } catch (err) {
     throw new CliError(`carbonmon: ${err instanceof ConfigError ? err.problems.join("; ") : (err as Error).message}`, 2);

@@ -6,6 +6,7 @@
 import { createAgentClient } from "../../client/index.js";
 import { CLIENT_OPTIONS, parse, positiveInt, type Command } from "./common.js";
 import { mark, measurementText, SIMULATED_BANNER } from "./format.js";
+import type { CommandIo } from "./io.js";
 import { startLocalAgent, startLocalIntensity, type LocalService } from "./local.js";
 import { measureCommand } from "./run.js";
 import { streamPower } from "./watch.js";
@@ -36,41 +37,42 @@ async function isSimulated(address: string): Promise<boolean> {
   }
 }
 
-async function show(agent: LocalService, intensity: LocalService, location: string, busyMs: number): Promise<void> {
+async function show(agent: LocalService, intensity: LocalService, location: string, busyMs: number, io: CommandIo): Promise<void> {
   const simulated = await isSimulated(agent.address);
-  const say = (text: string): boolean => process.stdout.write(mark(text, simulated));
+  const say = (text: string): boolean => io.stdout.write(mark(text, simulated));
   if (simulated) say(`${SIMULATED_BANNER}\n`);
   say(`agent ${agent.address}, intensity service ${intensity.address}\n`);
   say(`carbon priced for location ${location} (set CARBONMON_LOCATION for yours; without provider keys: yearly averages)\n`);
   say(`measuring a ${busyMs / 1000} s busy loop (${process.execPath} -e ...)\n`);
   const { measurement } = await measureCommand(agent.address, [process.execPath, "-e", busyLoop(busyMs)], {
     key: `demo/${process.pid}-${Date.now()}`,
+    stderr: io.stderr,
   });
-  process.stdout.write(mark(measurementText(measurement!.measurement), simulated && !measurement!.measurement.simulated));
+  io.stdout.write(mark(measurementText(measurement!.measurement), simulated && !measurement!.measurement.simulated));
   say("power for 3 s:\n");
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), 3_000);
   try {
-    await streamPower(agent.address, { periodMs: 500, json: false, signal: abort.signal });
+    await streamPower(agent.address, { periodMs: 500, json: false, signal: abort.signal }, io.stdout);
   } finally {
     clearTimeout(timer);
   }
   if (simulated) say(`${SIMULATED_BANNER}\n`);
 }
 
-async function demo(argv: string[]): Promise<number> {
+async function demo(argv: string[], io: CommandIo): Promise<number> {
   const { values } = parse(argv, { "busy-ms": { type: "string" } });
   const busyMs = positiveInt("--busy-ms", values["busy-ms"], 2000);
-  const intensity = await startLocalIntensity();
+  const intensity = await startLocalIntensity(io.env);
   let agent: LocalService | undefined;
   try {
-    const location = process.env.CARBONMON_LOCATION || DEMO_LOCATION;
-    agent = await startLocalAgent({
+    const location = io.env.CARBONMON_LOCATION || DEMO_LOCATION;
+    agent = await startLocalAgent(io.env, {
       CARBONMON_INTENSITY_ADDR: intensity.address,
       CARBONMON_LOCATION: location,
-      CARBONMON_SIMULATED_GPU: process.env.CARBONMON_SIMULATED_GPU || "true",
+      CARBONMON_SIMULATED_GPU: io.env.CARBONMON_SIMULATED_GPU || "true",
     });
-    await show(agent, intensity, location, busyMs);
+    await show(agent, intensity, location, busyMs, io);
   } finally {
     await agent?.close();
     await intensity.close();

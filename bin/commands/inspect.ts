@@ -12,6 +12,7 @@ import {
   type SecurityValues,
 } from "./common.js";
 import { hostText, windowsText } from "./format.js";
+import type { CommandIo } from "./io.js";
 import { emit, OUTPUT_HELP, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
 export const AGENT_OPTION = `  --agent ADDR    the agent; default CARBONMON_AGENT_LISTEN, else 127.0.0.1:50051
@@ -23,10 +24,11 @@ export const AGENT_OPTIONS = { agent: { type: "string" }, ...SECURITY_OPTIONS } 
 
 export async function withAgent<T>(
   values: SecurityValues & { agent?: string | undefined },
+  env: NodeJS.ProcessEnv,
   fn: (client: ReturnType<typeof createAgentClient>) => Promise<T>,
 ): Promise<T> {
-  const address = agentAddress(values.agent);
-  const client = createAgentClient(address, clientOptions(values));
+  const address = agentAddress(values.agent, env);
+  const client = createAgentClient(address, clientOptions(values, env));
   try {
     return await calling("agent", address, () => fn(client));
   } finally {
@@ -34,22 +36,23 @@ export async function withAgent<T>(
   }
 }
 
-async function host(argv: string[]): Promise<number> {
+async function host(argv: string[], io: CommandIo): Promise<number> {
   const { values } = parse(argv, { ...AGENT_OPTIONS, ...OUTPUT_OPTIONS });
-  const response = await withAgent(values, (c) => c.getHost());
+  const response = await withAgent(values, io.env, (c) => c.getHost());
   emit(
     values.json ? `${await protoJson("carbonmon.agent.v1.GetHostResponse", GetHostResponse, response)}\n` : hostText(response),
     values.output,
+    io.stdout,
   );
   return 0;
 }
 
-async function windows(argv: string[]): Promise<number> {
+async function windows(argv: string[], io: CommandIo): Promise<number> {
   const { values } = parse(argv, { ...AGENT_OPTIONS, all: { type: "boolean" }, ...OUTPUT_OPTIONS });
-  const list = await withAgent(values, (c) => c.listWindows({ includeEnded: values.all === true }));
+  const list = await withAgent(values, io.env, (c) => c.listWindows({ includeEnded: values.all === true }));
   const json = async (): Promise<string> =>
     `${await protoJson("carbonmon.agent.v1.ListWindowsResponse", ListWindowsResponse, { windows: list })}\n`;
-  emit(values.json ? await json() : windowsText(list), values.output);
+  emit(values.json ? await json() : windowsText(list), values.output, io.stdout);
   return 0;
 }
 

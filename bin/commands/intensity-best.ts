@@ -14,6 +14,7 @@ import {
   UsageError,
   type Command,
 } from "./common.js";
+import type { CommandIo } from "./io.js";
 import { emit, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
 export const BEST_HELP = `Usage: carbonmon intensity best --locations DE,FR,GB --duration 2h [options]
@@ -99,7 +100,7 @@ export function bestText(r: BestWindowResponse): string {
   return `${[`searched ${minute(r.earliestStart)} .. ${minute(r.latestEnd)} UTC`, ...text, ...notes.map((n) => `note: ${n}`)].join("\n")}\n`;
 }
 
-async function run(argv: string[]): Promise<number> {
+async function run(argv: string[], io: CommandIo): Promise<number> {
   const options = {
     locations: { type: "string" },
     location: { type: "string", multiple: true },
@@ -118,8 +119,8 @@ async function run(argv: string[]): Promise<number> {
   const withinMs = parseDurationMs("--within", values.within);
   const kwh = energyKwh(values["energy-kwh"]);
   const max = positiveInt("--max", values.max, 5);
-  const address = intensityAddress(values.addr);
-  const client = createIntensityClient(address, clientOptions(values));
+  const address = intensityAddress(values.addr, io.env);
+  const client = createIntensityClient(address, clientOptions(values, io.env));
   try {
     const result = await calling("intensity service", address, () =>
       client.bestWindow(where, {
@@ -132,6 +133,7 @@ async function run(argv: string[]): Promise<number> {
     emit(
       values.json ? `${await protoJson("carbonmon.intensity.v1.BestWindowResponse", BestWindowResponse, result)}\n` : bestText(result),
       values.output,
+      io.stdout,
     );
     return 0;
   } finally {

@@ -18,6 +18,7 @@ import {
   type Command,
 } from "./common.js";
 import { bestCommand } from "./intensity-best.js";
+import type { CommandIo } from "./io.js";
 import { emit, OUTPUT_HELP, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
 export const QUERIES = ["now", "history", "forecast"] as const;
@@ -57,7 +58,7 @@ function seriesText(s: IntensitySeries): string {
   return `${(lines.length ? lines : [`no values for ${s.zone}`]).join("\n")}\n`;
 }
 
-async function query(which: (typeof QUERIES)[number], argv: string[]): Promise<number> {
+async function query(which: (typeof QUERIES)[number], argv: string[], io: CommandIo): Promise<number> {
   const options = {
     location: { type: "string" },
     addr: { type: "string" },
@@ -69,8 +70,8 @@ async function query(which: (typeof QUERIES)[number], argv: string[]): Promise<n
   if (values.hours !== undefined && which !== "history") throw new UsageError("--hours is for history only");
   const where = location(values.location);
   const hours = positiveInt("--hours", values.hours, 24);
-  const address = intensityAddress(values.addr);
-  const client = createIntensityClient(address, clientOptions(values));
+  const address = intensityAddress(values.addr, io.env);
+  const client = createIntensityClient(address, clientOptions(values, io.env));
   try {
     const result = await calling("intensity service", address, async () => {
       if (which === "now") return client.current(where);
@@ -83,7 +84,7 @@ async function query(which: (typeof QUERIES)[number], argv: string[]): Promise<n
         ? protoJson("carbonmon.intensity.v1.IntensitySeries", IntensitySeriesCodec, result)
         : protoJson("carbonmon.intensity.v1.IntensityPoint", IntensityPointCodec, result);
     const text = "points" in result ? seriesText(result) : `${pointLine(result)}\n`;
-    emit(values.json ? `${await json()}\n` : text, values.output);
+    emit(values.json ? `${await json()}\n` : text, values.output, io.stdout);
     return 0;
   } finally {
     client.close();
@@ -91,7 +92,7 @@ async function query(which: (typeof QUERIES)[number], argv: string[]): Promise<n
 }
 
 export const intensityQueryCommands: Record<string, Command> = {
-  ...Object.fromEntries(QUERIES.map((q) => [q, { help: HELP, run: (argv: string[]) => query(q, argv) }])),
+  ...Object.fromEntries(QUERIES.map((q) => [q, { help: HELP, run: (argv: string[], io: CommandIo) => query(q, argv, io) }])),
   best: bestCommand,
 };
 export const INTENSITY_QUERY_HELP = HELP;

@@ -14,34 +14,34 @@ export interface LocalService {
 }
 
 /** Logs stay quiet (warn) unless CARBONMON_LOG_LEVEL asks otherwise: stderr is the command's. */
-const logLevel = (configured: string): string => (process.env.CARBONMON_LOG_LEVEL ? configured : "warn");
+const logLevel = (configured: string, env: NodeJS.ProcessEnv): string => (env.CARBONMON_LOG_LEVEL ? configured : "warn");
 
 /** CARBONMON_DATA_DIR when set, else a temporary directory removed on close. */
-function dataDir(): { dir: string; cleanup: () => void } {
-  const configured = process.env.CARBONMON_DATA_DIR;
+function dataDir(env: NodeJS.ProcessEnv): { dir: string; cleanup: () => void } {
+  const configured = env.CARBONMON_DATA_DIR;
   if (configured) return { dir: configured, cleanup: () => undefined };
   const dir = mkdtempSync(join(tmpdir(), "carbonmon-run-"));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** The agent, configured from the environment, on 127.0.0.1:0. */
-export async function startLocalAgent(env: Record<string, string> = {}): Promise<LocalService> {
-  const data = dataDir();
+/** The agent, configured from `env` (the command's environment) and `overrides`, on 127.0.0.1:0. */
+export async function startLocalAgent(env: NodeJS.ProcessEnv, overrides: Record<string, string> = {}): Promise<LocalService> {
+  const data = dataDir(env);
   try {
     const config = loadAgentConfig({
       env: {
-        ...process.env,
+        ...env,
         CARBONMON_AGENT_LISTEN: "127.0.0.1:0",
         CARBONMON_AGENT_METRICS_LISTEN: "",
         CARBONMON_DATA_DIR: data.dir,
-        ...env,
+        ...overrides,
       },
     });
     const [{ startAgent }, { createLogger }] = await Promise.all([
       import("../../server/agent/main.js"),
       import("../../server/shared/log.js"),
     ]);
-    const agent = await startAgent(config, createLogger("carbonmon-agent", logLevel(config.logLevel)));
+    const agent = await startAgent(config, createLogger("carbonmon-agent", logLevel(config.logLevel, env)));
     return { address: agent.running.address, close: async () => (await agent.running.shutdown(1000), data.cleanup()) };
   } catch (err) {
     data.cleanup();
@@ -49,13 +49,13 @@ export async function startLocalAgent(env: Record<string, string> = {}): Promise
   }
 }
 
-/** The intensity service, configured from the environment, on 127.0.0.1:0. */
-export async function startLocalIntensity(): Promise<LocalService> {
-  const data = dataDir();
+/** The intensity service, configured from `env` (the command's environment), on 127.0.0.1:0. */
+export async function startLocalIntensity(env: NodeJS.ProcessEnv): Promise<LocalService> {
+  const data = dataDir(env);
   try {
     const config = loadIntensityConfig({
       env: {
-        ...process.env,
+        ...env,
         CARBONMON_INTENSITY_LISTEN: "127.0.0.1:0",
         CARBONMON_INTENSITY_METRICS_LISTEN: "",
         CARBONMON_DATA_DIR: data.dir,
@@ -65,7 +65,7 @@ export async function startLocalIntensity(): Promise<LocalService> {
       import("../../server/intensity/main.js"),
       import("../../server/shared/log.js"),
     ]);
-    const server = await startIntensity(config, createLogger("carbonmon-intensity", logLevel(config.logLevel)));
+    const server = await startIntensity(config, createLogger("carbonmon-intensity", logLevel(config.logLevel, env)));
     return { address: server.running.address, close: async () => (await server.running.shutdown(1000), data.cleanup()) };
   } catch (err) {
     data.cleanup();

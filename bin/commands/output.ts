@@ -9,6 +9,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import type { FileRegistry } from "@bufbuild/protobuf";
 import { DESCRIPTORS_FILE } from "../../server/shared/paths.js";
+import type { Output } from "./io.js";
 
 /**
  * The printer, loaded on the first `--json`: @bufbuild/protobuf's runtime is 62 modules, a third of what a
@@ -48,7 +49,7 @@ export const OUTPUT_HELP = `  --json          the result as canonical protobuf J
 `;
 
 /** Writes `text` to `file` when given, else to `stream`. */
-export function emit(text: string, file: string | undefined, stream: NodeJS.WritableStream = process.stdout): void {
+export function emit(text: string, file: string | undefined, stream: Output): void {
   if (file !== undefined) writeFileSync(file, text);
   else stream.write(text);
 }

@@ -19,6 +19,7 @@ import {
 } from "./common.js";
 import { appendCsv } from "./csv.js";
 import { measurementText } from "./format.js";
+import type { CommandIo, Output } from "./io.js";
 import { startLocalAgent } from "./local.js";
 import { emit, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
@@ -67,10 +68,12 @@ export interface MeasureOptions {
   requireAgent?: boolean;
   /** TLS and the token for the agent (none: plaintext, no token). */
   security?: ClientSecurityOptions;
+  /** Where the warnings and the command's start failure go. */
+  stderr: Output;
 }
 
 /** Spawns argv[0] with stdio inherited; resolves with its exit code (127/126 when it cannot start). */
-export function runChild(argv: string[]): Promise<number> {
+export function runChild(argv: string[], stderr: Output): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: "inherit" });
     const forward = (signal: NodeJS.Signals): void => void child.kill(signal);
@@ -82,7 +85,7 @@ export function runChild(argv: string[]): Promise<number> {
       resolve(code);
     };
     child.once("error", (err: NodeJS.ErrnoException) => {
-      process.stderr.write(`carbonmon: cannot run ${argv[0]}: ${err.code === "ENOENT" ? "command not found" : err.message}\n`);
+      stderr.write(`carbonmon: cannot run ${argv[0]}: ${err.code === "ENOENT" ? "command not found" : err.message}\n`);
       done(err.code === "EACCES" ? 126 : 127);
     });
     child.once("exit", (code, signal) => done(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0)));
@@ -100,7 +103,7 @@ export async function measureCommand(address: string, argv: string[], options: M
   const tolerate = (err: unknown): void => {
     const failure = clientFailure(err, "agent", address);
     if (requireAgent) throw failure;
-    process.stderr.write(
+    options.stderr.write(
       `${failure.message.replace(/^carbonmon: /, "carbonmon: warning: ")}; ${argv[0]} runs unmeasured (--require-agent to refuse)\n`,
     );
   };
@@ -110,7 +113,7 @@ export async function measureCommand(address: string, argv: string[], options: M
       () => true,
       (err: unknown) => (tolerate(err), false),
     );
-    const exitCode = await runChild(argv);
+    const exitCode = await runChild(argv, options.stderr);
     if (!begun) return { exitCode };
     try {
       return { exitCode, measurement: await client.endWindow(options.key, { waitForCounterUpdate: true }) };
@@ -128,7 +131,7 @@ export async function measurementOutput(m: Measurement, asJson: boolean): Promis
   return asJson ? `${await protoJson("carbonmon.agent.v1.Measurement", Measurement, m)}\n` : measurementText(m);
 }
 
-async function run(argv: string[]): Promise<number> {
+async function run(argv: string[], io: CommandIo): Promise<number> {
   const sep = argv.indexOf("--");
   if (sep < 0 || sep === argv.length - 1) throw new UsageError("run needs a command: carbonmon run [options] -- CMD [ARGS...]");
   const { values } = parse(argv.slice(0, sep), OPTIONS);
@@ -138,18 +141,19 @@ async function run(argv: string[]): Promise<number> {
     gpuIndices: gpuList(values.gpus),
     labels: labelMap(values.label),
   };
-  const { security } = clientOptions(values);
-  const local = values.agent === undefined ? await startLocalAgent() : undefined;
-  const address = local?.address ?? agentAddress(values.agent);
+  const { security } = clientOptions(values, io.env);
+  const local = values.agent === undefined ? await startLocalAgent(io.env) : undefined;
+  const address = local?.address ?? agentAddress(values.agent, io.env);
   try {
     // The in-process agent listens on loopback without TLS; an agent named by --agent gets TLS and the token.
     const { exitCode, measurement } = await measureCommand(address, command, {
       ...options,
       requireAgent: values["require-agent"] === true,
       security: local ? {} : security,
+      stderr: io.stderr,
     });
     if (measurement) {
-      emit(await measurementOutput(measurement.measurement, values.json === true), values.output, process.stderr);
+      emit(await measurementOutput(measurement.measurement, values.json === true), values.output, io.stderr);
       if (values.csv !== undefined) appendCsv(values.csv, measurement.measurement, { command: command.join(" "), exitCode });
     }
     return exitCode;

@@ -5,6 +5,7 @@
 import { SCOPES, isScope } from "../../server/shared/security/scopes.js";
 import { newToken, PRINCIPAL_NAME, sha256Hex } from "../../server/shared/security/tokens.js";
 import { parse, UsageError, type Command } from "./common.js";
+import type { CommandIo } from "./io.js";
 
 const HELP = `Usage: carbonmon token new --name NAME --scopes SCOPE[,SCOPE...]
 
@@ -17,7 +18,7 @@ holds only the token's SHA-256. Send SIGHUP to the services to load the changed 
   --help            this text
 `;
 
-async function tokenNew(argv: string[]): Promise<number> {
+async function tokenNew(argv: string[], io: CommandIo): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== "new") throw new UsageError("expected: carbonmon token new --name NAME --scopes LIST");
   const { values } = parse(rest, { name: { type: "string" }, scopes: { type: "string" } });
@@ -34,7 +35,7 @@ async function tokenNew(argv: string[]): Promise<number> {
     );
   const token = newToken();
   const entry = JSON.stringify({ name: values.name, sha256: sha256Hex(token), scopes: [...new Set(scopes)] });
-  process.stdout.write(
+  io.stdout.write(
     `token (shown once; put it in the client's CARBONMON_TOKEN_FILE):\n${token}\n\nadd to the "tokens" list of CARBONMON_AUTH_TOKENS_FILE:\n${entry}\n`,
   );
   return 0;

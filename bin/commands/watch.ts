@@ -15,6 +15,7 @@ import {
 } from "./common.js";
 import { PowerSample as PowerSampleCodec } from "../../proto/gen/carbonmon/agent/v1/agent.js";
 import { mark, SIMULATED_BANNER } from "./format.js";
+import type { CommandIo, Output } from "./io.js";
 import { protoJson } from "./output.js";
 
 const HELP = `Usage: carbonmon watch [options]
@@ -60,19 +61,20 @@ export function sampleLines(s: PowerSample, peak: { w: number }): string {
 export async function streamPower(
   address: string,
   o: { periodMs: number; json: boolean; signal: AbortSignal; limit?: number; security?: ClientSecurityOptions },
+  stdout: Output,
 ): Promise<void> {
   const client = createAgentClient(address, { ...CLIENT_OPTIONS, security: o.security ?? {} });
-  const tty = process.stdout.isTTY === true && !o.json;
+  const tty = stdout.isTTY === true && !o.json;
   const peak = { w: 0 };
   let shown = 0;
   let previousLines = 0;
   try {
     await calling("agent", address, async () => {
       for await (const sample of client.watchPower({ periodMs: o.periodMs, signal: o.signal })) {
-        if (!tty) process.stdout.write(o.json ? await sampleJson(sample) : sampleLines(sample, peak));
+        if (!tty) stdout.write(o.json ? await sampleJson(sample) : sampleLines(sample, peak));
         else {
           const text = `${sample.simulated ? `${SIMULATED_BANNER}\n` : ""}${sampleLines(sample, peak)}`;
-          process.stdout.write(`${previousLines ? `\x1b[${previousLines}F\x1b[J` : ""}${text}`);
+          stdout.write(`${previousLines ? `\x1b[${previousLines}F\x1b[J` : ""}${text}`);
           previousLines = text.split("\n").length - 1;
         }
         if (o.limit !== undefined && ++shown >= o.limit) break;
@@ -83,20 +85,24 @@ export async function streamPower(
   }
 }
 
-async function watch(argv: string[]): Promise<number> {
+async function watch(argv: string[], io: CommandIo): Promise<number> {
   const { values } = parse(argv, {
     agent: { type: "string" },
     "period-ms": { type: "string" },
     json: { type: "boolean" },
     ...SECURITY_OPTIONS,
   });
-  const { security } = clientOptions(values);
+  const { security } = clientOptions(values, io.env);
   const periodMs = positiveInt("--period-ms", values["period-ms"], 1000);
   const abort = new AbortController();
   const stop = (): void => abort.abort();
   process.once("SIGINT", stop).once("SIGTERM", stop);
   try {
-    await streamPower(agentAddress(values.agent), { periodMs, json: values.json === true, signal: abort.signal, security });
+    await streamPower(
+      agentAddress(values.agent, io.env),
+      { periodMs, json: values.json === true, signal: abort.signal, security },
+      io.stdout,
+    );
   } finally {
     process.off("SIGINT", stop).off("SIGTERM", stop);
   }

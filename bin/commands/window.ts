@@ -7,6 +7,7 @@ import { gpuList, labelMap, parse, UsageError, type Command } from "./common.js"
 import { appendCsv } from "./csv.js";
 import { measurementText } from "./format.js";
 import { AGENT_OPTION, AGENT_OPTIONS, withAgent } from "./inspect.js";
+import type { CommandIo } from "./io.js";
 import { emit, OUTPUT_OPTIONS, protoJson } from "./output.js";
 
 export const WINDOW_ACTIONS = ["begin", "end", "get", "cancel"] as const;
@@ -38,7 +39,7 @@ const OPTIONS = {
 
 const ONLY: Record<string, Action[]> = { gpus: ["begin"], label: ["begin"], csv: ["end"] };
 
-async function window(action: Action, argv: string[]): Promise<number> {
+async function window(action: Action, argv: string[], io: CommandIo): Promise<number> {
   const { values, positionals } = parse(argv, OPTIONS, true);
   if (positionals.length !== 1) throw new UsageError(`window ${action} needs exactly one KEY, got ${positionals.length}`);
   for (const [option, actions] of Object.entries(ONLY)) {
@@ -46,7 +47,7 @@ async function window(action: Action, argv: string[]): Promise<number> {
       throw new UsageError(`--${option} is for window ${actions.join("/")} only`);
   }
   const key = positionals[0]!;
-  const text = await withAgent(values, async (client): Promise<string> => {
+  const text = await withAgent(values, io.env, async (client): Promise<string> => {
     switch (action) {
       case "begin": {
         const r = await client.beginWindow(key, { gpuIndices: gpuList(values.gpus), labels: labelMap(values.label) });
@@ -66,11 +67,11 @@ async function window(action: Action, argv: string[]): Promise<number> {
       }
     }
   });
-  emit(`${text}\n`, values.output);
+  emit(`${text}\n`, values.output, io.stdout);
   return 0;
 }
 
 export const windowCommands: Record<string, Command> = Object.fromEntries(
-  WINDOW_ACTIONS.map((a) => [a, { help: HELP, run: (argv: string[]) => window(a, argv) }]),
+  WINDOW_ACTIONS.map((a) => [a, { help: HELP, run: (argv: string[], io: CommandIo) => window(a, argv, io) }]),
 );
 export const WINDOW_HELP = HELP;

@@ -1,8 +1,14 @@
+/**
+ * The client commands against real services: host, windows, intensity now|history|forecast and their
+ * failures run in this process (cli-in-process.ts); watch (stopped by SIGINT), a bad option's exit code and
+ * demo run as real processes.
+ */
 import test from "ava";
 import { createAgentClient } from "../../client/index.js";
 import { fakeNvml } from "../helpers/fake-nvml.js";
 import { startTestAgent, startTestIntensity } from "../helpers/grpc.js";
 import { until as waitFor } from "../helpers/prom.js";
+import { carbonmonHere } from "./cli-in-process.js";
 import { carbonmon, start, until } from "./cli-process.js";
 
 async function agentWithGpu(t: { teardown(fn: () => void | Promise<void>): void }) {
@@ -14,7 +20,7 @@ async function agentWithGpu(t: { teardown(fn: () => void | Promise<void>): void 
 
 test("host --json and host against an agent", async (t) => {
   const address = await agentWithGpu(t);
-  const r = await carbonmon(["host", "--agent", address, "--json"]);
+  const r = await carbonmonHere(["host", "--agent", address, "--json"]);
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout.split("\n").length, 2, "one line");
   t.false(r.stdout.includes("null"), "no nulls: unset fields are left out");
@@ -23,7 +29,7 @@ test("host --json and host against an agent", async (t) => {
   t.false("simulated" in host.gpus[0], "false is the default: left out");
   t.is(host.samplingPeriod, "0.100s", "Duration as protobuf JSON writes it");
   t.is(host.gpus[0].status, "DEVICE_STATUS_OK", "enums by name");
-  const text = await carbonmon(["host", "--agent", address]);
+  const text = await carbonmonHere(["host", "--agent", address]);
   t.regex(text.stdout, /^gpu:0\s+\S.*\sup\s+ok\b/m);
   t.false(text.stdout.includes("down"));
   t.regex(text.stdout, /backend nvml: ok/);
@@ -35,7 +41,7 @@ test("host shows a lost GPU down, with the reason", async (t) => {
   const agent = await startTestAgent({ CARBONMON_NVML_LIBRARY: nvml.libraryPath, CARBONMON_IDLE_SAMPLING_PERIOD_MS: "100" });
   t.teardown(async () => (await agent.close(), nvml.cleanup()));
   await waitFor(() => agent.context.sampler.device("gpu:0")?.status === "lost", "gpu:0 lost");
-  const text = await carbonmon(["host", "--agent", agent.running.address]);
+  const text = await carbonmonHere(["host", "--agent", agent.running.address]);
   t.is(text.code, 0, text.stderr);
   t.regex(text.stdout, /^gpu:0\s+.*\sdown\s+lost\s+\S/m);
   t.regex(text.stdout, /^gpu:1\s+.*\sup\s+ok\b/m);
@@ -49,11 +55,11 @@ test("windows lists open windows; --all adds ended ones", async (t) => {
   await client.beginWindow("test/open", { labels: { job: "7" } });
   await client.beginWindow("test/ended");
   await client.endWindow("test/ended");
-  const r = await carbonmon(["windows", "--agent", address]);
+  const r = await carbonmonHere(["windows", "--agent", address]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^test\/open\s+\S+\s+open\s+0\s+-\s+job=7$/m);
   t.false(r.stdout.includes("test/ended"));
-  const all = JSON.parse((await carbonmon(["windows", "--agent", address, "--all", "--json"])).stdout);
+  const all = JSON.parse((await carbonmonHere(["windows", "--agent", address, "--all", "--json"])).stdout);
   t.deepEqual(all.windows.map((w: { key: string }) => w.key).sort(), ["test/ended", "test/open"], "a ListWindowsResponse");
 });
 
@@ -77,11 +83,12 @@ test("watch --json prints one JSON line per sample and exits 0 on SIGINT", async
 test("intensity now --location DE against a static provider", async (t) => {
   const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
   t.teardown(() => intensity.close());
-  const r = await carbonmon(["intensity", "now", "--location", "DE", "--addr", intensity.running.address]);
+  const r = await carbonmonHere(["intensity", "now", "--location", "DE", "--addr", intensity.running.address]);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^DE .* 300\.0 gCO2eq\/kWh\s+provider=static source=configured estimated=no$/m);
   const j = JSON.parse(
-    (await carbonmon(["intensity", "now", "--location", "DE", "--json"], { CARBONMON_INTENSITY_ADDR: intensity.running.address })).stdout,
+    (await carbonmonHere(["intensity", "now", "--location", "DE", "--json"], { CARBONMON_INTENSITY_ADDR: intensity.running.address }))
+      .stdout,
   );
   t.is(j.gPerKwh, 300);
   t.is(j.source, "INTENSITY_SOURCE_CONFIGURED", "enums by name");
@@ -90,30 +97,40 @@ test("intensity now --location DE against a static provider", async (t) => {
 test("intensity history and forecast: hourly values, and a clear NOT_FOUND when no provider forecasts the zone", async (t) => {
   const intensity = await startTestIntensity({ CARBONMON_PROVIDERS: "static", CARBONMON_INTENSITY_CONSTANTS: "DE=300" });
   t.teardown(() => intensity.close());
-  const h = await carbonmon(["intensity", "history", "--location", "DE", "--hours", "3", "--addr", intensity.running.address, "--json"]);
+  const h = await carbonmonHere([
+    "intensity",
+    "history",
+    "--location",
+    "DE",
+    "--hours",
+    "3",
+    "--addr",
+    intensity.running.address,
+    "--json",
+  ]);
   t.is(h.code, 0, h.stderr);
   const series = JSON.parse(h.stdout) as { points: Array<{ gPerKwh: number; provider: string }> };
   t.true(series.points.length >= 3 && series.points.length <= 4, `${series.points.length} hourly points`);
   t.true(series.points.every((p) => p.gPerKwh === 300 && p.provider === "static"));
-  const f = await carbonmon(["intensity", "forecast", "--location", "DE", "--addr", intensity.running.address]);
+  const f = await carbonmonHere(["intensity", "forecast", "--location", "DE", "--addr", intensity.running.address]);
   t.is(f.code, 1);
   t.regex(f.stderr, /NOT_FOUND.*no configured provider forecasts zone DE/);
 });
 
 test("client commands: unreachable address → one line and exit 1; unknown option → exit 2; --help", async (t) => {
   for (const args of [["host"], ["windows"], ["watch", "--json"], ["intensity", "now", "--location", "DE", "--addr", "127.0.0.1:1"]]) {
-    const r = await carbonmon(args, { CARBONMON_AGENT_LISTEN: "127.0.0.1:1" });
+    const r = await carbonmonHere(args, { CARBONMON_AGENT_LISTEN: "127.0.0.1:1" });
     t.is(r.code, 1, args.join(" "));
     t.regex(r.stderr, /^carbonmon: cannot reach the (agent|intensity service) at 127\.0\.0\.1:1 \([A-Z_]+: .*\)\n$/);
   }
   const bad = await carbonmon(["watch", "--bogus"]);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /carbonmon watch: Unknown option '--bogus'/);
-  t.is((await carbonmon(["intensity", "now"])).code, 2);
+  t.is((await carbonmonHere(["intensity", "now"])).code, 2);
   const zero = await carbonmon(["demo", "--busy-ms", "0"]);
   t.is(zero.code, 2);
   t.regex(zero.stderr, /--busy-ms expects a positive whole number, got "0"/);
-  const help = await carbonmon(["watch", "--help"]);
+  const help = await carbonmonHere(["watch", "--help"]);
   t.regex(help.stdout, /--period-ms N/);
 });
 

@@ -1,9 +1,9 @@
-/** `carbonmon intensity best` as a real process against the intensity service and an imitation ElectricityMaps. */
+/** `carbonmon intensity best` (in this process: cli-in-process.ts) against the intensity service and an imitation ElectricityMaps. */
 import test from "ava";
 import { parseDurationMs } from "../../bin/commands/intensity-best.js";
 import { FAKE_EM_TOKEN, hourlySeries, startFakeElectricityMaps } from "../helpers/fake-electricitymaps.js";
 import { startTestIntensity } from "../helpers/grpc.js";
-import { carbonmon } from "./cli-process.js";
+import { carbonmonHere } from "./cli-in-process.js";
 
 const HOUR = 3_600_000;
 const hhmm = (ms: number): string => new Date(ms).toISOString().slice(11, 16);
@@ -29,7 +29,7 @@ async function setup(t: import("ava").ExecutionContext) {
 
 test("intensity best: a table of windows with grams and the saving against starting now; --json", async (t) => {
   const { hour, addr } = await setup(t);
-  const r = await carbonmon([
+  const r = await carbonmonHere([
     "intensity",
     "best",
     "--locations",
@@ -56,7 +56,7 @@ test("intensity best: a table of windows with grams and the saving against start
   t.regex(r.stdout, /^now\s+DE\s+.*300\.0\s+2700\.0\s+0\.0 %\s+electricitymaps forecast$/m);
   t.regex(r.stdout, /^now\s+GB\s+.*250\.0\s+2250\.0\s+0\.0 %\s+static flat \(no forecast\)$/m);
   t.regex(r.stdout, /^note: GB: static has no forecast; its configured constant is flat, so starting later changes nothing there$/m);
-  const j = await carbonmon([
+  const j = await carbonmonHere([
     "intensity",
     "best",
     "--locations",
@@ -86,14 +86,14 @@ test("intensity best: usage errors exit 2; a range shorter than the duration is 
     ["--locations", "DE", "--duration", "2 hours"],
     ["--locations", "DE", "--duration", "2h", "--energy-kwh", "-1"],
   ]) {
-    const r = await carbonmon(["intensity", "best", ...args, "--addr", addr]);
+    const r = await carbonmonHere(["intensity", "best", ...args, "--addr", addr]);
     t.is(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     t.regex(r.stderr, /^carbonmon intensity best: .* \(see carbonmon intensity best --help\)\n$/);
   }
-  const short = await carbonmon(["intensity", "best", "--locations", "DE", "--duration", "2h", "--within", "1h", "--addr", addr]);
+  const short = await carbonmonHere(["intensity", "best", "--locations", "DE", "--duration", "2h", "--within", "1h", "--addr", addr]);
   t.is(short.code, 1);
   t.regex(short.stderr, /INVALID_ARGUMENT: .* is shorter than the duration \(2 h\)/);
-  const help = await carbonmon(["intensity", "best", "--help"]);
+  const help = await carbonmonHere(["intensity", "best", "--help"]);
   t.regex(help.stdout, /--duration D/);
 });
 

@@ -5,6 +5,7 @@ import test from "ava";
 import { fakeNvml } from "../helpers/fake-nvml.js";
 import { startTestAgent, startTestIntensity, tempDataDir } from "../helpers/grpc.js";
 import { createAgentClient } from "../../client/index.js";
+import { carbonmonHere } from "./cli-in-process.js";
 import { carbonmon } from "./cli-process.js";
 
 const POWER_W = 120;
@@ -148,8 +149,8 @@ test("run of a command that cannot start exits 127 and still ends the window", a
 });
 
 test("run: no command, an unknown option", async (t) => {
-  t.is((await carbonmon(["run"])).code, 2);
-  const bad = await carbonmon(["run", "--frobnicate", "--", "true"]);
+  t.is((await carbonmonHere(["run"])).code, 2);
+  const bad = await carbonmonHere(["run", "--frobnicate", "--", "true"]);
   t.is(bad.code, 2);
   t.regex(bad.stderr, /Unknown option '--frobnicate'/);
 });
@@ -206,8 +207,13 @@ test("run without --agent where an agent already uses the data directory: refuse
 });
 
 test("run --help lists its options (and --help after -- belongs to the command)", async (t) => {
-  const r = await carbonmon(["run", "--help"]);
+  const r = await carbonmonHere(["run", "--help"]);
   t.is(r.code, 0);
   for (const o of ["--agent", "--gpus", "--key", "--label", "--json", "--output", "--csv", "--require-agent"])
     t.true(r.stdout.includes(o), o);
+  // Not run's help: the command's argument. run goes on to the agent (here unreachable, and required).
+  const after = await carbonmonHere(["run", "--require-agent", "--agent", "127.0.0.1:1", "--", "/nonexistent/cmd", "--help"]);
+  t.is(after.code, 1, after.stderr);
+  t.is(after.stdout, "");
+  t.regex(after.stderr, /^carbonmon: cannot reach the agent at 127\.0\.0\.1:1/);
 });

@@ -1,6 +1,7 @@
 /**
- * carbonmon window begin|end|get|cancel: a window's edges as separate processes, as a Slurm prolog and
- * epilog or a CI job's first and last step run them, against a real agent (fake NVML, two GPUs at 150 W).
+ * carbonmon window begin|end|get|cancel against a real agent (fake NVML, two GPUs at 150 W): a window's edges
+ * as separate processes, as a Slurm prolog and epilog or a CI job's first and last step run them; cancel
+ * and the usage errors in this process (cli-in-process.ts).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,6 +10,7 @@ import test from "ava";
 import { createAgentClient } from "../../client/index.js";
 import { fakeNvml } from "../helpers/fake-nvml.js";
 import { startTestAgent } from "../helpers/grpc.js";
+import { carbonmonHere } from "./cli-in-process.js";
 import { carbonmon } from "./cli-process.js";
 
 async function agentWithGpus(t: { teardown(fn: () => void | Promise<void>): void }) {
@@ -70,14 +72,14 @@ test("window begin … get … end in separate processes: labels, GPUs, text and
 
 test("window cancel discards an open window; end of an unknown key fails with NOT_FOUND and exit 1", async (t) => {
   const { address } = await agentWithGpus(t);
-  t.is((await carbonmon(["window", "begin", "ci/7", "--agent", address])).code, 0);
-  const cancel = await carbonmon(["window", "cancel", "ci/7", "--agent", address]);
+  t.is((await carbonmonHere(["window", "begin", "ci/7", "--agent", address])).code, 0);
+  const cancel = await carbonmonHere(["window", "cancel", "ci/7", "--agent", address]);
   t.is(cancel.code, 0, cancel.stderr);
   t.regex(cancel.stdout, /^window ci\/7 cancelled \(begun at \S+Z\)\n$/);
   const client = createAgentClient(address);
   t.teardown(() => client.close());
   t.deepEqual(await client.listWindows(), []);
-  const end = await carbonmon(["window", "end", "ci/7", "--agent", address]);
+  const end = await carbonmonHere(["window", "end", "ci/7", "--agent", address]);
   t.is(end.code, 1);
   t.regex(end.stderr, /^carbonmon: agent at 127\.0\.0\.1:\d+: .*NOT_FOUND.*\n$/);
 });
@@ -90,11 +92,11 @@ test("window: usage errors exit 2", async (t) => {
     ["window", "end", "k", "--gpus", "0"],
     ["window", "begin", "k", "--label", "novalue"],
   ]) {
-    const r = await carbonmon(args);
+    const r = await carbonmonHere(args);
     t.is(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     t.regex(r.stderr, /^carbonmon window/);
   }
-  const help = await carbonmon(["window", "begin", "--help"]);
+  const help = await carbonmonHere(["window", "begin", "--help"]);
   t.is(help.code, 0);
   for (const o of ["--gpus", "--label", "--csv", "--json", "--output", "--agent"]) t.true(help.stdout.includes(o), o);
 });
