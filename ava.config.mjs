@@ -4,6 +4,7 @@
 // The tests run as JavaScript transpiled once per run into .tmp/unit-js/ (scripts/unit-tree.mjs, built here
 // before every run), with no loader: each test process, CLI process and NVML worker starts ~1 s of CPU
 // sooner than through tsx. Type errors are `npm run lint`'s (tsc), not the tests'.
+import { accessSync, constants, statfsSync } from "node:fs";
 import { buildUnitTree, TREE_DIR } from "./scripts/unit-tree.mjs";
 
 await buildUnitTree();
@@ -39,6 +40,22 @@ const rank = (file) => {
   return i === -1 ? SLOW_FIRST.length : i;
 };
 
+// The tests' temporary files (data directories, SQLite databases, fake powercap trees, copies of the fake
+// NVML library) go to /dev/shm where it is a writable tmpfs with room, unless TMPDIR is set: measured on
+// the 2-core machine, the unit tier spends ~6 % less CPU than on a disk-backed /tmp (SQLite's fsyncs and the
+// file copies). The e2e tier keeps the system's TMPDIR: its SIGKILL soaks are about real disks.
+function memoryTmpdir() {
+  if (process.env.TMPDIR) return undefined;
+  try {
+    accessSync("/dev/shm", constants.W_OK);
+    const fs = statfsSync("/dev/shm");
+    return fs.bavail * fs.bsize >= 2 ** 30 ? "/dev/shm" : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const tmpdir = memoryTmpdir();
+
 export default {
   // The static checks (tsc, Biome, proto/gen current) are a tier of their own: ava.lint.config.mjs.
   files: [
@@ -54,4 +71,5 @@ export default {
   concurrency: 4,
   sortTestFiles: (a, b) => rank(a) - rank(b) || a.localeCompare(b),
   timeout: "60s",
+  ...(tmpdir ? { environmentVariables: { TMPDIR: tmpdir } } : {}),
 };
