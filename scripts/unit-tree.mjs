@@ -1,10 +1,11 @@
 // The unit tier's JavaScript tree (.tmp/unit-js/): the repository mirrored with every TypeScript file of
 // server/, client/, bin/, proto/, test/, scripts/ and bench/ transpiled once (esbuild, the same transform tsx
-// applies) next to a link to its source, and everything else linked. ava.config.mjs builds it before each
-// run and runs its test files with plain node: a test process then starts in ~0.6 s of CPU instead of ~1.6 s
-// through tsx, and so do the CLI processes and NVML worker threads the tests start. Paths found through
-// `import.meta.url` (fixtures, README.md, proto/*.proto, package.json, worker files) resolve in the mirror as
-// they do in the repository. Type checking stays with `npm run lint` (tsc).
+// applies) next to a link to its source, and everything else linked (package.json is a copy: see
+// treePackageJson). ava.config.mjs builds it before each run and runs its test files with plain node: a test
+// process then starts in ~0.6 s of CPU instead of ~1.6 s through tsx, and so do the CLI processes and NVML
+// worker threads the tests start. Paths found through `import.meta.url` (fixtures, README.md, proto/*.proto,
+// package.json, worker files) resolve in the mirror as they do in the repository. Type checking stays with
+// `npm run lint` (tsc).
 //
 // Incremental and safe beside a run in progress: a file is rewritten (atomically) only when its output
 // changed, and only what no longer has a source is removed.
@@ -61,7 +62,7 @@ function plan() {
       } else if (e.isFile() && isSource(e.name) && !top) {
         sources.push(path);
         want.set(path, { link: join(ROOT, path) });
-      } else if (!outputs.has(e.name)) {
+      } else if (!outputs.has(e.name) && path !== "package.json") {
         // bin/carbonmon.js (the launcher of dist/) gives way to the CLI transpiled from bin/carbonmon.ts.
         want.set(path, { link: join(ROOT, path) });
       }
@@ -125,10 +126,25 @@ function writeAtomically(path, contents) {
   renameSync(tmp, path);
 }
 
+/**
+ * The tree's package.json: the repository's, except that the "carbonmon-source" condition of its exports
+ * names the transpiled .js beside each .ts, so that `import "carbonmon/client"` under that condition (the
+ * README's examples, test/helpers/examples.ts) runs on plain node in the tree.
+ */
+function treePackageJson() {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));
+  for (const target of Object.values(pkg.exports ?? {})) {
+    const source = typeof target === "object" ? target["carbonmon-source"] : undefined;
+    if (typeof source === "string") target["carbonmon-source"] = source.replace(/\.ts$/, ".js");
+  }
+  return Buffer.from(`${JSON.stringify(pkg, null, 2)}\n`);
+}
+
 /** Brings .tmp/unit-js/ up to date with the working tree; returns how many files it wrote. */
 export async function buildUnitTree() {
   const { want, sources } = plan();
   const outputs = await transpile(sources);
+  outputs.set("package.json", treePackageJson());
   mkdirSync(TREE, { recursive: true });
   prune("", want, outputs);
   let written = 0;

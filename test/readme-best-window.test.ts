@@ -3,14 +3,13 @@
  * (server/intensity/core/best-window.ts) and an independent whole-point average, and its TypeScript example
  * run as it is against a real intensity service with constants (DE 300, FR 56, GB 200 g/kWh).
  */
-import { execFile } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import test from "ava";
 import { prepareSeries, windowMean } from "../server/intensity/core/best-window.js";
 import { rankWindows } from "../server/intensity/core/rank-windows.js";
+import { runExample } from "./helpers/examples.js";
 import { startTestIntensity } from "./helpers/grpc.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -85,9 +84,7 @@ test("the TypeScript example runs against a real service and prints the best win
   const dir = join(ROOT, ".tmp", `readme-best-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   t.teardown(async () => (await intensity.close(), rmSync(dir, { recursive: true, force: true })));
-  const file = join(dir, "example.ts");
-  writeFileSync(file, code[0]!);
-  const { stdout } = await promisify(execFile)(process.execPath, ["--conditions=carbonmon-source", "--import", "tsx", file], {
+  const stdout = await runExample(code[0]!, join(dir, "example"), {
     cwd: ROOT,
     env: { ...process.env, CARBONMON_INTENSITY: intensity.running.address },
     timeout: 30_000,

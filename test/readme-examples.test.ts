@@ -3,17 +3,15 @@
  * "carbonmon/client" export, its TypeScript sources under the "carbonmon-source" condition) against a real agent (fake NVML, one GPU at 300 W, pricing its windows) and
  * a real intensity service (a configured constant for DE).
  */
-import { execFile } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import test from "ava";
+import { runExample } from "./helpers/examples.js";
 import { fakeNvml } from "./helpers/fake-nvml.js";
 import { startTestAgent, startTestIntensity } from "./helpers/grpc.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const run = promisify(execFile);
 
 function examples(): string[] {
   const readme = readFileSync(join(ROOT, "README.md"), "utf8");
@@ -43,14 +41,7 @@ test("every TypeScript example in the README runs against real servers and print
   // The examples are independent programs: run at once.
   const outputs = await Promise.all(
     blocks.map(async (code, i) => {
-      const file = join(dir, `example-${i}.ts`);
-      writeFileSync(file, code);
-      const { stdout } = await run(process.execPath, ["--conditions=carbonmon-source", "--import", "tsx", file], {
-        cwd: ROOT,
-        env,
-        timeout: 30_000,
-      });
-      return stdout;
+      return runExample(code, join(dir, `example-${i}`), { cwd: ROOT, env, timeout: 30_000 });
     }),
   );
   const [measure, watch, fleet] = outputs as [string, string, string];
