@@ -37,7 +37,7 @@ const WAITERS = [
   "readme-grpcurl",
 ];
 const SPACING = 3;
-const unitFiles = readdirSync(`${TREE_DIR}/test`, { recursive: true })
+const unitFiles = readdirSync(new URL(`${TREE_DIR}/test/`, import.meta.url), { recursive: true })
   .filter((f) => f.endsWith(".test.js") && !f.startsWith("e2e/"))
   .map((f) => f.slice(0, -".test.js".length))
   .sort();

@@ -7,7 +7,7 @@
  */
 import { runClientCommand } from "../../bin/commands/dispatch.js";
 import type { Output } from "../../bin/commands/io.js";
-import type { Finished } from "./cli-process.js";
+import { CLI_TEST_ENV, type Finished } from "./cli-process.js";
 
 class Capture implements Output {
   text = "";
@@ -17,14 +17,14 @@ class Capture implements Output {
   }
 }
 
-/** `carbonmon …args` with `env` over this process's environment (log level silent, no powercap, as cli-process.ts). */
+/** `carbonmon …args` with CLI_TEST_ENV and `env` over this process's environment, as cli-process.ts gives its processes. */
 export async function carbonmonHere(args: string[], env: Record<string, string> = {}): Promise<Finished> {
   const stdout = new Capture();
   const stderr = new Capture();
   const code = await runClientCommand(args, {
     stdout,
     stderr,
-    env: { ...process.env, CARBONMON_LOG_LEVEL: "silent", CARBONMON_POWERCAP_ROOT: "/nonexistent/powercap", ...env },
+    env: { ...process.env, ...CLI_TEST_ENV, ...env },
   });
   if (code === undefined) throw new Error(`not a client command: carbonmon ${args.join(" ")}`);
   return { code, stdout: stdout.text, stderr: stderr.text };

@@ -11,13 +11,16 @@ export interface Finished {
   stderr: string;
 }
 
+/** The environment every test's `carbonmon` gets over the process's own: quiet logs, no powercap. */
+export const CLI_TEST_ENV = { CARBONMON_LOG_LEVEL: "silent", CARBONMON_POWERCAP_ROOT: "/nonexistent/powercap" } as const;
+
 export function start(
   args: string[],
   env: Record<string, string> = {},
 ): ChildProcessWithoutNullStreams & { out: () => Finished; done: Promise<Finished> } {
   const child = spawn(process.execPath, [...CLI_ARGS, ...args], {
     cwd: ROOT,
-    env: { ...process.env, CARBONMON_LOG_LEVEL: "silent", CARBONMON_POWERCAP_ROOT: "/nonexistent/powercap", ...env },
+    env: { ...process.env, ...CLI_TEST_ENV, ...env },
   });
   let stdout = "";
   let stderr = "";
