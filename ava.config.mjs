@@ -41,6 +41,8 @@ const unitFiles = readdirSync(new URL(`${TREE_DIR}/test/`, import.meta.url), { r
   .filter((f) => f.endsWith(".test.js") && !f.startsWith("e2e/"))
   .map((f) => f.slice(0, -".test.js".length))
   .sort();
+for (const name of WAITERS)
+  if (!unitFiles.includes(name)) throw new Error(`ava.config.mjs: WAITERS names test/${name}.test.ts, which is gone`);
 const others = unitFiles.filter((f) => !WAITERS.includes(f));
 const ORDER = [];
 for (let w = 0, o = 0; w < WAITERS.length || o < others.length; ) {
